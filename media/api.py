@@ -1,0 +1,111 @@
+"""The seam between signaling and the media plane.
+
+``server/`` talks to a :class:`MediaBackend` and the :class:`MediaRoom`s it opens, and hears back
+through :data:`MediaEvent`s. Commands and events are plain data so that a room can live in this
+process (:mod:`media.inline`), in a media worker process (:mod:`media.process`), or later on
+another engine (e.g. a Janus node) without the signaling side changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Kind = Literal["audio", "video"]
+KINDS: tuple[Kind, ...] = ("audio", "video")
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One STUN/TURN server handed to every peer connection (server side and browser)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """How the media plane behaves; built once from configuration by the composition root."""
+
+    ice_servers: tuple[IceServer, ...] = ()
+    #: host candidates ICE announces; empty = every local address except loopback (aioice's rule)
+    ice_host_addresses: tuple[str, ...] = ()
+    #: at most one upstream keyframe request per this interval, per published video track
+    pli_min_interval_s: float = 0.3
+    #: per-subscriber queue of encoded frames (video: flush + wait for keyframe when full)
+    subscriber_max_frames: int = 64
+    #: "inline": rooms live in the signaling process; "process": one media worker per room
+    isolation: Literal["inline", "process"] = "inline"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """What one m-line of a participant's peer connection carries."""
+
+    direction: Literal["publish", "subscribe"]
+    kind: Kind
+    participant_id: str
+    track_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReady:
+    """An SDP offer for ``peer_id``; the client must answer it with the same ``revision``."""
+
+    peer_id: str
+    sdp: str
+    revision: int
+    slots: Mapping[str, Slot] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPublished:
+    """Media of ``track_id`` reached the SFU and is forwarded to every other peer."""
+
+    peer_id: str
+    track_id: str
+    kind: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUnpublished:
+    peer_id: str
+    track_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFailed:
+    """The peer connection failed (ICE/DTLS) or closed by itself; the peer should be removed."""
+
+    peer_id: str
+    reason: str
+
+
+MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed
+EmitEvent = Callable[[MediaEvent], None]
+
+
+class MediaRoom(Protocol):
+    """One room's media. Every method raises a :class:`media.errors.MediaError` on bad input."""
+
+    async def add_peer(self, peer_id: str) -> None: ...
+
+    async def remove_peer(self, peer_id: str) -> None: ...
+
+    async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None: ...
+
+    async def unpublish(self, peer_id: str, track_id: str) -> None: ...
+
+    async def answer(self, peer_id: str, sdp: str, revision: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MediaBackend(Protocol):
+    """Places rooms somewhere and hands back a :class:`MediaRoom` for each."""
+
+    async def open_room(self, room_id: str, emit: EmitEvent) -> MediaRoom: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,130 @@
+"""Every place where Parley reaches into aiortc/aioice internals, in one module.
+
+aiortc has no public API for forwarding encoded media (its maintainer declined one: aiortc#449,
+#55, #627), so the SFU installs per-instance hooks. They touch private names, which is why
+aiortc is pinned exactly in pyproject.toml and why ``tests/media/test_hooks.py`` checks each
+one against the installed aiortc: an upgrade that moves them fails loudly there, not in a call.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+#: Name-mangled attribute holding the receiver's queue towards its decoder thread
+#: (rtcrtpreceiver.py: ``self.__decoder_queue.put((codec, encoded_frame))``).
+DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+#: Name-mangled attribute mapping payload type -> codec, filled by ``receive()``.
+CODECS_ATTR = "_RTCRtpReceiver__codecs"
+
+EncodedFrameHandler = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
+
+
+class DecoderTap(queue.Queue[Any]):
+    """Stands in for a receiver's decoder queue; ``put()`` runs on the event-loop thread.
+
+    Complete encoded frames (after the jitter buffer has repaired gaps with NACK/RTX) go to
+    ``on_frame`` and, only when ``decode`` is true, on to aiortc's decoder thread. The ``None``
+    sentinel that stops the decoder thread is always passed through, so the remote track still
+    ends when the receiver stops.
+    """
+
+    def __init__(self, on_frame: EncodedFrameHandler | None, *, decode: bool) -> None:
+        super().__init__()
+        self._on_frame = on_frame
+        self._decode = decode
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            super().put(item, block, timeout)
+            return
+        if self._on_frame is not None:
+            codec, frame = item
+            self._on_frame(codec, frame)
+        if self._decode:
+            super().put(item, block, timeout)
+
+
+def tap_decoder_queue(
+    receiver: RTCRtpReceiver, on_frame: EncodedFrameHandler | None, *, decode: bool
+) -> DecoderTap:
+    """Intercept ``receiver``'s complete encoded frames.
+
+    Must run before ``receiver.receive()`` hands the queue to the decoder thread, i.e. inside a
+    *synchronous* ``pc.on("track")`` handler.
+    """
+    tap = DecoderTap(on_frame, decode=decode)
+    setattr(receiver, DECODER_QUEUE_ATTR, tap)
+    return tap
+
+
+def wrap_rtp_handler(
+    receiver: RTCRtpReceiver, before: Callable[[RtpPacket, bool], None]
+) -> None:
+    """Call ``before(packet, is_media)`` for each RTP packet, then aiortc's own handler.
+
+    ``is_media`` is false for RTX retransmissions and unknown payload types. aiortc's handler
+    still runs, so RTCP receiver reports, NACK generation and the jitter buffer keep working.
+    """
+    original: RtpHandler = receiver._handle_rtp_packet
+    codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, CODECS_ATTR)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        before(packet, codec is not None and not is_rtx(codec))
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp_packet
+
+
+def receiver_enabled(receiver: RTCRtpReceiver) -> bool:
+    """aiortc drops packets while a receiver is disabled; so must the forwarding tap."""
+    return bool(receiver._enabled)
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Ask the publisher behind ``receiver`` for a keyframe (RTCP PLI to its media SSRC)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def on_sender_keyframe_request(sender: RTCRtpSender, request: Callable[[], None]) -> None:
+    """Route a subscriber's PLI/FIR on ``sender`` to ``request``.
+
+    In pack mode (pre-encoded ``av.Packet``s) aiortc's own ``_send_keyframe`` only sets a flag
+    that nothing reads; the SFU must ask the publisher instead.
+    """
+    sender._send_keyframe = request
+
+
+def sender_packet_count(sender: RTCRtpSender) -> int:
+    """RTP packets sent so far by ``sender`` (aiortc keeps the counter private)."""
+    return int(sender._RTCRtpSender__packet_count)
+
+
+def restrict_host_addresses(addresses: Sequence[str]) -> None:
+    """Make ICE announce exactly ``addresses`` as host candidates (process-wide).
+
+    aioice has no per-connection setting for this and always leaves 127.0.0.1 out. An empty
+    sequence restores aioice's own choice (every interface address except loopback).
+    """
+    if not addresses:
+        aioice.ice.get_host_addresses = _AIOICE_GET_HOST_ADDRESSES
+        return
+    fixed = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+_AIOICE_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses

@@ -1,0 +1,37 @@
+"""Rooms in the signaling process: the simplest placement, right for one machine and a few rooms."""
+
+from __future__ import annotations
+
+from .api import EmitEvent, MediaSettings
+from .hooks import restrict_host_addresses
+from .sfu import SfuRoom
+
+
+class InlineMediaBackend:
+    """Implements :class:`media.api.MediaBackend` with :class:`SfuRoom`s on this event loop."""
+
+    def __init__(self, settings: MediaSettings) -> None:
+        self._settings = settings
+        self._rooms: set[SfuRoom] = set()
+        restrict_host_addresses(settings.ice_host_addresses)
+
+    async def open_room(self, room_id: str, emit: EmitEvent) -> SfuRoom:
+        room = _OwnedRoom(room_id, settings=self._settings, emit=emit, owner=self._rooms)
+        self._rooms.add(room)
+        return room
+
+    async def aclose(self) -> None:
+        for room in list(self._rooms):
+            await room.aclose()
+
+
+class _OwnedRoom(SfuRoom):
+    def __init__(
+        self, room_id: str, *, settings: MediaSettings, emit: EmitEvent, owner: set[SfuRoom]
+    ) -> None:
+        super().__init__(room_id, settings=settings, emit=emit)
+        self._owner = owner
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        self._owner.discard(self)

@@ -1,0 +1,168 @@
+"""One participant's ``RTCPeerConnection`` and its offer/answer cycle. camelCase stops here.
+
+The server is always the offerer (PROTOCOL.md): at most one offer is outstanding; changes made
+while waiting for the answer are folded into the next offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from .api import EmitEvent, IceServer, Kind, OfferReady, PeerFailed, Slot
+from .errors import SdpError, StaleAnswerError
+
+log = logging.getLogger(__name__)
+
+#: Parley forwards Opus and VP8 only (plus VP8's retransmission format).
+_WANTED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
+
+
+def _codec_preferences(kind: Kind) -> list[object]:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    return [c for c in caps if c.mimeType in _WANTED_CODECS[kind]]
+
+
+def rtc_configuration(ice_servers: tuple[IceServer, ...]) -> RTCConfiguration:
+    """Always explicit: aiortc would otherwise use Google's public STUN server."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in ice_servers
+        ],
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+
+
+TrackHandler = Callable[["Peer", RTCRtpTransceiver, MediaStreamTrack], None]
+
+
+class Peer:
+    """A participant's peer connection, its slots and its negotiation state."""
+
+    def __init__(
+        self,
+        peer_id: str,
+        *,
+        configuration: RTCConfiguration,
+        emit: EmitEvent,
+        on_track: TrackHandler,
+    ) -> None:
+        self.peer_id = peer_id
+        self.pc = RTCPeerConnection(configuration)
+        self._emit = emit
+        self._slots: dict[RTCRtpTransceiver, Slot] = {}
+        self._revision = 0
+        self._awaiting_answer = False
+        self._dirty = False
+        self._negotiating: asyncio.Task[None] | None = None
+        self._closed = False
+
+        @self.pc.on("track")
+        def _on_track(track: MediaStreamTrack) -> None:
+            # Synchronous on purpose: aiortc starts the receiver right after this event, and
+            # the forwarding hooks must be in place before it does.
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    on_track(self, transceiver, track)
+                    return
+
+        @self.pc.on("connectionstatechange")
+        def _on_state() -> None:
+            if self.pc.connectionState == "failed" and not self._closed:
+                self._emit(PeerFailed(self.peer_id, "connection failed"))
+
+    # -- slots -------------------------------------------------------------------------------
+    def add_publish_slot(self, kind: Kind) -> RTCRtpTransceiver:
+        transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+        transceiver.setCodecPreferences(_codec_preferences(kind))
+        self._slots[transceiver] = Slot("publish", kind, self.peer_id, None)
+        return transceiver
+
+    def set_slot_track(self, transceiver: RTCRtpTransceiver, track_id: str) -> None:
+        slot = self._slots[transceiver]
+        self._slots[transceiver] = Slot(slot.direction, slot.kind, slot.participant_id, track_id)
+
+    def add_subscription(
+        self, track: MediaStreamTrack, *, kind: Kind, publisher_id: str, track_id: str
+    ) -> RTCRtpTransceiver:
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_codec_preferences(kind))
+        self._slots[transceiver] = Slot("subscribe", kind, publisher_id, track_id)
+        return transceiver
+
+    def deactivate(self, transceiver: RTCRtpTransceiver) -> None:
+        """Stop using an m-line; the next offer marks it inactive."""
+        transceiver.direction = "inactive"
+        self._slots.pop(transceiver, None)
+
+    def publish_slot_kinds(self) -> set[Kind]:
+        return {s.kind for s in self._slots.values() if s.direction == "publish"}
+
+    # -- negotiation -------------------------------------------------------------------------
+    def request_negotiation(self) -> None:
+        """Send a new offer as soon as no other offer is outstanding."""
+        self._dirty = True
+        if self._closed or self._awaiting_answer:
+            return
+        if self._negotiating is None or self._negotiating.done():
+            self._negotiating = asyncio.get_running_loop().create_task(
+                self._send_offers(), name=f"negotiate-{self.peer_id}"
+            )
+
+    async def _send_offers(self) -> None:
+        while self._dirty and not self._awaiting_answer and not self._closed:
+            self._dirty = False
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            if self._closed:
+                return
+            self._revision += 1
+            self._awaiting_answer = True
+            slots = {t.mid: s for t, s in self._slots.items() if t.mid is not None}
+            self._emit(
+                OfferReady(self.peer_id, self.pc.localDescription.sdp, self._revision, slots)
+            )
+
+    async def apply_answer(self, sdp: str, revision: int) -> None:
+        if not self._awaiting_answer or revision != self._revision:
+            raise StaleAnswerError(f"revision {revision} is not the outstanding offer")
+        if "m=" not in sdp or not sdp.startswith("v="):
+            raise SdpError("not an SDP answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:  # aiortc raises many types for bad SDP; all mean "bad SDP"
+            raise SdpError(f"{type(exc).__name__}: {exc}") from exc
+        self._awaiting_answer = False
+        if self._dirty:
+            self.request_negotiation()
+
+    # -- receivers ---------------------------------------------------------------------------
+    @staticmethod
+    def receiver_of(transceiver: RTCRtpTransceiver) -> RTCRtpReceiver:
+        return transceiver.receiver
+
+    async def aclose(self) -> None:
+        """Close the connection (idempotent); awaits any offer being built."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._negotiating is not None and not self._negotiating.done():
+            self._negotiating.cancel()
+            try:
+                await self._negotiating
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+        await self.pc.close()

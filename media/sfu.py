@@ -1,0 +1,262 @@
+"""One room's selective forwarding unit: peers, published tracks and who receives what."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCRtpReceiver, RTCRtpTransceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+from . import hooks
+from .api import EmitEvent, Kind, MediaSettings, TrackPublished, TrackUnpublished
+from .errors import MediaStateError, UnknownPeerError
+from .forward import EncodedSource, ForwardTrack
+from .peer import Peer, rtc_configuration
+
+log = logging.getLogger(__name__)
+
+
+class _RtpTimestampUnwrapper:
+    """32-bit RTP timestamps -> monotonically increasing ints; late or duplicate -> None."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._extended = 0
+        self._highest: int | None = None
+
+    def unwrap(self, timestamp: int) -> int | None:
+        if self._last is None:
+            self._last = timestamp
+        delta = (timestamp - self._last) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        self._extended += delta
+        self._last = timestamp
+        if self._highest is not None and self._extended <= self._highest:
+            return None
+        self._highest = self._extended
+        return self._extended
+
+
+@dataclass(eq=False)
+class Publication:
+    track_id: str
+    kind: Kind
+    publisher: Peer
+    transceiver: RTCRtpTransceiver
+    source: EncodedSource
+    subscriptions: dict[str, tuple[RTCRtpTransceiver, ForwardTrack]] = field(default_factory=dict)
+
+
+class SfuRoom:
+    """Implements :class:`media.api.MediaRoom` on aiortc, forwarding without transcoding."""
+
+    def __init__(self, room_id: str, *, settings: MediaSettings, emit: EmitEvent) -> None:
+        self.room_id = room_id
+        self._settings = settings
+        self._emit = emit
+        self._configuration = rtc_configuration(settings.ice_servers)
+        self._peers: dict[str, Peer] = {}
+        self._publications: dict[str, Publication] = {}
+        self._track_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- MediaRoom -------------------------------------------------------------------------
+    async def add_peer(self, peer_id: str) -> None:
+        if peer_id in self._peers:
+            raise MediaStateError(f"peer {peer_id} already in room")
+        peer = Peer(
+            peer_id, configuration=self._configuration, emit=self._emit, on_track=self._on_track
+        )
+        self._peers[peer_id] = peer
+        for publication in self._publications.values():
+            self._subscribe(peer, publication)
+        if self._publications:
+            peer.request_negotiation()
+
+    async def remove_peer(self, peer_id: str) -> None:
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        for publication in list(self._publications.values()):
+            if publication.publisher is peer:
+                await self._end_publication(publication)
+            else:
+                sub = publication.subscriptions.pop(peer_id, None)
+                if sub is not None:
+                    sub[1].stop()
+        await peer.aclose()
+
+    async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None:
+        peer = self._peer(peer_id)
+        already = peer.publish_slot_kinds() & set(kinds)
+        if already or len(set(kinds)) != len(kinds):
+            raise MediaStateError(f"already publishing {sorted(already or set(kinds))}")
+        for kind in kinds:
+            peer.add_publish_slot(kind)
+        peer.request_negotiation()
+
+    async def unpublish(self, peer_id: str, track_id: str) -> None:
+        peer = self._peer(peer_id)
+        publication = self._publications.get(track_id)
+        if publication is None or publication.publisher is not peer:
+            raise MediaStateError(f"{track_id} is not a track of {peer_id}")
+        await self._end_publication(publication)
+        peer.deactivate(publication.transceiver)
+        peer.request_negotiation()
+
+    async def answer(self, peer_id: str, sdp: str, revision: int) -> None:
+        await self._peer(peer_id).apply_answer(sdp, revision)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for peer_id in list(self._peers):
+            await self.remove_peer(peer_id)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- observability ---------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics and benchmarks (no media content)."""
+        return {
+            "peers": len(self._peers),
+            "publications": {
+                track_id: {
+                    "kind": p.kind,
+                    "publisher": p.publisher.peer_id,
+                    "frames_in": p.source.frames_in,
+                    "keyframes_in": p.source.keyframes_in,
+                    "pli_requests": p.source.pli_requests,
+                    "pli_sent": p.source.pli_sent,
+                    "subscribers": {
+                        sub_id: {
+                            "forwarded": track.forwarded,
+                            "dropped": track.dropped,
+                            "packets_sent": hooks.sender_packet_count(t.sender),
+                        }
+                        for sub_id, (t, track) in p.subscriptions.items()
+                    },
+                }
+                for track_id, p in self._publications.items()
+            },
+        }
+
+    # -- internals -------------------------------------------------------------------------
+    def _peer(self, peer_id: str) -> Peer:
+        try:
+            return self._peers[peer_id]
+        except KeyError:
+            raise UnknownPeerError(peer_id) from None
+
+    def _on_track(self, peer: Peer, transceiver: RTCRtpTransceiver, track: MediaStreamTrack) -> None:
+        kind: Kind = "video" if track.kind == "video" else "audio"
+        receiver = transceiver.receiver
+        if kind not in peer.publish_slot_kinds() or peer.peer_id not in self._peers:
+            # Media we did not ask for: never decode it, just drain it.
+            hooks.tap_decoder_queue(receiver, None, decode=False)
+            self._spawn(self._drain(track, None), f"drain-unexpected-{peer.peer_id}")
+            return
+        source = self._attach_source(kind, receiver)
+        track_id = f"{peer.peer_id}-{kind}-{next(self._track_ids)}"
+        publication = Publication(track_id, kind, peer, transceiver, source)
+        self._publications[track_id] = publication
+        peer.set_slot_track(transceiver, track_id)
+        self._spawn(self._drain(track, publication), f"drain-{track_id}")
+        self._emit(TrackPublished(peer.peer_id, track_id, kind))
+        for other in self._peers.values():
+            if other is not peer:
+                self._subscribe(other, publication)
+                other.request_negotiation()
+
+    def _attach_source(self, kind: Kind, receiver: RTCRtpReceiver) -> EncodedSource:
+        async def send_pli(media_ssrc: int) -> None:
+            await hooks.send_pli(receiver, media_ssrc)
+
+        source = EncodedSource(
+            kind,
+            send_pli=send_pli,
+            pli_min_interval_s=self._settings.pli_min_interval_s,
+            subscriber_max_frames=self._settings.subscriber_max_frames,
+        )
+        if kind == "video":
+
+            def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+                source.push_video_frame(frame.data, frame.timestamp)
+
+            def on_rtp(packet: RtpPacket, is_media: bool) -> None:
+                if is_media:
+                    source.media_ssrc = packet.ssrc
+
+            hooks.tap_decoder_queue(receiver, on_frame, decode=False)
+            hooks.wrap_rtp_handler(receiver, on_rtp)
+        else:
+            # Opus is forwarded per RTP packet: aiortc's audio jitter buffer adds 80 ms and
+            # stalls on a loss (no audio NACK), fine for a decoder but not for a relay.
+            unwrapper = _RtpTimestampUnwrapper()
+
+            def on_audio_rtp(packet: RtpPacket, is_media: bool) -> None:
+                if not (is_media and packet.payload and hooks.receiver_enabled(receiver)):
+                    return
+                timestamp = unwrapper.unwrap(packet.timestamp)
+                if timestamp is not None:
+                    source.push_audio_packet(packet.payload, timestamp)
+
+            hooks.tap_decoder_queue(receiver, None, decode=False)
+            hooks.wrap_rtp_handler(receiver, on_audio_rtp)
+        return source
+
+    def _subscribe(self, peer: Peer, publication: Publication) -> None:
+        track = publication.source.subscribe()
+        transceiver = peer.add_subscription(
+            track,
+            kind=publication.kind,
+            publisher_id=publication.publisher.peer_id,
+            track_id=publication.track_id,
+        )
+        if publication.kind == "video":
+            hooks.on_sender_keyframe_request(transceiver.sender, publication.source.request_keyframe)
+        publication.subscriptions[peer.peer_id] = (transceiver, track)
+
+    async def _end_publication(self, publication: Publication) -> None:
+        if self._publications.pop(publication.track_id, None) is None:
+            return
+        await publication.source.aclose()
+        for sub_id, (transceiver, _track) in publication.subscriptions.items():
+            subscriber = self._peers.get(sub_id)
+            if subscriber is not None:
+                subscriber.deactivate(transceiver)
+                subscriber.request_negotiation()
+        publication.subscriptions.clear()
+        self._emit(TrackUnpublished(publication.publisher.peer_id, publication.track_id))
+
+    async def _drain(self, track: MediaStreamTrack, publication: Publication | None) -> None:
+        """Own the remote track until it ends (aiortc's track queue is unbounded)."""
+        try:
+            while True:
+                await track.recv()
+        except MediaStreamError:
+            pass
+        if publication is not None and not self._closed:
+            await self._end_publication(publication)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("media task %s failed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,122 @@
+"""Composition root: builds the parts from settings, starts them, and stops them in one order.
+
+Shutdown order: stop accepting connections -> close every client with 1001 (each handler then
+removes its participant, which closes its peer connection) -> close the media backend (rooms,
+worker processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from media.api import MediaBackend
+from media.inline import InlineMediaBackend
+
+from .settings import Settings
+from .signaling import SignalingServer
+from .web import StaticFiles, text_response
+
+WS_PATH = "/ws"
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.logging.level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    # aiortc/aioice log every packet at debug; they stay at warning unless asked for.
+    for noisy in ("aiortc", "aioice", "websockets"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.logging.format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+
+
+def build_media_backend(settings: Settings) -> MediaBackend:
+    media_settings = settings.media.to_media_settings()
+    if media_settings.isolation == "process":
+        from media.process import ProcessMediaBackend
+
+        return ProcessMediaBackend(media_settings)
+    return InlineMediaBackend(media_settings)
+
+
+class App:
+    """The running server: ``start()``, then ``stop()`` (idempotent)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.media = build_media_backend(settings)
+        self.signaling = SignalingServer(settings=settings, media=self.media)
+        self.static = StaticFiles()
+        self._server: Server | None = None
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == WS_PATH:
+            return None  # go on with the WebSocket handshake
+        if path == "/healthz":
+            return text_response(200, "OK", "ok\n")
+        response = self.static.response(path)
+        return response if response is not None else text_response(404, "Not Found", "not found\n")
+
+    async def start(self) -> None:
+        s = self.settings.server
+        self._server = await serve(
+            self.signaling.handle,
+            s.host,
+            s.port,
+            process_request=self._route,
+            max_size=s.max_message_bytes,
+            ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            max_queue=16,
+            compression=None,
+        )
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.close(close_connections=True)  # 1001 to every client
+            try:
+                await asyncio.wait_for(
+                    self._server.wait_closed(), self.settings.server.shutdown_timeout_s
+                )
+            except TimeoutError:
+                structlog.get_logger(__name__).warning("connections did not close in time")
+        await self.media.aclose()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        s = self.settings.server
+        log = structlog.get_logger(__name__)
+        log.info("listening", url=f"http://{s.host}:{self.port}/", isolation=self.settings.media.isolation)
+        try:
+            await asyncio.Future()
+        finally:
+            await self.stop()

@@ -1,0 +1,117 @@
+"""The wire protocol of PROTOCOL.md as typed messages: parse what clients send, build what the
+server sends. Pure: no I/O, no event loop."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+MAX_SDP_CHARS = 65_536
+
+RoomName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+MediaKind = Literal["audio", "video"]
+
+
+class _ClientMessage(BaseModel):
+    # Unknown fields are ignored so that newer clients can add optional ones.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Hello(_ClientMessage):
+    type: Literal["hello"]
+    protocol: int
+    client: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class Join(_ClientMessage):
+    type: Literal["join"]
+    room: RoomName
+    name: DisplayName
+
+
+class Publish(_ClientMessage):
+    type: Literal["publish"]
+    kinds: Annotated[list[MediaKind], Field(min_length=1, max_length=2)]
+
+
+class Unpublish(_ClientMessage):
+    type: Literal["unpublish"]
+    track_id: TrackId
+
+
+class Answer(_ClientMessage):
+    type: Literal["answer"]
+    sdp: Sdp
+    revision: int
+
+
+class Mute(_ClientMessage):
+    type: Literal["mute"]
+    track_id: TrackId
+    muted: bool
+
+
+class Leave(_ClientMessage):
+    type: Literal["leave"]
+
+
+ClientMessage = Hello | Join | Publish | Unpublish | Answer | Mute | Leave
+CLIENT_TYPES = frozenset({"hello", "join", "publish", "unpublish", "answer", "mute", "leave"})
+_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
+    Annotated[ClientMessage, Field(discriminator="type")]
+)
+
+
+class ProtocolError(Exception):
+    """A client message broke the protocol; ``code`` is one of PROTOCOL.md's error codes."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    """Parse one frame; raises :class:`ProtocolError` with a documented code."""
+    if isinstance(raw, bytes):
+        raise ProtocolError("bad_json", "binary frames are not part of the protocol")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError("bad_json", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "a message must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type {kind!r}")
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ProtocolError("bad_message", problems, ref=kind) from None
+
+
+# -- server -> client ------------------------------------------------------------------------
+def encode(message_type: str, **fields: Any) -> str:
+    """Serialize a server message (``type`` first, then the fields as given)."""
+    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
+
+
+def error(code: str, message: str, ref: str | None = None) -> str:
+    fields: dict[str, Any] = {"code": code, "message": message}
+    if ref is not None:
+        fields["ref"] = ref
+    return encode("error", **fields)

@@ -1,0 +1,71 @@
+"""Static files of the browser client, served by the same listener as the WebSocket."""
+
+from __future__ import annotations
+
+import mimetypes
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+# Same-origin everything; media from getUserMedia and the SFU (blob:/mediastream: sources).
+_CSP = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:;"
+    " style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class StaticFiles:
+    """Files of the ``web`` package, read once at start (they are small)."""
+
+    def __init__(self) -> None:
+        root = resources.files("web")
+        self._files: dict[str, tuple[bytes, str]] = {}
+        self._collect(root, "")
+
+    def _collect(self, node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                if not child.name.startswith(("_", ".")):
+                    self._collect(child, f"{prefix}{child.name}/")
+                continue
+            suffix = "." + child.name.rsplit(".", 1)[-1]
+            if suffix in _TYPES:
+                self._files[f"/{prefix}{child.name}"] = (child.read_bytes(), _TYPES[suffix])
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._files
+
+    def response(self, path: str) -> Response | None:
+        """The file at ``path`` (``/`` is ``/index.html``), or None when there is none."""
+        path = path.split("?", 1)[0]
+        if path == "/":
+            path = "/index.html"
+        found = self._files.get(path)
+        if found is None:
+            return None
+        body, content_type = found
+        headers = Headers(
+            [
+                ("Content-Type", f"{content_type}; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+                ("Content-Security-Policy", _CSP),
+            ]
+        )
+        return Response(200, "OK", headers, body)
+
+
+def text_response(status: int, reason: str, text: str) -> Response:
+    body = text.encode()
+    headers = Headers(
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    return Response(status, reason, headers, body)
+
+
+mimetypes.add_type("text/javascript", ".js")
