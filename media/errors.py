@@ -21,3 +21,10 @@ class MediaStateError(MediaError):
 
 class UnknownPeerError(MediaError):
     """No peer with that id in this room."""
+
+
+class MediaWorkerError(MediaError):
+    """A room's media worker process died, stopped answering or broke the wire protocol.
+
+    The room's peers are gone with it; the server removes them (``PeerFailed``).
+    """

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import fractions
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import av
 from aiortc.mediastreams import VIDEO_TIME_BASE, MediaStreamError, MediaStreamTrack
@@ -34,7 +35,7 @@ class ForwardTrack(MediaStreamTrack):
         super().__init__()
         self.kind = source.kind
         self._source = source
-        self._queue: deque[av.Packet] = deque()
+        self._queue: deque[av.Packet[Any]] = deque()
         self._max_frames = max_frames
         self._wakeup: asyncio.Event = asyncio.Event()
         self._need_keyframe = source.kind == "video"
@@ -43,7 +44,7 @@ class ForwardTrack(MediaStreamTrack):
         self.forwarded = 0
         self.dropped = 0
 
-    def push(self, packet: av.Packet, *, keyframe: bool) -> None:
+    def push(self, packet: av.Packet[Any], *, keyframe: bool) -> None:
         if self._ended:
             return
         if self._need_keyframe:
@@ -68,7 +69,7 @@ class ForwardTrack(MediaStreamTrack):
         self._ended = True
         self._wakeup.set()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if not self._started:
             # The sender starts pulling once the subscriber's connection is up. Whatever
             # queued before is stale: start from a fresh keyframe, asked for right now.
@@ -103,7 +104,7 @@ class EncodedSource:
         self,
         kind: str,
         *,
-        send_pli: Callable[[int], Awaitable[None]],
+        send_pli: Callable[[int], Coroutine[Any, Any, None]],
         pli_min_interval_s: float,
         subscriber_max_frames: int,
     ) -> None:
@@ -139,7 +140,7 @@ class EncodedSource:
     def unsubscribe(self, track: ForwardTrack) -> None:
         self._subscribers.discard(track)
 
-    def push(self, packet: av.Packet, *, keyframe: bool) -> None:
+    def push(self, packet: av.Packet[Any], *, keyframe: bool) -> None:
         self.frames_in += 1
         if keyframe and self.kind == "video":
             self.keyframes_in += 1

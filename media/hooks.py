@@ -24,6 +24,8 @@ from aiortc.rtp import RtpPacket
 DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 #: Name-mangled attribute mapping payload type -> codec, filled by ``receive()``.
 CODECS_ATTR = "_RTCRtpReceiver__codecs"
+#: Name-mangled RTP packet counter of a sender.
+_SENDER_PACKET_COUNT_ATTR = "_RTCRtpSender__packet_count"
 
 EncodedFrameHandler = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
@@ -67,9 +69,7 @@ def tap_decoder_queue(
     return tap
 
 
-def wrap_rtp_handler(
-    receiver: RTCRtpReceiver, before: Callable[[RtpPacket, bool], None]
-) -> None:
+def wrap_rtp_handler(receiver: RTCRtpReceiver, before: Callable[[RtpPacket, bool], None]) -> None:
     """Call ``before(packet, is_media)`` for each RTP packet, then aiortc's own handler.
 
     ``is_media`` is false for RTX retransmissions and unknown payload types. aiortc's handler
@@ -83,7 +83,7 @@ def wrap_rtp_handler(
         before(packet, codec is not None and not is_rtx(codec))
         await original(packet, arrival_time_ms)
 
-    receiver._handle_rtp_packet = handle_rtp_packet
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
 
 
 def receiver_enabled(receiver: RTCRtpReceiver) -> bool:
@@ -102,12 +102,12 @@ def on_sender_keyframe_request(sender: RTCRtpSender, request: Callable[[], None]
     In pack mode (pre-encoded ``av.Packet``s) aiortc's own ``_send_keyframe`` only sets a flag
     that nothing reads; the SFU must ask the publisher instead.
     """
-    sender._send_keyframe = request
+    sender._send_keyframe = request  # type: ignore[method-assign]
 
 
 def sender_packet_count(sender: RTCRtpSender) -> int:
     """RTP packets sent so far by ``sender`` (aiortc keeps the counter private)."""
-    return int(sender._RTCRtpSender__packet_count)
+    return int(getattr(sender, _SENDER_PACKET_COUNT_ATTR))
 
 
 def restrict_host_addresses(addresses: Sequence[str]) -> None:

@@ -21,6 +21,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from .api import EmitEvent, IceServer, Kind, OfferReady, PeerFailed, Slot
 from .errors import SdpError, StaleAnswerError
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 _WANTED_CODECS = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
 
 
-def _codec_preferences(kind: Kind) -> list[object]:
+def _codec_preferences(kind: Kind) -> list[RTCRtpCodecCapability]:
     caps = RTCRtpSender.getCapabilities(kind).codecs
     return [c for c in caps if c.mimeType in _WANTED_CODECS[kind]]
 

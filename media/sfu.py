@@ -160,7 +160,9 @@ class SfuRoom:
         except KeyError:
             raise UnknownPeerError(peer_id) from None
 
-    def _on_track(self, peer: Peer, transceiver: RTCRtpTransceiver, track: MediaStreamTrack) -> None:
+    def _on_track(
+        self, peer: Peer, transceiver: RTCRtpTransceiver, track: MediaStreamTrack
+    ) -> None:
         kind: Kind = "video" if track.kind == "video" else "audio"
         receiver = transceiver.receiver
         if kind not in peer.publish_slot_kinds() or peer.peer_id not in self._peers:
@@ -226,7 +228,9 @@ class SfuRoom:
             track_id=publication.track_id,
         )
         if publication.kind == "video":
-            hooks.on_sender_keyframe_request(transceiver.sender, publication.source.request_keyframe)
+            hooks.on_sender_keyframe_request(
+                transceiver.sender, publication.source.request_keyframe
+            )
         publication.subscriptions[peer.peer_id] = (transceiver, track)
 
     async def _end_publication(self, publication: Publication) -> None:

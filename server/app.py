@@ -115,7 +115,11 @@ class App:
         await self.start()
         s = self.settings.server
         log = structlog.get_logger(__name__)
-        log.info("listening", url=f"http://{s.host}:{self.port}/", isolation=self.settings.media.isolation)
+        log.info(
+            "listening",
+            url=f"http://{s.host}:{self.port}/",
+            isolation=self.settings.media.isolation,
+        )
         try:
             await asyncio.Future()
         finally:

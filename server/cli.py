@@ -12,17 +12,29 @@ import typer
 from . import __version__
 from .settings import ConfigError, defaults_text, load_settings
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Parley: self-hosted meetings with live interpretation.")
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Parley: self-hosted meetings with live interpretation.",
+)
 
 
 @cli.command()
 def serve(
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="TOML file overriding config/defaults.toml (see `parley defaults`)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML file overriding config/defaults.toml (see `parley defaults`).",
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Listen address (overrides server.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port, 0 for any free one (overrides server.port).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (overrides server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port, 0 for any free one (overrides server.port).")
+    ] = None,
 ) -> None:
     """Run the server: web client at http://HOST:PORT/, signaling at ws://HOST:PORT/ws."""
     overrides: dict[str, Any] = {}

@@ -14,7 +14,10 @@ MAX_SDP_CHARS = 65_536
 
 RoomName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
 ]
 TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
@@ -23,7 +26,7 @@ MediaKind = Literal["audio", "video"]
 
 class _ClientMessage(BaseModel):
     # Unknown fields are ignored so that newer clients can add optional ones.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
 
 class Hello(_ClientMessage):

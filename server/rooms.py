@@ -92,7 +92,9 @@ class RoomRegistry:
             return True
         return False
 
-    def add_track(self, room: str, participant_id: str, track_id: str, kind: str) -> TrackState | None:
+    def add_track(
+        self, room: str, participant_id: str, track_id: str, kind: str
+    ) -> TrackState | None:
         participant = self._participant(room, participant_id)
         if participant is None:
             return None

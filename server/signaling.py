@@ -111,7 +111,9 @@ class SignalingServer:
                     "joined",
                     participant_id=participant.participant_id,
                     room=room_name,
-                    participants=[p.to_wire() for p in room_state.others(participant.participant_id)],
+                    participants=[
+                        p.to_wire() for p in room_state.others(participant.participant_id)
+                    ],
                 )
             )
             live.broadcast(
@@ -234,7 +236,9 @@ class ClientConnection:
                 raise ProtocolError("bad_state", "hello was already received", "hello")
             case protocol.Join(room=room, name=name):
                 if self.participant is not None:
-                    raise ProtocolError("already_joined", "this socket already joined a room", "join")
+                    raise ProtocolError(
+                        "already_joined", "this socket already joined a room", "join"
+                    )
                 await self.server.enter(self, room, name)
             case protocol.Leave():
                 await self._close(CLOSE_NORMAL, "left")

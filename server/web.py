@@ -9,11 +9,25 @@ from importlib.resources.abc import Traversable
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
 # Same-origin everything; media from getUserMedia and the SFU (blob:/mediastream: sources).
-_CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:;"
-    " style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob: mediastream:",
+        "style-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
 from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -80,7 +81,9 @@ class SineAudio(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         else:
-            await asyncio.sleep(max(0.0, self._start + self._samples / AUDIO_RATE - time.monotonic()))
+            await asyncio.sleep(
+                max(0.0, self._start + self._samples / AUDIO_RATE - time.monotonic())
+            )
         t = (self._samples + np.arange(AUDIO_FRAME_SAMPLES)) / AUDIO_RATE
         pcm = (self.amplitude * 32767 * np.sin(2 * np.pi * self.frequency_hz * t)).astype(np.int16)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -116,6 +119,22 @@ class RemoteMedia:
     encoded_keyframes: int = 0
 
 
+def ignore_remb(sender: Any) -> None:
+    """Make a publisher send keyframes only on request, like a browser.
+
+    aiortc's VP8 encoder restarts (with a keyframe) whenever REMB moves its target bitrate by
+    more than 10 %; without REMB it sends one keyframe at start and then only on PLI/FIR.
+    """
+    inner = sender._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            return
+        await inner(packet)
+
+    sender._handle_rtcp_packet = handle
+
+
 class ParleyClient:
     """Joins a room over the real signaling protocol and exchanges media with the SFU."""
 
@@ -129,10 +148,12 @@ class ParleyClient:
         audio: MediaStreamTrack | None = None,
         decode: bool = True,
         keep_audio_s: float = 3.0,
+        keyframes_on_request: bool = False,
     ) -> None:
         self.url, self.room, self.name = url, room, name
         self.local = {"video": video, "audio": audio}
         self.decode = decode
+        self.keyframes_on_request = keyframes_on_request
         self.keep_audio_samples = int(keep_audio_s * AUDIO_RATE)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.ws: ClientConnection | None = None
@@ -226,6 +247,8 @@ class ParleyClient:
                 if track is not None:
                     transceiver.sender.replaceTrack(track)
                     transceiver.direction = "sendonly"
+                    if self.keyframes_on_request and slot["kind"] == "video":
+                        ignore_remb(transceiver.sender)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self._send(
             {"type": "answer", "sdp": self.pc.localDescription.sdp, "revision": offer["revision"]}
@@ -238,8 +261,8 @@ class ParleyClient:
         pid = slot.get("participant_id", "?")
         media = self.remote.setdefault(pid, RemoteMedia(pid))
         if not self.decode:
-            from media.hooks import tap_decoder_queue
             from media.forward import vp8_is_keyframe
+            from media.hooks import tap_decoder_queue
 
             def count(codec: Any, frame: Any) -> None:
                 if track.kind == "video":

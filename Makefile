@@ -1,0 +1,40 @@
+# Two commands for a newcomer:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: run test check lint typecheck system-deps clean bench-sfu
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+## Create the environment, install, start the server with the embedded defaults.
+run: $(STAMP)
+	$(VENV)/bin/parley serve $(ARGS)
+
+## Install what the tests need (environment + system packages), run the whole suite.
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	sh scripts/system-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check server media interpret tests bench
+	node --check web/protocol.js && node --check web/room.js
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench-sfu: $(STAMP)
+	$(PY) bench/sfu.py --sweep 1,8,32 --seconds 20 --json bench/results/sfu.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages the test suite needs, when they are missing:
+#   chromium  - real-browser tests (driven by Playwright through executable_path)
+#   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays
+# Needs root (or sudo). Does nothing when everything is present.
+set -eu
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+[ -z "$missing" ] && exit 0
+echo "installing system packages:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

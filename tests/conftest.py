@@ -1,0 +1,66 @@
+"""Shared fixtures: a real Parley server on loopback, clients in their own processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import App
+from server.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+#: Scale for waits in tests (a slow CI machine can set PARLEY_TEST_TIME_SCALE=2).
+TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
+
+
+def loopback_settings(**overrides: Any) -> Any:
+    media = {"ice_host_addresses": ["127.0.0.1"], **overrides.pop("media", {})}
+    return load_settings(
+        None, server={"port": 0, **overrides.pop("server", {})}, media=media, **overrides
+    )
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    """A real server on 127.0.0.1 (any free port), in this process."""
+    instance = App(loopback_settings())
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+def ws_url(app: App) -> str:
+    return f"ws://127.0.0.1:{app.port}/ws"
+
+
+async def run_client_process(*args: str, timeout_s: float = 60) -> dict[str, Any]:
+    """Run ``tests/support/run_client.py`` with ``args``; returns its JSON summary."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.run_client",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s * TIME_SCALE)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()[-3000:]
+    result: dict[str, Any] = json.loads(out)
+    return result

@@ -1,0 +1,93 @@
+"""Every hook into aiortc/aioice internals (media/hooks.py) against the installed versions.
+
+If one of these fails after an upgrade, the SFU would silently stop forwarding: fix the hook,
+then the pin in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import queue
+from importlib.metadata import version
+
+import aioice.ice
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcrtpsender import RTCRtpSender as SenderClass
+from aiortc.rtp import RtpPacket
+
+from media import hooks
+
+
+def test_pinned_versions() -> None:
+    assert version("aiortc") == "1.16.0"
+    assert version("aioice") == "0.13.0"
+
+
+@pytest.fixture
+async def pc() -> RTCPeerConnection:
+    connection = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    yield connection
+    await connection.close()
+
+
+async def test_receiver_private_names_exist(pc: RTCPeerConnection) -> None:
+    receiver: RTCRtpReceiver = pc.addTransceiver("video", direction="recvonly").receiver
+    assert isinstance(getattr(receiver, hooks.DECODER_QUEUE_ATTR), queue.Queue)
+    assert isinstance(getattr(receiver, hooks.CODECS_ATTR), dict)
+    assert hooks.receiver_enabled(receiver) is True
+    assert callable(receiver._send_rtcp_pli)
+
+
+async def test_decoder_tap_intercepts_and_passes_the_stop_sentinel(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    seen: list[object] = []
+    tap = hooks.tap_decoder_queue(receiver, lambda codec, frame: seen.append(frame), decode=False)
+    assert getattr(receiver, hooks.DECODER_QUEUE_ATTR) is tap
+    tap.put(("codec", "frame"))
+    assert seen == ["frame"] and tap.empty()  # not passed on to the decoder thread
+    tap.put(None)
+    assert tap.get_nowait() is None  # the decoder thread's stop sentinel still gets through
+    decoding = hooks.tap_decoder_queue(receiver, None, decode=True)
+    decoding.put(("codec", "frame"))
+    assert decoding.get_nowait() == ("codec", "frame")
+
+
+async def test_rtp_wrapper_sees_packets_then_calls_aiortc(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("audio", direction="recvonly").receiver
+    calls: list[str] = []
+
+    async def original(packet: RtpPacket, arrival_time_ms: int) -> None:
+        calls.append("aiortc")
+
+    receiver._handle_rtp_packet = original
+    hooks.wrap_rtp_handler(receiver, lambda packet, is_media: calls.append(f"hook:{is_media}"))
+    await receiver._handle_rtp_packet(RtpPacket(payload_type=111), 0)
+    assert calls == ["hook:False", "aiortc"]  # payload type unknown before negotiation
+
+
+async def test_sender_private_names_exist(pc: RTCPeerConnection) -> None:
+    sender: RTCRtpSender = pc.addTransceiver("video", direction="sendonly").sender
+    assert hooks.sender_packet_count(sender) == 0
+    requested: list[bool] = []
+    hooks.on_sender_keyframe_request(sender, lambda: requested.append(True))
+    sender._send_keyframe()
+    assert requested == [True]
+    assert SenderClass._send_keyframe.__qualname__ == "RTCRtpSender._send_keyframe"
+    assert callable(sender._handle_rtcp_packet)
+
+
+async def test_host_addresses_are_restricted_to_the_configured_ones() -> None:
+    hooks.restrict_host_addresses(["127.0.0.1"])
+    try:
+        assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1"]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = [
+            line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate:")
+        ]
+        assert candidates and all(c.split()[4] == "127.0.0.1" for c in candidates)
+        await pc.close()
+    finally:
+        hooks.restrict_host_addresses([])
+    assert aioice.ice.get_host_addresses is hooks._AIOICE_GET_HOST_ADDRESSES

@@ -1,0 +1,63 @@
+"""Room membership state machine (pure)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from server.rooms import RoomFullError, RoomRegistry
+
+
+def registry(limit: int = 3) -> RoomRegistry:
+    ids = (f"p{i}" for i in itertools.count(1))
+    return RoomRegistry(max_participants=limit, new_id=lambda: next(ids))
+
+
+def test_room_is_created_by_first_join_and_forgotten_when_empty() -> None:
+    rooms = registry()
+    room, alice, created = rooms.join("r", "Alice")
+    assert created and alice.participant_id == "p1" and len(rooms) == 1
+    _, bob, created = rooms.join("r", "Bob")
+    assert not created
+    assert [p.name for p in room.others("p1")] == ["Bob"]
+    assert rooms.leave("r", alice.participant_id) is False
+    assert rooms.leave("r", bob.participant_id) is True
+    assert rooms.get("r") is None and len(rooms) == 0
+    assert rooms.leave("r", bob.participant_id) is False
+
+
+def test_full_room_refuses_and_frees_a_place_on_leave() -> None:
+    rooms = registry(limit=2)
+    rooms.join("r", "a")
+    _, b, _ = rooms.join("r", "b")
+    with pytest.raises(RoomFullError):
+        rooms.join("r", "c")
+    rooms.join("other", "c")  # other rooms are unaffected
+    rooms.leave("r", b.participant_id)
+    rooms.join("r", "c")
+
+
+def test_colliding_ids_are_redrawn() -> None:
+    ids = iter(["same", "same", "other"])
+    rooms = RoomRegistry(max_participants=5, new_id=lambda: next(ids))
+    _, a, _ = rooms.join("r", "a")
+    _, b, _ = rooms.join("r", "b")
+    assert (a.participant_id, b.participant_id) == ("same", "other")
+
+
+def test_tracks_and_mute_state_show_in_the_wire_form() -> None:
+    rooms = registry()
+    _, a, _ = rooms.join("r", "a")
+    assert rooms.add_track("r", a.participant_id, "t1", "audio") is not None
+    assert rooms.set_muted("r", a.participant_id, "t1", True)
+    assert not rooms.set_muted("r", a.participant_id, "t2", True)
+    assert not rooms.set_muted("r", "ghost", "t1", True)
+    assert a.to_wire() == {
+        "participant_id": "p1",
+        "name": "a",
+        "tracks": [{"track_id": "t1", "kind": "audio", "muted": True}],
+    }
+    assert rooms.remove_track("r", a.participant_id, "t1")
+    assert not rooms.remove_track("r", a.participant_id, "t1")
+    assert rooms.add_track("r", "ghost", "t", "video") is None
