@@ -21,6 +21,8 @@ class Outbox:
         self._max_messages = max_messages
         self._queue: deque[str] = deque()
         self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._closed = False
 
     def __len__(self) -> int:
@@ -33,6 +35,7 @@ class Outbox:
         if len(self._queue) >= self._max_messages:
             raise OutboxFullError(f"{len(self._queue)} messages waiting")
         self._queue.append(message)
+        self._drained.clear()
         self._wakeup.set()
 
     def close(self) -> None:
@@ -40,11 +43,16 @@ class Outbox:
         self._closed = True
         self._wakeup.set()
 
+    async def drained(self) -> None:
+        """Wait until everything queued so far has been handed to the socket."""
+        await self._drained.wait()
+
     async def run(self) -> None:
         """The writer: sends queued messages in order until closed and drained."""
         while True:
             while self._queue:
                 await self._send(self._queue.popleft())
+            self._drained.set()
             if self._closed:
                 return
             self._wakeup.clear()

@@ -163,12 +163,24 @@ class ClientConnection:
             self.abort("outbox_full", "client is not reading its messages", CLOSE_POLICY)
 
     def abort(self, code: str, message: str, close_code: int) -> None:
-        """Close the connection from a synchronous context (the reader then cleans up)."""
-        if self._closing is None:
-            log.warning("closing client", code=code, reason=message)
-            self._closing = asyncio.get_running_loop().create_task(
-                self.ws.close(close_code, code), name="close-client"
-            )
+        """Tell the client ``code`` and close the connection, from a synchronous context (the
+        media plane's events). The reader then sees the close and removes the participant."""
+        if self._closing is not None:
+            return
+        log.warning("closing client", code=code)
+        if code != "outbox_full":
+            self.send(protocol.error(code, message))
+        self._closing = asyncio.get_running_loop().create_task(
+            self._close_after_flush(close_code, code), name="close-client"
+        )
+
+    async def _close_after_flush(self, close_code: int, reason: str) -> None:
+        self.outbox.close()
+        try:
+            await asyncio.wait_for(self.outbox.drained(), 1.0)
+        except TimeoutError:
+            pass
+        await self.ws.close(close_code, reason)
 
     async def run(self) -> None:
         writer = asyncio.get_running_loop().create_task(self.outbox.run(), name="outbox")
@@ -212,9 +224,7 @@ class ClientConnection:
             await self._close(CLOSE_INTERNAL, "internal")
 
     async def _close(self, code: int, reason: str) -> None:
-        self.outbox.close()
-        await asyncio.sleep(0)  # let the writer flush what was queued before closing
-        await self.ws.close(code, reason)
+        await self._close_after_flush(code, reason)
 
     async def _dispatch(self, msg: protocol.ClientMessage) -> bool:
         """Handle one message; returns True when the connection should end (``leave``)."""

@@ -1,0 +1,84 @@
+"""Acceptance: `parley serve` as a user runs it: listening, serving the join page, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "parley"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+@pytest.fixture
+def served() -> str:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if get(f"{base}/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield base
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out.decode()
+    assert b"Traceback" not in out, out.decode()
+
+
+def test_serve_answers_with_the_join_page(served: str) -> None:
+    status, content_type, body = get(f"{served}/")
+    assert status == 200 and content_type.startswith("text/html")
+    assert "<form" in body and 'name="room"' in body and 'name="name"' in body
+    status, content_type, body = get(f"{served}/protocol.js")
+    assert status == 200 and content_type.startswith("text/javascript")
+    assert "RTCPeerConnection" in body
+    assert get(f"{served}/../pyproject.toml")[0] == 404
+    assert get(f"{served}/nothing-here")[0] == 404
+    # a plain GET on the WebSocket path is refused by the handshake, not served
+    assert get(f"{served}/ws")[0] == 426
+
+
+def test_help_documents_every_option() -> None:
+    out = subprocess.run([str(BIN), "serve", "--help"], capture_output=True, text=True, check=True)
+    for option in ("--config", "--host", "--port", "--help"):
+        assert option in out.stdout
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    out = subprocess.run(
+        [str(BIN), "serve", "--config", str(bad)], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2
+    assert "server.port" in out.stderr and "bad.toml" in out.stderr
