@@ -137,6 +137,61 @@ async def test_late_joiner_gets_video_within_a_second(app: App, codec_calls: Cou
     assert codec_calls["Vp8Decoder.decode"] == 0
 
 
+async def test_nack_and_rtx_repair_loss_on_both_hops(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5 % loss into the server (publisher -> SFU) and 5 % into the subscriber (SFU -> viewer):
+    the SFU NACKs the publisher and retransmits to the subscriber, whose video stays whole."""
+    from aiortc import RTCRtpReceiver, RTCRtpSender
+
+    from tests.support.client import LossyRtp
+
+    counts: Counter[str] = Counter()
+    nack, retransmit = RTCRtpReceiver._send_rtcp_nack, RTCRtpSender._retransmit
+
+    async def counting_nack(self: Any, media_ssrc: int, lost: list[int]) -> None:
+        counts["server_nacks_upstream"] += len(lost)
+        await nack(self, media_ssrc, lost)
+
+    async def counting_retransmit(self: Any, sequence_number: int) -> None:
+        counts["server_retransmits"] += 1
+        await retransmit(self, sequence_number)
+
+    monkeypatch.setattr(RTCRtpReceiver, "_send_rtcp_nack", counting_nack)
+    monkeypatch.setattr(RTCRtpSender, "_retransmit", counting_retransmit)
+    lossy = LossyRtp(0.05, seed=7)  # in this process: loss on the way into the server
+    lossy.install()
+    try:
+        url = ws_url(app)
+        pub, sub = await asyncio.gather(
+            run_client_process(
+                "--url", url, "--room", "loss", "--name", "P", "--video", "--seconds", "9"
+            ),
+            run_client_process(
+                "--url",
+                url,
+                "--room",
+                "loss",
+                "--name",
+                "S",
+                "--seconds",
+                "8",
+                "--drop-rx",
+                "0.03",
+            ),
+        )
+    finally:
+        lossy.uninstall()
+    seen = sub["remote"][pub["participant_id"]]
+    print("loss:", dict(counts), "dropped into server:", lossy.dropped, "subscriber saw:", seen)
+    assert lossy.dropped >= 5
+    assert counts["server_nacks_upstream"] > 0  # hop 1: the SFU asked the publisher to resend
+    assert counts["server_retransmits"] > 0  # hop 2: the SFU resent what the subscriber lost
+    # the picture stays continuous: nearly every frame decoded, in order
+    assert seen["video_frames"] >= 0.9 * 30 * 7, seen
+    assert seen["counter_increasing_fraction"] > 0.97, seen
+
+
 def _video_source_stats(app: App, room: str) -> dict[str, Any]:
     media = app.signaling.rooms[room].media
     publications = media.stats()["publications"]  # type: ignore[union-attr]

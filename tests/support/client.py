@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
 from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
@@ -119,6 +121,40 @@ class RemoteMedia:
     encoded_keyframes: int = 0
 
 
+class LossyRtp:
+    """Drops a fraction of the RTP packets (media and RTX) a process receives; RTCP is kept.
+
+    Installed on aiortc's DTLS transport class, after SRTP decryption, so it stands for loss on
+    the network path into this process.
+    """
+
+    def __init__(self, fraction: float, *, seed: int) -> None:
+        self.fraction = fraction
+        self.rng = random.Random(seed)
+        self.dropped = 0
+        self.original = RTCDtlsTransport._handle_rtp_data
+
+    def install(self) -> None:
+        original, lossy = self.original, self
+
+        async def handle_rtp_data(transport: Any, data: bytes, arrival_time_ms: int) -> None:
+            if lossy.rng.random() < lossy.fraction:
+                lossy.dropped += 1
+                return
+            await original(transport, data, arrival_time_ms)
+
+        RTCDtlsTransport._handle_rtp_data = handle_rtp_data
+
+    def uninstall(self) -> None:
+        RTCDtlsTransport._handle_rtp_data = self.original
+
+
+def drop_incoming_rtp(fraction: float, *, seed: int) -> LossyRtp:
+    lossy = LossyRtp(fraction, seed=seed)
+    lossy.install()
+    return lossy
+
+
 def ignore_remb(sender: Any) -> None:
     """Make a publisher send keyframes only on request, like a browser.
 
@@ -190,6 +226,23 @@ class ParleyClient:
             except Exception:  # noqa: BLE001 - leaving anyway
                 pass
         await self.close()
+
+    async def publish(self, kinds: list[str]) -> None:
+        await self._send({"type": "publish", "kinds": kinds})
+
+    async def unpublish(self, kind: str) -> None:
+        """Stop sending ``kind`` and tell the server (which then renegotiates)."""
+        track_id = self.published.pop(kind)
+        for transceiver in self.pc.getTransceivers():
+            slot = self.slots.get(transceiver.mid or "")
+            if slot and slot["direction"] == "publish" and slot["kind"] == kind:
+                if transceiver.sender.track is not None:
+                    transceiver.sender.replaceTrack(None)
+                    transceiver.direction = "inactive"
+        await self._send({"type": "unpublish", "track_id": track_id})
+
+    async def mute(self, kind: str, muted: bool) -> None:
+        await self._send({"type": "mute", "track_id": self.published[kind], "muted": muted})
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -14,11 +14,13 @@ import time
 from typing import Any
 
 from media.hooks import restrict_host_addresses
-from tests.support.client import CounterVideo, ParleyClient, SineAudio
+from tests.support.client import CounterVideo, ParleyClient, SineAudio, drop_incoming_rtp
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     restrict_host_addresses(["127.0.0.1"])
+    if args.drop_rx > 0:
+        drop_incoming_rtp(args.drop_rx, seed=hash(args.name))
     client = ParleyClient(
         args.url,
         room=args.room,
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("--keyframes-on-request", action="store_true")
     ap.add_argument("--no-decode", action="store_true")
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--drop-rx", type=float, default=0.0, help="drop this fraction of RTP in")
     args = ap.parse_args()
     result = asyncio.run(run(args))
     json.dump(result, sys.stdout)
