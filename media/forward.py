@@ -1,19 +1,24 @@
-"""Encoded-frame fan-out: one ``EncodedSource`` per published track, one ``ForwardTrack`` per
-subscriber. Nothing here decodes or encodes: frames go from the publisher's receiver to each
-subscriber's ``RTCRtpSender`` as ``av.Packet``s, which aiortc only re-packetizes.
+"""Encoded-frame fan-out: one :class:`EncodedSource` per published track, one
+:class:`SubscriberTrack` per subscriber m-line. Nothing here decodes or encodes.
+
+Frames reach each subscriber's ``RTCRtpSender`` as :class:`EncodedFrame`s. aiortc's sender
+re-packetizes anything that is not an ``av.Frame`` (``encoder.pack()``); ``pack()`` only reads
+``bytes(x)``, ``x.pts`` and ``x.time_base`` (checked in tests/media/test_hooks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-import av
-from aiortc.mediastreams import VIDEO_TIME_BASE, MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48_000)
 
 
@@ -22,33 +27,92 @@ def vp8_is_keyframe(frame: bytes) -> bool:
     return len(frame) > 0 and (frame[0] & 0x01) == 0
 
 
-class ForwardTrack(MediaStreamTrack):
-    """What one subscriber receives of one source: a track whose ``recv()`` yields encoded
-    ``av.Packet``s, which makes aiortc's sender re-packetize instead of encode.
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded frame (VP8) or packet (Opus), shared by every subscriber."""
 
-    Bounded queue (``max_frames``). Video: a subscriber is gated until a keyframe; on overflow
-    the queue is flushed and the subscriber waits for the next keyframe (a partial GOP is
-    useless to a decoder). Audio: on overflow the oldest packet is dropped.
+    data: bytes
+    pts: int
+    time_base: fractions.Fraction
+    keyframe: bool
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class SubscriberTrack(MediaStreamTrack):
+    """The track behind one subscriber m-line, for the m-line's whole life.
+
+    It is attached to a source, detached when that source goes away, and may be attached to
+    another source later (the m-line is reused instead of growing the SDP). RTP timestamps stay
+    continuous across such a switch: the new source's timestamps are shifted to follow the last
+    frame sent by the wall-clock time elapsed since.
+
+    Bounded queue (``max_frames``). Video: gated until a keyframe; on overflow the queue is
+    flushed and the subscriber waits for the next keyframe (a partial GOP is useless). Audio:
+    on overflow the oldest packet is dropped.
     """
 
-    def __init__(self, source: EncodedSource, *, max_frames: int) -> None:
+    def __init__(self, kind: str, *, max_frames: int, subscriber_id: str = "") -> None:
         super().__init__()
-        self.kind = source.kind
-        self._source = source
-        self._queue: deque[av.Packet[Any]] = deque()
+        self.kind = kind
+        self.subscriber_id = subscriber_id
+        self.source: EncodedSource | None = None
         self._max_frames = max_frames
-        self._wakeup: asyncio.Event = asyncio.Event()
-        self._need_keyframe = source.kind == "video"
+        self._queue: deque[EncodedFrame] = deque()
+        self._wakeup = asyncio.Event()
+        self._clock = asyncio.get_running_loop()
+        # Frames are accepted only while "live": from the sender's first recv() (the connection
+        # is up), or after a re-attachment once the subscriber's answer made the m-line active.
+        self._live = False
         self._started = False
-        self._ended = False
+        self._need_keyframe = kind == "video"
+        self._pts_offset = 0
+        self._rebase = False
+        self._last_pts: int | None = None
+        self._last_time_s = 0.0
         self.forwarded = 0
         self.dropped = 0
 
-    def push(self, packet: av.Packet[Any], *, keyframe: bool) -> None:
-        if self._ended:
+    # -- wiring ------------------------------------------------------------------------------
+    def attach(self, source: EncodedSource) -> None:
+        self.detach()
+        self.source = source
+        source.add(self)
+        if self._started:
+            self._live = False  # wait for negotiated(): until then the sender drops frames
+            self._rebase = self._last_pts is not None
+
+    def detach(self) -> None:
+        if self.source is not None:
+            self.source.remove(self)
+            self.source = None
+        self._live = False
+        self._queue.clear()
+
+    def negotiated(self) -> None:
+        """The subscriber's answer was applied: a re-attached m-line now sends."""
+        if self._started and self.source is not None and not self._live:
+            self._go_live()
+
+    def request_keyframe(self) -> None:
+        """The subscriber sent PLI/FIR: ask the current source's publisher."""
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def _go_live(self) -> None:
+        self._live = True
+        self._queue.clear()
+        if self.kind == "video":
+            self._need_keyframe = True
+            self.request_keyframe()
+
+    # -- frames ------------------------------------------------------------------------------
+    def push(self, frame: EncodedFrame) -> None:
+        if not self._live:
             return
         if self._need_keyframe:
-            if not keyframe:
+            if not frame.keyframe:
                 return  # never hand a decoder a delta frame it cannot use
             self._need_keyframe = False
         if len(self._queue) >= self._max_frames:
@@ -56,44 +120,46 @@ class ForwardTrack(MediaStreamTrack):
                 self.dropped += len(self._queue) + 1
                 self._queue.clear()
                 self._need_keyframe = True
-                self._source.request_keyframe()
+                self.request_keyframe()
                 return
             self._queue.popleft()
             self.dropped += 1
-        self._queue.append(packet)
+        self._queue.append(frame)
         self.forwarded += 1
         self._wakeup.set()
 
-    def end(self) -> None:
-        """No more frames will come (the source went away): ``recv()`` raises once drained."""
-        self._ended = True
-        self._wakeup.set()
-
-    async def recv(self) -> av.Packet[Any]:
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
         if not self._started:
-            # The sender starts pulling once the subscriber's connection is up. Whatever
-            # queued before is stale: start from a fresh keyframe, asked for right now.
+            # The sender pulls once the subscriber's connection is up. Start from a fresh
+            # keyframe, asked for right now (whatever came before would be stale).
             self._started = True
-            self._queue.clear()
-            if self.kind == "video":
-                self._need_keyframe = True
-                self._source.request_keyframe()
+            if self.source is not None:
+                self._go_live()
         while not self._queue:
-            if self._ended or self.readyState != "live":
+            if self.readyState != "live":
                 raise MediaStreamError
             self._wakeup.clear()
             await self._wakeup.wait()
-        return self._queue.popleft()
+        frame = self._queue.popleft()
+        now_s = self._clock.time()
+        if self._rebase and self._last_pts is not None:
+            elapsed = int((now_s - self._last_time_s) / frame.time_base)
+            self._pts_offset = self._last_pts + max(1, elapsed) - frame.pts
+            self._rebase = False
+        self._last_pts = frame.pts + self._pts_offset
+        self._last_time_s = now_s
+        if self._pts_offset:
+            return dataclasses.replace(frame, pts=self._last_pts)
+        return frame
 
     def stop(self) -> None:
-        self._ended = True
-        self._wakeup.set()
+        self.detach()
         super().stop()
-        self._source.unsubscribe(self)
+        self._wakeup.set()
 
 
 class EncodedSource:
-    """One published track: receives encoded frames and fans them out to subscribers.
+    """One published track: receives encoded frames and fans them out to subscriber tracks.
 
     Keyframe requests (a new subscriber, a subscriber's PLI/FIR, an overflowing subscriber) are
     coalesced: at most one PLI upstream per ``pli_min_interval_s``, and a keyframe that arrives
@@ -106,13 +172,11 @@ class EncodedSource:
         *,
         send_pli: Callable[[int], Coroutine[Any, Any, None]],
         pli_min_interval_s: float,
-        subscriber_max_frames: int,
     ) -> None:
         self.kind = kind
         self._send_pli = send_pli
         self._pli_min_interval_s = pli_min_interval_s
-        self._subscriber_max_frames = subscriber_max_frames
-        self._subscribers: set[ForwardTrack] = set()
+        self._subscribers: set[SubscriberTrack] = set()
         self._loop = asyncio.get_running_loop()
         self._pending_pli: asyncio.TimerHandle | None = None
         self._last_pli_s = -1e9
@@ -126,43 +190,33 @@ class EncodedSource:
         self.pli_sent = 0
 
     @property
-    def subscribers(self) -> frozenset[ForwardTrack]:
+    def subscribers(self) -> frozenset[SubscriberTrack]:
         return frozenset(self._subscribers)
 
-    def subscribe(self) -> ForwardTrack:
-        track = ForwardTrack(self, max_frames=self._subscriber_max_frames)
-        if self._ended:
-            track.end()
-            return track
-        self._subscribers.add(track)
-        return track
+    def add(self, track: SubscriberTrack) -> None:
+        if not self._ended:
+            self._subscribers.add(track)
 
-    def unsubscribe(self, track: ForwardTrack) -> None:
+    def remove(self, track: SubscriberTrack) -> None:
         self._subscribers.discard(track)
 
-    def push(self, packet: av.Packet[Any], *, keyframe: bool) -> None:
+    def push(self, frame: EncodedFrame) -> None:
         self.frames_in += 1
-        if keyframe and self.kind == "video":
+        if frame.keyframe and self.kind == "video":
             self.keyframes_in += 1
             if self._pending_pli is not None:
                 self._pending_pli.cancel()
                 self._pending_pli = None
         for track in self._subscribers:
-            track.push(packet, keyframe=keyframe)
+            track.push(frame)
 
     def push_video_frame(self, data: bytes, timestamp: int) -> None:
         """A complete VP8 frame from the jitter buffer (timestamp in 90 kHz units)."""
-        packet = av.Packet(data)
-        packet.pts = timestamp
-        packet.time_base = VIDEO_TIME_BASE
-        self.push(packet, keyframe=vp8_is_keyframe(data))
+        self.push(EncodedFrame(data, timestamp, VIDEO_TIME_BASE, vp8_is_keyframe(data)))
 
     def push_audio_packet(self, payload: bytes, timestamp: int) -> None:
         """One Opus packet (timestamp in 48 kHz units, already unwrapped)."""
-        packet = av.Packet(payload)
-        packet.pts = timestamp
-        packet.time_base = AUDIO_TIME_BASE
-        self.push(packet, keyframe=True)
+        self.push(EncodedFrame(payload, timestamp, AUDIO_TIME_BASE, True))
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, coalesced and rate-limited."""
@@ -183,13 +237,13 @@ class EncodedSource:
         task.add_done_callback(self._pli_tasks.discard)
 
     async def aclose(self) -> None:
-        """End every subscriber's track and stop asking for keyframes (idempotent)."""
+        """Detach every subscriber and stop asking for keyframes (idempotent)."""
         self._ended = True
         if self._pending_pli is not None:
             self._pending_pli.cancel()
             self._pending_pli = None
         for track in list(self._subscribers):
-            track.end()
+            track.detach()
         self._subscribers.clear()
         for task in list(self._pli_tasks):
             task.cancel()

@@ -105,6 +105,16 @@ def on_sender_keyframe_request(sender: RTCRtpSender, request: Callable[[], None]
     sender._send_keyframe = request  # type: ignore[method-assign]
 
 
+def label_sender(sender: RTCRtpSender, *, stream_id: str, track_id: str) -> None:
+    """Set the ``a=msid:<stream_id> <track_id>`` that the next offer shows for ``sender``.
+
+    aiortc gives every sender of a connection one stream id; a browser would then put every
+    remote participant into one ``MediaStream``.
+    """
+    sender._stream_id = stream_id
+    sender._track_id = track_id
+
+
 def sender_packet_count(sender: RTCRtpSender) -> int:
     """RTP packets sent so far by ``sender`` (aiortc keeps the counter private)."""
     return int(getattr(sender, _SENDER_PACKET_COUNT_ATTR))

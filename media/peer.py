@@ -23,8 +23,10 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from . import hooks
 from .api import EmitEvent, IceServer, Kind, OfferReady, PeerFailed, Slot
 from .errors import SdpError, StaleAnswerError
+from .forward import EncodedSource, SubscriberTrack
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Peer:
         configuration: RTCConfiguration,
         emit: EmitEvent,
         on_track: TrackHandler,
+        subscriber_max_frames: int,
     ) -> None:
         self.peer_id = peer_id
         self.pc = RTCPeerConnection(configuration)
@@ -71,6 +74,9 @@ class Peer:
         self._dirty = False
         self._negotiating: asyncio.Task[None] | None = None
         self._closed = False
+        self._subscriber_max_frames = subscriber_max_frames
+        self._tracks: dict[RTCRtpTransceiver, SubscriberTrack] = {}
+        self._idle: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -98,12 +104,36 @@ class Peer:
         self._slots[transceiver] = Slot(slot.direction, slot.kind, slot.participant_id, track_id)
 
     def add_subscription(
-        self, track: MediaStreamTrack, *, kind: Kind, publisher_id: str, track_id: str
+        self, source: EncodedSource, *, kind: Kind, publisher_id: str, track_id: str
     ) -> RTCRtpTransceiver:
-        transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(_codec_preferences(kind))
+        """Send ``source`` to this peer, on an idle m-line of the same kind when there is one
+        (so the SDP does not grow with every participant who ever came and went)."""
+        idle = self._idle[kind]
+        if idle:
+            transceiver = idle.pop()
+            transceiver.direction = "sendonly"
+        else:
+            track = SubscriberTrack(
+                kind, max_frames=self._subscriber_max_frames, subscriber_id=self.peer_id
+            )
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(_codec_preferences(kind))
+            hooks.on_sender_keyframe_request(transceiver.sender, track.request_keyframe)
+            self._tracks[transceiver] = track
+        self._tracks[transceiver].attach(source)
+        # msid = "<publisher participant id> <track id>": browsers group by participant
+        hooks.label_sender(transceiver.sender, stream_id=publisher_id, track_id=track_id)
         self._slots[transceiver] = Slot("subscribe", kind, publisher_id, track_id)
         return transceiver
+
+    def remove_subscription(self, transceiver: RTCRtpTransceiver) -> None:
+        """Stop sending on a subscriber m-line; it is kept for reuse."""
+        track = self._tracks.get(transceiver)
+        if track is None or transceiver in self._idle[track.kind]:
+            return
+        track.detach()
+        self.deactivate(transceiver)
+        self._idle[track.kind].append(transceiver)
 
     def deactivate(self, transceiver: RTCRtpTransceiver) -> None:
         """Stop using an m-line; the next offer marks it inactive."""
@@ -147,6 +177,8 @@ class Peer:
         except Exception as exc:  # aiortc raises many types for bad SDP; all mean "bad SDP"
             raise SdpError(f"{type(exc).__name__}: {exc}") from exc
         self._awaiting_answer = False
+        for track in self._tracks.values():
+            track.negotiated()
         if self._dirty:
             self.request_negotiation()
 

@@ -18,7 +18,7 @@ from aiortc.rtp import RtpPacket
 from . import hooks
 from .api import EmitEvent, Kind, MediaSettings, TrackPublished, TrackUnpublished
 from .errors import MediaStateError, UnknownPeerError
-from .forward import EncodedSource, ForwardTrack
+from .forward import EncodedSource
 from .peer import Peer, rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class Publication:
     publisher: Peer
     transceiver: RTCRtpTransceiver
     source: EncodedSource
-    subscriptions: dict[str, tuple[RTCRtpTransceiver, ForwardTrack]] = field(default_factory=dict)
+    #: subscriber peer id -> the subscriber's m-line carrying this track
+    subscriptions: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
 
 
 class SfuRoom:
@@ -75,7 +76,11 @@ class SfuRoom:
         if peer_id in self._peers:
             raise MediaStateError(f"peer {peer_id} already in room")
         peer = Peer(
-            peer_id, configuration=self._configuration, emit=self._emit, on_track=self._on_track
+            peer_id,
+            configuration=self._configuration,
+            emit=self._emit,
+            on_track=self._on_track,
+            subscriber_max_frames=self._settings.subscriber_max_frames,
         )
         self._peers[peer_id] = peer
         for publication in self._publications.values():
@@ -91,9 +96,9 @@ class SfuRoom:
             if publication.publisher is peer:
                 await self._end_publication(publication)
             else:
-                sub = publication.subscriptions.pop(peer_id, None)
-                if sub is not None:
-                    sub[1].stop()
+                transceiver = publication.subscriptions.pop(peer_id, None)
+                if transceiver is not None:
+                    peer.remove_subscription(transceiver)
         await peer.aclose()
 
     async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None:
@@ -141,12 +146,11 @@ class SfuRoom:
                     "pli_requests": p.source.pli_requests,
                     "pli_sent": p.source.pli_sent,
                     "subscribers": {
-                        sub_id: {
+                        track.subscriber_id: {
                             "forwarded": track.forwarded,
                             "dropped": track.dropped,
-                            "packets_sent": hooks.sender_packet_count(t.sender),
                         }
-                        for sub_id, (t, track) in p.subscriptions.items()
+                        for track in p.source.subscribers
                     },
                 }
                 for track_id, p in self._publications.items()
@@ -190,7 +194,6 @@ class SfuRoom:
             kind,
             send_pli=send_pli,
             pli_min_interval_s=self._settings.pli_min_interval_s,
-            subscriber_max_frames=self._settings.subscriber_max_frames,
         )
         if kind == "video":
 
@@ -220,27 +223,21 @@ class SfuRoom:
         return source
 
     def _subscribe(self, peer: Peer, publication: Publication) -> None:
-        track = publication.source.subscribe()
-        transceiver = peer.add_subscription(
-            track,
+        publication.subscriptions[peer.peer_id] = peer.add_subscription(
+            publication.source,
             kind=publication.kind,
             publisher_id=publication.publisher.peer_id,
             track_id=publication.track_id,
         )
-        if publication.kind == "video":
-            hooks.on_sender_keyframe_request(
-                transceiver.sender, publication.source.request_keyframe
-            )
-        publication.subscriptions[peer.peer_id] = (transceiver, track)
 
     async def _end_publication(self, publication: Publication) -> None:
         if self._publications.pop(publication.track_id, None) is None:
             return
         await publication.source.aclose()
-        for sub_id, (transceiver, _track) in publication.subscriptions.items():
+        for sub_id, transceiver in publication.subscriptions.items():
             subscriber = self._peers.get(sub_id)
             if subscriber is not None:
-                subscriber.deactivate(transceiver)
+                subscriber.remove_subscription(transceiver)
                 subscriber.request_negotiation()
         publication.subscriptions.clear()
         self._emit(TrackUnpublished(publication.publisher.peer_id, publication.track_id))

@@ -71,3 +71,39 @@ async def test_unpublish_republish_and_mute(app: App) -> None:
     assert alice.errors[-1]["code"] == "bad_state"
     for client in (alice, bob, carol):
         await client.leave()
+
+
+async def test_mlines_are_reused_when_people_come_and_go(app: App) -> None:
+    """A participant who stays while others come and go keeps a bounded SDP: m-lines of
+    departed publishers carry the next publisher's media."""
+    url = ws_url(app)
+    bob = ParleyClient(url, room="churn", name="Bob")
+    await bob.join()
+    for i in range(6):
+        guest = ParleyClient(
+            url,
+            room="churn",
+            name=f"Guest{i}",
+            video=CounterVideo(),
+            audio=SineAudio(300 + 100 * i),
+        )
+        await guest.join()
+        gid = guest.participant_id or ""
+        assert await bob.wait_for(
+            lambda gid=gid: gid in bob.remote and len(bob.remote[gid].counters) > 10, 10
+        ), f"guest {i}"
+        # (the first frames may still be the previous guest's, in flight while the m-line
+        # switched: look at the newest ones)
+        counters = bob.remote[gid].counters
+        assert counters[-1] > counters[-8]
+        await guest.leave()
+        assert await bob.wait_for(lambda: not bob.participants, 5)
+    offers = of_type(bob, "offer")
+    last_sdp = offers[-1]["sdp"]
+    assert last_sdp.count("m=") == 2, last_sdp  # one audio + one video m-line, reused 6 times
+    assert len(bob.pc.getTransceivers()) == 2
+    assert bob.errors == []
+    # the last guest's tone arrived on the reused audio m-line
+    freq = bob.audio_frequency(gid, seconds=0.5)
+    assert freq is not None and abs(freq - 800) <= 5, freq
+    await bob.leave()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import av
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from media.forward import EncodedSource, vp8_is_keyframe
+from media.forward import EncodedSource, SubscriberTrack, vp8_is_keyframe
 
 KEY = b"\x10\x02\x00\x9d\x01\x2a"  # frame tag bit 0 = 0: keyframe
 DELTA = b"\x11\x02\x00"
@@ -28,20 +27,22 @@ class PliRecorder:
         self.ssrcs.append(ssrc)
 
 
-def source(
-    kind: str = "video", *, interval_s: float = 0.2, max_frames: int = 8
-) -> tuple[EncodedSource, PliRecorder]:
+def source(kind: str = "video", *, interval_s: float = 0.2) -> tuple[EncodedSource, PliRecorder]:
     pli = PliRecorder()
-    src = EncodedSource(
-        kind, send_pli=pli, pli_min_interval_s=interval_s, subscriber_max_frames=max_frames
-    )
+    src = EncodedSource(kind, send_pli=pli, pli_min_interval_s=interval_s)
     src.media_ssrc = 1234
     return src, pli
 
 
+def subscriber(src: EncodedSource, *, max_frames: int = 8) -> SubscriberTrack:
+    track = SubscriberTrack(src.kind, max_frames=max_frames)
+    track.attach(src)
+    return track
+
+
 async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
     src, pli = source()
-    track = src.subscribe()
+    track = subscriber(src)
     src.push_video_frame(KEY, 0)  # before the subscriber's connection is up: stale
     recv = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0.01)
@@ -51,7 +52,7 @@ async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
     src.push_video_frame(DELTA, 9000)
     first = await asyncio.wait_for(recv, 1)
     second = await track.recv()
-    assert (bytes(first), first.pts) == (KEY, 6000)
+    assert (bytes(first), first.pts, first.keyframe) == (KEY, 6000, True)
     assert (bytes(second), second.pts) == (DELTA, 9000)
     await src.aclose()
 
@@ -76,8 +77,8 @@ async def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
 
 
 async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
-    src, pli = source(max_frames=4)
-    track = src.subscribe()
+    src, pli = source()
+    track = subscriber(src, max_frames=4)
     recv = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
     src.push_video_frame(KEY, 0)
@@ -93,8 +94,8 @@ async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
 
 
 async def test_audio_subscriber_drops_oldest_when_full() -> None:
-    src, _ = source("audio", max_frames=4)
-    track = src.subscribe()
+    src, _ = source("audio")
+    track = subscriber(src, max_frames=4)
     recv = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
     for ts in range(0, 960 * 10, 960):
@@ -107,25 +108,55 @@ async def test_audio_subscriber_drops_oldest_when_full() -> None:
     await src.aclose()
 
 
-async def test_ending_the_source_ends_every_subscriber() -> None:
-    src, _ = source()
-    tracks = [src.subscribe() for _ in range(3)]
-    await src.aclose()
-    for track in tracks:
-        with pytest.raises(MediaStreamError):
-            await asyncio.wait_for(track.recv(), 1)
-    late = src.subscribe()
-    with pytest.raises(MediaStreamError):
-        await asyncio.wait_for(late.recv(), 1)
-    assert src.subscribers == frozenset()
-
-
-async def test_stopped_subscriber_is_unsubscribed() -> None:
+async def test_ending_the_source_detaches_every_subscriber() -> None:
     src, _ = source("audio")
-    track = src.subscribe()
-    track.stop()
+    tracks = [subscriber(src) for _ in range(3)]
+    await src.aclose()
     assert src.subscribers == frozenset()
-    src.push_audio_packet(b"x", 0)
-    assert track.forwarded == 0
-    assert isinstance(av.Packet(b"x"), av.Packet)
+    assert all(t.source is None for t in tracks)
+    late = subscriber(src)  # a source that ended takes nobody
+    assert src.subscribers == frozenset() and late.source is src
+    stopped = SubscriberTrack("audio", max_frames=4)
+    stopped.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(stopped.recv(), 1)
+
+
+async def test_reattached_track_waits_for_negotiation_and_keeps_timestamps_continuous() -> None:
+    first, _ = source()
+    track = subscriber(first)
+    recv = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    first.push_video_frame(KEY, 900_000)
+    assert (await recv).pts == 900_000
+    await first.aclose()  # the publisher left: the m-line idles
+
+    second, pli = source()
+    track.attach(second)
+    second.push_video_frame(KEY, 0)  # m-line not yet active again: dropped
+    assert track.forwarded == 1 and pli.ssrcs == []
+    await asyncio.sleep(0.1)
+    track.negotiated()  # the subscriber's answer re-enabled the m-line
+    await asyncio.sleep(0.01)
+    assert pli.ssrcs == [1234]
+    second.push_video_frame(DELTA, 3000)  # gated until a keyframe
+    second.push_video_frame(KEY, 6000)
+    frame = await asyncio.wait_for(track.recv(), 1)
+    assert bytes(frame) == KEY
+    # continues after the last frame sent, by about the 0.1 s that passed (90 kHz clock)
+    assert 900_000 + 8_000 < frame.pts < 900_000 + 30_000
+    second.push_video_frame(DELTA, 9000)
+    assert (await track.recv()).pts == frame.pts + 3000
+    await second.aclose()
+
+
+async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
+    src, pli = source()
+    track = subscriber(src)
+    track.request_keyframe()
+    await asyncio.sleep(0.01)
+    assert pli.ssrcs == [1234]
+    track.detach()
+    track.request_keyframe()  # nobody to ask
+    assert src.pli_requests == 1
     await src.aclose()

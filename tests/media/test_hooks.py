@@ -76,6 +76,30 @@ async def test_sender_private_names_exist(pc: RTCPeerConnection) -> None:
     assert callable(sender._handle_rtcp_packet)
 
 
+def test_aiortc_packs_encoded_frames_without_encoding() -> None:
+    """The SFU hands senders EncodedFrame, not av.Packet: pack() must accept it as is."""
+    from aiortc.codecs.opus import OpusEncoder
+    from aiortc.codecs.vpx import Vp8Encoder
+    from av.frame import Frame
+
+    from media.forward import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame
+
+    video = EncodedFrame(b"\x10" * 3000, 90_000, VIDEO_TIME_BASE, True)
+    assert not isinstance(video, Frame)  # so RTCRtpSender takes the pack() path
+    payloads, timestamp = Vp8Encoder().pack(video)
+    assert timestamp == 90_000 and len(payloads) == 3
+    assert b"".join(p[4:] for p in payloads) == video.data  # 4-byte VP8 descriptor each
+    payloads, timestamp = OpusEncoder().pack(EncodedFrame(b"opus", 960, AUDIO_TIME_BASE, True))
+    assert (payloads, timestamp) == ([b"opus"], 960)
+
+
+async def test_sender_label_becomes_the_msid(pc: RTCPeerConnection) -> None:
+    transceiver = pc.addTransceiver("audio", direction="sendonly")
+    hooks.label_sender(transceiver.sender, stream_id="alice", track_id="alice-audio-1")
+    await pc.setLocalDescription(await pc.createOffer())
+    assert "a=msid:alice alice-audio-1" in pc.localDescription.sdp
+
+
 async def test_host_addresses_are_restricted_to_the_configured_ones() -> None:
     hooks.restrict_host_addresses(["127.0.0.1"])
     try:

@@ -291,7 +291,7 @@ class ParleyClient:
                 self.errors.append(message)
 
     async def _answer(self, offer: dict[str, Any]) -> None:
-        self.slots.update(offer["slots"])
+        self.slots = dict(offer["slots"])
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         for transceiver in self.pc.getTransceivers():
             slot = offer["slots"].get(transceiver.mid)
@@ -310,14 +310,13 @@ class ParleyClient:
     # -- media in ------------------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
-        slot = self.slots.get(transceiver.mid, {})
-        pid = slot.get("participant_id", "?")
-        media = self.remote.setdefault(pid, RemoteMedia(pid))
+        mid = transceiver.mid or ""
         if not self.decode:
             from media.forward import vp8_is_keyframe
             from media.hooks import tap_decoder_queue
 
             def count(codec: Any, frame: Any) -> None:
+                media = self._media_of(mid)
                 if track.kind == "video":
                     media.encoded_video_frames += 1
                     media.encoded_keyframes += vp8_is_keyframe(frame.data)
@@ -327,13 +326,19 @@ class ParleyClient:
                     media.audio_frames += 1
 
             tap_decoder_queue(transceiver.receiver, count, decode=False)
-        self._spawn(self._consume(track, media))
+        self._spawn(self._consume(track, mid))
 
-    async def _consume(self, track: MediaStreamTrack, media: RemoteMedia) -> None:
-        kept = 0
+    def _media_of(self, mid: str) -> RemoteMedia:
+        """Whose media arrives on ``mid`` now (the server reuses m-lines for new tracks)."""
+        pid = self.slots.get(mid, {}).get("participant_id", "?")
+        return self.remote.setdefault(pid, RemoteMedia(pid))
+
+    async def _consume(self, track: MediaStreamTrack, mid: str) -> None:
+        kept: dict[str, int] = {}
         try:
             while True:
                 frame = await track.recv()
+                media = self._media_of(mid)
                 if track.kind == "video":
                     media.video_frames += 1
                     if media.first_video_s is None:
@@ -344,9 +349,10 @@ class ParleyClient:
                     pcm = frame.to_ndarray()
                     mono = pcm.reshape(-1, len(frame.layout.channels))[:, 0]
                     media.audio.append(mono.astype(np.float32) / 32768)
-                    kept += len(mono)
-                    while kept > self.keep_audio_samples and len(media.audio) > 1:
-                        kept -= len(media.audio.pop(0))
+                    n = kept.get(media.participant_id, 0) + len(mono)
+                    while n > self.keep_audio_samples and len(media.audio) > 1:
+                        n -= len(media.audio.pop(0))
+                    kept[media.participant_id] = n
         except MediaStreamError:
             pass
 
