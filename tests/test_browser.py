@@ -1,8 +1,10 @@
-"""Two real headless Chromium pages meet in one room through the real server.
+"""Real headless Chromium pages meet in one room through the real server.
 
 Acceptance for the web client (web/protocol.js, web/room.js) and the SFU end to end: each page
 decodes the other's VP8 and hears the other's Opus (the microphone is a speech WAV from the
-evaluation set), mute is relayed, and Leave updates the other page's participant list.
+evaluation set), mute is relayed, and Leave updates the other page's participant list. Then the
+server's m-line reuse: a participant who joins after another left gets the old m-lines, and the
+page that stayed shows and decodes the newcomer on them. Helpers are in tests/browser_support.py.
 
 Needs /usr/bin/chromium (Debian) and Playwright for Python; never `playwright install`.
 All traffic stays on 127.0.0.1. Restricting the server's ICE host candidates to loopback is not
@@ -16,18 +18,37 @@ PARLEY_TEST_NETNS=0 to run in the host's namespace instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.browser_support import (
+    HOLD_OFFERS_JS,
+    INBOUND_STATS_JS,
+    MID_STATS_JS,
+    MIN_NEW_FRAMES,
+    RELEASE_OFFERS_JS,
+    STATE_TIMEOUT_MS,
+    Netns,
+    evalset_dir,
+    free_port,
+    http_ok,
+    mid_counters,
+    open_page,
+    parley_bin,
+    snapshot,
+    tile_state,
+    wait_for_media,
+    wait_for_mid_media,
+    wait_for_remote_tracks,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -36,64 +57,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 #: preferred microphone clip (11 s of continuous speech); any English clip will do otherwise
 SPEECH_CLIPS = ("fw_jfk.flac", "fleurs-en-000.ogg")
 SERVER_START_TIMEOUT_S = 20.0
-MEDIA_TIMEOUT_S = 15.0
-STATE_TIMEOUT_MS = 10_000
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _evalset_dir() -> Path:
-    env = os.environ.get("PARLEY_EVALSET")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "evalset"
-
-
-def _parley_bin() -> str:
-    """The server entry point: $PARLEY_BIN, else the `parley` script beside this interpreter."""
-    env = os.environ.get("PARLEY_BIN")
-    if env:
-        return env
-    beside = Path(sys.executable).parent / "parley"
-    return str(beside) if beside.exists() else (shutil.which("parley") or str(beside))
-
-
-class _Netns:
-    """A loopback-only network namespace held by a sleeping process; `prefix` runs a command in it.
-
-    An empty prefix means the host's namespace (no isolation available or wanted).
-    """
-
-    def __init__(self) -> None:
-        self.holder: subprocess.Popen[bytes] | None = None
-        self.prefix: list[str] = []
-        if os.environ.get("PARLEY_TEST_NETNS", "1") == "0" or os.geteuid() != 0:
-            return
-        if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip")):
-            return
-        holder = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", "ip link set lo up && echo up && exec sleep 86400"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert holder.stdout is not None
-        if holder.stdout.readline().strip() != b"up":  # unshare refused (e.g. no CAP_SYS_ADMIN)
-            holder.wait()
-            return
-        self.holder = holder
-        self.prefix = ["nsenter", "-t", str(holder.pid), "-n"]
-
-    def close(self) -> None:
-        if self.holder is not None:
-            self.holder.kill()
-            self.holder.wait()
-            assert self.holder.stdout is not None
-            self.holder.stdout.close()
-
-
 @pytest.fixture(scope="module")
-def netns() -> Iterator[_Netns]:
-    ns = _Netns()
+def netns() -> Iterator[Netns]:
+    ns = Netns()
     sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
     try:
         yield ns
@@ -101,32 +71,10 @@ def netns() -> Iterator[_Netns]:
         ns.close()
 
 
-def _http_ok(netns: _Netns, url: str) -> bool:
-    """GET url from inside the namespace (the test process itself lives outside it)."""
-    if not netns.prefix:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-    probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)"
-    done = subprocess.run(
-        [*netns.prefix, sys.executable, "-c", probe, url], capture_output=True, timeout=10
-    )
-    return done.returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 48 kHz mono WAV of real speech for Chromium's fake microphone (made at test time)."""
-    clips = _evalset_dir() / "audio" / "en"
+    clips = evalset_dir() / "audio" / "en"
     source = next((clips / c for c in SPEECH_CLIPS if (clips / c).exists()), None)
     if source is None:
         pytest.skip(f"no speech clip in {clips} (set PARLEY_EVALSET)")
@@ -157,15 +105,15 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server_url(netns: _Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server as a subprocess on a free loopback port, ICE restricted to loopback."""
-    exe = _parley_bin()
+    exe = parley_bin()
     if not Path(exe).exists():
         pytest.skip(f"server entry point {exe} not installed")
     tmp = tmp_path_factory.mktemp("server")
     config = tmp / "parley.toml"
     config.write_text('[media]\nice_host_addresses = ["127.0.0.1"]\n')
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -184,7 +132,7 @@ def server_url(netns: _Netns, tmp_path_factory: pytest.TempPathFactory) -> Itera
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            if _http_ok(netns, url + "/"):
+            if http_ok(netns, url + "/"):
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready on {url}:\n{log_path.read_text()}")
@@ -202,7 +150,7 @@ def server_url(netns: _Netns, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def browser(
-    speech_wav: Path, netns: _Netns, tmp_path_factory: pytest.TempPathFactory
+    speech_wav: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed")
@@ -235,98 +183,32 @@ def browser(
             b.close()
 
 
-def _wait_until(page: Any, predicate_js: str, timeout_ms: int = STATE_TIMEOUT_MS) -> None:
-    """Poll a JS function until it returns true.
-
-    Not page.wait_for_function: Playwright evals its predicate inside the page, which the
-    server's Content-Security-Policy (script-src 'self', no unsafe-eval) rightly forbids, and
-    the test should run the page under its real CSP.
-    """
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not page.evaluate(predicate_js):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate_js}")
-        page.wait_for_timeout(100)
-
-
-def _open_page(browser: Any, base_url: str, name: str, room: str, log: list[str]) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 760})
-    page = context.new_page()
-    page.on("console", lambda m: log.append(f"[{name}] {m.type}: {m.text}"))
-    page.on("pageerror", lambda e: log.append(f"[{name}] pageerror: {e}"))
-    page.goto(f"{base_url}/?room={room}")
-    assert (
-        page.get_by_label("Room", exact=True).input_value() == room
-    )  # the link pre-fills the room
-    page.get_by_label("Your name", exact=True).fill(name)
-    page.get_by_role("button", name="Join", exact=True).click()
-    _wait_until(page, "() => Boolean(window.parley) && window.parley.state === 'joined'")
-    return page
-
-
-#: inbound-rtp numbers from the page's RTCPeerConnection, per kind
-INBOUND_STATS_JS = """async () => {
-  const out = {connection: window.parley.pc.connectionState};
-  const report = await window.parley.pc.getStats();
-  report.forEach((s) => {
-    if (s.type !== 'inbound-rtp') return;
-    const prev = out[s.kind] || {packetsReceived: 0, framesDecoded: 0, totalAudioEnergy: 0};
-    out[s.kind] = {
-      packetsReceived: prev.packetsReceived + (s.packetsReceived || 0),
-      framesDecoded: prev.framesDecoded + (s.framesDecoded || 0),
-      totalAudioEnergy: prev.totalAudioEnergy + (s.totalAudioEnergy || 0),
-      frameWidth: s.frameWidth, framesPerSecond: s.framesPerSecond,
-      codec: report.get(s.codecId)?.mimeType,
-    };
-  });
-  return out;
-}"""
-
-
-def _wait_for_media(page: Any) -> dict[str, Any]:
-    """Poll getStats until inbound video is decoded and inbound audio carries energy."""
-    deadline = time.monotonic() + MEDIA_TIMEOUT_S
-    while True:
-        stats: dict[str, Any] = page.evaluate(INBOUND_STATS_JS)
-        video, audio = stats.get("video", {}), stats.get("audio", {})
-        if video.get("framesDecoded", 0) > 0 and audio.get("totalAudioEnergy", 0) > 0:
-            return stats
-        if time.monotonic() > deadline:
-            return stats
-        page.wait_for_timeout(250)
-
-
-def _snapshot(page: Any) -> dict[str, Any]:
-    snap: dict[str, Any] = page.evaluate("window.parley.snapshot()")
-    return snap
-
-
 def test_two_browsers_meet_hear_and_leave(browser: Any, server_url: str, tmp_path: Path) -> None:
     log: list[str] = []
     room = "browser-test"
-    alice = _open_page(browser, server_url, "Alice", room, log)
-    bob = _open_page(browser, server_url, "Bob", room, log)
+    alice = open_page(browser, server_url, "Alice", room, log)
+    bob = open_page(browser, server_url, "Bob", room, log)
     try:
-        alice_id = _snapshot(alice)["participantId"]
-        bob_id = _snapshot(bob)["participantId"]
+        alice_id = snapshot(alice)["participantId"]
+        bob_id = snapshot(bob)["participantId"]
         assert alice_id and bob_id and alice_id != bob_id
 
         # Everybody sees everybody: state and DOM list.
         for page, other_id, other_name in ((alice, bob_id, "Bob"), (bob, alice_id, "Alice")):
-            _wait_until(page, f"() => window.parley.participants.has({json.dumps(other_id)})")
+            wait_until(page, f"() => window.parley.participants.has({json.dumps(other_id)})")
             item = page.locator(f'#participant-list li[data-participant-id="{other_id}"]')
             item.wait_for(timeout=STATE_TIMEOUT_MS)
             assert other_name in item.inner_text()
 
         # Media flows both ways through the SFU.
-        results = {"alice": _wait_for_media(alice), "bob": _wait_for_media(bob)}
+        results = {"alice": wait_for_media(alice), "bob": wait_for_media(bob)}
         sys.stderr.write(f"inbound stats: {json.dumps(results)}\n")
         for who, stats in results.items():
             assert stats.get("video", {}).get("framesDecoded", 0) > 0, (who, stats, log)
             assert stats.get("audio", {}).get("totalAudioEnergy", 0) > 0, (who, stats, log)
         for page in (alice, bob):
             # every received track is mapped to the other participant through the offer's slots
-            snap = _snapshot(page)
+            snap = snapshot(page)
             other = bob_id if page is alice else alice_id
             kinds = sorted(t["kind"] for t in snap["remoteTracks"] if t["participantId"] == other)
             assert kinds == ["audio", "video"], snap
@@ -336,9 +218,9 @@ def test_two_browsers_meet_hear_and_leave(browser: Any, server_url: str, tmp_pat
         sys.stderr.write(f"screenshot: {shot}\n")
 
         # Bob mutes his microphone: Alice's state and DOM show it.
-        _wait_until(bob, "() => window.parley.snapshot().local.every((t) => t.trackId)")
+        wait_until(bob, "() => window.parley.snapshot().local.every((t) => t.trackId)")
         bob.get_by_role("button", name="Mute microphone").click()
-        _wait_until(
+        wait_until(
             alice,
             f"""() => [...window.parley.participants.get({json.dumps(bob_id)}).tracks.values()]
                 .some((t) => t.kind === 'audio' && t.muted)""",
@@ -354,8 +236,8 @@ def test_two_browsers_meet_hear_and_leave(browser: Any, server_url: str, tmp_pat
 
         # Alice leaves: the server closes her socket with 1000 and Bob's list drops her.
         alice.get_by_role("button", name="Leave", exact=True).click()
-        _wait_until(alice, "() => window.parley.state === 'closed'")
-        assert _snapshot(alice)["closeCode"] == 1000
+        wait_until(alice, "() => window.parley.state === 'closed'")
+        assert snapshot(alice)["closeCode"] == 1000
         bob.locator(f'#participant-list li[data-participant-id="{alice_id}"]').wait_for(
             state="detached", timeout=STATE_TIMEOUT_MS
         )
@@ -371,4 +253,165 @@ def test_two_browsers_meet_hear_and_leave(browser: Any, server_url: str, tmp_pat
         if log:
             sys.stderr.write("--- browser console ---\n" + "\n".join(log[-60:]) + "\n")
         for page in (alice, bob):
+            page.context.close()
+
+
+def _leave(page: Any) -> None:
+    page.get_by_role("button", name="Leave", exact=True).click()
+    wait_until(page, "() => window.parley.state === 'closed'")
+
+
+def _tile(page: Any, participant_id: str) -> Any:
+    return page.locator(f'#tiles .tile[data-participant-id="{participant_id}"]')
+
+
+def _assert_tile_plays(
+    page: Any, participant_id: str, name: str, mids: dict[str, str], log: list[str]
+) -> dict[str, Any]:
+    """The participant's tile has the name and plays the receiver tracks of exactly `mids`."""
+    state = tile_state(page, participant_id, mids)
+    sys.stderr.write(f"tile of {name}: {json.dumps(state)}\n")
+    assert state["name"] == name, (state, log)
+    assert all(t["inTile"] and t["readyState"] == "live" for t in state["tracks"]), (state, log)
+    assert state["videoWidth"] > 0, (state, log)
+    return state
+
+
+def test_next_participant_reuses_the_mlines(browser: Any, server_url: str, tmp_path: Path) -> None:
+    """Alice publishes and leaves; Carol's tracks then arrive on Alice's old (inactive) m-lines,
+    and Bob's page shows them as Carol's tile and decodes them (PROTOCOL.md, `offer`)."""
+    log: list[str] = []
+    pages: list[Any] = []
+    room = "browser-reuse"
+    try:
+        bob = open_page(browser, server_url, "Bob", room, log)
+        pages.append(bob)
+        bob_id = snapshot(bob)["participantId"]
+        wait_until(bob, "() => window.parley.snapshot().local.every((t) => t.trackId)")
+        alice = open_page(browser, server_url, "Alice", room, log)
+        pages.append(alice)
+        alice_id = snapshot(alice)["participantId"]
+        alice_mids = wait_for_remote_tracks(bob, alice_id)
+        with_alice = wait_for_mid_media(bob, alice_mids)
+        sys.stderr.write(f"bob, Alice on {alice_mids}: {json.dumps(with_alice)}\n")
+        assert with_alice["mlines"] == 4, with_alice  # Bob's 2 publish slots + Alice's 2
+        assert mid_counters(with_alice, alice_mids["video"])[0] >= MIN_NEW_FRAMES, (with_alice, log)
+        assert mid_counters(with_alice, alice_mids["audio"])[1] > 0, (with_alice, log)
+        for mid in alice_mids.values():
+            assert with_alice["offer"][mid]["msid"].split()[0] == alice_id, with_alice
+
+        # Alice leaves: her tile goes; her m-lines go inactive but stay in Bob's SDP.
+        _leave(alice)
+        _tile(bob, alice_id).wait_for(state="detached", timeout=STATE_TIMEOUT_MS)
+        wait_until(
+            bob,
+            """() => window.parley.remoteTracks.size === 0
+                && window.parley.pc.signalingState === 'stable'
+                && Object.values(window.parley.snapshot().slots)
+                     .every((s) => s.direction === 'publish')""",
+        )
+        bob.wait_for_timeout(500)  # let the jitter buffers run dry
+        idle = bob.evaluate(MID_STATS_JS)
+        bob.wait_for_timeout(1000)
+        idle_later = bob.evaluate(MID_STATS_JS)
+        sys.stderr.write(f"bob, alone: {json.dumps(idle)}\n")
+        assert idle["mlines"] == 4, idle
+        for mid in alice_mids.values():
+            assert idle["offer"][mid]["direction"] == "inactive", idle
+            assert idle["directions"][mid] == "inactive", idle
+            assert mid_counters(idle_later, mid) == mid_counters(idle, mid), (idle, idle_later)
+
+        # Carol joins: the server reuses Alice's m-lines; Bob's page shows and decodes Carol.
+        carol = open_page(browser, server_url, "Carol", room, log)
+        pages.append(carol)
+        carol_id = snapshot(carol)["participantId"]
+        _tile(bob, carol_id).wait_for(timeout=STATE_TIMEOUT_MS)
+        carol_mids = wait_for_remote_tracks(bob, carol_id)
+        assert carol_mids == alice_mids, (carol_mids, alice_mids)
+        with_carol = wait_for_mid_media(bob, carol_mids, since=idle_later)
+        sys.stderr.write(f"bob, Carol on {carol_mids}: {json.dumps(with_carol)}\n")
+        assert with_carol["mlines"] == 4, with_carol  # reused, not grown
+        for mid in carol_mids.values():
+            assert with_carol["offer"][mid]["msid"].split()[0] == carol_id, with_carol
+            assert with_carol["directions"][mid] == "recvonly", with_carol
+        frames, energy = (
+            mid_counters(with_carol, carol_mids["video"])[0],
+            mid_counters(with_carol, carol_mids["audio"])[1],
+        )
+        assert frames >= mid_counters(idle_later, carol_mids["video"])[0] + MIN_NEW_FRAMES, (
+            idle_later,
+            with_carol,
+            log,
+        )
+        assert energy > mid_counters(idle_later, carol_mids["audio"])[1], (idle_later, with_carol)
+        state = _assert_tile_plays(bob, carol_id, "Carol", carol_mids, log)
+        assert sorted(state["tiles"]) == sorted([bob_id, carol_id]), state  # Alice's is gone
+        bob.screenshot(path=str(tmp_path / "carol-on-reused-mlines.png"))
+    finally:
+        if log:
+            sys.stderr.write("--- browser console ---\n" + "\n".join(log[-60:]) + "\n")
+        for page in pages:
+            page.context.close()
+
+
+def test_mlines_handed_over_within_one_offer(browser: Any, server_url: str) -> None:
+    """Alice leaves and Carol publishes while Bob's previous offer is still unanswered: Bob then
+    answers an offer that still names Alice (who already left: no tile for her), and the next
+    offer hands Alice's m-lines straight to Carol (never inactive, only the msid changes)."""
+    log: list[str] = []
+    pages: list[Any] = []
+    room = "browser-handover"
+    try:
+        bob = open_page(browser, server_url, "Bob", room, log)
+        pages.append(bob)
+        bob_id = snapshot(bob)["participantId"]
+        wait_until(bob, "() => window.parley.snapshot().local.every((t) => t.trackId)")
+        alice = open_page(browser, server_url, "Alice", room, log)
+        pages.append(alice)
+        alice_id = snapshot(alice)["participantId"]
+        alice_mids = wait_for_remote_tracks(bob, alice_id)
+
+        bob.evaluate(HOLD_OFFERS_JS)
+        dave = open_page(browser, server_url, "Dave", room, log)  # Bob gets an offer, held
+        pages.append(dave)
+        dave_id = snapshot(dave)["participantId"]
+        wait_until(bob, "() => window.parley._held.length === 1")
+        _leave(alice)
+        wait_until(bob, f"() => !window.parley.participants.has({json.dumps(alice_id)})")
+        carol = open_page(browser, server_url, "Carol", room, log)
+        pages.append(carol)
+        carol_id = snapshot(carol)["participantId"]
+        # track_published goes out once the server has subscribed Bob to Carol's tracks
+        wait_until(
+            bob, f"() => window.parley.participants.get({json.dumps(carol_id)})?.tracks.size === 2"
+        )
+        assert bob.evaluate(RELEASE_OFFERS_JS) == 1
+
+        carol_mids = wait_for_remote_tracks(bob, carol_id)
+        dave_mids = wait_for_remote_tracks(bob, dave_id)
+        wait_until(bob, "() => window.parley.pc.signalingState === 'stable'")
+        offers = bob.evaluate("() => window.parley._offersSeen")
+        sys.stderr.write(f"bob's offers: {json.dumps(offers)}\n")
+        assert carol_mids == alice_mids, (carol_mids, alice_mids, offers)
+        for offer in offers:  # Alice's, then Carol's: never inactive in between
+            assert all(mid in offer["slots"] for mid in alice_mids.values()), offers
+        before = bob.evaluate(MID_STATS_JS)
+        with_carol = wait_for_mid_media(bob, carol_mids, since=before)
+        sys.stderr.write(f"bob, Carol on {carol_mids}: {json.dumps(with_carol)}\n")
+        assert with_carol["mlines"] == 6, with_carol  # 2 publish + Carol's 2 (reused) + Dave's 2
+        assert mid_counters(with_carol, carol_mids["video"])[0] >= (
+            mid_counters(before, carol_mids["video"])[0] + MIN_NEW_FRAMES
+        ), (before, with_carol, log)
+        assert (
+            mid_counters(with_carol, carol_mids["audio"])[1]
+            > (mid_counters(before, carol_mids["audio"])[1])
+        ), (before, with_carol, log)
+        state = _assert_tile_plays(bob, carol_id, "Carol", carol_mids, log)
+        _assert_tile_plays(bob, dave_id, "Dave", dave_mids, log)
+        assert alice_id not in state["tiles"], (alice_id, state)  # not even from the stale offer
+        assert sorted(state["tiles"]) == sorted([bob_id, carol_id, dave_id]), state
+    finally:
+        if log:
+            sys.stderr.write("--- browser console ---\n" + "\n".join(log[-60:]) + "\n")
+        for page in pages:
             page.context.close()

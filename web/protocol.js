@@ -253,18 +253,25 @@ export class ParleySession extends EventTarget {
     await pc.setLocalDescription(await pc.createAnswer());
     await iceGatheringComplete(pc);
     this._slots = slots;
-    this._reconcileRemote(transceivers);
+    this._reconcileRemote();
     this._send({ type: "answer", sdp: pc.localDescription.sdp, revision: msg.revision });
   }
 
-  /** Make remoteTracks match the subscribe slots of the offer just answered. */
-  _reconcileRemote(transceivers) {
+  /**
+   * Make remoteTracks match the subscribe slots of the offer last answered. Every mid is looked
+   * up again: the server reuses an m-line for another participant's track, and a receiver keeps
+   * its MediaStreamTrack for life, so whether or not `track` fired, the mid's receiver track now
+   * belongs to whoever the slot names.
+   */
+  _reconcileRemote() {
+    if (!this.pc) return;
     for (const [mid, entry] of [...this.remoteTracks]) {
       const slot = this._slots[mid];
       if (!slot || slot.direction !== "subscribe" || slot.track_id !== entry.trackId) {
         this._removeRemote(mid);
       }
     }
+    const transceivers = new Map(this.pc.getTransceivers().map((t) => [t.mid, t]));
     for (const [mid, slot] of Object.entries(this._slots)) {
       if (slot.direction !== "subscribe" || this.remoteTracks.has(mid)) continue;
       const transceiver = transceivers.get(mid);
@@ -273,6 +280,12 @@ export class ParleySession extends EventTarget {
   }
 
   _setRemote(mid, slot, track) {
+    if (!this.participants.has(slot.participant_id)) {
+      // An offer sent before its participant left (participant_left came first): no tile for
+      // them. (Were an offer ever to name someone before participant_joined, that re-checks.)
+      this._removeRemote(mid);
+      return;
+    }
     const current = this.remoteTracks.get(mid);
     if (current && current.trackId === slot.track_id && current.track === track) return;
     if (current) this._removeRemote(mid);
@@ -322,7 +335,9 @@ ParleySession.prototype._handlers = {
     const p = msg.participant;
     const tracks = new Map((p.tracks || []).map((t) => [t.track_id, { ...t }]));
     this.participants.set(p.participant_id, { participant_id: p.participant_id, name: p.name, tracks });
-    if (!quiet) this._emitParticipants();
+    if (quiet) return;
+    this._emitParticipants();
+    this._reconcileRemote(); // in case an offer already named this participant's tracks
   },
 
   participant_left(msg) {
