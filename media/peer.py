@@ -50,6 +50,9 @@ def rtc_configuration(ice_servers: tuple[IceServer, ...]) -> RTCConfiguration:
     )
 
 
+#: how long a renegotiation waits for the first connection to settle
+_SETTLE_TIMEOUT_S = 10.0
+
 TrackHandler = Callable[["Peer", RTCRtpTransceiver, MediaStreamTrack], None]
 
 
@@ -77,6 +80,9 @@ class Peer:
         self._subscriber_max_frames = subscriber_max_frames
         self._tracks: dict[RTCRtpTransceiver, SubscriberTrack] = {}
         self._idle: dict[str, list[RTCRtpTransceiver]] = {"audio": [], "video": []}
+        self._answered = False
+        # set once ICE/DTLS have settled (connected, failed or closed)
+        self._settled = asyncio.Event()
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -89,6 +95,8 @@ class Peer:
 
         @self.pc.on("connectionstatechange")
         def _on_state() -> None:
+            if self.pc.connectionState in ("connected", "failed", "closed"):
+                self._settled.set()
             if self.pc.connectionState == "failed" and not self._closed:
                 self._emit(PeerFailed(self.peer_id, "connection failed"))
 
@@ -155,6 +163,14 @@ class Peer:
             )
 
     async def _send_offers(self) -> None:
+        if self._answered and not self._settled.is_set():
+            # aiortc 1.16 connects in a task started by setRemoteDescription(); a second answer
+            # applied while that task still runs makes it index the old description
+            # (IndexError in __remoteRtp). Renegotiate once the first connection has settled.
+            try:
+                await asyncio.wait_for(self._settled.wait(), _SETTLE_TIMEOUT_S)
+            except TimeoutError:
+                pass
         while self._dirty and not self._awaiting_answer and not self._closed:
             self._dirty = False
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -177,6 +193,7 @@ class Peer:
         except Exception as exc:  # aiortc raises many types for bad SDP; all mean "bad SDP"
             raise SdpError(f"{type(exc).__name__}: {exc}") from exc
         self._awaiting_answer = False
+        self._answered = True
         for track in self._tracks.values():
             track.negotiated()
         if self._dirty:
