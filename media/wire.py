@@ -1,0 +1,393 @@
+"""The wire format between :mod:`media.process` and a media worker (:mod:`media.worker`).
+
+One JSON object per line (``\\n``-terminated UTF-8; JSON escapes every newline inside a string,
+SDP's ``\\r\\n`` included). The parent writes :class:`Request`s to the worker's stdin; the worker
+writes :class:`Reply`s and :data:`media.api.MediaEvent`s to its stdout, in the order they
+happen. Every dataclass is encoded field by field, never pickled: a bad frame fails here as a
+:class:`WireFormatError`, it cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .api import (
+    KINDS,
+    IceServer,
+    Kind,
+    MediaSettings,
+    OfferReady,
+    PeerFailed,
+    Slot,
+    TrackPublished,
+    TrackUnpublished,
+)
+from .errors import (
+    MediaError,
+    MediaStateError,
+    MediaWorkerError,
+    SdpError,
+    StaleAnswerError,
+    UnknownPeerError,
+)
+
+#: Longest frame either side accepts (an offer to a full room is well under 1 MiB).
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+
+class WireFormatError(MediaWorkerError):
+    """A frame that is not valid JSON or not a known message; the other side is broken."""
+
+
+# -- parent -> worker ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Init:
+    """The first request: which room this worker serves, and how (once per process)."""
+
+    room_id: str
+    settings: MediaSettings
+    log_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddPeer:
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemovePeer:
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    peer_id: str
+    kinds: tuple[Kind, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublish:
+    peer_id: str
+    track_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    peer_id: str
+    sdp: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetStats:
+    """Ask for :meth:`media.sfu.SfuRoom.stats` (benchmarks, metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the room, reply, and exit."""
+
+
+Command = Init | AddPeer | RemovePeer | Publish | Unpublish | Answer | GetStats | Close
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    request_id: int
+    command: Command
+
+
+# -- worker -> parent ------------------------------------------------------------------------
+#: The errors a room method may raise, by name; anything else travels as a plain MediaError.
+ERROR_TYPES: Mapping[str, type[MediaError]] = MappingProxyType(
+    {
+        cls.__name__: cls
+        for cls in (MediaError, SdpError, StaleAnswerError, MediaStateError, UnknownPeerError)
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A :class:`MediaError` raised in the worker, re-raised in the parent as the same type."""
+
+    error_type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        for base in type(exc).__mro__:  # a subclass travels as the nearest type listed
+            if ERROR_TYPES.get(base.__name__) is base:
+                return cls(base.__name__, str(exc))
+        return cls("MediaError", f"{type(exc).__name__}: {exc}")
+
+    def to_exception(self) -> MediaError:
+        return ERROR_TYPES.get(self.error_type, MediaError)(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The outcome of request ``request_id``: ``error`` is None on success."""
+
+    request_id: int
+    error: ErrorInfo | None = None
+    #: only for :class:`GetStats`
+    stats: Mapping[str, Any] | None = None
+
+
+#: what a worker writes: replies and the :data:`media.api.MediaEvent`s of its room
+WorkerMessage = Reply | OfferReady | TrackPublished | TrackUnpublished | PeerFailed
+
+
+# -- encoding --------------------------------------------------------------------------------
+def _frame(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _settings_to_json(s: MediaSettings) -> dict[str, Any]:
+    return {
+        "ice_servers": [
+            {"urls": list(i.urls), "username": i.username, "credential": i.credential}
+            for i in s.ice_servers
+        ],
+        "ice_host_addresses": list(s.ice_host_addresses),
+        "pli_min_interval_s": s.pli_min_interval_s,
+        "subscriber_max_frames": s.subscriber_max_frames,
+        "isolation": s.isolation,
+    }
+
+
+def encode_request(request: Request) -> bytes:
+    c = request.command
+    fields: dict[str, Any]
+    match c:
+        case Init():
+            op = "init"
+            fields = {
+                "room_id": c.room_id,
+                "settings": _settings_to_json(c.settings),
+                "log_level": c.log_level,
+            }
+        case AddPeer() | RemovePeer():
+            op = "add_peer" if isinstance(c, AddPeer) else "remove_peer"
+            fields = {"peer_id": c.peer_id}
+        case Publish():
+            op, fields = "publish", {"peer_id": c.peer_id, "kinds": list(c.kinds)}
+        case Unpublish():
+            op, fields = "unpublish", {"peer_id": c.peer_id, "track_id": c.track_id}
+        case Answer():
+            op = "answer"
+            fields = {"peer_id": c.peer_id, "sdp": c.sdp, "revision": c.revision}
+        case GetStats() | Close():
+            op, fields = ("get_stats" if isinstance(c, GetStats) else "close"), {}
+    return _frame({"op": op, "id": request.request_id, **fields})
+
+
+def encode_worker_message(message: WorkerMessage) -> bytes:
+    m = message
+    match m:
+        case Reply():
+            error = None if m.error is None else [m.error.error_type, m.error.message]
+            return _frame({"t": "reply", "id": m.request_id, "error": error, "stats": m.stats})
+        case OfferReady():
+            slots = {
+                mid: {
+                    "direction": s.direction,
+                    "kind": s.kind,
+                    "participant_id": s.participant_id,
+                    "track_id": s.track_id,
+                }
+                for mid, s in m.slots.items()
+            }
+            fields = {"peer_id": m.peer_id, "sdp": m.sdp, "revision": m.revision, "slots": slots}
+            return _frame({"t": "offer", **fields})
+        case TrackPublished():
+            return _frame(
+                {"t": "published", "peer_id": m.peer_id, "track_id": m.track_id, "kind": m.kind}
+            )
+        case TrackUnpublished():
+            return _frame({"t": "unpublished", "peer_id": m.peer_id, "track_id": m.track_id})
+        case PeerFailed():
+            return _frame({"t": "failed", "peer_id": m.peer_id, "reason": m.reason})
+
+
+# -- decoding --------------------------------------------------------------------------------
+class _Fields:
+    """Typed access to one decoded JSON object; every mismatch is a :class:`WireFormatError`."""
+
+    def __init__(self, obj: object, what: str) -> None:
+        if not isinstance(obj, dict):
+            raise WireFormatError(f"{what}: expected an object")
+        self._obj: dict[str, object] = obj
+        self._what = what
+
+    def _get(self, key: str) -> object:
+        try:
+            return self._obj[key]
+        except KeyError:
+            raise WireFormatError(f"{self._what}: missing {key!r}") from None
+
+    def _bad(self, key: str, expected: str) -> WireFormatError:
+        return WireFormatError(f"{self._what}: {key!r} must be {expected}")
+
+    def text(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return None if self._get(key) is None else self.text(key)
+
+    def integer(self, key: str) -> int:
+        value = self._get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._bad(key, "an integer")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self._get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._bad(key, "a number")
+        return float(value)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, "a list of strings")
+        return tuple(value)
+
+    def kind(self, key: str) -> Kind:
+        return _as_kind(self.text(key), self._bad(key, "audio or video"))
+
+    def kinds(self, key: str) -> tuple[Kind, ...]:
+        bad = self._bad(key, "a list of audio/video")
+        return tuple(_as_kind(k, bad) for k in self.texts(key))
+
+    def fields(self, key: str) -> _Fields:
+        return _Fields(self._get(key), f"{self._what}.{key}")
+
+    def items(self, key: str) -> list[tuple[str, _Fields]]:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            raise self._bad(key, "an object")
+        return [(k, _Fields(v, f"{self._what}.{key}.{k}")) for k, v in value.items()]
+
+    def elements(self, key: str) -> list[_Fields]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self._bad(key, "a list")
+        return [_Fields(v, f"{self._what}.{key}[{i}]") for i, v in enumerate(value)]
+
+    def raw(self, key: str) -> object:
+        return self._get(key)
+
+
+def _as_kind(value: str, error: WireFormatError) -> Kind:
+    for kind in KINDS:
+        if value == kind:
+            return kind
+    raise error
+
+
+def _load(line: bytes, what: str) -> _Fields:
+    if len(line) > MAX_FRAME_BYTES:
+        raise WireFormatError(f"{what}: frame of {len(line)} bytes is too long")
+    try:
+        return _Fields(json.loads(line), what)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise WireFormatError(f"{what}: not JSON ({exc})") from None
+
+
+def _settings_from_json(f: _Fields) -> MediaSettings:
+    isolation = f.text("isolation")
+    if isolation not in ("inline", "process"):
+        raise WireFormatError(f"settings: unknown isolation {isolation!r}")
+    return MediaSettings(
+        ice_servers=tuple(
+            IceServer(i.texts("urls"), i.optional_text("username"), i.optional_text("credential"))
+            for i in f.elements("ice_servers")
+        ),
+        ice_host_addresses=f.texts("ice_host_addresses"),
+        pli_min_interval_s=f.number("pli_min_interval_s"),
+        subscriber_max_frames=f.integer("subscriber_max_frames"),
+        isolation="process" if isolation == "process" else "inline",
+    )
+
+
+def decode_request(line: bytes) -> Request:
+    f = _load(line, "request")
+    op = f.text("op")
+    command: Command
+    match op:
+        case "init":
+            settings = _settings_from_json(f.fields("settings"))
+            command = Init(f.text("room_id"), settings, f.integer("log_level"))
+        case "add_peer":
+            command = AddPeer(f.text("peer_id"))
+        case "remove_peer":
+            command = RemovePeer(f.text("peer_id"))
+        case "publish":
+            command = Publish(f.text("peer_id"), f.kinds("kinds"))
+        case "unpublish":
+            command = Unpublish(f.text("peer_id"), f.text("track_id"))
+        case "answer":
+            command = Answer(f.text("peer_id"), f.text("sdp"), f.integer("revision"))
+        case "get_stats":
+            command = GetStats()
+        case "close":
+            command = Close()
+        case _:
+            raise WireFormatError(f"request: unknown op {op!r}")
+    return Request(f.integer("id"), command)
+
+
+def decode_worker_message(line: bytes) -> WorkerMessage:
+    f = _load(line, "worker message")
+    tag = f.text("t")
+    match tag:
+        case "reply":
+            return _decode_reply(f)
+        case "offer":
+            slots = {mid: _decode_slot(s) for mid, s in f.items("slots")}
+            return OfferReady(f.text("peer_id"), f.text("sdp"), f.integer("revision"), slots)
+        case "published":
+            return TrackPublished(f.text("peer_id"), f.text("track_id"), f.kind("kind"))
+        case "unpublished":
+            return TrackUnpublished(f.text("peer_id"), f.text("track_id"))
+        case "failed":
+            return PeerFailed(f.text("peer_id"), f.text("reason"))
+        case _:
+            raise WireFormatError(f"worker message: unknown type {tag!r}")
+
+
+def _decode_reply(f: _Fields) -> Reply:
+    raw_error, raw_stats = f.raw("error"), f.raw("stats")
+    error = None
+    if raw_error is not None:
+        if not (
+            isinstance(raw_error, list)
+            and len(raw_error) == 2
+            and all(isinstance(e, str) for e in raw_error)
+        ):
+            raise WireFormatError("reply: 'error' must be [type, message]")
+        error = ErrorInfo(raw_error[0], raw_error[1])
+    if raw_stats is not None and not isinstance(raw_stats, dict):
+        raise WireFormatError("reply: 'stats' must be an object")
+    return Reply(f.integer("id"), error, raw_stats)
+
+
+def _decode_slot(f: _Fields) -> Slot:
+    direction = f.text("direction")
+    if direction not in ("publish", "subscribe"):
+        raise WireFormatError(f"slot: unknown direction {direction!r}")
+    return Slot(
+        "publish" if direction == "publish" else "subscribe",
+        f.kind("kind"),
+        f.text("participant_id"),
+        f.optional_text("track_id"),
+    )
