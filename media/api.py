@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Kind = Literal["audio", "video"]
 KINDS: tuple[Kind, ...] = ("audio", "video")
@@ -90,7 +90,10 @@ EmitEvent = Callable[[MediaEvent], None]
 class MediaRoom(Protocol):
     """One room's media. Every method raises a :class:`media.errors.MediaError` on bad input."""
 
-    async def add_peer(self, peer_id: str) -> None: ...
+    async def add_peer(self, peer_id: str, publish: Sequence[Kind] = ()) -> None:
+        """Add a peer; ``publish`` adds its publish slots to the first offer (one round trip
+        instead of two)."""
+        ...
 
     async def remove_peer(self, peer_id: str) -> None: ...
 
@@ -100,11 +103,19 @@ class MediaRoom(Protocol):
 
     async def answer(self, peer_id: str, sdp: str, revision: int) -> None: ...
 
+    async def stats(self) -> Mapping[str, Any]:
+        """Counters for metrics and benchmarks (never media content)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
 class MediaBackend(Protocol):
     """Places rooms somewhere and hands back a :class:`MediaRoom` for each."""
+
+    async def start(self) -> None:
+        """Get ready to open rooms quickly (e.g. start a spare worker); called once."""
+        ...
 
     async def open_room(self, room_id: str, emit: EmitEvent) -> MediaRoom: ...
 

@@ -15,6 +15,9 @@ class InlineMediaBackend:
         self._rooms: set[SfuRoom] = set()
         restrict_host_addresses(settings.ice_host_addresses)
 
+    async def start(self) -> None:
+        """Nothing to prepare: rooms live on this event loop."""
+
     async def open_room(self, room_id: str, emit: EmitEvent) -> SfuRoom:
         room = _OwnedRoom(room_id, settings=self._settings, emit=emit, owner=self._rooms)
         self._rooms.add(room)

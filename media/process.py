@@ -78,6 +78,11 @@ class ProcessMediaBackend:
         self._spare: asyncio.subprocess.Process | None = None
         self._closed = False
 
+    async def start(self) -> None:
+        """Start the spare worker now, so that even the first room opens quickly."""
+        if self._keep_spare and self._spare is None and not self._closed:
+            self._spare = await spawn_worker()
+
     async def open_room(self, room_id: str, emit: EmitEvent) -> WorkerRoom:
         if self._closed:
             raise MediaWorkerError("the media backend is closed")
@@ -166,8 +171,8 @@ class WorkerRoom:
         await self._call(Init(self.room_id, settings, level), self._timeouts.start_s)
 
     # -- MediaRoom -------------------------------------------------------------------------
-    async def add_peer(self, peer_id: str) -> None:
-        await self._call(AddPeer(peer_id))
+    async def add_peer(self, peer_id: str, publish: Sequence[Kind] = ()) -> None:
+        await self._call(AddPeer(peer_id, tuple(publish)))
         self._peers.add(peer_id)
 
     async def remove_peer(self, peer_id: str) -> None:

@@ -72,7 +72,7 @@ class SfuRoom:
         self._closed = False
 
     # -- MediaRoom -------------------------------------------------------------------------
-    async def add_peer(self, peer_id: str) -> None:
+    async def add_peer(self, peer_id: str, publish: Sequence[Kind] = ()) -> None:
         if peer_id in self._peers:
             raise MediaStateError(f"peer {peer_id} already in room")
         peer = Peer(
@@ -83,9 +83,11 @@ class SfuRoom:
             subscriber_max_frames=self._settings.subscriber_max_frames,
         )
         self._peers[peer_id] = peer
+        for kind in dict.fromkeys(publish):
+            peer.add_publish_slot(kind)
         for publication in self._publications.values():
             self._subscribe(peer, publication)
-        if self._publications:
+        if self._publications or publish:
             peer.request_negotiation()
 
     async def remove_peer(self, peer_id: str) -> None:
@@ -133,7 +135,7 @@ class SfuRoom:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- observability ---------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    async def stats(self) -> dict[str, Any]:
         """Counters for metrics and benchmarks (no media content)."""
         return {
             "peers": len(self._peers),

@@ -56,6 +56,7 @@ class Init:
 @dataclass(frozen=True, slots=True)
 class AddPeer:
     peer_id: str
+    publish: tuple[Kind, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +173,10 @@ def encode_request(request: Request) -> bytes:
                 "settings": _settings_to_json(c.settings),
                 "log_level": c.log_level,
             }
-        case AddPeer() | RemovePeer():
-            op = "add_peer" if isinstance(c, AddPeer) else "remove_peer"
-            fields = {"peer_id": c.peer_id}
+        case AddPeer():
+            op, fields = "add_peer", {"peer_id": c.peer_id, "publish": list(c.publish)}
+        case RemovePeer():
+            op, fields = "remove_peer", {"peer_id": c.peer_id}
         case Publish():
             op, fields = "publish", {"peer_id": c.peer_id, "kinds": list(c.kinds)}
         case Unpublish():
@@ -328,7 +330,7 @@ def decode_request(line: bytes) -> Request:
             settings = _settings_from_json(f.fields("settings"))
             command = Init(f.text("room_id"), settings, f.integer("log_level"))
         case "add_peer":
-            command = AddPeer(f.text("peer_id"))
+            command = AddPeer(f.text("peer_id"), f.kinds("publish"))
         case "remove_peer":
             command = RemovePeer(f.text("peer_id"))
         case "publish":

@@ -120,7 +120,7 @@ class WorkerSession:
         try:
             match c:
                 case AddPeer():
-                    await room.add_peer(c.peer_id)
+                    await room.add_peer(c.peer_id, c.publish)
                 case RemovePeer():
                     await room.remove_peer(c.peer_id)
                 case Publish():
@@ -130,7 +130,7 @@ class WorkerSession:
                 case Answer():
                     await room.answer(c.peer_id, c.sdp, c.revision)
                 case GetStats():
-                    stats = room.stats()
+                    stats = await room.stats()
                 case Init() | Close():
                     raise MediaError(f"{type(c).__name__} is not allowed here")
         except MediaError as exc:

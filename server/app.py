@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 import structlog
@@ -85,6 +86,7 @@ class App:
 
     async def start(self) -> None:
         s = self.settings.server
+        await self.media.start()
         self._server = await serve(
             self.signaling.handle,
             s.host,
@@ -120,7 +122,14 @@ class App:
             url=f"http://{s.host}:{self.port}/",
             isolation=self.settings.media.isolation,
         )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
         try:
-            await asyncio.Future()
+            await stopping.wait()
+            log.info("shutting down")
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
             await self.stop()

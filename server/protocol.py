@@ -39,6 +39,8 @@ class Join(_ClientMessage):
     type: Literal["join"]
     room: RoomName
     name: DisplayName
+    #: kinds to publish right away (saves the round trip of a separate ``publish``)
+    publish: Annotated[list[MediaKind], Field(max_length=2)] = []
 
 
 class Publish(_ClientMessage):

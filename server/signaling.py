@@ -12,6 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from media.api import (
+    Kind,
     MediaBackend,
     MediaEvent,
     MediaRoom,
@@ -20,7 +21,13 @@ from media.api import (
     TrackPublished,
     TrackUnpublished,
 )
-from media.errors import MediaStateError, SdpError, StaleAnswerError, UnknownPeerError
+from media.errors import (
+    MediaError,
+    MediaStateError,
+    SdpError,
+    StaleAnswerError,
+    UnknownPeerError,
+)
 
 from . import __version__, protocol
 from .outbox import Outbox, OutboxFullError
@@ -94,7 +101,9 @@ class SignalingServer:
     async def handle(self, ws: ServerConnection) -> None:
         await ClientConnection(ws, self).run()
 
-    async def enter(self, client: ClientConnection, room_name: str, name: str) -> Participant:
+    async def enter(
+        self, client: ClientConnection, room_name: str, name: str, publish: list[Kind]
+    ) -> Participant:
         async with self._membership:
             try:
                 room_state, participant, created = self.registry.join(room_name, name)
@@ -102,8 +111,14 @@ class SignalingServer:
                 raise ProtocolError("room_full", str(exc), ref="join") from None
             live = self.rooms.get(room_name)
             if created or live is None:
-                live = self.rooms[room_name] = LiveRoom(room_name, self.registry)
-                live.media = await self.media.open_room(room_name, live.on_media_event)
+                live = LiveRoom(room_name, self.registry)
+                try:
+                    live.media = await self.media.open_room(room_name, live.on_media_event)
+                except MediaError as exc:
+                    self.registry.leave(room_name, participant.participant_id)
+                    log.error("cannot open media room", room=room_name, error=str(exc))
+                    raise ProtocolError("media_failed", "media is unavailable", "join") from None
+                self.rooms[room_name] = live
             client.attach(live, participant)
             live.clients[participant.participant_id] = client
             client.send(
@@ -121,7 +136,7 @@ class SignalingServer:
                 exclude=participant.participant_id,
             )
             assert live.media is not None
-            await live.media.add_peer(participant.participant_id)
+            await live.media.add_peer(participant.participant_id, publish)
             log.info("joined", room=room_name, participant=participant.participant_id)
             return participant
 
@@ -244,12 +259,14 @@ class ClientConnection:
         match msg:
             case protocol.Hello():
                 raise ProtocolError("bad_state", "hello was already received", "hello")
-            case protocol.Join(room=room, name=name):
+            case protocol.Join(room=room, name=name, publish=publish):
                 if self.participant is not None:
                     raise ProtocolError(
                         "already_joined", "this socket already joined a room", "join"
                     )
-                await self.server.enter(self, room, name)
+                if len(set(publish)) != len(publish):
+                    raise ProtocolError("bad_message", "publish: kinds must be distinct", "join")
+                await self.server.enter(self, room, name, publish)
             case protocol.Leave():
                 await self._close(CLOSE_NORMAL, "left")
                 return True

@@ -3,6 +3,7 @@ keeps going throughout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,34 +29,54 @@ async def small_app() -> AsyncIterator[App]:
         await instance.stop()
 
 
-async def raw(app: App, *, hello: bool = True) -> ClientConnection:
-    ws = await connect(ws_url(app), max_size=None)
+class Raw:
+    """A bare protocol client; messages skipped while waiting for another type are kept."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.backlog: list[dict[str, Any]] = []
+
+    async def send(self, payload: str | bytes) -> None:
+        await self.ws.send(payload)
+
+    async def recv(self, type_: str | None = None, timeout_s: float = 10) -> dict[str, Any]:
+        for i, message in enumerate(self.backlog):
+            if type_ is None or message["type"] == type_:
+                return self.backlog.pop(i)
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
+            if type_ is None or message["type"] == type_:
+                return message
+            self.backlog.append(message)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def raw(app: App, *, hello: bool = True) -> Raw:
+    client = Raw(await connect(ws_url(app), max_size=None))
     if hello:
-        await ws.send(json.dumps({"type": "hello", "protocol": 1}))
-        assert (await recv(ws))["type"] == "welcome"
-    return ws
+        await client.send(json.dumps({"type": "hello", "protocol": 1}))
+        assert (await client.recv())["type"] == "welcome"
+    return client
 
 
-async def recv(ws: ClientConnection, type_: str | None = None) -> dict[str, Any]:
-    """Next message (of ``type_``, skipping others)."""
-    while True:
-        message: dict[str, Any] = json.loads(await ws.recv())
-        if type_ is None or message["type"] == type_:
-            return message
+async def recv(client: Raw, type_: str | None = None) -> dict[str, Any]:
+    return await client.recv(type_)
 
 
-async def expect_error(ws: ClientConnection, payload: str | bytes, code: str) -> None:
-    await ws.send(payload)
-    message = await recv(ws, "error")
+async def expect_error(client: Raw, payload: str | bytes, code: str) -> None:
+    await client.send(payload)
+    message = await client.recv("error")
     assert message["code"] == code, message
     assert message["message"]
 
 
-async def expect_close(ws: ClientConnection, code: int) -> None:
+async def expect_close(client: Raw, code: int) -> None:
     with pytest.raises(ConnectionClosed):
         while True:
-            await ws.recv()
-    assert ws.close_code == code, (ws.close_code, ws.close_reason)
+            await asyncio.wait_for(client.ws.recv(), 10)
+    assert client.ws.close_code == code, (client.ws.close_code, client.ws.close_reason)
 
 
 async def test_bad_input_never_disturbs_the_call(small_app: App) -> None:

@@ -116,12 +116,12 @@ async def test_late_joiner_gets_video_within_a_second(app: App, codec_calls: Cou
         )
     )
     await asyncio.sleep(5 * TIME_SCALE)
-    before = _video_source_stats(app, "late")
+    before = await _video_source_stats(app, "late")
     late_run = asyncio.ensure_future(
         run_client_process("--url", url, "--room", "late", "--name", "Late", "--seconds", "3")
     )
     await asyncio.sleep(2.5 * TIME_SCALE)
-    during = _video_source_stats(app, "late")
+    during = await _video_source_stats(app, "late")
     late = await late_run
     pub = await publisher
     seen = late["remote"][pub["participant_id"]]
@@ -192,7 +192,8 @@ async def test_nack_and_rtx_repair_loss_on_both_hops(
     assert seen["counter_increasing_fraction"] > 0.97, seen
 
 
-def _video_source_stats(app: App, room: str) -> dict[str, Any]:
+async def _video_source_stats(app: App, room: str) -> dict[str, Any]:
     media = app.signaling.rooms[room].media
-    publications = media.stats()["publications"]  # type: ignore[union-attr]
+    assert media is not None
+    publications = (await media.stats())["publications"]
     return next(p for p in publications.values() if p["kind"] == "video")

@@ -312,7 +312,8 @@ ParleySession.prototype._handlers = {
   welcome(msg) {
     this.welcome = msg;
     this.pc = this._createPeerConnection(msg.ice_servers || []);
-    this._send({ type: "join", room: this.room, name: this.name });
+    // publishing with the join puts our publish slots in the first offer (one round trip)
+    this._send({ type: "join", room: this.room, name: this.name, publish: [...this.local.keys()] });
   },
 
   joined(msg) {
@@ -321,8 +322,6 @@ ParleySession.prototype._handlers = {
     this.room = msg.room;
     this.participants.clear();
     for (const p of msg.participants || []) this._handlers.participant_joined.call(this, { participant: p }, true);
-    const kinds = [...this.local.keys()];
-    if (kinds.length) this._send({ type: "publish", kinds });
     if (this._joinWaiter) {
       this._joinWaiter.resolve(this);
       this._joinWaiter = null;

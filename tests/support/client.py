@@ -7,6 +7,7 @@ the frame number drawn as 16 black/white blocks, and an Opus sine tone of a chos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 import random
@@ -22,6 +23,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
 from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 COUNTER_BITS = 16
 AUDIO_RATE = 48_000
@@ -212,11 +214,9 @@ class ParleyClient:
         self.ws = await connect(self.url, max_size=2**20)
         await self._send({"type": "hello", "protocol": 1, "client": "parley-test"})
         self._spawn(self._read())
-        await self._send({"type": "join", "room": self.room, "name": self.name})
-        await asyncio.wait_for(self._joined.wait(), 10)
         kinds = [k for k, t in self.local.items() if t is not None]
-        if kinds:
-            await self._send({"type": "publish", "kinds": kinds})
+        await self._send({"type": "join", "room": self.room, "name": self.name, "publish": kinds})
+        await asyncio.wait_for(self._joined.wait(), 10)
 
     async def leave(self) -> None:
         if self.ws is not None:
@@ -267,7 +267,11 @@ class ParleyClient:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        async for raw in self.ws:
+        with contextlib.suppress(ConnectionClosed):
+            await self._read_messages(self.ws)
+
+    async def _read_messages(self, ws: ClientConnection) -> None:
+        async for raw in ws:
             message = json.loads(raw)
             self.messages.append(message)
             if self.on_message is not None:
