@@ -100,6 +100,11 @@ class SubscriberTrack(MediaStreamTrack):
         if self.source is not None:
             self.source.request_keyframe()
 
+    def resync(self) -> None:
+        """The source lost a picture: wait for the next keyframe."""
+        if self.kind == "video":
+            self._need_keyframe = True
+
     def _go_live(self) -> None:
         self._live = True
         self._queue.clear()
@@ -217,6 +222,13 @@ class EncodedSource:
     def push_audio_packet(self, payload: bytes, timestamp: int) -> None:
         """One Opus packet (timestamp in 48 kHz units, already unwrapped)."""
         self.push(EncodedFrame(payload, timestamp, AUDIO_TIME_BASE, True))
+
+    def picture_lost(self) -> None:
+        """Frames were lost between publisher and SFU and not repaired: what follows cannot be
+        decoded by anybody until the next keyframe."""
+        for track in self._subscribers:
+            track.resync()
+        self.request_keyframe()
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, coalesced and rate-limited."""

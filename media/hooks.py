@@ -9,11 +9,14 @@ one against the installed aiortc: an upgrade that moves them fails loudly there,
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aioice.ice
+import aiortc.rtcrtpsender
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -93,7 +96,21 @@ def receiver_enabled(receiver: RTCRtpReceiver) -> bool:
 
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Ask the publisher behind ``receiver`` for a keyframe (RTCP PLI to its media SSRC)."""
-    await receiver._send_rtcp_pli(media_ssrc)
+    await _ORIGINAL_SEND_PLI(receiver, media_ssrc)
+
+
+def on_picture_loss(receiver: RTCRtpReceiver, lost: Callable[[], None]) -> None:
+    """Call ``lost()`` instead of sending aiortc's own PLI when the receiver's jitter buffer
+    gives up on frames (a gap NACK/RTX did not repair).
+
+    Frames after such a gap reference a picture the subscribers never got: the SFU must hold
+    them until the next keyframe and ask for one (through its coalescing, not aiortc's).
+    """
+
+    async def send_rtcp_pli(media_ssrc: int) -> None:
+        lost()
+
+    receiver._send_rtcp_pli = send_rtcp_pli  # type: ignore[method-assign]
 
 
 def on_sender_keyframe_request(sender: RTCRtpSender, request: Callable[[], None]) -> None:
@@ -120,6 +137,28 @@ def sender_packet_count(sender: RTCRtpSender) -> int:
     return int(getattr(sender, _SENDER_PACKET_COUNT_ATTR))
 
 
+class _FastNtpClock:
+    """aiortc's sender reads the NTP clock twice per RTP packet through ``datetime.now()``
+    arithmetic (≈ 7 % of the SFU's time at 32 subscribers, profiled); ``time.time()`` gives the
+    same value far cheaper. Everything else of ``aiortc.clock`` is passed through."""
+
+    _NTP_UNIX_OFFSET_S = 2_208_988_800
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(aiortc_clock, name)
+
+    @classmethod
+    def current_ntp_time(cls) -> int:
+        now = time.time() + cls._NTP_UNIX_OFFSET_S
+        seconds = int(now)
+        return (seconds << 32) | int((now - seconds) * (1 << 32))
+
+
+def use_fast_sender_clock() -> None:
+    """Replace the clock module aiortc's RTP sender uses (process-wide, idempotent)."""
+    aiortc.rtcrtpsender.clock = _FastNtpClock()  # type: ignore[attr-defined,assignment]
+
+
 def restrict_host_addresses(addresses: Sequence[str]) -> None:
     """Make ICE announce exactly ``addresses`` as host candidates (process-wide).
 
@@ -138,3 +177,4 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
 
 
 _AIOICE_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+_ORIGINAL_SEND_PLI = RTCRtpReceiver._send_rtcp_pli

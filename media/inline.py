@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .api import EmitEvent, MediaSettings
-from .hooks import restrict_host_addresses
+from .hooks import restrict_host_addresses, use_fast_sender_clock
 from .sfu import SfuRoom
 
 
@@ -14,6 +14,7 @@ class InlineMediaBackend:
         self._settings = settings
         self._rooms: set[SfuRoom] = set()
         restrict_host_addresses(settings.ice_host_addresses)
+        use_fast_sender_clock()
 
     async def start(self) -> None:
         """Nothing to prepare: rooms live on this event loop."""

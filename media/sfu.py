@@ -208,6 +208,7 @@ class SfuRoom:
 
             hooks.tap_decoder_queue(receiver, on_frame, decode=False)
             hooks.wrap_rtp_handler(receiver, on_rtp)
+            hooks.on_picture_loss(receiver, source.picture_lost)
         else:
             # Opus is forwarded per RTP packet: aiortc's audio jitter buffer adds 80 ms and
             # stalls on a loss (no audio NACK), fine for a decoder but not for a relay.

@@ -186,6 +186,7 @@ async def serve_stdio() -> int:
         init = first.command
         _configure_logging(init.room_id, init.log_level)
         hooks.restrict_host_addresses(init.settings.ice_host_addresses)
+        hooks.use_fast_sender_clock()
         session = WorkerSession(init.room_id, init.settings, out)
         session.send(Reply(first.request_id))
         status = await session.run(requests)

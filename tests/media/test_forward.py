@@ -160,3 +160,21 @@ async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
     track.request_keyframe()  # nobody to ask
     assert src.pli_requests == 1
     await src.aclose()
+
+
+async def test_picture_loss_holds_subscribers_until_a_keyframe() -> None:
+    src, pli = source()
+    track = subscriber(src)
+    recv = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    src.push_video_frame(KEY, 0)
+    await recv
+    src.push_video_frame(DELTA, 3000)
+    assert (await track.recv()).pts == 3000
+    src.picture_lost()  # a frame between publisher and SFU was lost for good
+    src.push_video_frame(DELTA, 9000)  # references the lost picture: held back
+    src.push_video_frame(KEY, 12000)
+    assert (await asyncio.wait_for(track.recv(), 1)).pts == 12000
+    await asyncio.sleep(0.01)
+    assert src.pli_requests == 2  # start + loss (the keyframes answered both)
+    await src.aclose()

@@ -115,3 +115,25 @@ async def test_host_addresses_are_restricted_to_the_configured_ones() -> None:
     finally:
         hooks.restrict_host_addresses([])
     assert aioice.ice.get_host_addresses is hooks._AIOICE_GET_HOST_ADDRESSES
+
+
+def test_fast_sender_clock_matches_aiortc() -> None:
+    from aiortc import clock
+
+    hooks.use_fast_sender_clock()
+    import aiortc.rtcrtpsender
+
+    fast = aiortc.rtcrtpsender.clock.current_ntp_time()
+    slow = clock.current_ntp_time()
+    assert abs(fast - slow) / (1 << 32) < 0.01  # same NTP time within 10 ms
+    assert aiortc.rtcrtpsender.clock.current_datetime().tzinfo is not None  # passed through
+
+
+async def test_picture_loss_replaces_aiortcs_own_pli(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    lost: list[bool] = []
+    hooks.on_picture_loss(receiver, lambda: lost.append(True))
+    await receiver._send_rtcp_pli(1234)  # what aiortc calls when its jitter buffer gives up
+    assert lost == [True]
+    await hooks.send_pli(receiver, 1234)  # the SFU's own PLI still goes out (no RTCP ssrc yet)
+    assert lost == [True]
