@@ -187,8 +187,9 @@ async def test_nack_and_rtx_repair_loss_on_both_hops(
     assert lossy.dropped >= 5
     assert counts["server_nacks_upstream"] > 0  # hop 1: the SFU asked the publisher to resend
     assert counts["server_retransmits"] > 0  # hop 2: the SFU resent what the subscriber lost
-    # the picture stays continuous: nearly every frame decoded, in order
-    assert seen["video_frames"] >= 0.9 * 30 * 7, seen
+    # the picture stays continuous: nearly every frame sent meanwhile was decoded, in order
+    sent = seen["counter_last"] - seen["counter_first"] + 1
+    assert seen["video_frames"] >= 0.97 * sent and sent > 100, seen
     assert seen["counter_increasing_fraction"] > 0.97, seen
 
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket
@@ -193,7 +198,12 @@ class ParleyClient:
         self.decode = decode
         self.keyframes_on_request = keyframes_on_request
         self.keep_audio_samples = int(keep_audio_s * AUDIO_RATE)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # MAX_BUNDLE, not aiortc's default BALANCED: as an answerer with BALANCED, aiortc
+        # leaves the second m-line of a kind that arrives in one offer on a transport it then
+        # discards (its media never arrives). Browsers bundle everything anyway.
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         self.ws: ClientConnection | None = None
         self.participant_id: str | None = None
         self.participants: dict[str, dict[str, Any]] = {}
