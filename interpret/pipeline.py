@@ -1,0 +1,251 @@
+"""The caption pipeline of one process: speakers' audio in, caption frames out.
+
+Three kinds of work, each on its own thread so that none waits for another:
+- ingest (the caller of :meth:`CaptionPipeline.push`): VAD and utterance bookkeeping, ~0.4 % of
+  a core per speaker;
+- decode (one thread, owns the recognizer): picks the most urgent job over all speakers (finals
+  first, then pause decodes, then the stalest interim) and runs Whisper;
+- output: translates into the languages someone reads and emits frames, superseded interims
+  dropped, finals never.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .frames import AudioChunk, CaptionFrame, Samples
+from .streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream, StreamingSettings
+from .vad import SileroVad, VadSettings
+
+log = logging.getLogger(__name__)
+
+
+class Recognizer(Protocol):
+    def recognize(self, audio: Samples, *, lang: str | None, prompt: str) -> Hypothesis: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationResult:
+    text: str | None
+    engine: str | None = None
+    #: why there is no translation, e.g. "no translation es→ja"
+    reason: str | None = None
+
+
+TranslateFn = Callable[[str, str, str], TranslationResult]
+
+
+def no_translation(text: str, source: str, target: str) -> TranslationResult:
+    return TranslationResult(None, None, f"no translation {source}→{target}")
+
+
+class CaptionPipeline:
+    """Thread-safe: every public method may be called from any thread."""
+
+    def __init__(
+        self,
+        *,
+        recognizer: Recognizer,
+        vad: SileroVad,
+        emit: Callable[[CaptionFrame], None],
+        translate: TranslateFn = no_translation,
+        streaming: StreamingSettings | None = None,
+        vad_settings: VadSettings | None = None,
+        translate_interims: bool = True,
+    ) -> None:
+        self._recognizer = recognizer
+        self._vad = vad
+        self._emit = emit
+        self._translate = translate
+        self._streaming = streaming or StreamingSettings()
+        self._vad_settings = vad_settings or VadSettings()
+        self._translate_interims = translate_interims
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._speakers: dict[str, SpeakerStream] = {}
+        self._targets: frozenset[str] = frozenset()
+        self._out: queue.Queue[CaptionUpdate | None] = queue.Queue()
+        self._running = False
+        self._threads: list[threading.Thread] = []
+        self.error: BaseException | None = None
+        self.decodes = 0
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._running = True
+        self._threads = [
+            threading.Thread(target=self._decode_loop, name="asr-decode", daemon=True),
+            threading.Thread(target=self._output_loop, name="captions-out", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, *, drain: bool = True, timeout_s: float = 30.0) -> None:
+        """End every speaker (their last finals are decoded when ``drain``) and stop."""
+        if drain:
+            for speaker_id in list(self._speakers):
+                self.remove_speaker(speaker_id)
+            self.wait_idle(timeout_s)
+        with self._work:
+            self._running = False
+            self._work.notify_all()
+        self._out.put(None)
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no decode is pending or running (e.g. after the last audio)."""
+        def idle() -> bool:
+            return not self._busy and all(
+                s.next_job_pending() is False for s in self._speakers.values()
+            )
+
+        with self._work:
+            return self._work.wait_for(lambda: idle() or self.error is not None, timeout_s)
+
+    # -- speakers and listeners ------------------------------------------------------------
+    def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
+        with self._work:
+            if speaker_id not in self._speakers:
+                stream = self._vad.stream(self._vad_settings)
+                self._speakers[speaker_id] = SpeakerStream(
+                    speaker_id, stream, self._streaming, lang=lang
+                )
+
+    def set_speaker_lang(self, speaker_id: str, lang: str | None) -> None:
+        with self._work:
+            if speaker_id in self._speakers:
+                self._speakers[speaker_id].lang = lang
+
+    def remove_speaker(self, speaker_id: str) -> None:
+        """The speaker left: finish what they were saying, then forget them."""
+        with self._work:
+            stream = self._speakers.get(speaker_id)
+            if stream is None:
+                return
+            self._queue_updates(stream.flush())
+            stream.closing = True
+            self._work.notify_all()
+
+    def set_targets(self, languages: Iterable[str]) -> None:
+        """The languages someone reads: only these are translated."""
+        with self._work:
+            self._targets = frozenset(languages)
+
+    def push(self, chunk: AudioChunk) -> None:
+        with self._work:
+            stream = self._speakers.get(chunk.speaker_id)
+            if stream is None or stream.closing:
+                return
+            self._queue_updates(stream.push(chunk.samples))
+            self._work.notify_all()
+
+    # -- threads ---------------------------------------------------------------------------
+    _busy = False
+
+    def _queue_updates(self, updates: list[CaptionUpdate]) -> None:
+        for update in updates:
+            self._out.put(update)
+
+    def _pick(self) -> tuple[SpeakerStream, DecodeJob] | None:
+        for stream in sorted(self._speakers.values(), key=lambda s: s.urgency()):
+            job = stream.next_job()
+            if job is not None:
+                return stream, job
+        for speaker_id, stream in list(self._speakers.items()):
+            if stream.closing and not stream.next_job_pending():
+                del self._speakers[speaker_id]
+        return None
+
+    def _decode_loop(self) -> None:
+        try:
+            while True:
+                with self._work:
+                    picked = self._pick()
+                    while picked is None and self._running:
+                        self._busy = False
+                        self._work.notify_all()
+                        self._work.wait(0.05)
+                        picked = self._pick()
+                    if picked is None:
+                        return
+                    self._busy = True
+                stream, job = picked
+                hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=job.prompt)
+                with self._work:
+                    self.decodes += 1
+                    update = stream.on_result(job, hypothesis)
+                    if update is not None:
+                        self._out.put(update)
+        except BaseException as exc:  # the worker reports it and is restarted
+            log.exception("decoder failed")
+            with self._work:
+                self.error = exc
+                self._busy = False
+                self._work.notify_all()
+
+    def _output_loop(self) -> None:
+        while True:
+            first = self._out.get()
+            if first is None:
+                return
+            batch = [first]
+            while not self._out.empty():
+                item = self._out.get_nowait()
+                if item is None:
+                    self._out.put(None)
+                    break
+                batch.append(item)
+            for update in _supersede(batch):
+                self._emit(self._frame(update))
+
+    def _frame(self, update: CaptionUpdate) -> CaptionFrame:
+        translations: dict[str, str] = {}
+        engines: dict[str, str] = {}
+        untranslated: dict[str, str] = {}
+        if update.final or self._translate_interims:
+            for target in sorted(self._targets - {update.lang}):
+                try:
+                    result = self._translate(update.text, update.lang, target)
+                except Exception as exc:  # an engine failing costs its translation, not the caption
+                    log.warning("translation %s→%s failed: %s", update.lang, target, exc)
+                    result = TranslationResult(
+                        None, None, f"translation {update.lang}→{target} failed"
+                    )
+                if result.text is not None:
+                    translations[target] = result.text
+                    engines[target] = result.engine or ""
+                else:
+                    untranslated[target] = result.reason or f"no translation {update.lang}→{target}"
+        return CaptionFrame(
+            caption_id=update.caption_id,
+            speaker_id=update.speaker_id,
+            lang=update.lang,
+            text=update.text,
+            start_s=update.start_s,
+            end_s=update.end_s,
+            is_final=update.final,
+            translations=translations,
+            engines=engines,
+            untranslated=untranslated,
+            stable_chars=update.stable_chars,
+        )
+
+
+def _supersede(batch: list[CaptionUpdate]) -> list[CaptionUpdate]:
+    """Keep finals and, per caption, only the newest interim (and none after its final)."""
+    keep: list[CaptionUpdate] = []
+    finals = {u.caption_id for u in batch if u.final}
+    for i, update in enumerate(batch):
+        if update.final:
+            keep.append(update)
+        elif update.caption_id not in finals and not any(
+            later.caption_id == update.caption_id for later in batch[i + 1 :]
+        ):
+            keep.append(update)
+    return keep

@@ -1,0 +1,151 @@
+"""Voice activity detection with Silero VAD v6 (the ONNX model shipped inside faster-whisper:
+no download), streaming: one :class:`VadStream` per speaker, the model loaded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .frames import ASR_SAMPLE_RATE, Samples
+
+WINDOW_SAMPLES = 512  # 32 ms at 16 kHz: the model's hop
+CONTEXT_SAMPLES = 64  # the model sees the last 64 samples of the previous window too
+
+
+def silero_model_path() -> Path:
+    import faster_whisper
+
+    return Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"
+
+
+@dataclass(frozen=True, slots=True)
+class VadSettings:
+    #: speech probability that starts speech; it ends below ``threshold - 0.15``
+    threshold: float = 0.5
+    #: silence that ends an utterance
+    min_silence_ms: int = 400
+    #: shorter bursts are not speech (clicks, coughs)
+    min_speech_ms: int = 200
+    #: audio kept before the detected start (the model reacts a little late)
+    speech_pad_ms: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    start_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    #: where speech stopped (not where the silence was confirmed, ``min_silence_ms`` later)
+    end_s: float
+    start_s: float
+
+
+VadEvent = SpeechStarted | SpeechEnded
+
+
+class SileroVad:
+    """The ONNX session, shared by every stream of a process (one thread calls it)."""
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 4
+        self._session = onnxruntime.InferenceSession(
+            str(model_path or silero_model_path()),
+            providers=["CPUExecutionProvider"],
+            sess_options=options,
+        )
+
+    def stream(self, settings: VadSettings | None = None) -> VadStream:
+        return VadStream(self, settings or VadSettings())
+
+    def probabilities(
+        self, windows: Samples, state: tuple[Samples, Samples]
+    ) -> tuple[Samples, tuple[Samples, Samples]]:
+        """Speech probability of each row of ``windows`` (n × 576), carrying the LSTM state."""
+        probs, h, c = self._session.run(None, {"input": windows, "h": state[0], "c": state[1]})
+        return np.asarray(probs, dtype=np.float32).reshape(-1), (h, c)
+
+
+class VadStream:
+    """Feed audio as it comes; get :data:`VadEvent`s at utterance starts and ends."""
+
+    def __init__(self, vad: SileroVad, settings: VadSettings) -> None:
+        self._vad = vad
+        self.settings = settings
+        self._state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
+        self._context = np.zeros(CONTEXT_SAMPLES, np.float32)
+        self._pending = np.zeros(0, np.float32)
+        self._position = 0  # samples consumed by the model
+        self.in_speech = False
+        self._candidate_start: int | None = None  # window where probability first rose
+        self._speech_start = 0
+        self._silence_start: int | None = None
+        self.last_probability = 0.0
+
+    @property
+    def position_s(self) -> float:
+        return self._position / ASR_SAMPLE_RATE
+
+    @property
+    def silence_since_s(self) -> float | None:
+        """While in speech: where the current pause began (None while someone is talking)."""
+        if not self.in_speech or self._silence_start is None:
+            return None
+        return self._silence_start / ASR_SAMPLE_RATE
+
+    def push(self, samples: Samples) -> list[VadEvent]:
+        audio = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = len(audio) // WINDOW_SAMPLES
+        self._pending = audio[n * WINDOW_SAMPLES :]
+        if n == 0:
+            return []
+        blocks = audio[: n * WINDOW_SAMPLES].reshape(n, WINDOW_SAMPLES)
+        contexts = np.vstack([self._context, blocks[:-1, -CONTEXT_SAMPLES:]])
+        self._context = blocks[-1, -CONTEXT_SAMPLES:].copy()
+        probs, self._state = self._vad.probabilities(np.hstack([contexts, blocks]), self._state)
+        events: list[VadEvent] = []
+        for p in probs:
+            event = self._step(float(p))
+            self._position += WINDOW_SAMPLES
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _step(self, p: float) -> VadEvent | None:
+        s = self.settings
+        rate = ASR_SAMPLE_RATE
+        self.last_probability = p
+        here = self._position
+        if not self.in_speech:
+            if p >= s.threshold:
+                if self._candidate_start is None:
+                    self._candidate_start = here
+                if here + WINDOW_SAMPLES - self._candidate_start >= s.min_speech_ms * rate // 1000:
+                    self.in_speech = True
+                    pad = s.speech_pad_ms * rate // 1000
+                    self._speech_start = max(0, self._candidate_start - pad)
+                    self._silence_start = None
+                    return SpeechStarted(self._speech_start / rate)
+            elif p < s.threshold - 0.15:
+                self._candidate_start = None
+            return None
+        if p < s.threshold - 0.15:
+            if self._silence_start is None:
+                self._silence_start = here
+            if here + WINDOW_SAMPLES - self._silence_start >= s.min_silence_ms * rate // 1000:
+                self.in_speech = False
+                self._candidate_start = None
+                end = self._silence_start
+                self._silence_start = None
+                return SpeechEnded(end / rate, self._speech_start / rate)
+        elif p >= s.threshold:
+            self._silence_start = None
+        return None

@@ -1,0 +1,167 @@
+"""The speaker stream's decision logic with the real Silero VAD and synthetic audio; the
+recognizer is replaced by a scripted one (this tests *when* and *what* to decode, not ASR)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interpret.frames import ASR_SAMPLE_RATE, Word
+from interpret.streaming import Hypothesis, SpeakerStream, StreamingSettings
+from interpret.vad import SpeechEnded, SpeechStarted
+
+
+class ScriptedVad:
+    """Stands in for :class:`interpret.vad.VadStream`: speech exactly where the script says,
+    the end confirmed ``min_silence_s`` later (the real VAD is tested in test_vad.py)."""
+
+    def __init__(
+        self,
+        speech: list[tuple[float, float]],
+        min_silence_s: float = 0.4,
+        pauses: tuple[tuple[float, float], ...] = (),
+    ) -> None:
+        self.speech = speech
+        self.pauses = pauses  # short silences inside an utterance
+        self.min_silence_s = min_silence_s
+        self.position_s = 0.0
+        self.in_speech = False
+
+    @property
+    def silence_since_s(self) -> float | None:
+        if not self.in_speech:
+            return None
+        for start, end in self.pauses:
+            if start <= self.position_s < end:
+                return start
+        for _, end in self.speech:
+            if end <= self.position_s < end + self.min_silence_s:
+                return end
+        return None
+
+    def push(self, samples: np.ndarray) -> list[object]:
+        before, self.position_s = self.position_s, self.position_s + len(samples) / ASR_SAMPLE_RATE
+        events: list[object] = []
+        for start, end in self.speech:
+            if before <= start < self.position_s:
+                self.in_speech = True
+                events.append(SpeechStarted(start))
+            confirmed = end + self.min_silence_s
+            if before <= confirmed < self.position_s:
+                self.in_speech = False
+                events.append(SpeechEnded(end, start))
+        return events
+
+
+def speech_stream(
+    speech: list[tuple[float, float]],
+    settings: StreamingSettings | None = None,
+    pauses: tuple[tuple[float, float], ...] = (),
+) -> SpeakerStream:
+    vad = ScriptedVad(speech, pauses=pauses)
+    return SpeakerStream("s", vad, settings, lang="en")  # type: ignore[arg-type]
+
+
+def audio(seconds: float) -> np.ndarray:
+    return np.full(int(seconds * ASR_SAMPLE_RATE), 0.01, np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * ASR_SAMPLE_RATE), np.float32)
+
+
+def feed(stream: SpeakerStream, audio: np.ndarray, chunk_s: float = 0.1) -> list:
+    out = []
+    step = int(chunk_s * ASR_SAMPLE_RATE)
+    for i in range(0, len(audio), step):
+        out.extend(stream.push(audio[i : i + step]))
+    return out
+
+
+def hyp(n_words: int, duration_s: float) -> Hypothesis:
+    step = duration_s / max(1, n_words)
+    return Hypothesis([Word(i * step, (i + 1) * step, f" w{i}") for i in range(n_words)], "en")
+
+
+def test_silence_costs_nothing() -> None:
+    stream = speech_stream([])
+    feed(stream, audio(5))
+    assert stream.next_job() is None
+
+
+def test_pause_decode_becomes_the_final_without_another_decode() -> None:
+    settings = StreamingSettings(interim_interval_s=100)  # no interims: only the pause decode
+    stream = speech_stream([(0.5, 3.5)], settings)
+    feed(stream, audio(3.5))
+    assert stream.next_job() is None  # still talking, interims off
+    feed(stream, audio(0.2))  # a pause began: decode right away, before the end is confirmed
+    job = stream.next_job()
+    assert job is not None and not job.final
+    assert job.offset_s == 0.5 and abs(job.end_s - 3.65) < 0.06
+    update = stream.on_result(job, hyp(6, 3.0))
+    assert update is not None and not update.final
+    finals = feed(stream, audio(0.5))  # the VAD confirms the end: that decode was the final
+    assert len(finals) == 1 and finals[0].final and finals[0].text == "w0 w1 w2 w3 w4 w5"
+    assert finals[0].caption_id == update.caption_id
+    assert (finals[0].start_s, finals[0].end_s) == (0.5, 3.5)
+    assert stream.next_job() is None and not stream.next_job_pending()
+
+
+def test_end_confirmed_while_decoding_promotes_that_decode() -> None:
+    stream = speech_stream([(0.0, 2.0)], StreamingSettings(interim_interval_s=100))
+    feed(stream, audio(2.2))
+    job = stream.next_job()
+    assert job is not None
+    assert feed(stream, audio(0.5)) == []  # end confirmed, decode still running
+    update = stream.on_result(job, hyp(4, 2.0))
+    assert update is not None and update.final
+
+
+def test_speech_resuming_after_a_pause_needs_a_final_decode() -> None:
+    stream = speech_stream(
+        [(0.0, 4.0)], StreamingSettings(interim_interval_s=100), pauses=((2.0, 2.3),)
+    )
+    feed(stream, audio(2.2))
+    pause_job = stream.next_job()  # pause at 2.0
+    assert pause_job is not None
+    feed(stream, audio(2.5))  # speech went on; then the end of 4.0 is confirmed at 4.4
+    interim = stream.on_result(pause_job, hyp(4, 2.0))
+    assert interim is not None and not interim.final  # the pause decode serves as an interim
+    final_job = stream.next_job()
+    assert final_job is not None and final_job.final
+    assert final_job.offset_s == 0.0 and final_job.end_s >= 4.0  # the whole utterance
+    update = stream.on_result(final_job, hyp(9, 4.0))
+    assert update is not None and update.final and update.caption_id == interim.caption_id
+
+
+def test_interims_come_while_speaking_and_commit_with_agreement() -> None:
+    settings = StreamingSettings(interim_interval_s=1.0, first_interim_after_s=0.8)
+    stream = speech_stream([(0.0, 10.0)], settings)
+    feed(stream, audio(1.5))
+    first = stream.next_job()
+    assert first is not None and not first.final
+    u1 = stream.on_result(first, hyp(3, 1.0))
+    assert u1 is not None and u1.stable_chars == 0  # nothing agreed yet
+    assert stream.next_job() is None  # not enough new audio yet
+    feed(stream, audio(1.2))
+    second = stream.next_job()
+    assert second is not None
+    u2 = stream.on_result(second, hyp(5, 1.666))
+    assert u2 is not None and u2.caption_id == u1.caption_id
+    assert u2.stable_chars > 0 and u2.text.startswith(u2.text[: u2.stable_chars])
+
+
+def test_the_scheduler_key_puts_finals_first() -> None:
+    talking = speech_stream([(0.0, 10.0)])
+    feed(talking, audio(3.0))
+    ended = speech_stream([(0.0, 1.0)])
+    feed(ended, audio(2.0))  # ended, never decoded: a final is due
+    assert ended.urgency() < talking.urgency()
+
+
+def test_long_utterances_are_cut() -> None:
+    settings = StreamingSettings(max_utterance_s=6.0, interim_interval_s=100)
+    stream = speech_stream([(0.0, 30.0)], settings)
+    feed(stream, audio(6.5))
+    job = stream.next_job()
+    assert job is not None and job.final  # the first part, cut blindly (nothing agreed yet)
+    assert job.end_s - job.offset_s <= 6.5
