@@ -43,6 +43,10 @@ class StreamingSettings:
     tail_pad_s: float = 0.15
     #: cut an utterance once it is this long (Whisper's window is 30 s)
     max_utterance_s: float = 20.0
+    #: an utterance shorter than this ("However,") is held back this long after it ends, to be
+    #: joined with what follows: Whisper recognizes a fragment of a sentence poorly
+    short_utterance_s: float = 1.2
+    short_hold_s: float = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,12 @@ class _Utterance:
     done: bool = False
 
 
+@dataclass(eq=False)
+class _Held:
+    utterance: _Utterance
+    end_s: float
+
+
 class SpeakerStream:
     """Feed audio with :meth:`push`; ask :meth:`next_job`; hand results to :meth:`on_result`.
 
@@ -135,6 +145,7 @@ class SpeakerStream:
         self._keep_s = keep_s
         self._current: _Utterance | None = None
         self._ended: list[_Utterance] = []  # ended, final not yet emitted
+        self._held: _Held | None = None  # a short utterance that may go on
         #: the speaker left: no more audio; forgotten once its last final is out
         self.closing = False
 
@@ -148,20 +159,41 @@ class SpeakerStream:
         ready: list[CaptionUpdate] = []
         for event in self._vad.push(samples):
             if isinstance(event, SpeechStarted):
-                self._current = self._new_utterance(event.start_s)
+                held, self._held = self._held, None
+                if held is not None and event.start_s - held.end_s <= self.settings.short_hold_s:
+                    held.utterance.end_s = None  # the fragment goes on: one utterance
+                    self._current = held.utterance
+                else:
+                    if held is not None:
+                        ready.extend(self._end(held.utterance, held.end_s))
+                    self._current = self._new_utterance(event.start_s)
             elif isinstance(event, SpeechEnded) and self._current is not None:
-                ready.extend(self._end(self._current, event.end_s))
-                self._current = None
-        u = self._current
-        if u is not None and self.position_s - u.start_s > self.settings.max_utterance_s:
-            self._cut(u)
+                u, self._current = self._current, None
+                if event.end_s - u.start_s < self.settings.short_utterance_s:
+                    self._held = _Held(u, event.end_s)
+                else:
+                    ready.extend(self._end(u, event.end_s))
+        held = self._held
+        if held is not None and self.position_s - held.end_s > self.settings.short_hold_s:
+            self._held = None
+            ready.extend(self._end(held.utterance, held.end_s))
+        current = self._current
+        if (
+            current is not None
+            and self.position_s - current.start_s > self.settings.max_utterance_s
+        ):
+            self._cut(current)
         self._trim()
         return ready
 
     def flush(self) -> list[CaptionUpdate]:
         """The speaker stopped sending: whatever is being said ends here."""
+        ready: list[CaptionUpdate] = []
+        held, self._held = self._held, None
+        if held is not None:
+            ready += self._end(held.utterance, held.end_s)
         u, self._current = self._current, None
-        return [] if u is None else self._end(u, self.position_s)
+        return ready if u is None else ready + self._end(u, self.position_s)
 
     def next_job(self) -> DecodeJob | None:
         """The most urgent decode of this speaker, or None."""
@@ -253,7 +285,10 @@ class SpeakerStream:
         end_s = min(end_s, self.position_s)
         u.inflight_end_s = end_s
         u.decoded_to_s = end_s
-        prompt = join_words(u.agreement.committed) if u.end_s is None else ""
+        # No prompt from this utterance's own words: the audio starts at the utterance start,
+        # and Whisper, told the words already, skips them (measured: the finals lost their
+        # first half).
+        prompt = ""
         return DecodeJob(
             self.speaker_id,
             u.uid,
@@ -320,7 +355,8 @@ class SpeakerStream:
     def _trim(self) -> None:
         """Keep only audio that a pending or future decode may still need."""
         keep_from = self.position_s - self._keep_s
-        for u in [*self._ended, self._current]:
+        held = None if self._held is None else self._held.utterance
+        for u in [*self._ended, self._current, held]:
             if u is not None:
                 keep_from = min(keep_from, u.start_s)
         drop = int((keep_from - self._audio_start_s) * ASR_SAMPLE_RATE)

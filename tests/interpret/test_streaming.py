@@ -165,3 +165,23 @@ def test_long_utterances_are_cut() -> None:
     job = stream.next_job()
     assert job is not None and job.final  # the first part, cut blindly (nothing agreed yet)
     assert job.end_s - job.offset_s <= 6.5
+
+
+def test_a_short_fragment_is_joined_with_what_follows() -> None:
+    settings = StreamingSettings(interim_interval_s=100, short_utterance_s=1.2, short_hold_s=0.8)
+    stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)  # "However," ... the sentence
+    assert feed(stream, audio(1.2)) == []  # ended at 0.7, confirmed at 1.1: held, not final
+    assert stream.next_job() is None
+    feed(stream, audio(3.3))  # speech resumed at 1.3 (within the hold): one utterance
+    feed(stream, audio(0.5))
+    job = stream.next_job()
+    assert job is not None and job.offset_s == 0.0 and job.end_s >= 4.0
+
+
+def test_a_short_utterance_alone_is_final_after_the_hold() -> None:
+    stream = speech_stream([(0.0, 0.7)], StreamingSettings(interim_interval_s=100))
+    feed(stream, audio(1.2))
+    assert stream.next_job() is None  # held
+    feed(stream, audio(0.6))  # hold over (0.7 + 0.8 < 1.8)
+    job = stream.next_job()
+    assert job is not None and job.final and job.offset_s == 0.0
