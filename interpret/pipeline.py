@@ -100,6 +100,7 @@ class CaptionPipeline:
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no decode is pending or running (e.g. after the last audio)."""
+
         def idle() -> bool:
             return not self._busy and all(
                 s.next_job_pending() is False for s in self._speakers.values()

@@ -327,7 +327,8 @@ class SpeakerStream:
         )
 
     def _find(self, uid: int, caption_id: str) -> _Utterance | None:
-        for u in [*self._ended, self._current]:
+        held = None if self._held is None else self._held.utterance
+        for u in [*self._ended, self._current, held]:
             if u is not None and u.uid == uid and self._caption_id(u) == caption_id:
                 return u
         return None

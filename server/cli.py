@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +54,108 @@ def serve(
     configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(App(settings).run_forever())
+
+
+@cli.command()
+def interpret(
+    audio: Annotated[Path, typer.Argument(help="Audio or video file (anything FFmpeg reads).")],
+    to: Annotated[str, typer.Option("--to", help="Target languages, comma-separated: es,fr.")] = "",
+    source: Annotated[
+        str, typer.Option("--from", help="Spoken language (ISO 639-1), or auto to detect.")
+    ] = "auto",
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Feed the audio at 1x on the wall clock.")
+    ] = False,
+    vtt: Annotated[
+        Path | None, typer.Option(help="Write one WebVTT file per language here.")
+    ] = None,
+    srt: Annotated[Path | None, typer.Option(help="Write one SRT file per language here.")] = None,
+    model: Annotated[
+        str, typer.Option(help="Whisper model: base, tiny.en, or a model directory.")
+    ] = "base",
+    threads: Annotated[int, typer.Option(help="CPU threads for recognition.")] = 2,
+    speaker: Annotated[str, typer.Option(help="Speaker id in the events.")] = "speaker",
+) -> None:
+    """Caption a recording with the live pipeline: one JSON object per caption event per line."""
+    from .captioning import CaptionLog, feed_file, load_audio, write_subtitles
+
+    targets = [t.strip() for t in to.split(",") if t.strip()]
+    log_sink = CaptionLog(out=sys.stdout)
+    pipeline, close = _build_pipeline(model, threads, targets, log_sink)
+    try:
+        samples = load_audio(audio)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is the user's file
+        typer.echo(f"parley: cannot read {audio}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    pipeline.add_speaker(speaker, None if source == "auto" else source)
+    pipeline.start()
+
+    def started() -> None:
+        log_sink.t0 = time.monotonic()
+
+    feed_file(pipeline, samples, speaker_id=speaker, realtime=realtime, on_start=started)
+    pipeline.stop(drain=True)
+    close()
+    if pipeline.error is not None:
+        typer.echo(f"parley: recognition failed: {pipeline.error}", err=True)
+        raise typer.Exit(1)
+    finals = [f for f, _ in log_sink.finals or []]
+    languages = sorted({f.lang for f in finals} | set(targets))
+    for directory, fmt in ((vtt, "vtt"), (srt, "srt")):
+        if directory is not None:
+            for path in write_subtitles(finals, directory, audio.stem, languages, fmt):
+                typer.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+def translate(
+    source: Annotated[str, typer.Option("--from", help="Source language (ISO 639-1).")],
+    target: Annotated[str, typer.Option("--to", help="Target language (ISO 639-1).")],
+) -> None:
+    """Translate lines from stdin to stdout with the engines the pipeline uses."""
+    from interpret.translate_router import EngineRegistry, NoRoute, TranslationRouter
+
+    router = TranslationRouter(EngineRegistry.discover())
+    route = router.route(source, target)
+    if isinstance(route, NoRoute):
+        typer.echo(f"parley: {route.reason}" + (f" ({route.hint})" if route.hint else ""), err=True)
+        raise typer.Exit(2)
+    translator = router.translator(route)
+    typer.echo(f"parley: {route}", err=True)
+    try:
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            print(translator.translate(text) if text.strip() else text, flush=True)
+    finally:
+        router.close()
+
+
+def _build_pipeline(model: str, threads: int, targets: list[str], sink: Any) -> tuple[Any, Any]:
+    """The recognizer, VAD, translation router and pipeline (what a speech worker runs)."""
+    from interpret.models import ModelError, ModelResolver
+    from interpret.pipeline import CaptionPipeline
+    from interpret.transcribe import WhisperRecognizer
+    from interpret.translate_router import EngineRegistry, TranslationRouter
+    from interpret.vad import SileroVad
+
+    from .captioning import router_translate_fn
+
+    try:
+        model_dir = ModelResolver().resolve(model)
+    except ModelError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    recognizer = WhisperRecognizer(model_dir, cpu_threads=threads)
+    recognizer.warm_up()
+    router = TranslationRouter(EngineRegistry.discover())
+    pipeline = CaptionPipeline(
+        recognizer=recognizer,
+        vad=SileroVad(),
+        emit=sink.emit,
+        translate=router_translate_fn(router),
+    )
+    pipeline.set_targets(targets)
+    return pipeline, router.close
 
 
 @cli.command()

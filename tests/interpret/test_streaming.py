@@ -185,3 +185,18 @@ def test_a_short_utterance_alone_is_final_after_the_hold() -> None:
     feed(stream, audio(0.6))  # hold over (0.7 + 0.8 < 1.8)
     job = stream.next_job()
     assert job is not None and job.final and job.offset_s == 0.0
+
+
+def test_a_decode_finishing_while_a_fragment_is_held_is_not_lost() -> None:
+    settings = StreamingSettings(interim_interval_s=100)
+    stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)
+    feed(stream, audio(0.9))
+    pause_job = stream.next_job()  # the pause after "However," is decoded right away
+    assert pause_job is not None
+    feed(stream, audio(0.3))  # end of the fragment confirmed (1.1): held
+    assert stream.on_result(pause_job, hyp(1, 0.7)) is not None  # result arrives while held
+    feed(stream, audio(3.4))  # speech resumed at 1.3; end confirmed at 4.4
+    final_job = stream.next_job()
+    assert final_job is not None and final_job.final and final_job.offset_s == 0.0
+    update = stream.on_result(final_job, hyp(7, 4.0))
+    assert update is not None and update.final

@@ -1,0 +1,226 @@
+"""How fast and how accurate are live captions? Issue 3, acceptance point 5, on this machine.
+
+For each language's long-form stream (../shared/evalset/longform/LANG_fleurs_concat.*) it runs
+the live pipeline exactly as ``parley interpret --realtime`` does (audio at 1x on the wall clock),
+scores the events with ../shared/tools/eval_captions.py (WER of finals, final and translated
+latency after each utterance's ``speech_end``, first interim), recognizes the same clips offline
+with the same model for the WER baseline, and scores translations with sacrebleu against the
+FLORES references. ``--speakers K`` runs K streams of different languages at once in one
+pipeline (simultaneous speakers on the same cores).
+
+    PYTHONPATH=. .venv/bin/python bench/interpret.py --langs en,es,de,fr,pt \\
+        --speakers 1,3 --json bench/results/interpret.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+EVALSET = Path(os.environ.get("PARLEY_EVALSET", REPO.parent / "shared" / "evalset"))
+SCORER = EVALSET.parent / "tools" / "eval_captions.py"
+#: caption target per spoken language (pairs the engines installed here cover, and one that
+#: none covers, to show the "no translation" path)
+TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en"}
+FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn", "pt": "por_Latn"}
+
+
+def score(events: Path, lang: str, target: str) -> dict[str, Any]:
+    ref = EVALSET / "longform" / f"{lang}_fleurs_concat.json"
+    out = subprocess.run(
+        [sys.executable, str(SCORER), str(events), str(ref), "--target", target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def offline_wer(recognizer: Any, lang: str, audio: Any, meta: dict[str, Any]) -> float:
+    """Each utterance's clip recognized on its own, same model and settings: the baseline."""
+    import jiwer
+
+    from interpret.frames import ASR_SAMPLE_RATE
+    from interpret.transcribe import words_text
+
+    refs, hyps = [], []
+    for seg in meta["segments"]:
+        clip = audio[int(seg["start"] * ASR_SAMPLE_RATE) : int(seg["end"] * ASR_SAMPLE_RATE)]
+        hyps.append(normalize(words_text(recognizer.recognize(clip, lang=lang).words)))
+        refs.append(normalize(seg["reference"]))
+    return round(100 * jiwer.wer(" ".join(refs), " ".join(hyps)), 2)
+
+
+def normalize(text: str) -> str:
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(re.sub(r"[^\w\s']", " ", text).split())
+
+
+def translation_quality(events: Path, meta: dict[str, Any], target: str) -> dict[str, Any]:
+    """chrF and BLEU of the final translations, utterance by utterance, vs FLORES."""
+    import sacrebleu
+
+    finals = [json.loads(line) for line in events.open() if '"final"' in line]
+    hyps, refs = [], []
+    for seg in meta["segments"]:
+        ref = seg.get("translations", {}).get(FLORES.get(target, ""))
+        if not ref:
+            continue
+        mine = [e for e in finals if e["end_s"] > seg["start"] and e["start_s"] < seg["end"]]
+        hyps.append(" ".join(e.get("translations", {}).get(target, "") for e in mine).strip())
+        refs.append(ref)
+    if not hyps or not any(hyps):
+        return {"chrf": None, "bleu": None, "segments": len(hyps)}
+    return {
+        "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 1),
+        "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 1),
+        "segments": len(hyps),
+    }
+
+
+def run_streams(pipeline_factory: Any, langs: list[str], out_dir: Path) -> dict[str, Path]:
+    """Feed every language's stream at once (one speaker each), in real time."""
+    from interpret.frames import AudioChunk
+    from server.captioning import CaptionLog, load_audio
+
+    files = {lang: out_dir / f"{lang}-k{len(langs)}.jsonl" for lang in langs}
+    sinks = {lang: CaptionLog(out=files[lang].open("w")) for lang in langs}
+
+    def emit(frame: Any) -> None:
+        sinks[frame.speaker_id].emit(frame)
+
+    pipeline = pipeline_factory(emit, {TARGETS[lang] for lang in langs})
+    audio = {
+        lang: load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac") for lang in langs
+    }
+    for lang in langs:
+        pipeline.add_speaker(lang, lang)
+    pipeline.start()
+    t0 = time.monotonic()
+    for sink in sinks.values():
+        sink.t0 = t0
+    step = 1600
+    longest = max(len(a) for a in audio.values())
+    for i in range(0, longest, step):
+        delay = t0 + i / 16000 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        for lang, a in audio.items():
+            if i < len(a):
+                pipeline.push(AudioChunk(lang, a[i : i + step], i / 16000))
+    pipeline.stop(drain=True)
+    for sink in sinks.values():
+        sink.out.close()
+    return files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--langs", default="en,es,de,fr,pt")
+    ap.add_argument("--speakers", default="1", help="simultaneous speakers to try, e.g. 1,2,3,4")
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-offline", action="store_true", help="skip the offline WER baseline")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "interpret.json")
+    args = ap.parse_args()
+    langs = args.langs.split(",")
+    out_dir = args.json.parent / "interpret-events"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    from interpret.models import ModelResolver
+    from interpret.pipeline import CaptionPipeline
+    from interpret.transcribe import WhisperRecognizer
+    from interpret.translate_router import EngineRegistry, TranslationRouter
+    from interpret.vad import SileroVad
+    from server.captioning import load_audio, router_translate_fn
+
+    recognizer = WhisperRecognizer(ModelResolver().resolve(args.model), cpu_threads=args.threads)
+    recognizer.warm_up()
+    router = TranslationRouter(EngineRegistry.discover())
+    vad = SileroVad()
+
+    def factory(emit: Any, targets: set[str]) -> CaptionPipeline:
+        pipeline = CaptionPipeline(
+            recognizer=recognizer, vad=vad, emit=emit, translate=router_translate_fn(router)
+        )
+        pipeline.set_targets(targets)
+        return pipeline
+
+    results: dict[str, Any] = {"model": args.model, "threads": args.threads, "runs": []}
+    for k in [int(x) for x in args.speakers.split(",")]:
+        groups = (
+            [langs[i : i + k] for i in range(0, len(langs), k)]
+            if k > 1
+            else [[lang] for lang in langs]
+        )
+        groups = [g for g in groups if len(g) == k] or [langs[:k]]
+        for group in groups:
+            cpu0 = time.process_time()
+            wall0 = time.monotonic()
+            files = run_streams(factory, group, out_dir)
+            cpu = time.process_time() - cpu0
+            wall = time.monotonic() - wall0
+            for lang in group:
+                meta = json.loads((EVALSET / "longform" / f"{lang}_fleurs_concat.json").read_text())
+                row: dict[str, Any] = {"speakers": k, "lang": lang, "target": TARGETS[lang]}
+                row.update(score(files[lang], lang, TARGETS[lang]))
+                row["translation"] = translation_quality(files[lang], meta, TARGETS[lang])
+                row["cpu_s_per_audio_s"] = round(cpu / meta["duration_s"] / k, 3)
+                row["wall_s"] = round(wall, 1)
+                if k == 1 and not args.no_offline:
+                    audio = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
+                    row["offline_wer"] = offline_wer(recognizer, lang, audio, meta)
+                results["runs"].append(row)
+                print(json.dumps(row), flush=True)
+    router.close()
+    args.json.write_text(json.dumps(results, indent=1))
+    args.json.with_suffix(".md").write_text(table(results))
+    print(table(results))
+
+
+def table(results: dict[str, Any]) -> str:
+    out = io.StringIO()
+    out.write(
+        "| speakers | lang→target | WER stream / offline | final p50 / p95 s"
+        " | translated p50 / p95 s | first interim p50 s | chrF / BLEU | CPU s per audio s |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    for r in results["runs"]:
+        t = r["translation"]
+        cells = [
+            str(r["speakers"]),
+            f"{r['lang']}→{r['target']}",
+            f"{r['wer']} / {r.get('offline_wer', '–')}",
+            f"{r['final_latency_p50']} / {r['final_latency_p95']}",
+            f"{r['translated_latency_p50']} / {r['translated_latency_p95']}",
+            str(r["first_interim_after_start_p50"]),
+            f"{t['chrf']} / {t['bleu']}",
+            str(r["cpu_s_per_audio_s"]),
+        ]
+        out.write("| " + " | ".join(cells) + " |\n")
+    out.write(
+        f"\nModel {results['model']} int8, {results['threads']} threads, 2-core machine; latency"
+        " from each utterance's speech_end (eval_captions.py). Goal: final translated p50 ≤ 1.5 s,"
+        " p95 ≤ 2.5 s; streaming WER ≤ offline + 1.5; ≥ 3 speakers at p95 ≤ 3 s.\n"
+    )
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    main()

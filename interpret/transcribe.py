@@ -1,0 +1,541 @@
+"""Whisper recognition of one buffer (≤ 30 s) with faster-whisper, loaded once per process.
+
+:class:`WhisperRecognizer` is synchronous and CPU-bound: call it from a worker thread or
+process, never on an event loop. One call is exactly one Whisper window: one encoder pass, one
+decoder pass (more only with temperature fallback), one alignment pass for word times; nothing
+lazy leaves the call.
+
+Why not ``WhisperModel.transcribe()`` (measured, ``bench/asr_calls.py``):
+
+- it always pads the encoder input to 30 s (faster-whisper 1.2 ``pad_or_trim`` to 3000 frames,
+  whatever ``chunk_length`` says: that only changes the seek stride, and it *mutates* the shared
+  feature extractor), so a 3 s buffer costs as much as a 30 s one. CTranslate2 accepts a shorter
+  encoder input: ``encoder_window="fit"`` pads the buffer with silence to its length plus a
+  margin; ``"full"`` is what ``transcribe()`` does;
+- its seek loop re-decodes the tail of a buffer that ends mid-sentence in a second 30 s window
+  (double cost, and hallucinations such as "Thank you." on the padding). A streaming buffer
+  always ends mid-sentence; here the unfinished segment is kept instead.
+
+The decode itself is faster-whisper's: ``get_prompt``, ``generate_with_fallback``,
+``find_alignment`` and ``merge_punctuations`` (public names of faster-whisper 1.2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .frames import ASR_SAMPLE_RATE, Samples, Word
+from .streaming import Hypothesis
+
+Task = Literal["transcribe", "translate"]
+EncoderWindow = Literal["full", "fit"]
+
+#: Whisper's window: the encoder was trained on 30 s (3000 mel frames)
+WINDOW_S = 30.0
+#: shorter buffers are not decoded (an empty result)
+MIN_AUDIO_S = 0.1
+_FRAMES_PER_S = 100
+_NORMALIZE = re.compile(r"[^\w]+", re.UNICODE)
+_TIME_PRECISION_S = 0.02  # one timestamp token
+_PREPEND_PUNCTUATION = "\"'“¿([{-"
+_APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
+
+
+class RecognizerError(Exception):
+    """Base of this module's errors."""
+
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One Whisper segment and the scores the hallucination guards look at."""
+
+    start_s: float
+    end_s: float
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    temperature: float
+    #: why the guards dropped it ("no_speech", "repetitive", "beyond_audio"), None if kept
+    dropped: str | None = None
+
+
+@dataclass(slots=True)
+class Recognition(Hypothesis):
+    """A :class:`~interpret.streaming.Hypothesis` plus what the recognizer saw.
+
+    ``words`` times are relative to the start of the audio; ``lang`` is the language of the
+    words ("en" after ``task="translate"``), ``source_lang`` the language spoken.
+    """
+
+    segments: Sequence[SegmentInfo] = ()
+    source_lang: str = ""
+    task: Task = "transcribe"
+    duration_s: float = 0.0
+    #: wall time of the call (features, encoder, decoder, alignment)
+    compute_s: float = 0.0
+    #: encoder input length used (30 s with ``encoder_window="full"``)
+    encoder_s: float = WINDOW_S
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """Hallucination guards (Whisper's own thresholds, applied per decoded window)."""
+
+    #: a segment is silence when no_speech_prob > this ...
+    no_speech_prob: float = 0.6
+    #: ... and avg_logprob < this
+    silence_logprob: float = -1.0
+    #: gzip ratio above which a segment is a repetition loop
+    compression_ratio: float = 2.4
+    #: an n-gram (n ≥ 2) repeated this many times in a row is collapsed to one copy
+    max_ngram_repeats: int = 3
+    #: a single word repeated this many times in a row is collapsed to one copy
+    max_word_repeats: int = 5
+    #: longest n-gram checked for loops
+    max_ngram: int = 8
+    #: decoder token budget per second of audio (caps the cost of a loop)
+    max_tokens_per_s: float = 12.0
+
+
+class WhisperRecognizer:
+    """faster-whisper loaded once; :meth:`recognize` decodes one buffer of ≤ 30 s.
+
+    Not for concurrent calls from several threads unless ``num_workers`` matches them
+    (CTranslate2 then runs that many decodes in parallel over shared weights).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        num_workers: int = 1,
+        beam_size: int = 1,
+        temperatures: Sequence[float] = (0.0,),
+        encoder_window: EncoderWindow = "fit",
+        fit_margin_s: float = 2.0,
+        guards: GuardSettings | None = None,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        if not temperatures or any(t < 0 for t in temperatures):
+            raise ValueError("temperatures must be non-empty and ≥ 0")
+        self.model_dir = Path(model_dir)
+        self.beam_size = beam_size
+        self.temperatures = tuple(temperatures)
+        self.encoder_window: EncoderWindow = encoder_window
+        self.fit_margin_s = fit_margin_s
+        self.guards = guards or GuardSettings()
+        # model_dir must be a directory: a name would make faster-whisper download it
+        if not (self.model_dir / "model.bin").is_file():
+            raise RecognizerError(f"{str(self.model_dir)!r} is not a model directory")
+        self._model = WhisperModel(
+            str(self.model_dir),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=num_workers,
+            local_files_only=True,
+        )
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self._model.supported_languages)
+
+    def warm_up(self) -> None:
+        """One throw-away decode: the first call pays CTranslate2's allocations (≈ +0.3 s)."""
+        self.recognize(np.zeros(ASR_SAMPLE_RATE, np.float32), lang="en", word_timestamps=True)
+
+    def recognize(
+        self,
+        audio: Samples,
+        *,
+        lang: str | None = None,
+        prompt: str = "",
+        task: Task = "transcribe",
+        word_timestamps: bool = True,
+        beam_size: int | None = None,
+    ) -> Recognition:
+        """Decode ``audio`` (mono float32, 16 kHz, ≤ 30 s). ``lang=None`` detects the language.
+
+        Word times are seconds from the start of ``audio``. Without ``word_timestamps`` each
+        segment's words get times spread over the segment by character count (cheaper: no
+        alignment pass, ≈ segment-accurate).
+        """
+        started = time.perf_counter()
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError("audio must be mono (1-D)")
+        duration_s = len(audio) / ASR_SAMPLE_RATE
+        if duration_s > WINDOW_S:
+            raise ValueError(f"audio is {duration_s:.1f} s; one call decodes at most {WINDOW_S} s")
+        if not self.multilingual and (task == "translate" or lang not in (None, "en")):
+            raise RecognizerError("this model is English-only")
+        if duration_s < MIN_AUDIO_S:
+            # nothing a word fits in; Whisper would only invent one
+            return Recognition(
+                words=[],
+                lang="en" if task == "translate" else (lang or ""),
+                lang_probability=0.0,
+                source_lang=lang or "",
+                task=task,
+                duration_s=duration_s,
+                compute_s=time.perf_counter() - started,
+                encoder_s=0.0,
+            )
+
+        from faster_whisper.tokenizer import Tokenizer
+
+        m = self._model
+        encoder_s = self._encoder_s(duration_s)
+        content_frames, encoder_input = self._features(audio, encoder_s)
+        encoder_output = m.encode(encoder_input)
+        if lang is None and self.multilingual:
+            ranked = m.model.detect_language(encoder_output)[0]
+            token, lang_probability = ranked[0]
+            source_lang = token[2:-2]  # "<|en|>"
+        else:
+            source_lang, lang_probability = lang or "en", 1.0
+        tokenizer = Tokenizer(m.hf_tokenizer, self.multilingual, task=task, language=source_lang)
+        options = self._options(tokenizer, prompt, beam_size, duration_s)
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        decoder_prompt = m.get_prompt(tokenizer, previous)
+        result, avg_logprob, temperature, compression_ratio = m.generate_with_fallback(
+            encoder_output, decoder_prompt, tokenizer, options
+        )
+        window = _Window(
+            no_speech_prob=float(result.no_speech_prob),
+            avg_logprob=float(avg_logprob),
+            compression_ratio=float(compression_ratio),
+            temperature=float(temperature),
+        )
+        raw = _split_at_timestamps(result.sequences_ids[0], tokenizer, duration_s)
+        if word_timestamps:
+            aligned = self._align(raw, tokenizer, encoder_output, content_frames)
+        else:
+            aligned = [
+                _spread_words(tokenizer.decode(t), start, end, math.exp(window.avg_logprob))
+                for start, end, t in raw
+            ]
+
+        g = self.guards
+        segments: list[SegmentInfo] = []
+        words: list[Word] = []
+        for (start_s, end_s, tokens), seg_raw_words in zip(raw, aligned, strict=True):
+            text = tokenizer.decode(tokens)
+            if not text.strip():
+                continue
+            seg_words = _clamped(seg_raw_words, duration_s)
+            reason = self._drop_reason(window, start_s, duration_s)
+            if reason == "repetitive":
+                # the ratio is the whole window's: collapse this segment's loops, then judge it
+                collapsed = self._collapse(seg_words)
+                if _compression_ratio(words_text(collapsed)) <= g.compression_ratio:
+                    seg_words, reason = collapsed, None
+            segments.append(SegmentInfo(start_s, end_s, text, *window.scores(), dropped=reason))
+            if reason is None:
+                words += seg_words
+        words = self._collapse(words)
+        return Recognition(
+            words=words,
+            lang="en" if task == "translate" else source_lang,
+            lang_probability=float(lang_probability),
+            segments=segments,
+            source_lang=source_lang,
+            task=task,
+            duration_s=duration_s,
+            compute_s=time.perf_counter() - started,
+            encoder_s=encoder_s,
+        )
+
+    def translate_to_english(
+        self, audio: Samples, *, lang: str | None = None, word_timestamps: bool = False
+    ) -> Recognition:
+        """Whisper's own speech → English translation (``task="translate"``)."""
+        return self.recognize(audio, lang=lang, task="translate", word_timestamps=word_timestamps)
+
+    # -- internals -----------------------------------------------------------------------
+    def _features(self, audio: Samples, encoder_s: float) -> tuple[int, Any]:
+        """The number of mel frames with content, and the encoder's input (``encoder_s``)."""
+        from faster_whisper.audio import pad_or_trim
+
+        fe = self._model.feature_extractor
+        content_frames = len(audio) // fe.hop_length
+        if self.encoder_window == "full":
+            # exactly transcribe(): zeros in feature space up to 3000 frames
+            features = fe(audio)  # never pass chunk_length: it mutates the extractor
+            return content_frames, pad_or_trim(features)
+        # "fit": pad the *audio* with silence (measured: zero features make a short window
+        # loop far more often); the log-mel normalisation uses the maximum, which silence
+        # does not change, so the content frames are those of the unpadded audio
+        frames = round(encoder_s * _FRAMES_PER_S)
+        padded = np.zeros(frames * fe.hop_length, np.float32)
+        padded[: len(audio)] = audio
+        return content_frames, fe(padded)[:, :frames]
+
+    def _collapse(self, words: Sequence[Word]) -> list[Word]:
+        g = self.guards
+        return collapse_repetitions(
+            words,
+            max_ngram_repeats=g.max_ngram_repeats,
+            max_word_repeats=g.max_word_repeats,
+            max_ngram=g.max_ngram,
+        )
+
+    def _encoder_s(self, duration_s: float) -> float:
+        if self.encoder_window == "full":
+            return WINDOW_S
+        # whole seconds keep the frame count even (the encoder's conv stride is 2)
+        return float(min(WINDOW_S, max(1, math.ceil(duration_s + self.fit_margin_s))))
+
+    def _options(
+        self,
+        tokenizer: Any,
+        prompt: str,
+        beam_size: int | None,
+        duration_s: float,
+    ) -> Any:
+        """faster-whisper's options; only the decoding ones matter (one window, no seek)."""
+        from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+        g = self.guards
+        fallback = len(self.temperatures) > 1
+        prompt = prompt.strip()
+        # A repetition loop runs to Whisper's 448-token limit (seconds of CPU); speech never
+        # needs more than ``max_tokens_per_s``. faster-whisper raises if prompt + new tokens
+        # exceed 448 (it keeps at most the prompt's last 223 tokens).
+        prompt_tokens = min(223, len(tokenizer.encode(" " + prompt))) + 1 if prompt else 0
+        budget = 448 - len(tokenizer.sot_sequence) - prompt_tokens - 2
+        max_new_tokens = min(budget, math.ceil(g.max_tokens_per_s * duration_s) + 16)
+        return TranscriptionOptions(
+            beam_size=beam_size or self.beam_size,
+            best_of=5,
+            patience=1.0,
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            # these two only decide temperature fallback; the guards below drop segments
+            log_prob_threshold=g.silence_logprob,
+            compression_ratio_threshold=g.compression_ratio,
+            # with fallback, faster-whisper must recognise silence, or it re-decodes silence at
+            # every temperature
+            no_speech_threshold=g.no_speech_prob if fallback else None,
+            condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5,
+            temperatures=list(self.temperatures),
+            initial_prompt=prompt or None,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            without_timestamps=False,
+            max_initial_timestamp=1.0,
+            word_timestamps=False,
+            prepend_punctuations=_PREPEND_PUNCTUATION,
+            append_punctuations=_APPEND_PUNCTUATION,
+            multilingual=False,
+            max_new_tokens=max_new_tokens,
+            clip_timestamps=[0.0],
+            hallucination_silence_threshold=None,
+            hotwords=None,
+        )
+
+    def _drop_reason(self, window: _Window, start_s: float, duration_s: float) -> str | None:
+        g = self.guards
+        if start_s >= duration_s - 0.1:
+            return "beyond_audio"  # "decoded" from the padding: invented
+        if window.no_speech_prob > g.no_speech_prob and window.avg_logprob < g.silence_logprob:
+            return "no_speech"
+        if window.compression_ratio > g.compression_ratio:
+            return "repetitive"
+        return None
+
+    def _align(
+        self,
+        raw: Sequence[tuple[float, float, list[int]]],
+        tokenizer: Any,
+        encoder_output: Any,
+        content_frames: int,
+    ) -> list[list[_RawWord]]:
+        """Word times by cross-attention alignment (faster-whisper's ``find_alignment``, one
+        pass over every segment's tokens), split back into segments by token count."""
+        from faster_whisper.transcribe import merge_punctuations
+
+        per_segment = [[t for t in tokens if t < tokenizer.eot] for _, _, tokens in raw]
+        text_tokens = [t for tokens in per_segment for t in tokens]
+        out: list[list[_RawWord]] = [[] for _ in raw]
+        if not text_tokens:
+            return out
+        alignment = self._model.find_alignment(
+            tokenizer, [text_tokens], encoder_output, max(1, content_frames)
+        )[0]
+        merge_punctuations(alignment, _PREPEND_PUNCTUATION, _APPEND_PUNCTUATION)
+        index, used = 0, 0
+        for timing in alignment:
+            while index < len(raw) - 1 and used >= len(per_segment[index]):
+                index, used = index + 1, 0
+            if timing["word"]:
+                out[index].append(
+                    (
+                        float(timing["start"]),
+                        float(timing["end"]),
+                        str(timing["word"]),
+                        float(timing["probability"]),
+                    )
+                )
+            used += len(timing["tokens"])
+        return out
+
+
+_RawWord = tuple[float, float, str, float]  # start_s, end_s, text, probability
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The decoder's scores for the whole window (Whisper scores a decode, not a segment)."""
+
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    temperature: float
+
+    def scores(self) -> tuple[float, float, float, float]:
+        return self.no_speech_prob, self.avg_logprob, self.compression_ratio, self.temperature
+
+
+def _split_at_timestamps(
+    tokens: Sequence[int], tokenizer: Any, duration_s: float
+) -> list[tuple[float, float, list[int]]]:
+    """Whisper's output ``<|0.00|> text <|2.40|><|2.40|> text <|5.00|>`` as segments
+    ``(start_s, end_s, text tokens)``. Unlike faster-whisper's seek loop, an unfinished last
+    segment (text without a closing timestamp: the buffer ends mid-sentence) is kept, ending at
+    the end of the audio: a streaming buffer *always* ends mid-sentence, and a second decode of
+    the tail would double the cost."""
+    begin = tokenizer.timestamp_begin
+    out: list[tuple[float, float, list[int]]] = []
+    start_s = 0.0
+    text: list[int] = []
+    for token in tokens:
+        if token >= begin:
+            at_s = (token - begin) * _TIME_PRECISION_S
+            if text:
+                out.append((start_s, max(at_s, start_s), text))
+                text = []
+            start_s = at_s
+        elif token < tokenizer.eot:
+            text.append(token)
+    if text:
+        out.append((start_s, max(duration_s, start_s), text))
+    return out
+
+
+def _clamped(raw: Sequence[_RawWord], duration_s: float) -> list[Word]:
+    """Words clamped into the audio, times never decreasing."""
+    out: list[Word] = []
+    floor = 0.0
+    for start, end, text, probability in raw:
+        start = min(max(start, floor), duration_s)
+        end = min(max(end, start), duration_s)
+        out.append(Word(start, end, text, probability))
+        floor = start
+    return out
+
+
+def _spread_words(text: str, start_s: float, end_s: float, probability: float) -> list[_RawWord]:
+    """Split a segment's text into words (keeping Whisper's leading spaces) with times spread
+    over the segment in proportion to their length."""
+    tokens = re.findall(r"\s*\S+", text)
+    total = sum(len(t.strip()) for t in tokens)
+    if not total:
+        return []
+    span = max(0.0, end_s - start_s)
+    out = []
+    at = start_s
+    for t in tokens:
+        step = span * len(t.strip()) / total
+        out.append((at, at + step, t if t.startswith(" ") else " " + t, probability))
+        at += step
+    return out
+
+
+def collapse_repetitions(
+    words: Sequence[Word],
+    *,
+    max_ngram_repeats: int = 3,
+    max_word_repeats: int = 5,
+    max_ngram: int = 8,
+) -> list[Word]:
+    """Collapse Whisper's repetition loops ("thank you thank you thank you …") to one copy.
+
+    An n-gram (2 ≤ n ≤ ``max_ngram``) occurring ``max_ngram_repeats`` or more times in a row,
+    or one word ``max_word_repeats`` or more times, keeps only its first occurrence; words are
+    compared without case and punctuation. Ordinary repetition ("no, no") survives.
+    """
+    keys = [_NORMALIZE.sub("", w.text.lower()) for w in words]
+    out: list[Word] = []
+    out_keys: list[str] = []
+    i = 0
+    while i < len(words):
+        skip = 0
+        for n in range(1, max_ngram + 1):
+            limit = max_word_repeats if n == 1 else max_ngram_repeats
+            gram = keys[i : i + n]
+            if len(gram) < n or not any(gram):
+                break
+            copies = 1
+            while keys[i + copies * n : i + (copies + 1) * n] == gram:
+                copies += 1
+            if copies >= limit:
+                skip = (copies - 1) * n
+                out.extend(words[i : i + n])
+                out_keys.extend(gram)
+                i += n + skip
+                break
+        if not skip:
+            out.append(words[i])
+            out_keys.append(keys[i])
+            i += 1
+    return out
+
+
+def _compression_ratio(text: str) -> float:
+    from faster_whisper.transcribe import get_compression_ratio
+
+    return float(get_compression_ratio(text)) if text else 0.0
+
+
+def words_text(words: Sequence[Word]) -> str:
+    """The caption text of ``words`` (Whisper words carry their leading space)."""
+    return "".join(w.text for w in words).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerSettings:
+    """What configuration says about the recognizer (passed to the worker that builds it)."""
+
+    model: str = "base"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    num_workers: int = 1
+    beam_size: int = 1
+    temperatures: tuple[float, ...] = (0.0,)
+    encoder_window: EncoderWindow = "fit"
+    fit_margin_s: float = 2.0
+    guards: GuardSettings = field(default_factory=GuardSettings)
