@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
+from .models_cli import models
 from .settings import ConfigError, defaults_text, load_settings
 
 cli = typer.Typer(
@@ -168,6 +169,9 @@ def defaults() -> None:
 def version() -> None:
     """Print Parley's version."""
     typer.echo(__version__)
+
+
+cli.add_typer(models, name="models")
 
 
 def main() -> None:
