@@ -33,7 +33,20 @@ from typing import Any, Literal
 import numpy as np
 
 from .frames import ASR_SAMPLE_RATE, Samples, Word
+from .guards import GuardSettings, WindowScores, collapse, drop_reason, rescue_repetitive
 from .streaming import Hypothesis
+
+__all__ = [
+    "EncoderWindow",
+    "GuardSettings",
+    "Recognition",
+    "RecognizerError",
+    "RecognizerSettings",
+    "SegmentInfo",
+    "Task",
+    "WhisperRecognizer",
+    "words_text",
+]
 
 Task = Literal["transcribe", "translate"]
 EncoderWindow = Literal["full", "fit"]
@@ -43,7 +56,6 @@ WINDOW_S = 30.0
 #: shorter buffers are not decoded (an empty result)
 MIN_AUDIO_S = 0.1
 _FRAMES_PER_S = 100
-_NORMALIZE = re.compile(r"[^\w]+", re.UNICODE)
 _TIME_PRECISION_S = 0.02  # one timestamp token
 _PREPEND_PUNCTUATION = "\"'“¿([{-"
 _APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
@@ -66,7 +78,7 @@ class SegmentInfo:
     avg_logprob: float
     compression_ratio: float
     temperature: float
-    #: why the guards dropped it ("no_speech", "repetitive", "beyond_audio"), None if kept
+    #: why :mod:`interpret.guards` dropped it ("no_speech", "repetitive", "beyond_audio")
     dropped: str | None = None
 
 
@@ -86,40 +98,6 @@ class Recognition(Hypothesis):
     compute_s: float = 0.0
     #: encoder input length used (30 s with ``encoder_window="full"``)
     encoder_s: float = WINDOW_S
-
-
-@dataclass(frozen=True, slots=True)
-class GuardSettings:
-    """Hallucination guards, applied per decoded window (Whisper scores a whole decode).
-
-    Calibrated on the evalset with base (``fit``, clips whole and cut in half, 9 languages):
-    real speech never scored no_speech_prob above 0.52; silence and white noise scored 0.59 to
-    0.92, some of it with avg_logprob above -1 (digital silence: 0.92 / -0.77, "you"), which
-    Whisper's own rule (the first pair below) lets through.
-    """
-
-    #: Whisper's rule: silence when no_speech_prob > this ...
-    no_speech_prob: float = 0.6
-    #: ... and avg_logprob < this
-    silence_logprob: float = -1.0
-    #: silence also when no_speech_prob > this and either avg_logprob < ``silence_logprob`` or
-    #: the detected language's probability < ``min_lang_probability``
-    doubtful_no_speech_prob: float = 0.5
-    min_lang_probability: float = 0.5
-    #: silence whatever the rest says
-    certain_no_speech_prob: float = 0.8
-    #: a buffer whose peak stays below this (≈ -54 dBFS) is not decoded at all
-    min_peak: float = 0.002
-    #: gzip ratio above which a segment is a repetition loop (after collapsing loops)
-    compression_ratio: float = 2.4
-    #: an n-gram (n ≥ 2) repeated this many times in a row is collapsed to one copy
-    max_ngram_repeats: int = 3
-    #: a single word repeated this many times in a row is collapsed to one copy
-    max_word_repeats: int = 5
-    #: longest n-gram checked for loops
-    max_ngram: int = 8
-    #: decoder token budget per second of audio (caps the cost of a loop)
-    max_tokens_per_s: float = 12.0
 
 
 class WhisperRecognizer:
@@ -235,7 +213,7 @@ class WhisperRecognizer:
         result, avg_logprob, temperature, compression_ratio = m.generate_with_fallback(
             encoder_output, decoder_prompt, tokenizer, options
         )
-        window = _Window(
+        window = WindowScores(
             no_speech_prob=float(result.no_speech_prob),
             avg_logprob=float(avg_logprob),
             compression_ratio=float(compression_ratio),
@@ -250,24 +228,39 @@ class WhisperRecognizer:
                 for start, end, t in raw
             ]
 
-        g = self.guards
         segments: list[SegmentInfo] = []
         words: list[Word] = []
         for (start_s, end_s, tokens), seg_raw_words in zip(raw, aligned, strict=True):
             text = tokenizer.decode(tokens)
             if not text.strip():
                 continue
-            seg_words = _clamped(seg_raw_words, duration_s)
-            reason = self._drop_reason(window, start_s, duration_s, detected_probability)
+            seg_words: list[Word] | None = _clamped(seg_raw_words, duration_s)
+            reason = drop_reason(
+                window,
+                start_s=start_s,
+                duration_s=duration_s,
+                lang_probability=detected_probability,
+                settings=self.guards,
+            )
             if reason == "repetitive":
-                # the ratio is the whole window's: collapse this segment's loops, then judge it
-                collapsed = self._collapse(seg_words)
-                if _compression_ratio(words_text(collapsed)) <= g.compression_ratio:
-                    seg_words, reason = collapsed, None
-            segments.append(SegmentInfo(start_s, end_s, text, *window.scores(), dropped=reason))
-            if reason is None:
+                # the ratio is the whole window's: speech followed by a loop keeps the speech
+                seg_words = rescue_repetitive(seg_words or [], self.guards)
+                reason = None if seg_words is not None else reason
+            segments.append(
+                SegmentInfo(
+                    start_s,
+                    end_s,
+                    text,
+                    window.no_speech_prob,
+                    window.avg_logprob,
+                    window.compression_ratio,
+                    window.temperature,
+                    dropped=reason,
+                )
+            )
+            if reason is None and seg_words:
                 words += seg_words
-        words = self._collapse(words)
+        words = collapse(words, self.guards)
         return Recognition(
             words=words,
             lang="en" if task == "translate" else source_lang,
@@ -305,15 +298,6 @@ class WhisperRecognizer:
         padded[: len(audio)] = audio
         return content_frames, fe(padded)[:, :frames]
 
-    def _collapse(self, words: Sequence[Word]) -> list[Word]:
-        g = self.guards
-        return collapse_repetitions(
-            words,
-            max_ngram_repeats=g.max_ngram_repeats,
-            max_word_repeats=g.max_word_repeats,
-            max_ngram=g.max_ngram,
-        )
-
     def _encoder_s(self, duration_s: float) -> float:
         if self.encoder_window == "full":
             return WINDOW_S
@@ -346,7 +330,7 @@ class WhisperRecognizer:
             length_penalty=1.0,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
-            # these two only decide temperature fallback; the guards below drop segments
+            # these two only decide temperature fallback; the guards drop segments
             log_prob_threshold=g.silence_logprob,
             compression_ratio_threshold=g.compression_ratio,
             # with fallback, faster-whisper must recognise silence, or it re-decodes silence at
@@ -370,26 +354,6 @@ class WhisperRecognizer:
             hallucination_silence_threshold=None,
             hotwords=None,
         )
-
-    def _drop_reason(
-        self, window: _Window, start_s: float, duration_s: float, lang_probability: float
-    ) -> str | None:
-        g = self.guards
-        if start_s >= duration_s - 0.1:
-            return "beyond_audio"  # "decoded" from the padding: invented
-        nsp, logprob = window.no_speech_prob, window.avg_logprob
-        if (
-            (nsp > g.no_speech_prob and logprob < g.silence_logprob)
-            or nsp > g.certain_no_speech_prob
-            or (
-                nsp > g.doubtful_no_speech_prob
-                and (logprob < g.silence_logprob or lang_probability < g.min_lang_probability)
-            )
-        ):
-            return "no_speech"
-        if window.compression_ratio > g.compression_ratio:
-            return "repetitive"
-        return None
 
     def _align(
         self,
@@ -429,19 +393,6 @@ class WhisperRecognizer:
 
 
 _RawWord = tuple[float, float, str, float]  # start_s, end_s, text, probability
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    """The decoder's scores for the whole window (Whisper scores a decode, not a segment)."""
-
-    no_speech_prob: float
-    avg_logprob: float
-    compression_ratio: float
-    temperature: float
-
-    def scores(self) -> tuple[float, float, float, float]:
-        return self.no_speech_prob, self.avg_logprob, self.compression_ratio, self.temperature
 
 
 def _split_at_timestamps(
@@ -497,52 +448,6 @@ def _spread_words(text: str, start_s: float, end_s: float, probability: float) -
         out.append((at, at + step, t if t.startswith(" ") else " " + t, probability))
         at += step
     return out
-
-
-def collapse_repetitions(
-    words: Sequence[Word],
-    *,
-    max_ngram_repeats: int = 3,
-    max_word_repeats: int = 5,
-    max_ngram: int = 8,
-) -> list[Word]:
-    """Collapse Whisper's repetition loops ("thank you thank you thank you …") to one copy.
-
-    An n-gram (2 ≤ n ≤ ``max_ngram``) occurring ``max_ngram_repeats`` or more times in a row,
-    or one word ``max_word_repeats`` or more times, keeps only its first occurrence; words are
-    compared without case and punctuation. Ordinary repetition ("no, no") survives.
-    """
-    keys = [_NORMALIZE.sub("", w.text.lower()) for w in words]
-    out: list[Word] = []
-    out_keys: list[str] = []
-    i = 0
-    while i < len(words):
-        skip = 0
-        for n in range(1, max_ngram + 1):
-            limit = max_word_repeats if n == 1 else max_ngram_repeats
-            gram = keys[i : i + n]
-            if len(gram) < n or not any(gram):
-                break
-            copies = 1
-            while keys[i + copies * n : i + (copies + 1) * n] == gram:
-                copies += 1
-            if copies >= limit:
-                skip = (copies - 1) * n
-                out.extend(words[i : i + n])
-                out_keys.extend(gram)
-                i += n + skip
-                break
-        if not skip:
-            out.append(words[i])
-            out_keys.append(keys[i])
-            i += 1
-    return out
-
-
-def _compression_ratio(text: str) -> float:
-    from faster_whisper.transcribe import get_compression_ratio
-
-    return float(get_compression_ratio(text)) if text else 0.0
 
 
 def words_text(words: Sequence[Word]) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from interpret.frames import AudioChunk
+
 Kind = Literal["audio", "video"]
 KINDS: tuple[Kind, ...] = ("audio", "video")
 
@@ -38,6 +40,9 @@ class MediaSettings:
     subscriber_max_frames: int = 64
     #: "inline": rooms live in the signaling process; "process": one media worker per room
     isolation: Literal["inline", "process"] = "inline"
+    #: decode each published audio track to 16 kHz chunks for captions (off = never decode);
+    #: only rooms opened with an ``on_audio`` callback tap (not yet the process backend)
+    audio_tap: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,24 @@ class PeerFailed:
 
 MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed
 EmitEvent = Callable[[MediaEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerAudio:
+    """~100 ms of one published audio track, decoded (see :mod:`media.tap`).
+
+    Not a :data:`MediaEvent`: audio flows ten times a second per speaker towards transcription,
+    not towards signaling, so it has its own callback (:data:`OnAudio`), given to the backend.
+    """
+
+    room_id: str
+    peer_id: str
+    track_id: str
+    chunk: AudioChunk
+
+
+#: Receives tapped audio on the event loop; must not block (e.g. a bounded queue's ``put``).
+OnAudio = Callable[[SpeakerAudio], None]
 
 
 class MediaRoom(Protocol):

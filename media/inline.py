@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from .api import EmitEvent, MediaSettings
+from .api import EmitEvent, MediaSettings, OnAudio
 from .hooks import restrict_host_addresses, use_fast_sender_clock
 from .sfu import SfuRoom
 
 
 class InlineMediaBackend:
-    """Implements :class:`media.api.MediaBackend` with :class:`SfuRoom`s on this event loop."""
+    """Implements :class:`media.api.MediaBackend` with :class:`SfuRoom`s on this event loop.
 
-    def __init__(self, settings: MediaSettings) -> None:
+    With ``settings.audio_tap``, every room hands its speakers' decoded audio to ``on_audio``.
+    """
+
+    def __init__(self, settings: MediaSettings, *, on_audio: OnAudio | None = None) -> None:
         self._settings = settings
+        self._on_audio = on_audio
         self._rooms: set[SfuRoom] = set()
         restrict_host_addresses(settings.ice_host_addresses)
         use_fast_sender_clock()
@@ -20,7 +24,9 @@ class InlineMediaBackend:
         """Nothing to prepare: rooms live on this event loop."""
 
     async def open_room(self, room_id: str, emit: EmitEvent) -> SfuRoom:
-        room = _OwnedRoom(room_id, settings=self._settings, emit=emit, owner=self._rooms)
+        room = _OwnedRoom(
+            room_id, settings=self._settings, emit=emit, on_audio=self._on_audio, owner=self._rooms
+        )
         self._rooms.add(room)
         return room
 
@@ -31,9 +37,15 @@ class InlineMediaBackend:
 
 class _OwnedRoom(SfuRoom):
     def __init__(
-        self, room_id: str, *, settings: MediaSettings, emit: EmitEvent, owner: set[SfuRoom]
+        self,
+        room_id: str,
+        *,
+        settings: MediaSettings,
+        emit: EmitEvent,
+        on_audio: OnAudio | None,
+        owner: set[SfuRoom],
     ) -> None:
-        super().__init__(room_id, settings=settings, emit=emit)
+        super().__init__(room_id, settings=settings, emit=emit, on_audio=on_audio)
         self._owner = owner
 
     async def aclose(self) -> None:

@@ -16,10 +16,11 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from . import hooks
-from .api import EmitEvent, Kind, MediaSettings, TrackPublished, TrackUnpublished
+from .api import EmitEvent, Kind, MediaSettings, OnAudio, TrackPublished, TrackUnpublished
 from .errors import MediaStateError, UnknownPeerError
 from .forward import EncodedSource
 from .peer import Peer, rtc_configuration
+from .tap import AudioTap
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,26 @@ class Publication:
     source: EncodedSource
     #: subscriber peer id -> the subscriber's m-line carrying this track
     subscriptions: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
+    #: decoded audio towards transcription (audio tracks, when the room taps audio)
+    tap: AudioTap | None = None
 
 
 class SfuRoom:
     """Implements :class:`media.api.MediaRoom` on aiortc, forwarding without transcoding."""
 
-    def __init__(self, room_id: str, *, settings: MediaSettings, emit: EmitEvent) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        settings: MediaSettings,
+        emit: EmitEvent,
+        on_audio: OnAudio | None = None,
+    ) -> None:
         self.room_id = room_id
         self._settings = settings
         self._emit = emit
+        # Opus is decoded only when someone listens: settings.audio_tap alone decodes nothing.
+        self._on_audio = on_audio if settings.audio_tap else None
         self._configuration = rtc_configuration(settings.ice_servers)
         self._peers: dict[str, Peer] = {}
         self._publications: dict[str, Publication] = {}
@@ -147,6 +159,7 @@ class SfuRoom:
                     "keyframes_in": p.source.keyframes_in,
                     "pli_requests": p.source.pli_requests,
                     "pli_sent": p.source.pli_sent,
+                    **({"tap": p.tap.stats()} if p.tap is not None else {}),
                     "subscribers": {
                         track.subscriber_id: {
                             "forwarded": track.forwarded,
@@ -179,6 +192,13 @@ class SfuRoom:
         source = self._attach_source(kind, receiver)
         track_id = f"{peer.peer_id}-{kind}-{next(self._track_ids)}"
         publication = Publication(track_id, kind, peer, transceiver, source)
+        if kind == "audio" and self._on_audio is not None:
+            publication.tap = AudioTap(
+                room_id=self.room_id,
+                peer_id=peer.peer_id,
+                track_id=track_id,
+                on_audio=self._on_audio,
+            )
         self._publications[track_id] = publication
         peer.set_slot_track(transceiver, track_id)
         self._spawn(self._drain(track, publication), f"drain-{track_id}")
@@ -221,7 +241,9 @@ class SfuRoom:
                 if timestamp is not None:
                     source.push_audio_packet(packet.payload, timestamp)
 
-            hooks.tap_decoder_queue(receiver, None, decode=False)
+            # With the tap on, aiortc's decoder thread decodes the jitter buffer's frames onto
+            # the remote track, where _drain hands them to the publication's AudioTap.
+            hooks.tap_decoder_queue(receiver, None, decode=self._on_audio is not None)
             hooks.wrap_rtp_handler(receiver, on_audio_rtp)
         return source
 
@@ -247,11 +269,16 @@ class SfuRoom:
 
     async def _drain(self, track: MediaStreamTrack, publication: Publication | None) -> None:
         """Own the remote track until it ends (aiortc's track queue is unbounded)."""
+        tap = publication.tap if publication is not None else None
         try:
             while True:
-                await track.recv()
+                frame = await track.recv()
+                if tap is not None:
+                    tap.push(frame)
         except MediaStreamError:
             pass
+        if tap is not None:
+            tap.end_input()
         if publication is not None and not self._closed:
             await self._end_publication(publication)
 

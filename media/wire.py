@@ -159,6 +159,7 @@ def _settings_to_json(s: MediaSettings) -> dict[str, Any]:
         "pli_min_interval_s": s.pli_min_interval_s,
         "subscriber_max_frames": s.subscriber_max_frames,
         "isolation": s.isolation,
+        "audio_tap": s.audio_tap,
     }
 
 
@@ -251,6 +252,12 @@ class _Fields:
             raise self._bad(key, "an integer")
         return value
 
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self._bad(key, "a boolean")
+        return value
+
     def number(self, key: str) -> float:
         value = self._get(key)
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -318,6 +325,7 @@ def _settings_from_json(f: _Fields) -> MediaSettings:
         pli_min_interval_s=f.number("pli_min_interval_s"),
         subscriber_max_frames=f.integer("subscriber_max_frames"),
         isolation="process" if isolation == "process" else "inline",
+        audio_tap=f.boolean("audio_tap"),
     )
 
 

@@ -2,7 +2,7 @@
 
 Shutdown order: stop accepting connections -> close every client with 1001 (each handler then
 removes its participant, which closes its peer connection) -> close the media backend (rooms,
-worker processes).
+worker processes) -> end the speaker-audio queue (its readers see the end).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from media.api import MediaBackend
+from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
+from media.tap import SpeakerAudioQueue
 
 from .settings import Settings
 from .signaling import SignalingServer
@@ -50,13 +51,13 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
-def build_media_backend(settings: Settings) -> MediaBackend:
+def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) -> MediaBackend:
     media_settings = settings.media.to_media_settings()
     if media_settings.isolation == "process":
         from media.process import ProcessMediaBackend
 
         return ProcessMediaBackend(media_settings)
-    return InlineMediaBackend(media_settings)
+    return InlineMediaBackend(media_settings, on_audio=on_audio)
 
 
 class App:
@@ -64,7 +65,11 @@ class App:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.media = build_media_backend(settings)
+        #: every speaker's decoded audio when ``[media] audio_tap`` is on (for captions)
+        self.speaker_audio = SpeakerAudioQueue() if settings.media.audio_tap else None
+        self.media = build_media_backend(
+            settings, on_audio=None if self.speaker_audio is None else self.speaker_audio.put
+        )
         self.signaling = SignalingServer(settings=settings, media=self.media)
         self.static = StaticFiles()
         self._server: Server | None = None
@@ -112,6 +117,8 @@ class App:
             except TimeoutError:
                 structlog.get_logger(__name__).warning("connections did not close in time")
         await self.media.aclose()
+        if self.speaker_audio is not None:
+            await self.speaker_audio.aclose()
 
     async def run_forever(self) -> None:
         await self.start()

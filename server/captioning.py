@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame, Samples
-from interpret.pipeline import CaptionPipeline, TranslateFn, TranslationResult
+from interpret.pipeline import CaptionPipeline
 
 
 def load_audio(path: Path) -> Samples:
@@ -31,25 +31,6 @@ def load_audio(path: Path) -> Samples:
         for out in resampler.resample(None):
             parts.append(out.to_ndarray()[0].astype(np.float32, copy=False))
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
-def router_translate_fn(router: Any) -> TranslateFn:
-    """Adapts :class:`interpret.translate_router.TranslationRouter` to the pipeline."""
-    from interpret.translate import TranslationError, pair_label
-    from interpret.translate_router import NoRoute
-
-    def translate(text: str, source: str, target: str) -> TranslationResult:
-        route = router.route(source, target)
-        if isinstance(route, NoRoute):
-            return TranslationResult(None, None, route.reason)
-        try:
-            return TranslationResult(router.translator(route).translate(text), route.engine)
-        except TranslationError as exc:  # costs this translation, not the caption
-            return TranslationResult(
-                None, None, f"translation {pair_label(source, target)} failed: {exc}"
-            )
-
-    return translate
 
 
 @dataclass

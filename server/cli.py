@@ -132,31 +132,20 @@ def translate(
 
 
 def _build_pipeline(model: str, threads: int, targets: list[str], sink: Any) -> tuple[Any, Any]:
-    """The recognizer, VAD, translation router and pipeline (what a speech worker runs)."""
-    from interpret.models import ModelError, ModelResolver
-    from interpret.pipeline import CaptionPipeline
-    from interpret.transcribe import WhisperRecognizer
-    from interpret.translate_router import EngineRegistry, TranslationRouter
-    from interpret.vad import SileroVad
+    """The pipeline a speech worker runs (interpret.compose), built in this process."""
+    from interpret.compose import PipelineConfig, build_pipeline
+    from interpret.models import ModelError
+    from interpret.transcribe import RecognizerSettings
 
-    from .captioning import router_translate_fn
-
+    config = PipelineConfig(
+        recognizer=RecognizerSettings(model=model, cpu_threads=threads), targets=tuple(targets)
+    )
     try:
-        model_dir = ModelResolver().resolve(model)
+        built = build_pipeline(config, sink.emit)
     except ModelError as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
-    recognizer = WhisperRecognizer(model_dir, cpu_threads=threads)
-    recognizer.warm_up()
-    router = TranslationRouter(EngineRegistry.discover())
-    pipeline = CaptionPipeline(
-        recognizer=recognizer,
-        vad=SileroVad(),
-        emit=sink.emit,
-        translate=router_translate_fn(router),
-    )
-    pipeline.set_targets(targets)
-    return pipeline, router.close
+    return built.pipeline, built.close
 
 
 @cli.command()

@@ -43,6 +43,7 @@ class MediaConfig(_Section):
     ice_host_addresses: list[str]
     pli_min_interval_ms: int = Field(ge=0)
     subscriber_queue_frames: int = Field(ge=4)
+    audio_tap: bool
 
     def to_media_settings(self) -> MediaSettings:
         return MediaSettings(
@@ -53,6 +54,7 @@ class MediaConfig(_Section):
             pli_min_interval_s=self.pli_min_interval_ms / 1000,
             subscriber_max_frames=self.subscriber_queue_frames,
             isolation=self.isolation,
+            audio_tap=self.audio_tap,
         )
 
 

@@ -51,6 +51,7 @@ SETTINGS = MediaSettings(
     pli_min_interval_s=0.25,
     subscriber_max_frames=48,
     isolation="process",
+    audio_tap=True,
 )
 
 COMMANDS: list[Command] = [

@@ -1,0 +1,350 @@
+"""The parent side of a speech worker: :class:`SpeechWorker` runs ``python -m interpret.worker``
+from an asyncio loop and keeps it running.
+
+The loop only moves bytes: models, VAD and translation run in the child. If the child dies it
+is started again (with backoff), told the speakers and targets again, and captions resume; what
+it had not yet captioned is lost (an interim at most, usually). Queues and their policies:
+
+- outgoing: commands in order, never dropped; audio bounded per speaker (``max_queued_s``),
+  oldest dropped (:attr:`SpeechWorker.dropped_chunks`) while the child is slow or restarting;
+- captions: bounded (``max_captions``); on overflow the oldest interim goes, never a final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import site
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+
+from .compose import PipelineConfig
+from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .wire import (
+    HEADER,
+    AddSpeaker,
+    Close,
+    Command,
+    Configure,
+    Outbound,
+    Pong,
+    Ready,
+    RemoveSpeaker,
+    SampleFormat,
+    SetSpeakerLang,
+    SetTargets,
+    WireFormatError,
+    WorkerError,
+    decode_outbound,
+    encode_audio,
+    encode_command,
+    frame_sizes,
+)
+
+log = logging.getLogger(__name__)
+
+WORKER_MODULE = "interpret.worker"
+
+
+class SpeechWorkerError(Exception):
+    """The worker cannot run (``retryable`` False: a missing model, a bad config; or it failed
+    to start too many times in a row)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class SpeechWorker:
+    """One speech worker process, restarted when it dies. Methods other than :meth:`start`
+    and :meth:`aclose` never block: they queue."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        start_timeout_s: float = 120.0,
+        close_timeout_s: float = 30.0,
+        max_queued_s: float = 5.0,
+        max_captions: int = 256,
+        max_start_failures: int = 3,
+        max_backoff_s: float = 5.0,
+        sample_format: SampleFormat = "f32",
+    ) -> None:
+        self._config = config
+        self._start_timeout_s = start_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
+        self._max_captions = max_captions
+        self._max_start_failures = max_start_failures
+        self._max_backoff_s = max_backoff_s
+        self._sample_format: SampleFormat = sample_format
+        # what a new worker must be told
+        self._speakers: dict[str, str | None] = {}
+        self._targets: tuple[str, ...] = config.targets
+        # outgoing queue (see the module docstring)
+        self._out: collections.deque[Command | AudioChunk] = collections.deque()
+        self._out_audio: dict[str, collections.deque[AudioChunk]] = {}
+        self._out_samples: dict[str, int] = {}
+        self._out_wake = asyncio.Event()
+        # captions
+        self._captions: collections.deque[CaptionFrame] = collections.deque()
+        self._captions_wake = asyncio.Event()
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first_ready: asyncio.Future[Ready] | None = None
+        self._error: SpeechWorkerError | None = None
+        self._closing = False
+        self._closed = False
+        #: times the worker was started again after dying
+        self.restarts = 0
+        #: audio chunks dropped here (oldest first) because the worker was slow or restarting
+        self.dropped_chunks = 0
+        #: captions dropped here (interims only) because nobody read them
+        self.dropped_captions = 0
+        #: the latest worker's Ready (load and warm-up times), and when it came (monotonic)
+        self.ready: Ready | None = None
+        self.ready_at: float | None = None
+        self.last_pong: Pong | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    # -- life ------------------------------------------------------------------------------
+    async def start(self) -> Ready:
+        """Spawn the worker and wait until its models are loaded and warm."""
+        if self._supervisor is not None:
+            raise RuntimeError("start() called twice")
+        self._first_ready = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._supervise(), name="speech-worker")
+        try:
+            return await asyncio.shield(self._first_ready)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Finish the last finals (up to ``close_timeout_s``), then stop; idempotent."""
+        self._closing = True
+        self._out_wake.set()
+        if self._supervisor is not None:
+            try:
+                async with asyncio.timeout(self._close_timeout_s):
+                    await asyncio.shield(self._supervisor)
+            except TimeoutError:
+                self._kill()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._closed = True
+        self._captions_wake.set()
+
+    # -- commands --------------------------------------------------------------------------
+    def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
+        self._speakers[speaker_id] = lang
+        self._send(AddSpeaker(speaker_id, lang))
+
+    def remove_speaker(self, speaker_id: str) -> None:
+        """The speaker left: their last final still comes."""
+        self._speakers.pop(speaker_id, None)
+        self._send(RemoveSpeaker(speaker_id))
+
+    def set_speaker_lang(self, speaker_id: str, lang: str | None) -> None:
+        if speaker_id in self._speakers:
+            self._speakers[speaker_id] = lang
+        self._send(SetSpeakerLang(speaker_id, lang))
+
+    def set_targets(self, langs: Iterable[str]) -> None:
+        """The languages someone reads (only these are translated)."""
+        self._targets = tuple(sorted(set(langs)))
+        self._send(SetTargets(self._targets))
+
+    def push(self, chunk: AudioChunk) -> None:
+        """Queue audio; the oldest of this speaker's is dropped when over ``max_queued_s``."""
+        if self._closing or chunk.speaker_id not in self._speakers:
+            return
+        self._out.append(chunk)
+        queue = self._out_audio.setdefault(chunk.speaker_id, collections.deque())
+        queue.append(chunk)
+        n = self._out_samples.get(chunk.speaker_id, 0) + len(chunk.samples)
+        while n > self._max_samples and len(queue) > 1:
+            oldest = queue.popleft()
+            self._out.remove(oldest)  # AudioChunk compares by identity
+            n -= len(oldest.samples)
+            self.dropped_chunks += 1
+        self._out_samples[chunk.speaker_id] = n
+        self._out_wake.set()
+
+    def _send(self, command: Command) -> None:
+        if not self._closing:
+            self._out.append(command)
+            self._out_wake.set()
+
+    # -- captions --------------------------------------------------------------------------
+    async def captions(self) -> AsyncIterator[CaptionFrame]:
+        """Every caption, in order, until :meth:`aclose`; raises the worker's fatal error."""
+        while True:
+            while self._captions:
+                yield self._captions.popleft()
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                return
+            self._captions_wake.clear()
+            await self._captions_wake.wait()
+
+    def _on_caption(self, frame: CaptionFrame) -> None:
+        self._captions.append(frame)
+        if len(self._captions) > self._max_captions:
+            for old in self._captions:
+                if not old.is_final:
+                    self._captions.remove(old)
+                    self.dropped_captions += 1
+                    break
+        self._captions_wake.set()
+
+    # -- processes -------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        """Run workers one after another until closed or hopeless."""
+        failures = 0  # starts in a row that did not reach Ready
+        while not self._closing:
+            process = await _spawn()
+            self._process = process
+            became_ready = await self._run(process)
+            if self._error is not None or self._closing:
+                break
+            failures = 0 if became_ready else failures + 1
+            if failures >= self._max_start_failures:
+                self._fail(SpeechWorkerError("the speech worker failed to start", retryable=True))
+                break
+            backoff_s = min(0.5 * 2**failures, self._max_backoff_s)
+            log.error("speech worker exited (status %s); restarting", process.returncode)
+            await asyncio.sleep(backoff_s)
+            self.restarts += 1
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_exception(
+                self._error or SpeechWorkerError("closed before ready", retryable=True)
+            )
+        self._captions_wake.set()
+
+    async def _run(self, process: asyncio.subprocess.Process) -> bool:
+        """Own one worker until it exits; True if it became ready."""
+        ready = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(self._write(process), name="speech-worker-write")
+                reader = tg.create_task(self._read(process, ready), name="speech-worker-read")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._start_timeout_s):
+                        await ready.wait()
+                if not ready.is_set() and not reader.done():
+                    log.error(
+                        "speech worker not ready in %.0f s; killing it", self._start_timeout_s
+                    )
+                    self._kill()
+                await reader
+                writer.cancel()
+        finally:
+            if process.returncode is None:
+                self._kill()
+            await process.wait()
+        return ready.is_set()
+
+    async def _write(self, process: asyncio.subprocess.Process) -> None:
+        stdin = process.stdin
+        assert stdin is not None
+        state: list[Command] = [Configure(self._config), SetTargets(self._targets)]
+        state += [AddSpeaker(s, lang) for s, lang in self._speakers.items()]
+        try:
+            for command in state:
+                stdin.write(encode_command(command))
+            while True:
+                while self._out:
+                    item = self._out.popleft()
+                    if isinstance(item, AudioChunk):
+                        self._out_audio[item.speaker_id].popleft()
+                        self._out_samples[item.speaker_id] -= len(item.samples)
+                        stdin.write(encode_audio(item, self._sample_format))
+                    else:
+                        stdin.write(encode_command(item))
+                    await stdin.drain()  # the queue fills (and drops) while the pipe is full
+                if self._closing:
+                    stdin.write(encode_command(Close()))
+                    await stdin.drain()
+                    stdin.close()
+                    return
+                self._out_wake.clear()
+                await self._out_wake.wait()
+        except (ConnectionError, BrokenPipeError):
+            return  # the worker is gone: the reader sees it end
+
+    async def _read(self, process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
+        stdout = process.stdout
+        assert stdout is not None
+        while True:
+            try:
+                head = await stdout.readexactly(HEADER.size)
+                json_len, payload_len = frame_sizes(head)
+                body = await stdout.readexactly(json_len + payload_len)
+                message = decode_outbound(body[:json_len], body[json_len:])
+            except asyncio.IncompleteReadError:
+                return
+            except WireFormatError as exc:
+                log.error("speech worker broke the wire protocol: %s; killing it", exc)
+                self._kill()
+                return
+            self._on_message(message, ready)
+
+    def _on_message(self, message: Outbound, ready: asyncio.Event) -> None:
+        match message:
+            case CaptionFrame():
+                self._on_caption(message)
+            case Ready():
+                self.ready, self.ready_at = message, time.monotonic()
+                ready.set()
+                if self._first_ready is not None and not self._first_ready.done():
+                    self._first_ready.set_result(message)
+            case Pong():
+                self.last_pong = message
+            case WorkerError():
+                log.error("speech worker: %s", message.message)
+                if message.fatal and not message.retryable:
+                    self._fail(SpeechWorkerError(message.message, retryable=False))
+
+    def _fail(self, error: SpeechWorkerError) -> None:
+        self._error = error
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_exception(error)
+        self._captions_wake.set()
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+
+
+async def _spawn() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=None,  # logs go straight to the parent's stderr
+        env=_worker_environment(os.environ),
+    )
+
+
+def _worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment, plus the directory holding ``interpret`` when it is not
+    installed (a source checkout), so that the worker runs exactly this code."""
+    env = dict(environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in site.getsitepackages():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env

@@ -1,0 +1,129 @@
+"""Composition of one process's caption pipeline: model, VAD, translation router, pipeline.
+
+What a speech worker (:mod:`interpret.worker`) runs, and ``parley interpret`` too, so that a file
+goes through exactly the pipeline a meeting does. Models load here, once per process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .frames import CaptionFrame
+from .pipeline import CaptionPipeline, TranslateFn, TranslationResult
+from .streaming import StreamingSettings
+from .transcribe import RecognizerSettings
+from .translate_router import ENGINES, RoutingPolicy
+from .vad import VadSettings
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationSettings:
+    """Which engines translate, and whether interims are translated too."""
+
+    #: engines in order of preference (see :class:`interpret.translate_router.RoutingPolicy`)
+    engines: tuple[str, ...] = ENGINES
+    pivots: tuple[str, ...] = ("en", "es")
+    #: per pair ("es-en"): the engines allowed for it, in order (forces an engine)
+    pair_engines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Argos packages directory; None = Argos's own
+    argos_packages_dir: str | None = None
+    translate_interims: bool = True
+
+    def __post_init__(self) -> None:
+        self.policy()  # validates engines and language codes now, not in the worker later
+
+    def policy(self) -> RoutingPolicy:
+        return RoutingPolicy(
+            engines=self.engines, pivots=self.pivots, pair_engines=self.pair_engines
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Everything a speech worker needs to build its pipeline (sent as its first frame)."""
+
+    recognizer: RecognizerSettings = field(default_factory=RecognizerSettings)
+    translation: TranslationSettings = field(default_factory=TranslationSettings)
+    streaming: StreamingSettings = field(default_factory=StreamingSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    #: languages read at start (changeable later with ``set_targets``)
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltPipeline:
+    """A pipeline ready to start, what closes its engines, and what loading cost."""
+
+    pipeline: CaptionPipeline
+    close: Callable[[], None]
+    model_dir: Path
+    load_s: float
+    warm_up_s: float
+
+
+def router_translate_fn(router: Any) -> TranslateFn:
+    """Adapts :class:`interpret.translate_router.TranslationRouter` to the pipeline."""
+    from .translate import TranslationError, pair_label
+    from .translate_router import NoRoute
+
+    def translate(text: str, source: str, target: str) -> TranslationResult:
+        route = router.route(source, target)
+        if isinstance(route, NoRoute):
+            return TranslationResult(None, None, route.reason)
+        try:
+            return TranslationResult(router.translator(route).translate(text), route.engine)
+        except TranslationError as exc:  # costs this translation, not the caption
+            return TranslationResult(
+                None, None, f"translation {pair_label(source, target)} failed: {exc}"
+            )
+
+    return translate
+
+
+def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None]) -> BuiltPipeline:
+    """Load the model (raises :class:`interpret.models.ModelError` when it is missing), warm it
+    up, discover the translation engines and build the (not yet started) pipeline."""
+    from .models import ModelResolver
+    from .transcribe import WhisperRecognizer
+    from .translate_router import EngineRegistry, TranslationRouter
+    from .vad import SileroVad
+
+    r, t = config.recognizer, config.translation
+    t0 = time.monotonic()
+    model_dir = ModelResolver().resolve(r.model)
+    recognizer = WhisperRecognizer(
+        model_dir,
+        device=r.device,
+        compute_type=r.compute_type,
+        cpu_threads=r.cpu_threads,
+        num_workers=r.num_workers,
+        beam_size=r.beam_size,
+        temperatures=r.temperatures,
+        encoder_window=r.encoder_window,
+        fit_margin_s=r.fit_margin_s,
+        guards=r.guards,
+    )
+    vad = SileroVad()
+    t1 = time.monotonic()
+    recognizer.warm_up()
+    t2 = time.monotonic()
+    argos_dir = None if t.argos_packages_dir is None else Path(t.argos_packages_dir)
+    router = TranslationRouter(
+        EngineRegistry.discover(argos_packages_dir=argos_dir),
+        policy=t.policy(),
+    )
+    pipeline = CaptionPipeline(
+        recognizer=recognizer,
+        vad=vad,
+        emit=emit,
+        translate=router_translate_fn(router),
+        streaming=config.streaming,
+        vad_settings=config.vad,
+        translate_interims=t.translate_interims,
+    )
+    pipeline.set_targets(config.targets)
+    return BuiltPipeline(pipeline, router.close, model_dir, t1 - t0, t2 - t1)

@@ -1,0 +1,234 @@
+"""``python -m interpret.worker``: one process's caption pipeline behind :mod:`interpret.wire`.
+
+Reads frames on stdin, writes frames on stdout (the real fd 1; anything a library prints goes
+to stderr instead). The first frame is :class:`~interpret.wire.Configure`: the models load and
+warm up once, then :class:`~interpret.wire.Ready`. Threads:
+
+- main: reads stdin and queues every command in order; audio is bounded per speaker
+  (``max_queued_s``), dropping the oldest chunk when the pipeline falls behind (counted);
+- ingest: applies the queue to the pipeline in order (VAD runs here);
+- the pipeline's own decode and output threads; output writes caption frames.
+
+A failed decoder is fatal: the worker reports it and exits, and the parent starts a new one.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from typing import BinaryIO
+
+from .compose import build_pipeline
+from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .models import ModelError
+from .pipeline import CaptionPipeline
+from .wire import (
+    HEADER,
+    AddSpeaker,
+    Close,
+    Configure,
+    Inbound,
+    Outbound,
+    Ping,
+    Pong,
+    Ready,
+    RemoveSpeaker,
+    SetSpeakerLang,
+    SetTargets,
+    WireFormatError,
+    WorkerError,
+    decode_inbound,
+    encode_outbound,
+    frame_sizes,
+)
+
+log = logging.getLogger("interpret.worker")
+
+#: audio queued per speaker before the oldest is dropped
+MAX_QUEUED_S = 5.0
+#: how long a close waits for the last finals
+DRAIN_TIMEOUT_S = 30.0
+
+
+def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
+    """One frame's JSON and payload; None at a clean end of input."""
+    head = stream.read(HEADER.size)
+    if not head:
+        return None
+    if len(head) < HEADER.size:
+        raise WireFormatError("input ended inside a frame header")
+    json_len, payload_len = frame_sizes(head)
+    body = stream.read(json_len + payload_len)
+    if len(body) < json_len + payload_len:
+        raise WireFormatError("input ended inside a frame")
+    return body[:json_len], body[json_len:]
+
+
+class Output:
+    """Frames to the parent, whole and in order, from any thread."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: Outbound) -> None:
+        data = encode_outbound(message)
+        with self._lock:
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # the parent is gone; end of input follows and ends the worker
+
+
+class Ingest:
+    """The ordered command queue between stdin and the pipeline (see the module docstring)."""
+
+    def __init__(
+        self, pipeline: CaptionPipeline, output: Output, *, max_queued_s: float = MAX_QUEUED_S
+    ) -> None:
+        self._pipeline = pipeline
+        self._output = output
+        self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
+        self._items: collections.deque[Inbound] = collections.deque()
+        self._audio: dict[str, collections.deque[AudioChunk]] = {}
+        self._queued_samples: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._ended = False
+        #: stream time of each speaker's first sample: the pipeline counts from 0, the parent's
+        #: clock does not (a restarted worker joins a stream in the middle)
+        self._offsets: dict[str, float] = {}
+        self.dropped_chunks = 0
+
+    def put(self, item: Inbound) -> None:
+        with self._cond:
+            self._items.append(item)
+            if isinstance(item, AudioChunk):
+                queue = self._audio.setdefault(item.speaker_id, collections.deque())
+                queue.append(item)
+                n = self._queued_samples.get(item.speaker_id, 0) + len(item.samples)
+                while n > self._max_samples and len(queue) > 1:
+                    oldest = queue.popleft()
+                    self._items.remove(oldest)  # AudioChunk compares by identity
+                    n -= len(oldest.samples)
+                    self.dropped_chunks += 1
+                self._queued_samples[item.speaker_id] = n
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def emit(self, frame: CaptionFrame) -> None:
+        offset = self._offsets.get(frame.speaker_id, 0.0)
+        if offset:
+            frame = dataclasses.replace(
+                frame, start_s=frame.start_s + offset, end_s=frame.end_s + offset
+            )
+        self._output.send(frame)
+
+    def run(self) -> None:
+        """Apply queued items until the end of input; a decoder failure ends the process."""
+        p = self._pipeline
+        while True:
+            with self._cond:
+                while not self._items and not self._ended and p.error is None:
+                    self._cond.wait(0.1)
+                if p.error is not None:
+                    self._fail(f"decoder failed: {p.error!r}")
+                if not self._items:
+                    return
+                item = self._items.popleft()
+                if isinstance(item, AudioChunk):
+                    self._audio[item.speaker_id].popleft()
+                    self._queued_samples[item.speaker_id] -= len(item.samples)
+            match item:
+                case AudioChunk():
+                    self._offsets.setdefault(item.speaker_id, item.start_s)
+                    p.push(item)
+                case AddSpeaker():
+                    p.add_speaker(item.speaker_id, item.lang)
+                case RemoveSpeaker():
+                    p.remove_speaker(item.speaker_id)
+                    self._offsets.pop(item.speaker_id, None)
+                case SetSpeakerLang():
+                    p.set_speaker_lang(item.speaker_id, item.lang)
+                case SetTargets():
+                    p.set_targets(item.langs)
+                case Ping():
+                    self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes))
+                case Configure() | Close():
+                    pass  # handled by the reader
+
+    def _fail(self, message: str) -> None:
+        log.error("%s; exiting", message)
+        self._output.send(WorkerError(message, fatal=True))
+        os._exit(3)  # the reader thread is blocked on stdin: nothing else would end it
+
+
+def serve(stdin: BinaryIO, output: Output) -> int:
+    """The worker's life: configure, ready, commands until Close or end of input."""
+    first = read_frame(stdin)
+    if first is None:
+        return 0
+    command = decode_inbound(*first)
+    if not isinstance(command, Configure):
+        raise WireFormatError(f"the first frame must configure, not {type(command).__name__}")
+    holder: list[Ingest] = []
+    try:
+        built = build_pipeline(command.config, lambda f: holder[0].emit(f))
+    except ModelError as exc:
+        output.send(WorkerError(str(exc), fatal=True, retryable=False))
+        return 2
+    ingest = Ingest(built.pipeline, output)
+    holder.append(ingest)
+    built.pipeline.start()
+    thread = threading.Thread(target=ingest.run, name="ingest", daemon=True)
+    thread.start()
+    output.send(Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
+    try:
+        while (raw := read_frame(stdin)) is not None:
+            item = decode_inbound(*raw)
+            if isinstance(item, Close):
+                break
+            if isinstance(item, Configure):
+                raise WireFormatError("configured twice")
+            # a Ping is answered in order with what came before it: the Pong says those are applied
+            ingest.put(item)
+    finally:
+        ingest.end()
+        thread.join(DRAIN_TIMEOUT_S)
+        built.pipeline.stop(drain=True, timeout_s=DRAIN_TIMEOUT_S)
+        built.close()
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("PARLEY_WORKER_LOG_LEVEL", "WARNING"),
+        stream=sys.stderr,
+        format="speech-worker %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    # Frames own fd 1; anything else that prints (C libraries too) goes to stderr.
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    output = Output(os.fdopen(protocol_fd, "wb"))
+    try:
+        return serve(sys.stdin.buffer, output)
+    except WireFormatError as exc:
+        output.send(WorkerError(f"wire protocol: {exc}", fatal=True, retryable=False))
+        return 2
+    except Exception as exc:  # boundary: report, exit, be restarted
+        log.exception("speech worker failed")
+        output.send(WorkerError(f"{type(exc).__name__}: {exc}", fatal=True))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
