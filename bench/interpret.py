@@ -143,12 +143,13 @@ def main() -> None:
     out_dir = args.json.parent / "interpret-events"
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    from interpret.compose import router_translate_fn
     from interpret.models import ModelResolver
     from interpret.pipeline import CaptionPipeline
     from interpret.transcribe import WhisperRecognizer
     from interpret.translate_router import EngineRegistry, TranslationRouter
     from interpret.vad import SileroVad
-    from server.captioning import load_audio, router_translate_fn
+    from server.captioning import load_audio
 
     recognizer = WhisperRecognizer(ModelResolver().resolve(args.model), cpu_threads=args.threads)
     recognizer.warm_up()

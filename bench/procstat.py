@@ -31,7 +31,6 @@ class ProcessCpu:
     threads: dict[int, ThreadCpu] = field(default_factory=dict)
 
 
-
 @dataclass(frozen=True, slots=True)
 class SystemCpu:
     """Aggregate jiffies of every CPU (``/proc/stat`` first line)."""

@@ -235,10 +235,12 @@ async def subscribe(args: argparse.Namespace) -> None:
         results = await asyncio.gather(*joins, return_exceptions=True)
         failed = {i: repr(r) for i, r in zip(args.indices, results, strict=True) if r is not None}
         live = [c for i, c in clients.items() if i not in failed]
-        await asyncio.gather(*(
-            c.wait_for(functools.partial(_has_first_frame, c), args.first_frame_timeout_s)
-            for c in live
-        ))
+        await asyncio.gather(
+            *(
+                c.wait_for(functools.partial(_has_first_frame, c), args.first_frame_timeout_s)
+                for c in live
+            )
+        )
         for c in live:
             if c.pc.localDescription is not None and not loopback_only(c.pc.localDescription.sdp):
                 violations.append(f"{c.name}: local description has a non-loopback candidate")
@@ -256,13 +258,15 @@ async def subscribe(args: argparse.Namespace) -> None:
             return {"subscribers": subs, "loop_lag": probe.take()}
 
         channel.set_snapshot(snapshot)
-        channel.ready({
-            "joined": sorted(i for i in clients if i not in failed),
-            "failed": failed,
-            "first_frame_s": {str(i): _first_frame_s(c) for i, c in clients.items()},
-            "join_steps_s": {str(i): timelines[i].relative(c) for i, c in clients.items()},
-            "violations": violations,
-        })
+        channel.ready(
+            {
+                "joined": sorted(i for i in clients if i not in failed),
+                "failed": failed,
+                "first_frame_s": {str(i): _first_frame_s(c) for i, c in clients.items()},
+                "join_steps_s": {str(i): timelines[i].relative(c) for i, c in clients.items()},
+                "violations": violations,
+            }
+        )
         await channel.wait_stop()
         probe_task.cancel()
     checks = {str(i): _decode_check(c) for i, c in clients.items() if c.decode}

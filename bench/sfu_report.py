@@ -54,8 +54,9 @@ def _server_pps(window: Window) -> dict[str, float] | None:
         return None
     dt = _dt(before, after)
     a, b = after["rtp"]["sent"], before["rtp"]["sent"]
-    return {k: (a.get(k, {}).get("packets", 0) - b.get(k, {}).get("packets", 0)) / dt
-            for k in KINDS}
+    return {
+        k: (a.get(k, {}).get("packets", 0) - b.get(k, {}).get("packets", 0)) / dt for k in KINDS
+    }
 
 
 def _server_ingest(window: Window) -> Json | None:
@@ -105,8 +106,10 @@ def _join_steps(raw: Json) -> Json:
             for step, value in timeline.items():
                 if value is not None:
                     steps.setdefault(step, []).append(float(value))
-    return {step: {"median": round(statistics.median(v), 3), "max": round(max(v), 3)}
-            for step, v in steps.items()}
+    return {
+        step: {"median": round(statistics.median(v), 3), "max": round(max(v), 3)}
+        for step, v in steps.items()
+    }
 
 
 def _join_phase_video(raw: Json) -> Json | None:
@@ -133,14 +136,20 @@ def summarize(raw: Json) -> Json:
     forwarded = sum(pps.values())
     server_pps = _server_pps(loaded)
     fps = [s["video_fps"] for s in per_sub.values()]
-    firsts_all = [v for r in raw.get("subscribers_ready", {}).values()
-                  for v in r["first_frame_s"].values()]
+    firsts_all = [
+        v for r in raw.get("subscribers_ready", {}).values() for v in r["first_frame_s"].values()
+    ]
     firsts = [float(v) for v in firsts_all if v is not None]
     lag = _lag(loaded, "server")
-    violations = [v for r in [raw.get("publisher_ready", {}),
-                              *raw.get("subscribers_ready", {}).values(),
-                              *(f or {} for f in raw.get("finals", {}).values())]
-                  for v in r.get("violations", [])]
+    violations = [
+        v
+        for r in [
+            raw.get("publisher_ready", {}),
+            *raw.get("subscribers_ready", {}).values(),
+            *(f or {} for f in raw.get("finals", {}).values()),
+        ]
+        for v in r.get("violations", [])
+    ]
     result: Json = {
         "subscribers": n,
         "seconds": cfg["seconds"],
@@ -154,8 +163,11 @@ def summarize(raw: Json) -> Json:
             "max": round(max(firsts), 3) if firsts else None,
             "missing": len(firsts_all) - len(firsts),
         },
-        "server_cpu_pct": {"baseline_n0": cpu_base, "loaded": cpu_loaded,
-                           "marginal": round(marginal, 2)},
+        "server_cpu_pct": {
+            "baseline_n0": cpu_base,
+            "loaded": cpu_loaded,
+            "marginal": round(marginal, 2),
+        },
         "server_cpu_detail": {"baseline_n0": base.cpu["server"], "loaded": loaded.cpu["server"]},
         "forwarded_pps_by_kind": {k: round(v, 1) for k, v in pps.items()},
         "forwarded_pps_server": None if server_pps is None else round(sum(server_pps.values()), 1),
@@ -166,24 +178,35 @@ def summarize(raw: Json) -> Json:
         "packets_lost": lost,
         "server_ingest": {"baseline_n0": _server_ingest(base), "loaded": _server_ingest(loaded)},
         "loop_lag_ms": {"baseline_n0": _lag(base, "server"), "loaded": lag},
-        "fps": {"min": min(fps) if fps else None,
-                "median": round(statistics.median(fps), 2) if fps else None,
-                "below_25": sum(1 for f in fps if f < GOAL_FPS_MIN)},
+        "fps": {
+            "min": min(fps) if fps else None,
+            "median": round(statistics.median(fps), 2) if fps else None,
+            "below_25": sum(1 for f in fps if f < GOAL_FPS_MIN),
+        },
         "first_frame_s_all": sorted(firsts),
         "join_steps_s": _join_steps(raw),
         "join_phase_video": _join_phase_video(raw),
-        "publisher": {**_publisher(loaded), "cpu": loaded.cpu["publisher"],
-                      "baseline": _publisher(base)},
-        "server_media": {"before": loaded.before.get("server", {}).get("media"),
-                         "after": loaded.after.get("server", {}).get("media")},
+        "publisher": {
+            **_publisher(loaded),
+            "cpu": loaded.cpu["publisher"],
+            "baseline": _publisher(base),
+        },
+        "server_media": {
+            "before": loaded.before.get("server", {}).get("media"),
+            "after": loaded.after.get("server", {}).get("media"),
+        },
         "client_processes": {
             name: {"cpu": loaded.cpu[name], "loop_lag": _lag(loaded, name)}
-            for name in loaded.cpu if name.startswith("subscribers")
+            for name in loaded.cpu
+            if name.startswith("subscribers")
         },
         "machine": {"baseline_n0": base.system, "loaded": loaded.system},
         "per_subscriber": per_sub,
-        "decode_check": {name: f.get("decode_check") for name, f in raw["finals"].items()
-                         if f and f.get("decode_check")},
+        "decode_check": {
+            name: f.get("decode_check")
+            for name, f in raw["finals"].items()
+            if f and f.get("decode_check")
+        },
         "violations": violations,
         "exit_codes": raw.get("exit_codes", {}),
         "machine_busy_before_pct_of_one_core": raw.get("machine_busy_before_pct_of_one_core"),
@@ -193,8 +216,10 @@ def summarize(raw: Json) -> Json:
     result["disturbed"] = max(others) > OTHERS_LIMIT_PCT
     result["goals"] = {
         "cpu_percent_per_subscriber_le_1": bool(
-            n and result["cpu_percent_per_subscriber"] <= GOAL_CPU_PER_SUBSCRIBER_PCT),
-        "loop_lag_p99_le_20ms": lag is not None and lag["p99_ms"] is not None
+            n and result["cpu_percent_per_subscriber"] <= GOAL_CPU_PER_SUBSCRIBER_PCT
+        ),
+        "loop_lag_p99_le_20ms": lag is not None
+        and lag["p99_ms"] is not None
         and lag["p99_ms"] <= GOAL_LOOP_LAG_P99_MS,
         "fps_min_ge_25": bool(fps) and min(fps) >= GOAL_FPS_MIN,
     }
@@ -209,8 +234,11 @@ def fit(results: list[Json]) -> Json | None:
     if len(set(xs)) < 2:
         return None
     slope, intercept = statistics.linear_regression(xs, ys)
-    return {"cpu_percent_per_subscriber": round(slope, 3), "intercept_pct": round(intercept, 2),
-            "points": len(points)}
+    return {
+        "cpu_percent_per_subscriber": round(slope, 3),
+        "intercept_pct": round(intercept, 2),
+        "points": len(points),
+    }
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -222,10 +250,12 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def markdown(results: list[Json], fitted: Json | None) -> str:
-    head = ("| N | server CPU % (N=0 → N) | % of a core per subscriber | forwarded pkt/s "
-            "(server count) | pkt/s per core (marginal) | loop lag p50 / p99 / max ms "
-            "| fps min / median | first frame median / max s | publisher video kbit/s, fps "
-            "| client procs CPU % | machine busy % (steal) | others' load % of a core |")
+    head = (
+        "| N | server CPU % (N=0 → N) | % of a core per subscriber | forwarded pkt/s "
+        "(server count) | pkt/s per core (marginal) | loop lag p50 / p99 / max ms "
+        "| fps min / median | first frame median / max s | publisher video kbit/s, fps "
+        "| client procs CPU % | machine busy % (steal) | others' load % of a core |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in results:
         lag = r["loop_lag_ms"]["loaded"] or {}
@@ -258,21 +288,28 @@ def markdown(results: list[Json], fitted: Json | None) -> str:
         f"p99 ≤ {GOAL_LOOP_LAG_P99_MS:.0f} ms, every subscriber ≥ {GOAL_FPS_MIN:.0f} fps.",
     ]
     if fitted is not None:
-        notes.append(f"Least-squares fit over all runs: {fitted['cpu_percent_per_subscriber']} % "
-                     f"of a core per subscriber + {fitted['intercept_pct']} % fixed.")
+        notes.append(
+            f"Least-squares fit over all runs: {fitted['cpu_percent_per_subscriber']} % "
+            f"of a core per subscriber + {fitted['intercept_pct']} % fixed."
+        )
     cfg = results[0]["config"] if results else {}
-    notes.append(f"Server: `{cfg.get('server')}` mode, media isolation `{cfg.get('isolation')}`; "
-                 f"subscriber processes at nice {cfg.get('subscriber_nice')}; publisher "
-                 f"{cfg.get('video_kbps')} kbit/s VGA VP8 + Opus.")
+    notes.append(
+        f"Server: `{cfg.get('server')}` mode, media isolation `{cfg.get('isolation')}`; "
+        f"subscriber processes at nice {cfg.get('subscriber_nice')}; publisher "
+        f"{cfg.get('video_kbps')} kbit/s VGA VP8 + Opus."
+    )
     if cfg.get("profile"):
         notes.append("PROFILED: the server ran under cProfile; its CPU figures are inflated.")
     for r in results:
         if r["disturbed"]:
-            notes.append(f"N={r['subscribers']}: DISTURBED: other processes used more than "
-                         f"{OTHERS_LIMIT_PCT:.0f} % of a core during a window; figures unreliable.")
+            notes.append(
+                f"N={r['subscribers']}: DISTURBED: other processes used more than "
+                f"{OTHERS_LIMIT_PCT:.0f} % of a core during a window; figures unreliable."
+            )
         if r["violations"] or any(r["exit_codes"].values()):
-            notes.append(f"N={r['subscribers']}: violations {r['violations']}, "
-                         f"exit codes {r['exit_codes']}")
+            notes.append(
+                f"N={r['subscribers']}: violations {r['violations']}, exit codes {r['exit_codes']}"
+            )
     return "\n".join(lines + notes) + "\n"
 
 

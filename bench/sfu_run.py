@@ -52,8 +52,13 @@ class RunConfig:
     def budget_s(self) -> float:
         """Upper bound of the whole run, given to every child as its hard deadline."""
         joins = PROCESS_START_S + self.subscribers * self.join_interval_s
-        return 60 + 2 * self.warmup_s + self.baseline_s + joins + self.first_frame_timeout_s + (
-            self.seconds
+        return (
+            60
+            + 2 * self.warmup_s
+            + self.baseline_s
+            + joins
+            + self.first_frame_timeout_s
+            + (self.seconds)
         )
 
 
@@ -160,12 +165,30 @@ def _start_server(
         parley = Path(sys.executable).with_name("parley")
         argv = [str(parley)] if parley.exists() else [sys.executable, "-m", "server"]
         argv += ["serve", "--config", str(config), "--port", str(port)]
-        server = Child("server", argv, control_dir=run_dir, cwd=REPO, env=env,
-                       stop_signal=signal.SIGINT, has_channel=False)
+        server = Child(
+            "server",
+            argv,
+            control_dir=run_dir,
+            cwd=REPO,
+            env=env,
+            stop_signal=signal.SIGINT,
+            has_channel=False,
+        )
         children.append(server)
     else:
-        argv = [sys.executable, "-m", "bench.sfu_server", "--config", str(config),
-                "--port", str(port), "--control", str(run_dir), "--deadline-s", str(deadline_s)]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.sfu_server",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--control",
+            str(run_dir),
+            "--deadline-s",
+            str(deadline_s),
+        ]
         if cfg.profile:
             argv += ["--profile-dir", str(run_dir)]
         server = Child("server", argv, control_dir=run_dir, cwd=REPO, env=env)
@@ -188,8 +211,9 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
             print(f"[n={cfg.subscribers}] {text}", file=sys.stderr, flush=True)
 
     if cfg.quiet_wait_s > 0:
-        raw["machine_busy_before_pct_of_one_core"] = wait_quiet(cfg.quiet_wait_s,
-                                                                cfg.quiet_busy_pct)
+        raw["machine_busy_before_pct_of_one_core"] = wait_quiet(
+            cfg.quiet_wait_s, cfg.quiet_busy_pct
+        )
         say(f"machine busy before start: {raw['machine_busy_before_pct_of_one_core']} % of a core")
     deadline_s = time.monotonic() + cfg.budget_s()
     try:
@@ -197,9 +221,13 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
         url = f"ws://{HOST}:{port}/ws"
         common = ["--url", url, "--control", str(run_dir), "--deadline-s", str(deadline_s)]
         say(f"server pid {server.pid} on {url}")
-        publisher = Child("publisher", [*peers, "publish", *common,
-                                        "--video-kbps", str(cfg.video_kbps)],
-                          control_dir=run_dir, cwd=REPO, env=env)
+        publisher = Child(
+            "publisher",
+            [*peers, "publish", *common, "--video-kbps", str(cfg.video_kbps)],
+            control_dir=run_dir,
+            cwd=REPO,
+            env=env,
+        )
         children.append(publisher)
         raw["publisher_ready"] = publisher.wait_ready(40)
         time.sleep(cfg.warmup_s)
@@ -214,10 +242,24 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
                 indices = ",".join(str(i) for i in range(p, cfg.subscribers, processes))
                 name = f"subscribers{p}"
                 nice = ["nice", "-n", str(cfg.subscriber_nice)] if cfg.subscriber_nice else []
-                argv = [*nice, *peers, "subscribe", *common, "--name", name, "--indices", indices,
-                        "--decode", decode, "--t0-s", str(t0_s),
-                        "--join-interval-s", str(cfg.join_interval_s),
-                        "--first-frame-timeout-s", str(cfg.first_frame_timeout_s)]
+                argv = [
+                    *nice,
+                    *peers,
+                    "subscribe",
+                    *common,
+                    "--name",
+                    name,
+                    "--indices",
+                    indices,
+                    "--decode",
+                    decode,
+                    "--t0-s",
+                    str(t0_s),
+                    "--join-interval-s",
+                    str(cfg.join_interval_s),
+                    "--first-frame-timeout-s",
+                    str(cfg.first_frame_timeout_s),
+                ]
                 subs.append(Child(name, argv, control_dir=run_dir, cwd=REPO, env=env))
                 children.append(subs[-1])
             say(f"{cfg.subscribers} subscribers joining in {processes} process(es)")

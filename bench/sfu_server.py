@@ -133,8 +133,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control", type=Path, required=True)
-    parser.add_argument("--profile-dir", type=Path, default=None,
-                        help="cProfile each measurement window into this folder")
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="cProfile each measurement window into this folder",
+    )
     parser.add_argument("--deadline-s", type=float, required=True, help="time.monotonic() to stop")
     asyncio.run(serve(parser.parse_args()))
 
