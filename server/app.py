@@ -8,9 +8,11 @@ worker processes) -> end the speaker-audio queue (its readers see the end).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -21,6 +23,9 @@ from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .captions import CaptionService
 from .signaling import SignalingServer
 from .web import StaticFiles, text_response
 
@@ -52,7 +57,10 @@ def configure_logging(settings: Settings) -> None:
 
 
 def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) -> MediaBackend:
-    media_settings = settings.media.to_media_settings()
+    media_settings = dataclasses.replace(
+        settings.media.to_media_settings(),
+        audio_tap=settings.media.audio_tap or settings.captions.enabled,
+    )
     if media_settings.isolation == "process":
         from media.process import ProcessMediaBackend
 
@@ -66,11 +74,30 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         #: every speaker's decoded audio when ``[media] audio_tap`` is on (for captions)
-        self.speaker_audio = SpeakerAudioQueue() if settings.media.audio_tap else None
+        captions_on = settings.captions.enabled
+        self.speaker_audio = (
+            SpeakerAudioQueue() if settings.media.audio_tap or captions_on else None
+        )
         self.media = build_media_backend(
             settings, on_audio=None if self.speaker_audio is None else self.speaker_audio.put
         )
         self.signaling = SignalingServer(settings=settings, media=self.media)
+        self.captions: CaptionService | None = None
+        if captions_on and self.speaker_audio is not None:
+            from interpret.compose import PipelineConfig
+            from interpret.transcribe import RecognizerSettings
+
+            from .captions import CaptionService
+
+            config = PipelineConfig(
+                recognizer=RecognizerSettings(
+                    model=settings.captions.model, cpu_threads=settings.captions.cpu_threads
+                )
+            )
+            self.captions = CaptionService(
+                config=config, audio=self.speaker_audio, signaling=self.signaling
+            )
+            self.signaling.captions = self.captions
         self.static = StaticFiles()
         self._server: Server | None = None
         self._stopped = False
@@ -92,6 +119,8 @@ class App:
     async def start(self) -> None:
         s = self.settings.server
         await self.media.start()
+        if self.captions is not None:
+            await self.captions.start()
         self._server = await serve(
             self.signaling.handle,
             s.host,
@@ -117,6 +146,8 @@ class App:
             except TimeoutError:
                 structlog.get_logger(__name__).warning("connections did not close in time")
         await self.media.aclose()
+        if self.captions is not None:
+            await self.captions.aclose()
         if self.speaker_audio is not None:
             await self.speaker_audio.aclose()
 

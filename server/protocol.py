@@ -19,6 +19,7 @@ DisplayName = Annotated[
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
 ]
+LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 MediaKind = Literal["audio", "video"]
@@ -41,6 +42,8 @@ class Join(_ClientMessage):
     name: DisplayName
     #: kinds to publish right away (saves the round trip of a separate ``publish``)
     publish: Annotated[list[MediaKind], Field(max_length=2)] = []
+    #: the language this participant speaks (ISO 639-1); None = detect
+    lang: LangCode | None = None
 
 
 class Publish(_ClientMessage):
@@ -69,8 +72,16 @@ class Leave(_ClientMessage):
     type: Literal["leave"]
 
 
-ClientMessage = Hello | Join | Publish | Unpublish | Answer | Mute | Leave
-CLIENT_TYPES = frozenset({"hello", "join", "publish", "unpublish", "answer", "mute", "leave"})
+class Captions(_ClientMessage):
+    type: Literal["captions"]
+    #: languages this client reads captions in (besides each speaker's own); [] = originals only
+    languages: Annotated[list[LangCode], Field(max_length=8)]
+
+
+ClientMessage = Hello | Join | Publish | Unpublish | Answer | Mute | Leave | Captions
+CLIENT_TYPES = frozenset(
+    {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
+)
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]
 )

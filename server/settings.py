@@ -58,6 +58,12 @@ class MediaConfig(_Section):
         )
 
 
+class CaptionSettings(_Section):
+    enabled: bool
+    model: str
+    cpu_threads: int = Field(ge=1, le=64)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["console", "json"]
@@ -67,6 +73,7 @@ class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
     media: MediaConfig
+    captions: CaptionSettings
     logging: LoggingSettings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -34,6 +34,9 @@ from .outbox import Outbox, OutboxFullError
 from .protocol import ProtocolError
 from .rooms import Participant, RoomFullError, RoomRegistry
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .captions import CaptionService
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +97,8 @@ class SignalingServer:
         self.media = media
         self.registry = RoomRegistry(max_participants=settings.rooms.max_participants_per_room)
         self.rooms: dict[str, LiveRoom] = {}
+        #: live captions (None when ``[captions] enabled`` is off); set by the App
+        self.captions: CaptionService | None = None
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()
@@ -144,6 +149,9 @@ class SignalingServer:
         async with self._membership:
             live.clients.pop(participant_id, None)
             emptied = self.registry.leave(live.name, participant_id)
+            if self.captions is not None:
+                self.captions.participant_left(participant_id)
+                self.captions.languages_changed()
             live.broadcast(protocol.encode("participant_left", participant_id=participant_id))
             if live.media is not None:
                 await live.media.remove_peer(participant_id)
@@ -164,6 +172,9 @@ class ClientConnection:
         self.live: LiveRoom | None = None
         self.participant: Participant | None = None
         self._greeted = False
+        #: caption languages this client reads; the language it speaks (None = detect)
+        self.languages: frozenset[str] = frozenset()
+        self.spoken_lang: str | None = None
         self._errors_in_a_row = 0
         self._closing: asyncio.Task[None] | None = None
 
@@ -176,6 +187,13 @@ class ClientConnection:
             self.outbox.put(message)
         except OutboxFullError:
             self.abort("outbox_full", "client is not reading its messages", CLOSE_POLICY)
+
+    def send_caption(self, message: str, *, final: bool) -> None:
+        """Interims are dropped when the client lags (the next one supersedes them); finals go
+        through the outbox like everything else."""
+        if not final and len(self.outbox) > self.server.settings.server.outbox_max_messages // 2:
+            return
+        self.send(message)
 
     def abort(self, code: str, message: str, close_code: int) -> None:
         """Tell the client ``code`` and close the connection, from a synchronous context (the
@@ -266,10 +284,16 @@ class ClientConnection:
                     )
                 if len(set(publish)) != len(publish):
                     raise ProtocolError("bad_message", "publish: kinds must be distinct", "join")
+                self.spoken_lang = msg.lang
                 await self.server.enter(self, room, name, publish)
             case protocol.Leave():
                 await self._close(CLOSE_NORMAL, "left")
                 return True
+            case protocol.Captions(languages=languages):
+                if self.server.captions is None:
+                    raise ProtocolError("bad_state", "captions are off on this server", "captions")
+                self.languages = frozenset(languages)
+                self.server.captions.languages_changed()
             case _:
                 await self._dispatch_joined(msg)
         return False

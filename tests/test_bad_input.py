@@ -129,6 +129,8 @@ async def test_bad_input_never_disturbs_the_call(small_app: App) -> None:
     )  # an offer, not an answer
     await expect_error(ws, json.dumps({**bad, "revision": 999, "sdp": "v=0"}), "stale_answer")
     await expect_error(ws, json.dumps({"type": "unpublish", "track_id": "not-mine"}), "bad_state")
+    # captions are off on this server
+    await expect_error(ws, json.dumps({"type": "captions", "languages": ["es"]}), "bad_state")
     alice_track = alice.published["video"]
     await expect_error(
         ws, json.dumps({"type": "mute", "track_id": alice_track, "muted": True}), "bad_state"

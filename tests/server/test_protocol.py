@@ -31,6 +31,10 @@ def test_valid_messages_parse_to_typed_values() -> None:
     answer = parse({"type": "answer", "sdp": "v=0", "revision": 3})
     assert isinstance(answer, protocol.Answer) and answer.revision == 3
     assert isinstance(parse({"type": "leave"}), protocol.Leave)
+    captions = parse({"type": "captions", "languages": ["es", "fr"]})
+    assert isinstance(captions, protocol.Captions) and captions.languages == ["es", "fr"]
+    join = parse({"type": "join", "room": "r", "name": "n", "lang": "de"})
+    assert isinstance(join, protocol.Join) and join.lang == "de"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,9 @@ def test_valid_messages_parse_to_typed_values() -> None:
         ('{"type": "answer", "sdp": "", "revision": 1}', "bad_message"),
         ('{"type": "answer", "sdp": "' + "x" * 65_537 + '", "revision": 1}', "bad_message"),
         ('{"type": "mute", "track_id": "t", "muted": "yes"}', "bad_message"),
+        ('{"type": "captions", "languages": ["Spanish"]}', "bad_message"),
+        ('{"type": "captions", "languages": "es"}', "bad_message"),
+        ('{"type": "join", "room": "r", "name": "n", "lang": "EN"}', "bad_message"),
     ],
 )
 def test_malformed_messages_get_documented_codes(raw: str | bytes, code: str) -> None:

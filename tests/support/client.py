@@ -74,6 +74,42 @@ def read_counter(frame: VideoFrame) -> int:
     return value
 
 
+class FileAudio(MediaStreamTrack):
+    """A recording played in real time (48 kHz mono, 20 ms frames), then silence."""
+
+    kind = "audio"
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        import av
+
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
+        parts = []
+        with av.open(path) as container:
+            for frame in container.decode(audio=0):
+                parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        self.pcm = np.concatenate(parts).astype(np.int16)
+        self._samples = 0
+        #: monotonic time of the first sample sent
+        self.started_s: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        if self.started_s is None:
+            self.started_s = time.monotonic()
+        else:
+            delay = self.started_s + self._samples / AUDIO_RATE - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+        chunk = self.pcm[self._samples : self._samples + AUDIO_FRAME_SAMPLES]
+        if len(chunk) < AUDIO_FRAME_SAMPLES:
+            chunk = np.concatenate([chunk, np.zeros(AUDIO_FRAME_SAMPLES - len(chunk), np.int16)])
+        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._samples += AUDIO_FRAME_SAMPLES
+        return frame
+
+
 class SineAudio(MediaStreamTrack):
     """A continuous sine tone, paced in real time, 20 ms per frame."""
 
@@ -192,11 +228,13 @@ class ParleyClient:
         decode: bool = True,
         keep_audio_s: float = 3.0,
         keyframes_on_request: bool = False,
+        lang: str | None = None,
     ) -> None:
         self.url, self.room, self.name = url, room, name
         self.local = {"video": video, "audio": audio}
         self.decode = decode
         self.keyframes_on_request = keyframes_on_request
+        self.lang = lang
         self.keep_audio_samples = int(keep_audio_s * AUDIO_RATE)
         # MAX_BUNDLE, not aiortc's default BALANCED: as an answerer with BALANCED, aiortc
         # leaves the second m-line of a kind that arrives in one offer on a transport it then
@@ -225,7 +263,11 @@ class ParleyClient:
         await self._send({"type": "hello", "protocol": 1, "client": "parley-test"})
         self._spawn(self._read())
         kinds = [k for k, t in self.local.items() if t is not None]
-        await self._send({"type": "join", "room": self.room, "name": self.name, "publish": kinds})
+        join: dict[str, Any] = {"type": "join", "room": self.room, "name": self.name}
+        join["publish"] = kinds
+        if self.lang is not None:
+            join["lang"] = self.lang
+        await self._send(join)
         await asyncio.wait_for(self._joined.wait(), 10)
 
     async def leave(self) -> None:
@@ -236,6 +278,9 @@ class ParleyClient:
             except Exception:  # noqa: BLE001 - leaving anyway
                 pass
         await self.close()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._send(message)
 
     async def publish(self, kinds: list[str]) -> None:
         await self._send({"type": "publish", "kinds": kinds})
@@ -283,6 +328,7 @@ class ParleyClient:
     async def _read_messages(self, ws: ClientConnection) -> None:
         async for raw in ws:
             message = json.loads(raw)
+            message["_received_s"] = time.monotonic()
             self.messages.append(message)
             if self.on_message is not None:
                 self.on_message(message)

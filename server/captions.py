@@ -1,0 +1,123 @@
+"""Live captions in rooms: speakers' decoded audio (media tap) → the speech worker process →
+caption messages to every participant, in the languages each one reads.
+
+One speech worker serves every room of this server. Speakers are participants (their id is the
+speaker id); the worker translates into the union of the languages someone reads, and each
+client gets only its own languages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from interpret.client import SpeechWorker
+from interpret.compose import PipelineConfig
+from interpret.frames import CaptionFrame
+from media.tap import SpeakerAudioQueue
+
+from . import protocol
+
+if TYPE_CHECKING:
+    from .signaling import SignalingServer
+
+log = structlog.get_logger(__name__)
+
+
+class CaptionService:
+    """Owns the speech worker and the two tasks that feed it and fan its captions out."""
+
+    def __init__(
+        self, *, config: PipelineConfig, audio: SpeakerAudioQueue, signaling: SignalingServer
+    ) -> None:
+        self._worker = SpeechWorker(config)
+        self._audio = audio
+        self._signaling = signaling
+        self._speakers: dict[str, str] = {}  # participant id -> room
+        self._tasks: list[asyncio.Task[None]] = []
+        self._targets: frozenset[str] = frozenset()
+
+    @property
+    def worker(self) -> SpeechWorker:
+        return self._worker
+
+    async def start(self) -> None:
+        ready = await self._worker.start()
+        log.info("speech worker ready", load_s=round(ready.load_s, 2))
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._feed(), name="captions-feed"),
+            loop.create_task(self._fan_out(), name="captions-fan-out"),
+        ]
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._worker.aclose()
+
+    # -- called by signaling ---------------------------------------------------------------
+    def languages_changed(self) -> None:
+        """A client changed what it reads: translate into the union of all of them."""
+        targets = frozenset(
+            lang
+            for live in self._signaling.rooms.values()
+            for client in live.clients.values()
+            for lang in client.languages
+        )
+        if targets != self._targets:
+            self._targets = targets
+            self._worker.set_targets(sorted(targets))
+
+    def participant_left(self, participant_id: str) -> None:
+        if self._speakers.pop(participant_id, None) is not None:
+            self._worker.remove_speaker(participant_id)
+
+    def speaker_lang_changed(self, participant_id: str, lang: str | None) -> None:
+        if participant_id in self._speakers:
+            self._worker.set_speaker_lang(participant_id, lang)
+
+    # -- tasks -------------------------------------------------------------------------------
+    async def _feed(self) -> None:
+        async for item in self._audio:
+            if item.peer_id not in self._speakers:
+                client = self._client(item.room_id, item.peer_id)
+                if client is None:
+                    continue  # already gone
+                self._speakers[item.peer_id] = item.room_id
+                self._worker.add_speaker(item.peer_id, client.spoken_lang)
+            self._worker.push(item.chunk)
+
+    async def _fan_out(self) -> None:
+        async for frame in self._worker.captions():
+            room = self._speakers.get(frame.speaker_id)
+            live = None if room is None else self._signaling.rooms.get(room)
+            if live is None:
+                continue
+            for client in list(live.clients.values()):
+                client.send_caption(caption_message(frame, client.languages), final=frame.is_final)
+
+    def _client(self, room: str, participant_id: str) -> Any:
+        live = self._signaling.rooms.get(room)
+        return None if live is None else live.clients.get(participant_id)
+
+
+def caption_message(frame: CaptionFrame, languages: frozenset[str]) -> str:
+    """The ``caption`` message for a client reading ``languages`` (PROTOCOL.md)."""
+    return protocol.encode(
+        "caption",
+        caption_id=frame.caption_id,
+        participant_id=frame.speaker_id,
+        lang=frame.lang,
+        text=frame.text,
+        final=frame.is_final,
+        stable_chars=frame.stable_chars,
+        start_s=round(frame.start_s, 3),
+        end_s=round(frame.end_s, 3),
+        translations={k: v for k, v in frame.translations.items() if k in languages},
+        engines={k: v for k, v in frame.engines.items() if k in languages},
+        untranslated={k: v for k, v in frame.untranslated.items() if k in languages},
+        machine_generated=True,
+    )
