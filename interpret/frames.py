@@ -57,11 +57,3 @@ class CaptionFrame:
     untranslated: Mapping[str, str] = field(default_factory=dict)
     #: stable prefix of ``text`` that later interims will not change (for flicker-free display)
     stable_chars: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SpeakerSettings:
-    """What the pipeline knows of a speaker: declared language (None = detect)."""
-
-    speaker_id: str
-    lang: str | None = None

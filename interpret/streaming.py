@@ -109,7 +109,6 @@ class _Utterance:
     inflight_end_s: float | None = None  # audio end of the decode running now
     best: tuple[float, Hypothesis] | None = None  # latest result and its audio end
     final_queued: bool = False
-    done: bool = False
 
 
 @dataclass(eq=False)
@@ -311,7 +310,6 @@ class SpeakerStream:
         return []
 
     def _final(self, u: _Utterance, hypothesis: Hypothesis, audio_end_s: float) -> CaptionUpdate:
-        u.done = True
         self._ended.remove(u)
         words = [w for w in hypothesis.words if w.start_s < (u.end_s or audio_end_s) + 0.3]
         text = join_words(words)

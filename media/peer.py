@@ -15,7 +15,6 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -198,11 +197,6 @@ class Peer:
             track.negotiated()
         if self._dirty:
             self.request_negotiation()
-
-    # -- receivers ---------------------------------------------------------------------------
-    @staticmethod
-    def receiver_of(transceiver: RTCRtpTransceiver) -> RTCRtpReceiver:
-        return transceiver.receiver
 
     async def aclose(self) -> None:
         """Close the connection (idempotent); awaits any offer being built."""

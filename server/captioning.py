@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -124,7 +123,3 @@ def write_subtitles(
                 out.write(f"{_timestamp(start, sep)} --> {_timestamp(end, sep)}\n{text}\n\n")
         written.append(path)
     return written
-
-
-def stdout() -> TextIO:
-    return sys.stdout
