@@ -7,9 +7,10 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from . import __version__
 from .models_cli import models
@@ -53,8 +54,86 @@ def serve(
     from .app import App, configure_logging
 
     configure_logging(settings)
+    try:
+        app = App(settings)
+    except ConfigError as exc:  # e.g. an unreadable auth.secret_file
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(App(settings).run_forever())
+        asyncio.run(app.run_forever())
+
+
+_TTL_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl_s(text: str) -> float:
+    """``90s``, ``30m``, ``2h``, ``1d`` or plain seconds -> seconds."""
+    text = text.strip().lower()
+    unit = _TTL_UNITS_S.get(text[-1:], None)
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: use e.g. 90s, 30m, 2h or 1d") from None
+    if not 0 < value <= 366 * 86400:
+        raise typer.BadParameter(f"{text!r}: between 1 second and a year")
+    return value
+
+
+@cli.command()
+def token(
+    room: Annotated[str, typer.Option(help="The room the token admits to.")],
+    role: Annotated[
+        str, typer.Option(help="host | participant | interpreter | viewer.")
+    ] = "participant",
+    ttl: Annotated[str, typer.Option(help="How long it is valid: 90s, 30m, 2h, 1d.")] = "2h",
+    name: Annotated[
+        str | None, typer.Option(help="Fix the display name (otherwise the joiner picks it).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Public address of the server (default http://server.host:port)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The server's configuration file.")
+    ] = None,
+) -> None:
+    """Print a join link with a signed room token (uses the configured secret or private key)."""
+    from urllib.parse import urlencode
+
+    from .auth import ROLES, issue_token
+    from .protocol import RoomName
+    from .rooms import Role
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"{role!r}: one of {', '.join(sorted(ROLES))}", param_hint="role")
+    try:
+        TypeAdapter(RoomName).validate_python(room)
+    except ValidationError:
+        raise typer.BadParameter(
+            f"{room!r}: 1-64 characters of A-Z a-z 0-9 _ -", param_hint="room"
+        ) from None
+    ttl_s = parse_ttl_s(ttl)
+    try:
+        settings = load_settings(config)
+        if not settings.auth.has_token_key():
+            raise ConfigError(
+                "no token key is configured: set auth.secret or auth.secret_file "
+                "(or auth.private_key_path for RS256/ES256/EdDSA)"
+            )
+        signed = issue_token(
+            settings.auth, room=room, role=cast(Role, role), ttl_s=ttl_s, name=name
+        )
+    except ConfigError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
+    s = settings.server
+    if base_url is None and s.host in {"0.0.0.0", "::"}:
+        typer.echo(
+            "parley: server.host is a wildcard; pass --base-url with the public address", err=True
+        )
+    base = (base_url or f"http://{s.host}:{s.port}").rstrip("/")
+    typer.echo(f"{base}/?{urlencode({'room': room, 'token': signed})}")
 
 
 @cli.command()

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
-MAX_SDP_CHARS = 65_536
+#: absolute cap of the parser; ``[limits] max_sdp_chars`` (default 65,536) is checked after
+MAX_SDP_CHARS = 1_048_576
+MAX_TOKEN_CHARS = 4096
 
 RoomName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 DisplayName = Annotated[
@@ -23,6 +25,8 @@ LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 MediaKind = Literal["audio", "video"]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class _ClientMessage(BaseModel):
@@ -44,6 +48,12 @@ class Join(_ClientMessage):
     publish: Annotated[list[MediaKind], Field(max_length=2)] = []
     #: the language this participant speaks (ISO 639-1); None = detect
     lang: LangCode | None = None
+    #: a room token (JWT); its role, room and name are what count
+    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS)] | None = None
+    #: the room's password, for rooms that have one
+    password: Password | None = None
+    #: open mode only: join as something other than a participant (``host`` is never granted)
+    role: Literal["participant", "interpreter", "viewer"] | None = None
 
 
 class Publish(_ClientMessage):
@@ -78,9 +88,65 @@ class Captions(_ClientMessage):
     languages: Annotated[list[LangCode], Field(max_length=8)]
 
 
-ClientMessage = Hello | Join | Publish | Unpublish | Answer | Mute | Leave | Captions
+# -- host actions (PROTOCOL.md "Host powers"): a participant sending one gets ``forbidden`` ---
+class HostAction(_ClientMessage):
+    """Base of the messages only a host may send."""
+
+    type: str
+
+
+class MuteParticipant(HostAction):
+    type: Literal["mute_participant"]
+    participant_id: ParticipantId
+    kinds: Annotated[list[MediaKind], Field(min_length=1, max_length=2)] = ["audio"]
+
+
+class RemoveParticipant(HostAction):
+    type: Literal["remove_participant"]
+    participant_id: ParticipantId
+
+
+class RoomSettings(HostAction):
+    type: Literal["room_settings"]
+    locked: bool | None = None
+    lobby: bool | None = None
+    #: a new password; ``""`` clears it; absent leaves it as it is
+    password: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+class Admit(HostAction):
+    type: Literal["admit"]
+    participant_id: ParticipantId
+
+
+class Deny(HostAction):
+    type: Literal["deny"]
+    participant_id: ParticipantId
+
+
+class EndMeeting(HostAction):
+    type: Literal["end_meeting"]
+
+
+ClientMessage = (
+    Hello
+    | Join
+    | Publish
+    | Unpublish
+    | Answer
+    | Mute
+    | Leave
+    | Captions
+    | MuteParticipant
+    | RemoveParticipant
+    | RoomSettings
+    | Admit
+    | Deny
+    | EndMeeting
+)
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
+    | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]
@@ -90,11 +156,13 @@ _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
 class ProtocolError(Exception):
     """A client message broke the protocol; ``code`` is one of PROTOCOL.md's error codes."""
 
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+    def __init__(self, code: str, message: str, ref: str | None = None, **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        #: extra fields of the ``error`` message (e.g. ``retry_after_ms``)
+        self.details = details
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:
@@ -126,8 +194,8 @@ def encode(message_type: str, **fields: Any) -> str:
     return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
 
 
-def error(code: str, message: str, ref: str | None = None) -> str:
+def error(code: str, message: str, ref: str | None = None, **details: Any) -> str:
     fields: dict[str, Any] = {"code": code, "message": message}
     if ref is not None:
         fields["ref"] = ref
-    return encode("error", **fields)
+    return encode("error", **fields, **details)

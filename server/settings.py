@@ -3,12 +3,20 @@ validated once at start and passed explicitly from then on."""
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from media.api import IceServer, MediaSettings
 
@@ -64,6 +72,40 @@ class CaptionSettings(_Section):
     cpu_threads: int = Field(ge=1, le=64)
 
 
+class AuthSettings(_Section):
+    mode: Literal["auto", "open", "token"]
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "EdDSA"]
+    secret: str
+    secret_file: str
+    public_key_path: str
+    private_key_path: str
+    leeway_s: float = Field(ge=0, le=300)
+    room_passwords: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")], str]
+
+    def has_token_key(self) -> bool:
+        if self.algorithm.startswith("HS"):
+            return bool(self.secret or self.secret_file)
+        return bool(self.public_key_path)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LimitSettings(_Section):
+    joins_per_room_per_s: float = Field(gt=0)
+    join_burst: int = Field(ge=1)
+    messages_per_connection_per_s: float = Field(gt=0)
+    message_burst: int = Field(ge=1)
+    max_sdp_chars: int = Field(ge=1024)
+    max_media_sections: int = Field(ge=2)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["console", "json"]
@@ -74,7 +116,44 @@ class Settings(_Section):
     rooms: RoomSettings
     media: MediaConfig
     captions: CaptionSettings
+    auth: AuthSettings
+    limits: LimitSettings
     logging: LoggingSettings
+
+    @model_validator(mode="after")
+    def _media_sections_fit_a_full_room(self) -> Settings:
+        # every participant can publish audio and video: a full room's offer has 2 m-lines each
+        needed = 2 * self.rooms.max_participants_per_room
+        if self.limits.max_media_sections < needed:
+            raise ValueError(
+                f"limits.max_media_sections ({self.limits.max_media_sections}) must be at least "
+                f"2 x rooms.max_participants_per_room ({needed})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reachable_servers_need_access_control(self) -> Settings:
+        auth = self.auth
+        if auth.mode == "token" and not auth.has_token_key():
+            raise ValueError(
+                "auth.mode = 'token' needs a key: auth.secret or auth.secret_file for "
+                f"{auth.algorithm}"
+                if auth.algorithm.startswith("HS")
+                else f"auth.mode = 'token' needs auth.public_key_path for {auth.algorithm}"
+            )
+        if auth.mode == "auto" and not auth.has_token_key() and not is_loopback(self.server.host):
+            raise ValueError(
+                f"server.host = {self.server.host!r} is reachable from other machines but no "
+                "access control is configured: set auth.secret (or auth.secret_file / "
+                "auth.public_key_path) for room tokens, or auth.mode = 'open' to let anyone in"
+            )
+        return self
+
+    def auth_mode(self) -> Literal["open", "token"]:
+        """``auth.mode`` with ``auto`` decided (validation made sure it can be)."""
+        if self.auth.mode == "open":
+            return "open"
+        return "token" if self.auth.has_token_key() else "open"
 
 
 class ConfigError(Exception):
@@ -89,6 +168,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")  # a model validator's message names its keys
+    return f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
 
 
 def defaults_text() -> str:
@@ -110,7 +194,5 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         raise ConfigError(f"invalid configuration{where}: {problems}") from exc

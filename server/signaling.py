@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -29,10 +31,12 @@ from media.errors import (
     UnknownPeerError,
 )
 
-from . import __version__, protocol
+from . import __version__, moderation, protocol
+from .auth import AuthError, TokenVerifier, password_matches
+from .limits import KeyedLimiter, TokenBucket, retry_after_ms
 from .outbox import Outbox, OutboxFullError
 from .protocol import ProtocolError
-from .rooms import Participant, RoomFullError, RoomRegistry
+from .rooms import JoinRefusedError, Participant, Role, Room, RoomRegistry
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +59,8 @@ class LiveRoom:
         self.registry = registry
         self.media: MediaRoom | None = None
         self.clients: dict[str, ClientConnection] = {}
+        #: connections waiting in the room's lobby, by their (future) participant id
+        self.waiting: dict[str, ClientConnection] = {}
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -102,52 +108,166 @@ class SignalingServer:
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()
+        self.auth_mode = settings.auth_mode()
+        #: checks room tokens; None when no key is configured (open mode, tokens refused)
+        self.verifier = (
+            TokenVerifier.from_settings(settings.auth) if settings.auth.has_token_key() else None
+        )
+        limits = settings.limits
+        self.join_limiter = KeyedLimiter(
+            rate_per_s=limits.joins_per_room_per_s, burst=limits.join_burst
+        )
+        self.clock: Callable[[], float] = time.monotonic
 
     async def handle(self, ws: ServerConnection) -> None:
         await ClientConnection(ws, self).run()
 
-    async def enter(
-        self, client: ClientConnection, room_name: str, name: str, publish: list[Kind]
-    ) -> Participant:
+    # -- joining: credentials, rate limit, lock, password, lobby, capacity (in that order) --------
+    async def request_join(self, client: ClientConnection, msg: protocol.Join) -> None:
+        """Admit ``msg``'s join into the room or its lobby, or raise :class:`ProtocolError`.
+        Every refusal happens before any room state changes."""
+        name, role, has_token = self._identify(msg)
+        if role == "viewer" and msg.publish:
+            raise ProtocolError("forbidden", "viewers cannot publish", "join")
+        if len(set(msg.publish)) != len(msg.publish):
+            raise ProtocolError("bad_message", "publish: kinds must be distinct", "join")
+        wait_s = self.join_limiter.take(msg.room, self.clock())
+        if wait_s > 0:
+            raise ProtocolError(
+                "rate_limited",
+                f"too many joins into room {msg.room!r}; retry later",
+                "join",
+                retry_after_ms=retry_after_ms(wait_s),
+            )
         async with self._membership:
+            state = self.registry.get(msg.room)
+            if role is None:  # open mode without a token
+                role = "participant"
             try:
-                room_state, participant, created = self.registry.join(room_name, name)
-            except RoomFullError as exc:
-                raise ProtocolError("room_full", str(exc), ref="join") from None
-            live = self.rooms.get(room_name)
-            if created or live is None:
-                live = LiveRoom(room_name, self.registry)
-                try:
-                    live.media = await self.media.open_room(room_name, live.on_media_event)
-                except MediaError as exc:
-                    self.registry.leave(room_name, participant.participant_id)
-                    log.error("cannot open media room", room=room_name, error=str(exc))
-                    raise ProtocolError("media_failed", "media is unavailable", "join") from None
-                self.rooms[room_name] = live
-            client.attach(live, participant)
-            live.clients[participant.participant_id] = client
-            client.send(
-                protocol.encode(
-                    "joined",
-                    participant_id=participant.participant_id,
-                    room=room_name,
-                    participants=[
-                        p.to_wire() for p in room_state.others(participant.participant_id)
-                    ],
+                decision = self.registry.admission(msg.room, role)
+            except JoinRefusedError as exc:
+                raise ProtocolError(exc.code, exc.message, "join") from None
+            if not has_token:
+                self._check_password(msg.room, state, msg.password)
+            if decision == "lobby":
+                live = self.rooms[msg.room]
+                waiter = self.registry.wait(msg.room, name, role)
+                moderation.enter_lobby(live, client, waiter, list(msg.publish))
+                return
+            try:
+                room_state, participant, created = self.registry.join(msg.room, name, role)
+            except JoinRefusedError as exc:
+                raise ProtocolError(exc.code, exc.message, "join") from None
+            await self._enter(client, room_state, participant, created, list(msg.publish))
+
+    def _identify(self, msg: protocol.Join) -> tuple[str, Role | None, bool]:
+        """(display name, role or None = open-mode default, whether a valid token was given)."""
+        if msg.token is not None:
+            if self.verifier is None:
+                raise ProtocolError(
+                    "token_invalid", "this server has no key to check tokens with", "join"
                 )
-            )
-            live.broadcast(
-                protocol.encode("participant_joined", participant=participant.to_wire()),
-                exclude=participant.participant_id,
-            )
-            assert live.media is not None
-            await live.media.add_peer(participant.participant_id, publish)
-            log.info("joined", room=room_name, participant=participant.participant_id)
-            return participant
+            try:
+                grant = self.verifier.verify(msg.token, msg.room)
+            except AuthError as exc:
+                raise ProtocolError(exc.code, exc.message, "join") from None
+            return grant.name or msg.name, grant.role, True
+        if self.auth_mode == "token":
+            raise ProtocolError("token_required", "this server needs a room token", "join")
+        return msg.name, msg.role, False
+
+    def _check_password(self, room: str, state: Room | None, given: str | None) -> None:
+        expected = state.password if state is not None and state.password else None
+        expected = expected or self.settings.auth.room_passwords.get(room)
+        if expected is None:
+            return
+        if given is None:
+            raise ProtocolError("password_required", f"room {room!r} needs a password", "join")
+        if not password_matches(expected, given):
+            raise ProtocolError("wrong_password", "wrong password", "join")
+
+    async def _enter(
+        self,
+        client: ClientConnection,
+        room_state: Room,
+        participant: Participant,
+        created: bool,
+        publish: list[Kind],
+    ) -> None:
+        """Bring a participant the registry just added into the live room (with
+        ``_membership`` held): media, ``joined``, ``participant_joined``."""
+        room_name = room_state.name
+        live = self.rooms.get(room_name)
+        if created or live is None:
+            live = LiveRoom(room_name, self.registry)
+            try:
+                live.media = await self.media.open_room(room_name, live.on_media_event)
+            except MediaError as exc:
+                self.registry.leave(room_name, participant.participant_id)
+                log.error("cannot open media room", room=room_name, error=str(exc))
+                raise ProtocolError("media_failed", "media is unavailable", "join") from None
+            self.rooms[room_name] = live
+        if self.auth_mode == "open":
+            promoted = self.registry.succeed_host(room_name)
+            if promoted is not None and promoted is not participant:
+                moderation.announce_host(live, promoted)
+        client.attach(live, participant)
+        live.clients[participant.participant_id] = client
+        joined: dict[str, Any] = {
+            "participant_id": participant.participant_id,
+            "room": room_name,
+            "role": participant.role,
+            "participants": [p.to_wire() for p in room_state.others(participant.participant_id)],
+            "room_settings": moderation.room_settings_wire(self, room_state),
+        }
+        if participant.role == "host":
+            joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
+        client.send(protocol.encode("joined", **joined))
+        live.broadcast(
+            protocol.encode("participant_joined", participant=participant.to_wire()),
+            exclude=participant.participant_id,
+        )
+        assert live.media is not None
+        await live.media.add_peer(participant.participant_id, publish)
+        log.info(
+            "joined", room=room_name, participant=participant.participant_id, role=participant.role
+        )
+
+    async def admit(self, live: LiveRoom, waiter_id: str) -> None:
+        """Move a lobby waiter into the room (a host's ``admit``)."""
+        async with self._membership:
+            client = live.waiting.get(waiter_id)
+            if client is None or client.lobby_publish is None:
+                raise ProtocolError("bad_state", f"{waiter_id} is not in the lobby", "admit")
+            try:
+                participant = self.registry.admit(live.name, waiter_id)
+            except KeyError:
+                raise ProtocolError(
+                    "bad_state", f"{waiter_id} is not in the lobby", "admit"
+                ) from None
+            except JoinRefusedError as exc:
+                raise ProtocolError(exc.code, exc.message, "admit") from None
+            publish = client.lobby_publish
+            del live.waiting[waiter_id]
+            client.lobby_publish = None
+            room_state = self.registry.get(live.name)
+            assert room_state is not None
+            moderation.lobby_left(live, waiter_id, "admitted")
+            await self._enter(client, room_state, participant, False, publish)
+
+    async def leave_lobby(self, live: LiveRoom, waiter_id: str) -> None:
+        """A waiter went away."""
+        async with self._membership:
+            if live.waiting.pop(waiter_id, None) is not None:
+                self.registry.stop_waiting(live.name, waiter_id)
+                moderation.lobby_left(live, waiter_id, "left")
 
     async def exit(self, live: LiveRoom, participant_id: str) -> None:
+        """Remove a participant (idempotent: a removed participant's socket closing later is a
+        no-op)."""
         async with self._membership:
-            live.clients.pop(participant_id, None)
+            if live.clients.pop(participant_id, None) is None:
+                return
             emptied = self.registry.leave(live.name, participant_id)
             if self.captions is not None:
                 self.captions.participant_left(participant_id)
@@ -159,7 +279,34 @@ class SignalingServer:
                     await live.media.aclose()
             if emptied:
                 self.rooms.pop(live.name, None)
+                moderation.close_lobby(live)
+            elif self.auth_mode == "open":
+                promoted = self.registry.succeed_host(live.name)
+                if promoted is not None:
+                    moderation.announce_host(live, promoted)
             log.info("left", room=live.name, participant=participant_id, room_closed=emptied)
+
+    async def end_meeting(self, live: LiveRoom, by: str) -> None:
+        """A host ended the meeting: everyone (lobby included) is told, then closed with 4002."""
+        async with self._membership:
+            if self.rooms.get(live.name) is not live:
+                return
+            self.registry.close(live.name)
+            del self.rooms[live.name]
+            ended = protocol.encode("meeting_ended", by=by)
+            for participant_id, client in [*live.clients.items(), *live.waiting.items()]:
+                client.send(ended)
+                client.detach()
+                client.close_soon(moderation.CLOSE_MEETING_ENDED, "meeting_ended")
+                if self.captions is not None and participant_id in live.clients:
+                    self.captions.participant_left(participant_id)
+            live.clients.clear()
+            live.waiting.clear()
+            if self.captions is not None:
+                self.captions.languages_changed()
+            if live.media is not None:
+                await live.media.aclose()
+            log.info("meeting ended", room=live.name, by=by)
 
 
 class ClientConnection:
@@ -171,6 +318,15 @@ class ClientConnection:
         self.outbox = Outbox(ws.send, max_messages=server.settings.server.outbox_max_messages)
         self.live: LiveRoom | None = None
         self.participant: Participant | None = None
+        #: set while waiting in ``live``'s lobby: the kinds the join asked to publish
+        self.lobby_publish: list[Kind] | None = None
+        self.lobby_id: str | None = None
+        limits = server.settings.limits
+        self.message_bucket = TokenBucket(
+            rate_per_s=limits.messages_per_connection_per_s,
+            burst=limits.message_burst,
+            now_s=server.clock(),
+        )
         self._greeted = False
         #: caption languages this client reads; the language it speaks (None = detect)
         self.languages: frozenset[str] = frozenset()
@@ -181,6 +337,14 @@ class ClientConnection:
     def attach(self, live: LiveRoom, participant: Participant) -> None:
         self.live = live
         self.participant = participant
+        self.lobby_id = None
+
+    def detach(self) -> None:
+        """Forget the room (the server already removed this participant or waiter)."""
+        self.live = None
+        self.participant = None
+        self.lobby_publish = None
+        self.lobby_id = None
 
     def send(self, message: str) -> None:
         try:
@@ -203,8 +367,14 @@ class ClientConnection:
         log.warning("closing client", code=code)
         if code != "outbox_full":
             self.send(protocol.error(code, message))
+        self.close_soon(close_code, code)
+
+    def close_soon(self, close_code: int, reason: str) -> None:
+        """Close after the queued messages went out (from a synchronous context)."""
+        if self._closing is not None:
+            return
         self._closing = asyncio.get_running_loop().create_task(
-            self._close_after_flush(close_code, code), name="close-client"
+            self._close_after_flush(close_code, reason), name="close-client"
         )
 
     async def _close_after_flush(self, close_code: int, reason: str) -> None:
@@ -222,6 +392,8 @@ class ClientConnection:
         finally:
             if self.live is not None and self.participant is not None:
                 await self.server.exit(self.live, self.participant.participant_id)
+            elif self.live is not None and self.lobby_id is not None:
+                await self.server.leave_lobby(self.live, self.lobby_id)
             self.outbox.close()
             try:
                 await asyncio.wait_for(writer, timeout=1.0)
@@ -233,12 +405,18 @@ class ClientConnection:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                if self.message_bucket.take(self.server.clock()) > 0:
+                    self.send(
+                        protocol.error("too_many_messages", "more messages than the rate limit")
+                    )
+                    await self._close(CLOSE_POLICY, "too_many_messages")
+                    return
                 try:
                     done = await self._dispatch(protocol.parse_client_message(raw))
                     self._errors_in_a_row = 0
                 except ProtocolError as exc:
                     self._errors_in_a_row += 1
-                    self.send(protocol.error(exc.code, exc.message, exc.ref))
+                    self.send(protocol.error(exc.code, exc.message, exc.ref, **exc.details))
                     if exc.code in _FATAL_CODES:
                         await self._close(CLOSE_POLICY, exc.code)
                         return
@@ -277,15 +455,13 @@ class ClientConnection:
         match msg:
             case protocol.Hello():
                 raise ProtocolError("bad_state", "hello was already received", "hello")
-            case protocol.Join(room=room, name=name, publish=publish):
-                if self.participant is not None:
+            case protocol.Join():
+                if self.participant is not None or self.lobby_id is not None:
                     raise ProtocolError(
                         "already_joined", "this socket already joined a room", "join"
                     )
-                if len(set(publish)) != len(publish):
-                    raise ProtocolError("bad_message", "publish: kinds must be distinct", "join")
                 self.spoken_lang = msg.lang
-                await self.server.enter(self, room, name, publish)
+                await self.server.request_join(self, msg)
             case protocol.Leave():
                 await self._close(CLOSE_NORMAL, "left")
                 return True
@@ -294,6 +470,8 @@ class ClientConnection:
                     raise ProtocolError("bad_state", "captions are off on this server", "captions")
                 self.languages = frozenset(languages)
                 self.server.captions.languages_changed()
+            case protocol.HostAction():
+                await moderation.handle_host_action(self, msg)
             case _:
                 await self._dispatch_joined(msg)
         return False
@@ -306,10 +484,13 @@ class ClientConnection:
         try:
             match msg:
                 case protocol.Publish(kinds=kinds):
+                    if participant.role == "viewer":
+                        raise ProtocolError("forbidden", "viewers cannot publish", "publish")
                     await live.media.publish(pid, kinds)
                 case protocol.Unpublish(track_id=track_id):
                     await live.media.unpublish(pid, track_id)
                 case protocol.Answer(sdp=sdp, revision=revision):
+                    self._check_sdp_limits(sdp)
                     await live.media.answer(pid, sdp, revision)
                 case protocol.Mute(track_id=track_id, muted=muted):
                     if not self.server.registry.set_muted(live.name, pid, track_id, muted):
@@ -323,6 +504,20 @@ class ClientConnection:
             raise ProtocolError("stale_answer", str(exc), msg.type) from None
         except SdpError as exc:
             raise ProtocolError("bad_sdp", f"cannot apply SDP: {exc}", msg.type) from None
+
+    def _check_sdp_limits(self, sdp: str) -> None:
+        limits = self.server.settings.limits
+        if len(sdp) > limits.max_sdp_chars:
+            raise ProtocolError(
+                "bad_message", f"sdp: longer than {limits.max_sdp_chars} characters", "answer"
+            )
+        sections = sdp.count("\nm=") + sdp.startswith("m=")
+        if sections > limits.max_media_sections:
+            raise ProtocolError(
+                "bad_message",
+                f"sdp: {sections} media sections, at most {limits.max_media_sections}",
+                "answer",
+            )
 
     def _welcome(self, version: int) -> str:
         settings = self.server.settings
@@ -340,4 +535,5 @@ class ClientConnection:
             server=f"parley/{__version__}",
             ice_servers=ice,
             max_message_bytes=settings.server.max_message_bytes,
+            auth=self.server.auth_mode,
         )

@@ -74,13 +74,14 @@ function iceGatheringComplete(pc, timeoutMs = ICE_GATHERING_TIMEOUT_MS) {
 export class ParleySession extends EventTarget {
   /**
    * @param {{url: string, room: string, name: string, localStream?: MediaStream|null,
-   *          WebSocketImpl?: typeof WebSocket}} options
+   *          token?: string|null, WebSocketImpl?: typeof WebSocket}} options
    */
-  constructor({ url, room, name, localStream = null, WebSocketImpl = WebSocket }) {
+  constructor({ url, room, name, localStream = null, token = null, WebSocketImpl = WebSocket }) {
     super();
     this.url = url;
     this.room = room;
     this.name = name;
+    this.token = token; // a room token from the join link (PROTOCOL.md "Access control")
     this.localStream = localStream;
     this.WebSocketImpl = WebSocketImpl;
     this.state = "new";
@@ -313,7 +314,9 @@ ParleySession.prototype._handlers = {
     this.welcome = msg;
     this.pc = this._createPeerConnection(msg.ice_servers || []);
     // publishing with the join puts our publish slots in the first offer (one round trip)
-    this._send({ type: "join", room: this.room, name: this.name, publish: [...this.local.keys()] });
+    const join = { type: "join", room: this.room, name: this.name, publish: [...this.local.keys()] };
+    if (this.token) join.token = this.token;
+    this._send(join);
   },
 
   joined(msg) {

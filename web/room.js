@@ -4,6 +4,7 @@ import { ParleySession, getLocalMedia } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = "parley.name";
+const TOKEN_KEY = "parley.token";
 const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 const ICONS = {
@@ -113,6 +114,7 @@ class RoomView {
     $("camera-button").disabled = !s.local.has("video");
     const url = new URL(location.href);
     url.searchParams.set("room", s.room);
+    url.searchParams.delete("token"); // the room link people copy must not carry our token
     history.replaceState(null, "", url);
     setStatus("Connected");
     this.render();
@@ -208,7 +210,10 @@ async function join(name, room) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   setStatus("Starting camera and microphone…");
   const localStream = await getLocalMedia();
-  const session = new ParleySession({ url, room, name, localStream });
+  // a token from the join link (`parley token`), kept for this tab so a reload still works
+  const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem(TOKEN_KEY);
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  const session = new ParleySession({ url, room, name, localStream, token });
   window.parley = session; // exposed for tests and debugging
   new RoomView(session);
   setStatus("Connecting…");

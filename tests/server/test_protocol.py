@@ -57,7 +57,7 @@ def test_valid_messages_parse_to_typed_values() -> None:
         ('{"type": "publish", "kinds": []}', "bad_message"),
         ('{"type": "publish", "kinds": ["screen"]}', "bad_message"),
         ('{"type": "answer", "sdp": "", "revision": 1}', "bad_message"),
-        ('{"type": "answer", "sdp": "' + "x" * 65_537 + '", "revision": 1}', "bad_message"),
+        ('{"type": "answer", "sdp": "' + "x" * 1_048_577 + '", "revision": 1}', "bad_message"),
         ('{"type": "mute", "track_id": "t", "muted": "yes"}', "bad_message"),
         ('{"type": "captions", "languages": ["Spanish"]}', "bad_message"),
         ('{"type": "captions", "languages": "es"}', "bad_message"),

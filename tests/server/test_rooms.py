@@ -56,6 +56,7 @@ def test_tracks_and_mute_state_show_in_the_wire_form() -> None:
     assert a.to_wire() == {
         "participant_id": "p1",
         "name": "a",
+        "role": "participant",
         "tracks": [{"track_id": "t1", "kind": "audio", "muted": True}],
     }
     assert rooms.remove_track("r", a.participant_id, "t1")

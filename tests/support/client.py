@@ -229,8 +229,10 @@ class ParleyClient:
         keep_audio_s: float = 3.0,
         keyframes_on_request: bool = False,
         lang: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.url, self.room, self.name = url, room, name
+        self.token = token
         self.local = {"video": video, "audio": audio}
         self.decode = decode
         self.keyframes_on_request = keyframes_on_request
@@ -267,6 +269,8 @@ class ParleyClient:
         join["publish"] = kinds
         if self.lang is not None:
             join["lang"] = self.lang
+        if self.token is not None:
+            join["token"] = self.token
         await self._send(join)
         await asyncio.wait_for(self._joined.wait(), 10)
 
