@@ -90,7 +90,11 @@ def write_config(path: Path, *, port: int, participants: int, isolation: str) ->
     path.write_text(
         f'[server]\nhost = "{HOST}"\nport = {port}\n\n'
         f"[rooms]\nmax_participants_per_room = {max(16, participants)}\n\n"
-        f'[media]\nisolation = "{isolation}"\nice_host_addresses = ["{HOST}"]\n',
+        f'[media]\nisolation = "{isolation}"\nice_host_addresses = ["{HOST}"]\n\n'
+        # joins arrive every join_interval_s, faster than the default join rate allows
+        f"[limits]\njoins_per_room_per_s = 1000.0\njoin_burst = {max(16, participants)}\n"
+        f"max_media_sections = {max(64, 2 * participants)}\n"
+        f"max_sdp_chars = {max(65536, 1536 * 2 * participants)}\n",
         encoding="utf-8",
     )
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from server.rooms import RoomFullError, RoomRegistry
+from server.rooms import JoinRefusedError, RoomFullError, RoomRegistry
 
 
 def registry(limit: int = 3) -> RoomRegistry:
@@ -62,3 +62,49 @@ def test_tracks_and_mute_state_show_in_the_wire_form() -> None:
     assert rooms.remove_track("r", a.participant_id, "t1")
     assert not rooms.remove_track("r", a.participant_id, "t1")
     assert rooms.add_track("r", "ghost", "t", "video") is None
+
+
+def test_locks_lobbies_and_capacity_decide_admission_without_changing_state() -> None:
+    rooms = RoomRegistry(max_participants=2, new_id=iter(f"p{i}" for i in range(99)).__next__)
+    assert rooms.admission("r", "participant") == "enter"
+    assert rooms.get("r") is None  # asking creates nothing
+    _, host, _ = rooms.join("r", "h", "host")
+    rooms.configure("r", locked=True)
+    with pytest.raises(JoinRefusedError) as info:
+        rooms.admission("r", "participant")
+    assert info.value.code == "room_locked"
+    assert rooms.admission("r", "host") == "enter"
+    rooms.configure("r", locked=False, lobby=True)
+    assert rooms.admission("r", "viewer") == "lobby"
+    waiter = rooms.wait("r", "w", "viewer")
+    admitted = rooms.admit("r", waiter.participant_id)
+    assert (admitted.participant_id, admitted.role) == (waiter.participant_id, "viewer")
+    late = rooms.wait("r", "late", "participant")
+    with pytest.raises(RoomFullError):
+        rooms.admit("r", late.participant_id)  # full: keeps waiting
+    state = rooms.get("r")
+    assert state is not None and list(state.waiting) == [late.participant_id]
+    assert rooms.stop_waiting("r", late.participant_id) == late
+    assert rooms.stop_waiting("r", late.participant_id) is None
+
+
+def test_open_mode_host_succession_skips_viewers() -> None:
+    rooms = registry()
+    _, ann, _ = rooms.join("r", "ann", "participant")
+    assert rooms.succeed_host("r") is ann and ann.role == "host"
+    _, vic, _ = rooms.join("r", "vic", "viewer")
+    _, bea, _ = rooms.join("r", "bea", "participant")
+    assert rooms.succeed_host("r") is None  # there is a host
+    rooms.leave("r", ann.participant_id)
+    assert rooms.succeed_host("r") is bea and vic.role == "viewer"
+    rooms.leave("r", bea.participant_id)
+    assert rooms.succeed_host("r") is None and vic.role == "viewer"
+
+
+def test_password_is_set_and_cleared_by_configure() -> None:
+    rooms = registry()
+    rooms.join("r", "h", "host")
+    assert rooms.configure("r", password="pw").password == "pw"
+    assert rooms.configure("r", lobby=True).password == "pw"
+    assert rooms.configure("r", clear_password=True).password is None
+    assert rooms.close("r") is not None and rooms.get("r") is None
