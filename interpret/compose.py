@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .frames import CaptionFrame
+from .frames import CaptionFrame, Samples
 from .pipeline import CaptionPipeline, TranslateFn, TranslationResult
 from .streaming import StreamingSettings
 from .transcribe import RecognizerSettings
@@ -66,15 +66,27 @@ class BuiltPipeline:
 
 
 def router_translate_fn(router: Any) -> TranslateFn:
-    """Adapts :class:`interpret.translate_router.TranslationRouter` to the pipeline."""
-    from .translate import TranslationError, pair_label
-    from .translate_router import NoRoute
+    """Adapts :class:`interpret.translate_router.TranslationRouter` to the pipeline.
 
-    def translate(text: str, source: str, target: str) -> TranslationResult:
+    A route that starts with Whisper takes ``english`` (Whisper's translation of the audio,
+    made by the pipeline for finals) and runs the rest of the route on it."""
+    from .translate import TranslationError, pair_label
+    from .translate_router import WHISPER, NoRoute, Route
+
+    def translate(
+        text: str, source: str, target: str, *, english: str | None = None
+    ) -> TranslationResult:
         route = router.route(source, target)
         if isinstance(route, NoRoute):
             return TranslationResult(None, None, route.reason)
         try:
+            if route.hops and route.hops[0].engine == WHISPER:
+                if english is None:
+                    return TranslationResult(
+                        None, None, f"{pair_label(source, target)} (whisper) on finals only"
+                    )
+                rest = Route("en", target, route.hops[1:])
+                return TranslationResult(router.translator(rest).translate(english), route.engine)
             return TranslationResult(router.translator(route).translate(text), route.engine)
         except TranslationError as exc:  # costs this translation, not the caption
             return TranslationResult(
@@ -88,8 +100,8 @@ def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None])
     """Load the model (raises :class:`interpret.models.ModelError` when it is missing), warm it
     up, discover the translation engines and build the (not yet started) pipeline."""
     from .models import ModelResolver
-    from .transcribe import WhisperRecognizer
-    from .translate_router import EngineRegistry, TranslationRouter
+    from .transcribe import WhisperRecognizer, words_text
+    from .translate_router import WHISPER, EngineRegistry, Route, TranslationRouter
     from .vad import SileroVad
 
     r, t = config.recognizer, config.translation
@@ -112,10 +124,22 @@ def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None])
     recognizer.warm_up()
     t2 = time.monotonic()
     argos_dir = None if t.argos_packages_dir is None else Path(t.argos_packages_dir)
+    whisper_languages = recognizer.languages if recognizer.multilingual else []
     router = TranslationRouter(
-        EngineRegistry.discover(argos_packages_dir=argos_dir),
+        EngineRegistry.discover(argos_packages_dir=argos_dir, whisper_languages=whisper_languages),
         policy=t.policy(),
     )
+
+    def needs_speech(source: str, targets: frozenset[str]) -> bool:
+        for target in targets:
+            route = router.route(source, target)
+            if isinstance(route, Route) and route.hops and route.hops[0].engine == WHISPER:
+                return True
+        return False
+
+    def translate_speech(audio: Samples, lang: str) -> str:
+        return words_text(recognizer.translate_to_english(audio, lang=lang).words)
+
     pipeline = CaptionPipeline(
         recognizer=recognizer,
         vad=vad,
@@ -124,6 +148,8 @@ def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None])
         streaming=config.streaming,
         vad_settings=config.vad,
         translate_interims=t.translate_interims,
+        translate_speech=translate_speech if whisper_languages else None,
+        needs_speech=needs_speech,
     )
     pipeline.set_targets(config.targets)
     return BuiltPipeline(pipeline, router.close, model_dir, t1 - t0, t2 - t1)

@@ -11,6 +11,7 @@ Three kinds of work, each on its own thread so that none waits for another:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -37,10 +38,25 @@ class TranslationResult:
     reason: str | None = None
 
 
-TranslateFn = Callable[[str, str, str], TranslationResult]
+class TranslateFn(Protocol):
+    """Translate a caption's text ``source→target``. ``english`` is Whisper's translation of
+    its audio, where the pipeline made one (finals whose route starts with Whisper)."""
+
+    def __call__(
+        self, text: str, source: str, target: str, *, english: str | None = None
+    ) -> TranslationResult: ...
 
 
-def no_translation(text: str, source: str, target: str) -> TranslationResult:
+#: Whisper's speech → English translation of an utterance's audio (runs on the decode thread,
+#: which owns the model)
+SpeechTranslateFn = Callable[[Samples, str], str]
+#: does ``source`` need Whisper's audio translation for any of these targets?
+NeedsSpeechFn = Callable[[str, frozenset[str]], bool]
+
+
+def no_translation(
+    text: str, source: str, target: str, *, english: str | None = None
+) -> TranslationResult:
     return TranslationResult(None, None, f"no translation {source}→{target}")
 
 
@@ -57,8 +73,14 @@ class CaptionPipeline:
         streaming: StreamingSettings | None = None,
         vad_settings: VadSettings | None = None,
         translate_interims: bool = True,
+        translate_speech: SpeechTranslateFn | None = None,
+        needs_speech: NeedsSpeechFn | None = None,
     ) -> None:
         self._recognizer = recognizer
+        self._translate_speech = translate_speech
+        self._needs_speech = needs_speech
+        #: finals waiting for Whisper's English translation of their audio
+        self._speech_jobs: list[tuple[CaptionUpdate, Samples]] = []
         self._vad = vad
         self._emit = emit
         self._translate = translate
@@ -102,7 +124,7 @@ class CaptionPipeline:
         """Wait until no decode is pending or running (e.g. after the last audio)."""
 
         def idle() -> bool:
-            return not self._busy and all(
+            return not self._busy and not self._speech_jobs and all(
                 s.next_job_pending() is False for s in self._speakers.values()
             )
 
@@ -129,7 +151,7 @@ class CaptionPipeline:
             stream = self._speakers.get(speaker_id)
             if stream is None:
                 return
-            self._queue_updates(stream.flush())
+            self._queue_updates(stream.flush(), stream)
             stream.closing = True
             self._work.notify_all()
 
@@ -143,17 +165,30 @@ class CaptionPipeline:
             stream = self._speakers.get(chunk.speaker_id)
             if stream is None or stream.closing:
                 return
-            self._queue_updates(stream.push(chunk.samples))
+            self._queue_updates(stream.push(chunk.samples), stream)
             self._work.notify_all()
 
     # -- threads ---------------------------------------------------------------------------
     _busy = False
 
-    def _queue_updates(self, updates: list[CaptionUpdate]) -> None:
+    def _queue_updates(self, updates: list[CaptionUpdate], stream: SpeakerStream) -> None:
+        """Called with the lock held."""
         for update in updates:
-            self._out.put(update)
+            if (
+                update.final
+                and self._translate_speech is not None
+                and self._needs_speech is not None
+                and update.text
+                and self._needs_speech(update.lang, self._targets - {update.lang})
+            ):
+                self._speech_jobs.append((update, stream.audio_of(update)))
+                self._work.notify_all()
+            else:
+                self._out.put(update)
 
-    def _pick(self) -> tuple[SpeakerStream, DecodeJob] | None:
+    def _pick(self) -> tuple[SpeakerStream, DecodeJob] | tuple[CaptionUpdate, Samples] | None:
+        if self._speech_jobs:  # a final waits for it: before any decode
+            return self._speech_jobs.pop(0)
         for stream in sorted(self._speakers.values(), key=lambda s: s.urgency()):
             job = stream.next_job()
             if job is not None:
@@ -176,19 +211,31 @@ class CaptionPipeline:
                     if picked is None:
                         return
                     self._busy = True
+                if isinstance(picked[0], CaptionUpdate):
+                    self._speech_translate(picked[0], picked[1])
+                    continue
                 stream, job = picked
                 hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=job.prompt)
                 with self._work:
                     self.decodes += 1
                     update = stream.on_result(job, hypothesis)
                     if update is not None:
-                        self._out.put(update)
+                        self._queue_updates([update], stream)
         except BaseException as exc:  # the worker reports it and is restarted
             log.exception("decoder failed")
             with self._work:
                 self.error = exc
                 self._busy = False
                 self._work.notify_all()
+
+    def _speech_translate(self, update: CaptionUpdate, audio: Samples) -> None:
+        assert self._translate_speech is not None
+        try:
+            english = self._translate_speech(audio, update.lang)
+        except Exception:  # costs the translation, not the caption
+            log.exception("speech translation %s→en failed", update.lang)
+            english = None
+        self._out.put(dataclasses.replace(update, english=english))
 
     def _output_loop(self) -> None:
         while True:
@@ -212,7 +259,9 @@ class CaptionPipeline:
         if update.final or self._translate_interims:
             for target in sorted(self._targets - {update.lang}):
                 try:
-                    result = self._translate(update.text, update.lang, target)
+                    result = self._translate(
+                        update.text, update.lang, target, english=update.english
+                    )
                 except Exception as exc:  # an engine failing costs its translation, not the caption
                     log.warning("translation %s→%s failed: %s", update.lang, target, exc)
                     result = TranslationResult(

@@ -43,10 +43,22 @@ class StreamingSettings:
     tail_pad_s: float = 0.15
     #: cut an utterance once it is this long (Whisper's window is 30 s)
     max_utterance_s: float = 20.0
+    #: a speaker who does not pause: once the utterance is this long, cut it after a committed
+    #: sentence end (". ? !") ...
+    sentence_cut_after_s: float = 6.0
+    #: ... and once it is this long, after a committed clause end (", ; :") too. The words
+    #: before the cut are final as agreed (no decode); every later decode is shorter. Without
+    #: it a 18 s French sentence without a pause got its final 4.8 s after it ended: the decodes
+    #: grew to 2.4 s each and the final waited for one in flight, then ran another.
+    clause_cut_after_s: float = 10.0
     #: an utterance shorter than this ("However,") is held back this long after it ends, to be
     #: joined with what follows: Whisper recognizes a fragment of a sentence poorly
     short_utterance_s: float = 1.2
     short_hold_s: float = 0.8
+    #: the speaker's previous final (its last this-many characters) is given to Whisper as the
+    #: text before the audio, as its own long-form decoding does: names and terms stay
+    #: consistent and a sentence's second half reads on from its first. 0 disables.
+    context_chars: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,9 @@ class CaptionUpdate:
     start_s: float
     end_s: float
     final: bool
+    #: Whisper's own English translation of the utterance's audio (finals, when a route
+    #: starts with the "whisper" engine)
+    english: str | None = None
 
 
 def join_words(words: Sequence[Word]) -> str:
@@ -95,6 +110,7 @@ def join_words(words: Sequence[Word]) -> str:
 
 
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
+_CLAUSE_END = (",", ";", ":", "，", "、", "；")
 
 
 @dataclass(eq=False)
@@ -145,6 +161,7 @@ class SpeakerStream:
         self._current: _Utterance | None = None
         self._ended: list[_Utterance] = []  # ended, final not yet emitted
         self._held: _Held | None = None  # a short utterance that may go on
+        self._context = ""  # the latest final's text (the prompt of the next utterance)
         #: the speaker left: no more audio; forgotten once its last final is out
         self.closing = False
 
@@ -177,11 +194,8 @@ class SpeakerStream:
             self._held = None
             ready.extend(self._end(held.utterance, held.end_s))
         current = self._current
-        if (
-            current is not None
-            and self.position_s - current.start_s > self.settings.max_utterance_s
-        ):
-            self._cut(current)
+        if current is not None:
+            ready.extend(self._maybe_cut(current))
         self._trim()
         return ready
 
@@ -216,6 +230,10 @@ class SpeakerStream:
         ):
             return self._start(u, u.start_s, self.position_s)
         return None
+
+    def audio_of(self, update: CaptionUpdate) -> Samples:
+        """The audio a (final) caption was recognized from, while it is still kept."""
+        return self._slice(update.start_s, update.end_s + self.settings.tail_pad_s)
 
     def next_job_pending(self) -> bool:
         """Is a decode still due or running for this speaker?"""
@@ -286,8 +304,9 @@ class SpeakerStream:
         u.decoded_to_s = end_s
         # No prompt from this utterance's own words: the audio starts at the utterance start,
         # and Whisper, told the words already, skips them (measured: the finals lost their
-        # first half).
-        prompt = ""
+        # first half). The previous utterance's words are not in the audio: they are context.
+        n = self.settings.context_chars
+        prompt = self._context[-n:] if n > 0 else ""
         return DecodeJob(
             self.speaker_id,
             u.uid,
@@ -313,6 +332,8 @@ class SpeakerStream:
         self._ended.remove(u)
         words = [w for w in hypothesis.words if w.start_s < (u.end_s or audio_end_s) + 0.3]
         text = join_words(words)
+        if text:
+            self._context = text
         return CaptionUpdate(
             self.speaker_id,
             self._caption_id(u),
@@ -331,13 +352,55 @@ class SpeakerStream:
                 return u
         return None
 
-    def _cut(self, u: _Utterance) -> None:
+    def _maybe_cut(self, u: _Utterance) -> list[CaptionUpdate]:
+        s = self.settings
+        length = self.position_s - u.start_s
+        if length > s.max_utterance_s:
+            return self._cut(u)
+        ends: tuple[str, ...] = ()
+        if length > s.clause_cut_after_s:
+            ends = (*_SENTENCE_END, *_CLAUSE_END)
+        elif length > s.sentence_cut_after_s:
+            ends = _SENTENCE_END
+        committed = u.agreement.committed
+        # keep at least one committed word after the cut: the sentence is known to go on
+        for i in range(len(committed) - 2, -1, -1):
+            if ends and committed[i].text.rstrip().endswith(ends):
+                return self._cut_after(u, i)
+        return []
+
+    def _cut_after(self, u: _Utterance, i: int) -> list[CaptionUpdate]:
+        """Final for ``u``'s committed words up to ``i``; the rest goes on as the next part."""
+        words = u.agreement.committed
+        cut = (words[i].end_s + words[i + 1].start_s) / 2
+        text = join_words(words[: i + 1])
+        self._context = text
+        final = CaptionUpdate(
+            self.speaker_id,
+            self._caption_id(u),
+            u.lang or "",
+            text,
+            len(text),
+            u.start_s,
+            cut,
+            True,
+        )
+        self._current = rest = self._new_utterance(cut, part=u.part + 1, uid=u.uid)
+        rest.lang = u.lang
+        rest.decoded_to_s = cut
+        return [final]
+
+    def _cut(self, u: _Utterance) -> list[CaptionUpdate]:
         """Finalize the committed words (up to the last sentence end among them, if any) and go
         on with the rest as the next part of the same utterance."""
         committed = u.agreement.committed
+        if len(committed) >= 2:
+            ends = [
+                i for i, w in enumerate(committed[:-1]) if w.text.rstrip().endswith(_SENTENCE_END)
+            ]
+            return self._cut_after(u, ends[-1] if ends else len(committed) - 2)
         if committed:
-            ends = [i for i, w in enumerate(committed) if w.text.rstrip().endswith(_SENTENCE_END)]
-            cut = committed[ends[-1] if ends else -1].end_s
+            cut = committed[-1].end_s
         else:
             cut = self.position_s - 5.0  # nothing agreed on: cut blindly, keep 5 s of context
         done = _Utterance(u.uid, u.part, u.start_s, u.lang, end_s=cut, final_queued=True)
@@ -345,6 +408,7 @@ class SpeakerStream:
         self._current = rest = self._new_utterance(cut, part=u.part + 1, uid=u.uid)
         rest.lang = u.lang
         rest.decoded_to_s = cut
+        return []
 
     def _slice(self, start_s: float, end_s: float) -> Samples:
         a = max(0, int(round((start_s - self._audio_start_s) * ASR_SAMPLE_RATE)))

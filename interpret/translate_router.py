@@ -39,7 +39,12 @@ from .translate_argos import ArgosSettings, ArgosTranslator, InstalledPackage, l
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("argos", "apertium")
+#: "whisper" is Whisper's own speech → English translation (``task="translate"``): a hop
+#: X→en for every language the multilingual model recognizes. It needs the utterance's audio,
+#: so only the caption pipeline can run it, and only on finals (see
+#: :class:`interpret.pipeline.CaptionPipeline`); as a first hop it pivots too (de→en→es).
+ENGINES: tuple[str, ...] = ("argos", "apertium", "whisper")
+WHISPER = "whisper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +138,11 @@ class EngineRegistry:
         *,
         apertium_mode_dirs: Iterable[Path] = DEFAULT_MODE_DIRS,
         argos_packages_dir: Path | None = None,
+        whisper_languages: Iterable[str] = (),
     ) -> EngineRegistry:
         """Apertium modes in ``apertium_mode_dirs``, Argos packages in ``argos_packages_dir``
-        (default: Argos's own directory)."""
+        (default: Argos's own directory), and Whisper's X→en for ``whisper_languages`` (the
+        loaded multilingual model's; none where there is no audio, e.g. ``parley translate``)."""
         hops = [
             Hop("argos", p.from_code, p.to_code, p) for p in list_argos_packages(argos_packages_dir)
         ]
@@ -143,6 +150,7 @@ class EngineRegistry:
             Hop("apertium", m.source, m.target, m)
             for m in discover_apertium_modes(apertium_mode_dirs)
         ]
+        hops += [Hop(WHISPER, lang, "en") for lang in whisper_languages if lang != "en"]
         return cls(hops)
 
     def hop(self, source: str, target: str, engine: str) -> Hop | None:
@@ -238,7 +246,8 @@ class TranslationRouter:
             if pivot in (src, tgt):
                 continue
             first = self._best_hop(src, pivot, engines)
-            second = self._best_hop(pivot, tgt, engines)
+            # Whisper translates speech: it can only be the first step
+            second = self._best_hop(pivot, tgt, [e for e in engines if e != WHISPER])
             if first is None or second is None:
                 continue
             ranks = (engines.index(first.engine), engines.index(second.engine))
@@ -249,7 +258,12 @@ class TranslationRouter:
         return NoRoute(src, tgt, f"no translation {pair_label(src, tgt)}", self._hint(src, tgt))
 
     def translator(self, route: Route) -> Translator:
-        """The loaded translator for ``route`` (each engine pair is loaded once)."""
+        """The loaded translator for ``route`` (each engine pair is loaded once).
+
+        Raises:
+            EngineUnavailableError: the route starts with a Whisper hop (that needs audio: the
+                caption pipeline translates the audio, then the rest of the route).
+        """
         if not route.hops:
             return IdentityTranslator(route.source)
         loaded = [self._loaded_hop(hop) for hop in route.hops]
@@ -320,4 +334,6 @@ class TranslationRouter:
             return ApertiumTranslator(hop.resource, settings=self._apertium)
         if isinstance(hop.resource, InstalledPackage):
             return ArgosTranslator(hop.resource, settings=self._argos)
+        if hop.engine == WHISPER:
+            raise EngineUnavailableError(f"{hop} translates speech, not text")
         raise EngineUnavailableError(f"nothing to load for {hop}")

@@ -3,6 +3,7 @@ no download), streaming: one :class:`VadStream` per speaker, the model loaded on
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,13 @@ class VadSettings:
     min_speech_ms: int = 200
     #: audio kept before the detected start (the model reacts a little late)
     speech_pad_ms: int = 200
+    #: the start is moved back over windows still scoring ≥ ``onset_floor`` (with gaps of at
+    #: most ``onset_gap_ms``), by up to this much: Silero scores quiet openings far below its
+    #: threshold (a FLEURS sentence's "To the north and": 0.01-0.4), and Whisper never hears
+    #: what the VAD leaves out. Never reaches back into the previous utterance.
+    onset_backtrack_ms: int = 1000
+    onset_floor: float = 0.01
+    onset_gap_ms: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,13 @@ class VadStream:
         self._candidate_start: int | None = None  # window where probability first rose
         self._speech_start = 0
         self._silence_start: int | None = None
+        self._last_end = 0  # where the previous utterance stopped (+ pad)
+        self._recent: deque[tuple[int, float]] = deque(
+            maxlen=(settings.onset_backtrack_ms + settings.min_speech_ms) * ASR_SAMPLE_RATE
+            // 1000
+            // WINDOW_SAMPLES
+            + 2
+        )
         self.last_probability = 0.0
 
     @property
@@ -124,6 +139,7 @@ class VadStream:
         rate = ASR_SAMPLE_RATE
         self.last_probability = p
         here = self._position
+        self._recent.append((here, p))
         if not self.in_speech:
             if p >= s.threshold:
                 if self._candidate_start is None:
@@ -131,7 +147,8 @@ class VadStream:
                 if here + WINDOW_SAMPLES - self._candidate_start >= s.min_speech_ms * rate // 1000:
                     self.in_speech = True
                     pad = s.speech_pad_ms * rate // 1000
-                    self._speech_start = max(0, self._candidate_start - pad)
+                    onset = self._backtrack(self._candidate_start)
+                    self._speech_start = max(0, self._last_end, onset - pad)
                     self._silence_start = None
                     return SpeechStarted(self._speech_start / rate)
             elif p < s.threshold - 0.15:
@@ -145,7 +162,27 @@ class VadStream:
                 self._candidate_start = None
                 end = self._silence_start
                 self._silence_start = None
+                self._last_end = end + s.speech_pad_ms * rate // 1000
                 return SpeechEnded(end / rate, self._speech_start / rate)
         elif p >= s.threshold:
             self._silence_start = None
         return None
+
+    def _backtrack(self, start: int) -> int:
+        """The earliest window before ``start`` that still belongs to this onset."""
+        s = self.settings
+        limit = start - s.onset_backtrack_ms * ASR_SAMPLE_RATE // 1000
+        max_gap = max(1, s.onset_gap_ms * ASR_SAMPLE_RATE // 1000 // WINDOW_SAMPLES)
+        onset, gap = start, 0
+        for position, p in reversed(self._recent):
+            if position >= start:
+                continue
+            if position < max(limit, self._last_end):
+                break
+            if p >= s.onset_floor:
+                onset, gap = position, 0
+            else:
+                gap += 1
+                if gap > max_gap:
+                    break
+        return onset

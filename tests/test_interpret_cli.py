@@ -91,6 +91,22 @@ def test_spanish_speaker_read_in_english_picks_an_engine(tmp_path: Path) -> None
     assert "sand" in english or "white" in english or "grain" in english, english
 
 
+def test_german_speaker_read_in_english_and_spanish_through_whisper() -> None:
+    """No text engine here has German: Whisper's own translate task gives the English (and,
+    through Apertium, the Spanish), on finals; interims say why they have none."""
+    clip = EVALSET / "audio" / "de" / "fleurs-de-000.ogg"  # "… Hongkong … Kowloon …"
+    all_events = events(parley("interpret", str(clip), "--from", "de", "--to", "en,es"))
+    finals = [e for e in all_events if e["event"] == "final"]
+    assert finals
+    assert all(f["engines"] == {"en": "whisper", "es": "whisper+apertium"} for f in finals)
+    english = " ".join(f["translations"]["en"] for f in finals)
+    assert "Hong Kong" in english or "Kowloon" in english, english
+    assert any(word in english.lower() for word in ("view", "island", "leave", "shore"))
+    assert " ".join(f["translations"]["es"] for f in finals).strip()
+    for interim in (e for e in all_events if e["event"] == "interim"):
+        assert "en" not in interim.get("translations", {})
+
+
 def test_noise_and_near_silence_make_no_captions(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     quiet = rng.normal(0, 0.0005, 30 * 16_000)  # 30 s of near-silence

@@ -200,3 +200,53 @@ def test_a_decode_finishing_while_a_fragment_is_held_is_not_lost() -> None:
     assert final_job is not None and final_job.final and final_job.offset_s == 0.0
     update = stream.on_result(final_job, hyp(7, 4.0))
     assert update is not None and update.final
+
+
+def _script(n: int, every_s: float, punct: dict[int, str]) -> list[Word]:
+    return [
+        Word(i * every_s, (i + 0.8) * every_s, f" w{i}{punct.get(i, '')}") for i in range(n)
+    ]
+
+
+def _run(stream: SpeakerStream, script: list[Word], seconds: float) -> list:
+    """Feed speech, answering every decode with the script's words heard so far."""
+    finals = []
+    for _ in range(int(seconds * 10)):
+        finals += stream.push(audio(0.1))
+        job = stream.next_job()
+        if job is not None:
+            heard = [
+                Word(w.start_s - job.offset_s, w.end_s - job.offset_s, w.text)
+                for w in script
+                if job.offset_s <= w.start_s and w.end_s <= job.end_s
+            ]
+            update = stream.on_result(job, Hypothesis(heard, "en"))
+            if update is not None and update.final:
+                finals.append(update)
+    return finals
+
+
+def test_a_speaker_who_never_pauses_is_cut_after_an_agreed_sentence_end() -> None:
+    settings = StreamingSettings(sentence_cut_after_s=6.0, clause_cut_after_s=100)
+    stream = speech_stream([(0.0, 60.0)], settings)
+    script = _script(100, 0.5, {13: ".", 30: "."})  # sentences end at 6.9 s and 15.4 s
+    finals = _run(stream, script, 12.0)
+    assert len(finals) == 1  # no decode of its own: the agreed words are the final
+    first = finals[0]
+    assert first.text == " ".join(f"w{i}" for i in range(14)) + "."
+    assert 6.9 <= first.end_s <= 7.0  # between "w13." and "w14"
+    finals = _run(stream, script, 8.0)
+    assert finals and finals[0].text.startswith("w14 ") and finals[0].text.endswith("w30.")
+    assert finals[0].caption_id != first.caption_id
+
+
+def test_a_clause_end_is_a_cut_only_in_long_utterances() -> None:
+    settings = StreamingSettings(sentence_cut_after_s=6.0, clause_cut_after_s=10.0)
+    stream = speech_stream([(0.0, 60.0)], settings)
+    script = _script(100, 0.5, {5: ",", 24: ","})  # a comma at 2.9 s, another at 12.4 s
+    assert _run(stream, script, 9.5) == []  # a comma in a 9.5 s utterance: no cut
+    finals = _run(stream, script, 7.0)  # past 10 s: cut at the latest agreed clause end
+    assert [(f.text.split()[0], f.text.split()[-1]) for f in finals] == [
+        ("w0", "w5,"),
+        ("w6", "w24,"),
+    ]

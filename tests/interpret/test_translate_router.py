@@ -168,3 +168,26 @@ def test_pivot_ranking_and_loading_once() -> None:
     router.close()
     router.close()
     assert all(t.closed for t in loaded)
+
+
+def test_whisper_translates_speech_into_english_only_as_a_first_step() -> None:
+    registry = EngineRegistry.discover(
+        apertium_mode_dirs=DEFAULT_MODE_DIRS, whisper_languages=["en", "de", "es", "fr"]
+    )
+    router = TranslationRouter(registry)
+    try:
+        # no text engine has German here: Whisper's speech translation, then Apertium en→es
+        assert str(_route(router, "de", "en")) == "whisper de→en"
+        assert _route(router, "de", "es").engine == "whisper+apertium"
+        assert str(_route(router, "es", "en")) == "apertium es→en"  # text engines first
+        # never as a second step (it needs the audio): en→de stays untranslated
+        assert isinstance(router.route("en", "de"), NoRoute)
+        with pytest.raises(Exception, match="translates speech"):
+            router.translator(_route(router, "de", "en"))
+        # an operator may prefer it for a pair
+        forced = TranslationRouter(
+            registry, policy=RoutingPolicy(pair_engines={"es-en": ("whisper",)})
+        )
+        assert str(_route(forced, "es", "en")) == "whisper es→en"
+    finally:
+        router.close()
