@@ -86,7 +86,8 @@ async def media_counters(app: App) -> Json:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    settings = load_settings(args.config, server={"port": args.port})
+    # the SFU alone: no captions (they would decode every audio track)
+    settings = load_settings(args.config, server={"port": args.port}, captions={"enabled": False})
     configure_logging(settings)
     peers = _PeerRegistry()
     peers.install()

@@ -84,18 +84,12 @@ class App:
         self.signaling = SignalingServer(settings=settings, media=self.media)
         self.captions: CaptionService | None = None
         if captions_on and self.speaker_audio is not None:
-            from interpret.compose import PipelineConfig
-            from interpret.transcribe import RecognizerSettings
-
             from .captions import CaptionService
 
-            config = PipelineConfig(
-                recognizer=RecognizerSettings(
-                    model=settings.captions.model, cpu_threads=settings.captions.cpu_threads
-                )
-            )
             self.captions = CaptionService(
-                config=config, audio=self.speaker_audio, signaling=self.signaling
+                config=settings.captions.pipeline_config(),
+                audio=self.speaker_audio,
+                signaling=self.signaling,
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()

@@ -70,6 +70,23 @@ class CaptionSettings(_Section):
     enabled: bool
     model: str
     cpu_threads: int = Field(ge=1, le=64)
+    translation_engines: list[Literal["argos", "apertium", "whisper"]]
+    pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
+    translate_interims: bool
+
+    def pipeline_config(self) -> Any:
+        """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""
+        from interpret.compose import PipelineConfig, TranslationSettings
+        from interpret.transcribe import RecognizerSettings
+
+        return PipelineConfig(
+            recognizer=RecognizerSettings(model=self.model, cpu_threads=self.cpu_threads),
+            translation=TranslationSettings(
+                engines=tuple(self.translation_engines),
+                pair_engines={k: tuple(v) for k, v in self.pair_engines.items()},
+                translate_interims=self.translate_interims,
+            ),
+        )
 
 
 class AuthSettings(_Section):

@@ -21,9 +21,16 @@ TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
 
 
 def loopback_settings(**overrides: Any) -> Any:
+    """Settings for a test server: any free port on 127.0.0.1, loopback ICE only, and captions
+    off (no speech worker to start) unless the test turns them on."""
     media = {"ice_host_addresses": ["127.0.0.1"], **overrides.pop("media", {})}
+    captions = {"enabled": False, **overrides.pop("captions", {})}
     return load_settings(
-        None, server={"port": 0, **overrides.pop("server", {})}, media=media, **overrides
+        None,
+        server={"port": 0, **overrides.pop("server", {})},
+        media=media,
+        captions=captions,
+        **overrides,
     )
 
 
