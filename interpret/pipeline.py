@@ -124,8 +124,10 @@ class CaptionPipeline:
         """Wait until no decode is pending or running (e.g. after the last audio)."""
 
         def idle() -> bool:
-            return not self._busy and not self._speech_jobs and all(
-                s.next_job_pending() is False for s in self._speakers.values()
+            return (
+                not self._busy
+                and not self._speech_jobs
+                and all(s.next_job_pending() is False for s in self._speakers.values())
             )
 
         with self._work:

@@ -98,7 +98,8 @@ class VadStream:
         self._silence_start: int | None = None
         self._last_end = 0  # where the previous utterance stopped (+ pad)
         self._recent: deque[tuple[int, float]] = deque(
-            maxlen=(settings.onset_backtrack_ms + settings.min_speech_ms) * ASR_SAMPLE_RATE
+            maxlen=(settings.onset_backtrack_ms + settings.min_speech_ms)
+            * ASR_SAMPLE_RATE
             // 1000
             // WINDOW_SAMPLES
             + 2

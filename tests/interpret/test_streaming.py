@@ -203,9 +203,7 @@ def test_a_decode_finishing_while_a_fragment_is_held_is_not_lost() -> None:
 
 
 def _script(n: int, every_s: float, punct: dict[int, str]) -> list[Word]:
-    return [
-        Word(i * every_s, (i + 0.8) * every_s, f" w{i}{punct.get(i, '')}") for i in range(n)
-    ]
+    return [Word(i * every_s, (i + 0.8) * every_s, f" w{i}{punct.get(i, '')}") for i in range(n)]
 
 
 def _run(stream: SpeakerStream, script: list[Word], seconds: float) -> list:
