@@ -143,23 +143,19 @@ def main() -> None:
     out_dir = args.json.parent / "interpret-events"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from interpret.compose import router_translate_fn
-    from interpret.models import ModelResolver
+    from interpret.compose import PipelineConfig, build_pipeline, load_models
     from interpret.pipeline import CaptionPipeline
-    from interpret.transcribe import WhisperRecognizer
-    from interpret.translate_router import EngineRegistry, TranslationRouter
-    from interpret.vad import SileroVad
+    from interpret.transcribe import RecognizerSettings
     from server.captioning import load_audio
 
-    recognizer = WhisperRecognizer(ModelResolver().resolve(args.model), cpu_threads=args.threads)
-    recognizer.warm_up()
-    router = TranslationRouter(EngineRegistry.discover())
-    vad = SileroVad()
+    config = PipelineConfig(
+        recognizer=RecognizerSettings(model=args.model, cpu_threads=args.threads)
+    )
+    models = load_models(config)  # once: every run's pipeline shares them
+    recognizer, router = models.recognizer, models.router
 
     def factory(emit: Any, targets: set[str]) -> CaptionPipeline:
-        pipeline = CaptionPipeline(
-            recognizer=recognizer, vad=vad, emit=emit, translate=router_translate_fn(router)
-        )
+        pipeline = build_pipeline(config, emit, loaded=models).pipeline
         pipeline.set_targets(targets)
         return pipeline
 
@@ -182,6 +178,7 @@ def main() -> None:
                 row: dict[str, Any] = {"speakers": k, "lang": lang, "target": TARGETS[lang]}
                 row.update(score(files[lang], lang, TARGETS[lang]))
                 row["translation"] = translation_quality(files[lang], meta, TARGETS[lang])
+                row["latencies"] = utterance_latencies(files[lang], meta, TARGETS[lang])
                 row["cpu_s_per_audio_s"] = round(cpu / meta["duration_s"] / k, 3)
                 row["wall_s"] = round(wall, 1)
                 if k == 1 and not args.no_offline:
@@ -192,7 +189,61 @@ def main() -> None:
     router.close()
     args.json.write_text(json.dumps(results, indent=1))
     args.json.with_suffix(".md").write_text(table(results))
+    plot(results, args.json.with_suffix(".png"))
     print(table(results))
+
+
+def utterance_latencies(events: Path, meta: dict[str, Any], target: str) -> dict[str, list[float]]:
+    """Per utterance, as ../shared/tools/eval_captions.py counts them (for the plots): last
+    final (and last translated final) overlapping the utterance, minus its ``speech_end``."""
+    finals = [
+        e
+        for e in (json.loads(line) for line in events.read_text().splitlines() if line.strip())
+        if e.get("event") == "final"
+    ]
+    out: dict[str, list[float]] = {"final": [], "translated": []}
+    for seg in meta["segments"]:
+        mine = [e for e in finals if e["end_s"] > seg["start"] and e["start_s"] < seg["end"]]
+        end = seg.get("speech_end", seg["end"])
+        if mine:
+            out["final"].append(max(e["emitted_s"] for e in mine) - end)
+        translated = [e for e in mine if (e.get("translations") or {}).get(target)]
+        if translated:
+            out["translated"].append(max(e["emitted_s"] for e in translated) - end)
+    return out
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency distribution per run, and WER streaming vs offline per language."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = [f"{r['lang']}→{r['target']} k={r['speakers']}" for r in runs]
+    data = [r["latencies"]["translated"] or r["latencies"]["final"] for r in runs]
+    left.boxplot(data, whis=(0, 100))
+    for i, values in enumerate(data, start=1):
+        left.scatter([i] * len(values), values, s=12, alpha=0.6)
+    left.set_xticks(range(1, len(labels) + 1), labels, rotation=45, ha="right", fontsize=8)
+    left.axhline(1.5, ls="--", c="g", lw=1, label="goal p50 1.5 s")
+    left.axhline(2.5, ls="--", c="r", lw=1, label="goal p95 2.5 s")
+    left.set_ylabel("s after speech end")
+    left.set_title("Translated final caption latency (final if none)")
+    left.legend(fontsize=8)
+    single = [r for r in runs if r["speakers"] == 1 and r.get("offline_wer") is not None]
+    x = range(len(single))
+    right.bar([i - 0.2 for i in x], [r["wer"] for r in single], 0.4, label="streaming")
+    right.bar([i + 0.2 for i in x], [r["offline_wer"] for r in single], 0.4, label="offline")
+    right.set_xticks(list(x), [r["lang"] for r in single])
+    right.set_ylabel("WER %")
+    right.set_title(f"WER, Whisper {results['model']} int8, same model")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def table(results: dict[str, Any]) -> str:

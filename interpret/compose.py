@@ -15,8 +15,8 @@ from typing import Any
 from .frames import CaptionFrame, Samples
 from .pipeline import CaptionPipeline, TranslateFn, TranslationResult
 from .streaming import StreamingSettings
-from .transcribe import RecognizerSettings
-from .translate_router import ENGINES, RoutingPolicy
+from .transcribe import RecognizerSettings, words_text
+from .translate_router import ENGINES, WHISPER, Route, RoutingPolicy
 from .vad import VadSettings
 
 
@@ -96,12 +96,62 @@ def router_translate_fn(router: Any) -> TranslateFn:
     return translate
 
 
-def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None]) -> BuiltPipeline:
+def build_pipeline(
+    config: PipelineConfig,
+    emit: Callable[[CaptionFrame], None],
+    *,
+    loaded: LoadedModels | None = None,
+) -> BuiltPipeline:
     """Load the model (raises :class:`interpret.models.ModelError` when it is missing), warm it
-    up, discover the translation engines and build the (not yet started) pipeline."""
+    up, discover the translation engines and build the (not yet started) pipeline. ``loaded``
+    reuses models loaded before (a benchmark building several pipelines)."""
+    models = loaded or load_models(config)
+    recognizer, router = models.recognizer, models.router
+    whisper_languages = models.whisper_languages
+
+    def needs_speech(source: str, targets: frozenset[str]) -> bool:
+        for target in targets:
+            route = router.route(source, target)
+            if isinstance(route, Route) and route.hops and route.hops[0].engine == WHISPER:
+                return True
+        return False
+
+    def translate_speech(audio: Samples, lang: str) -> str:
+        return words_text(recognizer.translate_to_english(audio, lang=lang).words)
+
+    pipeline = CaptionPipeline(
+        recognizer=recognizer,
+        vad=models.vad,
+        emit=emit,
+        translate=router_translate_fn(router),
+        streaming=config.streaming,
+        vad_settings=config.vad,
+        translate_interims=config.translation.translate_interims,
+        translate_speech=translate_speech if whisper_languages else None,
+        needs_speech=needs_speech,
+    )
+    pipeline.set_targets(config.targets)
+    close = router.close if loaded is None else (lambda: None)
+    return BuiltPipeline(pipeline, close, models.model_dir, models.load_s, models.warm_up_s)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModels:
+    """What a process loads once: recognizer, VAD, translation router."""
+
+    recognizer: Any
+    vad: Any
+    router: Any
+    model_dir: Path
+    whisper_languages: tuple[str, ...]
+    load_s: float
+    warm_up_s: float
+
+
+def load_models(config: PipelineConfig) -> LoadedModels:
     from .models import ModelResolver
-    from .transcribe import WhisperRecognizer, words_text
-    from .translate_router import WHISPER, EngineRegistry, Route, TranslationRouter
+    from .transcribe import WhisperRecognizer
+    from .translate_router import EngineRegistry, TranslationRouter
     from .vad import SileroVad
 
     r, t = config.recognizer, config.translation
@@ -124,32 +174,9 @@ def build_pipeline(config: PipelineConfig, emit: Callable[[CaptionFrame], None])
     recognizer.warm_up()
     t2 = time.monotonic()
     argos_dir = None if t.argos_packages_dir is None else Path(t.argos_packages_dir)
-    whisper_languages = recognizer.languages if recognizer.multilingual else []
+    whisper_languages = tuple(recognizer.languages) if recognizer.multilingual else ()
     router = TranslationRouter(
         EngineRegistry.discover(argos_packages_dir=argos_dir, whisper_languages=whisper_languages),
         policy=t.policy(),
     )
-
-    def needs_speech(source: str, targets: frozenset[str]) -> bool:
-        for target in targets:
-            route = router.route(source, target)
-            if isinstance(route, Route) and route.hops and route.hops[0].engine == WHISPER:
-                return True
-        return False
-
-    def translate_speech(audio: Samples, lang: str) -> str:
-        return words_text(recognizer.translate_to_english(audio, lang=lang).words)
-
-    pipeline = CaptionPipeline(
-        recognizer=recognizer,
-        vad=vad,
-        emit=emit,
-        translate=router_translate_fn(router),
-        streaming=config.streaming,
-        vad_settings=config.vad,
-        translate_interims=t.translate_interims,
-        translate_speech=translate_speech if whisper_languages else None,
-        needs_speech=needs_speech,
-    )
-    pipeline.set_targets(config.targets)
-    return BuiltPipeline(pipeline, router.close, model_dir, t1 - t0, t2 - t1)
+    return LoadedModels(recognizer, vad, router, model_dir, whisper_languages, t1 - t0, t2 - t1)
