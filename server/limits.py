@@ -34,8 +34,8 @@ class TokenBucket:
         """Take one token: returns 0.0 if the event is allowed, else the seconds to wait before
         one would be (nothing is taken then)."""
         self._refill(now_s)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - 1e-9:  # float rounding of "now": a wait as told is enough
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self._rate_per_s
 
