@@ -41,7 +41,8 @@ class MediaSettings:
     #: "inline": rooms live in the signaling process; "process": one media worker per room
     isolation: Literal["inline", "process"] = "inline"
     #: decode each published audio track to 16 kHz chunks for captions (off = never decode);
-    #: only rooms opened with an ``on_audio`` callback tap (not yet the process backend)
+    #: only backends given an ``on_audio`` callback tap (with ``"process"`` isolation the
+    #: worker decodes and sends the chunks to the parent)
     audio_tap: bool = False
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import EmitEvent, Kind, MediaSettings, PeerFailed
+from .api import EmitEvent, Kind, MediaSettings, OnAudio, PeerFailed, SpeakerAudio
 from .errors import MediaError, MediaWorkerError
 from .wire import (
     MAX_FRAME_BYTES,
@@ -70,11 +71,12 @@ class ProcessMediaBackend:
         *,
         timeouts: WorkerTimeouts | None = None,
         keep_spare: bool = True,
+        on_audio: OnAudio | None = None,
     ) -> None:
-        if settings.audio_tap:
-            # Not carried over the worker wire yet: the worker's rooms get no on_audio, so
-            # they decode nothing and the call goes on without captions.
-            log.warning("media.audio_tap is not supported with isolation = 'process' yet")
+        # with audio_tap, each worker decodes its speakers' audio and writes it to us
+        if on_audio is None:
+            settings = dataclasses.replace(settings, audio_tap=False)  # nobody would listen
+        self._on_audio = on_audio if settings.audio_tap else None
         self._settings = settings
         self._timeouts = WorkerTimeouts() if timeouts is None else timeouts
         self._keep_spare = keep_spare
@@ -97,7 +99,9 @@ class ProcessMediaBackend:
             process = None
         if process is None:
             process = await spawn_worker()
-        room = WorkerRoom(room_id, process, emit=emit, timeouts=self._timeouts)
+        room = WorkerRoom(
+            room_id, process, emit=emit, timeouts=self._timeouts, on_audio=self._on_audio
+        )
         self._rooms.add(room)  # from here on, aclose() stops it
         try:
             await room.start(self._settings)
@@ -147,10 +151,12 @@ class WorkerRoom:
         *,
         emit: EmitEvent,
         timeouts: WorkerTimeouts,
+        on_audio: OnAudio | None = None,
     ) -> None:
         self.room_id = room_id
         self._process = process
         self._emit = emit
+        self._on_audio = on_audio
         self._timeouts = timeouts
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._request_ids = itertools.count(1)
@@ -277,6 +283,10 @@ class WorkerRoom:
                 future = self._pending.get(message.request_id)
                 if future is not None and not future.done():
                     future.set_result(message)
+                continue
+            if isinstance(message, SpeakerAudio):
+                if self._on_audio is not None:
+                    self._on_audio(dataclasses.replace(message, room_id=self.room_id))
                 continue
             try:
                 self._emit(message)

@@ -55,7 +55,8 @@ class WorkerSession:
 
     def __init__(self, room_id: str, settings: MediaSettings, out: asyncio.StreamWriter) -> None:
         self._out = out
-        self._room = SfuRoom(room_id, settings=settings, emit=self._emit)
+        on_audio = self.send if settings.audio_tap else None  # to the parent, for captions
+        self._room = SfuRoom(room_id, settings=settings, emit=self._emit, on_audio=on_audio)
         self._stuck = asyncio.Event()
         self._commands: set[asyncio.Task[None]] = set()
 

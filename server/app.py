@@ -64,7 +64,7 @@ def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) 
     if media_settings.isolation == "process":
         from media.process import ProcessMediaBackend
 
-        return ProcessMediaBackend(media_settings)
+        return ProcessMediaBackend(media_settings, on_audio=on_audio)
     return InlineMediaBackend(media_settings, on_audio=on_audio)
 
 

@@ -139,3 +139,32 @@ async def test_killed_speech_worker_restarts_and_the_call_goes_on(captioning_app
     assert heard() > audio_before + 100
     await speaker.leave()
     await reader.leave()
+
+
+async def test_captions_with_a_media_worker_process_per_room() -> None:
+    """With ``[media] isolation = "process"`` the room's worker decodes the speaker's audio and
+    sends it to the server process, which feeds the speech worker: captions work the same."""
+    app = App(loopback_settings(captions={"enabled": True}, media={"isolation": "process"}))
+    await app.start()
+    try:
+        clip = EVALSET / "audio" / "en" / "fleurs-en-000.ogg"
+        url = ws_url(app)
+        speaker = ParleyClient(url, room="iso", name="Speaker", audio=FileAudio(str(clip)))
+        reader = ParleyClient(url, room="iso", name="Reader")
+        await reader.join()
+        await reader.send({"type": "captions", "languages": ["es"]})
+        await speaker.join()
+
+        def finals() -> list[dict[str, object]]:
+            return [m for m in reader.messages if m["type"] == "caption" and m["final"]]
+
+        assert await reader.wait_for(
+            lambda: " ".join(str(f["text"]) for f in finals()).count("years") > 0, 25
+        ), reader.messages[-5:]
+        english = " ".join(str(f["text"]) for f in finals()).lower()
+        assert "communication" in english and "west" in english, english
+        assert all(f["participant_id"] == speaker.participant_id for f in finals())
+        await speaker.leave()
+        await reader.leave()
+    finally:
+        await app.stop()

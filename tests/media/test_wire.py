@@ -6,8 +6,10 @@ import dataclasses
 import json
 import logging
 
+import numpy as np
 import pytest
 
+from interpret.frames import AudioChunk
 from media import errors
 from media.api import (
     IceServer,
@@ -15,6 +17,7 @@ from media.api import (
     OfferReady,
     PeerFailed,
     Slot,
+    SpeakerAudio,
     TrackPublished,
     TrackUnpublished,
 )
@@ -188,11 +191,26 @@ def test_bad_requests_are_wire_format_errors(line: bytes) -> None:
         b'{"t": "offer", "peer_id": "p", "sdp": "v=0", "revision": 1,'
         b' "slots": {"0": {"direction": "sideways", "kind": "audio",'
         b' "participant_id": "p", "track_id": null}}}\n',
+        b'{"t": "audio", "peer_id": "p", "track_id": "t", "start_s": 0, "pcm": "not base64!"}\n',
+        b'{"t": "audio", "peer_id": "p", "track_id": "t", "start_s": 0, "pcm": "AAA="}\n',
+        b'{"t": "audio", "peer_id": "p", "track_id": "t", "pcm": "AAAAAA=="}\n',
     ],
 )
 def test_bad_worker_messages_are_wire_format_errors(line: bytes) -> None:
     with pytest.raises(WireFormatError):
         decode_worker_message(line)
+
+
+def test_speaker_audio_travels_exactly() -> None:
+    samples = np.random.default_rng(3).uniform(-1, 1, 1600).astype(np.float32)
+    message = SpeakerAudio("", "p1", "p1-audio-1", AudioChunk("p1", samples, 12.3))
+    line = encode_worker_message(message)
+    assert line.count(b"\n") == 1 and len(line) < 9000  # ≈ 8.5 kB per 100 ms
+    decoded = decode_worker_message(line)
+    assert isinstance(decoded, SpeakerAudio)
+    assert (decoded.peer_id, decoded.track_id, decoded.chunk.start_s) == ("p1", "p1-audio-1", 12.3)
+    assert decoded.chunk.speaker_id == "p1" and decoded.chunk.samples.dtype == np.float32
+    assert np.array_equal(decoded.chunk.samples, samples)
 
 
 def test_a_wire_format_error_is_a_worker_error() -> None:
