@@ -111,10 +111,21 @@ class SpeechWorker:
         self.ready: Ready | None = None
         self.ready_at: float | None = None
         self.last_pong: Pong | None = None
+        self._up = False
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
+
+    @property
+    def up(self) -> bool:
+        """A worker process is running and has loaded its models (False while restarting)."""
+        return self._up
+
+    @property
+    def queued_chunks(self) -> int:
+        """Audio chunks waiting here for the worker's pipe."""
+        return sum(len(queue) for queue in self._out_audio.values())
 
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> Ready:
@@ -250,6 +261,7 @@ class SpeechWorker:
                 await reader
                 writer.cancel()
         finally:
+            self._up = False
             if process.returncode is None:
                 self._kill()
             await process.wait()
@@ -306,6 +318,7 @@ class SpeechWorker:
                 self._on_caption(message)
             case Ready():
                 self.ready, self.ready_at = message, time.monotonic()
+                self._up = True
                 ready.set()
                 if self._first_ready is not None and not self._first_ready.done():
                     self._first_ready.set_result(message)

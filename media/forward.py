@@ -72,6 +72,7 @@ class SubscriberTrack(MediaStreamTrack):
         self._last_pts: int | None = None
         self._last_time_s = 0.0
         self.forwarded = 0
+        self.forwarded_bytes = 0
         self.dropped = 0
 
     # -- wiring ------------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class SubscriberTrack(MediaStreamTrack):
             self.dropped += 1
         self._queue.append(frame)
         self.forwarded += 1
+        self.forwarded_bytes += len(frame.data)
         self._wakeup.set()
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]

@@ -133,6 +133,17 @@ class Peer:
         self._slots[transceiver] = Slot("subscribe", kind, publisher_id, track_id)
         return transceiver
 
+    def forwarding_totals(self) -> dict[str, dict[str, int]]:
+        """Frames, bytes and drops sent to this peer so far, per kind (monotonic: subscriber
+        tracks live as long as the peer, reused m-lines included)."""
+        totals = {kind: {"frames": 0, "bytes": 0, "dropped": 0} for kind in ("audio", "video")}
+        for track in self._tracks.values():
+            t = totals[track.kind]
+            t["frames"] += track.forwarded
+            t["bytes"] += track.forwarded_bytes
+            t["dropped"] += track.dropped
+        return totals
+
     def remove_subscription(self, transceiver: RTCRtpTransceiver) -> None:
         """Stop sending on a subscriber m-line; it is kept for reuse."""
         track = self._tracks.get(transceiver)

@@ -82,6 +82,10 @@ class SfuRoom:
         self._track_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # what peers that left had been sent (stats() adds the live peers' totals)
+        self._retired: dict[str, dict[str, int]] = {
+            kind: {"frames": 0, "bytes": 0, "dropped": 0} for kind in ("audio", "video")
+        }
 
     # -- MediaRoom -------------------------------------------------------------------------
     async def add_peer(self, peer_id: str, publish: Sequence[Kind] = ()) -> None:
@@ -113,6 +117,9 @@ class SfuRoom:
                 transceiver = publication.subscriptions.pop(peer_id, None)
                 if transceiver is not None:
                     peer.remove_subscription(transceiver)
+        for kind, counts in peer.forwarding_totals().items():
+            for name, value in counts.items():
+                self._retired[kind][name] += value
         await peer.aclose()
 
     async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None:
@@ -148,9 +155,17 @@ class SfuRoom:
 
     # -- observability ---------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
-        """Counters for metrics and benchmarks (no media content)."""
+        """Counters for metrics and benchmarks (no media content). ``forwarded``: frames
+        (an Opus packet, a VP8 picture), payload bytes and drops sent to subscribers since the
+        room opened, per kind (monotonic)."""
+        forwarded = {kind: dict(counts) for kind, counts in self._retired.items()}
+        for peer in self._peers.values():
+            for kind, counts in peer.forwarding_totals().items():
+                for name, value in counts.items():
+                    forwarded[kind][name] += value
         return {
             "peers": len(self._peers),
+            "forwarded": forwarded,
             "publications": {
                 track_id: {
                     "kind": p.kind,

@@ -22,12 +22,14 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import ServerMetrics, gather_live_state
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .captions import CaptionService
 from .signaling import SignalingServer
-from .web import StaticFiles, text_response
+from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
 
@@ -93,7 +95,15 @@ class App:
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()
+        self.metrics = ServerMetrics(
+            loop_lag_interval_s=settings.metrics.loop_lag_interval_ms / 1000
+        )
+        if self.captions is not None:
+            self.captions.on_final_latency = self.metrics.caption_latency.observe
+        #: "starting" (listening; /readyz 503, /ws refused) -> "ready" -> "draining" -> "stopped"
+        self.phase = "starting"
         self._server: Server | None = None
+        self._probe: asyncio.Task[None] | None = None
         self._stopped = False
 
     @property
@@ -101,20 +111,42 @@ class App:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+    @property
+    def ready(self) -> bool:
+        """What /readyz says: started, not draining, the speech worker (if any) up."""
+        if self.phase != "ready":
+            return False
+        return self.captions is None or self.captions.worker.up
+
+    async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == WS_PATH:
+            if self.phase != "ready":  # starting or draining: try another server
+                return text_response(503, "Service Unavailable", f"{self.phase}\n")
             return None  # go on with the WebSocket handshake
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
+        if path == "/readyz":
+            if self.ready:
+                return text_response(200, "OK", "ready\n")
+            reason = "speech worker down" if self.phase == "ready" else self.phase
+            return text_response(503, "Service Unavailable", f"not ready: {reason}\n")
+        if path == "/metrics" and self.settings.metrics.enabled:
+            state = await gather_live_state(
+                ready=self.ready,
+                signaling=self.signaling,
+                captions=self.captions,
+                speaker_audio=self.speaker_audio,
+                forward_totals=self.metrics.forward_totals,
+            )
+            return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
     async def start(self) -> None:
+        """Listen first (so /healthz and /readyz answer while models load), then start the
+        media backend and the speech worker; ready when all are up."""
         s = self.settings.server
-        await self.media.start()
-        if self.captions is not None:
-            await self.captions.start()
         self._server = await serve(
             self.signaling.handle,
             s.host,
@@ -126,11 +158,26 @@ class App:
             max_queue=16,
             compression=None,
         )
+        try:
+            await self.media.start()
+            if self.captions is not None:
+                await self.captions.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._probe = asyncio.get_running_loop().create_task(
+            self.metrics.probe_loop_lag(), name="loop-lag-probe"
+        )
+        self.phase = "ready"
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        self.phase = "draining"
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
         if self._server is not None:
             self._server.close(close_connections=True)  # 1001 to every client
             try:
@@ -144,6 +191,7 @@ class App:
             await self.captions.aclose()
         if self.speaker_audio is not None:
             await self.speaker_audio.aclose()
+        self.phase = "stopped"
 
     async def run_forever(self) -> None:
         await self.start()

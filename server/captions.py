@@ -9,6 +9,8 @@ client gets only its own languages.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -38,6 +40,11 @@ class CaptionService:
         self._speakers: dict[str, str] = {}  # participant id -> room
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: frozenset[str] = frozenset()
+        # speaker -> monotonic time minus stream time of their latest audio (for latency)
+        self._clock_offsets: dict[str, float] = {}
+        #: called with each final's latency: seconds from its audio's end reaching the server
+        #: to its fan-out (set by the App for /metrics)
+        self.on_final_latency: Callable[[float], None] | None = None
 
     @property
     def worker(self) -> SpeechWorker:
@@ -72,6 +79,7 @@ class CaptionService:
             self._worker.set_targets(sorted(targets))
 
     def participant_left(self, participant_id: str) -> None:
+        self._clock_offsets.pop(participant_id, None)
         if self._speakers.pop(participant_id, None) is not None:
             self._worker.remove_speaker(participant_id)
 
@@ -89,6 +97,7 @@ class CaptionService:
                 self._speakers[item.peer_id] = item.room_id
                 self._worker.add_speaker(item.peer_id, client.spoken_lang)
             self._worker.push(item.chunk)
+            self._clock_offsets[item.peer_id] = time.monotonic() - item.chunk.end_s
 
     async def _fan_out(self) -> None:
         async for frame in self._worker.captions():
@@ -96,6 +105,9 @@ class CaptionService:
             live = None if room is None else self._signaling.rooms.get(room)
             if live is None:
                 continue
+            offset = self._clock_offsets.get(frame.speaker_id)
+            if frame.is_final and offset is not None and self.on_final_latency is not None:
+                self.on_final_latency(max(0.0, time.monotonic() - offset - frame.end_s))
             for client in list(live.clients.values()):
                 client.send_caption(caption_message(frame, client.languages), final=frame.is_final)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from . import __version__
+from .config_cli import config as config_app
 from .models_cli import models
 from .settings import ConfigError, defaults_text, load_settings
 
@@ -47,7 +49,7 @@ def serve(
     if port is not None:
         overrides.setdefault("server", {})["port"] = port
     try:
-        settings = load_settings(config, **overrides)
+        settings = load_settings(config, environ=os.environ, **overrides)
     except ConfigError as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -240,6 +242,7 @@ def version() -> None:
 
 
 cli.add_typer(models, name="models")
+cli.add_typer(config_app, name="config")
 
 
 def main() -> None:

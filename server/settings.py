@@ -1,10 +1,14 @@
-"""Configuration: the embedded ``config/defaults.toml`` overlaid with the operator's file,
-validated once at start and passed explicitly from then on."""
+"""Configuration: the embedded ``config/defaults.toml`` overlaid with the operator's file, then
+with ``PARLEY_<SECTION>__<KEY>`` environment variables; validated once at start and passed
+explicitly from then on. Every error names where the bad value came from (file or variable),
+the key and the reason, all problems at once."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +24,10 @@ from pydantic import (
 
 from media.api import IceServer, MediaSettings
 
+#: environment variables ``PARLEY_SERVER__PORT=9000`` set ``[server] port``
+ENV_PREFIX = "PARLEY_"
+ENV_SEPARATOR = "__"
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -32,7 +40,16 @@ class ServerSettings(_Section):
     ping_interval_s: float = Field(gt=0)
     ping_timeout_s: float = Field(gt=0)
     outbox_max_messages: int = Field(ge=8)
-    shutdown_timeout_s: float = Field(gt=0)
+    shutdown_flush_timeout_s: float = Field(ge=0, le=60)
+    shutdown_timeout_s: float = Field(gt=0, le=60)
+    data_dir: str
+
+    def data_path(self) -> Path:
+        """``data_dir``, or ``$XDG_DATA_HOME/parley`` (``~/.local/share/parley``) when empty."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "parley"
 
 
 class RoomSettings(_Section):
@@ -64,6 +81,40 @@ class MediaConfig(_Section):
             isolation=self.isolation,
             audio_tap=self.audio_tap,
         )
+
+
+class TurnSettings(_Section):
+    urls: list[str]
+    static_auth_secret: str
+    credential_ttl_s: int = Field(ge=60, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _secret_with_urls(self) -> TurnSettings:
+        if bool(self.urls) != bool(self.static_auth_secret):
+            raise ValueError("urls and static_auth_secret go together (set both or neither)")
+        for url in self.urls:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a turn: or turns: URL")
+        return self
+
+
+class TlsSettings(_Section):
+    mode: Literal["off", "self-signed", "files"]
+    cert_file: str
+    key_file: str
+    self_signed_names: list[str]
+    self_signed_valid_days: int = Field(ge=1, le=825)
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> TlsSettings:
+        if self.mode == "files":
+            for key in ("cert_file", "key_file"):
+                value = getattr(self, key)
+                if not value:
+                    raise ValueError(f"mode 'files' needs {key}")
+                if not Path(value).expanduser().is_file():
+                    raise ValueError(f"{key} {value!r}: no such file")
+        return self
 
 
 class CaptionSettings(_Section):
@@ -121,6 +172,16 @@ class LimitSettings(_Section):
     message_burst: int = Field(ge=1)
     max_sdp_chars: int = Field(ge=1024)
     max_media_sections: int = Field(ge=2)
+class MetricsSettings(_Section):
+    enabled: bool
+    loop_lag_interval_ms: int = Field(ge=10, le=10_000)
+
+
+class RetentionSettings(_Section):
+    mode: Literal["none", "jsonl"]
+    kinds: list[Literal["captions", "chat"]]
+    max_age_h: float = Field(gt=0)
+    purge_interval_s: float = Field(ge=1)
 
 
 class LoggingSettings(_Section):
@@ -132,9 +193,13 @@ class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
     media: MediaConfig
+    turn: TurnSettings
+    tls: TlsSettings
     captions: CaptionSettings
     auth: AuthSettings
     limits: LimitSettings
+    metrics: MetricsSettings
+    retention: RetentionSettings
     logging: LoggingSettings
 
     @model_validator(mode="after")
@@ -174,42 +239,119 @@ class Settings(_Section):
 
 
 class ConfigError(Exception):
-    """The configuration file is unreadable or invalid; the message says where."""
+    """The configuration is unreadable or invalid; the message says where, what and why.
+
+    ``problems`` lists one line per bad key (``source: key: reason``)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(
+    base: dict[str, Any],
+    override: Mapping[str, Any],
+    origins: dict[str, str],
+    source: str,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """``override`` over ``base``; ``origins`` learns which source set each dotted key."""
     merged = dict(base)
     for key, value in override.items():
+        dotted = f"{prefix}{key}"
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = _merge(merged[key], value, origins, source, f"{dotted}.")
         else:
             merged[key] = value
+            origins[dotted] = source
     return merged
-
-
-def _problem(loc: tuple[int | str, ...], msg: str) -> str:
-    msg = msg.removeprefix("Value error, ")  # a model validator's message names its keys
-    return f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
 
 
 def defaults_text() -> str:
     return resources.files("config").joinpath("defaults.toml").read_text(encoding="utf-8")
 
 
-def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Defaults, then ``path``, then ``overrides`` (``{"server": {"port": 1}}``-shaped)."""
+def env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``PARLEY_SECTION__KEY=value`` variables as ``{name: (name, {"section": {"key": v}})}``.
+
+    A value is read as a TOML value when it is one (``9000``, ``true``, ``["a", "b"]``,
+    ``"quoted"``), otherwise taken as a plain string (``0.0.0.0``). Variables without the
+    double underscore (``PARLEY_EVALSET``) are not configuration."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+        raw = environ[name]
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        nested: dict[str, Any] = {path[-1]: value}
+        for part in reversed(path[:-1]):
+            nested = {part: nested}
+        found[name] = (name, nested)
+    return found
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults, then ``path``, then ``PARLEY_*__*`` variables of ``environ`` (only when given:
+    tests stay hermetic), then ``overrides`` (``{"server": {"port": 1}}``-shaped)."""
+    origins: dict[str, str] = {}
     data = tomllib.loads(defaults_text())
     if path is not None:
         try:
-            data = _merge(data, tomllib.loads(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            data = _merge(data, tomllib.loads(text), origins, str(path))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    data = _merge(data, overrides)
+    for name, nested in (env_overrides(environ) if environ is not None else {}).values():
+        data = _merge(data, nested, origins, f"environment {name}")
+    data = _merge(data, overrides, origins, "command line")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
+        problems = [_describe(e, origins, path) for e in exc.errors()]
         where = f" in {path}" if path else ""
-        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
-        raise ConfigError(f"invalid configuration{where}: {problems}") from exc
+        raise ConfigError(
+            f"invalid configuration{where}:\n  " + "\n  ".join(problems), problems
+        ) from exc
+
+
+def _describe(error: Any, origins: Mapping[str, str], path: Path | None) -> str:
+    """``source: key: reason`` for one pydantic error."""
+    key = ".".join(str(p) for p in error["loc"])
+    source = _origin(key, origins) or (str(path) if path is not None else "defaults")
+    if not key:  # a check across sections: its message names the keys
+        return f"{source if path is None else path}: {error['msg'].removeprefix('Value error, ')}"
+    if error["type"] == "extra_forbidden":
+        reason = "unknown key"
+        section = key.rsplit(".", 1)[0] if "." in key else None
+        if section is not None:
+            reason += f" in [{section}] (see `parley defaults`)"
+    else:
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        if "input" in error and not isinstance(error["input"], dict):
+            reason += f" (got {error['input']!r})"
+    return f"{source}: {key}: {reason}"
+
+
+def _origin(key: str, origins: Mapping[str, str]) -> str | None:
+    """The source that set ``key`` or the deepest of its parents or children."""
+    while True:
+        if key in origins:
+            return origins[key]
+        children = [v for k, v in origins.items() if k.startswith(f"{key}.")]
+        if children:
+            return children[0]
+        if "." not in key:
+            return None
+        key = key.rsplit(".", 1)[0]

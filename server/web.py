@@ -75,9 +75,16 @@ class StaticFiles:
 
 
 def text_response(status: int, reason: str, text: str) -> Response:
-    body = text.encode()
+    return bytes_response(status, reason, "text/plain; charset=utf-8", text.encode())
+
+
+def bytes_response(status: int, reason: str, content_type: str, body: bytes) -> Response:
     headers = Headers(
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
     )
     return Response(status, reason, headers, body)
 
