@@ -117,7 +117,7 @@ def token(
         ) from None
     ttl_s = parse_ttl_s(ttl)
     try:
-        settings = load_settings(config)
+        settings = load_settings(config, environ=os.environ)
         if not settings.auth.has_token_key():
             raise ConfigError(
                 "no token key is configured: set auth.secret or auth.secret_file "

@@ -172,6 +172,8 @@ class LimitSettings(_Section):
     message_burst: int = Field(ge=1)
     max_sdp_chars: int = Field(ge=1024)
     max_media_sections: int = Field(ge=2)
+
+
 class MetricsSettings(_Section):
     enabled: bool
     loop_lag_interval_ms: int = Field(ge=10, le=10_000)

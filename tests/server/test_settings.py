@@ -93,9 +93,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_tls_files_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cert_file '/nonexistent.pem': no such file"):
-        load_settings(
-            tls={"mode": "files", "cert_file": "/nonexistent.pem", "key_file": "/x.pem"}
-        )
+        load_settings(tls={"mode": "files", "cert_file": "/nonexistent.pem", "key_file": "/x.pem"})
 
 
 def test_every_default_is_documented() -> None:
