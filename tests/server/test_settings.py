@@ -56,7 +56,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
-    path.write_text("[server]\nport = 9999\nhost = '10.0.0.1'\n")
+    path.write_text("[server]\nport = 9999\nhost = '10.0.0.1'\n[auth]\nmode = 'open'\n")
     env = {
         "PARLEY_SERVER__PORT": "9100",
         "PARLEY_CAPTIONS__ENABLED": "true",
