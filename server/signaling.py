@@ -405,12 +405,15 @@ class ClientConnection:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                if self._closing is not None:
+                    # Closing: discard, but keep reading, or a full incoming queue would hide
+                    # the client's close frame and the handshake would hang until its timeout.
+                    continue
                 if self.message_bucket.take(self.server.clock()) > 0:
-                    self.send(
-                        protocol.error("too_many_messages", "more messages than the rate limit")
+                    self.abort(
+                        "too_many_messages", "more messages than the rate limit", CLOSE_POLICY
                     )
-                    await self._close(CLOSE_POLICY, "too_many_messages")
-                    return
+                    continue
                 try:
                     done = await self._dispatch(protocol.parse_client_message(raw))
                     self._errors_in_a_row = 0
