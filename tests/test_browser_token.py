@@ -40,7 +40,8 @@ def token_server(
     (tmp / "secret").write_text(SECRET + "\n")
     config = tmp / "parley.toml"
     config.write_text(
-        f'[media]\nice_host_addresses = ["127.0.0.1"]\n\n[auth]\nsecret_file = "{tmp / "secret"}"\n'
+        '[media]\nice_host_addresses = ["127.0.0.1"]\n\n[captions]\nenabled = false\n\n'
+        f'[auth]\nsecret_file = "{tmp / "secret"}"\n'
     )
     port = free_port()
     log_path = tmp / "server.log"
@@ -61,7 +62,11 @@ def token_server(
         yield url, config
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         sys.stderr.write(f"--- server log ---\n{log_path.read_text()[-3000:]}\n")
 
 
