@@ -168,6 +168,7 @@ def load_models(config: PipelineConfig) -> LoadedModels:
         encoder_window=r.encoder_window,
         fit_margin_s=r.fit_margin_s,
         guards=r.guards,
+        switch_probability=r.switch_probability,
     )
     vad = SileroVad()
     t1 = time.monotonic()

@@ -125,6 +125,12 @@ class _Utterance:
     inflight_end_s: float | None = None  # audio end of the decode running now
     best: tuple[float, Hypothesis] | None = None  # latest result and its audio end
     final_queued: bool = False
+    #: language of the latest decode (differs from ``lang`` when the speaker switched)
+    heard_lang: str = ""
+
+    @property
+    def caption_lang(self) -> str:
+        return self.heard_lang or self.lang or ""
 
 
 @dataclass(eq=False)
@@ -262,7 +268,15 @@ class SpeakerStream:
             if w.text.strip()
         ]
         absolute = Hypothesis(words, hypothesis.lang, hypothesis.lang_probability)
-        u.lang = u.lang or hypothesis.lang
+        # The language decodes are held to: the speaker's declared one, else the first one
+        # Whisper is sure of (a 1 s interim's guess is not). The recognizer may still switch
+        # away from it when it hears another language clearly (code-switching): captions
+        # carry the language of each decode.
+        if u.lang is None and (
+            hypothesis.lang_probability >= 0.8 or job.end_s - job.offset_s >= 3.0
+        ):
+            u.lang = hypothesis.lang
+        u.heard_lang = hypothesis.lang or u.heard_lang
         if u.end_s is not None:
             if job.end_s >= u.end_s:  # this decode heard all of the utterance: it is the final
                 return self._final(u, absolute, job.end_s)
@@ -271,7 +285,14 @@ class SpeakerStream:
             if not text:
                 return None
             return CaptionUpdate(
-                self.speaker_id, job.caption_id, u.lang or "", text, 0, u.start_s, job.end_s, False
+                self.speaker_id,
+                job.caption_id,
+                u.caption_lang,
+                text,
+                0,
+                u.start_s,
+                job.end_s,
+                False,
             )
         u.best = (job.end_s, absolute)
         u.agreement.insert(words)
@@ -283,7 +304,7 @@ class SpeakerStream:
         return CaptionUpdate(
             self.speaker_id,
             job.caption_id,
-            u.lang or "",
+            u.caption_lang,
             text,
             len(stable),
             u.start_s,
@@ -337,7 +358,7 @@ class SpeakerStream:
         return CaptionUpdate(
             self.speaker_id,
             self._caption_id(u),
-            u.lang or hypothesis.lang,
+            hypothesis.lang or u.lang or "",
             text,
             len(text),
             u.start_s,
@@ -378,7 +399,7 @@ class SpeakerStream:
         final = CaptionUpdate(
             self.speaker_id,
             self._caption_id(u),
-            u.lang or "",
+            u.caption_lang,
             text,
             len(text),
             u.start_s,

@@ -120,6 +120,8 @@ class WhisperRecognizer:
         encoder_window: EncoderWindow = "fit",
         fit_margin_s: float = 2.0,
         guards: GuardSettings | None = None,
+        switch_probability: float = 0.8,
+        switch_min_s: float = 2.0,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -131,6 +133,10 @@ class WhisperRecognizer:
         self.encoder_window: EncoderWindow = encoder_window
         self.fit_margin_s = fit_margin_s
         self.guards = guards or GuardSettings()
+        #: code-switching: a declared ``lang`` gives way to the detected language when Whisper
+        #: is this sure of it, on at least ``switch_min_s`` of audio (1.0 = never)
+        self.switch_probability = switch_probability
+        self.switch_min_s = switch_min_s
         # model_dir must be a directory: a name would make faster-whisper download it
         if not (self.model_dir / "model.bin").is_file():
             raise RecognizerError(f"{str(self.model_dir)!r} is not a model directory")
@@ -199,12 +205,19 @@ class WhisperRecognizer:
         encoder_s = self._encoder_s(duration_s)
         content_frames, encoder_input = self._features(audio, encoder_s)
         encoder_output = m.encode(encoder_input)
-        if lang is None and self.multilingual:
+        source_lang, lang_probability = lang or "en", 1.0
+        switching = (
+            lang is not None
+            and task == "transcribe"
+            and self.switch_probability < 1.0
+            and duration_s >= self.switch_min_s
+        )
+        if self.multilingual and (lang is None or switching):
             ranked = m.model.detect_language(encoder_output)[0]
-            token, lang_probability = ranked[0]
-            source_lang = token[2:-2]  # "<|en|>"
-        else:
-            source_lang, lang_probability = lang or "en", 1.0
+            token, probability = ranked[0]
+            detected = token[2:-2]  # "<|en|>"
+            if lang is None or (detected != lang and probability >= self.switch_probability):
+                source_lang, lang_probability = detected, probability
         detected_probability = float(lang_probability) if lang is None else 1.0
         tokenizer = Tokenizer(m.hf_tokenizer, self.multilingual, task=task, language=source_lang)
         options = self._options(tokenizer, prompt, beam_size, duration_s)
@@ -469,3 +482,5 @@ class RecognizerSettings:
     encoder_window: EncoderWindow = "fit"
     fit_margin_s: float = 2.0
     guards: GuardSettings = field(default_factory=GuardSettings)
+    #: a declared language gives way to another one Whisper detects with this probability
+    switch_probability: float = 0.8

@@ -107,6 +107,24 @@ def test_german_speaker_read_in_english_and_spanish_through_whisper() -> None:
         assert "en" not in interim.get("translations", {})
 
 
+def test_a_declared_speaker_switching_language_gets_captions_in_the_new_one() -> None:
+    """English declared; the speaker reads the MIT licence in English, then in German: the
+    German part is captioned in German (not translated by a Whisper held to English)."""
+    clip = EVALSET / "audio" / "mixed" / "fw_multilingual_en_de.mp3"
+    finals = [
+        e
+        for e in events(parley("interpret", str(clip), "--from", "en", "--to", "es"))
+        if e["event"] == "final"
+    ]
+    langs = [f["lang"] for f in finals]
+    assert langs[0] == "en" and langs[-1] == "de", langs
+    assert langs == sorted(langs, key=lambda lang: lang == "de")  # en first, then de
+    german = " ".join(f["text"] for f in finals if f["lang"] == "de")
+    assert "Software" in german and ("Recht" in german or "Dokumentation" in german), german
+    english = " ".join(f["text"] for f in finals if f["lang"] == "en")
+    assert "Permission is hereby granted" in english, english
+
+
 def test_noise_and_near_silence_make_no_captions(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     quiet = rng.normal(0, 0.0005, 30 * 16_000)  # 30 s of near-silence
