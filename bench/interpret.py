@@ -15,6 +15,7 @@ pipeline (simultaneous speakers on the same cores).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -137,6 +138,12 @@ def main() -> None:
     ap.add_argument("--model", default="base")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-offline", action="store_true", help="skip the offline WER baseline")
+    ap.add_argument(
+        "--first-interim-s", type=float, default=None, help="StreamingSettings override"
+    )
+    ap.add_argument(
+        "--interim-interval-s", type=float, default=None, help="StreamingSettings override"
+    )
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "interpret.json")
     args = ap.parse_args()
     langs = args.langs.split(",")
@@ -145,11 +152,18 @@ def main() -> None:
 
     from interpret.compose import PipelineConfig, build_pipeline, load_models
     from interpret.pipeline import CaptionPipeline
+    from interpret.streaming import StreamingSettings
     from interpret.transcribe import RecognizerSettings
     from server.captioning import load_audio
 
+    streaming = StreamingSettings()
+    if args.first_interim_s is not None:
+        streaming = dataclasses.replace(streaming, first_interim_after_s=args.first_interim_s)
+    if args.interim_interval_s is not None:
+        streaming = dataclasses.replace(streaming, interim_interval_s=args.interim_interval_s)
     config = PipelineConfig(
-        recognizer=RecognizerSettings(model=args.model, cpu_threads=args.threads)
+        recognizer=RecognizerSettings(model=args.model, cpu_threads=args.threads),
+        streaming=streaming,
     )
     models = load_models(config)  # once: every run's pipeline shares them
     recognizer, router = models.recognizer, models.router
