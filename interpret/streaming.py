@@ -59,6 +59,8 @@ class StreamingSettings:
     #: text before the audio, as its own long-form decoding does: names and terms stay
     #: consistent and a sentence's second half reads on from its first. 0 disables.
     context_chars: int = 200
+    #: ... unless it ended longer ago than this (another topic by then)
+    context_max_gap_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,7 @@ class SpeakerStream:
         self._ended: list[_Utterance] = []  # ended, final not yet emitted
         self._held: _Held | None = None  # a short utterance that may go on
         self._context = ""  # the latest final's text (the prompt of the next utterance)
+        self._context_end_s = 0.0  # where it ended
         #: the speaker left: no more audio; forgotten once its last final is out
         self.closing = False
 
@@ -327,7 +330,8 @@ class SpeakerStream:
         # and Whisper, told the words already, skips them (measured: the finals lost their
         # first half). The previous utterance's words are not in the audio: they are context.
         n = self.settings.context_chars
-        prompt = self._context[-n:] if n > 0 else ""
+        recent = start_s - self._context_end_s <= self.settings.context_max_gap_s
+        prompt = self._context[-n:] if n > 0 and recent else ""
         return DecodeJob(
             self.speaker_id,
             u.uid,
@@ -354,7 +358,7 @@ class SpeakerStream:
         words = [w for w in hypothesis.words if w.start_s < (u.end_s or audio_end_s) + 0.3]
         text = join_words(words)
         if text:
-            self._context = text
+            self._context, self._context_end_s = text, u.end_s or audio_end_s
         return CaptionUpdate(
             self.speaker_id,
             self._caption_id(u),
@@ -395,7 +399,7 @@ class SpeakerStream:
         words = u.agreement.committed
         cut = (words[i].end_s + words[i + 1].start_s) / 2
         text = join_words(words[: i + 1])
-        self._context = text
+        self._context, self._context_end_s = text, cut
         final = CaptionUpdate(
             self.speaker_id,
             self._caption_id(u),

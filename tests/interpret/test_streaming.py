@@ -248,3 +248,20 @@ def test_a_clause_end_is_a_cut_only_in_long_utterances() -> None:
         ("w0", "w5,"),
         ("w6", "w24,"),
     ]
+
+
+def test_the_previous_final_is_the_next_utterances_context_unless_long_ago() -> None:
+    settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0)
+    stream = speech_stream([(0.0, 2.0), (3.0, 5.0), (40.0, 42.0)], settings)
+    prompts = []
+    for _ in range(450):
+        feed(stream, audio(0.1))
+        job = stream.next_job()
+        if job is not None:
+            prompts.append((round(job.offset_s), job.prompt))
+            n = {0: 2, 3: 3, 40: 1}.get(round(job.offset_s), 1)
+            stream.on_result(job, hyp(n, job.end_s - job.offset_s))
+    by_start = dict(prompts)
+    assert by_start[0] == ""  # nothing said before
+    assert by_start[3] == "w0 w1"  # the first utterance's final, not its own words
+    assert by_start[40] == ""  # 35 s later: a new topic, no context
