@@ -45,12 +45,14 @@ class StreamingSettings:
     max_utterance_s: float = 20.0
     #: a speaker who does not pause: once the utterance is this long, cut it after a committed
     #: sentence end (". ? !") ...
-    sentence_cut_after_s: float = 6.0
+    sentence_cut_after_s: float = 10.0
     #: ... and once it is this long, after a committed clause end (", ; :") too. The words
     #: before the cut are final as agreed (no decode); every later decode is shorter. Without
     #: it a 18 s French sentence without a pause got its final 4.8 s after it ended: the decodes
-    #: grew to 2.4 s each and the final waited for one in flight, then ran another.
-    clause_cut_after_s: float = 10.0
+    #: grew to 2.4 s each and the final waited for one in flight, then ran another (with cuts:
+    #: 1.6 s). Not earlier: interims of a sentence's first half sometimes agree on a sentence
+    #: end that is not there ("All nouns … say for you." at 6 s), and a cut makes it final.
+    clause_cut_after_s: float = 14.0
     #: an utterance shorter than this ("However,") is held back this long after it ends, to be
     #: joined with what follows: Whisper recognizes a fragment of a sentence poorly
     short_utterance_s: float = 1.2
