@@ -420,13 +420,11 @@ class ClientConnection:
                 except ProtocolError as exc:
                     self._errors_in_a_row += 1
                     self.send(protocol.error(exc.code, exc.message, exc.ref, **exc.details))
+                    # both close while the loop goes on draining (see above)
                     if exc.code in _FATAL_CODES:
-                        await self._close(CLOSE_POLICY, exc.code)
-                        return
-                    if self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
-                        self.send(protocol.error("too_many_errors", "too many errors in a row"))
-                        await self._close(CLOSE_POLICY, "too_many_errors")
-                        return
+                        self.close_soon(CLOSE_POLICY, exc.code)
+                    elif self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                        self.abort("too_many_errors", "too many errors in a row", CLOSE_POLICY)
                     continue
                 if done:
                     return

@@ -306,3 +306,26 @@ async def test_message_rate_and_sdp_limits() -> None:
         assert names_in(app) == set()
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize(
+    ("limits", "code"),
+    [
+        ({}, "too_many_errors"),  # 32 bad frames in a row
+        ({"messages_per_connection_per_s": 5.0, "message_burst": 10}, "too_many_messages"),
+    ],
+)
+async def test_a_flooding_client_is_closed_without_waiting_for_it(
+    limits: dict[str, Any], code: str
+) -> None:
+    """The server keeps reading while it closes: with 100 frames queued behind the one that
+    crossed the line, the close handshake still completes (it used to stall for 10 s)."""
+    app = await started(limits=limits)
+    try:
+        client = await RawClient.connect(ws_url(app))
+        for _ in range(100):
+            await client.ws.send("nope")
+        assert await client.closed(timeout_s=5) == 1008
+        assert client.backlog[-1]["code"] == code
+    finally:
+        await app.stop()
