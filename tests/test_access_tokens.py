@@ -74,6 +74,10 @@ async def join(
 
 
 async def test_token_attacks_are_refused_before_room_state_changes(token_app: App) -> None:
+    greeter = await RawClient.connect(ws_url(token_app), hello=False)
+    await greeter.send({"type": "hello", "protocol": 1})
+    assert (await greeter.recv("welcome"))["auth"] == "token"  # the client knows to bring one
+    await greeter.close()
     host, joined = await join(token_app, "Host", token(role="host", name="Hana"))
     assert joined["type"] == "joined" and joined["role"] == "host"
     before = snapshot(token_app)
