@@ -106,7 +106,7 @@ def wait_healthy(port: int, server: Child, timeout_s: float) -> None:
         if server.proc.poll() is not None:
             raise ChildFailedError(f"server exited: {server.tail()}")
         try:
-            with opener.open(f"http://{HOST}:{port}/healthz", timeout=1) as response:
+            with opener.open(f"http://{HOST}:{port}/readyz", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import os
 import sys
 import threading
+import time
 from typing import BinaryIO
 
 from .compose import build_pipeline
@@ -208,11 +210,35 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     return 0
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record, with the fields the server's own JSON lines have."""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "event": record.getMessage(),
+            "level": record.levelname.lower(),
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + "Z",
+            "logger": record.name,
+            "process": "speech-worker",
+            "pid": record.process,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def main() -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("PARLEY_WORKER_LOG_FORMAT") == "json":  # the server logs JSON lines
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("speech-worker %(process)d %(levelname)s %(name)s: %(message)s")
+        )
     logging.basicConfig(
-        level=os.environ.get("PARLEY_WORKER_LOG_LEVEL", "WARNING"),
-        stream=sys.stderr,
-        format="speech-worker %(process)d %(levelname)s %(name)s: %(message)s",
+        level=os.environ.get("PARLEY_WORKER_LOG_LEVEL", "WARNING"), handlers=[handler]
     )
     # Frames own fd 1; anything else that prints (C libraries too) goes to stderr.
     protocol_fd = os.dup(1)

@@ -1,7 +1,10 @@
 """Composition root: builds the parts from settings, starts them, and stops them in one order.
 
-Shutdown order: stop accepting connections -> close every client with 1001 (each handler then
-removes its participant, which closes its peer connection) -> close the media backend (rooms,
+Shutdown order (SIGTERM, SIGINT or ``stop()``): draining (``/readyz`` and new WebSockets get
+503) -> every participant and lobby waiter gets ``server_closing`` -> the speech worker finishes
+the utterances in progress and their finals are sent (``shutdown_flush_timeout_s``) -> the
+outboxes drain -> every client is closed with 1001 (each handler then removes its participant,
+which closes its peer connection; ``shutdown_timeout_s``) -> close the media backend (rooms,
 worker processes) -> end the speaker-audio queue (its readers see the end).
 """
 
@@ -9,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import signal
-import sys
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,40 +23,19 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .captions import CaptionService
-from .signaling import SignalingServer
+from . import protocol
+from .signaling import ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
-
-
-def configure_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.logging.level.upper())
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    # aiortc/aioice log every packet at debug; they stay at warning unless asked for.
-    for noisy in ("aiortc", "aioice", "websockets"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if settings.logging.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
-    )
+__all__ = ["App", "build_media_backend", "configure_logging"]
 
 
 def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) -> MediaBackend:
@@ -92,6 +72,7 @@ class App:
                 config=settings.captions.pipeline_config(),
                 audio=self.speaker_audio,
                 signaling=self.signaling,
+                close_timeout_s=settings.server.shutdown_flush_timeout_s,
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()
@@ -178,6 +159,17 @@ class App:
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.gather(self._probe, return_exceptions=True)
+        log = structlog.get_logger(__name__)
+        began = asyncio.get_running_loop().time()
+        clients = self._tell_clients_closing()
+        if self.captions is not None:
+            await self.captions.drain()
+        drained = [asyncio.ensure_future(c.outbox.drained()) for c in clients]
+        if drained:
+            _, pending = await asyncio.wait(drained, timeout=1.0)
+            for future in pending:
+                future.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             self._server.close(close_connections=True)  # 1001 to every client
             try:
@@ -185,13 +177,28 @@ class App:
                     self._server.wait_closed(), self.settings.server.shutdown_timeout_s
                 )
             except TimeoutError:
-                structlog.get_logger(__name__).warning("connections did not close in time")
+                log.warning("connections did not close in time")
         await self.media.aclose()
         if self.captions is not None:
             await self.captions.aclose()
         if self.speaker_audio is not None:
             await self.speaker_audio.aclose()
         self.phase = "stopped"
+        log.info("stopped", shutdown_s=round(asyncio.get_running_loop().time() - began, 2))
+
+    def _tell_clients_closing(self) -> list[ClientConnection]:
+        """``server_closing`` to everybody in a room or a lobby (PROTOCOL.md)."""
+        message = protocol.encode(
+            "server_closing",
+            reason="shutdown",
+            flush_timeout_ms=int(self.settings.server.shutdown_flush_timeout_s * 1000),
+        )
+        told: list[ClientConnection] = []
+        for live in list(self.signaling.rooms.values()):
+            for client in [*live.clients.values(), *live.waiting.values()]:
+                client.send(message)
+                told.append(client)
+        return told
 
     async def run_forever(self) -> None:
         await self.start()

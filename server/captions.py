@@ -32,9 +32,14 @@ class CaptionService:
     """Owns the speech worker and the two tasks that feed it and fan its captions out."""
 
     def __init__(
-        self, *, config: PipelineConfig, audio: SpeakerAudioQueue, signaling: SignalingServer
+        self,
+        *,
+        config: PipelineConfig,
+        audio: SpeakerAudioQueue,
+        signaling: SignalingServer,
+        close_timeout_s: float = 30.0,
     ) -> None:
-        self._worker = SpeechWorker(config)
+        self._worker = SpeechWorker(config, close_timeout_s=close_timeout_s)
         self._audio = audio
         self._signaling = signaling
         self._speakers: dict[str, str] = {}  # participant id -> room
@@ -58,6 +63,16 @@ class CaptionService:
             loop.create_task(self._feed(), name="captions-feed"),
             loop.create_task(self._fan_out(), name="captions-fan-out"),
         ]
+
+    async def drain(self) -> None:
+        """Shutdown: the worker finishes the utterances in progress (what was already queued
+        for it included, up to ``close_timeout_s``) and their finals are fanned out to the
+        clients still connected; then the service is closed."""
+        await self._worker.aclose()  # new audio is ignored from here on
+        fan_out = [t for t in self._tasks if t.get_name() == "captions-fan-out"]
+        if fan_out:  # its iterator ends once the worker's last caption was read
+            await asyncio.wait(fan_out, timeout=1.0)
+        await self.aclose()
 
     async def aclose(self) -> None:
         for task in self._tasks:

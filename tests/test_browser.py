@@ -132,7 +132,7 @@ def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            if http_ok(netns, url + "/"):
+            if http_ok(netns, url + "/readyz"):
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready on {url}:\n{log_path.read_text()}")

@@ -55,7 +55,7 @@ def token_server(
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not http_ok(netns, url + "/"):
+        while not http_ok(netns, url + "/readyz"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"server not ready on {url}:\n{log_path.read_text()}")
             time.sleep(0.1)

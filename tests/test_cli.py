@@ -44,7 +44,7 @@ def served() -> str:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            if get(f"{base}/healthz")[0] == 200:
+            if get(f"{base}/readyz")[0] == 200:
                 break
         except OSError:
             time.sleep(0.1)
