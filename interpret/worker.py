@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import json
 import logging
 import os
 import sys
 import threading
-import time
 from typing import BinaryIO
 
 from .compose import build_pipeline
@@ -213,13 +213,13 @@ def serve(stdin: BinaryIO, output: Output) -> int:
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per record, with the fields the server's own JSON lines have."""
 
-    converter = time.gmtime
-
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "event": record.getMessage(),
             "level": record.levelname.lower(),
-            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + "Z",
+            "timestamp": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
             "logger": record.name,
             "process": "speech-worker",
             "pid": record.process,
