@@ -1,0 +1,103 @@
+"""What outlives a room: nothing by default.
+
+With ``[retention] mode = "none"`` (the default) captions and chat exist only in memory (and in
+the participants' browsers) and vanish with the room; :meth:`Retention.record` does nothing.
+With ``mode = "jsonl"`` each record of a kind named in ``kinds`` is appended as one JSON line to
+``data_dir/transcripts/<room>/<UTC date>T<hour>.jsonl``; a file is deleted once its newest
+record is older than ``max_age_h`` (checked every ``purge_interval_s``), so nothing stays
+longer than ``max_age_h`` plus one purge interval.
+
+Callers (captions here; chat when it exists) call ``record(room, kind, fields)`` with what is
+worth keeping; the time is added here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from .settings import RetentionSettings
+
+log = structlog.get_logger(__name__)
+
+Kind = Literal["captions", "chat"]
+
+
+class Retention:
+    """Appends records of the configured kinds per room; purges old files."""
+
+    def __init__(self, settings: RetentionSettings, data_dir: Path) -> None:
+        self.settings = settings
+        self.directory = data_dir / "transcripts"
+        self._kinds = frozenset(settings.kinds) if settings.mode == "jsonl" else frozenset()
+        #: records written since start
+        self.written = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._kinds)
+
+    def describe(self) -> str:
+        """One sentence for the start banner: what is stored, and where."""
+        if not self.enabled:
+            return "nothing: captions and chat live in memory and vanish with their room"
+        kinds = " and ".join(sorted(self._kinds))
+        return (
+            f"final {kinds} as JSON lines under {self.directory}/<room>/, "
+            f"deleted after {self.settings.max_age_h:g} h"
+        )
+
+    def record(self, room: str, kind: Kind, fields: Mapping[str, Any]) -> None:
+        """Keep one record (a final caption, a chat message) if ``kind`` is retained.
+
+        Appends a short line (no fsync): cheap enough for the event loop."""
+        if kind not in self._kinds:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        line = json.dumps(
+            {"time": now.isoformat(timespec="milliseconds"), "kind": kind, **fields},
+            ensure_ascii=False,
+        )
+        # room names are [A-Za-z0-9_-]{1,64} (protocol.RoomName): safe as a directory name
+        directory = self.directory / room
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with (directory / f"{now:%Y-%m-%dT%H}.jsonl").open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+        except OSError as exc:
+            log.error("cannot store a record", room=room, kind=kind, error=exc.strerror)
+            return
+        self.written += 1
+
+    def purge(self, *, now_s: float | None = None) -> int:
+        """Delete files whose newest record is older than ``max_age_h``; returns how many."""
+        if not self.directory.is_dir():
+            return 0
+        cutoff = (time.time() if now_s is None else now_s) - self.settings.max_age_h * 3600
+        removed = 0
+        for path in self.directory.glob("*/*.jsonl"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        for room_dir in self.directory.iterdir():
+            if room_dir.is_dir() and not any(room_dir.iterdir()):
+                room_dir.rmdir()
+        return removed
+
+    async def run_purger(self) -> None:
+        """Forever: purge now, then every ``purge_interval_s`` (in a thread: it touches disk)."""
+        while True:
+            removed = await asyncio.to_thread(self.purge)
+            if removed:
+                log.info("purged old transcripts", files=removed)
+            await asyncio.sleep(self.settings.purge_interval_s)
