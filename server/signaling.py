@@ -462,7 +462,14 @@ class ClientConnection:
                         "already_joined", "this socket already joined a room", "join"
                     )
                 self.spoken_lang = msg.lang
-                await self.server.request_join(self, msg)
+                try:
+                    await self.server.request_join(self, msg)
+                except ProtocolError as exc:
+                    # for operators watching for guessing; never the token or password itself
+                    (log.debug if exc.code == "rate_limited" else log.info)(
+                        "join refused", room=msg.room, code=exc.code
+                    )
+                    raise
             case protocol.Leave():
                 await self._close(CLOSE_NORMAL, "left")
                 return True

@@ -73,7 +73,9 @@ async def join(
     return client, answer
 
 
-async def test_token_attacks_are_refused_before_room_state_changes(token_app: App) -> None:
+async def test_token_attacks_are_refused_before_room_state_changes(
+    token_app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
     greeter = await RawClient.connect(ws_url(token_app), hello=False)
     await greeter.send({"type": "hello", "protocol": 1})
     assert (await greeter.recv("welcome"))["auth"] == "token"  # the client knows to bring one
@@ -124,6 +126,13 @@ async def test_token_attacks_are_refused_before_room_state_changes(token_app: Ap
     # the host inside the room saw none of it
     seen = await host.drain()
     assert [m["type"] for m in seen if m["type"] != "offer"] == []
+    # operators see the refusals, never the tokens
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err
+    assert logged.count("join refused") == len(attacks) + 1
+    for tok, code in attacks.values():
+        assert code in logged
+        assert tok is None or tok.split(".")[1] not in logged
 
 
 async def test_viewers_receive_only(token_app: App) -> None:
