@@ -42,7 +42,11 @@ class VadSettings:
 
 @dataclass(frozen=True, slots=True)
 class SpeechStarted:
+    #: where the audio of the utterance starts (padded, moved back over a quiet opening)
     start_s: float
+    #: where the model first heard speech (the threshold crossing): when the speaker started,
+    #: as far as anyone watching can tell
+    onset_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,8 @@ class VadStream:
                     onset = self._backtrack(self._candidate_start)
                     self._speech_start = max(0, self._last_end, onset - pad)
                     self._silence_start = None
-                    return SpeechStarted(self._speech_start / rate)
+                    onset = max(self._speech_start, self._candidate_start)
+                    return SpeechStarted(self._speech_start / rate, onset / rate)
             elif p < s.threshold - 0.15:
                 self._candidate_start = None
             return None
