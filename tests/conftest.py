@@ -10,10 +10,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from server.app import App
 from server.settings import load_settings
+
+# Several suites share the machine's cores: how fast examples are generated or run is not what the
+# property tests check (a 1.2 s draw under load failed the too_slow health check).
+hypothesis.settings.register_profile(
+    "parley", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("parley")
 
 REPO = Path(__file__).resolve().parents[1]
 #: Scale for waits in tests (a slow CI machine can set PARLEY_TEST_TIME_SCALE=2).
