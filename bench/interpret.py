@@ -129,6 +129,62 @@ def run_streams(pipeline_factory: Any, langs: list[str], out_dir: Path) -> dict[
     return files
 
 
+CHARACTER_LANGS = {"zh", "ja", "ko"}  # scored by CER (no spaces between words)
+
+
+def clip_errors(pipeline_factory: Any, recognizer: Any, langs: list[str]) -> list[dict[str, Any]]:
+    """The evalset's single clips (every language in ``langs``) through the same pipeline, fed
+    at 1x, against the same model offline: WER, or CER for zh/ja/ko."""
+    import jiwer
+
+    from interpret.transcribe import words_text
+    from server.captioning import feed_file, load_audio
+
+    manifest = [json.loads(line) for line in (EVALSET / "manifest.jsonl").read_text().splitlines()]
+    rows = []
+    for lang in langs:
+        clips = [c for c in manifest if c["lang"] == lang]
+        refs, live, offline = [], [], []
+        for clip in clips:
+            audio = load_audio(EVALSET / clip["audio"])
+            finals: list[Any] = []
+            pipeline = pipeline_factory(
+                lambda frame, finals=finals: finals.append(frame) if frame.is_final else None,
+                set(),
+            )
+            pipeline.add_speaker("s", lang)
+            pipeline.start()
+            feed_file(pipeline, audio, speaker_id="s", realtime=True)
+            pipeline.stop(drain=True)
+            finals.sort(key=lambda f: f.start_s)
+            sep = "" if lang in CHARACTER_LANGS else " "
+            live.append(sep.join(f.text for f in finals))
+            offline.append(words_text(recognizer.recognize(audio[: 30 * 16000], lang=lang).words))
+            refs.append(clip["reference"])
+        if lang in CHARACTER_LANGS:
+
+            def chars(text: str) -> str:
+                return "".join(ch for ch in text if ch.isalnum())
+
+            metric = "cer"
+            live_err = jiwer.cer([chars(r) for r in refs], [chars(h) for h in live])
+            offline_err = jiwer.cer([chars(r) for r in refs], [chars(h) for h in offline])
+        else:
+            metric = "wer"
+            live_err = jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in live])
+            offline_err = jiwer.wer([normalize(r) for r in refs], [normalize(h) for h in offline])
+        row = {
+            "lang": lang,
+            "clips": len(clips),
+            "metric": metric,
+            "stream": round(100 * float(live_err), 2),
+            "offline": round(100 * float(offline_err), 2),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,8 +201,13 @@ def main() -> None:
         "--interim-interval-s", type=float, default=None, help="StreamingSettings override"
     )
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "interpret.json")
+    ap.add_argument(
+        "--clips",
+        default="",
+        help="also score the evalset's single clips of these languages (e.g. it,zh,ja,ko)",
+    )
     args = ap.parse_args()
-    langs = args.langs.split(",")
+    langs = [lang for lang in args.langs.split(",") if lang]
     out_dir = args.json.parent / "interpret-events"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -174,7 +235,7 @@ def main() -> None:
         return pipeline
 
     results: dict[str, Any] = {"model": args.model, "threads": args.threads, "runs": []}
-    for k in [int(x) for x in args.speakers.split(",")]:
+    for k in [int(x) for x in args.speakers.split(",")] if langs else []:
         groups = (
             [langs[i : i + k] for i in range(0, len(langs), k)]
             if k > 1
@@ -200,10 +261,13 @@ def main() -> None:
                     row["offline_wer"] = offline_wer(recognizer, lang, audio, meta)
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
+    if args.clips:
+        results["clips"] = clip_errors(factory, recognizer, args.clips.split(","))
     router.close()
     args.json.write_text(json.dumps(results, indent=1))
     args.json.with_suffix(".md").write_text(table(results))
-    plot(results, args.json.with_suffix(".png"))
+    if results["runs"]:
+        plot(results, args.json.with_suffix(".png"))
     print(table(results))
 
 
@@ -285,6 +349,12 @@ def table(results: dict[str, Any]) -> str:
         " from each utterance's speech_end (eval_captions.py). Goal: final translated p50 ≤ 1.5 s,"
         " p95 ≤ 2.5 s; streaming WER ≤ offline + 1.5; ≥ 3 speakers at p95 ≤ 3 s.\n"
     )
+    if results.get("clips"):
+        out.write("\nSingle evalset clips, same pipeline at 1x vs the same model offline:\n\n")
+        out.write("| lang | clips | metric | stream | offline |\n|---|---|---|---|---|\n")
+        for c in results["clips"]:
+            cells = [c["lang"], c["clips"], c["metric"].upper(), c["stream"], c["offline"]]
+            out.write("| " + " | ".join(str(x) for x in cells) + " |\n")
     return out.getvalue()
 
 
