@@ -26,7 +26,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server media interpret tests bench
-	node --check web/protocol.js && node --check web/room.js
+	for f in web/*.js; do node --check $$f || exit 1; done
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

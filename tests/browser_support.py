@@ -281,3 +281,144 @@ RELEASE_OFFERS_JS = """() => {
   held.forEach((answer) => answer());
   return held.length;
 }"""
+
+
+# -- shared setup for the real-browser tests -------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+SERVER_START_TIMEOUT_S = 60.0  # a captioning server loads its models first
+
+
+def chromium_args(fake_audio_wav: Path) -> list[str]:
+    """Chromium flags for a hermetic test: fake camera and microphone (the WAV), fake screen."""
+    return [
+        "--no-sandbox",  # root in a container
+        "--use-fake-ui-for-media-stream",  # grant getUserMedia/getDisplayMedia without a prompt
+        "--use-fake-device-for-media-stream=fps=15",  # fake camera (test pattern) + microphone
+        f"--use-file-for-fake-audio-capture={fake_audio_wav}",  # the microphone plays the WAV
+        "--auto-select-desktop-capture-source=Entire screen",
+        "--allow-loopback-in-peer-connection",  # else no ICE candidates on a loopback-only host
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-pings",
+        "--no-first-run",
+    ]
+
+
+def chromium_executable(netns: Netns, bin_dir: Path) -> Path:
+    """Debian's Chromium, wrapped to run inside the test's network namespace (if any)."""
+    if not netns.prefix:
+        return CHROMIUM
+    # Playwright talks to Chromium over inherited pipes, which nsenter + exec keep.
+    wrapper = bin_dir / "chromium-in-netns"
+    wrapper.write_text(f'#!/bin/sh\nexec {" ".join(netns.prefix)} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+class ParleyServer:
+    """`parley serve` as a subprocess in the namespace, on a free loopback port."""
+
+    def __init__(self, netns: Netns, tmp: Path, config_text: str) -> None:
+        self.netns = netns
+        config = tmp / "parley.toml"
+        config.write_text(config_text)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "server.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *netns.prefix,
+                    *(parley_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                    *("--config", str(config)),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp,
+            )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        # /readyz answers 200 once the speech worker is up (/ws is refused before)
+        while not http_ok(self.netns, self.url + "/readyz"):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready on {self.url}:\n{self.log()}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def make_speech_wav(
+    out: Path, source: Path, *, lead_s: float, take_s: float, tail_s: float
+) -> Path:
+    """48 kHz mono WAV for the fake microphone: `lead_s` of silence, the first `take_s` of
+    `source`, `tail_s` of silence (Chromium loops the file)."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-filter_complex",
+            f"[0:a]atrim=0:{take_s},asetpts=N/SR/TB,aresample=48000,"
+            f"adelay={int(lead_s * 1000)}:all=1,apad=pad_dur={tail_s}",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+            str(out),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return out
+
+
+def established_peers(netns: Netns, server_port: int) -> set[int]:
+    """Client ports of the TCP connections established to the server's port."""
+    done = subprocess.run(
+        [*netns.prefix, "ss", "-Htn", "state", "established", f"( sport = :{server_port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    ports = set()
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            ports.add(int(fields[3].rsplit(":", 1)[1]))
+    return ports
+
+
+def drop_connections(netns: Netns, server_port: int, client_ports: set[int]) -> None:
+    """Destroy the server's end of these connections (the client sees a reset): what a network
+    failure or a server dropping a client looks like. Needs root (sock_destroy)."""
+    for port in client_ports:
+        subprocess.run(
+            [
+                *netns.prefix,
+                *("ss", "-K", "-tn", "state", "established"),
+                f"( sport = :{server_port} and dport = :{port} )",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=10,
+        )

@@ -8,7 +8,20 @@
 //   "trackremoved"  {participantId, trackId, kind, mid, track}
 //   "localmute"     {kind, muted}
 //   "error"         {code, message, ref}    an `error` from the server, or a local failure
-//   "closed"        {code, reason}          the socket closed; the session is over
+//   "caption"       {caption, receivedMs}   a `caption` message (interim or final)
+//   "notice"        {kind, text}            e.g. the transcription notice (before any caption)
+//   "chat"          {message, history}      a `chat` message (history: from `chat_history`)
+//   "hand"          {participantId, raised}
+//   "transcription" {participantId, optOut}
+//   "captionsunavailable" {}                the server has no captions ([captions] off)
+//   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
+//   "closed"        {code, reason}          the socket closed for good; the session is over
+//
+// Reconnect: a socket that closes with anything but 1000 (leave), 1008 (protocol violation),
+// 1009 (too big), 4001 (removed by a host) or 4002 (meeting ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
+// room again under the same name, with the same local tracks, mutes and caption languages.
+// The server removed the old participant when the old socket closed, so nobody sees a ghost;
+// our participant_id changes.
 
 export const PROTOCOL_VERSION = 1;
 export const CLIENT_NAME = "parley-web/0.1";
@@ -22,6 +35,12 @@ export const AUDIO_CONSTRAINTS = Object.freeze({
 export const VIDEO_CONSTRAINTS = Object.freeze({ width: { ideal: 640 }, height: { ideal: 480 } });
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
+/** Waits before each reconnect attempt; after the last one the session closes. */
+export const RECONNECT_DELAYS_MS = Object.freeze([250, 500, 1000, 2000, 4000, 4000, 8000, 8000]);
+/** Close codes after which reconnecting cannot help. */
+const FINAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4001, 4002]); // 4001 removed, 4002 meeting ended
+/** How long the peer connection may stay "disconnected" before we rejoin. */
+const PC_DISCONNECTED_GRACE_MS = 5000;
 
 /**
  * Ask for camera + microphone; fall back to microphone only, then to nothing (receive only).
@@ -29,8 +48,8 @@ const ICE_GATHERING_TIMEOUT_MS = 5000;
  * @returns {Promise<MediaStream|null>}
  */
 export async function getLocalMedia(want = { audio: true, video: true }) {
-  const audio = want.audio ? { ...AUDIO_CONSTRAINTS } : false;
-  const video = want.video ? { ...VIDEO_CONSTRAINTS } : false;
+  const audio = want.audio ? { ...AUDIO_CONSTRAINTS, ...deviceConstraint(want.audioDeviceId) } : false;
+  const video = want.video ? { ...VIDEO_CONSTRAINTS, ...deviceConstraint(want.videoDeviceId) } : false;
   const attempts = [{ audio, video }, { audio, video: false }, { audio: false, video }];
   for (const constraints of attempts) {
     if (!constraints.audio && !constraints.video) continue;
@@ -41,6 +60,15 @@ export async function getLocalMedia(want = { audio: true, video: true }) {
     }
   }
   return null;
+}
+
+function deviceConstraint(deviceId) {
+  return deviceId ? { deviceId: { exact: deviceId } } : {};
+}
+
+/** Key of a local track in ParleySession.local: "audio", "video" (camera) or "screen". */
+function localKey(kind, source) {
+  return source === "screen" ? "screen" : kind;
 }
 
 /** Resolve once the peer connection has finished gathering ICE candidates (no trickle). */
@@ -74,15 +102,21 @@ function iceGatheringComplete(pc, timeoutMs = ICE_GATHERING_TIMEOUT_MS) {
 export class ParleySession extends EventTarget {
   /**
    * @param {{url: string, room: string, name: string, localStream?: MediaStream|null,
-   *          token?: string|null, WebSocketImpl?: typeof WebSocket}} options
+   *          token?: string|null, lang?: string|null, languages?: string[], reconnect?: boolean,
+   *          WebSocketImpl?: typeof WebSocket}} options
+   *   token: a room token (PROTOCOL.md "Access control"); lang: the language we speak (null =
+   *   detected); languages: the caption languages we read
    */
-  constructor({ url, room, name, localStream = null, token = null, WebSocketImpl = WebSocket }) {
+  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket }) {
     super();
     this.url = url;
     this.room = room;
     this.name = name;
     this.token = token; // a room token from the join link (PROTOCOL.md "Access control")
     this.localStream = localStream;
+    this.lang = lang || null;
+    this.languages = [...languages];
+    this.reconnectEnabled = reconnect;
     this.WebSocketImpl = WebSocketImpl;
     this.state = "new";
     this.participantId = null;
@@ -97,6 +131,13 @@ export class ParleySession extends EventTarget {
     this.ws = null;
     this.closeCode = null;
     this.lastError = null;
+    this.captionsAvailable = null; // unknown until the server answers `captions`
+    this.notice = null; // the server's transcription notice, once received
+    this.hand = false; // our raised hand
+    this.transcriptionOptOut = false; // we asked not to be transcribed
+    this.reconnects = 0; // completed rejoins
+    this._attempt = 0;
+    this._leaving = false;
     this._slots = {};
     this._pendingSlots = null;
     this._offerChain = Promise.resolve();
@@ -108,17 +149,73 @@ export class ParleySession extends EventTarget {
     this.state = "connecting";
     return new Promise((resolve, reject) => {
       this._joinWaiter = { resolve, reject };
-      const ws = new this.WebSocketImpl(this.url);
-      this.ws = ws;
-      ws.addEventListener("open", () => {
-        this._send({ type: "hello", protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
-      });
-      ws.addEventListener("message", (ev) => this._onMessage(ev.data));
-      ws.addEventListener("close", (ev) => this._onClose(ev.code, ev.reason));
-      ws.addEventListener("error", () => {
-        // The close event follows with the code; nothing else is known here.
-      });
+      this._open();
     });
+  }
+
+  _open() {
+    const ws = new this.WebSocketImpl(this.url);
+    this.ws = ws;
+    // Events of a socket we already replaced are ignored.
+    ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
+      this._send({ type: "hello", protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
+    });
+    ws.addEventListener("message", (ev) => { if (ws === this.ws) this._onMessage(ev.data); });
+    ws.addEventListener("close", (ev) => { if (ws === this.ws) this._onClose(ev.code, ev.reason); });
+    ws.addEventListener("error", () => {
+      // The close event follows with the code; nothing else is known here.
+    });
+  }
+
+  /** Change the caption languages we read (any time; PROTOCOL.md `captions`). */
+  setCaptionLanguages(languages) {
+    this.languages = [...languages];
+    if (this.state === "joined" && this.captionsAvailable !== false) {
+      this._send({ type: "captions", languages: this.languages });
+    }
+  }
+
+  /** Send a chat message to the room, or privately `to` a participant. */
+  sendChat(text, to = null) {
+    const msg = { type: "chat", text };
+    if (this.lang) msg.lang = this.lang;
+    if (to) msg.to = to;
+    this._send(msg);
+  }
+
+  setHand(raised) {
+    this.hand = Boolean(raised);
+    this._send({ type: "hand", raised: this.hand });
+    this._emit("hand", { participantId: this.participantId, raised: this.hand });
+  }
+
+  /** Ask the server not to transcribe us (or to resume). */
+  setTranscriptionOptOut(optOut) {
+    this.transcriptionOptOut = Boolean(optOut);
+    this._send({ type: "transcription", opt_out: this.transcriptionOptOut });
+  }
+
+  /** Publish a screen (a video track from getDisplayMedia) beside the camera. */
+  shareScreen(track) {
+    if (this.local.has("screen")) throw new Error("already sharing a screen");
+    this.local.set("screen", { track, trackId: null, muted: false, source: "screen" });
+    track.addEventListener("ended", () => this.stopScreen(), { once: true }); // the browser's "Stop sharing"
+    if (this.state === "joined") this._send({ type: "publish", kinds: ["video"], source: "screen" });
+  }
+
+  stopScreen() {
+    const entry = this.local.get("screen");
+    if (!entry) return;
+    this.local.delete("screen");
+    entry.track.stop();
+    if (entry.trackId) this._send({ type: "unpublish", track_id: entry.trackId });
+    this._emit("screenstopped", {});
+  }
+
+  /** Drop the connection as a network failure would (for tests and debugging). */
+  simulateDrop() {
+    if (this.ws) this.ws.close(4000, "simulated drop");
   }
 
   /** Mute or unmute our own `kind` ("audio" | "video") track and tell the room. */
@@ -137,6 +234,13 @@ export class ParleySession extends EventTarget {
   /** Leave the room. Resolves when the server has closed the socket (or after a timeout). */
   async leave(timeoutMs = 3000) {
     if (this.state === "closed") return;
+    this._leaving = true;
+    if (this._reconnectTimer) {
+      clearTimeout(this._reconnectTimer);
+      this._reconnectTimer = null;
+      this._finalClose(1000, "left while reconnecting");
+      return;
+    }
     const closed = new Promise((resolve) => {
       this.addEventListener("closed", () => resolve(), { once: true });
     });
@@ -156,14 +260,21 @@ export class ParleySession extends EventTarget {
       room: this.room,
       closeCode: this.closeCode,
       lastError: this.lastError,
+      reconnects: this.reconnects,
+      captionsAvailable: this.captionsAvailable,
+      languages: this.languages,
       participants: [...this.participants.values()].map((p) => ({
         participant_id: p.participant_id,
         name: p.name,
+        hand: p.hand,
+        transcriptionOptOut: p.transcriptionOptOut,
         tracks: [...p.tracks.values()].map((t) => ({ ...t })),
       })),
       remoteTracks: [...this.remoteTracks.values()].map(
-        ({ participantId, trackId, kind, mid }) => ({ participantId, trackId, kind, mid })),
+        ({ participantId, trackId, kind, source, mid }) => ({ participantId, trackId, kind, source, mid })),
       local: [...this.local.entries()].map(([kind, e]) => ({ kind, trackId: e.trackId, muted: e.muted })),
+      hand: this.hand,
+      transcriptionOptOut: this.transcriptionOptOut,
       slots: this._slots,
     };
   }
@@ -208,14 +319,47 @@ export class ParleySession extends EventTarget {
 
   _onClose(code, reason) {
     if (this.state === "closed") return;
+    const joinedBefore = this.participantId !== null;
+    const retry = this.reconnectEnabled && !this._leaving && joinedBefore && !FINAL_CLOSE_CODES.has(code)
+      && this._attempt < RECONNECT_DELAYS_MS.length;
+    if (!retry) {
+      this._finalClose(code, reason);
+      return;
+    }
+    // Forget this connection's media and room view; keep local tracks for the rejoin.
+    this._teardownConnection();
+    this.state = "reconnecting";
+    const delayMs = RECONNECT_DELAYS_MS[this._attempt];
+    this._attempt += 1;
+    this._emit("reconnecting", { attempt: this._attempt, delayMs, code });
+    this._reconnectTimer = setTimeout(() => {
+      this._reconnectTimer = null;
+      this._open();
+    }, delayMs);
+  }
+
+  _teardownConnection() {
+    for (const entry of [...this.remoteTracks.values()]) this._removeRemote(entry.mid);
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    clearTimeout(this._pcTimer);
+    this._slots = {};
+    this._offerChain = Promise.resolve();
+    for (const entry of this.local.values()) entry.trackId = null;
+    if (this.participants.size) {
+      this.participants.clear();
+      this._emitParticipants();
+    }
+  }
+
+  _finalClose(code, reason) {
     this.state = "closed";
     this.closeCode = code;
     if (this._joinWaiter) {
       this._joinWaiter.reject(new Error(`connection closed (${code}) before joining`));
       this._joinWaiter = null;
     }
-    for (const entry of [...this.remoteTracks.values()]) this._removeRemote(entry.mid);
-    if (this.pc) this.pc.close();
+    this._teardownConnection();
     for (const { track } of this.local.values()) track.stop();
     this._emit("closed", { code, reason });
   }
@@ -228,6 +372,15 @@ export class ParleySession extends EventTarget {
       const slots = this._pendingSlots || this._slots;
       const slot = slots[mid];
       if (slot && slot.direction === "subscribe") this._setRemote(mid, slot, ev.track);
+    });
+    // A network blip the socket has not noticed (yet) shows here first: rejoin.
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== this.pc) return;
+      clearTimeout(this._pcTimer);
+      if (pc.connectionState === "failed") this.simulateDrop();
+      else if (pc.connectionState === "disconnected") {
+        this._pcTimer = setTimeout(() => { if (pc === this.pc) this.simulateDrop(); }, PC_DISCONNECTED_GRACE_MS);
+      }
     });
     return pc;
   }
@@ -246,7 +399,7 @@ export class ParleySession extends EventTarget {
     for (const [mid, slot] of Object.entries(slots)) {
       if (slot.direction !== "publish") continue;
       const transceiver = transceivers.get(mid);
-      const entry = this.local.get(slot.kind);
+      const entry = this.local.get(localKey(slot.kind, slot.source));
       if (!transceiver || !entry) continue;
       if (transceiver.sender.track !== entry.track) await transceiver.sender.replaceTrack(entry.track);
       transceiver.direction = "sendonly";
@@ -268,7 +421,7 @@ export class ParleySession extends EventTarget {
     if (!this.pc) return;
     for (const [mid, entry] of [...this.remoteTracks]) {
       const slot = this._slots[mid];
-      if (!slot || slot.direction !== "subscribe" || slot.track_id !== entry.trackId) {
+      if (!slot || slot.direction !== "subscribe" || slot.track_id !== entry.trackId || (slot.source || null) !== entry.source) {
         this._removeRemote(mid);
       }
     }
@@ -290,7 +443,7 @@ export class ParleySession extends EventTarget {
     const current = this.remoteTracks.get(mid);
     if (current && current.trackId === slot.track_id && current.track === track) return;
     if (current) this._removeRemote(mid);
-    const entry = { participantId: slot.participant_id, trackId: slot.track_id, kind: slot.kind, mid, track };
+    const entry = { participantId: slot.participant_id, trackId: slot.track_id, kind: slot.kind, source: slot.source || null, mid, track };
     this.remoteTracks.set(mid, entry);
     this._emit("trackadded", entry);
   }
@@ -312,16 +465,28 @@ export class ParleySession extends EventTarget {
 ParleySession.prototype._handlers = {
   welcome(msg) {
     this.welcome = msg;
+    if (this.pc) this.pc.close();
     this.pc = this._createPeerConnection(msg.ice_servers || []);
     // publishing with the join puts our publish slots in the first offer (one round trip)
-    const join = { type: "join", room: this.room, name: this.name, publish: [...this.local.keys()] };
+    const join = { type: "join", room: this.room, name: this.name, publish: ["audio", "video"].filter((k) => this.local.has(k)) };
     if (this.token) join.token = this.token;
+    if (this.lang) join.lang = this.lang;
     this._send(join);
   },
 
   joined(msg) {
+    const reconnected = this.participantId !== null;
     this.state = "joined";
     this.participantId = msg.participant_id;
+    this._attempt = 0;
+    if (reconnected) this.reconnects += 1;
+    if (this.captionsAvailable !== false) this._send({ type: "captions", languages: this.languages });
+    if (reconnected) {
+      // what we had asked for before the drop
+      if (this.hand) this._send({ type: "hand", raised: true });
+      if (this.transcriptionOptOut) this._send({ type: "transcription", opt_out: true });
+    }
+    if (this.local.has("screen")) this._send({ type: "publish", kinds: ["video"], source: "screen" });
     this.room = msg.room;
     this.participants.clear();
     for (const p of msg.participants || []) this._handlers.participant_joined.call(this, { participant: p }, true);
@@ -329,14 +494,17 @@ ParleySession.prototype._handlers = {
       this._joinWaiter.resolve(this);
       this._joinWaiter = null;
     }
-    this._emit("joined", { participantId: this.participantId, room: this.room });
+    this._emit("joined", { participantId: this.participantId, room: this.room, reconnected });
     this._emitParticipants();
   },
 
   participant_joined(msg, quiet = false) {
     const p = msg.participant;
     const tracks = new Map((p.tracks || []).map((t) => [t.track_id, { ...t }]));
-    this.participants.set(p.participant_id, { participant_id: p.participant_id, name: p.name, tracks });
+    this.participants.set(p.participant_id, {
+      participant_id: p.participant_id, name: p.name, role: p.role, tracks,
+      hand: Boolean(p.hand_raised), transcriptionOptOut: Boolean(p.transcription_opt_out),
+    });
     if (quiet) return;
     this._emitParticipants();
     this._reconcileRemote(); // in case an offer already named this participant's tracks
@@ -353,7 +521,7 @@ ParleySession.prototype._handlers = {
   track_published(msg) {
     const track = { ...msg.track };
     if (msg.participant_id === this.participantId) {
-      const entry = this.local.get(track.kind);
+      const entry = this.local.get(localKey(track.kind, track.source));
       if (!entry) return;
       entry.trackId = track.track_id;
       // A mute chosen before the server knew the track is announced now.
@@ -394,7 +562,54 @@ ParleySession.prototype._handlers = {
       });
   },
 
+  notice(msg) {
+    this.notice = { kind: msg.kind, text: msg.text };
+    this._emit("notice", this.notice);
+  },
+
+  chat(msg, history = false) {
+    this._emit("chat", { message: msg, history });
+  },
+
+  chat_history(msg) {
+    for (const m of msg.messages || []) this._handlers.chat.call(this, m, true);
+  },
+
+  hand(msg) {
+    if (msg.participant_id === this.participantId) {
+      this.hand = Boolean(msg.raised);
+    } else {
+      const p = this.participants.get(msg.participant_id);
+      if (!p) return;
+      p.hand = Boolean(msg.raised);
+    }
+    this._emit("hand", { participantId: msg.participant_id, raised: Boolean(msg.raised) });
+    this._emitParticipants();
+  },
+
+  transcription(msg) {
+    if (msg.participant_id === this.participantId) {
+      this.transcriptionOptOut = Boolean(msg.opt_out);
+    } else {
+      const p = this.participants.get(msg.participant_id);
+      if (!p) return;
+      p.transcriptionOptOut = Boolean(msg.opt_out);
+    }
+    this._emit("transcription", { participantId: msg.participant_id, optOut: Boolean(msg.opt_out) });
+    this._emitParticipants();
+  },
+
+  caption(msg) {
+    this.captionsAvailable = true;
+    this._emit("caption", { caption: msg, receivedMs: Date.now() });
+  },
+
   error(msg) {
+    if (msg.ref === "captions" && msg.code === "bad_state") {
+      this.captionsAvailable = false; // [captions] is off on this server: not an error for the user
+      this._emit("captionsunavailable", {});
+      return;
+    }
     this.lastError = { code: msg.code, message: msg.message, ref: msg.ref ?? null };
     if (this._joinWaiter) { // before `joined` only hello and join were sent: this is about them
       this._joinWaiter.reject(Object.assign(new Error(msg.message), { code: msg.code }));

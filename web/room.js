@@ -1,110 +1,126 @@
-// The room UI: join form, video tiles, participant list, mute and leave controls.
-// All protocol work is in protocol.js; this module only renders its state and events.
-import { ParleySession, getLocalMedia } from "./protocol.js";
+// The meeting UI: pre-join, tiles and layouts, controls and shortcuts, participant list,
+// captions, transcript, reconnect state. All protocol work is in protocol.js; this module
+// renders its state and events.
+import { ParleySession } from "./protocol.js";
+import { PreJoin, prefs, savePrefs } from "./prejoin.js";
+import { ActiveSpeaker, Tile, icon } from "./tiles.js";
+import { CaptionsView } from "./captionsview.js";
+import { TranscriptView } from "./transcriptview.js";
+import { ChatView } from "./chatview.js";
+import { LevelMeter, connectionStats } from "./levels.js";
+import { fillLanguageSelect } from "./languages.js";
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = "parley.name";
 const TOKEN_KEY = "parley.token";
 const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-const ICONS = {
-  mic: '<path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 6-6.9z"/>',
-  micOff: '<path d="M19 11h-2a5 5 0 0 1-.6 2.4l1.5 1.5A7 7 0 0 0 19 11zM15 11V5a3 3 0 0 0-5.9-.8L15 10.1zM4.3 3 3 4.3l6 6V11a3 3 0 0 0 4.5 2.6l1.6 1.6A5 5 0 0 1 7 11H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 3.5-1.3l3.2 3.2 1.3-1.3z"/>',
-  cam: '<path d="M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z"/>',
-  camOff: '<path d="M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.8L21 17.2zM3.3 2 2 3.3 4.7 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.2 0 .4-.1.5-.2l3.2 3.2 1.3-1.3z"/>',
-  leave: '<path d="M12 9c-1.6 0-3.1.3-4.6.7v3.1a1 1 0 0 1-.6.9 11.5 11.5 0 0 0-2.7 1.9 1 1 0 0 1-1.4 0L.3 13.2a1 1 0 0 1 0-1.4A16.9 16.9 0 0 1 12 7c4.5 0 8.7 1.8 11.7 4.8a1 1 0 0 1 0 1.4l-2.4 2.4a1 1 0 0 1-1.4 0 11.3 11.3 0 0 0-2.7-1.9 1 1 0 0 1-.6-.9V9.7C15.1 9.3 13.6 9 12 9z"/>',
-};
-
-function icon(name, label) {
-  const span = document.createElement("span");
-  span.className = `icon icon-${name}`;
-  span.innerHTML = `<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">${ICONS[name]}</svg>`;
-  if (label) {
-    span.setAttribute("role", "img");
-    span.setAttribute("aria-label", label);
-    span.title = label;
-  }
-  return span;
-}
-
-function initials(name) {
-  const parts = name.trim().split(/\s+/).filter(Boolean);
-  return (parts.slice(0, 2).map((p) => p[0]).join("") || "?").toUpperCase();
-}
+const STATS_INTERVAL_MS = 500;
+/** Audio-only fallback: our video pauses after POOR_SAMPLES samples in a row with the server
+ * reporting this much loss of it. */
+const POOR_FRACTION_LOST = 0.1;
+const POOR_SAMPLES = 8; // 4 s at STATS_INTERVAL_MS
 
 function setStatus(text) {
   $("status").textContent = text;
 }
 
-/** A tile: one <video> (playing the participant's audio too), a name plate, an avatar. */
-class Tile {
-  constructor({ id, name, isLocal }) {
-    this.id = id;
-    this.tracks = new Map(); // kind -> MediaStreamTrack
-    this.el = document.createElement("article");
-    this.el.className = `tile${isLocal ? " local" : ""}`;
-    this.el.dataset.participantId = id;
-    this.video = document.createElement("video");
-    this.video.autoplay = true;
-    this.video.playsInline = true;
-    this.video.muted = isLocal; // never play our own microphone back
-    this.avatar = document.createElement("div");
-    this.avatar.className = "avatar";
-    this.avatar.setAttribute("aria-hidden", "true");
-    this.plate = document.createElement("div");
-    this.plate.className = "nameplate";
-    this.nameEl = document.createElement("span");
-    this.nameEl.className = "name";
-    this.badges = document.createElement("span");
-    this.badges.className = "badges";
-    this.plate.append(this.nameEl, this.badges);
-    this.el.append(this.video, this.avatar, this.plate);
-    this.update({ name, audioMuted: false, videoMuted: false });
-  }
-
-  update({ name, audioMuted, videoMuted }) {
-    this.nameEl.textContent = name;
-    this.avatar.textContent = initials(name.replace(/ \(you\)$/, ""));
-    this.el.setAttribute("aria-label", name);
-    this.badges.replaceChildren();
-    if (audioMuted) this.badges.append(icon("micOff", `${name}: microphone muted`));
-    if (videoMuted) this.badges.append(icon("camOff", `${name}: camera off`));
-    this.el.classList.toggle("audio-muted", audioMuted);
-    this.el.classList.toggle("no-video", videoMuted || !this.tracks.has("video"));
-  }
-
-  setTrack(kind, track) {
-    if (track) this.tracks.set(kind, track);
-    else this.tracks.delete(kind);
-    // A fresh stream each time: media elements do not reliably pick up added tracks.
-    this.video.srcObject = this.tracks.size ? new MediaStream([...this.tracks.values()]) : null;
-    if (this.tracks.size) this.video.play().catch(() => {}); // autoplay may need a gesture
-    this.el.classList.toggle("no-video", !this.tracks.has("video"));
-  }
+function isTyping(target) {
+  return target instanceof HTMLElement
+    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
 }
 
 class RoomView {
-  constructor(session) {
+  constructor(session, { languages }) {
     this.session = session;
-    this.tiles = new Map(); // participant id -> Tile
+    this.tiles = new Map(); // tile id (participant id, or "<id>:screen") -> Tile
     this.localTile = null;
-    session.addEventListener("joined", () => this.onJoined());
+    this.names = new Map(); // participant id -> name (kept after they leave, for the transcript)
+    this.layout = "grid";
+    this.active = new ActiveSpeaker();
+    this.activeId = null;
+    this.poorSamples = 0;
+    this.videoPausedForBandwidth = false;
+    this.pushToTalk = false;
+    this.captions = new CaptionsView({
+      container: $("caption-blocks"),
+      bar: $("captions"),
+      nameOf: (id) => this.nameOf(id),
+      languages,
+      bilingual: Boolean(prefs().bilingual),
+    });
+    this.captions.setFontSize(prefs().captionSize || "medium");
+    this.transcript = new TranscriptView({
+      list: $("transcript-list"),
+      downloads: $("panel-transcript").querySelector(".downloads"),
+      room: () => this.session.room,
+      languages,
+      bilingual: Boolean(prefs().bilingual),
+    });
+    this.chat = new ChatView({
+      log: $("chat-log"),
+      languages: () => [...this.session.languages, this.session.lang].filter(Boolean),
+      selfId: () => this.session.participantId,
+      nameOf: (id) => this.nameOf(id),
+      onUnread: () => {
+        if ($("panel-chat").hidden) {
+          const badge = $("chat-unread");
+          badge.hidden = false;
+          badge.textContent = String(Number(badge.textContent || 0) + 1);
+          badge.setAttribute("aria-label", `${badge.textContent} unread`);
+        }
+      },
+    });
+    this.localScreenTile = null;
+    session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
+    session.addEventListener("notice", (ev) => this.showNotice(ev.detail.text));
+    session.addEventListener("chat", (ev) => this.chat.add(ev.detail.message, { history: ev.detail.history }));
+    session.addEventListener("hand", () => this.render());
+    session.addEventListener("transcription", (ev) => {
+      if (ev.detail.participantId === session.participantId) this.renderOptOut();
+      this.render();
+    });
+    session.addEventListener("screenstopped", () => this.setLocalScreen(null));
     session.addEventListener("participants", () => this.render());
-    session.addEventListener("trackadded", (ev) => this.tileFor(ev.detail.participantId).setTrack(ev.detail.kind, ev.detail.track));
+    session.addEventListener("trackadded", (ev) => {
+      const { participantId, kind, source, track } = ev.detail;
+      this.tileFor(participantId, source === "screen").setTrack(kind, track);
+      this.renderLayout();
+    });
     session.addEventListener("trackremoved", (ev) => {
-      const tile = this.tiles.get(ev.detail.participantId);
-      if (tile && tile.tracks.get(ev.detail.kind) === ev.detail.track) tile.setTrack(ev.detail.kind, null);
+      const { participantId, kind, source, track } = ev.detail;
+      const id = source === "screen" ? `${participantId}:screen` : participantId;
+      const tile = this.tiles.get(id);
+      if (tile && tile.tracks.get(kind) === track) tile.setTrack(kind, null);
+      if (tile && tile.isScreen && !tile.tracks.size) {
+        tile.el.remove();
+        this.tiles.delete(id);
+        this.renderLayout();
+      }
     });
     session.addEventListener("localmute", () => this.render());
+    session.addEventListener("caption", (ev) => this.onCaption(ev.detail));
+    session.addEventListener("captionsunavailable", () => this.onCaptionsUnavailable());
+    session.addEventListener("reconnecting", (ev) => this.onReconnecting(ev.detail));
     session.addEventListener("error", (ev) => setStatus(`Error: ${ev.detail.message || ev.detail.code}`));
     session.addEventListener("closed", (ev) => this.onClosed(ev.detail));
+    this.statsTimer = null;
   }
 
-  onJoined() {
+  nameOf(id) {
+    if (id === this.session.participantId) return this.session.name;
+    return this.session.participants.get(id)?.name || this.names.get(id) || "Someone";
+  }
+
+  onJoined({ reconnected }) {
     const s = this.session;
-    this.localTile = new Tile({ id: s.participantId, name: `${s.name} (you)`, isLocal: true });
+    this.names.set(s.participantId, s.name);
+    if (this.localTile) this.localTile.el.remove();
+    this.localTile = new Tile({ id: s.participantId, participantId: s.participantId, name: `${s.name} (you)`, isLocal: true });
     for (const [kind, { track }] of s.local) this.localTile.setTrack(kind, track);
+    for (const tile of this.tiles.values()) tile.el.remove();
+    this.tiles.clear();
     $("tiles").replaceChildren(this.localTile.el);
+    if (this.localScreenTile) $("tiles").append(this.localScreenTile.el);
     $("join-view").hidden = true;
     $("call-view").hidden = false;
     $("room-badge").textContent = s.room;
@@ -112,54 +128,146 @@ class RoomView {
     $("copy-link").hidden = false;
     $("mic-button").disabled = !s.local.has("audio");
     $("camera-button").disabled = !s.local.has("video");
+    $("banner").hidden = true;
+    this.setConnection("connected");
     const url = new URL(location.href);
     url.searchParams.set("room", s.room);
     url.searchParams.delete("token"); // the room link people copy must not carry our token
     history.replaceState(null, "", url);
-    setStatus("Connected");
+    setStatus(reconnected ? "Reconnected." : "");
+    if (!reconnected) {
+      if (window.matchMedia("(min-width: 900px)").matches) this.openPanel("panel-people");
+      this.localMeter = s.local.has("audio") ? new LevelMeter(s.local.get("audio").track) : null;
+      this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
+    }
     this.render();
   }
 
-  tileFor(id) {
+  setConnection(state) {
+    const el = $("connection");
+    el.hidden = false;
+    el.dataset.state = state;
+    el.textContent = { connected: "Connected", reconnecting: "Reconnecting…" }[state] || state;
+  }
+
+  // ---- consent notice and captions -----------------------------------------------------
+  showNotice(text) {
+    if (text) $("notice-text").textContent = text;
+    if (this.captions.consented) return;
+    $("notice").hidden = false;
+    // Captions may show once the notice is on screen: it always comes first.
+    this.captions.consent();
+  }
+
+  onCaptionsUnavailable() {
+    $("notice").hidden = true;
+    $("cc-button").disabled = true;
+    $("cc-button").title = "Captions are off on this server";
+  }
+
+  renderOptOut() {
+    const out = this.session.transcriptionOptOut;
+    $("cc-optout").checked = out;
+    const button = $("notice-optout");
+    button.setAttribute("aria-pressed", String(out));
+    button.textContent = out ? "Transcribe me again" : "Don’t transcribe me";
+  }
+
+  onCaption({ caption, receivedMs }) {
+    if (!this.captions.consented) this.showNotice(); // a server that sent no notice: show ours first
+    if (!this.names.has(caption.participant_id)) this.names.set(caption.participant_id, this.nameOf(caption.participant_id));
+    this.captions.add(caption, receivedMs);
+    if (caption.final) this.transcript.add(caption, this.nameOf(caption.participant_id), receivedMs);
+  }
+
+  setLanguages(languages) {
+    this.session.setCaptionLanguages(languages);
+    this.captions.setLanguages(languages);
+    this.transcript.setLanguages(languages);
+  }
+
+  // ---- reconnect ---------------------------------------------------------------------------
+  onReconnecting({ attempt, delayMs }) {
+    this.setConnection("reconnecting");
+    const banner = $("banner");
+    banner.hidden = false;
+    banner.textContent = `Connection lost. Reconnecting (attempt ${attempt})…`;
+    setStatus(`Reconnecting in ${Math.round(delayMs / 100) / 10} s…`);
+    for (const tile of this.tiles.values()) tile.el.remove();
+    this.tiles.clear();
+    this.render();
+  }
+
+  // ---- tiles, list, controls -------------------------------------------------------------
+  tileFor(participantId, screen = false) {
+    const id = screen ? `${participantId}:screen` : participantId;
     let tile = this.tiles.get(id);
     if (!tile) {
-      const p = this.session.participants.get(id);
-      tile = new Tile({ id, name: p ? p.name : "…", isLocal: false });
+      const p = this.session.participants.get(participantId);
+      tile = new Tile({ id, participantId, name: p ? p.name : "…", isLocal: false, isScreen: screen });
       this.tiles.set(id, tile);
       $("tiles").append(tile.el);
     }
     return tile;
   }
 
+  /** Our own screen share, shown as a tile of its own (not mirrored). */
+  setLocalScreen(track) {
+    if (this.localScreenTile) this.localScreenTile.el.remove();
+    this.localScreenTile = null;
+    if (track) {
+      const s = this.session;
+      this.localScreenTile = new Tile({ id: `${s.participantId}:screen`, participantId: s.participantId, name: `${s.name} (you)`, isLocal: true, isScreen: true });
+      this.localScreenTile.setTrack("video", track);
+      $("tiles").append(this.localScreenTile.el);
+    }
+    const button = $("screen-button");
+    button.setAttribute("aria-pressed", String(Boolean(track)));
+    button.replaceChildren(icon("screen"), document.createTextNode(track ? "Stop sharing" : "Share screen"));
+    this.renderLayout();
+  }
+
+  mutedKinds(p) {
+    const tracks = [...p.tracks.values()];
+    return {
+      audioMuted: tracks.some((t) => t.kind === "audio" && t.muted),
+      videoMuted: tracks.some((t) => t.kind === "video" && t.source !== "screen" && t.muted),
+      hand: Boolean(p.hand),
+      optOut: Boolean(p.transcriptionOptOut),
+    };
+  }
+
+  selfState() {
+    const s = this.session;
+    return {
+      audioMuted: Boolean(s.local.get("audio")?.muted),
+      videoMuted: Boolean(s.local.get("video")?.muted),
+      hand: Boolean(s.hand),
+      optOut: Boolean(s.transcriptionOptOut),
+    };
+  }
+
   render() {
     const s = this.session;
-    if (s.state !== "joined") return;
-    const mutedKinds = (p) => {
-      const tracks = [...p.tracks.values()];
-      return {
-        audioMuted: tracks.some((t) => t.kind === "audio" && t.muted),
-        videoMuted: tracks.some((t) => t.kind === "video" && t.muted),
-      };
-    };
     for (const [id, tile] of this.tiles) {
-      if (!s.participants.has(id)) {
+      if (!s.participants.has(tile.participantId)) {
         tile.el.remove();
         this.tiles.delete(id);
       }
     }
-    for (const p of s.participants.values()) this.tileFor(p.participant_id).update({ name: p.name, ...mutedKinds(p) });
-    const self = {
-      audioMuted: Boolean(s.local.get("audio")?.muted),
-      videoMuted: Boolean(s.local.get("video")?.muted),
-    };
+    for (const p of s.participants.values()) {
+      this.names.set(p.participant_id, p.name);
+      this.tileFor(p.participant_id).update({ name: p.name, ...this.mutedKinds(p) });
+      this.tiles.get(`${p.participant_id}:screen`)?.update({ name: p.name, ...this.mutedKinds(p) });
+    }
+    const self = this.selfState();
     if (this.localTile) this.localTile.update({ name: `${s.name} (you)`, ...self });
     this.renderControls(self);
-    this.renderList(self, mutedKinds);
-    const count = s.participants.size + 1;
-    $("tiles").dataset.count = String(Math.min(count, 9));
+    this.renderList(self);
+    this.renderLayout();
   }
 
-  renderControls({ audioMuted, videoMuted }) {
+  renderControls({ audioMuted, videoMuted, hand }) {
     const mic = $("mic-button");
     mic.replaceChildren(icon(audioMuted ? "micOff" : "mic"), document.createTextNode(audioMuted ? "Unmute" : "Mute"));
     mic.setAttribute("aria-pressed", String(audioMuted));
@@ -168,31 +276,142 @@ class RoomView {
     cam.replaceChildren(icon(videoMuted ? "camOff" : "cam"), document.createTextNode(videoMuted ? "Start video" : "Stop video"));
     cam.setAttribute("aria-pressed", String(videoMuted));
     cam.setAttribute("aria-label", videoMuted ? "Turn camera on" : "Turn camera off");
+    const handButton = $("hand-button");
+    handButton.setAttribute("aria-pressed", String(hand));
+    handButton.replaceChildren(icon("hand"), document.createTextNode(hand ? "Lower hand" : "Raise hand"));
     const leave = $("leave-button");
     if (!leave.querySelector(".icon")) leave.prepend(icon("leave"));
   }
 
-  renderList(self, mutedKinds) {
+  renderList(self) {
     const s = this.session;
-    const item = (id, name, { audioMuted, videoMuted }) => {
+    if (s.participantId === null) return;
+    const item = (id, name, { audioMuted, videoMuted, hand, optOut }) => {
       const li = document.createElement("li");
       li.dataset.participantId = id;
       const label = document.createElement("span");
       label.className = "participant-name";
       label.textContent = name;
       li.append(label);
+      if (hand) li.append(icon("hand", "hand raised"));
       if (audioMuted) li.append(icon("micOff", "microphone muted"));
       if (videoMuted) li.append(icon("camOff", "camera off"));
+      if (optOut) {
+        const tag = document.createElement("span");
+        tag.className = "tag";
+        tag.textContent = "not transcribed";
+        li.append(tag);
+      }
       return li;
     };
     const items = [item(s.participantId, `${s.name} (you)`, self)];
     const others = [...s.participants.values()].sort((a, b) => a.name.localeCompare(b.name));
-    for (const p of others) items.push(item(p.participant_id, p.name, mutedKinds(p)));
+    for (const p of others) items.push(item(p.participant_id, p.name, this.mutedKinds(p)));
     $("participant-list").replaceChildren(...items);
     $("participant-count").textContent = `(${items.length})`;
+    const to = $("chat-to");
+    const chosen = to.value;
+    to.replaceChildren(new Option("Everyone", ""), ...others.map((p) => new Option(p.name, p.participant_id)));
+    to.value = others.some((p) => p.participant_id === chosen) ? chosen : "";
   }
 
+  renderLayout() {
+    const all = [this.localTile, this.localScreenTile, ...this.tiles.values()].filter(Boolean);
+    $("tiles").dataset.count = String(Math.min(all.length, 9));
+    const stage = $("stage");
+    stage.dataset.layout = this.layout;
+    // speaker view features a screen share first, else the active speaker, else the first remote
+    const screen = all.find((t) => t.isScreen);
+    const featured = screen || this.tiles.get(this.activeId) || (this.activeId === this.session.participantId ? this.localTile : null)
+      || [...this.tiles.values()][0] || this.localTile;
+    for (const tile of all) tile.el.classList.toggle("featured", this.layout === "speaker" && tile === featured);
+  }
+
+  toggleLayout() {
+    this.layout = this.layout === "grid" ? "speaker" : "grid";
+    const button = $("layout-button");
+    button.setAttribute("aria-pressed", String(this.layout === "speaker"));
+    button.textContent = this.layout === "speaker" ? "Grid view" : "Speaker view";
+    this.renderLayout();
+  }
+
+  openPanel(id) {
+    const side = $("side");
+    const buttons = document.querySelectorAll("#controls [data-panel]");
+    const current = buttons.length && [...buttons].find((b) => b.getAttribute("aria-expanded") === "true");
+    const closing = current && current.dataset.panel === id;
+    for (const b of buttons) b.setAttribute("aria-expanded", String(!closing && b.dataset.panel === id));
+    for (const panel of side.querySelectorAll(".panel")) panel.hidden = closing || panel.id !== id;
+    side.hidden = Boolean(closing);
+    $("call-view").classList.toggle("with-side", !closing);
+    if (id === "panel-chat" && !closing) {
+      $("chat-unread").hidden = true;
+      $("chat-unread").textContent = "";
+    }
+  }
+
+  // ---- levels: active speaker, speaking outline, audio-only fallback -------------------------
+  async sampleStats() {
+    const s = this.session;
+    if (s.state !== "joined") return;
+    let stats;
+    try {
+      stats = await connectionStats(s.pc);
+    } catch {
+      return; // the connection closed under us
+    }
+    const levels = new Map();
+    for (const [mid, level] of stats.levels) {
+      const remote = s.remoteTracks.get(mid);
+      if (remote) levels.set(remote.participantId, Math.max(levels.get(remote.participantId) || 0, level));
+    }
+    const audio = s.local.get("audio");
+    if (this.localMeter && audio && !audio.muted) levels.set(s.participantId, this.localMeter.level() / 4);
+    const now = Date.now();
+    const active = this.active.update(levels, now);
+    const speaking = this.active.speaking(now);
+    for (const tile of [this.localTile, ...this.tiles.values()]) {
+      if (tile && !tile.isScreen) tile.setSpeaking(speaking.has(tile.participantId));
+    }
+    if (active !== this.activeId) {
+      this.activeId = active;
+      this.renderLayout();
+    }
+    this.checkConnection(stats);
+  }
+
+  /**
+   * Audio-only fallback: when the server's receiver reports on the video we send say it loses
+   * POOR_FRACTION_LOST or more of it for POOR_SAMPLES samples in a row, our camera is paused (a
+   * disabled track costs almost nothing) and a banner says so; "Start video" resumes it; the
+   * setting turns the automatic pause off. Neither availableOutgoingBitrate (no transport-wide
+   * feedback from the SFU: Chromium's estimate sits at its floor, 30-90 kbit/s, on loopback) nor
+   * the reports' round-trip time (15 s measured on loopback) is a usable signal here.
+   */
+  checkConnection({ videoFractionLost, videoRoundTripS, availableOutgoingBitrate }) {
+    this.outgoing = { videoFractionLost, videoRoundTripS, availableOutgoingBitrate };
+    const video = this.session.local.get("video");
+    if (!$("auto-audio-only").checked || !video || video.muted || videoFractionLost === null) {
+      this.poorSamples = 0;
+      return;
+    }
+    const poor = videoFractionLost >= POOR_FRACTION_LOST;
+    this.poorSamples = poor ? this.poorSamples + 1 : 0;
+    if (this.poorSamples >= POOR_SAMPLES) {
+      this.poorSamples = 0;
+      this.session.setMuted("video", true);
+      this.videoPausedForBandwidth = true;
+      const banner = $("banner");
+      banner.hidden = false;
+      banner.textContent = `Poor connection (${Math.round(videoFractionLost * 100)} % of your video lost): `
+        + "your video is paused, audio continues. Choose “Start video” to resume.";
+    }
+  }
+
+  // ---- leaving ---------------------------------------------------------------------------
   onClosed({ code }) {
+    clearInterval(this.statsTimer);
+    if (this.localMeter) this.localMeter.close();
     for (const tile of this.tiles.values()) tile.video.srcObject = null;
     this.tiles.clear();
     $("tiles").replaceChildren();
@@ -201,21 +420,151 @@ class RoomView {
     $("join-view").hidden = false;
     $("room-badge").hidden = true;
     $("copy-link").hidden = true;
+    $("connection").hidden = true;
     $("join-button").disabled = false;
     setStatus(code === 1000 ? "You left the room." : `Disconnected (code ${code}).`);
+    window.parleyPreJoin?.start();
   }
 }
 
-async function join(name, room) {
+function wireControls() {
+  const view = () => window.parleyView;
+  const session = () => window.parley;
+  const toggleMute = (kind) => {
+    const s = session();
+    if (!s) return;
+    const muted = !s.local.get(kind)?.muted;
+    s.setMuted(kind, muted);
+    if (kind === "video" && !muted) {
+      view().videoPausedForBandwidth = false;
+      $("banner").hidden = true;
+    }
+  };
+  $("mic-button").addEventListener("click", () => toggleMute("audio"));
+  $("camera-button").addEventListener("click", () => toggleMute("video"));
+  $("leave-button").addEventListener("click", () => session()?.leave());
+  $("layout-button").addEventListener("click", () => view()?.toggleLayout());
+  $("hand-button").addEventListener("click", () => session()?.setHand(!session().hand));
+  $("screen-button").addEventListener("click", async () => {
+    const s = session();
+    if (!s) return;
+    if (s.local.has("screen")) {
+      s.stopScreen();
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      const track = stream.getVideoTracks()[0];
+      s.shareScreen(track);
+      view().setLocalScreen(track);
+    } catch (err) {
+      setStatus(`Screen sharing: ${err.message || err}`);
+    }
+  });
+  const optOut = (out) => {
+    session()?.setTranscriptionOptOut(out);
+    view()?.renderOptOut();
+  };
+  $("notice-optout").addEventListener("click", () => optOut(!session()?.transcriptionOptOut));
+  $("cc-optout").addEventListener("change", () => optOut($("cc-optout").checked));
+  $("chat-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("chat-input");
+    const text = input.value.trim();
+    if (!text || !session()) return;
+    session().sendChat(text, $("chat-to").value || null);
+    input.value = "";
+    input.focus();
+  });
+  $("chat-input").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      $("chat-form").requestSubmit();
+    }
+  });
+  $("cc-button").addEventListener("click", () => {
+    const button = $("cc-button");
+    const on = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(on));
+    view()?.captions.setEnabled(on);
+  });
+  for (const button of document.querySelectorAll("#controls [data-panel]")) {
+    button.addEventListener("click", () => view()?.openPanel(button.dataset.panel));
+  }
+  $("notice-ok").addEventListener("click", () => {
+    $("notice").hidden = true;
+    $("cc-button").focus();
+  });
+  $("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      setStatus("Link copied.");
+    } catch {
+      setStatus(location.href);
+    }
+  });
+
+  // caption settings
+  const p = prefs();
+  fillLanguageSelect($("cc-lang"), { first: [["", "Original language only"]], value: p.read ?? "" });
+  fillLanguageSelect($("cc-lang2"), { first: [["", "None"]], value: p.read2 ?? "" });
+  $("cc-bilingual").checked = Boolean(p.bilingual);
+  $("cc-size").value = p.captionSize || "medium";
+  const languagesChanged = () => {
+    const languages = [$("cc-lang").value, $("cc-lang2").value].filter((l, i, all) => l && all.indexOf(l) === i);
+    savePrefs({ read: $("cc-lang").value, read2: $("cc-lang2").value });
+    view()?.setLanguages(languages);
+  };
+  $("cc-lang").addEventListener("change", languagesChanged);
+  $("cc-lang2").addEventListener("change", languagesChanged);
+  $("cc-bilingual").addEventListener("change", () => {
+    const on = $("cc-bilingual").checked;
+    savePrefs({ bilingual: on });
+    view()?.captions.setBilingual(on);
+    view()?.transcript.setBilingual(on);
+  });
+  $("cc-size").addEventListener("change", () => {
+    savePrefs({ captionSize: $("cc-size").value });
+    view()?.captions.setFontSize($("cc-size").value);
+  });
+
+  // keyboard: M mute, V camera, C captions, hold Space to talk while muted
+  document.addEventListener("keydown", (ev) => {
+    if (!session() || session().state !== "joined" || isTyping(ev.target) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const key = ev.key.toLowerCase();
+    if (key === "m" && !ev.repeat) toggleMute("audio");
+    else if (key === "v" && !ev.repeat) toggleMute("video");
+    else if (key === "c" && !ev.repeat) $("cc-button").click();
+    else if (key === " " && !(ev.target instanceof HTMLButtonElement) && !(ev.target instanceof HTMLAnchorElement)) {
+      ev.preventDefault();
+      const audio = session().local.get("audio");
+      if (!ev.repeat && audio && audio.muted) {
+        view().pushToTalk = true;
+        session().setMuted("audio", false);
+        setStatus("Talking (release Space to mute)");
+      }
+    }
+  });
+  document.addEventListener("keyup", (ev) => {
+    if (ev.key === " " && view()?.pushToTalk) {
+      view().pushToTalk = false;
+      session().setMuted("audio", true);
+      setStatus("Muted");
+    }
+  });
+}
+
+async function join(name, room, prejoin) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-  setStatus("Starting camera and microphone…");
-  const localStream = await getLocalMedia();
   // a token from the join link (`parley token`), kept for this tab so a reload still works
   const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem(TOKEN_KEY);
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  const session = new ParleySession({ url, room, name, localStream, token });
+  const { stream, lang, languages } = await prejoin.take();
+  const session = new ParleySession({ url, room, name, localStream: stream, token, lang, languages });
   window.parley = session; // exposed for tests and debugging
-  new RoomView(session);
+  $("cc-lang").value = languages[0] || "";
+  $("cc-lang2").value = languages[1] || "";
+  window.parleyView = new RoomView(session, { languages });
   setStatus("Connecting…");
   try {
     await session.connect();
@@ -228,13 +577,15 @@ async function join(name, room) {
 
 function main() {
   const params = new URLSearchParams(location.search);
-  const form = $("join-form");
+  const prejoin = new PreJoin();
+  window.parleyPreJoin = prejoin;
   $("name-input").value = localStorage.getItem(NAME_KEY) || "";
   $("room-input").value = params.get("room") || "";
   ($("name-input").value ? $("room-input") : $("name-input")).focus();
   if ($("name-input").value && $("room-input").value) $("join-button").focus();
+  prejoin.start().catch((err) => setStatus(`Camera/microphone: ${err.message || err}`));
 
-  form.addEventListener("submit", async (ev) => {
+  $("join-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const name = $("name-input").value.trim();
     const room = $("room-input").value.trim();
@@ -246,33 +597,15 @@ function main() {
     localStorage.setItem(NAME_KEY, name);
     $("join-button").disabled = true;
     try {
-      await join(name, room);
+      await join(name, room, prejoin);
     } catch (err) {
       $("join-error").textContent = `Could not join: ${err.message || err}`;
       $("join-button").disabled = false;
       setStatus("");
+      prejoin.start().catch(() => {});
     }
   });
-
-  $("mic-button").addEventListener("click", () => {
-    const s = window.parley;
-    if (s) s.setMuted("audio", !s.local.get("audio")?.muted);
-  });
-  $("camera-button").addEventListener("click", () => {
-    const s = window.parley;
-    if (s) s.setMuted("video", !s.local.get("video")?.muted);
-  });
-  $("leave-button").addEventListener("click", () => {
-    if (window.parley) window.parley.leave();
-  });
-  $("copy-link").addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(location.href);
-      setStatus("Link copied.");
-    } catch {
-      setStatus(location.href);
-    }
-  });
+  wireControls();
 }
 
 main();

@@ -1,0 +1,39 @@
+// Languages offered for speaking and reading captions (ISO 639-1), with display names.
+
+/** Languages Whisper recognizes well and the usual translation engines cover. */
+export const LANGUAGES = Object.freeze([
+  "en", "es", "fr", "de", "it", "pt", "nl", "ca", "gl", "eu", "ro", "pl", "cs", "sv", "da",
+  "nb", "fi", "ru", "uk", "tr", "el", "ar", "he", "hi", "id", "vi", "zh", "ja", "ko",
+]);
+
+let names = null;
+
+/** "Spanish (es)" in the page's language (falls back to the code). */
+export function languageName(code) {
+  if (!code) return "";
+  try {
+    names = names || new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
+    return names.of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+/** Fill a <select> with `LANGUAGES`, after `first` ([value, label]) options; select `value`. */
+export function fillLanguageSelect(select, { first = [], value = "" } = {}) {
+  const options = first.map(([v, label]) => new Option(label, v));
+  const sorted = [...LANGUAGES].sort((a, b) => languageName(a).localeCompare(languageName(b)));
+  for (const code of sorted) options.push(new Option(`${languageName(code)} (${code})`, code));
+  select.replaceChildren(...options);
+  select.value = value;
+  if (select.value !== value) select.selectedIndex = 0;
+}
+
+/** The browser's preferred language, if we offer it. */
+export function preferredLanguage() {
+  for (const tag of navigator.languages || [navigator.language || "en"]) {
+    const base = tag.toLowerCase().split("-")[0];
+    if (LANGUAGES.includes(base)) return base;
+  }
+  return "en";
+}
