@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import site
@@ -38,6 +39,8 @@ from .wire import (
     SampleFormat,
     SetSpeakerLang,
     SetTargets,
+    TextTranslation,
+    TranslateText,
     WireFormatError,
     WorkerError,
     decode_outbound,
@@ -95,6 +98,9 @@ class SpeechWorker:
         # captions
         self._captions: collections.deque[CaptionFrame] = collections.deque()
         self._captions_wake = asyncio.Event()
+        # text translations waiting for the worker's answer, by request id
+        self._texts: dict[int, asyncio.Future[TextTranslation]] = {}
+        self._text_ids = itertools.count(1)
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[Ready] | None = None
@@ -191,6 +197,21 @@ class SpeechWorker:
         self._out_samples[chunk.speaker_id] = n
         self._out_wake.set()
 
+    async def translate(self, text: str, source: str, targets: Iterable[str]) -> TextTranslation:
+        """Translate ``text`` (e.g. a chat message) ``source`` → each target with the captions'
+        engines, in the worker (never on this loop). Raises :class:`SpeechWorkerError` when no
+        worker is up or it dies meanwhile; callers bound the wait (``asyncio.timeout``)."""
+        if self._closing or not self._up:
+            raise SpeechWorkerError("the speech worker is not running", retryable=True)
+        request_id = next(self._text_ids)
+        future: asyncio.Future[TextTranslation] = asyncio.get_running_loop().create_future()
+        self._texts[request_id] = future
+        self._send(TranslateText(request_id, text, source, tuple(targets)))
+        try:
+            return await future
+        finally:
+            self._texts.pop(request_id, None)
+
     def _send(self, command: Command) -> None:
         if not self._closing:
             self._out.append(command)
@@ -262,6 +283,11 @@ class SpeechWorker:
                 writer.cancel()
         finally:
             self._up = False
+            for future in self._texts.values():
+                if not future.done():
+                    future.set_exception(
+                        SpeechWorkerError("the speech worker stopped", retryable=True)
+                    )
             if process.returncode is None:
                 self._kill()
             await process.wait()
@@ -324,6 +350,10 @@ class SpeechWorker:
                     self._first_ready.set_result(message)
             case Pong():
                 self.last_pong = message
+            case TextTranslation():
+                future = self._texts.get(message.request_id)
+                if future is not None and not future.done():
+                    future.set_result(message)
             case WorkerError():
                 log.error("speech worker: %s", message.message)
                 if message.fatal and not message.retryable:

@@ -74,12 +74,32 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class TranslateText:
+    """Translate a text (chat) ``source`` → each of ``targets`` with the captions' engines;
+    answered by a :class:`TextTranslation` with the same ``request_id``."""
+
+    request_id: int
+    text: str
+    source: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Finish every speaker's last final, then exit (end of input does the same)."""
 
 
 #: :class:`AudioChunk` travels as itself (with a payload)
-Command = Configure | AddSpeaker | RemoveSpeaker | SetSpeakerLang | SetTargets | Ping | Close
+Command = (
+    Configure
+    | AddSpeaker
+    | RemoveSpeaker
+    | SetSpeakerLang
+    | SetTargets
+    | Ping
+    | TranslateText
+    | Close
+)
 Inbound = Command | AudioChunk
 
 
@@ -112,8 +132,19 @@ class WorkerError:
     retryable: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class TextTranslation:
+    """The answer to :class:`TranslateText`: per target, a translation (and its engine) or
+    why there is none."""
+
+    request_id: int
+    translations: Mapping[str, str]
+    engines: Mapping[str, str]
+    untranslated: Mapping[str, str]
+
+
 #: :class:`CaptionFrame` travels as itself
-Outbound = Ready | Pong | WorkerError | CaptionFrame
+Outbound = Ready | Pong | WorkerError | TextTranslation | CaptionFrame
 
 
 # -- frames ----------------------------------------------------------------------------------
@@ -199,6 +230,9 @@ def encode_command(command: Command) -> bytes:
             return frame({"op": "set_targets", "langs": list(c.langs)})
         case Ping():
             return frame({"op": "ping", "nonce": c.nonce})
+        case TranslateText():
+            fields = {"text": c.text, "source": c.source, "targets": list(c.targets)}
+            return frame({"op": "translate", "request_id": c.request_id, **fields})
         case Close():
             return frame({"op": "close"})
 
@@ -238,6 +272,16 @@ def decode_inbound(header: bytes, payload: bytes) -> Inbound:
             return SetTargets(tuple(langs))
         case "ping":
             return Ping(int(_get(obj, "nonce", int, what)))
+        case "translate":
+            targets = _get(obj, "targets", list, what)
+            if not all(isinstance(lang, str) for lang in targets):
+                raise WireFormatError(f"{what}: 'targets' must be a list of strings")
+            return TranslateText(
+                _get(obj, "request_id", int, what),
+                _text(obj, "text", what),
+                _text(obj, "source", what),
+                tuple(targets),
+            )
         case "close":
             return Close()
         case _:
@@ -273,6 +317,16 @@ def encode_outbound(message: Outbound) -> bytes:
         case WorkerError():
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
+        case TextTranslation():
+            return frame(
+                {
+                    "t": "translated",
+                    "request_id": m.request_id,
+                    "translations": dict(m.translations),
+                    "engines": dict(m.engines),
+                    "untranslated": dict(m.untranslated),
+                }
+            )
 
 
 def decode_outbound(header: bytes, payload: bytes) -> Outbound:
@@ -307,6 +361,13 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 _get(obj, "nonce", int, what),
                 _get(obj, "dropped_chunks", int, what),
                 _get(obj, "decodes", int, what),
+            )
+        case "translated":
+            return TextTranslation(
+                _get(obj, "request_id", int, what),
+                _str_map(obj, "translations", what),
+                _str_map(obj, "engines", what),
+                _str_map(obj, "untranslated", what),
             )
         case "error":
             return WorkerError(

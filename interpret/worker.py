@@ -7,7 +7,9 @@ warm up once, then :class:`~interpret.wire.Ready`. Threads:
 - main: reads stdin and queues every command in order; audio is bounded per speaker
   (``max_queued_s``), dropping the oldest chunk when the pipeline falls behind (counted);
 - ingest: applies the queue to the pipeline in order (VAD runs here);
-- the pipeline's own decode and output threads; output writes caption frames.
+- the pipeline's own decode and output threads; output writes caption frames;
+- text: translates chat texts (:class:`~interpret.wire.TranslateText`) with the captions'
+  engines, so that a chat never waits behind audio nor audio behind a chat.
 
 A failed decoder is fatal: the worker reports it and exits, and the parent starts a new one.
 """
@@ -24,10 +26,10 @@ import sys
 import threading
 from typing import BinaryIO
 
-from .compose import build_pipeline
+from .compose import build_pipeline, load_models, router_translate_fn
 from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
 from .models import ModelError
-from .pipeline import CaptionPipeline
+from .pipeline import CaptionPipeline, TranslateFn
 from .wire import (
     HEADER,
     AddSpeaker,
@@ -41,6 +43,8 @@ from .wire import (
     RemoveSpeaker,
     SetSpeakerLang,
     SetTargets,
+    TextTranslation,
+    TranslateText,
     WireFormatError,
     WorkerError,
     decode_inbound,
@@ -54,6 +58,8 @@ log = logging.getLogger("interpret.worker")
 MAX_QUEUED_S = 5.0
 #: how long a close waits for the last finals
 DRAIN_TIMEOUT_S = 30.0
+#: text translations waiting for the text thread; more are answered "busy" at once
+MAX_QUEUED_TEXTS = 64
 
 
 def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
@@ -164,13 +170,70 @@ class Ingest:
                     p.set_targets(item.langs)
                 case Ping():
                     self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes))
-                case Configure() | Close():
+                case Configure() | Close() | TranslateText():
                     pass  # handled by the reader
 
     def _fail(self, message: str) -> None:
         log.error("%s; exiting", message)
         self._output.send(WorkerError(message, fatal=True))
         os._exit(3)  # the reader thread is blocked on stdin: nothing else would end it
+
+
+class TextTranslations:
+    """Chat texts translated on their own thread, in order; the queue is bounded and a text
+    that finds it full is answered at once with a reason (never dropped silently)."""
+
+    def __init__(
+        self, translate: TranslateFn, output: Output, *, max_queued: int = MAX_QUEUED_TEXTS
+    ) -> None:
+        self._translate = translate
+        self._output = output
+        self._max_queued = max_queued
+        self._items: collections.deque[TranslateText] = collections.deque()
+        self._cond = threading.Condition()
+        self._ended = False
+
+    def put(self, request: TranslateText) -> None:
+        with self._cond:
+            if len(self._items) < self._max_queued:
+                self._items.append(request)
+                self._cond.notify()
+                return
+        busy = dict.fromkeys(request.targets, "translation is busy")
+        self._output.send(TextTranslation(request.request_id, {}, {}, busy))
+
+    def end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._ended:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                request = self._items.popleft()
+            self._output.send(self.translate(request))
+
+    def translate(self, request: TranslateText) -> TextTranslation:
+        translations: dict[str, str] = {}
+        engines: dict[str, str] = {}
+        untranslated: dict[str, str] = {}
+        for target in request.targets:
+            try:
+                result = self._translate(request.text, request.source, target)
+            except Exception as exc:  # an engine failing costs this translation only
+                log.warning("text translation %s→%s failed: %s", request.source, target, exc)
+                untranslated[target] = f"translation {request.source}→{target} failed"
+                continue
+            if result.text is not None:
+                translations[target] = result.text
+                engines[target] = result.engine or "unknown"
+            else:
+                untranslated[target] = result.reason or f"no translation {request.source}→{target}"
+        return TextTranslation(request.request_id, translations, engines, untranslated)
 
 
 def serve(stdin: BinaryIO, output: Output) -> int:
@@ -183,15 +246,20 @@ def serve(stdin: BinaryIO, output: Output) -> int:
         raise WireFormatError(f"the first frame must configure, not {type(command).__name__}")
     holder: list[Ingest] = []
     try:
-        built = build_pipeline(command.config, lambda f: holder[0].emit(f))
+        # loaded here (not by build_pipeline) so that chat translation shares the router
+        models = load_models(command.config)
+        built = build_pipeline(command.config, lambda f: holder[0].emit(f), loaded=models)
     except ModelError as exc:
         output.send(WorkerError(str(exc), fatal=True, retryable=False))
         return 2
     ingest = Ingest(built.pipeline, output)
     holder.append(ingest)
+    texts = TextTranslations(router_translate_fn(models.router), output)
     built.pipeline.start()
     thread = threading.Thread(target=ingest.run, name="ingest", daemon=True)
     thread.start()
+    text_thread = threading.Thread(target=texts.run, name="text", daemon=True)
+    text_thread.start()
     output.send(Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
     try:
         while (raw := read_frame(stdin)) is not None:
@@ -200,13 +268,19 @@ def serve(stdin: BinaryIO, output: Output) -> int:
                 break
             if isinstance(item, Configure):
                 raise WireFormatError("configured twice")
+            if isinstance(item, TranslateText):
+                texts.put(item)
+                continue
             # a Ping is answered in order with what came before it: the Pong says those are applied
             ingest.put(item)
     finally:
+        texts.end()
         ingest.end()
         thread.join(DRAIN_TIMEOUT_S)
         built.pipeline.stop(drain=True, timeout_s=DRAIN_TIMEOUT_S)
+        text_thread.join(DRAIN_TIMEOUT_S)
         built.close()
+        models.router.close()
     return 0
 
 

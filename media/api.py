@@ -16,6 +16,14 @@ from interpret.frames import AudioChunk
 
 Kind = Literal["audio", "video"]
 KINDS: tuple[Kind, ...] = ("audio", "video")
+#: what a published track carries: a screen is a second video track beside the camera
+TrackSource = Literal["camera", "microphone", "screen"]
+TRACK_SOURCES: tuple[TrackSource, ...] = ("camera", "microphone", "screen")
+
+
+def default_source(kind: Kind) -> TrackSource:
+    """The source of a track published without one: the microphone or the camera."""
+    return "microphone" if kind == "audio" else "camera"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,7 @@ class Slot:
     kind: Kind
     participant_id: str
     track_id: str | None
+    source: TrackSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,7 @@ class TrackPublished:
     peer_id: str
     track_id: str
     kind: Kind
+    source: TrackSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +131,12 @@ class MediaRoom(Protocol):
 
     async def remove_peer(self, peer_id: str) -> None: ...
 
-    async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None: ...
+    async def publish(
+        self, peer_id: str, kinds: Sequence[Kind], source: TrackSource | None = None
+    ) -> None:
+        """Add publish slots for ``kinds`` from ``source`` (None: each kind's default); at most
+        one track per (kind, source)."""
+        ...
 
     async def unpublish(self, peer_id: str, track_id: str) -> None: ...
 

@@ -7,6 +7,7 @@ while waiting for the answer are folded into the next offer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -23,7 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from . import hooks
-from .api import EmitEvent, IceServer, Kind, OfferReady, PeerFailed, Slot
+from .api import EmitEvent, IceServer, Kind, OfferReady, PeerFailed, Slot, TrackSource
 from .errors import SdpError, StaleAnswerError
 from .forward import EncodedSource, SubscriberTrack
 
@@ -100,18 +101,26 @@ class Peer:
                 self._emit(PeerFailed(self.peer_id, "connection failed"))
 
     # -- slots -------------------------------------------------------------------------------
-    def add_publish_slot(self, kind: Kind) -> RTCRtpTransceiver:
+    def add_publish_slot(self, kind: Kind, source: TrackSource) -> RTCRtpTransceiver:
         transceiver = self.pc.addTransceiver(kind, direction="recvonly")
         transceiver.setCodecPreferences(_codec_preferences(kind))
-        self._slots[transceiver] = Slot("publish", kind, self.peer_id, None)
+        self._slots[transceiver] = Slot("publish", kind, self.peer_id, None, source)
         return transceiver
 
+    def slot_of(self, transceiver: RTCRtpTransceiver) -> Slot | None:
+        return self._slots.get(transceiver)
+
     def set_slot_track(self, transceiver: RTCRtpTransceiver, track_id: str) -> None:
-        slot = self._slots[transceiver]
-        self._slots[transceiver] = Slot(slot.direction, slot.kind, slot.participant_id, track_id)
+        self._slots[transceiver] = dataclasses.replace(self._slots[transceiver], track_id=track_id)
 
     def add_subscription(
-        self, source: EncodedSource, *, kind: Kind, publisher_id: str, track_id: str
+        self,
+        source: EncodedSource,
+        *,
+        kind: Kind,
+        publisher_id: str,
+        track_id: str,
+        track_source: TrackSource,
     ) -> RTCRtpTransceiver:
         """Send ``source`` to this peer, on an idle m-line of the same kind when there is one
         (so the SDP does not grow with every participant who ever came and went)."""
@@ -130,7 +139,7 @@ class Peer:
         self._tracks[transceiver].attach(source)
         # msid = "<publisher participant id> <track id>": browsers group by participant
         hooks.label_sender(transceiver.sender, stream_id=publisher_id, track_id=track_id)
-        self._slots[transceiver] = Slot("subscribe", kind, publisher_id, track_id)
+        self._slots[transceiver] = Slot("subscribe", kind, publisher_id, track_id, track_source)
         return transceiver
 
     def forwarding_totals(self) -> dict[str, dict[str, int]]:
@@ -158,8 +167,9 @@ class Peer:
         transceiver.direction = "inactive"
         self._slots.pop(transceiver, None)
 
-    def publish_slot_kinds(self) -> set[Kind]:
-        return {s.kind for s in self._slots.values() if s.direction == "publish"}
+    def publish_slot_sources(self) -> set[tuple[Kind, TrackSource]]:
+        """(kind, source) of every publish slot in use (waiting for media or publishing)."""
+        return {(s.kind, s.source) for s in self._slots.values() if s.direction == "publish"}
 
     # -- negotiation -------------------------------------------------------------------------
     def request_negotiation(self) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import EmitEvent, Kind, MediaSettings, OnAudio, PeerFailed, SpeakerAudio
+from .api import EmitEvent, Kind, MediaSettings, OnAudio, PeerFailed, SpeakerAudio, TrackSource
 from .errors import MediaError, MediaWorkerError
 from .wire import (
     MAX_FRAME_BYTES,
@@ -192,8 +192,10 @@ class WorkerRoom:
         except MediaWorkerError:
             pass  # the worker is gone, and the peer with it: removing it has succeeded
 
-    async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None:
-        await self._call(Publish(peer_id, tuple(kinds)))
+    async def publish(
+        self, peer_id: str, kinds: Sequence[Kind], source: TrackSource | None = None
+    ) -> None:
+        await self._call(Publish(peer_id, tuple(kinds), source))
 
     async def unpublish(self, peer_id: str, track_id: str) -> None:
         await self._call(Unpublish(peer_id, track_id))

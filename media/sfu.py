@@ -16,7 +16,16 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from . import hooks
-from .api import EmitEvent, Kind, MediaSettings, OnAudio, TrackPublished, TrackUnpublished
+from .api import (
+    EmitEvent,
+    Kind,
+    MediaSettings,
+    OnAudio,
+    TrackPublished,
+    TrackSource,
+    TrackUnpublished,
+    default_source,
+)
 from .errors import MediaStateError, UnknownPeerError
 from .forward import EncodedSource
 from .peer import Peer, rtc_configuration
@@ -51,6 +60,8 @@ class _RtpTimestampUnwrapper:
 class Publication:
     track_id: str
     kind: Kind
+    #: camera, microphone or screen (``source`` is where the encoded frames come from)
+    track_source: TrackSource
     publisher: Peer
     transceiver: RTCRtpTransceiver
     source: EncodedSource
@@ -100,7 +111,7 @@ class SfuRoom:
         )
         self._peers[peer_id] = peer
         for kind in dict.fromkeys(publish):
-            peer.add_publish_slot(kind)
+            peer.add_publish_slot(kind, default_source(kind))
         for publication in self._publications.values():
             self._subscribe(peer, publication)
         if self._publications or publish:
@@ -122,13 +133,17 @@ class SfuRoom:
                 self._retired[kind][name] += value
         await peer.aclose()
 
-    async def publish(self, peer_id: str, kinds: Sequence[Kind]) -> None:
+    async def publish(
+        self, peer_id: str, kinds: Sequence[Kind], source: TrackSource | None = None
+    ) -> None:
         peer = self._peer(peer_id)
-        already = peer.publish_slot_kinds() & set(kinds)
-        if already or len(set(kinds)) != len(kinds):
-            raise MediaStateError(f"already publishing {sorted(already or set(kinds))}")
-        for kind in kinds:
-            peer.add_publish_slot(kind)
+        wanted = [(kind, source or default_source(kind)) for kind in kinds]
+        already = peer.publish_slot_sources() & set(wanted)
+        if already or len(set(wanted)) != len(wanted):
+            shown = sorted(f"{kind} ({src})" for kind, src in already or set(wanted))
+            raise MediaStateError(f"already publishing {', '.join(shown)}")
+        for kind, src in wanted:
+            peer.add_publish_slot(kind, src)
         peer.request_negotiation()
 
     async def unpublish(self, peer_id: str, track_id: str) -> None:
@@ -199,14 +214,20 @@ class SfuRoom:
     ) -> None:
         kind: Kind = "video" if track.kind == "video" else "audio"
         receiver = transceiver.receiver
-        if kind not in peer.publish_slot_kinds() or peer.peer_id not in self._peers:
+        slot = peer.slot_of(transceiver)
+        if (
+            slot is None
+            or slot.direction != "publish"
+            or slot.kind != kind
+            or peer.peer_id not in self._peers
+        ):
             # Media we did not ask for: never decode it, just drain it.
             hooks.tap_decoder_queue(receiver, None, decode=False)
             self._spawn(self._drain(track, None), f"drain-unexpected-{peer.peer_id}")
             return
         source = self._attach_source(kind, receiver)
         track_id = f"{peer.peer_id}-{kind}-{next(self._track_ids)}"
-        publication = Publication(track_id, kind, peer, transceiver, source)
+        publication = Publication(track_id, kind, slot.source, peer, transceiver, source)
         if kind == "audio" and self._on_audio is not None:
             publication.tap = AudioTap(
                 room_id=self.room_id,
@@ -217,7 +238,7 @@ class SfuRoom:
         self._publications[track_id] = publication
         peer.set_slot_track(transceiver, track_id)
         self._spawn(self._drain(track, publication), f"drain-{track_id}")
-        self._emit(TrackPublished(peer.peer_id, track_id, kind))
+        self._emit(TrackPublished(peer.peer_id, track_id, kind, slot.source))
         for other in self._peers.values():
             if other is not peer:
                 self._subscribe(other, publication)
@@ -268,6 +289,7 @@ class SfuRoom:
             kind=publication.kind,
             publisher_id=publication.publisher.peer_id,
             track_id=publication.track_id,
+            track_source=publication.track_source,
         )
 
     async def _end_publication(self, publication: Publication) -> None:

@@ -22,6 +22,7 @@ from interpret.frames import AudioChunk
 
 from .api import (
     KINDS,
+    TRACK_SOURCES,
     IceServer,
     Kind,
     MediaSettings,
@@ -30,6 +31,7 @@ from .api import (
     Slot,
     SpeakerAudio,
     TrackPublished,
+    TrackSource,
     TrackUnpublished,
 )
 from .errors import (
@@ -74,6 +76,7 @@ class RemovePeer:
 class Publish:
     peer_id: str
     kinds: tuple[Kind, ...]
+    source: TrackSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,8 @@ def encode_request(request: Request) -> bytes:
         case RemovePeer():
             op, fields = "remove_peer", {"peer_id": c.peer_id}
         case Publish():
-            op, fields = "publish", {"peer_id": c.peer_id, "kinds": list(c.kinds)}
+            op = "publish"
+            fields = {"peer_id": c.peer_id, "kinds": list(c.kinds), "source": c.source}
         case Unpublish():
             op, fields = "unpublish", {"peer_id": c.peer_id, "track_id": c.track_id}
         case Answer():
@@ -211,15 +215,15 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
                     "kind": s.kind,
                     "participant_id": s.participant_id,
                     "track_id": s.track_id,
+                    "source": s.source,
                 }
                 for mid, s in m.slots.items()
             }
             fields = {"peer_id": m.peer_id, "sdp": m.sdp, "revision": m.revision, "slots": slots}
             return _frame({"t": "offer", **fields})
         case TrackPublished():
-            return _frame(
-                {"t": "published", "peer_id": m.peer_id, "track_id": m.track_id, "kind": m.kind}
-            )
+            fields = {"peer_id": m.peer_id, "track_id": m.track_id, "kind": m.kind}
+            return _frame({"t": "published", **fields, "source": m.source})
         case TrackUnpublished():
             return _frame({"t": "unpublished", "peer_id": m.peer_id, "track_id": m.track_id})
         case PeerFailed():
@@ -286,6 +290,12 @@ class _Fields:
     def kind(self, key: str) -> Kind:
         return _as_kind(self.text(key), self._bad(key, "audio or video"))
 
+    def source(self, key: str) -> TrackSource:
+        return _as_source(self.text(key), self._bad(key, "camera, microphone or screen"))
+
+    def optional_source(self, key: str) -> TrackSource | None:
+        return None if self._get(key) is None else self.source(key)
+
     def kinds(self, key: str) -> tuple[Kind, ...]:
         bad = self._bad(key, "a list of audio/video")
         return tuple(_as_kind(k, bad) for k in self.texts(key))
@@ -313,6 +323,13 @@ def _as_kind(value: str, error: WireFormatError) -> Kind:
     for kind in KINDS:
         if value == kind:
             return kind
+    raise error
+
+
+def _as_source(value: str, error: WireFormatError) -> TrackSource:
+    for source in TRACK_SOURCES:
+        if value == source:
+            return source
     raise error
 
 
@@ -355,7 +372,7 @@ def decode_request(line: bytes) -> Request:
         case "remove_peer":
             command = RemovePeer(f.text("peer_id"))
         case "publish":
-            command = Publish(f.text("peer_id"), f.kinds("kinds"))
+            command = Publish(f.text("peer_id"), f.kinds("kinds"), f.optional_source("source"))
         case "unpublish":
             command = Unpublish(f.text("peer_id"), f.text("track_id"))
         case "answer":
@@ -379,7 +396,9 @@ def decode_worker_message(line: bytes) -> WorkerMessage:
             slots = {mid: _decode_slot(s) for mid, s in f.items("slots")}
             return OfferReady(f.text("peer_id"), f.text("sdp"), f.integer("revision"), slots)
         case "published":
-            return TrackPublished(f.text("peer_id"), f.text("track_id"), f.kind("kind"))
+            return TrackPublished(
+                f.text("peer_id"), f.text("track_id"), f.kind("kind"), f.source("source")
+            )
         case "unpublished":
             return TrackUnpublished(f.text("peer_id"), f.text("track_id"))
         case "failed":
@@ -422,4 +441,5 @@ def _decode_slot(f: _Fields) -> Slot:
         f.kind("kind"),
         f.text("participant_id"),
         f.optional_text("track_id"),
+        f.source("source"),
     )

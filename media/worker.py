@@ -125,7 +125,7 @@ class WorkerSession:
                 case RemovePeer():
                     await room.remove_peer(c.peer_id)
                 case Publish():
-                    await room.publish(c.peer_id, c.kinds)
+                    await room.publish(c.peer_id, c.kinds, c.source)
                 case Unpublish():
                     await room.unpublish(c.peer_id, c.track_id)
                 case Answer():

@@ -18,6 +18,7 @@ import structlog
 from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig
 from interpret.frames import CaptionFrame
+from interpret.wire import TextTranslation
 from media.tap import SpeakerAudioQueue
 
 from . import protocol
@@ -43,6 +44,8 @@ class CaptionService:
         self._audio = audio
         self._signaling = signaling
         self._speakers: dict[str, str] = {}  # participant id -> room
+        #: participants who asked not to be transcribed: their audio is not fed to the worker
+        self._opted_out: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: frozenset[str] = frozenset()
         # speaker -> monotonic time minus stream time of their latest audio (for latency)
@@ -94,6 +97,25 @@ class CaptionService:
             self._worker.set_targets(sorted(targets))
 
     def participant_left(self, participant_id: str) -> None:
+        self._opted_out.discard(participant_id)
+        self._forget_speaker(participant_id)
+
+    def set_opt_out(self, participant_id: str, opt_out: bool) -> None:
+        """Stop (or resume) transcribing a participant: from now on none of their audio
+        reaches the worker (what it already has finishes as usual)."""
+        if opt_out:
+            self._opted_out.add(participant_id)
+            self._forget_speaker(participant_id)
+        else:
+            self._opted_out.discard(participant_id)
+
+    async def translate_text(
+        self, text: str, source: str, targets: tuple[str, ...]
+    ) -> TextTranslation:
+        """Chat translation by the captions' engines, in the speech worker."""
+        return await self._worker.translate(text, source, targets)
+
+    def _forget_speaker(self, participant_id: str) -> None:
         self._clock_offsets.pop(participant_id, None)
         if self._speakers.pop(participant_id, None) is not None:
             self._worker.remove_speaker(participant_id)
@@ -105,6 +127,8 @@ class CaptionService:
     # -- tasks -------------------------------------------------------------------------------
     async def _feed(self) -> None:
         async for item in self._audio:
+            if item.peer_id in self._opted_out:
+                continue
             if item.peer_id not in self._speakers:
                 client = self._client(item.room_id, item.peer_id)
                 if client is None:

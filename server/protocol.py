@@ -25,6 +25,10 @@ LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 MediaKind = Literal["audio", "video"]
+TrackSource = Literal["camera", "microphone", "screen"]
+#: longest chat message, in characters
+CHAT_MAX_CHARS = 2000
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=CHAT_MAX_CHARS)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -59,6 +63,8 @@ class Join(_ClientMessage):
 class Publish(_ClientMessage):
     type: Literal["publish"]
     kinds: Annotated[list[MediaKind], Field(min_length=1, max_length=2)]
+    #: None: microphone for audio, camera for video; "screen" is a second video track
+    source: TrackSource | None = None
 
 
 class Unpublish(_ClientMessage):
@@ -86,6 +92,32 @@ class Captions(_ClientMessage):
     type: Literal["captions"]
     #: languages this client reads captions in (besides each speaker's own); [] = originals only
     languages: Annotated[list[LangCode], Field(max_length=8)]
+
+
+# -- room features (PROTOCOL.md "Room features"): chat, hands, transcription opt-out -------
+class RoomFeature(_ClientMessage):
+    """Base of the messages :mod:`server.room_features` handles (joined participants only)."""
+
+    type: str
+
+
+class Chat(RoomFeature):
+    type: Literal["chat"]
+    text: ChatText
+    #: the language ``text`` is written in; None = the sender's join.lang, else English
+    lang: LangCode | None = None
+    #: a private message to this participant only
+    to: ParticipantId | None = None
+
+
+class Hand(RoomFeature):
+    type: Literal["hand"]
+    raised: bool
+
+
+class Transcription(RoomFeature):
+    type: Literal["transcription"]
+    opt_out: bool
 
 
 # -- host actions (PROTOCOL.md "Host powers"): a participant sending one gets ``forbidden`` ---
@@ -137,6 +169,9 @@ ClientMessage = (
     | Mute
     | Leave
     | Captions
+    | Chat
+    | Hand
+    | Transcription
     | MuteParticipant
     | RemoveParticipant
     | RoomSettings
@@ -146,6 +181,7 @@ ClientMessage = (
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
+    | {"chat", "hand", "transcription"}
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(

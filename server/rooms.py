@@ -31,10 +31,17 @@ class RoomFullError(JoinRefusedError):
 class TrackState:
     track_id: str
     kind: str
+    #: "camera", "microphone" or "screen"
+    source: str
     muted: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "kind": self.kind, "muted": self.muted}
+        return {
+            "track_id": self.track_id,
+            "kind": self.kind,
+            "source": self.source,
+            "muted": self.muted,
+        }
 
 
 @dataclass(slots=True)
@@ -43,6 +50,9 @@ class Participant:
     name: str
     role: Role = "participant"
     tracks: dict[str, TrackState] = field(default_factory=dict)
+    hand_raised: bool = False
+    #: the participant asked not to be transcribed (their audio feeds no captions)
+    transcription_opt_out: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -50,6 +60,8 @@ class Participant:
             "name": self.name,
             "role": self.role,
             "tracks": [t.to_wire() for t in self.tracks.values()],
+            "hand_raised": self.hand_raised,
+            "transcription_opt_out": self.transcription_opt_out,
         }
 
 
@@ -216,13 +228,17 @@ class RoomRegistry:
         return participant_id
 
     def add_track(
-        self, room: str, participant_id: str, track_id: str, kind: str
+        self, room: str, participant_id: str, track_id: str, kind: str, source: str
     ) -> TrackState | None:
         participant = self._participant(room, participant_id)
         if participant is None:
             return None
-        track = participant.tracks[track_id] = TrackState(track_id, kind)
+        track = participant.tracks[track_id] = TrackState(track_id, kind, source)
         return track
+
+    def participant(self, room: str, participant_id: str) -> Participant | None:
+        """The participant, or None when they are not (or no longer) in the room."""
+        return self._participant(room, participant_id)
 
     def remove_track(self, room: str, participant_id: str, track_id: str) -> bool:
         participant = self._participant(room, participant_id)

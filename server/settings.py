@@ -165,6 +165,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class ChatSettings(_Section):
+    history_max_messages: int = Field(ge=0, le=10_000)
+    translate_timeout_ms: int = Field(ge=100, le=60_000)
+
+
 class LimitSettings(_Section):
     joins_per_room_per_s: float = Field(gt=0)
     join_burst: int = Field(ge=1)
@@ -198,6 +203,7 @@ class Settings(_Section):
     turn: TurnSettings
     tls: TlsSettings
     captions: CaptionSettings
+    chat: ChatSettings
     auth: AuthSettings
     limits: LimitSettings
     metrics: MetricsSettings

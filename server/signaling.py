@@ -31,7 +31,7 @@ from media.errors import (
     UnknownPeerError,
 )
 
-from . import __version__, moderation, protocol
+from . import __version__, moderation, protocol, room_features
 from .auth import AuthError, TokenVerifier, password_matches
 from .limits import KeyedLimiter, TokenBucket, retry_after_ms
 from .outbox import Outbox, OutboxFullError
@@ -41,6 +41,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .captions import CaptionService
+    from .chat import RoomChat
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +62,8 @@ class LiveRoom:
         self.clients: dict[str, ClientConnection] = {}
         #: connections waiting in the room's lobby, by their (future) participant id
         self.waiting: dict[str, ClientConnection] = {}
+        #: the room's chat (history in memory while the room lives); see room_features
+        self.chat: RoomChat | None = None
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -77,7 +80,9 @@ class LiveRoom:
                     protocol.encode("offer", sdp=event.sdp, revision=event.revision, slots=slots)
                 )
         elif isinstance(event, TrackPublished):
-            track = self.registry.add_track(self.name, event.peer_id, event.track_id, event.kind)
+            track = self.registry.add_track(
+                self.name, event.peer_id, event.track_id, event.kind, event.source
+            )
             if track is not None:
                 self.broadcast(
                     protocol.encode(
@@ -223,6 +228,7 @@ class SignalingServer:
         if participant.role == "host":
             joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
         client.send(protocol.encode("joined", **joined))
+        room_features.on_joined(self, live, client)
         live.broadcast(
             protocol.encode("participant_joined", participant=participant.to_wire()),
             exclude=participant.participant_id,
@@ -268,6 +274,7 @@ class SignalingServer:
         async with self._membership:
             if live.clients.pop(participant_id, None) is None:
                 return
+            room_features.on_left(live, participant_id)
             emptied = self.registry.leave(live.name, participant_id)
             if self.captions is not None:
                 self.captions.participant_left(participant_id)
@@ -280,6 +287,7 @@ class SignalingServer:
             if emptied:
                 self.rooms.pop(live.name, None)
                 moderation.close_lobby(live)
+                await room_features.on_room_closed(live)
             elif self.auth_mode == "open":
                 promoted = self.registry.succeed_host(live.name)
                 if promoted is not None:
@@ -306,6 +314,7 @@ class SignalingServer:
                 self.captions.languages_changed()
             if live.media is not None:
                 await live.media.aclose()
+            await room_features.on_room_closed(live)
             log.info("meeting ended", room=live.name, by=by)
 
 
@@ -480,6 +489,8 @@ class ClientConnection:
                 self.server.captions.languages_changed()
             case protocol.HostAction():
                 await moderation.handle_host_action(self, msg)
+            case protocol.RoomFeature():
+                await room_features.handle(self, msg)
             case _:
                 await self._dispatch_joined(msg)
         return False
@@ -491,10 +502,17 @@ class ClientConnection:
         pid = participant.participant_id
         try:
             match msg:
-                case protocol.Publish(kinds=kinds):
+                case protocol.Publish(kinds=kinds, source=source):
                     if participant.role == "viewer":
                         raise ProtocolError("forbidden", "viewers cannot publish", "publish")
-                    await live.media.publish(pid, kinds)
+                    expected = {"screen": "video", "camera": "video", "microphone": "audio"}
+                    if source is not None and kinds != [expected[source]]:
+                        raise ProtocolError(
+                            "bad_message",
+                            f'source: {source} needs kinds ["{expected[source]}"]',
+                            "publish",
+                        )
+                    await live.media.publish(pid, kinds, source)
                 case protocol.Unpublish(track_id=track_id):
                     await live.media.unpublish(pid, track_id)
                 case protocol.Answer(sdp=sdp, revision=revision):

@@ -28,6 +28,8 @@ from interpret.wire import (
     RemoveSpeaker,
     SetSpeakerLang,
     SetTargets,
+    TextTranslation,
+    TranslateText,
     WireFormatError,
     WorkerError,
     decode_inbound,
@@ -57,6 +59,7 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
         SetSpeakerLang("alice", None),
         SetTargets(("es", "fr")),
         Ping(7),
+        TranslateText(3, "Good morning, “everyone”.\nBye", "en", ("es", "ja")),
         Close(),
         Configure(PipelineConfig()),
         Configure(
@@ -118,6 +121,7 @@ def test_audio_round_trip(fmt: str) -> None:
         Ready(123, 1.5, 0.25),
         Pong(3, 2, 40),
         WorkerError("boom", fatal=True, retryable=False),
+        TextTranslation(3, {"es": "Buenos días"}, {"es": "apertium"}, {"ja": "no translation"}),
     ],
 )
 def test_events_round_trip(message: object) -> None:
@@ -312,3 +316,46 @@ async def test_silence_and_white_noise_give_no_captions(worker: SpeechWorker) ->
         await asyncio.sleep(2)
         collector.cancel()
     assert frames == [], [f.text for f in frames]
+
+
+# -- text translation (chat) on the worker's text thread ---------------------------------------
+class _Frames:
+    """An Output's stream: collects the frames written to it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_text_translations_report_each_target_and_never_drop_silently() -> None:
+    from interpret.pipeline import TranslationResult
+    from interpret.worker import Output, TextTranslations
+
+    def translate(
+        text: str, source: str, target: str, *, english: str | None = None
+    ) -> TranslationResult:
+        if target == "fr":
+            raise RuntimeError("engine crashed")
+        if target == "ja":
+            return TranslationResult(None, None, f"no translation {source}→{target}")
+        return TranslationResult(text.upper(), "apertium")
+
+    frames = _Frames()
+    texts = TextTranslations(translate, Output(frames), max_queued=1)  # type: ignore[arg-type]
+    answer = texts.translate(TranslateText(1, "hola", "en", ("es", "fr", "ja")))
+    assert answer == TextTranslation(
+        1,
+        {"es": "HOLA"},
+        {"es": "apertium"},
+        {"fr": "translation en→fr failed", "ja": "no translation en→ja"},
+    )
+    texts.put(TranslateText(2, "a", "en", ("es",)))  # queued (the thread is not running)
+    texts.put(TranslateText(3, "b", "en", ("es",)))  # the queue is full: answered at once
+    busy = decode_outbound(*_split(frames.data))
+    assert busy == TextTranslation(3, {}, {}, {"es": "translation is busy"})

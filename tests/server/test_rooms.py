@@ -49,7 +49,7 @@ def test_colliding_ids_are_redrawn() -> None:
 def test_tracks_and_mute_state_show_in_the_wire_form() -> None:
     rooms = registry()
     _, a, _ = rooms.join("r", "a")
-    assert rooms.add_track("r", a.participant_id, "t1", "audio") is not None
+    assert rooms.add_track("r", a.participant_id, "t1", "audio", "microphone") is not None
     assert rooms.set_muted("r", a.participant_id, "t1", True)
     assert not rooms.set_muted("r", a.participant_id, "t2", True)
     assert not rooms.set_muted("r", "ghost", "t1", True)
@@ -57,11 +57,13 @@ def test_tracks_and_mute_state_show_in_the_wire_form() -> None:
         "participant_id": "p1",
         "name": "a",
         "role": "participant",
-        "tracks": [{"track_id": "t1", "kind": "audio", "muted": True}],
+        "tracks": [{"track_id": "t1", "kind": "audio", "source": "microphone", "muted": True}],
+        "hand_raised": False,
+        "transcription_opt_out": False,
     }
     assert rooms.remove_track("r", a.participant_id, "t1")
     assert not rooms.remove_track("r", a.participant_id, "t1")
-    assert rooms.add_track("r", "ghost", "t", "video") is None
+    assert rooms.add_track("r", "ghost", "t", "video", "camera") is None
 
 
 def test_locks_lobbies_and_capacity_decide_admission_without_changing_state() -> None:

@@ -214,6 +214,11 @@ def ignore_remb(sender: Any) -> None:
     sender._handle_rtcp_packet = handle
 
 
+def _slot_key(slot: dict[str, Any]) -> str:
+    """A slot's or track's kind, or "screen" for a shared screen."""
+    return "screen" if slot.get("source") == "screen" else str(slot["kind"])
+
+
 class ParleyClient:
     """Joins a room over the real signaling protocol and exchanges media with the SFU."""
 
@@ -230,10 +235,13 @@ class ParleyClient:
         keyframes_on_request: bool = False,
         lang: str | None = None,
         token: str | None = None,
+        screen: MediaStreamTrack | None = None,
     ) -> None:
         self.url, self.room, self.name = url, room, name
         self.token = token
         self.local = {"video": video, "audio": audio}
+        #: sent once :meth:`share_screen` is called (a second video track, source "screen")
+        self.screen = screen
         self.decode = decode
         self.keyframes_on_request = keyframes_on_request
         self.lang = lang
@@ -248,11 +256,13 @@ class ParleyClient:
         self.participant_id: str | None = None
         self.participants: dict[str, dict[str, Any]] = {}
         self.remote: dict[str, RemoteMedia] = {}
+        #: what arrives from each participant's screen (their camera is in ``remote``)
+        self.remote_screen: dict[str, RemoteMedia] = {}
         self.slots: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.t_join: float | None = None
-        self.published: dict[str, str] = {}  # kind -> track_id
+        self.published: dict[str, str] = {}  # kind (or "screen") -> track_id
         self.on_message: Callable[[dict[str, Any]], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._joined = asyncio.Event()
@@ -289,12 +299,15 @@ class ParleyClient:
     async def publish(self, kinds: list[str]) -> None:
         await self._send({"type": "publish", "kinds": kinds})
 
+    async def share_screen(self) -> None:
+        await self._send({"type": "publish", "kinds": ["video"], "source": "screen"})
+
     async def unpublish(self, kind: str) -> None:
         """Stop sending ``kind`` and tell the server (which then renegotiates)."""
         track_id = self.published.pop(kind)
         for transceiver in self.pc.getTransceivers():
             slot = self.slots.get(transceiver.mid or "")
-            if slot and slot["direction"] == "publish" and slot["kind"] == kind:
+            if slot and slot["direction"] == "publish" and _slot_key(slot) == kind:
                 if transceiver.sender.track is not None:
                     transceiver.sender.replaceTrack(None)
                     transceiver.direction = "inactive"
@@ -348,7 +361,7 @@ class ParleyClient:
             elif kind == "participant_left":
                 self.participants.pop(message["participant_id"], None)
             elif kind == "track_published" and message["participant_id"] == self.participant_id:
-                self.published[message["track"]["kind"]] = message["track"]["track_id"]
+                self.published[_slot_key(message["track"])] = message["track"]["track_id"]
             elif kind == "offer":
                 await self._answer(message)
             elif kind == "error":
@@ -360,7 +373,7 @@ class ParleyClient:
         for transceiver in self.pc.getTransceivers():
             slot = offer["slots"].get(transceiver.mid)
             if slot and slot["direction"] == "publish" and transceiver.sender.track is None:
-                track = self.local.get(slot["kind"])
+                track = self.screen if _slot_key(slot) == "screen" else self.local.get(slot["kind"])
                 if track is not None:
                     transceiver.sender.replaceTrack(track)
                     transceiver.direction = "sendonly"
@@ -394,8 +407,10 @@ class ParleyClient:
 
     def _media_of(self, mid: str) -> RemoteMedia:
         """Whose media arrives on ``mid`` now (the server reuses m-lines for new tracks)."""
-        pid = self.slots.get(mid, {}).get("participant_id", "?")
-        return self.remote.setdefault(pid, RemoteMedia(pid))
+        slot = self.slots.get(mid, {})
+        pid = slot.get("participant_id", "?")
+        remote = self.remote_screen if slot.get("source") == "screen" else self.remote
+        return remote.setdefault(pid, RemoteMedia(pid))
 
     async def _consume(self, track: MediaStreamTrack, mid: str) -> None:
         kept: dict[str, int] = {}

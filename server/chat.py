@@ -1,0 +1,262 @@
+"""Room chat: messages in the room's order, translated for each reader by the captions'
+engines (in the speech worker, never on the event loop), kept in memory while the room lives.
+
+:class:`ChatHistory` is the pure part (ids, order, what a joiner may see); :class:`RoomChat`
+runs one room's jobs (deliver a message, send a joiner the history) one after another, so that
+everybody sees a room's messages in one order and a joiner's history never overlaps what they
+are sent live. Chat text is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from . import protocol
+
+if TYPE_CHECKING:
+    from .signaling import ClientConnection, LiveRoom
+
+log = structlog.get_logger(__name__)
+
+TRANSLATION_OFF = "translation is off on this server"
+TRANSLATION_DOWN = "translation is unavailable just now"
+TRANSLATION_TIMED_OUT = "translation timed out"
+
+
+class TextTranslationResult(Protocol):
+    """What the speech worker answers (:class:`interpret.wire.TextTranslation`)."""
+
+    @property
+    def translations(self) -> Mapping[str, str]: ...
+    @property
+    def engines(self) -> Mapping[str, str]: ...
+    @property
+    def untranslated(self) -> Mapping[str, str]: ...
+
+
+#: translate ``text`` from a language into targets (:meth:`interpret.client.SpeechWorker.translate`)
+TranslateText = Callable[[str, str, tuple[str, ...]], Awaitable[TextTranslationResult]]
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    seq: int
+    message_id: str
+    sender_id: str
+    sender_name: str
+    lang: str
+    text: str
+    sent_at: float
+    #: the recipient of a private message
+    to: str | None = None
+    #: translations made so far, reused for later readers: lang -> (text, engine)
+    translations: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def to_wire(self, languages: Iterable[str], untranslated: Mapping[str, str]) -> dict[str, Any]:
+        """The ``chat`` message for a reader of ``languages`` (PROTOCOL.md)."""
+        wanted = [lang for lang in sorted(set(languages)) if lang != self.lang]
+        made = {lang: self.translations[lang] for lang in wanted if lang in self.translations}
+        wire: dict[str, Any] = {
+            "message_id": self.message_id,
+            "from": self.sender_id,
+            "from_name": self.sender_name,
+            "private": self.to is not None,
+            "lang": self.lang,
+            "text": self.text,
+            "translations": {lang: text for lang, (text, _) in made.items()},
+            "engines": {lang: engine for lang, (_, engine) in made.items()},
+            "untranslated": {
+                lang: untranslated.get(lang, TRANSLATION_DOWN)
+                for lang in wanted
+                if lang not in made
+            },
+            "sent_at": round(self.sent_at, 3),
+        }
+        if self.to is not None:
+            wire["to"] = self.to
+        return wire
+
+
+class ChatHistory:
+    """A room's messages in order; only room messages (not private ones) are kept, at most
+    ``max_messages`` of the latest."""
+
+    def __init__(self, *, max_messages: int) -> None:
+        self._kept: collections.deque[ChatMessage] = collections.deque(maxlen=max_messages)
+        self._next_seq = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next message will get (a joiner sees messages before it
+        as history and the ones from it live)."""
+        return self._next_seq
+
+    def post(
+        self, *, sender_id: str, sender_name: str, lang: str, text: str, to: str | None, now: float
+    ) -> ChatMessage:
+        seq = self._next_seq
+        self._next_seq += 1
+        message = ChatMessage(seq, f"m{seq}", sender_id, sender_name, lang, text, now, to)
+        if to is None and self._kept.maxlen:
+            self._kept.append(message)
+        return message
+
+    def before(self, seq: int) -> list[ChatMessage]:
+        """Kept messages older than ``seq``."""
+        return [m for m in self._kept if m.seq < seq]
+
+
+def reading_languages(client: ClientConnection) -> frozenset[str]:
+    """What a client reads chat in: its caption languages and the language it speaks."""
+    spoken = client.spoken_lang
+    return client.languages | ({spoken} if spoken else frozenset())
+
+
+class RoomChat:
+    """One room's chat: a history and one task that runs the room's jobs in order."""
+
+    def __init__(
+        self,
+        live: LiveRoom,
+        *,
+        history_max_messages: int,
+        translate: TranslateText | None,
+        timeout_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._live = live
+        self.history = ChatHistory(max_messages=history_max_messages)
+        self._translate = translate
+        self._timeout_s = timeout_s
+        self._clock = clock
+        #: participant id -> the first sequence number they receive live
+        self._since: dict[str, int] = {}
+        self._jobs: collections.deque[Callable[[], Awaitable[None]]] = collections.deque()
+        self._runner: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- called by the signaling side (synchronously, on the loop) ---------------------------
+    def joined(self, client: ClientConnection, participant_id: str) -> None:
+        """A participant entered: from now on they get messages live; older room messages
+        come as one ``chat_history``."""
+        since = self.history.next_seq
+        self._since[participant_id] = since
+        if self.history.before(since):
+            self._enqueue(lambda: self._send_history(client, participant_id, since))
+
+    def left(self, participant_id: str) -> None:
+        self._since.pop(participant_id, None)
+
+    def post(
+        self, *, sender_id: str, sender_name: str, lang: str, text: str, to: str | None
+    ) -> ChatMessage:
+        message = self.history.post(
+            sender_id=sender_id,
+            sender_name=sender_name,
+            lang=lang,
+            text=text,
+            to=to,
+            now=self._clock(),
+        )
+        self._enqueue(lambda: self._deliver(message))
+        return message
+
+    async def aclose(self) -> None:
+        """Stop (the room closed): pending jobs are dropped; idempotent."""
+        self._closed = True
+        self._jobs.clear()
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+
+    # -- jobs --------------------------------------------------------------------------------
+    def _enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        if self._closed:
+            return
+        self._jobs.append(job)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run(), name=f"chat-{self._live.name}"
+            )
+
+    async def _run(self) -> None:
+        while self._jobs:
+            job = self._jobs.popleft()
+            try:
+                await job()
+            except Exception:  # boundary: one job failing must not stop the room's chat
+                log.exception("chat job failed", room=self._live.name)
+
+    def _recipients(self, message: ChatMessage) -> list[ClientConnection]:
+        clients = self._live.clients
+        if message.to is None:
+            ids = [pid for pid in clients if self._since.get(pid, 0) <= message.seq]
+        else:
+            ids = [pid for pid in (message.sender_id, message.to) if pid in clients]
+        return [clients[pid] for pid in ids]
+
+    async def _deliver(self, message: ChatMessage) -> None:
+        recipients = self._recipients(message)
+        wanted = frozenset().union(*(reading_languages(c) for c in recipients))
+        untranslated = await self._translate_into(message, wanted)
+        for client in self._recipients(message):  # whoever is still here
+            wire = message.to_wire(reading_languages(client), untranslated)
+            client.send(protocol.encode("chat", **wire))
+
+    async def _send_history(
+        self, client: ClientConnection, participant_id: str, since: int
+    ) -> None:
+        messages = self.history.before(since)
+        languages = reading_languages(client)
+        untranslated: dict[str, dict[str, str]] = {}
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        for message in messages:
+            left_s = deadline - asyncio.get_running_loop().time()
+            untranslated[message.message_id] = await self._translate_into(
+                message, languages, timeout_s=left_s
+            )
+        if self._live.clients.get(participant_id) is not client:
+            return  # gone meanwhile
+        wires = [m.to_wire(languages, untranslated[m.message_id]) for m in messages]
+        client.send(protocol.encode("chat_history", messages=wires))
+
+    async def _translate_into(
+        self, message: ChatMessage, languages: Iterable[str], *, timeout_s: float | None = None
+    ) -> dict[str, str]:
+        """Add the translations ``message`` lacks; returns why some could not be made."""
+        missing = tuple(
+            sorted(
+                lang
+                for lang in set(languages)
+                if lang != message.lang and lang not in message.translations
+            )
+        )
+        if not missing:
+            return {}
+        if self._translate is None:
+            return dict.fromkeys(missing, TRANSLATION_OFF)
+        budget_s = self._timeout_s if timeout_s is None else timeout_s
+        if budget_s <= 0:
+            return dict.fromkeys(missing, TRANSLATION_TIMED_OUT)
+        try:
+            async with asyncio.timeout(budget_s):
+                result = await self._translate(message.text, message.lang, missing)
+        except TimeoutError:
+            log.warning("chat translation timed out", room=self._live.name)
+            return dict.fromkeys(missing, TRANSLATION_TIMED_OUT)
+        except Exception as exc:  # the worker is down or restarting: deliver untranslated
+            log.warning("chat translation unavailable", room=self._live.name, error=str(exc))
+            return dict.fromkeys(missing, TRANSLATION_DOWN)
+        for lang, text in result.translations.items():
+            message.translations[lang] = (text, result.engines.get(lang, "unknown"))
+        return {lang: reason for lang, reason in result.untranslated.items() if lang in missing}

@@ -1,0 +1,89 @@
+"""What participants do in a room besides media and moderation (PROTOCOL.md "Room features"):
+chat, raised hands, the transcription notice and opting out of transcription."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import protocol
+from .chat import RoomChat
+from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from .signaling import ClientConnection, LiveRoom, SignalingServer
+
+TRANSCRIPTION_NOTICE = (
+    "This meeting is transcribed and translated by machine while it runs: what you say is "
+    "shown to the others as captions, which may contain errors. Captions are not stored. "
+    "You can ask not to be transcribed."
+)
+DEFAULT_CHAT_LANG = "en"
+
+
+def chat_of(server: SignalingServer, live: LiveRoom) -> RoomChat:
+    """The room's chat (made with the room's first joiner)."""
+    if live.chat is None:
+        captions = server.captions
+        live.chat = RoomChat(
+            live,
+            history_max_messages=server.settings.chat.history_max_messages,
+            translate=None if captions is None else captions.translate_text,
+            timeout_s=server.settings.chat.translate_timeout_ms / 1000,
+        )
+    return live.chat
+
+
+def on_joined(server: SignalingServer, live: LiveRoom, client: ClientConnection) -> None:
+    """Right after ``joined`` (synchronously, so nothing can come between): the transcription
+    notice before any caption, then the chat history."""
+    assert client.participant is not None
+    if server.captions is not None:
+        client.send(
+            protocol.encode(
+                "notice", kind="transcription", text=TRANSCRIPTION_NOTICE, machine_generated=True
+            )
+        )
+    chat_of(server, live).joined(client, client.participant.participant_id)
+
+
+def on_left(live: LiveRoom, participant_id: str) -> None:
+    if live.chat is not None:
+        live.chat.left(participant_id)
+
+
+async def on_room_closed(live: LiveRoom) -> None:
+    """The room is gone: so is its chat."""
+    if live.chat is not None:
+        await live.chat.aclose()
+
+
+async def handle(client: ClientConnection, msg: protocol.RoomFeature) -> None:
+    live, participant = client.live, client.participant
+    if live is None or participant is None:
+        raise ProtocolError("not_joined", f"{msg.type} needs a joined participant", msg.type)
+    server, pid = client.server, participant.participant_id
+    match msg:
+        case protocol.Chat(text=text, lang=lang, to=to):
+            if not text.strip():
+                raise ProtocolError("bad_message", "text: must not be only whitespace", "chat")
+            if to == pid:
+                raise ProtocolError("bad_message", "to: cannot send to yourself", "chat")
+            if to is not None and to not in live.clients:
+                raise ProtocolError("unknown_participant", f"{to} is not in the room", "chat")
+            chat_of(server, live).post(
+                sender_id=pid,
+                sender_name=participant.name,
+                lang=lang or client.spoken_lang or DEFAULT_CHAT_LANG,
+                text=text,
+                to=to,
+            )
+        case protocol.Hand(raised=raised):
+            participant.hand_raised = raised
+            live.broadcast(protocol.encode("hand", participant_id=pid, raised=raised))
+        case protocol.Transcription(opt_out=opt_out):
+            participant.transcription_opt_out = opt_out
+            if server.captions is not None:
+                server.captions.set_opt_out(pid, opt_out)
+            live.broadcast(protocol.encode("transcription", participant_id=pid, opt_out=opt_out))
+        case _:
+            raise ProtocolError("unknown_type", f"unknown message type {msg.type!r}", msg.type)
