@@ -225,7 +225,9 @@ class TextTranslations:
             try:
                 result = self._translate(request.text, request.source, target)
             except Exception as exc:  # an engine failing costs this translation only
-                log.warning("text translation %s→%s failed: %s", request.source, target, exc)
+                # the exception's type only: its message might quote the (private) text
+                kind = type(exc).__name__
+                log.warning("text translation %s→%s failed: %s", request.source, target, kind)
                 untranslated[target] = f"translation {request.source}→{target} failed"
                 continue
             if result.text is not None:
