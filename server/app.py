@@ -26,9 +26,13 @@ from media.tap import SpeakerAudioQueue
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
+from .retention import Retention
 from .settings import Settings
+from .tls import TlsFiles, server_context, tls_files
 
 if TYPE_CHECKING:
+    from interpret.frames import CaptionFrame
+
     from .captions import CaptionService
 from . import protocol
 from .signaling import ClientConnection, SignalingServer
@@ -81,6 +85,12 @@ class App:
         )
         if self.captions is not None:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
+        self.retention = Retention(settings.retention, settings.server.data_path())
+        if self.captions is not None and self.retention.enabled:
+            self.captions.on_final = self._retain_caption
+        #: the certificate served ([tls]); None = plain HTTP
+        self.tls: TlsFiles | None = None
+        self._purger: asyncio.Task[None] | None = None
         #: "starting" (listening; /readyz 503, /ws refused) -> "ready" -> "draining" -> "stopped"
         self.phase = "starting"
         self._server: Server | None = None
@@ -128,6 +138,7 @@ class App:
         """Listen first (so /healthz and /readyz answer while models load), then start the
         media backend and the speech worker; ready when all are up."""
         s = self.settings.server
+        self.tls = await asyncio.to_thread(tls_files, self.settings)
         self._server = await serve(
             self.signaling.handle,
             s.host,
@@ -138,6 +149,7 @@ class App:
             ping_timeout=s.ping_timeout_s,
             max_queue=16,
             compression=None,
+            ssl=None if self.tls is None else server_context(self.tls),
         )
         try:
             await self.media.start()
@@ -146,9 +158,10 @@ class App:
         except BaseException:
             await self.stop()
             raise
-        self._probe = asyncio.get_running_loop().create_task(
-            self.metrics.probe_loop_lag(), name="loop-lag-probe"
-        )
+        loop = asyncio.get_running_loop()
+        self._probe = loop.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
+        if self.retention.enabled:
+            self._purger = loop.create_task(self.retention.run_purger(), name="retention-purger")
         self.phase = "ready"
 
     async def stop(self) -> None:
@@ -156,9 +169,10 @@ class App:
             return
         self._stopped = True
         self.phase = "draining"
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
+        background = [t for t in (self._probe, self._purger) if t is not None]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         log = structlog.get_logger(__name__)
         began = asyncio.get_running_loop().time()
         clients = self._tell_clients_closing()
@@ -186,6 +200,22 @@ class App:
         self.phase = "stopped"
         log.info("stopped", shutdown_s=round(asyncio.get_running_loop().time() - began, 2))
 
+    def _retain_caption(self, room: str, frame: CaptionFrame) -> None:
+        self.retention.record(
+            room,
+            "captions",
+            {
+                "caption_id": frame.caption_id,
+                "participant_id": frame.speaker_id,
+                "lang": frame.lang,
+                "text": frame.text,
+                "translations": dict(frame.translations),
+                "start_s": round(frame.start_s, 3),
+                "end_s": round(frame.end_s, 3),
+                "machine_generated": True,
+            },
+        )
+
     def _tell_clients_closing(self) -> list[ClientConnection]:
         """``server_closing`` to everybody in a room or a lobby (PROTOCOL.md)."""
         message = protocol.encode(
@@ -204,11 +234,21 @@ class App:
         await self.start()
         s = self.settings.server
         log = structlog.get_logger(__name__)
+        scheme = "https" if self.tls is not None else "http"
         log.info(
             "listening",
-            url=f"http://{s.host}:{self.port}/",
+            url=f"{scheme}://{s.host}:{self.port}/",
             isolation=self.settings.media.isolation,
         )
+        if self.tls is not None:
+            log.info(
+                "tls certificate",
+                mode=self.settings.tls.mode,
+                cert=str(self.tls.cert_path),
+                generated=self.tls.generated,
+                sha256_fingerprint=self.tls.fingerprint,
+            )
+        log.info("stored on disk", what=self.retention.describe())
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -53,6 +53,8 @@ class CaptionService:
         #: called with each final's latency: seconds from its audio's end reaching the server
         #: to its fan-out (set by the App for /metrics)
         self.on_final_latency: Callable[[float], None] | None = None
+        #: called with (room, frame) for every final fanned out (retention, when configured)
+        self.on_final: Callable[[str, CaptionFrame], None] | None = None
 
     @property
     def worker(self) -> SpeechWorker:
@@ -147,6 +149,8 @@ class CaptionService:
             offset = self._clock_offsets.get(frame.speaker_id)
             if frame.is_final and offset is not None and self.on_final_latency is not None:
                 self.on_final_latency(max(0.0, time.monotonic() - offset - frame.end_s))
+            if frame.is_final and self.on_final is not None and room is not None:
+                self.on_final(room, frame)
             for client in list(live.clients.values()):
                 client.send_caption(caption_message(frame, client.languages), final=frame.is_final)
 

@@ -41,9 +41,20 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Listen port, 0 for any free one (overrides server.port).")
     ] = None,
+    tls: Annotated[
+        str | None,
+        typer.Option(
+            "--tls",
+            help="off | self-signed (a certificate for LAN use, made once under the data "
+            "directory) | files (tls.cert_file, tls.key_file); overrides tls.mode.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the server: web client at http://HOST:PORT/, signaling at ws://HOST:PORT/ws."""
+    """Run the server: web client at http://HOST:PORT/, signaling at ws://HOST:PORT/ws
+    (https:// and wss:// with --tls)."""
     overrides: dict[str, Any] = {}
+    if tls is not None:
+        overrides["tls"] = {"mode": tls}
     if host is not None:
         overrides.setdefault("server", {})["host"] = host
     if port is not None:

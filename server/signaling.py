@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from .outbox import Outbox, OutboxFullError
 from .protocol import ProtocolError
 from .rooms import JoinRefusedError, Participant, Role, Room, RoomRegistry
 from .settings import Settings
+from .turn import ice_servers_for
 
 if TYPE_CHECKING:
     from .captions import CaptionService
@@ -342,6 +344,8 @@ class ClientConnection:
         self.spoken_lang: str | None = None
         self._errors_in_a_row = 0
         self._closing: asyncio.Task[None] | None = None
+        #: for logs and TURN usernames: not secret, not the participant id (not known yet)
+        self.connection_id = f"c-{secrets.token_urlsafe(6)}"
 
     def attach(self, live: LiveRoom, participant: Participant) -> None:
         self.live = live
@@ -373,7 +377,13 @@ class ClientConnection:
         media plane's events). The reader then sees the close and removes the participant."""
         if self._closing is not None:
             return
-        log.warning("closing client", code=code)
+        log.warning(
+            "closing client",
+            code=code,
+            connection=self.connection_id,
+            room=None if self.live is None else self.live.name,
+            participant=None if self.participant is None else self.participant.participant_id,
+        )
         if code != "outbox_full":
             self.send(protocol.error(code, message))
         self.close_soon(close_code, code)
@@ -395,6 +405,9 @@ class ClientConnection:
         await self.ws.close(close_code, reason)
 
     async def run(self) -> None:
+        # every log line of this connection's task names it (and, once joined, the room and
+        # participant: their own fields)
+        structlog.contextvars.bind_contextvars(connection=self.connection_id)
         writer = asyncio.get_running_loop().create_task(self.outbox.run(), name="outbox")
         try:
             await self._read()
@@ -547,14 +560,9 @@ class ClientConnection:
 
     def _welcome(self, version: int) -> str:
         settings = self.server.settings
-        ice: list[dict[str, Any]] = []
-        for s in settings.media.ice_servers:
-            entry: dict[str, Any] = {"urls": list(s.urls)}
-            if s.username is not None:
-                entry["username"] = s.username
-            if s.credential is not None:
-                entry["credential"] = s.credential
-            ice.append(entry)
+        # TURN credentials are labelled with the connection id (it is in this connection's
+        # log lines, next to the participant id once joined)
+        ice = ice_servers_for(settings, self.connection_id, now_s=time.time())
         return protocol.encode(
             "welcome",
             protocol=version,

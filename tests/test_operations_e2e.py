@@ -71,6 +71,8 @@ async def test_sigterm_mid_utterance_flushes_finals_and_logs_hold_no_text(tmp_pa
     config.write_text(
         "[server]\nhost = '127.0.0.1'\n"
         f"port = {port}\n"
+        f"data_dir = '{tmp_path / 'data'}'\n"
+        "[retention]\nmode = 'jsonl'\nkinds = ['captions']\n"
         "[media]\nice_host_addresses = ['127.0.0.1']\n"
         "[captions]\nenabled = true\n"
         # debug: the most the server ever logs must still hold no caption text
@@ -84,14 +86,16 @@ async def test_sigterm_mid_utterance_flushes_finals_and_logs_hold_no_text(tmp_pa
             str(BIN), "serve", "--config", str(config), stdout=log_file, stderr=log_file, env=env
         )
         try:
-            await run_meeting(server, f"127.0.0.1:{port}", log_path)
+            await run_meeting(server, f"127.0.0.1:{port}", log_path, tmp_path / "data")
         finally:
             if server.returncode is None:
                 server.kill()
                 await server.wait()
 
 
-async def run_meeting(server: asyncio.subprocess.Process, host: str, log_path: Path) -> None:
+async def run_meeting(
+    server: asyncio.subprocess.Process, host: str, log_path: Path, data_dir: Path
+) -> None:
     base = f"http://{host}"
     statuses = await wait_ready(base)
     print(f"/readyz while starting: {statuses[:3]}... then 200 after {len(statuses)} polls")
@@ -112,6 +116,19 @@ async def run_meeting(server: asyncio.subprocess.Process, host: str, log_path: P
         await speaker.close()
         await reader.close()
     check_logs(await asyncio.to_thread(log_path.read_text), reader.messages, speaker, reader)
+    check_retained(data_dir, reader.messages)
+
+
+def check_retained(data_dir: Path, messages: list[dict[str, Any]]) -> None:
+    """[retention] mode = "jsonl": every final the reader got is on disk, nothing else."""
+    files = sorted((data_dir / "transcripts" / "ops").glob("*.jsonl"))
+    assert files, list(data_dir.rglob("*"))
+    stored = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    finals = [m for m in messages if m["type"] == "caption" and m["final"]]
+    assert [r["caption_id"] for r in stored] == [m["caption_id"] for m in finals]
+    assert [r["text"] for r in stored] == [m["text"] for m in finals]
+    assert all(r["kind"] == "captions" and r["machine_generated"] for r in stored)
+    assert {p.name for p in data_dir.iterdir()} == {"transcripts"}  # nothing else is kept
 
 
 async def sigterm_mid_utterance(
@@ -176,6 +193,8 @@ def check_logs(
         for e in events
     )
     assert any(e["event"] == "stopped" for e in events)
+    stored = next(e for e in events if e["event"] == "stored on disk")
+    assert "final captions as JSON lines under" in stored["what"]
     not_json = [line for line in logs.splitlines() if line and not line.startswith("{")]
     assert not not_json, not_json[:5]
     texts = [str(m["text"]) for m in messages if m["type"] == "caption"]
@@ -188,3 +207,89 @@ def check_logs(
     assert not leaked, leaked[:10]
     finals = [m["text"] for m in messages if m["type"] == "caption" and m["final"]]
     assert all(str(text).strip() and str(text).lower() not in logs.lower() for text in finals)
+
+
+async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -> None:
+    """`parley serve --tls self-signed`: HTTPS and WSS with a certificate made for this machine
+    (verified against the file it wrote, by host name), its fingerprint in the log; `welcome`
+    carries a TURN entry with coturn REST credentials."""
+    import ssl
+
+    from websockets.asyncio.client import connect
+
+    from server.turn import turn_credential
+
+    port = free_port()
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env |= {
+        "PARLEY_SERVER__DATA_DIR": str(data),
+        "PARLEY_CAPTIONS__ENABLED": "false",
+        "PARLEY_LOGGING__FORMAT": "json",
+        "PARLEY_TURN__URLS": '["turn:turn.example.org:3478"]',
+        "PARLEY_TURN__STATIC_AUTH_SECRET": "test-secret",
+    }
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log_file:
+        server = await asyncio.create_subprocess_exec(
+            *(str(BIN), "serve", "--tls", "self-signed", "--port", str(port)),
+            stdout=log_file,
+            stderr=log_file,
+            env=env,
+        )
+        try:
+            cert = data / "tls" / "cert.pem"
+            deadline = time.monotonic() + 30
+            while not cert.exists() or not await https_ok(port, cert):
+                assert server.returncode is None and time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            context = ssl.create_default_context(cafile=str(cert))
+            async with connect(f"wss://localhost:{port}/ws", ssl=context) as ws:
+                await ws.send(json.dumps({"type": "hello", "protocol": 1}))
+                welcome = json.loads(await ws.recv())
+            # plain HTTP on the TLS port gets nowhere
+            with pytest.raises(OSError):
+                await asyncio.to_thread(
+                    urllib.request.urlopen, f"http://127.0.0.1:{port}/readyz", None, 2
+                )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(server.wait(), EXIT_DEADLINE_S)
+    assert server.returncode == 0
+    events = [json.loads(line) for line in log_path.read_text().splitlines()]
+    listening = next(e for e in events if e["event"] == "listening")
+    assert listening["url"].startswith("https://")
+    shown = next(e for e in events if e["event"] == "tls certificate")
+    from cryptography import x509
+
+    from server.tls import fingerprint
+
+    assert shown["generated"] is True
+    assert shown["sha256_fingerprint"] == fingerprint(
+        x509.load_pem_x509_certificate(cert.read_bytes())
+    )
+    turn = welcome["ice_servers"][-1]
+    assert turn["urls"] == ["turn:turn.example.org:3478"]
+    expiry, label = turn["username"].split(":")
+    assert 43_000 < int(expiry) - time.time() <= 43_200 and label.startswith("c-")
+    assert (
+        turn["credential"]
+        == turn_credential("test-secret", label, now_s=int(expiry) - 43_200, ttl_s=43_200)[1]
+    )
+
+
+async def https_ok(port: int, cert: Path) -> bool:
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(cert))
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"https://localhost:{port}/readyz", timeout=2, context=context
+            ) as response:
+                return bool(response.status == 200)
+        except (OSError, ssl.SSLError):
+            return False
+
+    return await asyncio.to_thread(probe)
