@@ -112,7 +112,9 @@ def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         pytest.skip(f"server entry point {exe} not installed")
     tmp = tmp_path_factory.mktemp("server")
     config = tmp / "parley.toml"
-    config.write_text('[media]\nice_host_addresses = ["127.0.0.1"]\n')
+    # captions are on by default; these tests are about media (their models would only slow the
+    # start: the server is ready once they are loaded)
+    config.write_text('[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n')
     port = free_port()
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
