@@ -78,8 +78,12 @@ class SpeechWorker:
         max_start_failures: int = 3,
         max_backoff_s: float = 5.0,
         sample_format: SampleFormat = "f32",
+        nice: int = 5,
     ) -> None:
         self._config = config
+        #: the worker's CPU priority below ours: recognition is throughput, while the media
+        #: event loop next to it must wake within milliseconds
+        self._nice = nice
         self._start_timeout_s = start_timeout_s
         self._close_timeout_s = close_timeout_s
         self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
@@ -245,7 +249,7 @@ class SpeechWorker:
         """Run workers one after another until closed or hopeless."""
         failures = 0  # starts in a row that did not reach Ready
         while not self._closing:
-            process = await _spawn()
+            process = await _spawn(self._nice)
             self._process = process
             became_ready = await self._run(process)
             if self._error is not None or self._closing:
@@ -371,7 +375,9 @@ class SpeechWorker:
                 self._process.kill()
 
 
-async def _spawn() -> asyncio.subprocess.Process:
+async def _spawn(nice: int = 0) -> asyncio.subprocess.Process:
+    env = _worker_environment(os.environ)
+    env["PARLEY_WORKER_NICE"] = str(nice)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -379,7 +385,7 @@ async def _spawn() -> asyncio.subprocess.Process:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=None,  # logs go straight to the parent's stderr
-        env=_worker_environment(os.environ),
+        env=env,
     )
 
 

@@ -306,6 +306,9 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def main() -> int:
+    nice = int(os.environ.get("PARLEY_WORKER_NICE", "0") or 0)
+    if nice > 0:
+        os.nice(nice)  # below the server that started us (see SpeechWorker)
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("PARLEY_WORKER_LOG_FORMAT") == "json":  # the server logs JSON lines
         handler.setFormatter(JsonLogFormatter())

@@ -77,6 +77,7 @@ class App:
                 audio=self.speaker_audio,
                 signaling=self.signaling,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
+                worker_nice=settings.captions.worker_nice,
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()

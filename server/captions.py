@@ -39,8 +39,9 @@ class CaptionService:
         audio: SpeakerAudioQueue,
         signaling: SignalingServer,
         close_timeout_s: float = 30.0,
+        worker_nice: int = 5,
     ) -> None:
-        self._worker = SpeechWorker(config, close_timeout_s=close_timeout_s)
+        self._worker = SpeechWorker(config, close_timeout_s=close_timeout_s, nice=worker_nice)
         self._audio = audio
         self._signaling = signaling
         self._speakers: dict[str, str] = {}  # participant id -> room

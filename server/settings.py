@@ -124,6 +124,7 @@ class CaptionSettings(_Section):
     translation_engines: list[Literal["argos", "apertium", "whisper"]]
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
+    worker_nice: int = Field(ge=0, le=19)
 
     def pipeline_config(self) -> Any:
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""

@@ -254,6 +254,9 @@ async def test_real_worker_captions_and_translates(worker: SpeechWorker) -> None
     assert final.translations.get("es"), final.untranslated
     assert final.engines["es"] == "apertium"
     assert _words(final.translations["es"]) != _words(final.text)
+    # the worker runs below our CPU priority (the SFU's loop wins over recognition)
+    assert worker.pid is not None
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.nice(0) + 5)
 
 
 @pytest.mark.models
