@@ -10,6 +10,7 @@ from .chat import RoomChat
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
+    from .settings import RetentionSettings
     from .signaling import ClientConnection, LiveRoom, SignalingServer
 
 TRANSCRIPTION_NOTICE = (
@@ -17,6 +18,18 @@ TRANSCRIPTION_NOTICE = (
     "shown to the others as captions, which may contain errors. Captions are not stored. "
     "You can ask not to be transcribed."
 )
+
+
+def transcription_notice(retention: RetentionSettings) -> str:
+    """The notice, true to what this server keeps (``[retention]``)."""
+    kept = [k for k in ("captions", "chat") if retention.mode != "none" and k in retention.kinds]
+    if not kept:
+        return TRANSCRIPTION_NOTICE
+    what = " and ".join(["final captions" if k == "captions" else "room chat" for k in kept])
+    return TRANSCRIPTION_NOTICE.replace(
+        "Captions are not stored.",
+        f"This server stores {what} for up to {retention.max_age_h:g} hours.",
+    )
 DEFAULT_CHAT_LANG = "en"
 
 
@@ -40,7 +53,10 @@ def on_joined(server: SignalingServer, live: LiveRoom, client: ClientConnection)
     if server.captions is not None:
         client.send(
             protocol.encode(
-                "notice", kind="transcription", text=TRANSCRIPTION_NOTICE, machine_generated=True
+                "notice",
+                kind="transcription",
+                text=transcription_notice(server.settings.retention),
+                machine_generated=True,
             )
         )
     chat_of(server, live).joined(client, client.participant.participant_id)
@@ -70,13 +86,25 @@ async def handle(client: ClientConnection, msg: protocol.RoomFeature) -> None:
                 raise ProtocolError("bad_message", "to: cannot send to yourself", "chat")
             if to is not None and to not in live.clients:
                 raise ProtocolError("unknown_participant", f"{to} is not in the room", "chat")
-            chat_of(server, live).post(
+            message = chat_of(server, live).post(
                 sender_id=pid,
                 sender_name=participant.name,
                 lang=lang or client.spoken_lang or DEFAULT_CHAT_LANG,
                 text=text,
                 to=to,
             )
+            if to is None and server.retention is not None:  # private messages are never kept
+                server.retention.record(
+                    live.name,
+                    "chat",
+                    {
+                        "message_id": message.message_id,
+                        "from": pid,
+                        "from_name": participant.name,
+                        "lang": message.lang,
+                        "text": message.text,
+                    },
+                )
         case protocol.Hand(raised=raised):
             participant.hand_raised = raised
             live.broadcast(protocol.encode("hand", participant_id=pid, raised=raised))

@@ -44,6 +44,7 @@ from .turn import ice_servers_for
 if TYPE_CHECKING:
     from .captions import CaptionService
     from .chat import RoomChat
+    from .retention import Retention
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +113,8 @@ class SignalingServer:
         self.rooms: dict[str, LiveRoom] = {}
         #: live captions (None when ``[captions] enabled`` is off); set by the App
         self.captions: CaptionService | None = None
+        #: what outlives a room ([retention]); set by the App
+        self.retention: Retention | None = None
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()

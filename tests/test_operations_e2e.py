@@ -4,8 +4,9 @@ captions (real Whisper and Apertium) and real aiortc participants:
 - /readyz is 503 while the models load, then 200; /metrics is scraped during the meeting;
 - SIGTERM while the speaker is mid-utterance: the reader gets `server_closing`, then the final
   caption of the utterance in flight, then close 1001; the process exits 0 within 10 s;
-- the server's JSON logs of the whole meeting carry room and participant ids and none of the
-  caption text (original or translated).
+- the server's JSON logs of the whole meeting (captions and chat, room and private) carry room
+  and participant ids and none of the caption or chat text (original or translated);
+- with [retention] on, the finals and the room chat message are on disk, the private one is not.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ pytestmark = [pytest.mark.media, pytest.mark.models]
 
 BIN = Path(sys.executable).parent / "parley"
 EXIT_DEADLINE_S = 10.0
+ROOM_CHAT = "Please send the quarterly budget figures to the whole team before Friday."
+PRIVATE_CHAT = "My door code is seven four one nine, come in quietly."
 
 
 def fetch(url: str) -> tuple[int, str]:
@@ -72,7 +75,7 @@ async def test_sigterm_mid_utterance_flushes_finals_and_logs_hold_no_text(tmp_pa
         "[server]\nhost = '127.0.0.1'\n"
         f"port = {port}\n"
         f"data_dir = '{tmp_path / 'data'}'\n"
-        "[retention]\nmode = 'jsonl'\nkinds = ['captions']\n"
+        "[retention]\nmode = 'jsonl'\nkinds = ['captions', 'chat']\n"
         "[media]\nice_host_addresses = ['127.0.0.1']\n"
         "[captions]\nenabled = true\n"
         # debug: the most the server ever logs must still hold no caption text
@@ -111,6 +114,9 @@ async def run_meeting(
         await reader.join()
         await reader.send({"type": "captions", "languages": ["es"]})
         await speaker.join()
+        await reader.send({"type": "chat", "text": ROOM_CHAT, "lang": "en"})
+        await speaker.send({"type": "chat", "text": PRIVATE_CHAT, "to": reader.participant_id})
+        assert await reader.wait_for(lambda: len(chats(reader.messages)) == 2, 15)
         await sigterm_mid_utterance(server, base, speaker, reader)
     finally:
         await speaker.close()
@@ -119,11 +125,20 @@ async def run_meeting(
     check_retained(data_dir, reader.messages)
 
 
+def chats(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if m["type"] == "chat"]
+
+
 def check_retained(data_dir: Path, messages: list[dict[str, Any]]) -> None:
-    """[retention] mode = "jsonl": every final the reader got is on disk, nothing else."""
+    """[retention] mode = "jsonl": every final the reader got is on disk, and the room chat
+    message; not the private one."""
     files = sorted((data_dir / "transcripts" / "ops").glob("*.jsonl"))
     assert files, list(data_dir.rglob("*"))
-    stored = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    chat = [r for r in records if r["kind"] == "chat"]
+    assert [r["text"] for r in chat] == [ROOM_CHAT]
+    assert PRIVATE_CHAT not in json.dumps(records)
+    stored = [r for r in records if r["kind"] == "captions"]
     finals = [m for m in messages if m["type"] == "caption" and m["final"]]
     assert [r["caption_id"] for r in stored] == [m["caption_id"] for m in finals]
     assert [r["text"] for r in stored] == [m["text"] for m in finals]
@@ -194,11 +209,16 @@ def check_logs(
     )
     assert any(e["event"] == "stopped" for e in events)
     stored = next(e for e in events if e["event"] == "stored on disk")
-    assert "final captions as JSON lines under" in stored["what"]
+    assert "final captions and chat as JSON lines under" in stored["what"]
+    notice = next(m for m in messages if m["type"] == "notice")
+    assert "stores final captions and room chat for up to 720 hours" in notice["text"]
     not_json = [line for line in logs.splitlines() if line and not line.startswith("{")]
     assert not not_json, not_json[:5]
-    texts = [str(m["text"]) for m in messages if m["type"] == "caption"]
-    texts += [t for m in messages if m["type"] == "caption" for t in m["translations"].values()]
+    texts = [str(m["text"]) for m in messages if m["type"] in ("caption", "chat")]
+    texts += [
+        t for m in messages if m["type"] in ("caption", "chat") for t in m["translations"].values()
+    ]
+    assert {m["text"] for m in chats(messages)} == {ROOM_CHAT, PRIVATE_CHAT}
     spoken = set().union(*(ngrams(t) for t in texts))
     assert len(spoken) > 10  # the meeting really was captioned
     lowered = " ".join(re.sub(r"[^\w\s']", " ", logs.lower()).split())
