@@ -41,13 +41,18 @@ def served() -> str:
         env={**os.environ, "NO_COLOR": "1"},
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    # the embedded defaults start the speech worker: ready once its model is loaded
+    deadline = time.monotonic() + 60
+    while True:
         try:
             if get(f"{base}/readyz")[0] == 200:
                 break
         except OSError:
-            time.sleep(0.1)
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"parley serve never became ready: {proc.communicate()[0].decode()}")
+        time.sleep(0.1)
     yield base
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
