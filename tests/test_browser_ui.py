@@ -5,6 +5,11 @@ server with live captions ([captions] enabled, real Whisper and Apertium), loopb
   Spanish (bilingual): his caption bar shows the Spanish final of each utterance within 4 s of
   the utterance's end; his WebVTT download has the utterances with Alice's name and increasing
   times; screenshots of the pre-join page, the room with bilingual captions and the transcript.
+- test_chat_screen_share_reconnect: Alice writes English in the chat, Bruno reads it in Spanish
+  and reveals the original; a private message back; Alice shares her screen (fake display media)
+  and Bruno's page shows the extra video track decoded; the server's end of Bruno's WebSocket is
+  destroyed (ss -K) while Alice speaks: Bruno is back with her media, screen and captions within
+  10 s, and Alice's list has him once (no ghost); then he switches his captions to Portuguese.
 - test_accessibility: axe-core finds no serious or critical violations on the pre-join page
   and in the room (panels open).
 
@@ -32,8 +37,12 @@ from tests.browser_support import (
     ParleyServer,
     chromium_args,
     chromium_executable,
+    drop_connections,
+    established_peers,
     evalset_dir,
     make_speech_wav,
+    snapshot,
+    wait_for_media,
     wait_until,
 )
 from tests.conftest import TIME_SCALE
@@ -286,6 +295,157 @@ def test_meeting_captions_transcript(
         for word in last_words:
             final = next(e for e in entries if word in e["text"].lower())
             assert final["translations"]["es"] in vtt
+    finally:
+        if log:
+            sys.stderr.write("\n".join(log[-40:]) + "\n")
+        for context in browser.contexts:
+            context.close()
+
+
+def wait_for_speech(page: Any, longform: dict[str, Any], ahead_s: float) -> None:
+    """Wait until the page's microphone file is inside an utterance with `ahead_s` to go."""
+    mic_ms = page.evaluate("window.parleyMicStartedMs")
+    segments = longform["segments"][:UTTERANCES]
+    loop_s = LEAD_S + segments[-1]["end"] + TAIL_S
+    windows = [
+        (LEAD_S + s["speech_start"] + 0.5, LEAD_S + s["speech_end"] - ahead_s) for s in segments
+    ]
+    deadline = time.time() + loop_s + 5
+    while time.time() < deadline:
+        phase = ((time.time() * 1000 - mic_ms) / 1000) % loop_s
+        if any(a <= phase <= b for a, b in windows):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("no speech window found")
+
+
+#: what the page saw of the reconnect: events and the banner text at that moment
+WATCH_RECONNECT_JS = """() => {
+  window.reconnectLog = [];
+  window.parley.addEventListener('reconnecting', (ev) => window.reconnectLog.push({
+    t: Date.now(), attempt: ev.detail.attempt,
+    banner: document.getElementById('banner').textContent,
+    chip: document.getElementById('connection').textContent}));
+  window.parley.addEventListener('joined',
+    () => window.reconnectLog.push({t: Date.now(), joined: true}));
+}"""
+
+
+def test_chat_screen_share_reconnect(
+    browser: Any, server_url: str, netns: Netns, longform: dict[str, Any]
+) -> None:
+    log: list[str] = []
+    room = "ui-reconnect"
+    port = int(server_url.rsplit(":", 1)[1])
+    alice = open_prejoin(browser, server_url, room, log, "Alice")
+    try:
+        join(alice, "Alice", speak="en", read="en")
+        bruno = open_prejoin(browser, server_url, room, log, "Bruno")
+        before = established_peers(netns, port)
+        join(bruno, "Bruno", speak="es", read="es", microphone=False)
+        bruno.get_by_role("button", name="Settings").click()
+        bruno.get_by_label("Bilingual: original and translation").check()
+        alice_id = snapshot(alice)["participantId"]
+        old_id = snapshot(bruno)["participantId"]
+        wait_until(bruno, f"() => window.parley.participants.has('{alice_id}')")
+        stats = wait_for_media(bruno)
+        assert stats["video"]["framesDecoded"] > 0, stats
+        bruno_sockets = established_peers(netns, port) - before
+        assert bruno_sockets, "Bruno's WebSocket not found"
+
+        # Chat: Alice writes English; Bruno reads it in Spanish, the original one click away.
+        alice.get_by_role("button", name="Chat").click()
+        alice.get_by_label("Message", exact=True).fill(CHAT_EN)
+        alice.get_by_role("button", name="Send").click()
+        bruno.get_by_role("button", name="Chat").click()
+        message = bruno.locator("#chat-log li").first
+        message.wait_for(timeout=10_000)
+        shown = message.locator(".chat-text")
+        print("chat as Bruno sees it:", shown.inner_text())
+        assert shown.get_attribute("lang") == "es"
+        assert shown.inner_text() != CHAT_EN and "reunión" in shown.inner_text().lower()
+        assert message.get_by_text(CHAT_EN).is_hidden()
+        message.get_by_role("button", name=re.compile("Show original")).click()
+        assert message.get_by_text(CHAT_EN).is_visible()
+        # a private message back: Alice sees it marked private (in English: she reads English)
+        bruno.get_by_label("To", exact=True).select_option(alice_id)
+        bruno.get_by_label("Message", exact=True).fill("Hola Alice, ¿me oyes bien?")
+        bruno.get_by_role("button", name="Send").click()
+        private = alice.locator("#chat-log li.private")
+        private.wait_for(timeout=10_000)
+        assert "private" in private.locator(".chat-name").inner_text()
+        # in English when the translation came in time, else the original saying why
+        lang = private.locator(".chat-text").get_attribute("lang")
+        print("private message as Alice sees it:", lang, private.inner_text())
+        assert lang == "en" or private.locator(".chat-note").inner_text().startswith("Original (")
+
+        # Screen share: Alice shares (fake display media); Bruno shows it beside her camera.
+        alice.get_by_role("button", name="Share screen").click()
+        screen_tile = bruno.locator(f'#tiles .tile.screen[data-participant-id="{alice_id}"]')
+        screen_tile.wait_for(timeout=10_000)
+        wait_until(
+            bruno,
+            SCREEN_SHOWN_JS % json.dumps(alice_id),
+        )
+        screen = next(t for t in snapshot(bruno)["remoteTracks"] if t["source"] == "screen")
+        assert screen["participantId"] == alice_id and screen["kind"] == "video"
+        assert bruno.locator(f'#tiles .tile[data-participant-id="{alice_id}"]').count() == 2
+
+        # Reconnect: the server's end of Bruno's WebSocket is destroyed while Alice speaks.
+        bruno.evaluate(RECORD_CAPTIONS_JS)
+        bruno.evaluate(WATCH_RECONNECT_JS)
+        wait_for_speech(alice, longform, ahead_s=4.0)
+        dropped_ms = time.time() * 1000
+        drop_connections(netns, port, bruno_sockets)
+        wait_until(
+            bruno,
+            "() => window.parley.state === 'joined' && window.parley.reconnects === 1",
+            timeout_ms=int(RECONNECT_DEADLINE_S * 1000),
+        )
+        events = bruno.evaluate("window.reconnectLog")
+        assert events[0]["attempt"] == 1 and "Reconnecting" in events[0]["banner"], events
+        assert events[0]["chip"] == "Reconnecting…", events
+        new_id = snapshot(bruno)["participantId"]
+        assert new_id != old_id
+        # media again: Alice's camera decoded and her voice heard on the new peer connection
+        stats = wait_for_media(bruno)
+        media_ms = time.time() * 1000
+        assert stats["video"]["framesDecoded"] > 0 and stats["audio"]["totalAudioEnergy"] > 0
+        # captions again: Alice's words in Bruno's caption bar after the rejoin
+        rejoined_ms = next(e["t"] for e in events if e.get("joined"))
+        deadline = dropped_ms + RECONNECT_DEADLINE_S * 1000
+        while time.time() * 1000 < deadline + 1000:
+            records = bruno.evaluate("window.captionLog")
+            shown = [r for r in records if r["t"] > rejoined_ms and r["source"].strip()]
+            if shown:
+                break
+            bruno.wait_for_timeout(100)
+        assert shown, records[-3:]
+        back_s = (max(shown[0]["t"], media_ms) - dropped_ms) / 1000
+        print(f"rejoined {(rejoined_ms - dropped_ms) / 1000:.2f} s, media+captions {back_s:.2f} s")
+        assert back_s <= RECONNECT_DEADLINE_S
+        # Alice's screen share is back on Bruno's page as well
+        wait_until(
+            bruno,
+            SCREEN_SHOWN_JS % json.dumps(alice_id),
+        )
+        # no ghost: Alice's list has Bruno once, under his new id
+        wait_until(alice, f"() => !window.parley.participants.has('{old_id}')")
+        alice_list = alice.locator("#participant-list li")
+        ids = alice_list.evaluate_all("(items) => items.map((li) => li.dataset.participantId)")
+        assert sorted(ids) == sorted([alice_id, new_id]), ids
+        assert alice.locator(f'#tiles .tile[data-participant-id="{old_id}"]').count() == 0
+
+        # Bruno switches his caption language mid-meeting: Portuguese captions follow
+        bruno.get_by_role("button", name="Settings").click()
+        bruno.get_by_label("Show captions in", exact=True).select_option("pt")
+        assert snapshot(bruno)["languages"] == ["pt"]
+        wait_until(
+            bruno,
+            """() => [...document.querySelectorAll('#caption-blocks .caption-row.translation')]
+                .some((row) => row.lang === 'pt' && row.textContent.trim().length > 0)""",
+            timeout_ms=int((LEAD_S + longform["segments"][UTTERANCES - 1]["end"] + TAIL_S) * 1000),
+        )
     finally:
         if log:
             sys.stderr.write("\n".join(log[-40:]) + "\n")

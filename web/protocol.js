@@ -611,6 +611,12 @@ ParleySession.prototype._handlers = {
       return;
     }
     this.lastError = { code: msg.code, message: msg.message, ref: msg.ref ?? null };
+    if (this.state === "reconnecting" && msg.ref === "join") {
+      // the rejoin was refused (e.g. rate_limited): drop this socket, the next attempt follows
+      this._emit("error", this.lastError);
+      if (this.ws) this.ws.close(4000, "rejoin refused");
+      return;
+    }
     if (this._joinWaiter) { // before `joined` only hello and join were sent: this is about them
       this._joinWaiter.reject(Object.assign(new Error(msg.message), { code: msg.code }));
       this._joinWaiter = null;

@@ -281,6 +281,8 @@ class RoomView {
     handButton.replaceChildren(icon("hand"), document.createTextNode(hand ? "Lower hand" : "Raise hand"));
     const leave = $("leave-button");
     if (!leave.querySelector(".icon")) leave.prepend(icon("leave"));
+    const screen = $("screen-button");
+    if (!screen.querySelector(".icon")) screen.prepend(icon("screen"));
   }
 
   renderList(self) {
