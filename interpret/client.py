@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .compose import PipelineConfig
 from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .glossary import Glossary
 from .wire import (
     HEADER,
     AddSpeaker,
@@ -37,6 +38,7 @@ from .wire import (
     Ready,
     RemoveSpeaker,
     SampleFormat,
+    SetGlossary,
     SetSpeakerLang,
     SetTargets,
     TextTranslation,
@@ -93,6 +95,7 @@ class SpeechWorker:
         self._sample_format: SampleFormat = sample_format
         # what a new worker must be told
         self._speakers: dict[str, str | None] = {}
+        self._glossaries: dict[str, Glossary] = {}
         self._targets: tuple[str, ...] = config.targets
         # outgoing queue (see the module docstring)
         self._out: collections.deque[Command | AudioChunk] = collections.deque()
@@ -173,7 +176,16 @@ class SpeechWorker:
     def remove_speaker(self, speaker_id: str) -> None:
         """The speaker left: their last final still comes."""
         self._speakers.pop(speaker_id, None)
+        self._glossaries.pop(speaker_id, None)
         self._send(RemoveSpeaker(speaker_id))
+
+    def set_glossary(self, speaker_id: str, glossary: Glossary) -> None:
+        """The glossary of the speaker's room (recognition hints, enforced translations)."""
+        if glossary:
+            self._glossaries[speaker_id] = glossary
+        else:
+            self._glossaries.pop(speaker_id, None)
+        self._send(SetGlossary(speaker_id, glossary))
 
     def set_speaker_lang(self, speaker_id: str, lang: str | None) -> None:
         if speaker_id in self._speakers:
@@ -302,6 +314,7 @@ class SpeechWorker:
         assert stdin is not None
         state: list[Command] = [Configure(self._config), SetTargets(self._targets)]
         state += [AddSpeaker(s, lang) for s, lang in self._speakers.items()]
+        state += [SetGlossary(s, g) for s, g in self._glossaries.items() if s in self._speakers]
         try:
             for command in state:
                 stdin.write(encode_command(command))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .frames import AudioChunk, CaptionFrame, Samples
+from .glossary import Glossary, apply_to_source, protect, recognition_hint, restore, with_hint
 from .streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream, StreamingSettings
 from .vad import SileroVad, VadSettings
 
@@ -90,6 +91,8 @@ class CaptionPipeline:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._speakers: dict[str, SpeakerStream] = {}
+        #: speaker -> their room's glossary (applied to recognition and translation)
+        self._glossaries: dict[str, Glossary] = {}
         self._targets: frozenset[str] = frozenset()
         self._out: queue.Queue[CaptionUpdate | None] = queue.Queue()
         self._running = False
@@ -146,6 +149,14 @@ class CaptionPipeline:
         with self._work:
             if speaker_id in self._speakers:
                 self._speakers[speaker_id].lang = lang
+
+    def set_glossary(self, speaker_id: str, glossary: Glossary) -> None:
+        """The glossary of this speaker's room, for their next decode and translation."""
+        with self._work:
+            if glossary:
+                self._glossaries[speaker_id] = glossary
+            else:
+                self._glossaries.pop(speaker_id, None)
 
     def remove_speaker(self, speaker_id: str) -> None:
         """The speaker left: finish what they were saying, then forget them."""
@@ -213,11 +224,13 @@ class CaptionPipeline:
                     if picked is None:
                         return
                     self._busy = True
+                    glossary = self._glossaries.get(picked[0].speaker_id, ())
                 if isinstance(picked[0], CaptionUpdate):
                     self._speech_translate(picked[0], picked[1])
                     continue
                 stream, job = picked
-                hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=job.prompt)
+                prompt = with_hint(job.prompt, recognition_hint(glossary, job.lang))
+                hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=prompt)
                 with self._work:
                     self.decodes += 1
                     update = stream.on_result(job, hypothesis)
@@ -258,11 +271,14 @@ class CaptionPipeline:
         translations: dict[str, str] = {}
         engines: dict[str, str] = {}
         untranslated: dict[str, str] = {}
+        with self._work:
+            glossary = self._glossaries.get(update.speaker_id, ())
+        text = apply_to_source(update.text, update.lang, glossary) if glossary else update.text
         if update.final or self._translate_interims:
             for target in sorted(self._targets - {update.lang}):
                 try:
-                    result = self._translate(
-                        update.text, update.lang, target, english=update.english
+                    result = translate_with_glossary(
+                        self._translate, text, update.lang, target, glossary, update.english
                     )
                 except Exception as exc:  # an engine failing costs its translation, not the caption
                     log.warning("translation %s→%s failed: %s", update.lang, target, exc)
@@ -278,7 +294,7 @@ class CaptionPipeline:
             caption_id=update.caption_id,
             speaker_id=update.speaker_id,
             lang=update.lang,
-            text=update.text,
+            text=text,
             start_s=update.start_s,
             end_s=update.end_s,
             is_final=update.final,
@@ -287,6 +303,34 @@ class CaptionPipeline:
             untranslated=untranslated,
             stable_chars=update.stable_chars,
         )
+
+
+def translate_with_glossary(
+    translate: TranslateFn,
+    text: str,
+    source: str,
+    target: str,
+    glossary: Glossary,
+    english: str | None = None,
+) -> TranslationResult:
+    """``translate`` with the glossary's terms protected as placeholders and replaced by their
+    renderings afterwards (Whisper's own English translation of the audio included)."""
+    if not glossary:
+        return translate(text, source, target, english=english)
+    protected = protect(text, source, target, glossary)
+    english_protected = None if english is None else protect(english, "en", target, glossary)
+    result = translate(
+        protected.text,
+        source,
+        target,
+        english=None if english_protected is None else english_protected.text,
+    )
+    if result.text is None:
+        return result
+    out = restore(result.text, protected)
+    if english_protected is not None:
+        out = restore(out, english_protected)
+    return dataclasses.replace(result, text=out)
 
 
 def _supersede(batch: list[CaptionUpdate]) -> list[CaptionUpdate]:

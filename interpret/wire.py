@@ -21,6 +21,7 @@ import numpy as np
 
 from .compose import PipelineConfig
 from .frames import AudioChunk, CaptionFrame
+from .glossary import Glossary, entries_json, parse_entries
 
 HEADER = struct.Struct(">II")
 #: longest JSON part either side accepts (a config or a caption is a few KiB)
@@ -85,6 +86,14 @@ class TranslateText:
 
 
 @dataclass(frozen=True, slots=True)
+class SetGlossary:
+    """The glossary of a speaker's room (recognition hints, enforced translations)."""
+
+    speaker_id: str
+    glossary: Glossary
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Finish every speaker's last final, then exit (end of input does the same)."""
 
@@ -96,6 +105,7 @@ Command = (
     | RemoveSpeaker
     | SetSpeakerLang
     | SetTargets
+    | SetGlossary
     | Ping
     | TranslateText
     | Close
@@ -228,6 +238,9 @@ def encode_command(command: Command) -> bytes:
             return frame({"op": "set_speaker_lang", "speaker_id": c.speaker_id, "lang": c.lang})
         case SetTargets():
             return frame({"op": "set_targets", "langs": list(c.langs)})
+        case SetGlossary():
+            entries = entries_json(c.glossary)
+            return frame({"op": "set_glossary", "speaker_id": c.speaker_id, "entries": entries})
         case Ping():
             return frame({"op": "ping", "nonce": c.nonce})
         case TranslateText():
@@ -270,6 +283,15 @@ def decode_inbound(header: bytes, payload: bytes) -> Inbound:
             if not all(isinstance(lang, str) for lang in langs):
                 raise WireFormatError(f"{what}: 'langs' must be a list of strings")
             return SetTargets(tuple(langs))
+        case "set_glossary":
+            speaker_id = _text(obj, "speaker_id", what)
+            entries = _get(obj, "entries", list, what)
+            if not all(isinstance(e, dict) for e in entries):
+                raise WireFormatError(f"{what}: 'entries' must be a list of objects")
+            try:
+                return SetGlossary(speaker_id, parse_entries(entries))
+            except ValueError as exc:
+                raise WireFormatError(f"{what}: {exc}") from None
         case "ping":
             return Ping(int(_get(obj, "nonce", int, what)))
         case "translate":

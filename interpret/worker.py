@@ -41,6 +41,7 @@ from .wire import (
     Pong,
     Ready,
     RemoveSpeaker,
+    SetGlossary,
     SetSpeakerLang,
     SetTargets,
     TextTranslation,
@@ -168,6 +169,8 @@ class Ingest:
                     p.set_speaker_lang(item.speaker_id, item.lang)
                 case SetTargets():
                     p.set_targets(item.langs)
+                case SetGlossary():
+                    p.set_glossary(item.speaker_id, item.glossary)
                 case Ping():
                     self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes))
                 case Configure() | Close() | TranslateText():

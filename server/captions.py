@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,15 +19,27 @@ import structlog
 from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig
 from interpret.frames import CaptionFrame
+from interpret.glossary import Glossary, protect, restore
 from interpret.wire import TextTranslation
 from media.tap import SpeakerAudioQueue
 
 from . import protocol
+from .interpreting import transcript_of
+from .transcript import TranscriptLine
 
 if TYPE_CHECKING:
     from .signaling import SignalingServer
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TextResult:
+    """A text translated into several languages (see :meth:`CaptionService.translate_text`)."""
+
+    translations: dict[str, str] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)
+    untranslated: dict[str, str] = field(default_factory=dict)
 
 
 class CaptionService:
@@ -123,6 +136,35 @@ class CaptionService:
         if self._speakers.pop(participant_id, None) is not None:
             self._worker.remove_speaker(participant_id)
 
+    def glossary_changed(self, room: str, glossary: Glossary) -> None:
+        """A room's glossary changed: its speakers' next decodes and translations use it."""
+        for speaker_id, speaker_room in self._speakers.items():
+            if speaker_room == room:
+                self._worker.set_glossary(speaker_id, glossary)
+
+    async def translate_glossed(
+        self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
+    ) -> TextResult:
+        """``text`` into each target by the speech worker (never on this loop), with the
+        glossary's terms protected and rendered as for captions."""
+        result = TextResult()
+
+        async def one(target: str) -> None:
+            protected = protect(text, source, target, glossary)
+            answer = await self._worker.translate(protected.text, source, [target])
+            if target in answer.translations:
+                result.translations[target] = restore(answer.translations[target], protected)
+                result.engines[target] = answer.engines.get(target, "")
+            else:
+                result.untranslated[target] = answer.untranslated.get(
+                    target, f"no translation {source}→{target}"
+                )
+
+        async with asyncio.TaskGroup() as tg:
+            for target in targets:
+                tg.create_task(one(target))
+        return result
+
     def speaker_lang_changed(self, participant_id: str, lang: str | None) -> None:
         if participant_id in self._speakers:
             self._worker.set_speaker_lang(participant_id, lang)
@@ -138,6 +180,8 @@ class CaptionService:
                     continue  # already gone
                 self._speakers[item.peer_id] = item.room_id
                 self._worker.add_speaker(item.peer_id, client.spoken_lang)
+                if client.live is not None and client.live.glossary:
+                    self._worker.set_glossary(item.peer_id, client.live.glossary)
             self._worker.push(item.chunk)
             self._clock_offsets[item.peer_id] = time.monotonic() - item.chunk.end_s
 
@@ -148,12 +192,45 @@ class CaptionService:
             if live is None:
                 continue
             offset = self._clock_offsets.get(frame.speaker_id)
-            if frame.is_final and offset is not None and self.on_final_latency is not None:
-                self.on_final_latency(max(0.0, time.monotonic() - offset - frame.end_s))
+            latency_s = None
+            if frame.is_final and offset is not None:
+                latency_s = max(0.0, time.monotonic() - offset - frame.end_s)
+                if self.on_final_latency is not None:
+                    self.on_final_latency(latency_s)
             if frame.is_final and self.on_final is not None and room is not None:
                 self.on_final(room, frame)
+            if frame.is_final:
+                self._record(live, frame, offset, latency_s)
             for client in list(live.clients.values()):
                 client.send_caption(caption_message(frame, client.languages), final=frame.is_final)
+
+    def _record(
+        self, live: Any, frame: CaptionFrame, offset: float | None, latency_s: float | None
+    ) -> None:
+        """Keep the final in the room's transcript (times on the room's clock)."""
+        if not frame.text.strip():
+            return
+        base = (offset if offset is not None else time.monotonic() - frame.end_s) - (
+            live.started_monotonic
+        )
+        speaker = live.clients.get(frame.speaker_id)
+        name = speaker.participant.name if speaker is not None and speaker.participant else ""
+        max_lines = self._signaling.settings.interpreting.transcript_max_lines
+        transcript_of(live, max_lines).add(
+            TranscriptLine(
+                caption_id=frame.caption_id,
+                speaker_id=frame.speaker_id,
+                speaker_name=name,
+                lang=frame.lang,
+                text=frame.text,
+                start_s=max(0.0, base + frame.start_s),
+                end_s=max(0.0, base + frame.end_s),
+                translations=dict(frame.translations),
+                engines=dict(frame.engines),
+                untranslated=dict(frame.untranslated),
+                latency_s=latency_s,
+            )
+        )
 
     def _client(self, room: str, participant_id: str) -> Any:
         live = self._signaling.rooms.get(room)

@@ -160,6 +160,47 @@ class EndMeeting(HostAction):
     type: Literal["end_meeting"]
 
 
+# -- interpreting (PROTOCOL.md "Interpreting"): hosts and interpreters, else ``forbidden`` --
+CaptionText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"\S")]
+GlossaryTerm = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+MAX_GLOSSARY_ENTRIES = 1000
+
+
+class InterpreterAction(_ClientMessage):
+    """Base of the messages only a host or an interpreter may send."""
+
+    type: str
+
+
+class Correct(InterpreterAction):
+    type: Literal["correct"]
+    caption_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    #: the caption's spoken language (corrects the source) or one of its translations
+    lang: LangCode
+    text: CaptionText
+
+
+class GlossaryEntry(_ClientMessage):
+    term: GlossaryTerm
+    #: the language the term is said in; absent = any
+    lang: LangCode | None = None
+    renderings: Annotated[dict[LangCode, GlossaryTerm], Field(max_length=16)] = {}
+    #: do not translate: the term stays as it is in languages without a rendering
+    keep: bool = False
+
+
+class GlossarySet(InterpreterAction):
+    type: Literal["glossary_set"]
+    entries: Annotated[list[GlossaryEntry], Field(max_length=MAX_GLOSSARY_ENTRIES)]
+
+
+class Export(InterpreterAction):
+    type: Literal["export"]
+    format: Literal["json", "vtt", "srt"]
+    #: the language of a vtt/srt export (required for those); json carries every language
+    lang: LangCode | None = None
+
+
 ClientMessage = (
     Hello
     | Join
@@ -178,11 +219,15 @@ ClientMessage = (
     | Admit
     | Deny
     | EndMeeting
+    | Correct
+    | GlossarySet
+    | Export
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
     | {"chat", "hand", "transcription"}
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
+    | {"correct", "glossary_set", "export"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]

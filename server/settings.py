@@ -197,6 +197,12 @@ class LoggingSettings(_Section):
     format: Literal["console", "json"]
 
 
+class InterpretingSettings(_Section):
+    transcript_max_lines: int = Field(ge=1, le=100_000)
+    retranslate_timeout_ms: int = Field(ge=100, le=60_000)
+    glossary_max_entries: int = Field(ge=1, le=1000)
+
+
 class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
@@ -210,6 +216,7 @@ class Settings(_Section):
     metrics: MetricsSettings
     retention: RetentionSettings
     logging: LoggingSettings
+    interpreting: InterpretingSettings
 
     @model_validator(mode="after")
     def _media_sections_fit_a_full_room(self) -> Settings:

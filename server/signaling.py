@@ -14,6 +14,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from interpret.glossary import Glossary
 from media.api import (
     Kind,
     MediaBackend,
@@ -32,13 +33,14 @@ from media.errors import (
     UnknownPeerError,
 )
 
-from . import __version__, moderation, protocol, room_features
+from . import __version__, interpreting, moderation, protocol, room_features
 from .auth import AuthError, TokenVerifier, password_matches
 from .limits import KeyedLimiter, TokenBucket, retry_after_ms
 from .outbox import Outbox, OutboxFullError
 from .protocol import ProtocolError
 from .rooms import JoinRefusedError, Participant, Role, Room, RoomRegistry
 from .settings import Settings
+from .transcript import RoomTranscript
 from .turn import ice_servers_for
 
 if TYPE_CHECKING:
@@ -67,6 +69,11 @@ class LiveRoom:
         self.waiting: dict[str, ClientConnection] = {}
         #: the room's chat (history in memory while the room lives); see room_features
         self.chat: RoomChat | None = None
+        self.started_monotonic = time.monotonic()
+        self.started_at_unix = time.time()
+        #: the room's final captions (in memory only; see server.interpreting)
+        self.transcript: RoomTranscript | None = None
+        self.glossary: Glossary = ()
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -234,6 +241,8 @@ class SignalingServer:
             joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
         client.send(protocol.encode("joined", **joined))
         room_features.on_joined(self, live, client)
+        if live.glossary:
+            client.send(interpreting.glossary_message(live.glossary, None))
         live.broadcast(
             protocol.encode("participant_joined", participant=participant.to_wire()),
             exclude=participant.participant_id,
@@ -507,6 +516,8 @@ class ClientConnection:
                 await moderation.handle_host_action(self, msg)
             case protocol.RoomFeature():
                 await room_features.handle(self, msg)
+            case protocol.InterpreterAction():
+                await interpreting.handle_interpreter_action(self, msg)
             case _:
                 await self._dispatch_joined(msg)
         return False

@@ -236,8 +236,10 @@ class ParleyClient:
         lang: str | None = None,
         token: str | None = None,
         screen: MediaStreamTrack | None = None,
+        role: str | None = None,
     ) -> None:
         self.url, self.room, self.name = url, room, name
+        self.role = role
         self.token = token
         self.local = {"video": video, "audio": audio}
         #: sent once :meth:`share_screen` is called (a second video track, source "screen")
@@ -281,6 +283,8 @@ class ParleyClient:
             join["lang"] = self.lang
         if self.token is not None:
             join["token"] = self.token
+        if self.role is not None:
+            join["role"] = self.role
         await self._send(join)
         await asyncio.wait_for(self._joined.wait(), 10)
 
