@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -57,3 +58,12 @@ class CaptionFrame:
     untranslated: Mapping[str, str] = field(default_factory=dict)
     #: stable prefix of ``text`` that later interims will not change (for flicker-free display)
     stable_chars: int = 0
+    #: a final's recognised words with their probabilities (empty for interims)
+    words: tuple[Word, ...] = ()
+
+    @property
+    def avg_logprob(self) -> float | None:
+        """Mean log-probability of the words (Whisper's confidence); None without words."""
+        if not self.words:
+            return None
+        return sum(math.log(max(w.probability, 1e-6)) for w in self.words) / len(self.words)

@@ -302,6 +302,7 @@ class CaptionPipeline:
             engines=engines,
             untranslated=untranslated,
             stable_chars=update.stable_chars,
+            words=update.words,
         )
 
 

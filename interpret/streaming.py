@@ -110,6 +110,8 @@ class CaptionUpdate:
     #: Whisper's own English translation of the utterance's audio (finals, when a route
     #: starts with the "whisper" engine)
     english: str | None = None
+    #: a final's words with their probabilities (for confidence display)
+    words: tuple[Word, ...] = ()
 
 
 def join_words(words: Sequence[Word]) -> str:
@@ -394,6 +396,7 @@ class SpeakerStream:
             u.end_s or audio_end_s,
             True,
             audio_from_s=u.start_s,
+            words=tuple(words),
         )
 
     def _find(self, uid: int, caption_id: str) -> _Utterance | None:
@@ -436,6 +439,7 @@ class SpeakerStream:
             cut,
             True,
             audio_from_s=u.start_s,
+            words=tuple(words[: i + 1]),
         )
         self._current = rest = self._new_utterance(cut, part=u.part + 1, uid=u.uid)
         rest.lang = u.lang

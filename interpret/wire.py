@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame, Word
 from .glossary import Glossary, entries_json, parse_entries
 
 HEADER = struct.Struct(">II")
@@ -214,6 +214,14 @@ def _str_map(obj: Mapping[str, Any], key: str, what: str) -> dict[str, str]:
     return dict(value)
 
 
+def _words(obj: Mapping[str, Any], what: str) -> tuple[Word, ...]:
+    raw = obj.get("words", [])
+    try:
+        return tuple(Word(float(a), float(b), str(t), float(p)) for a, b, t, p in raw)
+    except (TypeError, ValueError):
+        raise WireFormatError(f"{what}: 'words' must be [start, end, text, probability]s") from None
+
+
 # -- parent -> worker ------------------------------------------------------------------------
 def encode_audio(chunk: AudioChunk, sample_format: SampleFormat = "f32") -> bytes:
     samples = np.asarray(chunk.samples, dtype=np.float32)
@@ -329,6 +337,7 @@ def encode_outbound(message: Outbound) -> bytes:
                     "engines": dict(m.engines),
                     "untranslated": dict(m.untranslated),
                     "stable_chars": m.stable_chars,
+                    "words": [[w.start_s, w.end_s, w.text, w.probability] for w in m.words],
                 }
             )
         case Ready():
@@ -371,6 +380,7 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 engines=_str_map(obj, "engines", what),
                 untranslated=_str_map(obj, "untranslated", what),
                 stable_chars=_get(obj, "stable_chars", int, what),
+                words=_words(obj, what),
             )
         case "ready":
             return Ready(

@@ -202,7 +202,8 @@ class CaptionService:
             if frame.is_final:
                 self._record(live, frame, offset, latency_s)
             for client in list(live.clients.values()):
-                client.send_caption(caption_message(frame, client.languages), final=frame.is_final)
+                message = caption_message(frame, client.languages, latency_s=latency_s)
+                client.send_caption(message, final=frame.is_final)
 
     def _record(
         self, live: Any, frame: CaptionFrame, offset: float | None, latency_s: float | None
@@ -237,8 +238,18 @@ class CaptionService:
         return None if live is None else live.clients.get(participant_id)
 
 
-def caption_message(frame: CaptionFrame, languages: frozenset[str]) -> str:
+def caption_message(
+    frame: CaptionFrame, languages: frozenset[str], *, latency_s: float | None = None
+) -> str:
     """The ``caption`` message for a client reading ``languages`` (PROTOCOL.md)."""
+    extra: dict[str, Any] = {}
+    if frame.is_final:
+        logprob = frame.avg_logprob
+        if logprob is not None:
+            extra["avg_logprob"] = round(logprob, 3)
+            extra["words"] = [[w.text.strip(), round(w.probability, 3)] for w in frame.words]
+        if latency_s is not None:
+            extra["latency_ms"] = round(latency_s * 1000)
     return protocol.encode(
         "caption",
         caption_id=frame.caption_id,
@@ -253,4 +264,5 @@ def caption_message(frame: CaptionFrame, languages: frozenset[str]) -> str:
         engines={k: v for k, v in frame.engines.items() if k in languages},
         untranslated={k: v for k, v in frame.untranslated.items() if k in languages},
         machine_generated=True,
+        **extra,
     )

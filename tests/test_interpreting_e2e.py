@@ -158,3 +158,45 @@ async def test_correcting_the_source_translates_it_again(captioning_app: App) ->
     assert got["corrected_langs"] == ["en"]
     await speaker.leave()
     await host.leave()
+
+
+async def _spanish_of_clip(app: App, room: str, entries: list[dict[str, Any]] | None) -> str:
+    """The English and Spanish finals of FLEURS en-002 ("… the romantic and fascinating town of
+    Sintra …") spoken into ``room``, whose host set ``entries`` as the glossary first."""
+    clip = EVALSET / "audio" / "en" / "fleurs-en-002.ogg"
+    url = ws_url(app)
+    host = ParleyClient(url, room=room, name="Host")
+    await host.join()
+    await host.send({"type": "captions", "languages": ["es"]})
+    if entries is not None:
+        await host.send({"type": "glossary_set", "entries": entries})
+        assert await host.wait_for(lambda: any(m["type"] == "glossary" for m in host.messages), 5)
+    speaker = ParleyClient(url, room=room, name="Speaker", audio=FileAudio(str(clip)), lang="en")
+    await speaker.join()
+
+    def text() -> str:
+        return " ".join(str(f["text"]) for f in finals(host))
+
+    assert await host.wait_for(lambda: "byron" in text().lower(), 40), host.messages[-3:]
+    spanish = " ".join(str(f["translations"].get("es", "")) for f in finals(host))
+    print(f"glossary {entries is not None}: {text()} | {spanish}")
+    await speaker.leave()
+    await host.leave()
+    return f"{text()} | {spanish}"
+
+
+async def test_a_room_glossary_changes_recognition_and_translation(captioning_app: App) -> None:
+    """Issue 6, point 1: without an entry Whisper hears "Cintra" and Apertium says "ciudad";
+    with entries for "Sintra" (do not translate) and "town of Sintra" (Spanish "villa de
+    Sintra") the Spanish caption shows the configured rendering."""
+    plain = await _spanish_of_clip(captioning_app, "plain", None)
+    english, spanish = plain.split(" | ", 1)
+    assert "villa de Sintra" not in spanish and "ciudad de" in spanish
+    entries = [
+        {"term": "Sintra", "lang": "en", "keep": True},
+        {"term": "town of Sintra", "lang": "en", "renderings": {"es": "villa de Sintra"}},
+    ]
+    glossed = await _spanish_of_clip(captioning_app, "glossed", entries)
+    english_g, spanish_g = glossed.split(" | ", 1)
+    assert "town of Sintra" in english_g
+    assert "villa de Sintra" in spanish_g and "ciudad de Sintra" not in spanish_g

@@ -107,11 +107,12 @@ export class ParleySession extends EventTarget {
    *   token: a room token (PROTOCOL.md "Access control"); lang: the language we speak (null =
    *   detected); languages: the caption languages we read
    */
-  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket }) {
+  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null }) {
     super();
     this.url = url;
     this.room = room;
     this.name = name;
+    this.role = role; // open mode: "interpreter" or "viewer" instead of participant
     this.token = token; // a room token from the join link (PROTOCOL.md "Access control")
     this.localStream = localStream;
     this.lang = lang || null;
@@ -166,6 +167,11 @@ export class ParleySession extends EventTarget {
     ws.addEventListener("error", () => {
       // The close event follows with the code; nothing else is known here.
     });
+  }
+
+  /** Interpreters and hosts: correct a final caption's text in `lang` (PROTOCOL.md `correct`). */
+  correctCaption(captionId, lang, text) {
+    this._send({ type: "correct", caption_id: captionId, lang, text });
   }
 
   /** Change the caption languages we read (any time; PROTOCOL.md `captions`). */
@@ -471,6 +477,7 @@ ParleySession.prototype._handlers = {
     const join = { type: "join", room: this.room, name: this.name, publish: ["audio", "video"].filter((k) => this.local.has(k)) };
     if (this.token) join.token = this.token;
     if (this.lang) join.lang = this.lang;
+    if (this.role) join.role = this.role;
     this._send(join);
   },
 

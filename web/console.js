@@ -1,0 +1,264 @@
+// Interpreter console (console.html): every speaker's live source captions and each target
+// language side by side, one row per caption; per final its latency, Whisper's confidence
+// (doubtful words highlighted) and the engine of each translation; filters by speaker and
+// language; a final's text is corrected in place (PROTOCOL.md "Interpreting").
+// Buildless ES module; the protocol lives in protocol.js (no DOM there).
+
+import { ParleySession } from "./protocol.js";
+
+/** Words below this probability are highlighted as doubtful. */
+export const DOUBTFUL_WORD_P = 0.5;
+/** Average log-probability below which a line's confidence is shown as low. */
+export const LOW_AVG_LOGPROB = -0.7;
+const MAX_ROWS = 500;
+
+const $ = (id) => document.getElementById(id);
+
+/** "es, fr ,de" -> ["es", "fr", "de"] (valid codes only, no duplicates). */
+export function parseLanguages(text) {
+  const langs = text.split(",").map((s) => s.trim().toLowerCase()).filter((s) => /^[a-z]{2,3}$/.test(s));
+  return [...new Set(langs)];
+}
+
+/** Text nodes and <mark>s for the source of a final: doubtful words marked. */
+function sourceNodes(caption) {
+  const words = Array.isArray(caption.words) ? caption.words : null;
+  const joined = words ? words.map((w) => w[0]).join(" ").replace(/\s+/g, " ").trim() : "";
+  if (!words || caption.corrected || joined !== caption.text.replace(/\s+/g, " ").trim()) {
+    return [document.createTextNode(caption.text)];
+  }
+  const nodes = [];
+  words.forEach(([word, p], i) => {
+    if (i > 0) nodes.push(document.createTextNode(" "));
+    if (p < DOUBTFUL_WORD_P) {
+      const mark = document.createElement("mark");
+      mark.className = "doubtful";
+      mark.title = `probability ${p.toFixed(2)}`;
+      mark.textContent = word;
+      nodes.push(mark);
+    } else {
+      nodes.push(document.createTextNode(word));
+    }
+  });
+  return nodes;
+}
+
+class ConsoleView {
+  constructor(session, languages) {
+    this.session = session;
+    this.languages = languages; // target languages, in column order
+    this.rows = new Map(); // caption_id -> <tr>
+    this.captions = new Map(); // caption_id -> latest caption message
+    this.speakers = new Map(); // participant_id -> name
+    this.shownLangs = new Set(["source", ...languages]);
+    this.speakerFilter = "";
+    this.buildHead();
+    this.buildLangFilter();
+    $("speaker-filter").addEventListener("change", (ev) => {
+      this.speakerFilter = ev.target.value;
+      for (const row of this.rows.values()) this.applyFilters(row);
+    });
+    session.addEventListener("caption", (ev) => this.onCaption(ev.detail.caption));
+    session.addEventListener("participants", (ev) => this.onParticipants(ev.detail.participants));
+    session.addEventListener("error", (ev) => setStatus(`Error: ${ev.detail.code} — ${ev.detail.message}`));
+  }
+
+  buildHead() {
+    const head = $("lines-head");
+    const cells = [["speaker", "Speaker"], ["source", "Source"], ...this.languages.map((l) => [l, l.toUpperCase()]), ["meta", "Latency · confidence"]];
+    for (const [key, label] of cells) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.dataset.col = key;
+      th.textContent = label;
+      if (key === "meta") th.className = "meta";
+      head.append(th);
+    }
+  }
+
+  buildLangFilter() {
+    const box = $("lang-filter");
+    for (const lang of ["source", ...this.languages]) {
+      const id = `show-${lang}`;
+      const input = Object.assign(document.createElement("input"), { type: "checkbox", id, checked: true });
+      input.addEventListener("change", () => {
+        if (input.checked) this.shownLangs.add(lang); else this.shownLangs.delete(lang);
+        for (const el of document.querySelectorAll(`[data-col="${lang}"]`)) el.hidden = !input.checked;
+      });
+      const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: lang === "source" ? "Source" : lang.toUpperCase() });
+      box.append(input, label);
+    }
+  }
+
+  onParticipants(participants) {
+    const select = $("speaker-filter");
+    for (const p of participants) {
+      if (this.speakers.has(p.participant_id)) continue;
+      this.speakers.set(p.participant_id, p.name);
+      select.append(Object.assign(document.createElement("option"), { value: p.participant_id, textContent: p.name }));
+    }
+    for (const row of this.rows.values()) {
+      row.querySelector(".speaker").textContent = this.speakers.get(row.dataset.speaker) || row.dataset.speaker;
+    }
+  }
+
+  applyFilters(row) {
+    row.hidden = Boolean(this.speakerFilter) && row.dataset.speaker !== this.speakerFilter;
+  }
+
+  onCaption(caption) {
+    const old = this.captions.get(caption.caption_id);
+    if (old && old.final && !caption.final) return; // a late interim never replaces a final
+    if (old && caption.corrected) {
+      // a correction carries the texts; latency and confidence stay the recognizer's
+      caption = { ...caption, latency_ms: old.latency_ms, avg_logprob: old.avg_logprob, words: old.words };
+    }
+    this.captions.set(caption.caption_id, caption);
+    let row = this.rows.get(caption.caption_id);
+    if (!row) {
+      row = this.newRow(caption);
+      this.rows.set(caption.caption_id, row);
+      $("lines-body").append(row);
+      while (this.rows.size > MAX_ROWS) {
+        const [id, first] = this.rows.entries().next().value;
+        first.remove();
+        this.rows.delete(id);
+        this.captions.delete(id);
+      }
+    }
+    this.fill(row, caption);
+  }
+
+  newRow(caption) {
+    const row = document.createElement("tr");
+    row.dataset.captionId = caption.caption_id;
+    row.dataset.speaker = caption.participant_id;
+    const speaker = Object.assign(document.createElement("td"), { className: "speaker" });
+    speaker.dataset.col = "speaker";
+    row.append(speaker);
+    for (const col of ["source", ...this.languages]) {
+      const td = document.createElement("td");
+      td.className = "text";
+      td.dataset.col = col;
+      td.hidden = !this.shownLangs.has(col);
+      row.append(td);
+    }
+    const meta = Object.assign(document.createElement("td"), { className: "meta" });
+    meta.dataset.col = "meta";
+    row.append(meta);
+    this.applyFilters(row);
+    return row;
+  }
+
+  fill(row, caption) {
+    row.classList.toggle("interim", !caption.final);
+    row.classList.toggle("final", Boolean(caption.final));
+    row.querySelector(".speaker").textContent = this.speakers.get(caption.participant_id) || caption.participant_id;
+    const corrected = new Set(caption.corrected_langs || []);
+    for (const col of ["source", ...this.languages]) {
+      const td = row.querySelector(`td.text[data-col="${col}"]`);
+      if (td.isContentEditable) continue; // being edited: the edit wins until saved or cancelled
+      const lang = col === "source" ? caption.lang : col;
+      const text = col === "source" ? caption.text : (caption.translations || {})[col];
+      td.replaceChildren();
+      td.lang = lang;
+      td.dataset.lang = lang;
+      if (col === "source") {
+        td.append(...(caption.final ? sourceNodes(caption) : [document.createTextNode(caption.text)]));
+      } else if (text) {
+        td.append(document.createTextNode(text));
+      } else if (caption.untranslated && caption.untranslated[col]) {
+        td.append(Object.assign(document.createElement("em"), { textContent: `(${caption.untranslated[col]})` }));
+      }
+      if (caption.final && col !== "source" && caption.engines && caption.engines[col]) {
+        td.append(Object.assign(document.createElement("span"), { className: "engine", textContent: caption.engines[col] }));
+      }
+      if (caption.final && corrected.has(lang)) {
+        td.append(Object.assign(document.createElement("span"), { className: "corrected-mark", textContent: "✓ corrected" }));
+      }
+      if (caption.final && (col === "source" || text || lang === caption.lang)) {
+        this.makeEditable(td, caption.caption_id, lang);
+      }
+    }
+    const meta = row.querySelector("td.meta");
+    const parts = [`${caption.lang}`];
+    if (caption.final && typeof caption.latency_ms === "number") parts.push(`${(caption.latency_ms / 1000).toFixed(2)} s`);
+    if (caption.final && typeof caption.avg_logprob === "number") parts.push(`logprob ${caption.avg_logprob.toFixed(2)}`);
+    if (!caption.final) parts.push("interim");
+    meta.textContent = parts.join(" · ");
+    meta.classList.toggle("low-confidence", typeof caption.avg_logprob === "number" && caption.avg_logprob < LOW_AVG_LOGPROB);
+  }
+
+  makeEditable(td, captionId, lang) {
+    if (td.dataset.editable) return;
+    td.dataset.editable = "1";
+    td.tabIndex = 0;
+    td.setAttribute("role", "button");
+    td.setAttribute("aria-label", `Correct the ${lang} text`);
+    const start = () => {
+      if (td.isContentEditable) return;
+      const caption = this.captions.get(captionId);
+      const current = lang === caption.lang ? caption.text : (caption.translations || {})[lang] || "";
+      td.replaceChildren(document.createTextNode(current));
+      td.contentEditable = "true";
+      td.setAttribute("role", "textbox");
+      td.focus();
+    };
+    const finish = (save) => {
+      if (!td.isContentEditable) return;
+      const text = td.textContent.trim();
+      td.contentEditable = "false";
+      td.setAttribute("role", "button");
+      if (save && text) {
+        this.session.correctCaption(captionId, lang, text);
+        setStatus(`Correction sent (${lang})`);
+      }
+      this.fill(this.rows.get(captionId), this.captions.get(captionId));
+      td.focus();
+    };
+    td.addEventListener("click", start);
+    td.addEventListener("keydown", (ev) => {
+      if (!td.isContentEditable && (ev.key === "Enter" || ev.key === "F2")) { ev.preventDefault(); start(); return; }
+      if (td.isContentEditable && ev.key === "Enter") { ev.preventDefault(); finish(true); }
+      if (td.isContentEditable && ev.key === "Escape") { ev.preventDefault(); finish(false); }
+    });
+    td.addEventListener("blur", () => finish(false));
+  }
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+async function open(name, room, languages) {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  const token = new URLSearchParams(location.search).get("token");
+  const session = new ParleySession({ url, room, name, token, languages, role: "interpreter", reconnect: true });
+  window.parley = session; // exposed for tests and debugging
+  window.parleyConsole = new ConsoleView(session, languages);
+  await session.connect();
+  $("join-form").hidden = true;
+  $("console-view").hidden = false;
+  $("room-badge").hidden = false;
+  $("room-badge").textContent = room;
+  setStatus(`Console open as ${name}`);
+}
+
+function main() {
+  const params = new URLSearchParams(location.search);
+  $("room-input").value = params.get("room") || "";
+  $("name-input").value = params.get("name") || "";
+  if (params.get("langs")) $("langs-input").value = params.get("langs");
+  $("join-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const languages = parseLanguages($("langs-input").value);
+    try {
+      await open($("name-input").value.trim(), $("room-input").value.trim(), languages);
+    } catch (err) {
+      setStatus(`Could not open the console: ${err.message || err}`);
+    }
+  });
+  $("name-input").focus();
+}
+
+main();
