@@ -39,10 +39,11 @@ LOOPBACK = "127.0.0.1"
 AUDIO_HZ = 440.0
 
 
-def loopback_only(sdp: str) -> bool:
-    """Every ICE candidate in ``sdp`` is on 127.0.0.1 (and there is at least one)."""
+def loopback_only(sdp: str, address: str = LOOPBACK) -> bool:
+    """Every ICE candidate in ``sdp`` is on ``address`` (127.0.0.1 unless the run is in a private
+    network namespace, see bench/janus.py), and there is at least one."""
     candidates = [line.split() for line in sdp.splitlines() if line.startswith("a=candidate:")]
-    return bool(candidates) and all(c[4] == LOOPBACK for c in candidates)
+    return bool(candidates) and all(c[4] == address for c in candidates)
 
 
 class BenchVideo(VideoStreamTrack):
@@ -121,7 +122,7 @@ class JoinTimeline:
         return {k: None if v is None else round(v - t0, 3) for k, v in steps.items()}
 
 
-def watch(client: ParleyClient, violations: list[str]) -> JoinTimeline:
+def watch(client: ParleyClient, violations: list[str], address: str = LOOPBACK) -> JoinTimeline:
     """Time the join steps and check that every offer keeps ICE on 127.0.0.1."""
     timeline = JoinTimeline()
 
@@ -131,7 +132,7 @@ def watch(client: ParleyClient, violations: list[str]) -> JoinTimeline:
         elif message["type"] == "offer":
             if timeline.offer_s is None:
                 timeline.offer_s = time.monotonic()
-            if not loopback_only(message["sdp"]):
+            if not loopback_only(message["sdp"], address):
                 violations.append(f"{client.name}: server offered a non-loopback candidate")
 
     def on_state() -> None:
@@ -144,19 +145,19 @@ def watch(client: ParleyClient, violations: list[str]) -> JoinTimeline:
 
 
 async def publish(args: argparse.Namespace) -> None:
-    restrict_host_addresses([LOOPBACK])
+    restrict_host_addresses([args.ice_address])
     install_fixed_vp8_bitrate(args.video_kbps * 1000)
     channel = ControlChannel(args.control, "publisher", deadline_s=args.deadline_s)
     video = BenchVideo(args.width, args.height)
-    client = ParleyClient(
+    client = client_class(args)(
         args.url, room=ROOM, name="publisher", video=video, audio=SineAudio(AUDIO_HZ), decode=False
     )
     violations: list[str] = []
-    watch(client, violations)
+    watch(client, violations, args.ice_address)
     await client.join()
     if not await client.wait_for(lambda: len(client.published) == 2, 20):
         raise SystemExit(f"publisher: tracks not published: {client.errors}")
-    if not loopback_only(client.pc.localDescription.sdp):
+    if not loopback_only(client.pc.localDescription.sdp, args.ice_address):
         violations.append("publisher: local description has a non-loopback candidate")
 
     async def snapshot() -> Json:
@@ -215,7 +216,7 @@ def _decode_check(client: ParleyClient) -> Json:
 
 
 async def subscribe(args: argparse.Namespace) -> None:
-    restrict_host_addresses([LOOPBACK])
+    restrict_host_addresses([args.ice_address])
     channel = ControlChannel(args.control, args.name, deadline_s=args.deadline_s)
     probe = LagProbe()
     clients: dict[int, ParleyClient] = {}
@@ -224,8 +225,10 @@ async def subscribe(args: argparse.Namespace) -> None:
 
     async def join_one(index: int) -> None:
         await asyncio.sleep(max(0.0, args.t0_s + index * args.join_interval_s - time.monotonic()))
-        client = ParleyClient(args.url, room=ROOM, name=f"sub-{index}", decode=index in args.decode)
-        timelines[index] = watch(client, violations)
+        client = client_class(args)(
+            args.url, room=ROOM, name=f"sub-{index}", decode=index in args.decode
+        )
+        timelines[index] = watch(client, violations, args.ice_address)
         clients[index] = client
         await client.join()
 
@@ -242,7 +245,8 @@ async def subscribe(args: argparse.Namespace) -> None:
             )
         )
         for c in live:
-            if c.pc.localDescription is not None and not loopback_only(c.pc.localDescription.sdp):
+            local = c.pc.localDescription
+            if local is not None and not loopback_only(local.sdp, args.ice_address):
                 violations.append(f"{c.name}: local description has a non-loopback candidate")
 
         async def snapshot() -> Json:
@@ -276,6 +280,15 @@ async def subscribe(args: argparse.Namespace) -> None:
     channel.final({"decode_check": checks, "errors": errors, "violations": violations})
 
 
+def client_class(args: argparse.Namespace) -> type[ParleyClient]:
+    """Parley's protocol, or Janus VideoRoom's (``--target janus``, bench/janus.py)."""
+    if args.target == "janus":
+        from .janus_client import JanusClient
+
+        return JanusClient
+    return ParleyClient
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -284,6 +297,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("role", choices=["publish", "subscribe"])
     parser.add_argument("--url", required=True)
+    parser.add_argument("--target", choices=["parley", "janus"], default="parley")
+    parser.add_argument("--ice-address", default=LOOPBACK, help="the only ICE host candidate")
     parser.add_argument("--control", type=Path, required=True)
     parser.add_argument("--deadline-s", type=float, required=True, help="time.monotonic() to stop")
     parser.add_argument("--video-kbps", type=int, default=1200)

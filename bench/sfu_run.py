@@ -48,6 +48,13 @@ class RunConfig:
     #: niceness of the subscriber processes. 0 by default: at nice 10 they starved at N = 32
     #: (UDP receive-buffer drops, lost packets, fps < 25) although the server was fine.
     subscriber_nice: int = 0
+    #: the SFU under test: Parley, or Debian's Janus VideoRoom (bench/janus.py) with the same
+    #: publisher and subscribers
+    target: Literal["parley", "janus"] = "parley"
+    #: Janus (libnice) never gathers candidates on a loopback interface: its runs happen in a
+    #: private network namespace whose veth ``janus_interface`` has ``janus_address``
+    janus_interface: str = "bench0"
+    janus_address: str = "10.99.0.1"
 
     def budget_s(self) -> float:
         """Upper bound of the whole run, given to every child as its hard deadline."""
@@ -162,6 +169,8 @@ def _start_server(
     cfg: RunConfig, run_dir: Path, env: dict[str, str], deadline_s: float, children: list[Child]
 ) -> tuple[Child, int]:
     """Start the server (appended to ``children`` at once, so it is always stopped)."""
+    if cfg.target == "janus":
+        return _start_janus(cfg, run_dir, env, children)
     port = free_port()
     config = run_dir / "server.toml"
     write_config(config, port=port, participants=cfg.subscribers + 2, isolation=cfg.isolation)
@@ -202,6 +211,32 @@ def _start_server(
     return server, port
 
 
+def _start_janus(
+    cfg: RunConfig, run_dir: Path, env: dict[str, str], children: list[Child]
+) -> tuple[Child, int]:
+    from . import janus_server
+
+    jcfg = janus_server.JanusConfig(
+        folder=run_dir / "janus-config",
+        ws_port=free_port(),
+        interface=cfg.janus_interface,
+        publishers=4,
+    )
+    janus_server.write_config(jcfg)
+    server = Child(
+        "server",
+        janus_server.argv(jcfg),
+        control_dir=run_dir,
+        cwd=REPO,
+        env=env,
+        stop_signal=signal.SIGINT,
+        has_channel=False,
+    )
+    children.append(server)
+    janus_server.wait_listening(jcfg.ws_port, server.proc, 30)
+    return server, jcfg.ws_port
+
+
 def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
     """Run once; returns the raw material (windows, ready and final files) for the report."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -222,8 +257,11 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
     deadline_s = time.monotonic() + cfg.budget_s()
     try:
         server, port = _start_server(cfg, run_dir, env, deadline_s, children)
-        url = f"ws://{HOST}:{port}/ws"
+        url = f"ws://{HOST}:{port}" + ("/ws" if cfg.target == "parley" else "")
         common = ["--url", url, "--control", str(run_dir), "--deadline-s", str(deadline_s)]
+        common += ["--target", cfg.target]
+        if cfg.target == "janus":
+            common += ["--ice-address", cfg.janus_address]
         say(f"server pid {server.pid} on {url}")
         publisher = Child(
             "publisher",
