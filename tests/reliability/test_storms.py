@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TIME_SCALE
 from tests.support.raw import RawClient
 
 from .support import ServerProcess, rss_bytes, unhandled_in_log
@@ -35,10 +36,10 @@ def storm_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 async def join(url: str, room: str, name: str) -> tuple[RawClient, float, dict[str, Any]]:
-    """Connect, hello, join; returns the client, seconds from connect to ``joined`` (or
-    refusal), and the answer."""
-    t0 = time.monotonic()
+    """Connect, hello, join; returns the client, seconds from sending ``join`` to ``joined`` (or
+    the refusal), and the answer."""
     client = await RawClient.connect(url)
+    t0 = time.monotonic()
     await client.send({"type": "join", "room": room, "name": name})
     while True:
         answer = await client.recv(timeout_s=30)
@@ -101,7 +102,7 @@ async def test_join_storm_200_joins_in_10_s_across_20_rooms(storm_server: Server
         f" {rss_loaded / 2**20:.1f} → {rss_after / 2**20:.1f} MiB"
     )
     assert refused == []
-    assert p99 < 1.0, latencies[-10:]
+    assert p99 < 1.0 * TIME_SCALE, latencies[-10:]
     assert set(sizes.values()) == {JOINS // ROOMS - 1}, sizes
     assert metrics["parley_participants"] == JOINS
     assert after["parley_participants"] == 0 and after["parley_rooms"] == 0
@@ -116,7 +117,8 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
     with the default token bucket (burst 10, then 2/s) each client is admitted within 15 s of its
     first try, retrying as ``retry_after_ms`` says, or is still told ``rate_limited``."""
     server = ServerProcess(
-        tmp_path, "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n"
+        tmp_path, "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n\n"
+        "[limits]\nmax_media_sections = 128\n"
     )
     server.start()
     clients: list[RawClient] = []
