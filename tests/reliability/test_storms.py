@@ -117,8 +117,9 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
     with the default token bucket (burst 10, then 2/s) each client is admitted within 15 s of its
     first try, retrying as ``retry_after_ms`` says, or is still told ``rate_limited``."""
     server = ServerProcess(
-        tmp_path, "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n\n"
-        "[limits]\nmax_media_sections = 128\n"
+        tmp_path,
+        "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n\n"
+        "[limits]\nmax_media_sections = 128\n",
     )
     server.start()
     clients: list[RawClient] = []
