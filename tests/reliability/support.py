@@ -149,3 +149,43 @@ def unhandled_in_log(text: str) -> list[str]:
 
 
 Json = dict[str, Any]
+
+
+async def run_peer(*args: str, timeout_s: float = 90) -> Json:
+    """Run ``tests/reliability/peer.py`` in its own process; returns its JSON summary."""
+    import asyncio
+    import json
+
+    from tests.conftest import TIME_SCALE
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.reliability.peer",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s * TIME_SCALE)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()[-3000:]
+    result: Json = json.loads(out)
+    return result
+
+
+def report(name: str, figures: Json) -> None:
+    """Append ``figures`` as one JSON line to ``PARLEY_RELIABILITY_REPORT`` (set by
+    bench/prove.py, which puts them in docs/benchmarks.md); nothing otherwise."""
+    import json
+
+    path = os.environ.get("PARLEY_RELIABILITY_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": name, **figures}) + "\n")

@@ -1,0 +1,180 @@
+"""Reliability participants, each in its own process; prints a JSON summary on stdout.
+
+    python -m tests.reliability.peer blackout --url WS --room R --name N --seconds S \\
+        --blackout-at-s A --blackout-s 5
+    python -m tests.reliability.peer speaker --url WS --room R --name N --seconds S \\
+        --speech FILE --lang en
+
+``blackout``: a subscriber that loses 100 % of its media packets in both directions (SRTP and
+SRTCP, dropped inside aiortc's DTLS transport) from ``A`` to ``A + 5`` s after joining: this
+container's kernel has no netem, so the loss is made in the process (ICE keep-alives still pass).
+``speaker``: publishes counter video and a speech recording played in a loop, reads captions,
+answers what it received from whom (the soak and the room-isolation test read it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from av import AudioFrame
+
+from media.hooks import restrict_host_addresses
+from tests.support.client import FileAudio, ParleyClient
+
+
+class Blackout:
+    """Drops every SRTP/SRTCP packet in and out of this process while ``on``."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.dropped_in = 0
+        self.dropped_out = 0
+
+    def install(self) -> None:
+        rtp_in, rtcp_in = RTCDtlsTransport._handle_rtp_data, RTCDtlsTransport._handle_rtcp_data
+        rtp_out = RTCDtlsTransport._send_rtp  # SRTP and SRTCP both leave through it
+        gate = self
+
+        async def handle_rtp(transport: Any, data: bytes, arrival_time_ms: int) -> None:
+            if gate.on:
+                gate.dropped_in += 1
+                return
+            await rtp_in(transport, data, arrival_time_ms)
+
+        async def handle_rtcp(transport: Any, data: bytes) -> None:
+            if gate.on:
+                gate.dropped_in += 1
+                return
+            await rtcp_in(transport, data)
+
+        async def send_rtp(transport: Any, data: bytes) -> None:
+            if gate.on:
+                gate.dropped_out += 1
+                return
+            await rtp_out(transport, data)
+
+        RTCDtlsTransport._handle_rtp_data = handle_rtp  # type: ignore[method-assign]
+        RTCDtlsTransport._handle_rtcp_data = handle_rtcp  # type: ignore[method-assign]
+        RTCDtlsTransport._send_rtp = send_rtp  # type: ignore[method-assign]
+
+
+class LoopingSpeech(FileAudio):
+    """A recording played again and again in real time (a speaker who keeps talking)."""
+
+    async def recv(self) -> AudioFrame:
+        if self._samples >= len(self.pcm) and self.started_s is not None:
+            self.started_s += len(self.pcm) / 48_000
+            self._samples = 0
+        return await super().recv()
+
+
+async def blackout(args: argparse.Namespace) -> dict[str, Any]:
+    gate = Blackout()
+    gate.install()
+    client = ParleyClient(args.url, room=args.room, name=args.name)
+    await client.join()
+    t0 = time.monotonic()
+    video_times: list[float] = []
+    audio_times: list[float] = []
+    last = {"video": 0, "audio": 0}
+
+    async def sample() -> None:
+        while True:
+            video = sum(m.video_frames for m in client.remote.values())
+            audio = sum(m.audio_frames for m in client.remote.values())
+            now = time.monotonic() - t0
+            video_times.extend([now] * (video - last["video"]))
+            audio_times.extend([now] * (audio - last["audio"]))
+            last.update(video=video, audio=audio)
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    await asyncio.sleep(args.blackout_at_s)
+    gate.on = True
+    await asyncio.sleep(args.blackout_s)
+    gate.on = False
+    await asyncio.sleep(max(0.0, args.seconds - args.blackout_at_s - args.blackout_s))
+    sampler.cancel()
+    result = {
+        "video_times": video_times,
+        "audio_times": audio_times,
+        "dropped_in": gate.dropped_in,
+        "dropped_out": gate.dropped_out,
+        "connection_state": client.pc.connectionState,
+        "errors": client.errors,
+    }
+    await client.leave()
+    return result
+
+
+async def speaker(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.client import CounterVideo
+
+    client = ParleyClient(
+        args.url,
+        room=args.room,
+        name=args.name,
+        video=CounterVideo(160, 120),
+        audio=LoopingSpeech(args.speech),
+        decode=True,
+        keep_audio_s=1.0,
+        lang=args.lang,
+    )
+    await client.join()
+    await client.send({"type": "captions", "languages": []})
+    for message in json.loads(args.forge or "[]"):
+        await client.send(message)
+    await asyncio.sleep(args.seconds)
+    result = {
+        "participant_id": client.participant_id,
+        "participants": sorted(client.participants),
+        "media_from": {
+            pid: {"video_frames": m.video_frames, "audio_frames": m.audio_frames}
+            for pid, m in client.remote.items()
+        },
+        "captions_from": sorted(
+            {m["participant_id"] for m in client.messages if m["type"] == "caption"}
+        ),
+        "finals": sum(1 for m in client.messages if m["type"] == "caption" and m["final"]),
+        "message_types": sorted({m["type"] for m in client.messages}),
+        "messages": [
+            {k: v for k, v in m.items() if k not in ("sdp", "_received_s")}
+            for m in client.messages
+            if m["type"] != "caption"
+        ],
+        "errors": client.errors,
+    }
+    await client.leave()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("mode", choices=["blackout", "speaker"])
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--room", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--blackout-at-s", type=float, default=4.0)
+    ap.add_argument("--blackout-s", type=float, default=5.0)
+    ap.add_argument("--speech", default="")
+    ap.add_argument("--lang", default=None)
+    ap.add_argument("--forge", default="", help="JSON list of messages to send after joining")
+    args = ap.parse_args()
+    restrict_host_addresses(["127.0.0.1"])
+    run = blackout if args.mode == "blackout" else speaker
+    result = asyncio.run(run(args))
+    json.dump(
+        result, sys.stdout, default=lambda o: float(o) if isinstance(o, np.floating) else str(o)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Soak with room isolation: four speakers (counter video + looping evalset speech, captions on)
+in two rooms for ``PARLEY_SOAK_S`` seconds (90 in CI, 1,800 in the long form); the server's
+memory, file descriptors and asyncio tasks stay flat (slopes reported). A host in room A forges
+host actions, track ids and chat aimed at room B's people: nobody in B hears of it, and nobody
+receives another room's media or captions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import App
+from tests.conftest import loopback_settings, ws_url
+from tests.support.raw import RawClient
+
+from .support import SOAK_S, open_fds, report, rss_bytes, run_peer, slope_per_min
+
+pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.models]
+
+EVALSET = Path(
+    os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[3] / "shared" / "evalset")
+)
+SPEAKERS = {
+    "a1": ("A", "en"),
+    "a2": ("A", "es"),
+    "b1": ("B", "de"),
+    "b2": ("B", "fr"),
+}
+SECRET = "forged-from-room-A"
+
+
+def speech(lang: str) -> str:
+    return str(EVALSET / "audio" / lang / f"fleurs-{lang}-000.ogg")
+
+
+async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart() -> None:
+    app = App(loopback_settings(captions={"enabled": True}))
+    await app.start()
+    try:
+        url = ws_url(app)
+        forger = await RawClient.connect(url)
+        await forger.send({"type": "join", "room": "A", "name": "forger"})
+        assert (await forger.recv("joined"))["role"] == "host"
+        peers = {
+            name: asyncio.get_running_loop().create_task(
+                run_peer(
+                    "speaker",
+                    "--url",
+                    url,
+                    "--room",
+                    room,
+                    "--name",
+                    name,
+                    "--seconds",
+                    str(SOAK_S),
+                    "--speech",
+                    speech(lang),
+                    "--lang",
+                    lang,
+                    timeout_s=SOAK_S + 120,
+                )
+            )
+            for name, (room, lang) in SPEAKERS.items()
+        }
+        pid = os.getpid()
+        samples: dict[str, list[tuple[float, float]]] = {"rss_mib": [], "fds": [], "tasks": []}
+        t0 = time.monotonic()
+        forged = False
+        while not all(p.done() for p in peers.values()):
+            now = time.monotonic() - t0
+            if now < SOAK_S - 2:  # the speakers leave at SOAK_S (after they joined)
+                samples["rss_mib"].append((now, rss_bytes(pid) / 2**20))
+                samples["fds"].append((now, open_fds(pid)))
+                samples["tasks"].append((now, len(asyncio.all_tasks())))
+            b = app.signaling.registry.get("B")
+            if (
+                not forged
+                and b is not None
+                and sum(len(p.tracks) for p in b.participants.values()) == 4
+            ):
+                await forge(forger, b)
+                forged = True
+            await asyncio.sleep(2.0)
+        results = {name: task.result() for name, task in peers.items()}
+        assert forged
+        b = app.signaling.registry.get("B")
+        assert b is None or not any(
+            t.muted for p in b.participants.values() for t in p.tracks.values()
+        )
+        await forger.close()
+    finally:
+        await app.stop()
+
+    ids = {name: r["participant_id"] for name, r in results.items()}
+    rooms = {room: {ids[n] for n, (r, _) in SPEAKERS.items() if r == room} for room in ("A", "B")}
+    for name, r in results.items():
+        room = SPEAKERS[name][0]
+        mates = rooms[room] - {ids[name]}
+        strangers = rooms["B" if room == "A" else "A"]
+        assert set(r["media_from"]) <= mates, (name, r["media_from"])
+        assert all(
+            m["video_frames"] > 0 and m["audio_frames"] > 0 for m in r["media_from"].values()
+        )
+        assert set(r["captions_from"]) <= rooms[room] and r["captions_from"], (
+            name,
+            r["captions_from"],
+        )
+        text = json.dumps(r["messages"])
+        assert SECRET not in text
+        assert not any(s in text for s in strangers), name
+        assert not {"mute_request", "removed", "meeting_ended"} & set(r["message_types"]), name
+
+    # flatness: after the first third (warm-up: model, codecs, caches)
+    figures: dict[str, Any] = {"seconds": SOAK_S, "speakers": len(SPEAKERS)}
+    for key, series in samples.items():
+        steady = [s for s in series if s[0] >= SOAK_S / 3]
+        figures[f"{key}_slope_per_min"] = round(slope_per_min(steady), 3)
+        figures[f"{key}_range"] = [min(v for _, v in steady), max(v for _, v in steady)]
+    figures["finals"] = {n: r["finals"] for n, r in results.items()}
+    report("soak", figures)
+    print(f"soak: {json.dumps(figures)}")
+    # a leak of one caption, one packet or one frame per second would be megabytes a minute;
+    # the CI window is short, so the bound is on growth, the long form's slope is the figure
+    rss = [v for t, v in samples["rss_mib"] if t >= SOAK_S / 3]
+    assert max(rss) - rss[0] <= 16, rss
+    assert figures["fds_range"][1] - figures["fds_range"][0] <= 6
+    assert figures["tasks_range"][1] - figures["tasks_range"][0] <= 12
+
+
+async def forge(forger: RawClient, b: Any) -> None:
+    """Host actions, track ids and chat of room A aimed at room B's participants."""
+    for participant in b.participants.values():
+        pid = participant.participant_id
+        messages: list[dict[str, Any]] = [
+            {"type": "mute_participant", "participant_id": pid, "kinds": ["audio", "video"]},
+            {"type": "remove_participant", "participant_id": pid},
+            {"type": "admit", "participant_id": pid},
+            {"type": "deny", "participant_id": pid},
+            {"type": "chat", "text": SECRET, "to": pid, "room": "B"},
+        ]
+        for track_id in participant.tracks:
+            messages += [
+                {"type": "mute", "track_id": track_id, "muted": True},
+                {"type": "unpublish", "track_id": track_id},
+            ]
+        for message in messages:
+            await forger.send(message)
+            await asyncio.sleep(0.05)
+    await forger.send({"type": "join", "room": "B", "name": SECRET})
+    errors = [m for m in await forger.drain(1.0) if m["type"] == "error"]
+    assert errors, "forged actions were not refused"
