@@ -21,7 +21,7 @@ from media.hooks import restrict_host_addresses
 from tests.conftest import TIME_SCALE
 from tests.support.client import ParleyClient, SineAudio
 
-from .support import ServerProcess, unhandled_in_log
+from .support import ServerProcess, report, unhandled_in_log
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 
@@ -87,6 +87,7 @@ async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_pa
             f"server restart: all 3 clients back and hearing each other {back_s:.1f} s after"
             " the old server exited"
         )
+        report("server_restart", {"clients": 3, "back_after_exit_s": round(back_s, 2)})
         assert back_s <= 10 * TIME_SCALE
         assert not new_ids & old_ids
         for client in clients.values():

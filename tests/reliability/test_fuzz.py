@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from media.hooks import restrict_host_addresses
 from tests.support.client import ParleyClient, SineAudio
 
-from .support import FUZZ_EXAMPLES, ServerProcess, unhandled_in_log
+from .support import FUZZ_EXAMPLES, ServerProcess, report, unhandled_in_log
 
 pytestmark = pytest.mark.reliability
 
@@ -175,6 +175,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         server.stop()
 
 
+@pytest.mark.timeout(120 + FUZZ_EXAMPLES // 5)
 def test_fuzzed_signaling_messages_get_documented_answers(fuzz_server: ServerProcess) -> None:
     connection = FuzzConnection(fuzz_server)
 
@@ -192,6 +193,10 @@ def test_fuzzed_signaling_messages_get_documented_answers(fuzz_server: ServerPro
         one()
     finally:
         connection.close()
+    report(
+        "fuzz_signaling",
+        {"examples": connection.examples, "errors": connection.errors, "closes": connection.closes},
+    )
     print(f"fuzz: {connection.examples} frames, errors {connection.errors}")
     print(f"fuzz: closes {connection.closes}")
     assert connection.examples >= FUZZ_EXAMPLES
@@ -272,6 +277,7 @@ def mutations(lines: list[str]) -> st.SearchStrategy[str]:
     return edits.map("\r\n".join)
 
 
+@pytest.mark.timeout(120 + FUZZ_EXAMPLES // 10)
 def test_mutated_sdp_answers_get_documented_answers(fuzz_server: ServerProcess) -> None:
     answer, _ = base_answer(fuzz_server)
     lines = answer.split("\r\n")
@@ -309,6 +315,7 @@ def test_mutated_sdp_answers_get_documented_answers(fuzz_server: ServerProcess) 
             ws.close()
 
     one()
+    report("fuzz_sdp", {"examples": max(100, FUZZ_EXAMPLES // 5), "outcomes": outcomes})
     print(f"mutated SDP: outcomes {outcomes}")
     assert sum(outcomes.values()) >= max(100, FUZZ_EXAMPLES // 5)
     assert len(outcomes) >= 2  # both refusals and acceptances happened

@@ -39,6 +39,7 @@ def speech(lang: str) -> str:
     return str(EVALSET / "audio" / lang / f"fleurs-{lang}-000.ogg")
 
 
+@pytest.mark.timeout(SOAK_S + 300)
 async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart() -> None:
     app = App(loopback_settings(captions={"enabled": True}))
     await app.start()

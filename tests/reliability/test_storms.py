@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import TIME_SCALE
 from tests.support.raw import RawClient
 
-from .support import ServerProcess, rss_bytes, unhandled_in_log
+from .support import ServerProcess, report, rss_bytes, unhandled_in_log
 
 pytestmark = pytest.mark.reliability
 
@@ -101,6 +101,18 @@ async def test_join_storm_200_joins_in_10_s_across_20_rooms(storm_server: Server
         f" s, p99 {p99:.3f} s, max {latencies[-1]:.3f} s; RSS {rss_before / 2**20:.1f} →"
         f" {rss_loaded / 2**20:.1f} → {rss_after / 2**20:.1f} MiB"
     )
+    report(
+        "join_storm",
+        {
+            "joins": JOINS,
+            "rooms": ROOMS,
+            "storm_s": round(storm_s, 2),
+            "join_p50_s": round(latencies[len(latencies) // 2], 3),
+            "join_p99_s": round(p99, 3),
+            "join_max_s": round(latencies[-1], 3),
+            "rss_mib": [round(v / 2**20, 1) for v in (rss_before, rss_loaded, rss_after)],
+        },
+    )
     assert refused == []
     assert p99 < 1.0 * TIME_SCALE, latencies[-10:]
     assert set(sizes.values()) == {JOINS // ROOMS - 1}, sizes
@@ -158,6 +170,16 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
             f"one-room storm: {len(admitted)} admitted (last after"
             f" {max(o['after_s'] for o in admitted):.1f} s), {len(limited)} still rate_limited at"
             f" 15 s, {sum(o['tries'] for o in outcomes.values())} join tries"
+        )
+        report(
+            "one_room_storm",
+            {
+                "joins": 60,
+                "admitted": len(admitted),
+                "rate_limited_at_15_s": len(limited),
+                "last_admitted_after_s": round(max(o["after_s"] for o in admitted), 2),
+                "tries": sum(o["tries"] for o in outcomes.values()),
+            },
         )
         assert len(outcomes) == 60 and others == []
         assert all(o["after_s"] <= 15.5 for o in admitted)

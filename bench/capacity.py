@@ -1,0 +1,180 @@
+"""How many simultaneous speakers does this machine transcribe in real time?
+
+K speakers (the evalset's long-form streams, one language each, fed at 1× on the wall clock)
+go through one live caption pipeline, exactly ``bench/interpret.py``'s (Whisper, VAD, agreement,
+translation); K grows 1, 2, 3, … until the p95 latency of final captions after each utterance's
+speech end exceeds the goal. The capacity is the largest K that met it.
+
+    PYTHONPATH=. .venv/bin/python bench/capacity.py --model base --device cpu \\
+        --p95-goal-s 3.0 --json bench/results/capacity-cpu.json
+
+``bench/gpu_capacity.py`` runs the same search on a GPU (Whisper small, float16, p95 ≤ 2.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.interpret import EVALSET, TARGETS, run_streams, utterance_latencies  # noqa: E402
+
+LANGS = ["en", "es", "de", "fr", "pt"]
+
+
+def p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)
+
+
+def search(args: argparse.Namespace) -> dict[str, Any]:
+    from interpret.compose import PipelineConfig, build_pipeline, load_models
+    from interpret.pipeline import CaptionPipeline
+    from interpret.transcribe import RecognizerSettings
+
+    recognizer = RecognizerSettings(
+        model=args.model,
+        device=args.device,
+        compute_type=args.compute_type,
+        cpu_threads=args.threads,
+    )
+    config = PipelineConfig(recognizer=recognizer)
+    t_load = time.monotonic()
+    models = load_models(config)
+    load_s = time.monotonic() - t_load
+
+    def factory(emit: Any, targets: set[str]) -> CaptionPipeline:
+        pipeline = build_pipeline(config, emit, loaded=models).pipeline
+        pipeline.set_targets(targets)
+        return pipeline
+
+    out_dir = args.json.parent / f"{args.json.stem}-events"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    capacity = 0
+    for k in range(1, args.max_speakers + 1):
+        langs = [LANGS[i % len(LANGS)] for i in range(k)]
+        if len(set(langs)) < k:
+            break  # the pipeline keys speakers by language: five distinct streams at most
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        files = run_streams(factory, langs, out_dir)
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+        finals: list[float] = []
+        per_lang: dict[str, Any] = {}
+        for lang in langs:
+            meta = json.loads((EVALSET / "longform" / f"{lang}_fleurs_concat.json").read_text())
+            lat = utterance_latencies(files[lang], meta, TARGETS[lang])["final"]
+            missing = len(meta["segments"]) - len(lat)
+            finals += lat + [float("inf")] * missing  # an utterance never captioned: too late
+            per_lang[lang] = {
+                "p95_s": p95(lat),
+                "utterances": len(meta["segments"]),
+                "missing": missing,
+            }
+        row = {
+            "speakers": k,
+            "langs": langs,
+            "final_p50_s": round(statistics.median(finals), 3) if finals else None,
+            "final_p95_s": p95(finals),
+            "latencies_s": [round(v, 3) for v in finals if v != float("inf")],
+            "per_lang": per_lang,
+            "cpu_cores_used": round(cpu_s / wall_s, 2),
+            "wall_s": round(wall_s, 1),
+        }
+        row["realtime"] = row["final_p95_s"] is not None and row["final_p95_s"] <= args.p95_goal_s
+        runs.append(row)
+        print(json.dumps({k2: v for k2, v in row.items() if k2 != "latencies_s"}), flush=True)
+        if not row["realtime"]:
+            break
+        capacity = k
+    models.router.close()
+    return {
+        "capacity_speakers": capacity,
+        "goal": f"final caption p95 ≤ {args.p95_goal_s} s after speech end",
+        "model": args.model,
+        "device": args.device,
+        "compute_type": args.compute_type,
+        "threads": args.threads,
+        "model_load_s": round(load_s, 1),
+        "runs": runs,
+        "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "| speakers | languages | final p50 / p95 s | real time | CPU cores used |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["runs"]:
+        lines.append(
+            f"| {r['speakers']} | {','.join(r['langs'])} | {r['final_p50_s']} / {r['final_p95_s']}"
+            f" | {'yes' if r['realtime'] else 'no'} | {r['cpu_cores_used']} |"
+        )
+    lines.append(
+        f"\n**Capacity: {report['capacity_speakers']} simultaneous speaker(s)** (Whisper"
+        f" {report['model']} {report['compute_type']} on {report['device']}, {report['goal']};"
+        f" {report['machine']['cores']} cores).\n"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path, goal_s: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    data = [r["latencies_s"] or [0.0] for r in report["runs"]]
+    ax.boxplot(data, whis=(5, 95))
+    ax.set_xticks(range(1, len(data) + 1), [str(r["speakers"]) for r in report["runs"]])
+    ax.axhline(goal_s, ls="--", c="r", lw=1, label=f"goal p95 {goal_s} s")
+    ax.set(
+        xlabel="simultaneous speakers",
+        ylabel="s after speech end",
+        title=f"Final caption latency, Whisper {report['model']} ({report['device']})",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compute-type", default="int8")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--p95-goal-s", type=float, default=3.0)
+    ap.add_argument("--max-speakers", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=Path("bench/results/capacity-cpu.json"))
+    args = ap.parse_args(argv)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = search(args)
+    args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    text = markdown(report)
+    png = args.json.with_suffix(".png")
+    plot(report, png, args.p95_goal_s)
+    text += f"\n![final caption latency per number of speakers]({png.name})\n"
+    args.json.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
