@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test check lint typecheck system-deps clean bench-sfu
+.PHONY: run test check lint typecheck system-deps clean bench-sfu bench bench-short
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ check: lint typecheck test
 
 bench-sfu: $(STAMP)
 	$(PY) bench/sfu.py --sweep 1,8,32 --seconds 20 --json bench/results/sfu.json
+
+## The figures in docs/benchmarks.md: reliability long forms, Parley next to Janus, capacity
+## (one command, about 25 min on 2 quiet cores; needs root for apt-get janus and unshare -n).
+bench: $(STAMP)
+	PYTHONPATH=. $(PY) bench/prove.py --long
+
+## The same, short forms (a smoke run of every step, about 8 min).
+bench-short: $(STAMP)
+	PYTHONPATH=. $(PY) bench/prove.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

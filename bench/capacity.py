@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.interpret import EVALSET, TARGETS, run_streams, utterance_latencies  # noqa: E402
+from bench.interpret import EVALSET, TARGETS, utterance_latencies  # noqa: E402
 
 LANGS = ["en", "es", "de", "fr", "pt"]
 
@@ -35,6 +35,46 @@ def p95(values: list[float]) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)
+
+
+def run_speakers(
+    factory: Any, langs: list[str], out_dir: Path, stream_s: float | None
+) -> dict[str, Path]:
+    """Like ``bench/interpret.py``'s ``run_streams``, with any number of speakers per language
+    (speaker ``i`` reads the stream of ``langs[i]``, ids ``LANG-i``), optionally cut to the first
+    ``stream_s`` seconds."""
+    from interpret.frames import AudioChunk
+    from server.captioning import CaptionLog, load_audio
+
+    speakers = {f"{lang}-{i}": lang for i, lang in enumerate(langs)}
+    files = {sid: out_dir / f"{sid}-k{len(langs)}.jsonl" for sid in speakers}
+    sinks = {sid: CaptionLog(out=files[sid].open("w")) for sid in speakers}
+
+    def emit(frame: Any) -> None:
+        sinks[frame.speaker_id].emit(frame)
+
+    pipeline = factory(emit, {TARGETS[lang] for lang in langs})
+    audio = {}
+    for sid, lang in speakers.items():
+        samples = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
+        audio[sid] = samples if stream_s is None else samples[: int(stream_s * 16000)]
+        pipeline.add_speaker(sid, lang)
+    pipeline.start()
+    t0 = time.monotonic()
+    for sink in sinks.values():
+        sink.t0 = t0
+    step = 1600
+    for i in range(0, max(len(a) for a in audio.values()), step):
+        delay = t0 + i / 16000 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        for sid, a in audio.items():
+            if i < len(a):
+                pipeline.push(AudioChunk(sid, a[i : i + step], i / 16000))
+    pipeline.stop(drain=True)
+    for sink in sinks.values():
+        sink.out.close()
+    return files
 
 
 def search(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,21 +102,22 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     capacity = 0
-    for k in range(1, args.max_speakers + 1):
+    for k in [int(x) for x in args.speakers.split(",")]:
         langs = [LANGS[i % len(LANGS)] for i in range(k)]
-        if len(set(langs)) < k:
-            break  # the pipeline keys speakers by language: five distinct streams at most
         cpu0, wall0 = time.process_time(), time.monotonic()
-        files = run_streams(factory, langs, out_dir)
+        files = run_speakers(factory, langs, out_dir, args.stream_s)
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         finals: list[float] = []
-        per_lang: dict[str, Any] = {}
-        for lang in langs:
+        per_speaker: dict[str, Any] = {}
+        for sid, path in files.items():
+            lang = sid.split("-")[0]
             meta = json.loads((EVALSET / "longform" / f"{lang}_fleurs_concat.json").read_text())
-            lat = utterance_latencies(files[lang], meta, TARGETS[lang])["final"]
+            if args.stream_s is not None:
+                meta["segments"] = [g for g in meta["segments"] if g["end"] <= args.stream_s]
+            lat = utterance_latencies(path, meta, TARGETS[lang])["final"]
             missing = len(meta["segments"]) - len(lat)
             finals += lat + [float("inf")] * missing  # an utterance never captioned: too late
-            per_lang[lang] = {
+            per_speaker[sid] = {
                 "p95_s": p95(lat),
                 "utterances": len(meta["segments"]),
                 "missing": missing,
@@ -87,7 +128,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
             "final_p50_s": round(statistics.median(finals), 3) if finals else None,
             "final_p95_s": p95(finals),
             "latencies_s": [round(v, 3) for v in finals if v != float("inf")],
-            "per_lang": per_lang,
+            "per_speaker": per_speaker,
             "cpu_cores_used": round(cpu_s / wall_s, 2),
             "wall_s": round(wall_s, 1),
         }
@@ -110,6 +151,21 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def gpu_name() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -161,11 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compute-type", default="int8")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--p95-goal-s", type=float, default=3.0)
-    ap.add_argument("--max-speakers", type=int, default=5)
+    ap.add_argument("--speakers", default="1,2,3,4,5", help="K to try in order; stops at a miss")
+    ap.add_argument("--stream-s", type=float, default=None, help="cut each stream (seconds)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/capacity-cpu.json"))
     args = ap.parse_args(argv)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report = search(args)
+    report["gpu"] = gpu_name() if args.device == "cuda" else None
     args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     text = markdown(report)
     png = args.json.with_suffix(".png")
