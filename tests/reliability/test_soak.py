@@ -33,6 +33,7 @@ SPEAKERS = {
     "b2": ("B", "fr"),
 }
 SECRET = "forged-from-room-A"
+ROOM_A_CHAT = "room-A-only"
 
 
 def speech(lang: str) -> str:
@@ -114,6 +115,8 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
         )
         text = json.dumps(r["messages"])
         assert SECRET not in text
+        # room A's own chat reaches room A, and only room A
+        assert (ROOM_A_CHAT in text) == (room == "A"), name
         assert not any(s in text for s in strangers), name
         assert not {"mute_request", "removed", "meeting_ended"} & set(r["message_types"]), name
 
@@ -154,5 +157,6 @@ async def forge(forger: RawClient, b: Any) -> None:
             await forger.send(message)
             await asyncio.sleep(0.05)
     await forger.send({"type": "join", "room": "B", "name": SECRET})
+    await forger.send({"type": "chat", "text": ROOM_A_CHAT})
     errors = [m for m in await forger.drain(1.0) if m["type"] == "error"]
     assert errors, "forged actions were not refused"
