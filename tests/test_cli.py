@@ -38,7 +38,8 @@ def served() -> str:
         [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1"},
+        # captions off: this test is about serving pages (no model load before ready)
+        env={**os.environ, "NO_COLOR": "1", "PARLEY_CAPTIONS__ENABLED": "false"},
     )
     base = f"http://127.0.0.1:{port}"
     # the embedded defaults start the speech worker: ready once its model is loaded
