@@ -53,17 +53,33 @@ async def app() -> AsyncIterator[App]:
         await instance.stop()
 
 
+@pytest.fixture
+async def captioning_app() -> AsyncIterator[App]:
+    """A real server with captions on (a speech worker with the real models)."""
+    instance = App(loopback_settings(captions={"enabled": True}))
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
 def ws_url(app: App) -> str:
     return f"ws://127.0.0.1:{app.port}/ws"
 
 
 async def run_client_process(*args: str, timeout_s: float = 60) -> dict[str, Any]:
     """Run ``tests/support/run_client.py`` with ``args``; returns its JSON summary."""
+    return await run_module("tests.support.run_client", *args, timeout_s=timeout_s)
+
+
+async def run_module(module: str, *args: str, timeout_s: float = 60) -> dict[str, Any]:
+    """Run ``python -m module args`` from the repository; returns the JSON it prints."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.support.run_client",
+        module,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

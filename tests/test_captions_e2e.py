@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,6 @@ pytestmark = [pytest.mark.media, pytest.mark.models]
 EVALSET = Path(
     os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[2] / "shared" / "evalset")
 )
-
-
-@pytest.fixture
-async def captioning_app() -> AsyncIterator[App]:
-    instance = App(loopback_settings(captions={"enabled": True}))
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 def words(text: str) -> list[str]:

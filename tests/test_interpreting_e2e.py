@@ -5,27 +5,16 @@ the VTT export carries it; a room glossary changes how a term is translated."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.conftest import ws_url
 from tests.support.client import FileAudio, ParleyClient
 from tests.test_captions_e2e import EVALSET
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
-
-
-@pytest.fixture
-async def captioning_app() -> AsyncIterator[App]:
-    instance = App(loopback_settings(captions={"enabled": True}))
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 def finals(client: ParleyClient) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.conftest import ws_url
 from tests.support.client import FileAudio, ParleyClient
 from tests.support.raw import RawClient
 
@@ -24,16 +23,6 @@ EVALSET = Path(
     os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[2] / "shared" / "evalset")
 )
 ENGLISH = "Good morning, everyone. The meeting starts in five minutes."
-
-
-@pytest.fixture
-async def captioning_app() -> AsyncIterator[App]:
-    instance = App(loopback_settings(captions={"enabled": True}))
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 async def join(app: App, name: str, room: str, **extra: Any) -> tuple[RawClient, str]:

@@ -153,31 +153,9 @@ Json = dict[str, Any]
 
 async def run_peer(*args: str, timeout_s: float = 90) -> Json:
     """Run ``tests/reliability/peer.py`` in its own process; returns its JSON summary."""
-    import asyncio
-    import json
+    from tests.conftest import run_module
 
-    from tests.conftest import TIME_SCALE
-
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.reliability.peer",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s * TIME_SCALE)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, err.decode()[-3000:]
-    result: Json = json.loads(out)
-    return result
+    return await run_module("tests.reliability.peer", *args, timeout_s=timeout_s)
 
 
 def report(name: str, figures: Json) -> None:
