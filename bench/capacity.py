@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.interpret import EVALSET, TARGETS, utterance_latencies  # noqa: E402
+from bench.interpret import EVALSET, TARGETS, feed_realtime, utterance_latencies  # noqa: E402
 
 LANGS = ["en", "es", "de", "fr", "pt"]
 
@@ -43,7 +43,6 @@ def run_speakers(
     """Like ``bench/interpret.py``'s ``run_streams``, with any number of speakers per language
     (speaker ``i`` reads the stream of ``langs[i]``, ids ``LANG-i``), optionally cut to the first
     ``stream_s`` seconds."""
-    from interpret.frames import AudioChunk
     from server.captioning import CaptionLog, load_audio
 
     speakers = {f"{lang}-{i}": lang for i, lang in enumerate(langs)}
@@ -59,21 +58,7 @@ def run_speakers(
         samples = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
         audio[sid] = samples if stream_s is None else samples[: int(stream_s * 16000)]
         pipeline.add_speaker(sid, lang)
-    pipeline.start()
-    t0 = time.monotonic()
-    for sink in sinks.values():
-        sink.t0 = t0
-    step = 1600
-    for i in range(0, max(len(a) for a in audio.values()), step):
-        delay = t0 + i / 16000 - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        for sid, a in audio.items():
-            if i < len(a):
-                pipeline.push(AudioChunk(sid, a[i : i + step], i / 16000))
-    pipeline.stop(drain=True)
-    for sink in sinks.values():
-        sink.out.close()
+    feed_realtime(pipeline, audio, sinks)
     return files
 
 

@@ -95,7 +95,6 @@ def translation_quality(events: Path, meta: dict[str, Any], target: str) -> dict
 
 def run_streams(pipeline_factory: Any, langs: list[str], out_dir: Path) -> dict[str, Path]:
     """Feed every language's stream at once (one speaker each), in real time."""
-    from interpret.frames import AudioChunk
     from server.captioning import CaptionLog, load_audio
 
     files = {lang: out_dir / f"{lang}-k{len(langs)}.jsonl" for lang in langs}
@@ -110,23 +109,30 @@ def run_streams(pipeline_factory: Any, langs: list[str], out_dir: Path) -> dict[
     }
     for lang in langs:
         pipeline.add_speaker(lang, lang)
+    feed_realtime(pipeline, audio, sinks)
+    return files
+
+
+def feed_realtime(pipeline: Any, audio: dict[str, Any], sinks: dict[str, Any]) -> None:
+    """Start ``pipeline``, push every speaker's audio (``speaker id → samples``) at once at 1×
+    on the wall clock in 100 ms chunks, drain it and close the sinks (their clock starts now)."""
+    from interpret.frames import AudioChunk
+
     pipeline.start()
     t0 = time.monotonic()
     for sink in sinks.values():
         sink.t0 = t0
     step = 1600
-    longest = max(len(a) for a in audio.values())
-    for i in range(0, longest, step):
+    for i in range(0, max(len(a) for a in audio.values()), step):
         delay = t0 + i / 16000 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        for lang, a in audio.items():
+        for speaker_id, a in audio.items():
             if i < len(a):
-                pipeline.push(AudioChunk(lang, a[i : i + step], i / 16000))
+                pipeline.push(AudioChunk(speaker_id, a[i : i + step], i / 16000))
     pipeline.stop(drain=True)
     for sink in sinks.values():
         sink.out.close()
-    return files
 
 
 CHARACTER_LANGS = {"zh", "ja", "ko"}  # scored by CER (no spaces between words)
