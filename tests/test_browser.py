@@ -409,6 +409,10 @@ def test_mlines_handed_over_within_one_offer(browser: Any, server_url: str) -> N
             > (mid_counters(before, carol_mids["audio"])[1])
         ), (before, with_carol, log)
         state = _assert_tile_plays(bob, carol_id, "Carol", carol_mids, log)
+        # Dave's m-lines are new ones, live only since Bob answered the released offer: his
+        # first keyframe comes on its own clock, not Carol's
+        with_dave = wait_for_mid_media(bob, dave_mids)
+        assert mid_counters(with_dave, dave_mids["video"])[0] >= MIN_NEW_FRAMES, (with_dave, log)
         _assert_tile_plays(bob, dave_id, "Dave", dave_mids, log)
         assert alice_id not in state["tiles"], (alice_id, state)  # not even from the stale offer
         assert sorted(state["tiles"]) == sorted([bob_id, carol_id, dave_id]), state
