@@ -8,7 +8,7 @@ another engine (e.g. a Janus node) without the signaling side changing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -43,7 +43,7 @@ class MediaSettings:
     #: host candidates ICE announces; empty = every local address except loopback (aioice's rule)
     ice_host_addresses: tuple[str, ...] = ()
     #: at most one upstream keyframe request per this interval, per published video track
-    pli_min_interval_s: float = 0.3
+    pli_min_interval_s: float = 0.35
     #: per-subscriber queue of encoded frames (video: flush + wait for keyframe when full)
     subscriber_max_frames: int = 64
     #: "inline": rooms live in the signaling process; "process": one media worker per room
@@ -141,6 +141,13 @@ class MediaRoom(Protocol):
     async def unpublish(self, peer_id: str, track_id: str) -> None: ...
 
     async def answer(self, peer_id: str, sdp: str, revision: int) -> None: ...
+
+    async def hold_audio(self, subscriber_id: str, publisher_ids: Collection[str]) -> None:
+        """Forward no audio of ``publisher_ids`` to ``subscriber_id`` until the next call (which
+        replaces the set; empty forwards everything again). Holds apply to tracks published
+        later too. Interpretation channels: a listener of a channel hears its interpreter
+        instead of the floor."""
+        ...
 
     async def stats(self) -> Mapping[str, Any]:
         """Counters for metrics and benchmarks (never media content)."""

@@ -51,6 +51,10 @@ class SubscriberTrack(MediaStreamTrack):
     Bounded queue (``max_frames``). Video: gated until a keyframe; on overflow the queue is
     flushed and the subscriber waits for the next keyframe (a partial GOP is useless). Audio:
     on overflow the oldest packet is dropped.
+
+    ``held``: nothing is forwarded (interpretation channels: a listener of a channel does not
+    get the floor's audio while an interpreter is on air). The m-line stays; the receiver just
+    hears silence, and the RTP timestamps jump by the time held when frames come again.
     """
 
     def __init__(self, kind: str, *, max_frames: int, subscriber_id: str = "") -> None:
@@ -74,6 +78,9 @@ class SubscriberTrack(MediaStreamTrack):
         self.forwarded = 0
         self.forwarded_bytes = 0
         self.dropped = 0
+        self.held = False
+        #: frames not sent because the track was held
+        self.withheld = 0
 
     # -- wiring ------------------------------------------------------------------------------
     def attach(self, source: EncodedSource) -> None:
@@ -101,6 +108,11 @@ class SubscriberTrack(MediaStreamTrack):
         if self.source is not None:
             self.source.request_keyframe()
 
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        """Live video that cannot send until a keyframe comes."""
+        return self._live and self._need_keyframe and self.source is not None
+
     def resync(self) -> None:
         """The source lost a picture: wait for the next keyframe."""
         if self.kind == "video":
@@ -116,6 +128,9 @@ class SubscriberTrack(MediaStreamTrack):
     # -- frames ------------------------------------------------------------------------------
     def push(self, frame: EncodedFrame) -> None:
         if not self._live:
+            return
+        if self.held:
+            self.withheld += 1
             return
         if self._need_keyframe:
             if not frame.keyframe:
@@ -170,7 +185,9 @@ class EncodedSource:
 
     Keyframe requests (a new subscriber, a subscriber's PLI/FIR, an overflowing subscriber) are
     coalesced: at most one PLI upstream per ``pli_min_interval_s``, and a keyframe that arrives
-    meanwhile satisfies every pending request.
+    meanwhile satisfies every pending request. A PLI may go unanswered (Chrome ignores one that
+    comes within 300 ms of the previous; RTCP can be lost): while a subscriber still waits for a
+    keyframe ``pli_retry_s`` after a PLI, another one is sent.
     """
 
     def __init__(
@@ -179,10 +196,13 @@ class EncodedSource:
         *,
         send_pli: Callable[[int], Coroutine[Any, Any, None]],
         pli_min_interval_s: float,
+        pli_retry_s: float = 1.0,
     ) -> None:
         self.kind = kind
         self._send_pli = send_pli
         self._pli_min_interval_s = pli_min_interval_s
+        self._pli_retry_s = max(pli_retry_s, pli_min_interval_s)
+        self._retry: asyncio.TimerHandle | None = None
         self._subscribers: set[SubscriberTrack] = set()
         self._loop = asyncio.get_running_loop()
         self._pending_pli: asyncio.TimerHandle | None = None
@@ -195,6 +215,7 @@ class EncodedSource:
         self.keyframes_in = 0
         self.pli_requests = 0
         self.pli_sent = 0
+        self.pli_retries = 0
 
     @property
     def subscribers(self) -> frozenset[SubscriberTrack]:
@@ -242,20 +263,31 @@ class EncodedSource:
 
     def _fire_pli(self) -> None:
         self._pending_pli = None
-        if self.media_ssrc is None or self._ended:
+        if self._ended:
             return
+        if self._retry is None:
+            self._retry = self._loop.call_later(self._pli_retry_s, self._retry_if_waiting)
+        if self.media_ssrc is None:
+            return  # nothing received yet (its first frame will be a keyframe); retry checks
         self._last_pli_s = self._loop.time()
         self.pli_sent += 1
         task = self._loop.create_task(self._send_pli(self.media_ssrc), name="pli")
         self._pli_tasks.add(task)
         task.add_done_callback(self._pli_tasks.discard)
 
+    def _retry_if_waiting(self) -> None:
+        self._retry = None
+        if not self._ended and any(t.waiting_for_keyframe for t in self._subscribers):
+            self.pli_retries += 1
+            self.request_keyframe()
+
     async def aclose(self) -> None:
         """Detach every subscriber and stop asking for keyframes (idempotent)."""
         self._ended = True
-        if self._pending_pli is not None:
-            self._pending_pli.cancel()
-            self._pending_pli = None
+        for timer in (self._pending_pli, self._retry):
+            if timer is not None:
+                timer.cancel()
+        self._pending_pli = self._retry = None
         for track in list(self._subscribers):
             track.detach()
         self._subscribers.clear()

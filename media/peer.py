@@ -153,6 +153,12 @@ class Peer:
             t["dropped"] += track.dropped
         return totals
 
+    def hold(self, transceiver: RTCRtpTransceiver, held: bool) -> None:
+        """Stop (or resume) forwarding on a subscription m-line; see SubscriberTrack.held."""
+        track = self._tracks.get(transceiver)
+        if track is not None:
+            track.held = held
+
     def remove_subscription(self, transceiver: RTCRtpTransceiver) -> None:
         """Stop sending on a subscriber m-line; it is kept for reuse."""
         track = self._tracks.get(transceiver)

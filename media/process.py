@@ -16,7 +16,7 @@ import logging
 import os
 import site
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .wire import (
     Close,
     Command,
     GetStats,
+    HoldAudio,
     Init,
     Publish,
     RemovePeer,
@@ -202,6 +203,9 @@ class WorkerRoom:
 
     async def answer(self, peer_id: str, sdp: str, revision: int) -> None:
         await self._call(Answer(peer_id, sdp, revision))
+
+    async def hold_audio(self, subscriber_id: str, publisher_ids: Collection[str]) -> None:
+        await self._call(HoldAudio(subscriber_id, tuple(sorted(publisher_ids))))
 
     async def stats(self) -> Mapping[str, Any]:
         """The worker room's :meth:`media.sfu.SfuRoom.stats`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,8 @@ class SfuRoom:
         self._peers: dict[str, Peer] = {}
         self._publications: dict[str, Publication] = {}
         self._track_ids = itertools.count(1)
+        #: subscriber peer id -> publishers whose audio it is not sent (see hold_audio)
+        self._audio_held: dict[str, frozenset[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         # what peers that left had been sent (stats() adds the live peers' totals)
@@ -119,6 +121,7 @@ class SfuRoom:
 
     async def remove_peer(self, peer_id: str) -> None:
         peer = self._peers.pop(peer_id, None)
+        self._audio_held.pop(peer_id, None)
         if peer is None:
             return
         for publication in list(self._publications.values()):
@@ -158,6 +161,18 @@ class SfuRoom:
     async def answer(self, peer_id: str, sdp: str, revision: int) -> None:
         await self._peer(peer_id).apply_answer(sdp, revision)
 
+    async def hold_audio(self, subscriber_id: str, publisher_ids: Collection[str]) -> None:
+        peer = self._peer(subscriber_id)
+        held = frozenset(publisher_ids)
+        if held:
+            self._audio_held[subscriber_id] = held
+        else:
+            self._audio_held.pop(subscriber_id, None)
+        for publication in self._publications.values():
+            transceiver = publication.subscriptions.get(subscriber_id)
+            if publication.kind == "audio" and transceiver is not None:
+                peer.hold(transceiver, publication.publisher.peer_id in held)
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -189,11 +204,14 @@ class SfuRoom:
                     "keyframes_in": p.source.keyframes_in,
                     "pli_requests": p.source.pli_requests,
                     "pli_sent": p.source.pli_sent,
+                    "pli_retries": p.source.pli_retries,
                     **({"tap": p.tap.stats()} if p.tap is not None else {}),
                     "subscribers": {
                         track.subscriber_id: {
                             "forwarded": track.forwarded,
                             "dropped": track.dropped,
+                            "held": track.held,
+                            "withheld": track.withheld,
                         }
                         for track in p.source.subscribers
                     },
@@ -284,13 +302,17 @@ class SfuRoom:
         return source
 
     def _subscribe(self, peer: Peer, publication: Publication) -> None:
-        publication.subscriptions[peer.peer_id] = peer.add_subscription(
+        transceiver = peer.add_subscription(
             publication.source,
             kind=publication.kind,
             publisher_id=publication.publisher.peer_id,
             track_id=publication.track_id,
             track_source=publication.track_source,
         )
+        publication.subscriptions[peer.peer_id] = transceiver
+        if publication.kind == "audio":  # a reused m-line may have been held for another
+            held = self._audio_held.get(peer.peer_id, frozenset())
+            peer.hold(transceiver, publication.publisher.peer_id in held)
 
     async def _end_publication(self, publication: Publication) -> None:
         if self._publications.pop(publication.track_id, None) is None:

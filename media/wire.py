@@ -93,6 +93,12 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldAudio:
+    subscriber_id: str
+    publisher_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GetStats:
     """Ask for :meth:`media.sfu.SfuRoom.stats` (benchmarks, metrics)."""
 
@@ -102,7 +108,7 @@ class Close:
     """Close the room, reply, and exit."""
 
 
-Command = Init | AddPeer | RemovePeer | Publish | Unpublish | Answer | GetStats | Close
+Command = Init | AddPeer | RemovePeer | Publish | Unpublish | Answer | HoldAudio | GetStats | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +203,9 @@ def encode_request(request: Request) -> bytes:
         case Answer():
             op = "answer"
             fields = {"peer_id": c.peer_id, "sdp": c.sdp, "revision": c.revision}
+        case HoldAudio():
+            op = "hold_audio"
+            fields = {"subscriber_id": c.subscriber_id, "publisher_ids": list(c.publisher_ids)}
         case GetStats() | Close():
             op, fields = ("get_stats" if isinstance(c, GetStats) else "close"), {}
     return _frame({"op": op, "id": request.request_id, **fields})
@@ -377,6 +386,8 @@ def decode_request(line: bytes) -> Request:
             command = Unpublish(f.text("peer_id"), f.text("track_id"))
         case "answer":
             command = Answer(f.text("peer_id"), f.text("sdp"), f.integer("revision"))
+        case "hold_audio":
+            command = HoldAudio(f.text("subscriber_id"), f.texts("publisher_ids"))
         case "get_stats":
             command = GetStats()
         case "close":

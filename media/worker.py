@@ -27,6 +27,7 @@ from .wire import (
     Close,
     ErrorInfo,
     GetStats,
+    HoldAudio,
     Init,
     Publish,
     RemovePeer,
@@ -130,6 +131,8 @@ class WorkerSession:
                     await room.unpublish(c.peer_id, c.track_id)
                 case Answer():
                     await room.answer(c.peer_id, c.sdp, c.revision)
+                case HoldAudio():
+                    await room.hold_audio(c.subscriber_id, c.publisher_ids)
                 case GetStats():
                     stats = await room.stats()
                 case Init() | Close():

@@ -179,7 +179,7 @@ class CaptionService:
                 if client is None:
                     continue  # already gone
                 self._speakers[item.peer_id] = item.room_id
-                self._worker.add_speaker(item.peer_id, client.spoken_lang)
+                self._worker.add_speaker(item.peer_id, client.recognition_lang)
                 if client.live is not None and client.live.glossary:
                     self._worker.set_glossary(item.peer_id, client.live.glossary)
             self._worker.push(item.chunk)
@@ -197,12 +197,25 @@ class CaptionService:
                 latency_s = max(0.0, time.monotonic() - offset - frame.end_s)
                 if self.on_final_latency is not None:
                     self.on_final_latency(latency_s)
+            channel = live.channels.channel_of(frame.speaker_id)
+            if channel is not None:
+                # an interpreter on air: their channel's captions, not part of the meeting's
+                # transcript (that is the floor's), for those who take them and for the console
+                for client in list(live.clients.values()):
+                    if _reads_channel(live, client, channel):
+                        message = caption_message(
+                            frame, frozenset(), latency_s=latency_s, channel=channel
+                        )
+                        client.send_caption(message, final=frame.is_final)
+                continue
             if frame.is_final and self.on_final is not None and room is not None:
                 self.on_final(room, frame)
             if frame.is_final:
                 self._record(live, frame, offset, latency_s)
-            for client in list(live.clients.values()):
-                message = caption_message(frame, client.languages, latency_s=latency_s)
+            for pid, client in list(live.clients.items()):
+                languages = client.languages
+                taken = live.channels.taken_languages(pid, languages) - {frame.lang}
+                message = caption_message(frame, languages - taken, latency_s=latency_s)
                 client.send_caption(message, final=frame.is_final)
 
     def _record(
@@ -238,11 +251,31 @@ class CaptionService:
         return None if live is None else live.clients.get(participant_id)
 
 
+def _reads_channel(live: Any, client: Any, channel: str) -> bool:
+    """Whether ``client`` gets the captions of ``channel``'s interpreter: interpreters and hosts
+    (the console shows every stream), and readers of the channel's language who take them."""
+    participant = client.participant
+    if participant is None:
+        return False
+    if participant.role in ("interpreter", "host"):
+        return True
+    listening = live.channels.listening_of(participant.participant_id)
+    return bool(listening.interpreter_captions and channel in client.languages)
+
+
 def caption_message(
-    frame: CaptionFrame, languages: frozenset[str], *, latency_s: float | None = None
+    frame: CaptionFrame,
+    languages: frozenset[str],
+    *,
+    latency_s: float | None = None,
+    channel: str | None = None,
 ) -> str:
-    """The ``caption`` message for a client reading ``languages`` (PROTOCOL.md)."""
+    """The ``caption`` message for a client reading ``languages`` (PROTOCOL.md); ``channel``:
+    the speaker is an interpreter on air in it (their speech, recognised; no machine
+    translation)."""
     extra: dict[str, Any] = {}
+    if channel is not None:
+        extra["channel"] = channel
     if frame.is_final:
         logprob = frame.avg_logprob
         if logprob is not None:

@@ -201,6 +201,46 @@ class Export(InterpreterAction):
     lang: LangCode | None = None
 
 
+# -- interpretation channels (PROTOCOL.md "Interpretation channels") --------------------------
+class ChannelAction(_ClientMessage):
+    """Base of the channel messages (``listen``: anyone joined; the others: interpreters)."""
+
+    type: str
+
+
+Channel = Annotated[str, StringConstraints(pattern=r"^(floor|[a-z]{2,3})$")]
+
+
+class Listen(ChannelAction):
+    type: Literal["listen"]
+    #: "floor", or the language channel to hear instead of the floor (relay, for interpreters)
+    channel: Channel
+    #: keep the floor, quietly, under the channel's interpreter (the client lowers its volume)
+    duck: bool = False
+    #: take captions of the channel's interpreter instead of machine translation
+    interpreter_captions: bool = False
+
+
+class OnAir(ChannelAction):
+    type: Literal["on_air"]
+    channel: LangCode
+
+
+class OffAir(ChannelAction):
+    type: Literal["off_air"]
+
+
+class HandoverRequest(ChannelAction):
+    type: Literal["handover_request"]
+    channel: LangCode
+
+
+class HandoverAnswer(ChannelAction):
+    type: Literal["handover_answer"]
+    channel: LangCode
+    accept: bool
+
+
 ClientMessage = (
     Hello
     | Join
@@ -222,12 +262,18 @@ ClientMessage = (
     | Correct
     | GlossarySet
     | Export
+    | Listen
+    | OnAir
+    | OffAir
+    | HandoverRequest
+    | HandoverAnswer
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
     | {"chat", "hand", "transcription"}
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
     | {"correct", "glossary_set", "export"}
+    | {"listen", "on_air", "off_air", "handover_request", "handover_answer"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]

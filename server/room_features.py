@@ -30,6 +30,8 @@ def transcription_notice(retention: RetentionSettings) -> str:
         "Captions are not stored.",
         f"This server stores {what} for up to {retention.max_age_h:g} hours.",
     )
+
+
 DEFAULT_CHAT_LANG = "en"
 
 

@@ -201,6 +201,8 @@ class InterpretingSettings(_Section):
     transcript_max_lines: int = Field(ge=1, le=100_000)
     retranslate_timeout_ms: int = Field(ge=100, le=60_000)
     glossary_max_entries: int = Field(ge=1, le=1000)
+    handover_timeout_s: float = Field(gt=0, le=3600)
+    duck_volume: float = Field(ge=0, le=1)
 
 
 class Settings(_Section):

@@ -33,7 +33,7 @@ from media.errors import (
     UnknownPeerError,
 )
 
-from . import __version__, interpreting, moderation, protocol, room_features
+from . import __version__, channels, interpreting, moderation, protocol, room_features
 from .auth import AuthError, TokenVerifier, password_matches
 from .limits import KeyedLimiter, TokenBucket, retry_after_ms
 from .outbox import Outbox, OutboxFullError
@@ -74,6 +74,8 @@ class LiveRoom:
         #: the room's final captions (in memory only; see server.interpreting)
         self.transcript: RoomTranscript | None = None
         self.glossary: Glossary = ()
+        #: interpretation channels: on air, handovers, what each participant hears
+        self.channels = channels.RoomChannels()
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -249,6 +251,7 @@ class SignalingServer:
         )
         assert live.media is not None
         await live.media.add_peer(participant.participant_id, publish)
+        await channels.on_joined(live, client, self.settings.interpreting.duck_volume)
         log.info(
             "joined", room=room_name, participant=participant.participant_id, role=participant.role
         )
@@ -288,6 +291,7 @@ class SignalingServer:
         async with self._membership:
             if live.clients.pop(participant_id, None) is None:
                 return
+            duck_volume = self.settings.interpreting.duck_volume
             room_features.on_left(live, participant_id)
             emptied = self.registry.leave(live.name, participant_id)
             if self.captions is not None:
@@ -296,6 +300,10 @@ class SignalingServer:
             live.broadcast(protocol.encode("participant_left", participant_id=participant_id))
             if live.media is not None:
                 await live.media.remove_peer(participant_id)
+                if not emptied:
+                    await channels.on_left(live, participant_id, duck_volume)
+                else:
+                    live.channels.close()
                 if emptied:
                     await live.media.aclose()
             if emptied:
@@ -324,6 +332,7 @@ class SignalingServer:
                     self.captions.participant_left(participant_id)
             live.clients.clear()
             live.waiting.clear()
+            live.channels.close()
             if self.captions is not None:
                 self.captions.languages_changed()
             if live.media is not None:
@@ -358,6 +367,16 @@ class ClientConnection:
         self._closing: asyncio.Task[None] | None = None
         #: for logs and TURN usernames: not secret, not the participant id (not known yet)
         self.connection_id = f"c-{secrets.token_urlsafe(6)}"
+
+    @property
+    def recognition_lang(self) -> str | None:
+        """The language this participant's speech is recognised in: their channel's while
+        they interpret on air, else the one they speak (None = detect)."""
+        if self.live is not None and self.participant is not None:
+            channel = self.live.channels.channel_of(self.participant.participant_id)
+            if channel is not None:
+                return channel
+        return self.spoken_lang
 
     def attach(self, live: LiveRoom, participant: Participant) -> None:
         self.live = live
@@ -518,6 +537,8 @@ class ClientConnection:
                 await room_features.handle(self, msg)
             case protocol.InterpreterAction():
                 await interpreting.handle_interpreter_action(self, msg)
+            case protocol.ChannelAction():
+                await channels.handle(self, msg)
             case _:
                 await self._dispatch_joined(msg)
         return False

@@ -76,6 +76,26 @@ async def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
     await src.aclose()
 
 
+async def test_an_unanswered_keyframe_request_is_repeated() -> None:
+    """Chrome ignores a PLI that comes within 300 ms of the previous one: a live subscriber
+    still waiting for a keyframe must not wait forever."""
+    pli = PliRecorder()
+    src = EncodedSource("video", send_pli=pli, pli_min_interval_s=0.05, pli_retry_s=0.2)
+    src.media_ssrc = 99
+    track = subscriber(src)
+    recv = asyncio.ensure_future(track.recv())  # live: asks for a keyframe
+    await asyncio.sleep(0.1)
+    assert pli.ssrcs == [99]
+    src.push_video_frame(DELTA, 3000)  # the publisher ignored it: deltas only
+    await asyncio.sleep(0.2)
+    assert pli.ssrcs == [99, 99] and src.pli_retries == 1  # asked again
+    src.push_video_frame(KEY, 6000)
+    assert bytes(await asyncio.wait_for(recv, 1)) == KEY
+    await asyncio.sleep(0.3)
+    assert len(pli.ssrcs) == 2  # satisfied: no more requests
+    await src.aclose()
+
+
 async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
     src, pli = source()
     track = subscriber(src, max_frames=4)

@@ -16,7 +16,7 @@ def test_defaults_are_private_by_default() -> None:
     assert s.server.host == "127.0.0.1"
     assert s.media.ice_servers == []  # no public STUN unless the operator adds one
     media = s.media.to_media_settings()
-    assert media.ice_servers == () and media.pli_min_interval_s == 0.3
+    assert media.ice_servers == () and media.pli_min_interval_s == 0.35
 
 
 def test_example_config_is_valid() -> None:
