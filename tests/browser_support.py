@@ -105,12 +105,14 @@ def wait_until(page: Any, predicate_js: str, timeout_ms: int = STATE_TIMEOUT_MS)
         page.wait_for_timeout(100)
 
 
-def open_page(browser: Any, base_url: str, name: str, room: str, log: list[str]) -> Any:
+def open_page(
+    browser: Any, base_url: str, name: str, room: str, log: list[str], query: str = ""
+) -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 760})
     page = context.new_page()
     page.on("console", lambda m: log.append(f"[{name}] {m.type}: {m.text}"))
     page.on("pageerror", lambda e: log.append(f"[{name}] pageerror: {e}"))
-    page.goto(f"{base_url}/?room={room}")
+    page.goto(f"{base_url}/?room={room}{query}")
     assert (
         page.get_by_label("Room", exact=True).input_value() == room
     )  # the link pre-fills the room

@@ -136,6 +136,11 @@ export class ParleySession extends EventTarget {
     this.notice = null; // the server's transcription notice, once received
     this.hand = false; // our raised hand
     this.transcriptionOptOut = false; // we asked not to be transcribed
+    this.myRole = null; // the role the server gave us (joined.role)
+    // interpretation channels (PROTOCOL.md): every channel's state, and what we hear
+    this.channels = [];
+    this.listening = { channel: "floor", duck: false, interpreter_captions: false };
+    this.duckVolume = 0.2;
     this.reconnects = 0; // completed rejoins
     this._attempt = 0;
     this._leaving = false;
@@ -189,6 +194,26 @@ export class ParleySession extends EventTarget {
     if (to) msg.to = to;
     this._send(msg);
   }
+
+  /** What we hear: "floor" or a language channel (PROTOCOL.md "Interpretation channels"). */
+  listen(channel, { duck = false, interpreterCaptions = false } = {}) {
+    this.listening = { channel, duck, interpreter_captions: interpreterCaptions };
+    if (this.state === "joined") this._sendListen();
+  }
+
+  _sendListen() {
+    const { channel, duck, interpreter_captions } = this.listening;
+    this._send({ type: "listen", channel, duck, interpreter_captions });
+  }
+
+  /** Interpreters: go on air into `channel`, leave the air, ask for / answer a handover. */
+  onAir(channel) { this._send({ type: "on_air", channel }); }
+
+  offAir() { this._send({ type: "off_air" }); }
+
+  requestHandover(channel) { this._send({ type: "handover_request", channel }); }
+
+  answerHandover(channel, accept) { this._send({ type: "handover_answer", channel, accept }); }
 
   setHand(raised) {
     this.hand = Boolean(raised);
@@ -485,6 +510,7 @@ ParleySession.prototype._handlers = {
     const reconnected = this.participantId !== null;
     this.state = "joined";
     this.participantId = msg.participant_id;
+    this.myRole = msg.role || null;
     this._attempt = 0;
     if (reconnected) this.reconnects += 1;
     if (this.captionsAvailable !== false) this._send({ type: "captions", languages: this.languages });
@@ -492,6 +518,7 @@ ParleySession.prototype._handlers = {
       // what we had asked for before the drop
       if (this.hand) this._send({ type: "hand", raised: true });
       if (this.transcriptionOptOut) this._send({ type: "transcription", opt_out: true });
+      if (this.listening.channel !== "floor" || this.listening.interpreter_captions) this._sendListen();
     }
     if (this.local.has("screen")) this._send({ type: "publish", kinds: ["video"], source: "screen" });
     this.room = msg.room;
@@ -604,6 +631,13 @@ ParleySession.prototype._handlers = {
     }
     this._emit("transcription", { participantId: msg.participant_id, optOut: Boolean(msg.opt_out) });
     this._emitParticipants();
+  },
+
+  channels(msg) {
+    this.channels = msg.channels || [];
+    if (msg.listening) this.listening = { ...msg.listening };
+    if (typeof msg.duck_volume === "number") this.duckVolume = msg.duck_volume;
+    this._emit("channels", { event: msg.event || null });
   },
 
   caption(msg) {

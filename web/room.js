@@ -8,7 +8,8 @@ import { CaptionsView } from "./captionsview.js";
 import { TranscriptView } from "./transcriptview.js";
 import { ChatView } from "./chatview.js";
 import { LevelMeter, connectionStats } from "./levels.js";
-import { fillLanguageSelect } from "./languages.js";
+import { fillLanguageSelect, languageName } from "./languages.js";
+import { ChannelsView, channelOf, volumes } from "./channels.js";
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = "parley.name";
@@ -71,6 +72,24 @@ class RoomView {
       },
     });
     this.localScreenTile = null;
+    fillLanguageSelect($("booth-into"), { value: session.lang || languages[0] || "en" });
+    this.channels = new ChannelsView({
+      session,
+      els: {
+        hear: $("hear-select"), duck: $("hear-duck"), captions: $("hear-captions"), booth: $("booth"),
+        into: $("booth-into"), onAir: $("booth-on-air"), handover: $("booth-handover"),
+        request: $("booth-request"), requestText: $("booth-request-text"), accept: $("booth-accept"),
+        decline: $("booth-decline"), badge: $("on-air-badge"),
+      },
+      nameOf: (id) => this.nameOf(id),
+      label: (code) => languageName(code),
+      onStatus: setStatus,
+    });
+    $("booth-into").addEventListener("change", () => this.channels.render());
+    session.addEventListener("channels", (ev) => {
+      this.channels.render(ev.detail.event);
+      this.render();
+    });
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
     session.addEventListener("notice", (ev) => this.showNotice(ev.detail.text));
     session.addEventListener("chat", (ev) => this.chat.add(ev.detail.message, { history: ev.detail.history }));
@@ -135,6 +154,7 @@ class RoomView {
     url.searchParams.delete("token"); // the room link people copy must not carry our token
     history.replaceState(null, "", url);
     setStatus(reconnected ? "Reconnected." : "");
+    this.channels.render();
     if (!reconnected) {
       if (window.matchMedia("(min-width: 900px)").matches) this.openPanel("panel-people");
       this.localMeter = s.local.has("audio") ? new LevelMeter(s.local.get("audio").track) : null;
@@ -182,6 +202,7 @@ class RoomView {
 
   setLanguages(languages) {
     this.session.setCaptionLanguages(languages);
+    this.channels.render();
     this.captions.setLanguages(languages);
     this.transcript.setLanguages(languages);
   }
@@ -234,12 +255,14 @@ class RoomView {
       videoMuted: tracks.some((t) => t.kind === "video" && t.source !== "screen" && t.muted),
       hand: Boolean(p.hand),
       optOut: Boolean(p.transcriptionOptOut),
+      onAir: channelOf(this.session.channels, p.participant_id),
     };
   }
 
   selfState() {
     const s = this.session;
     return {
+      onAir: channelOf(s.channels, s.participantId),
       audioMuted: Boolean(s.local.get("audio")?.muted),
       videoMuted: Boolean(s.local.get("video")?.muted),
       hand: Boolean(s.hand),
@@ -255,9 +278,15 @@ class RoomView {
         this.tiles.delete(id);
       }
     }
+    const loudness = volumes({
+      rows: s.channels, listening: s.listening, participantIds: [...s.participants.keys()],
+      selfId: s.participantId, duckVolume: s.duckVolume,
+    });
     for (const p of s.participants.values()) {
       this.names.set(p.participant_id, p.name);
-      this.tileFor(p.participant_id).update({ name: p.name, ...this.mutedKinds(p) });
+      const tile = this.tileFor(p.participant_id);
+      tile.update({ name: p.name, ...this.mutedKinds(p) });
+      tile.setVolume(loudness.get(p.participant_id) ?? 1);
       this.tiles.get(`${p.participant_id}:screen`)?.update({ name: p.name, ...this.mutedKinds(p) });
     }
     const self = this.selfState();
@@ -288,7 +317,7 @@ class RoomView {
   renderList(self) {
     const s = this.session;
     if (s.participantId === null) return;
-    const item = (id, name, { audioMuted, videoMuted, hand, optOut }) => {
+    const item = (id, name, { audioMuted, videoMuted, hand, optOut, onAir }) => {
       const li = document.createElement("li");
       li.dataset.participantId = id;
       const label = document.createElement("span");
@@ -298,6 +327,12 @@ class RoomView {
       if (hand) li.append(icon("hand", "hand raised"));
       if (audioMuted) li.append(icon("micOff", "microphone muted"));
       if (videoMuted) li.append(icon("camOff", "camera off"));
+      if (onAir) {
+        const tag = document.createElement("span");
+        tag.className = "on-air";
+        tag.textContent = `On air · ${onAir.toUpperCase()}`;
+        li.append(tag);
+      }
       if (optOut) {
         const tag = document.createElement("span");
         tag.className = "tag";
@@ -562,7 +597,10 @@ async function join(name, room, prejoin) {
   const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem(TOKEN_KEY);
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
   const { stream, lang, languages } = await prejoin.take();
-  const session = new ParleySession({ url, room, name, localStream: stream, token, lang, languages });
+  // open mode: `?role=interpreter` joins the booth (with tokens the token's role counts)
+  const asked = new URLSearchParams(location.search).get("role");
+  const role = ["interpreter", "viewer"].includes(asked) ? asked : null;
+  const session = new ParleySession({ url, room, name, localStream: stream, token, lang, languages, role });
   window.parley = session; // exposed for tests and debugging
   $("cc-lang").value = languages[0] || "";
   $("cc-lang2").value = languages[1] || "";

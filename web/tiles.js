@@ -58,9 +58,9 @@ export class Tile {
     this.update({ name, audioMuted: false, videoMuted: false, hand: false });
   }
 
-  update({ name, audioMuted, videoMuted, hand }) {
+  update({ name, audioMuted, videoMuted, hand, onAir = null }) {
     const label = this.isScreen ? `${name} (screen)` : name;
-    const state = JSON.stringify([label, audioMuted, videoMuted, hand, this.tracks.has("video")]);
+    const state = JSON.stringify([label, audioMuted, videoMuted, hand, onAir, this.tracks.has("video")]);
     if (state === this._state) return; // unchanged: leave the DOM alone
     this._state = state;
     this.nameEl.textContent = label;
@@ -70,6 +70,12 @@ export class Tile {
     if (hand) this.badges.append(icon("hand", `${name}: hand raised`));
     if (audioMuted && !this.isScreen) this.badges.append(icon("micOff", `${name}: microphone muted`));
     if (videoMuted && !this.isScreen) this.badges.append(icon("camOff", `${name}: camera off`));
+    if (onAir && !this.isScreen) {
+      const tag = document.createElement("span");
+      tag.className = "on-air";
+      tag.textContent = `On air · ${onAir.toUpperCase()}`;
+      this.badges.append(tag);
+    }
     this.el.classList.toggle("audio-muted", audioMuted);
     this.el.classList.toggle("hand", Boolean(hand));
     this.el.classList.toggle("no-video", videoMuted || !this.tracks.has("video"));
@@ -83,6 +89,11 @@ export class Tile {
     if (this.tracks.size) this.video.play().catch(() => {}); // autoplay may need a gesture
     this.el.classList.toggle("no-video", !this.tracks.has("video"));
     this._state = "";
+  }
+
+  /** Playback volume of this participant's audio (ducking under an interpreter). */
+  setVolume(volume) {
+    if (!this.video.muted && this.video.volume !== volume) this.video.volume = volume;
   }
 
   setSpeaking(speaking) {

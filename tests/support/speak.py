@@ -1,23 +1,35 @@
-"""``python -m tests.support.speak URL ROOM NAME CLIP SECONDS``: an aiortc participant that
-speaks an audio file into a room (English) for SECONDS, then leaves. Browser tests run it inside
-their loopback-only network namespace, beside the server."""
+"""``python -m tests.support.speak URL ROOM NAME CLIP SECONDS [--lang L] [--on-air CHANNEL]``: an
+aiortc participant that speaks an audio file into a room for SECONDS, then leaves; with
+``--on-air`` it joins as an interpreter and goes on air in CHANNEL first. Browser tests run it
+inside their network namespace, beside the server."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 
 from tests.support.client import FileAudio, ParleyClient
 
 
-async def speak(url: str, room: str, name: str, clip: str, seconds: float) -> None:
-    client = ParleyClient(url, room=room, name=name, audio=FileAudio(clip), lang="en")
+async def speak(
+    url: str, room: str, name: str, clip: str, seconds: float, lang: str, on_air: str | None
+) -> None:
+    role = "interpreter" if on_air else None
+    client = ParleyClient(url, room=room, name=name, audio=FileAudio(clip), lang=lang, role=role)
     await client.join()
+    if on_air:
+        await client.send({"type": "on_air", "channel": on_air})
     print("joined", client.participant_id, flush=True)
     await asyncio.sleep(seconds)
     await client.leave()
 
 
 if __name__ == "__main__":
-    url, room, name, clip, seconds = sys.argv[1:6]
-    asyncio.run(speak(url, room, name, clip, float(seconds)))
+    parser = argparse.ArgumentParser()
+    for arg in ("url", "room", "name", "clip"):
+        parser.add_argument(arg)
+    parser.add_argument("seconds", type=float)
+    parser.add_argument("--lang", default="en")
+    parser.add_argument("--on-air", default=None)
+    a = parser.parse_args()
+    asyncio.run(speak(a.url, a.room, a.name, a.clip, a.seconds, a.lang, a.on_air))
