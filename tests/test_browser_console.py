@@ -86,7 +86,10 @@ def test_console_shows_streams_and_corrects_a_line(netns: Netns, tmp_path: Path)
                 args=chromium_args(silent_wav(tmp_path / "mic.wav")),
             )
             try:
-                page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+                context = browser.new_context(
+                    viewport={"width": 1280, "height": 720}, accept_downloads=True
+                )
+                page = context.new_page()
                 page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
                 page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
                 page.goto(f"{server.url}/console.html?room={ROOM}&name=Ana&langs=es,fr")
@@ -132,6 +135,23 @@ def test_console_shows_streams_and_corrects_a_line(netns: Netns, tmp_path: Path)
                     int(20_000 * TIME_SCALE),
                 )
                 assert "logprob" in row.locator("td.meta").inner_text()  # kept when corrected
+                # the room glossary from the console's editor, and a WebVTT download that
+                # carries the correction
+                page.get_by_text("Glossary and exports").click()
+                box = page.get_by_label("Room glossary", exact=False)
+                box.fill("Occident = es: Occidente\nbroken line")
+                page.get_by_role("button", name="Apply to the room").click()
+                assert "Line 2" in page.locator("#glossary-errors").inner_text()
+                assert page.evaluate("() => window.parley.glossary.length") == 0  # not sent
+                box.fill("Sintra @en = es: Sintra; fr: Sintra\nParley = keep")
+                page.get_by_role("button", name="Apply to the room").click()
+                wait_until(page, "() => window.parley.glossary.length === 2")
+                assert "set by you" in page.locator("#glossary-by").inner_text()
+                with page.expect_download() as download:
+                    page.get_by_role("button", name="WebVTT ES").click()
+                vtt = Path(download.value.path()).read_text(encoding="utf-8")
+                assert vtt.startswith("WEBVTT") and FIXED_ES in vtt, vtt[:500]
+                assert download.value.suggested_filename == f"{ROOM}.es.vtt"
                 shot = tmp_path / "console.png"
                 page.screenshot(path=str(shot))
                 assert shot.stat().st_size > 10_000

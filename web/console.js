@@ -5,6 +5,8 @@
 // Buildless ES module; the protocol lives in protocol.js (no DOM there).
 
 import { ParleySession } from "./protocol.js";
+import { formatGlossary, parseGlossary } from "./glossary.js";
+import { channelOf } from "./channels.js";
 
 /** Words below this probability are highlighted as doubtful. */
 export const DOUBTFUL_WORD_P = 0.5;
@@ -61,6 +63,46 @@ class ConsoleView {
     session.addEventListener("caption", (ev) => this.onCaption(ev.detail.caption));
     session.addEventListener("participants", (ev) => this.onParticipants(ev.detail.participants));
     session.addEventListener("error", (ev) => setStatus(`Error: ${ev.detail.code} — ${ev.detail.message}`));
+    session.addEventListener("glossary", (ev) => this.onGlossary(ev.detail));
+    session.addEventListener("export", (ev) => download(ev.detail.filename, ev.detail.content, ev.detail.format));
+    session.addEventListener("channels", () => {
+      for (const row of this.rows.values()) this.labelSpeaker(row, this.captions.get(row.dataset.captionId));
+    });
+    $("glossary-save").addEventListener("click", () => this.saveGlossary());
+    const exports = [["json", null, "JSON (every language)"]];
+    for (const lang of this.languages) exports.push(["vtt", lang, `WebVTT ${lang.toUpperCase()}`], ["srt", lang, `SRT ${lang.toUpperCase()}`]);
+    $("export-buttons").replaceChildren(...exports.map(([format, lang, text]) => {
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "control small", textContent: text });
+      button.dataset.format = format;
+      if (lang) button.dataset.lang = lang;
+      button.addEventListener("click", () => session.requestExport(format, lang));
+      return button;
+    }));
+  }
+
+  onGlossary({ entries, by }) {
+    const box = $("glossary-text");
+    if (document.activeElement !== box) box.value = formatGlossary(entries);
+    const who = by ? (this.speakers.get(by) || (by === this.session.participantId ? "you" : by)) : null;
+    $("glossary-by").textContent = `${entries.length} entr${entries.length === 1 ? "y" : "ies"}${who ? `, set by ${who}` : ""}.`;
+  }
+
+  saveGlossary() {
+    const { entries, errors } = parseGlossary($("glossary-text").value);
+    $("glossary-errors").replaceChildren(...errors.map((e) => Object.assign(document.createElement("li"), { textContent: `Line ${e.line}: ${e.message}` })));
+    if (errors.length) return;
+    this.session.setGlossary(entries);
+    setStatus(`Glossary sent (${entries.length} entries)`);
+  }
+
+  /** The speaker cell: the name, and the channel when the line is an interpreter's on air. */
+  labelSpeaker(row, caption) {
+    if (!row || !caption) return;
+    const name = this.speakers.get(caption.participant_id) || caption.participant_id;
+    const channel = caption.channel || null;
+    row.querySelector(".speaker").textContent = channel ? `${name} → ${channel.toUpperCase()} channel` : name;
+    row.classList.toggle("channel", Boolean(channel));
+    row.dataset.onAir = channelOf(this.session.channels, caption.participant_id) || "";
   }
 
   buildHead() {
@@ -97,9 +139,7 @@ class ConsoleView {
       this.speakers.set(p.participant_id, p.name);
       select.append(Object.assign(document.createElement("option"), { value: p.participant_id, textContent: p.name }));
     }
-    for (const row of this.rows.values()) {
-      row.querySelector(".speaker").textContent = this.speakers.get(row.dataset.speaker) || row.dataset.speaker;
-    }
+    for (const row of this.rows.values()) this.labelSpeaker(row, this.captions.get(row.dataset.captionId));
   }
 
   applyFilters(row) {
@@ -153,7 +193,7 @@ class ConsoleView {
   fill(row, caption) {
     row.classList.toggle("interim", !caption.final);
     row.classList.toggle("final", Boolean(caption.final));
-    row.querySelector(".speaker").textContent = this.speakers.get(caption.participant_id) || caption.participant_id;
+    this.labelSpeaker(row, caption);
     const corrected = new Set(caption.corrected_langs || []);
     for (const col of ["source", ...this.languages]) {
       const td = row.querySelector(`td.text[data-col="${col}"]`);
@@ -224,6 +264,18 @@ class ConsoleView {
     });
     td.addEventListener("blur", () => finish(false));
   }
+}
+
+/** Save `content` as `filename` (the browser's download). */
+function download(filename, content, format) {
+  const type = { json: "application/json", vtt: "text/vtt", srt: "application/x-subrip" }[format] || "text/plain";
+  const url = URL.createObjectURL(new Blob([content], { type: `${type};charset=utf-8` }));
+  const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  setStatus(`Downloaded ${filename}`);
 }
 
 function setStatus(text) {

@@ -137,6 +137,7 @@ export class ParleySession extends EventTarget {
     this.hand = false; // our raised hand
     this.transcriptionOptOut = false; // we asked not to be transcribed
     this.myRole = null; // the role the server gave us (joined.role)
+    this.glossary = []; // the room's glossary entries, as the server stores them
     // interpretation channels (PROTOCOL.md): every channel's state, and what we hear
     this.channels = [];
     this.listening = { channel: "floor", duck: false, interpreter_captions: false };
@@ -175,6 +176,18 @@ export class ParleySession extends EventTarget {
   }
 
   /** Interpreters and hosts: correct a final caption's text in `lang` (PROTOCOL.md `correct`). */
+  /** Replace the room's glossary (hosts and interpreters; PROTOCOL.md "Room glossary"). */
+  setGlossary(entries) {
+    this._send({ type: "glossary_set", entries });
+  }
+
+  /** Ask for an export of the room's transcript; the answer comes as an `export` event. */
+  requestExport(format, lang = null) {
+    const msg = { type: "export", format };
+    if (lang) msg.lang = lang;
+    this._send(msg);
+  }
+
   correctCaption(captionId, lang, text) {
     this._send({ type: "correct", caption_id: captionId, lang, text });
   }
@@ -631,6 +644,15 @@ ParleySession.prototype._handlers = {
     }
     this._emit("transcription", { participantId: msg.participant_id, optOut: Boolean(msg.opt_out) });
     this._emitParticipants();
+  },
+
+  glossary(msg) {
+    this.glossary = msg.entries || [];
+    this._emit("glossary", { entries: this.glossary, by: msg.by ?? null });
+  },
+
+  export(msg) {
+    this._emit("export", { format: msg.format, lang: msg.lang ?? null, filename: msg.filename, content: msg.content });
   },
 
   channels(msg) {
