@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import protocol
-from .chat import RoomChat
+from .chat import RoomChat, TextTranslationResult, TranslateText
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
@@ -39,10 +39,21 @@ def chat_of(server: SignalingServer, live: LiveRoom) -> RoomChat:
     """The room's chat (made with the room's first joiner)."""
     if live.chat is None:
         captions = server.captions
+        translate: TranslateText | None = None
+        if captions is not None:
+
+            async def translate(
+                text: str, source: str, targets: tuple[str, ...]
+            ) -> TextTranslationResult:
+                # the room's glossary renders its terms in chat as in captions
+                if live.glossary:
+                    return await captions.translate_glossed(text, source, targets, live.glossary)
+                return await captions.translate_text(text, source, targets)
+
         live.chat = RoomChat(
             live,
             history_max_messages=server.settings.chat.history_max_messages,
-            translate=None if captions is None else captions.translate_text,
+            translate=translate,
             timeout_s=server.settings.chat.translate_timeout_ms / 1000,
         )
     return live.chat

@@ -73,6 +73,27 @@ async def test_chat_is_translated_for_each_reader_by_the_caption_engines(
         await client.close()
 
 
+async def test_chat_follows_the_room_glossary(captioning_app: App) -> None:
+    """A glossary entry set by an interpreter renders its term in chat translations too."""
+    text = "We meet in the town of Cintra tomorrow."
+    ann, _ = await join(captioning_app, "Ann", "gloss-chat", lang="en")
+    bea, _ = await join(captioning_app, "Bea", "gloss-chat")
+    ivo, _ = await join(captioning_app, "Ivo", "gloss-chat", role="interpreter")
+    await bea.send({"type": "captions", "languages": ["es"]})
+    await ann.send({"type": "chat", "text": text})
+    without = (await bea.recv("chat"))["translations"]["es"]
+    entries = [{"term": "town of Cintra", "lang": "en", "renderings": {"es": "villa de Sintra"}}]
+    await ivo.send({"type": "glossary_set", "entries": entries})
+    assert (await bea.recv("glossary"))["entries"][0]["term"] == "town of Cintra"
+    await ann.send({"type": "chat", "text": text})
+    with_entry = (await bea.recv("chat"))["translations"]["es"]
+    print(f"chat without the entry: {without!r}; with it: {with_entry!r}")
+    assert "villa de Sintra" not in without
+    assert "villa de Sintra" in with_entry, with_entry
+    for client in (ann, bea, ivo):
+        await client.close()
+
+
 async def test_chat_goes_out_untranslated_with_a_reason_while_the_worker_restarts(
     captioning_app: App,
 ) -> None:
