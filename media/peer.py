@@ -135,6 +135,7 @@ class Peer:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_codec_preferences(kind))
             hooks.on_sender_keyframe_request(transceiver.sender, track.request_keyframe)
+            hooks.use_forwarding_send_loop(transceiver.sender)
             self._tracks[transceiver] = track
         self._tracks[transceiver].attach(source)
         # msid = "<publisher participant id> <track id>": browsers group by participant

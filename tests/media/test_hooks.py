@@ -137,3 +137,44 @@ async def test_picture_loss_replaces_aiortcs_own_pli(pc: RTCPeerConnection) -> N
     assert lost == [True]
     await hooks.send_pli(receiver, 1234)  # the SFU's own PLI still goes out (no RTCP ssrc yet)
     assert lost == [True]
+
+
+async def test_forwarding_send_loop_packs_what_aiortc_would(pc: RTCPeerConnection) -> None:
+    """The forwarding loop (hooks.use_forwarding_send_loop) builds packets itself and reaches
+    into the sender's and DTLS transport's private state: the bytes must equal aiortc's own
+    serialization, and every private name it uses must exist."""
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    extensions_map = HeaderExtensionsMap()
+    extensions_map.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+            ]
+        )
+    )
+    for marker, payload in ((0, b"\x10" * 900), (1, b"\x01\x02")):
+        packet = RtpPacket(payload_type=96, sequence_number=65535, timestamp=4_000_000_000)
+        packet.ssrc, packet.payload, packet.marker = 123456789, payload, marker
+        packet.extensions.abs_send_time = 0xABCDEF
+        packet.extensions.mid = "7"
+        assert hooks.pack_rtp(packet, extensions_map.set(packet.extensions)) == (
+            packet.serialize(extensions_map)
+        )
+    transceiver = pc.addTransceiver("video", direction="sendonly")
+    sender = transceiver.sender
+    for name in (
+        "rtp_started", "rtp_history", "rtp_header_extensions_map", "mid", "track",
+        "ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count", "encoder", "rtp_exited",
+    ):  # fmt: skip
+        assert hasattr(sender, f"_RTCRtpSender__{name}"), name
+    dtls = sender.transport
+    for name in ("_state", "_tx_srtp", "transport", hooks._TX_BYTES, hooks._TX_PACKETS):
+        assert hasattr(dtls, name), name
+    assert hasattr(dtls.transport._connection, "_nominated")
+    hooks.use_forwarding_send_loop(sender)
+    assert sender._run_rtp.__func__ is hooks._forwarding_run_rtp
