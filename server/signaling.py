@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_ERRORS_IN_A_ROW = 32
+#: a client that has not completed the close handshake by then is dropped (it is not reading)
+CLOSE_HANDSHAKE_TIMEOUT_S = 2.0
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
@@ -429,11 +431,18 @@ class ClientConnection:
 
     async def _close_after_flush(self, close_code: int, reason: str) -> None:
         self.outbox.close()
+        if reason != "outbox_full":  # a client that does not read will not drain it either
+            try:
+                await asyncio.wait_for(self.outbox.drained(), 1.0)
+            except TimeoutError:
+                pass
         try:
-            await asyncio.wait_for(self.outbox.drained(), 1.0)
+            # The close handshake needs the client to read (websockets waits for the buffer to
+            # drain before its own close timeout starts): one that does not would stay in its
+            # room until the keepalive gave up, ~40 s later. Drop the socket instead.
+            await asyncio.wait_for(self.ws.close(close_code, reason), CLOSE_HANDSHAKE_TIMEOUT_S)
         except TimeoutError:
-            pass
-        await self.ws.close(close_code, reason)
+            self.ws.transport.abort()
 
     async def run(self) -> None:
         # every log line of this connection's task names it (and, once joined, the room and

@@ -3,6 +3,7 @@ descriptors read from /proc, and least-squares slopes for the soak figures."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from .netns import Namespace
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -55,12 +58,23 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
 class ServerProcess:
     """``parley serve`` with a generated config on a free loopback port, in its own process."""
 
-    def __init__(self, workdir: Path, config: str, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: str,
+        *,
+        port: int | None = None,
+        server_section: str = "",
+        netns: Namespace | None = None,
+    ) -> None:
+        """``server_section``: more ``[server]`` keys; ``netns``: run it in that namespace (its
+        HTTP probes are made from there too)."""
         self.workdir = workdir
+        self.netns = netns
         self.port = port or free_port()
         self.config_path = workdir / "parley.toml"
         self.config_path.write_text(
-            f'[server]\nhost = "{HOST}"\nport = {self.port}\n\n'
+            f'[server]\nhost = "{HOST}"\nport = {self.port}\n{server_section}\n'
             f'[media]\nice_host_addresses = ["{HOST}"]\n\n' + config,
             encoding="utf-8",
         )
@@ -83,7 +97,15 @@ class ServerProcess:
         self.starts += 1
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--config", str(self.config_path)],
+            [
+                *(self.netns.prefix if self.netns else []),
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--config",
+                str(self.config_path),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -100,12 +122,18 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
-                with opener.open(f"http://{HOST}:{self.port}/readyz", timeout=1) as reply:
+                with (
+                    self._here(),
+                    opener.open(f"http://{HOST}:{self.port}/readyz", timeout=1) as reply,
+                ):
                     if reply.status == 200:
                         return
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"server not ready within {timeout_s} s: {self.log_tail()}")
+
+    def _here(self) -> contextlib.AbstractContextManager[None]:
+        return self.netns.entered() if self.netns else contextlib.nullcontext()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -132,7 +160,7 @@ class ServerProcess:
     def metrics(self) -> dict[str, float]:
         """The unlabelled samples of /metrics, by name."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://{HOST}:{self.port}/metrics", timeout=5) as reply:
+        with self._here(), opener.open(f"http://{HOST}:{self.port}/metrics", timeout=5) as reply:
             text = reply.read().decode()
         out: dict[str, float] = {}
         for line in text.splitlines():
