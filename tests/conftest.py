@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,14 @@ async def run_client_process(*args: str, timeout_s: float = 60) -> dict[str, Any
     return await run_module("tests.support.run_client", *args, timeout_s=timeout_s)
 
 
-async def run_module(module: str, *args: str, timeout_s: float = 60) -> dict[str, Any]:
-    """Run ``python -m module args`` from the repository; returns the JSON it prints."""
+async def run_module(
+    module: str, *args: str, timeout_s: float = 60, prefix: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run ``python -m module args`` from the repository (after ``prefix``, e.g. ``nsenter``);
+    returns the JSON it prints."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         sys.executable,
         "-m",
         module,

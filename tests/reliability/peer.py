@@ -4,6 +4,9 @@
         --blackout-at-s A --blackout-s 5
     python -m tests.reliability.peer speaker --url WS --room R --name N --seconds S \\
         --speech FILE --lang en
+    python -m tests.reliability.peer publisher --url WS --room R --name N --seconds S
+
+``--ice-address`` (default 127.0.0.1) is the one address a peer gathers ICE candidates on.
 
 ``blackout``: a subscriber that loses 100 % of its media packets in both directions (SRTP and
 SRTCP, dropped inside aiortc's DTLS transport) from ``A`` to ``A + 5`` s after joining: this
@@ -11,6 +14,10 @@ container's kernel has no netem, so the loss is made in the process (ICE keep-al
 Like a browser, it asks for a keyframe (PLI) when packets arrive but no picture decodes: aiortc
 itself only does so when a gap overflows its 128-packet jitter buffer, and ~5 s of this test
 video is close to that edge.
+With ``--blackout-s 0`` nothing is dropped in the process: the test cuts the network link
+itself; ``t0`` (``time.monotonic()``, one clock for every process of the machine) places the
+frame times next to the test's.
+``publisher``: publishes counter video and a 440 Hz tone for ``--seconds``.
 ``speaker``: publishes counter video and a speech recording played in a loop, reads captions,
 answers what it received from whom (the soak and the room-isolation test read it).
 """
@@ -80,7 +87,8 @@ class LoopingSpeech(FileAudio):
 
 async def blackout(args: argparse.Namespace) -> dict[str, Any]:
     gate = Blackout()
-    gate.install()
+    if args.blackout_s > 0:
+        gate.install()
     client = ParleyClient(args.url, room=args.room, name=args.name)
     await client.join()
     t0 = time.monotonic()
@@ -133,6 +141,7 @@ async def blackout(args: argparse.Namespace) -> dict[str, Any]:
     sampler.cancel()
     requester.cancel()
     result = {
+        "t0": t0,
         "pli_sent": pli_sent[0],
         "video_times": video_times,
         "audio_times": audio_times,
@@ -141,6 +150,19 @@ async def blackout(args: argparse.Namespace) -> dict[str, Any]:
         "connection_state": client.pc.connectionState,
         "errors": client.errors,
     }
+    await client.leave()
+    return result
+
+
+async def publisher(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.client import CounterVideo, SineAudio
+
+    client = ParleyClient(
+        args.url, room=args.room, name=args.name, video=CounterVideo(320, 240), audio=SineAudio(440)
+    )
+    await client.join()
+    await asyncio.sleep(args.seconds)
+    result = {"participant_id": client.participant_id, "errors": client.errors}
     await client.leave()
     return result
 
@@ -188,7 +210,7 @@ async def speaker(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("mode", choices=["blackout", "speaker"])
+    ap.add_argument("mode", choices=["blackout", "publisher", "speaker"])
     ap.add_argument("--url", required=True)
     ap.add_argument("--room", required=True)
     ap.add_argument("--name", required=True)
@@ -198,9 +220,10 @@ def main() -> None:
     ap.add_argument("--speech", default="")
     ap.add_argument("--lang", default=None)
     ap.add_argument("--forge", default="", help="JSON list of messages to send after joining")
+    ap.add_argument("--ice-address", default="127.0.0.1")
     args = ap.parse_args()
-    restrict_host_addresses(["127.0.0.1"])
-    run = blackout if args.mode == "blackout" else speaker
+    restrict_host_addresses([args.ice_address])
+    run = {"blackout": blackout, "publisher": publisher, "speaker": speaker}[args.mode]
     result = asyncio.run(run(args))
     json.dump(
         result, sys.stdout, default=lambda o: float(o) if isinstance(o, np.floating) else str(o)

@@ -66,16 +66,21 @@ class ServerProcess:
         port: int | None = None,
         server_section: str = "",
         netns: Namespace | None = None,
+        host: str = HOST,
     ) -> None:
         """``server_section``: more ``[server]`` keys; ``netns``: run it in that namespace (its
-        HTTP probes are made from there too)."""
+        HTTP probes are made from there too); ``host``: the address it listens and gathers ICE
+        candidates on (not loopback: auth is set to open)."""
         self.workdir = workdir
         self.netns = netns
+        self.host = host
         self.port = port or free_port()
         self.config_path = workdir / "parley.toml"
         self.config_path.write_text(
-            f'[server]\nhost = "{HOST}"\nport = {self.port}\n{server_section}\n'
-            f'[media]\nice_host_addresses = ["{HOST}"]\n\n' + config,
+            f'[server]\nhost = "{host}"\nport = {self.port}\n{server_section}\n'
+            f'[media]\nice_host_addresses = ["{host}"]\n\n'
+            + ("" if host == HOST else '[auth]\nmode = "open"\n\n')
+            + config,
             encoding="utf-8",
         )
         self.log_path = workdir / "server.log"
@@ -84,7 +89,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws"
+        return f"ws://{self.host}:{self.port}/ws"
 
     @property
     def pid(self) -> int:
@@ -124,7 +129,7 @@ class ServerProcess:
             try:
                 with (
                     self._here(),
-                    opener.open(f"http://{HOST}:{self.port}/readyz", timeout=1) as reply,
+                    opener.open(f"http://{self.host}:{self.port}/readyz", timeout=1) as reply,
                 ):
                     if reply.status == 200:
                         return
@@ -160,7 +165,10 @@ class ServerProcess:
     def metrics(self) -> dict[str, float]:
         """The unlabelled samples of /metrics, by name."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with self._here(), opener.open(f"http://{HOST}:{self.port}/metrics", timeout=5) as reply:
+        with (
+            self._here(),
+            opener.open(f"http://{self.host}:{self.port}/metrics", timeout=5) as reply,
+        ):
             text = reply.read().decode()
         out: dict[str, float] = {}
         for line in text.splitlines():
@@ -179,11 +187,13 @@ def unhandled_in_log(text: str) -> list[str]:
 Json = dict[str, Any]
 
 
-async def run_peer(*args: str, timeout_s: float = 90) -> Json:
-    """Run ``tests/reliability/peer.py`` in its own process; returns its JSON summary."""
+async def run_peer(*args: str, timeout_s: float = 90, netns: Namespace | None = None) -> Json:
+    """Run ``tests/reliability/peer.py`` in its own process (in ``netns``); returns its JSON
+    summary."""
     from tests.conftest import run_module
 
-    return await run_module("tests.reliability.peer", *args, timeout_s=timeout_s)
+    prefix = netns.prefix if netns else []
+    return await run_module("tests.reliability.peer", *args, timeout_s=timeout_s, prefix=prefix)
 
 
 def report(name: str, figures: Json) -> None:

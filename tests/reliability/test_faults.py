@@ -1,12 +1,9 @@
 """Faults: a server restarted mid-meeting.
 
 A speech worker killed mid-call (captions back within 5 s) is
-``tests/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``.
-Not here yet (see bench/README.md, "Reliability"): a client that stops reading (4,000 broadcast
-messages, ~240 kB, did not fill its outbox: kernel and websockets buffers took them), and 5 s of
-total packet loss (``tests/reliability/peer.py blackout``: audio came back every time, the
-server forwarded the keyframes asked for, but the aiortc subscriber's video stayed frozen in 4
-runs of 5; no netem in this kernel).
+``tests/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``; a client
+that stops reading is ``test_stalled_reader.py``; 5 s of total packet loss is
+``test_packet_loss.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from .support import ServerProcess, report, unhandled_in_log
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 
-NOISE = 4000
 
 
 async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_path: Path) -> None:
