@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +363,16 @@ class ParleyServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def silent_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A 48 kHz mono WAV of silence for the fake microphone of a page that only listens."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48_000)
+        out.writeframes(b"\0\0" * int(48_000 * seconds))
+    return path
 
 
 def make_speech_wav(

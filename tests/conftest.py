@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 
 from server.app import App
 from server.settings import load_settings
+from tests.browser_support import Netns
 
 # Several suites share the machine's cores: how fast examples are generated or run is not what the
 # property tests check (a 1.2 s draw under load failed the too_slow health check).
@@ -40,6 +41,30 @@ def loopback_settings(**overrides: Any) -> Any:
         captions=captions,
         **overrides,
     )
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[Netns]:
+    """A loopback-only network namespace for a browser test module (the host's namespace when
+    not root or when PARLEY_TEST_NETNS=0)."""
+    ns = Netns()
+    sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
+    try:
+        yield ns
+    finally:
+        ns.close()
+
+
+@pytest.fixture
+def host_netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
+    """The host's namespace (the server still listens on loopback only), for tests with aiortc
+    peers: aiortc gathers no ICE candidate in a namespace that has nothing but loopback."""
+    monkeypatch.setenv("PARLEY_TEST_NETNS", "0")
+    ns = Netns()
+    try:
+        yield ns
+    finally:
+        ns.close()
 
 
 @pytest.fixture

@@ -62,16 +62,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def netns() -> Iterator[Netns]:
-    ns = Netns()
-    sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-@pytest.fixture(scope="module")
 def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 48 kHz mono WAV of real speech for Chromium's fake microphone (made at test time)."""
     clips = evalset_dir() / "audio" / "en"

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +25,15 @@ from tests.browser_support import (
     evalset_dir,
     open_page,
     remote_mids,
+    silent_wav,
     wait_until,
 )
-from tests.test_browser_console import silent_wav
 
 pytestmark = [pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
 ROOM = "channels"
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture
-def netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
-    # host namespace, server on loopback: the aiortc peers find no ICE pair in a loopback-only one
-    monkeypatch.setenv("PARLEY_TEST_NETNS", "0")
-    ns = Netns()
-    try:
-        yield ns
-    finally:
-        ns.close()
 
 
 def packets(page: Any, mid: str) -> int:
@@ -72,7 +60,8 @@ def speaker(netns: Netns, ws: str, name: str, clip: Path, *extra: str) -> subpro
     return proc
 
 
-def test_a_listener_picks_the_french_channel(netns: Netns, tmp_path: Path) -> None:
+def test_a_listener_picks_the_french_channel(host_netns: Netns, tmp_path: Path) -> None:
+    netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
     server = ParleyServer(netns, tmp_path, '[media]\nice_host_addresses = ["127.0.0.1"]\n')

@@ -13,8 +13,6 @@ import shutil
 import subprocess
 import sys
 import time
-import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from tests.browser_support import (
     chromium_args,
     chromium_executable,
     evalset_dir,
+    silent_wav,
     wait_until,
 )
 from tests.conftest import TIME_SCALE
@@ -44,29 +43,8 @@ CORRECTED_JS = """() => [...document.querySelectorAll('#lines-body td.text[data-
   .some((td) => td.textContent.includes(%r) && td.textContent.includes('corrected'))"""
 
 
-@pytest.fixture
-def netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
-    # The host's namespace (the server still listens on loopback only): aiortc gathers no ICE
-    # candidate in a namespace that has nothing but loopback, so the aiortc speaker could not
-    # connect from inside one.
-    monkeypatch.setenv("PARLEY_TEST_NETNS", "0")
-    ns = Netns()
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-def silent_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(48_000)
-        out.writeframes(b"\0\0" * 48_000)
-    return path
-
-
-def test_console_shows_streams_and_corrects_a_line(netns: Netns, tmp_path: Path) -> None:
+def test_console_shows_streams_and_corrects_a_line(host_netns: Netns, tmp_path: Path) -> None:
+    netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
     server = ParleyServer(

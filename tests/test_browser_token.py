@@ -23,10 +23,10 @@ from tests.browser_support import (
     snapshot,
     wait_until,
 )
-from tests.test_browser import SERVER_START_TIMEOUT_S, browser, netns, speech_wav
+from tests.test_browser import SERVER_START_TIMEOUT_S, browser, speech_wav
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "netns", "speech_wav"]  # fixtures used here
+__all__ = ["browser", "speech_wav"]  # fixtures used here (netns: conftest)
 SECRET = "5ec2e7" * 8
 ROOM = "token-room"
 

@@ -73,16 +73,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def netns() -> Iterator[Netns]:
-    ns = Netns()
-    sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
-    try:
-        yield ns
-    finally:
-        ns.close()
-
-
-@pytest.fixture(scope="module")
 def longform() -> dict[str, Any]:
     meta: dict[str, Any] = json.loads(
         (evalset_dir() / "longform" / "en_fleurs_concat.json").read_text()

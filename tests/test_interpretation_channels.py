@@ -89,11 +89,9 @@ def channel_messages(client: ParleyClient) -> list[dict[str, Any]]:
 
 
 def on_air_now(client: ParleyClient, channel: str) -> str | None:
+    """Who is on air in ``channel`` by the last ``channels`` message ``client`` got."""
     last = channel_messages(client)
-    if not last:
-        return None
-    rows = {row["channel"]: row for row in last[-1]["channels"]}
-    return rows.get(channel, {}).get("on_air")
+    return on_air_now_in(last[-1], channel) if last else None
 
 
 def error_codes(client: ParleyClient) -> list[str]:

@@ -21,9 +21,7 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +111,6 @@ def family_pids(root: int) -> list[int]:
         out.append(pid)
         todo += children.get(pid, [])
     return out
-
-
-@pytest.fixture(scope="module")
-def netns() -> Iterator[Netns]:
-    ns = Netns()
-    sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
-    try:
-        yield ns
-    finally:
-        ns.close()
 
 
 @pytest.fixture

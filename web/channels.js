@@ -86,9 +86,10 @@ export class ChannelsView {
     const { els } = this;
     // "hear" lists the floor, every known channel, and the reader's languages
     const known = new Set([...rows.map((r) => r.channel), ...s.languages, s.listening.channel].filter((c) => c && c !== FLOOR));
+    const onAir = onAirMap(rows);
     const options = [new Option("Floor (original)", FLOOR)];
     for (const channel of [...known].sort()) {
-      const voice = onAirMap(rows).get(channel);
+      const voice = onAir.get(channel);
       const text = voice ? `${this.label(channel)} — ${this.nameOf(voice)} on air` : `${this.label(channel)} (nobody on air)`;
       options.push(new Option(text, channel));
     }
@@ -105,7 +106,7 @@ export class ChannelsView {
       els.onAir.textContent = mine ? `Go off air (${this.label(mine)})` : "Go on air";
       els.onAir.setAttribute("aria-pressed", String(Boolean(mine)));
       els.into.disabled = Boolean(mine);
-      const target = onAirMap(rows).get(els.into.value);
+      const target = onAir.get(els.into.value);
       els.handover.hidden = Boolean(mine) || !target || target === s.participantId;
       const pending = mine ? rows.find((r) => r.channel === mine && r.requested_by) : null;
       els.request.hidden = !pending;

@@ -24,7 +24,6 @@ from .support import ServerProcess, report, unhandled_in_log
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 
 
-
 async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_path: Path) -> None:
     """Three aiortc participants in a call; the server process is stopped (SIGTERM, clients told
     1001) and started again on the same port. Each client rejoins when its socket closes; within
