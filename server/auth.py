@@ -7,7 +7,9 @@ comes from configuration and is the only one accepted (never the token's ``alg``
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ class Grant:
     role: Role
     name: str | None
     expires_s: float
+    #: what makes this token one seat: ``jti:<jti>``, or a digest of the token itself for tokens
+    #: issued without a ``jti`` (one token, one seat either way; a removal refuses the seat)
+    seat: str
 
 
 def _read(path: str, what: str) -> bytes:
@@ -156,11 +161,20 @@ class TokenVerifier:
             raise AuthError("token_wrong_room", "the token is for another room")
         if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 64):
             raise AuthError("token_invalid", "the token's name must be 1-64 characters")
+        jti = claims.get("jti")
+        if jti is not None and (not isinstance(jti, str) or not 1 <= len(jti) <= 128):
+            raise AuthError("token_invalid", "the token's jti must be 1-128 characters")
+        seat = (
+            f"jti:{jti}"
+            if jti is not None
+            else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+        )
         return Grant(
             room=room,
             role=role,
             name=None if name is None else name.strip(),
             expires_s=float(exp),
+            seat=seat,
         )
 
 
@@ -185,6 +199,9 @@ def issue_token(
         "iat": int(now),
         "nbf": int(now),
         "exp": int(now + ttl_s),
+        # one token, one seat: a second join with it replaces the first; a host's removal
+        # refuses it until it expires
+        "jti": secrets.token_urlsafe(16),
     }
     if name is not None:
         claims["name"] = name

@@ -45,6 +45,7 @@ def enter_lobby(
 ) -> None:
     """Park a join in the lobby: the waiter gets ``lobby``, every host ``lobby_request``."""
     live.waiting[waiter.participant_id] = client
+    client.joined_once = True
     client.live = live
     client.lobby_id = waiter.participant_id
     client.lobby_publish = publish
@@ -97,6 +98,7 @@ async def handle_host_action(client: ClientConnection, msg: protocol.HostAction)
             if target_id == by:
                 raise ProtocolError("bad_state", "use leave to leave", msg.type)
             target.send(protocol.encode("removed", by=by))
+            server.remove_seat(live.name, target)
             target.detach()
             target.close_soon(CLOSE_REMOVED, "removed")
             await server.exit(live, target_id)

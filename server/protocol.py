@@ -31,6 +31,8 @@ CHAT_MAX_CHARS = 2000
 ChatText = Annotated[str, StringConstraints(min_length=1, max_length=CHAT_MAX_CHARS)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: a browser's own random id for itself (kept per tab); in open mode a host's removal refuses it
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
 class _ClientMessage(BaseModel):
@@ -58,6 +60,8 @@ class Join(_ClientMessage):
     password: Password | None = None
     #: open mode only: join as something other than a participant (``host`` is never granted)
     role: Literal["participant", "interpreter", "viewer"] | None = None
+    #: the client's own random id (open mode: what a host's removal refuses)
+    client_id: ClientId | None = None
 
 
 class Publish(_ClientMessage):

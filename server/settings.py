@@ -43,6 +43,16 @@ class ServerSettings(_Section):
     shutdown_flush_timeout_s: float = Field(ge=0, le=60)
     shutdown_timeout_s: float = Field(gt=0, le=60)
     data_dir: str
+    trusted_proxies: list[str]
+
+    @model_validator(mode="after")
+    def _proxies_are_addresses(self) -> ServerSettings:
+        for address in self.trusted_proxies:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {address!r} is not an IP address") from None
+        return self
 
     def data_path(self) -> Path:
         """``data_dir``, or ``$XDG_DATA_HOME/parley`` (``~/.local/share/parley``) when empty."""
@@ -150,6 +160,7 @@ class AuthSettings(_Section):
     private_key_path: str
     leeway_s: float = Field(ge=0, le=300)
     room_passwords: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")], str]
+    open_mode_removal_s: float = Field(gt=0, le=7 * 86400)
 
     def has_token_key(self) -> bool:
         if self.algorithm.startswith("HS"):
@@ -178,6 +189,15 @@ class LimitSettings(_Section):
     message_burst: int = Field(ge=1)
     max_sdp_chars: int = Field(ge=1024)
     max_media_sections: int = Field(ge=2)
+    hello_timeout_s: float = Field(gt=0, le=600)
+    join_timeout_s: float = Field(gt=0, le=3600)
+    max_connections: int = Field(ge=1)
+    max_connections_per_address: int = Field(ge=1)
+    max_rooms: int = Field(ge=1)
+    rooms_created_per_address_per_minute: int = Field(ge=1)
+    credential_failures_free: int = Field(ge=0, le=100)
+    credential_backoff_base_ms: int = Field(ge=1, le=60_000)
+    credential_backoff_max_s: float = Field(gt=0, le=86_400)
 
 
 class MetricsSettings(_Section):

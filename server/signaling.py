@@ -4,6 +4,7 @@ state (:mod:`server.rooms`) and the media plane (:mod:`media.api`), doing the I/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -34,8 +35,15 @@ from media.errors import (
 )
 
 from . import __version__, channels, interpreting, moderation, protocol, room_features
-from .auth import AuthError, TokenVerifier, password_matches
-from .limits import KeyedLimiter, TokenBucket, retry_after_ms
+from .auth import AuthError, Grant, TokenVerifier, password_matches
+from .limits import (
+    ConnectionCounter,
+    ExpiringSet,
+    FailureBackoff,
+    KeyedLimiter,
+    TokenBucket,
+    retry_after_ms,
+)
 from .outbox import Outbox, OutboxFullError
 from .protocol import ProtocolError
 from .rooms import JoinRefusedError, Participant, Role, Room, RoomRegistry
@@ -56,6 +64,12 @@ CLOSE_HANDSHAKE_TIMEOUT_S = 2.0
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+#: a connection cap was reached (``server_full``, ``too_many_connections``): try again later
+CLOSE_TRY_AGAIN_LATER = 1013
+#: a second join with the same token took this connection's seat (PROTOCOL.md "Close codes")
+CLOSE_REPLACED = 4003
+#: errors that mean a credential was wrong (they start the backoff; the room's bucket is kept)
+_CREDENTIAL_FAILURES = frozenset({"token_invalid", "wrong_password"})
 _FATAL_CODES = frozenset({"hello_required", "unsupported_protocol"})
 
 
@@ -138,16 +152,85 @@ class SignalingServer:
         self.join_limiter = KeyedLimiter(
             rate_per_s=limits.joins_per_room_per_s, burst=limits.join_burst
         )
+        #: rooms created per client address (a token bucket a minute wide)
+        self.room_creation_limiter = KeyedLimiter(
+            rate_per_s=limits.rooms_created_per_address_per_minute / 60,
+            burst=limits.rooms_created_per_address_per_minute,
+        )
+        #: failed credentials, keyed ``conn:<id>`` and ``addr:<address>``
+        self.credential_failures = FailureBackoff(
+            free_failures=limits.credential_failures_free,
+            base_s=limits.credential_backoff_base_ms / 1000,
+            max_s=limits.credential_backoff_max_s,
+        )
+        self.connections = ConnectionCounter(
+            max_total=limits.max_connections,
+            max_per_address=limits.max_connections_per_address,
+        )
+        #: seats a host removed, ``<room>\n<seat>``, until the token (or the open-mode ban) ends;
+        #: kept here, not in the room, so that emptying the room does not forgive them
+        self.removed_seats = ExpiringSet()
+        self._trusted_proxies = frozenset(settings.server.trusted_proxies)
         self.clock: Callable[[], float] = time.monotonic
+        #: unix time, for token expiries
+        self.wall_clock: Callable[[], float] = time.time
 
     async def handle(self, ws: ServerConnection) -> None:
-        await ClientConnection(ws, self).run()
+        address = self.client_address(ws)
+        refused = self.connections.open(address)
+        if refused is not None:
+            # before hello: the client learns why from the close reason (PROTOCOL.md)
+            log.warning("connection refused", code=refused, total=self.connections.total)
+            await ws.close(CLOSE_TRY_AGAIN_LATER, refused)
+            return
+        try:
+            await ClientConnection(ws, self, address=address).run()
+        finally:
+            self.connections.close(address)
 
-    # -- joining: credentials, rate limit, lock, password, lobby, capacity (in that order) --------
+    def client_address(self, ws: ServerConnection) -> str:
+        """The address limits are counted against: the socket's peer, or the last address a
+        trusted proxy (``[server] trusted_proxies``) put in ``X-Forwarded-For``."""
+        peer = ws.remote_address[0] if ws.remote_address else "unknown"
+        if peer in self._trusted_proxies and ws.request is not None:
+            forwarded = ws.request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:64]
+        return str(peer)
+
+    # -- joining: backoff, credentials, password, rate limits, lock, lobby, capacity ------------
     async def request_join(self, client: ClientConnection, msg: protocol.Join) -> None:
         """Admit ``msg``'s join into the room or its lobby, or raise :class:`ProtocolError`.
-        Every refusal happens before any room state changes."""
-        name, role, has_token = self._identify(msg)
+        Every refusal happens before any room state changes. Credentials are checked before
+        the room's join bucket is charged: guessing passwords never locks the room's real
+        participants out (it only slows the guesser down, :class:`FailureBackoff`)."""
+        keys = (f"conn:{client.connection_id}", f"addr:{client.address}")
+        now = self.clock()
+        wait_s = max(self.credential_failures.wait_s(key, now) for key in keys)
+        if wait_s > 0:
+            raise ProtocolError(
+                "rate_limited",
+                "too many failed credentials; retry later",
+                "join",
+                retry_after_ms=retry_after_ms(wait_s),
+            )
+        try:
+            name, role, grant = self._identify(msg)
+            if grant is None:
+                self._check_password(msg.room, self.registry.get(msg.room), msg.password)
+        except ProtocolError as exc:
+            if exc.code in _CREDENTIAL_FAILURES:
+                for key in keys:
+                    self.credential_failures.failed(key, now)
+            raise
+        for key in keys:
+            self.credential_failures.succeeded(key)
+        seat = self._seat(msg, grant)
+        if seat is not None and self.removed_seats.contains(
+            f"{msg.room}\n{seat}", self.wall_clock()
+        ):
+            raise ProtocolError("removed", "a host removed you from this room", "join")
         if role == "viewer" and msg.publish:
             raise ProtocolError("forbidden", "viewers cannot publish", "join")
         if len(set(msg.publish)) != len(msg.publish):
@@ -161,6 +244,8 @@ class SignalingServer:
                 retry_after_ms=retry_after_ms(wait_s),
             )
         async with self._membership:
+            if grant is not None:
+                await self._vacate_seat(msg.room, grant.seat)
             state = self.registry.get(msg.room)
             if role is None:  # open mode without a token
                 role = "participant"
@@ -168,8 +253,13 @@ class SignalingServer:
                 decision = self.registry.admission(msg.room, role)
             except JoinRefusedError as exc:
                 raise ProtocolError(exc.code, exc.message, "join") from None
-            if not has_token:
+            if grant is None:  # the room may have got a password since the check above
                 self._check_password(msg.room, state, msg.password)
+            if state is None:
+                self._check_room_creation(client)
+            client.seat = None if grant is None else grant.seat
+            client.removal_key = seat
+            client.token_expires_s = None if grant is None else grant.expires_s
             if decision == "lobby":
                 live = self.rooms[msg.room]
                 waiter = self.registry.wait(msg.room, name, role)
@@ -181,8 +271,9 @@ class SignalingServer:
                 raise ProtocolError(exc.code, exc.message, "join") from None
             await self._enter(client, room_state, participant, created, list(msg.publish))
 
-    def _identify(self, msg: protocol.Join) -> tuple[str, Role | None, bool]:
-        """(display name, role or None = open-mode default, whether a valid token was given)."""
+    def _identify(self, msg: protocol.Join) -> tuple[str, Role | None, Grant | None]:
+        """(display name, role or None = open-mode default, the token's grant if one was
+        given)."""
         if msg.token is not None:
             if self.verifier is None:
                 raise ProtocolError(
@@ -192,10 +283,69 @@ class SignalingServer:
                 grant = self.verifier.verify(msg.token, msg.room)
             except AuthError as exc:
                 raise ProtocolError(exc.code, exc.message, "join") from None
-            return grant.name or msg.name, grant.role, True
+            return grant.name or msg.name, grant.role, grant
         if self.auth_mode == "token":
             raise ProtocolError("token_required", "this server needs a room token", "join")
-        return msg.name, msg.role, False
+        return msg.name, msg.role, None
+
+    @staticmethod
+    def _seat(msg: protocol.Join, grant: Grant | None) -> str | None:
+        """What a host's removal refuses: the token's seat, else the client's own id."""
+        if grant is not None:
+            return grant.seat
+        return None if msg.client_id is None else f"client:{msg.client_id}"
+
+    def _check_room_creation(self, client: ClientConnection) -> None:
+        """The join would create a room: refuse past ``max_rooms`` or past the address's
+        ``rooms_created_per_address_per_minute``."""
+        limits = self.settings.limits
+        if len(self.rooms) >= limits.max_rooms:
+            raise ProtocolError(
+                "too_many_rooms", f"this server holds {limits.max_rooms} rooms already", "join"
+            )
+        wait_s = self.room_creation_limiter.take(client.address, self.clock())
+        if wait_s > 0:
+            raise ProtocolError(
+                "rate_limited",
+                "too many new rooms from your address; retry later",
+                "join",
+                retry_after_ms=retry_after_ms(wait_s),
+            )
+
+    async def _vacate_seat(self, room: str, seat: str) -> None:
+        """One token, one seat: a connection already holding ``seat`` in ``room`` (in the room
+        or its lobby) is replaced by the new join, as a reconnect would (with ``_membership``
+        held)."""
+        live = self.rooms.get(room)
+        if live is None:
+            return
+        for holder_id, holder in [*live.clients.items(), *live.waiting.items()]:
+            if holder.seat != seat:
+                continue
+            holder.send(
+                protocol.error("replaced", "the same token joined again from elsewhere", "join")
+            )
+            if holder_id in live.clients:
+                await self._exit_locked(live, holder_id)
+            elif live.waiting.pop(holder_id, None) is not None:
+                self.registry.stop_waiting(live.name, holder_id)
+                moderation.lobby_left(live, holder_id, "left")
+            holder.detach()
+            holder.close_soon(CLOSE_REPLACED, "replaced")
+            log.info("seat replaced", room=room, participant=holder_id)
+
+    def remove_seat(self, room: str, client: ClientConnection) -> None:
+        """A host removed ``client``: its seat stays refused until its token expires (open mode:
+        ``open_mode_removal_s``)."""
+        if client.removal_key is None:
+            return
+        now = self.wall_clock()
+        expires_s = (
+            client.token_expires_s
+            if client.token_expires_s is not None
+            else now + self.settings.auth.open_mode_removal_s
+        )
+        self.removed_seats.add(f"{room}\n{client.removal_key}", expires_s=expires_s, now_s=now)
 
     def _check_password(self, room: str, state: Room | None, given: str | None) -> None:
         expected = state.password if state is not None and state.password else None
@@ -243,6 +393,14 @@ class SignalingServer:
         }
         if participant.role == "host":
             joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
+        # ICE servers (with TURN credentials) only now that the credentials were checked,
+        # never past the room token's expiry (PROTOCOL.md "joined")
+        joined["ice_servers"] = ice_servers_for(
+            self.settings,
+            client.connection_id,
+            now_s=self.wall_clock(),
+            not_after_s=client.token_expires_s,
+        )
         client.send(protocol.encode("joined", **joined))
         room_features.on_joined(self, live, client)
         if live.glossary:
@@ -291,32 +449,36 @@ class SignalingServer:
         """Remove a participant (idempotent: a removed participant's socket closing later is a
         no-op)."""
         async with self._membership:
-            if live.clients.pop(participant_id, None) is None:
-                return
-            duck_volume = self.settings.interpreting.duck_volume
-            room_features.on_left(live, participant_id)
-            emptied = self.registry.leave(live.name, participant_id)
-            if self.captions is not None:
-                self.captions.participant_left(participant_id)
-                self.captions.languages_changed()
-            live.broadcast(protocol.encode("participant_left", participant_id=participant_id))
-            if live.media is not None:
-                await live.media.remove_peer(participant_id)
-                if not emptied:
-                    await channels.on_left(live, participant_id, duck_volume)
-                else:
-                    live.channels.close()
-                if emptied:
-                    await live.media.aclose()
+            await self._exit_locked(live, participant_id)
+
+    async def _exit_locked(self, live: LiveRoom, participant_id: str) -> None:
+        """:meth:`exit` with ``_membership`` already held."""
+        if live.clients.pop(participant_id, None) is None:
+            return
+        duck_volume = self.settings.interpreting.duck_volume
+        room_features.on_left(live, participant_id)
+        emptied = self.registry.leave(live.name, participant_id)
+        if self.captions is not None:
+            self.captions.participant_left(participant_id)
+            self.captions.languages_changed()
+        live.broadcast(protocol.encode("participant_left", participant_id=participant_id))
+        if live.media is not None:
+            await live.media.remove_peer(participant_id)
+            if not emptied:
+                await channels.on_left(live, participant_id, duck_volume)
+            else:
+                live.channels.close()
             if emptied:
-                self.rooms.pop(live.name, None)
-                moderation.close_lobby(live)
-                await room_features.on_room_closed(live)
-            elif self.auth_mode == "open":
-                promoted = self.registry.succeed_host(live.name)
-                if promoted is not None:
-                    moderation.announce_host(live, promoted)
-            log.info("left", room=live.name, participant=participant_id, room_closed=emptied)
+                await live.media.aclose()
+        if emptied:
+            self.rooms.pop(live.name, None)
+            moderation.close_lobby(live)
+            await room_features.on_room_closed(live)
+        elif self.auth_mode == "open":
+            promoted = self.registry.succeed_host(live.name)
+            if promoted is not None:
+                moderation.announce_host(live, promoted)
+        log.info("left", room=live.name, participant=participant_id, room_closed=emptied)
 
     async def end_meeting(self, live: LiveRoom, by: str) -> None:
         """A host ended the meeting: everyone (lobby included) is told, then closed with 4002."""
@@ -346,9 +508,15 @@ class SignalingServer:
 class ClientConnection:
     """One participant's socket: reads and dispatches messages, writes through an outbox."""
 
-    def __init__(self, ws: ServerConnection, server: SignalingServer) -> None:
+    def __init__(self, ws: ServerConnection, server: SignalingServer, *, address: str) -> None:
         self.ws = ws
         self.server = server
+        #: the client address limits count against (SignalingServer.client_address)
+        self.address = address
+        #: the token's seat (one token, one seat), what a removal refuses, the token's expiry
+        self.seat: str | None = None
+        self.removal_key: str | None = None
+        self.token_expires_s: float | None = None
         self.outbox = Outbox(ws.send, max_messages=server.settings.server.outbox_max_messages)
         self.live: LiveRoom | None = None
         self.participant: Participant | None = None
@@ -362,6 +530,9 @@ class ClientConnection:
             now_s=server.clock(),
         )
         self._greeted = False
+        self._welcomed = asyncio.Event()
+        #: admitted to a room or its lobby at least once (the join deadline is met)
+        self.joined_once = False
         #: caption languages this client reads; the language it speaks (None = detect)
         self.languages: frozenset[str] = frozenset()
         self.spoken_lang: str | None = None
@@ -381,6 +552,7 @@ class ClientConnection:
         return self.spoken_lang
 
     def attach(self, live: LiveRoom, participant: Participant) -> None:
+        self.joined_once = True
         self.live = live
         self.participant = participant
         self.lobby_id = None
@@ -448,10 +620,15 @@ class ClientConnection:
         # every log line of this connection's task names it (and, once joined, the room and
         # participant: their own fields)
         structlog.contextvars.bind_contextvars(connection=self.connection_id)
-        writer = asyncio.get_running_loop().create_task(self.outbox.run(), name="outbox")
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self.outbox.run(), name="outbox")
+        deadlines = loop.create_task(self._enforce_deadlines(), name="admission-deadlines")
         try:
             await self._read()
         finally:
+            deadlines.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deadlines
             if self.live is not None and self.participant is not None:
                 await self.server.exit(self.live, self.participant.participant_id)
             elif self.live is not None and self.lobby_id is not None:
@@ -463,6 +640,20 @@ class ClientConnection:
                 writer.cancel()
             if self._closing is not None:
                 await self._closing
+
+    async def _enforce_deadlines(self) -> None:
+        """``hello`` within ``hello_timeout_s`` of connecting, ``join`` within
+        ``join_timeout_s`` of ``welcome``: a socket that idles (keepalive pongs alone) is
+        closed with 1008."""
+        limits = self.server.settings.limits
+        await asyncio.sleep(limits.hello_timeout_s)
+        if not self._greeted:
+            self.abort("hello_timeout", "no hello in time", CLOSE_POLICY)
+            return
+        await self._welcomed.wait()
+        await asyncio.sleep(limits.join_timeout_s)
+        if self.participant is None and self.lobby_id is None and not self.joined_once:
+            self.abort("join_timeout", "no join in time", CLOSE_POLICY)
 
     async def _read(self) -> None:
         try:
@@ -513,6 +704,7 @@ class ClientConnection:
                     "hello",
                 )
             self._greeted = True
+            self._welcomed.set()
             self.send(self._welcome(msg.protocol))
             return False
         match msg:
@@ -603,15 +795,11 @@ class ClientConnection:
             )
 
     def _welcome(self, version: int) -> str:
-        settings = self.server.settings
-        # TURN credentials are labelled with the connection id (it is in this connection's
-        # log lines, next to the participant id once joined)
-        ice = ice_servers_for(settings, self.connection_id, now_s=time.time())
+        # no ICE servers here: TURN credentials come with ``joined``, once admitted
         return protocol.encode(
             "welcome",
             protocol=version,
             server=f"parley/{__version__}",
-            ice_servers=ice,
-            max_message_bytes=settings.server.max_message_bytes,
+            max_message_bytes=self.server.settings.server.max_message_bytes,
             auth=self.server.auth_mode,
         )

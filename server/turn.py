@@ -25,8 +25,12 @@ def turn_credential(secret: str, label: str, *, now_s: float, ttl_s: int) -> tup
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def ice_servers_for(settings: Settings, label: str, *, now_s: float) -> list[dict[str, Any]]:
-    """The ``welcome`` message's ``ice_servers`` for one connection (PROTOCOL.md)."""
+def ice_servers_for(
+    settings: Settings, label: str, *, now_s: float, not_after_s: float | None = None
+) -> list[dict[str, Any]]:
+    """The ``joined`` message's ``ice_servers`` for one admitted connection (PROTOCOL.md): the
+    TURN credential lives ``credential_ttl_s``, never past ``not_after_s`` (the room token's
+    expiry, unix seconds)."""
     ice: list[dict[str, Any]] = []
     for s in settings.media.ice_servers:
         entry: dict[str, Any] = {"urls": list(s.urls)}
@@ -36,9 +40,12 @@ def ice_servers_for(settings: Settings, label: str, *, now_s: float) -> list[dic
             entry["credential"] = s.credential
         ice.append(entry)
     turn = settings.turn
-    if turn.urls:
+    ttl_s = turn.credential_ttl_s
+    if not_after_s is not None:
+        ttl_s = min(ttl_s, int(not_after_s - now_s))
+    if turn.urls and ttl_s > 0:
         username, credential = turn_credential(
-            turn.static_auth_secret, label, now_s=now_s, ttl_s=turn.credential_ttl_s
+            turn.static_auth_secret, label, now_s=now_s, ttl_s=ttl_s
         )
         ice.append({"urls": list(turn.urls), "username": username, "credential": credential})
     return ice

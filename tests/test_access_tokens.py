@@ -23,7 +23,11 @@ ROOM = "board"
 
 @pytest.fixture
 async def token_app() -> AsyncIterator[App]:
-    instance = App(loopback_settings(auth={"secret": SECRET}))
+    # every attack below is a failed credential from 127.0.0.1: the backoff after failures has
+    # its own test (test_doors.py); here each attack must get its own code
+    instance = App(
+        loopback_settings(auth={"secret": SECRET}, limits={"credential_failures_free": 100})
+    )
     await instance.start()
     try:
         yield instance

@@ -267,6 +267,10 @@ async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -
             async with connect(f"wss://localhost:{port}/ws", ssl=context) as ws:
                 await ws.send(json.dumps({"type": "hello", "protocol": 1}))
                 welcome = json.loads(await ws.recv())
+                assert "ice_servers" not in welcome  # TURN credentials only once admitted
+                await ws.send(json.dumps({"type": "join", "room": "tls", "name": "Ann"}))
+                joined = json.loads(await ws.recv())
+                assert joined["type"] == "joined"
             # plain HTTP on the TLS port gets nowhere
             with pytest.raises(OSError):
                 await asyncio.to_thread(
@@ -288,13 +292,14 @@ async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -
     assert shown["sha256_fingerprint"] == fingerprint(
         x509.load_pem_x509_certificate(cert.read_bytes())
     )
-    turn = welcome["ice_servers"][-1]
+    turn = joined["ice_servers"][-1]
     assert turn["urls"] == ["turn:turn.example.org:3478"]
     expiry, label = turn["username"].split(":")
-    assert 43_000 < int(expiry) - time.time() <= 43_200 and label.startswith("c-")
+    # the default lifetime is short (1 h)
+    assert 3_000 < int(expiry) - time.time() <= 3_600 and label.startswith("c-")
     assert (
         turn["credential"]
-        == turn_credential("test-secret", label, now_s=int(expiry) - 43_200, ttl_s=43_200)[1]
+        == turn_credential("test-secret", label, now_s=int(expiry) - 3_600, ttl_s=3_600)[1]
     )
 
 

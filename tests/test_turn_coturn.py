@@ -1,4 +1,4 @@
-"""TURN with a real coturn (Debian's `turnserver`): the credentials Parley puts in `welcome`
+"""TURN with a real coturn (Debian's `turnserver`): the credentials Parley puts in `joined`
 allocate a relay; a tampered or expired one is refused. All on 127.0.0.1."""
 
 from __future__ import annotations
@@ -60,21 +60,25 @@ async def allocate(port: int, username: str, credential: str) -> tuple[str, int]
         transport.close()
 
 
-async def welcome_ice(app: App) -> list[dict[str, Any]]:
+async def joined_ice(app: App) -> list[dict[str, Any]]:
+    """The ICE servers a participant gets once admitted (``joined``)."""
     async with connect(ws_url(app)) as ws:
         await ws.send(json.dumps({"type": "hello", "protocol": 1}))
         welcome = json.loads(await ws.recv())
-    servers: list[dict[str, Any]] = welcome["ice_servers"]
+        assert "ice_servers" not in welcome
+        await ws.send(json.dumps({"type": "join", "room": "relay", "name": "Ann"}))
+        joined = json.loads(await ws.recv())
+    servers: list[dict[str, Any]] = joined["ice_servers"]
     return servers
 
 
-async def test_welcome_credentials_allocate_on_coturn(coturn: int) -> None:
+async def test_joined_credentials_allocate_on_coturn(coturn: int) -> None:
     app = App(
         loopback_settings(turn={"urls": [f"turn:127.0.0.1:{coturn}"], "static_auth_secret": SECRET})
     )
     await app.start()
     try:
-        entry = (await welcome_ice(app))[-1]
+        entry = (await joined_ice(app))[-1]
     finally:
         await app.stop()
     assert entry["urls"] == [f"turn:127.0.0.1:{coturn}"]

@@ -99,6 +99,13 @@ function iceGatheringComplete(pc, timeoutMs = ICE_GATHERING_TIMEOUT_MS) {
  *   local          Map kind -> {track, trackId, muted}
  *   pc             the RTCPeerConnection (for getStats)
  */
+/** A random id for `join.client_id` (URL-safe, 22 characters). */
+export function randomClientId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 export class ParleySession extends EventTarget {
   /**
    * @param {{url: string, room: string, name: string, localStream?: MediaStream|null,
@@ -107,13 +114,15 @@ export class ParleySession extends EventTarget {
    *   token: a room token (PROTOCOL.md "Access control"); lang: the language we speak (null =
    *   detected); languages: the caption languages we read
    */
-  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null }) {
+  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null, clientId = null }) {
     super();
     this.url = url;
     this.room = room;
     this.name = name;
     this.role = role; // open mode: "interpreter" or "viewer" instead of participant
     this.token = token; // a room token from the join link (PROTOCOL.md "Access control")
+    // our own random id (PROTOCOL.md `join.client_id`): in open mode a host's removal refuses it
+    this.clientId = clientId || randomClientId();
     this.localStream = localStream;
     this.lang = lang || null;
     this.languages = [...languages];
@@ -509,18 +518,22 @@ export class ParleySession extends EventTarget {
 ParleySession.prototype._handlers = {
   welcome(msg) {
     this.welcome = msg;
+    // the peer connection is made at `joined`: ICE servers (TURN credentials) come only then
     if (this.pc) this.pc.close();
-    this.pc = this._createPeerConnection(msg.ice_servers || []);
+    this.pc = null;
     // publishing with the join puts our publish slots in the first offer (one round trip)
     const join = { type: "join", room: this.room, name: this.name, publish: ["audio", "video"].filter((k) => this.local.has(k)) };
     if (this.token) join.token = this.token;
     if (this.lang) join.lang = this.lang;
     if (this.role) join.role = this.role;
+    join.client_id = this.clientId;
     this._send(join);
   },
 
   joined(msg) {
     const reconnected = this.participantId !== null;
+    if (this.pc) this.pc.close();
+    this.pc = this._createPeerConnection(msg.ice_servers || []);
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;

@@ -7,13 +7,12 @@ the backend tests drive :class:`ProcessMediaBackend` directly, as ``server/signa
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from media.wire import AddPeer, Init, Reply, Request, decode_worker_message, enc
 from server.app import App
 from tests.conftest import TIME_SCALE, loopback_settings, ws_url
 from tests.support.client import CounterVideo, ParleyClient, SineAudio
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.media
 
@@ -54,16 +54,6 @@ async def app(loopback_clients: None) -> AsyncIterator[App]:
         yield instance
     finally:
         await instance.stop()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll: the state checked is spread over the clients' and the server's callbacks."""
-    deadline = time.monotonic() + timeout_s * TIME_SCALE
-    for _ in itertools.takewhile(lambda _: time.monotonic() < deadline, itertools.count()):
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
 
 
 async def join_call(app: App, room: str) -> tuple[ParleyClient, ParleyClient]:
