@@ -53,7 +53,7 @@ async def client_from(app: App, address: str) -> RawClient:
     ws = await connect(
         url, max_size=None, local_addr=(address, 0), origin=url.replace("ws://", "http://", 1)
     )
-    client = RawClient(ws)  # type: ignore[arg-type]
+    client = RawClient(ws)
     await client.send({"type": "hello", "protocol": 1})
     await client.recv("welcome")
     return client
