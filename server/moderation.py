@@ -45,7 +45,6 @@ def enter_lobby(
 ) -> None:
     """Park a join in the lobby: the waiter gets ``lobby``, every host ``lobby_request``."""
     live.waiting[waiter.participant_id] = client
-    client.joined_once = True
     client.live = live
     client.lobby_id = waiter.participant_id
     client.lobby_publish = publish

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -530,9 +531,11 @@ class ClientConnection:
             now_s=server.clock(),
         )
         self._greeted = False
-        self._welcomed = asyncio.Event()
-        #: admitted to a room or its lobby at least once (the join deadline is met)
-        self.joined_once = False
+        #: (loop time) by when a socket in no room and no lobby must have joined; set at
+        #: ``welcome``, moved on by each refused join (plus its ``retry_after_ms``) and when the
+        #: connection leaves a room or lobby without closing (denied, lobby closed)
+        self._join_deadline_s = math.inf
+        self._left_room = asyncio.Event()
         #: caption languages this client reads; the language it speaks (None = detect)
         self.languages: frozenset[str] = frozenset()
         self.spoken_lang: str | None = None
@@ -552,7 +555,6 @@ class ClientConnection:
         return self.spoken_lang
 
     def attach(self, live: LiveRoom, participant: Participant) -> None:
-        self.joined_once = True
         self.live = live
         self.participant = participant
         self.lobby_id = None
@@ -563,6 +565,13 @@ class ClientConnection:
         self.participant = None
         self.lobby_publish = None
         self.lobby_id = None
+        self.extend_join_deadline()
+        self._left_room.set()
+
+    def extend_join_deadline(self, extra_s: float = 0.0) -> None:
+        """Give the client ``join_timeout_s`` (+ ``extra_s``) from now to join."""
+        now = asyncio.get_running_loop().time()
+        self._join_deadline_s = now + self.server.settings.limits.join_timeout_s + extra_s
 
     def send(self, message: str) -> None:
         try:
@@ -642,18 +651,24 @@ class ClientConnection:
                 await self._closing
 
     async def _enforce_deadlines(self) -> None:
-        """``hello`` within ``hello_timeout_s`` of connecting, ``join`` within
-        ``join_timeout_s`` of ``welcome``: a socket that idles (keepalive pongs alone) is
-        closed with 1008."""
-        limits = self.server.settings.limits
-        await asyncio.sleep(limits.hello_timeout_s)
+        """``hello`` within ``hello_timeout_s`` of connecting; while in no room and no lobby,
+        ``join`` within ``join_timeout_s`` (see ``_join_deadline_s``): a socket that idles
+        (keepalive pongs alone keep it open) is closed with 1008."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self.server.settings.limits.hello_timeout_s)
         if not self._greeted:
             self.abort("hello_timeout", "no hello in time", CLOSE_POLICY)
             return
-        await self._welcomed.wait()
-        await asyncio.sleep(limits.join_timeout_s)
-        if self.participant is None and self.lobby_id is None and not self.joined_once:
-            self.abort("join_timeout", "no join in time", CLOSE_POLICY)
+        while True:
+            if self.live is not None:  # in a room or its lobby: wait until it leaves them
+                self._left_room.clear()
+                await self._left_room.wait()
+                continue
+            delay_s = self._join_deadline_s - loop.time()
+            if delay_s <= 0:
+                self.abort("join_timeout", "no join in time", CLOSE_POLICY)
+                return
+            await asyncio.sleep(delay_s)
 
     async def _read(self) -> None:
         try:
@@ -704,7 +719,7 @@ class ClientConnection:
                     "hello",
                 )
             self._greeted = True
-            self._welcomed.set()
+            self.extend_join_deadline()
             self.send(self._welcome(msg.protocol))
             return False
         match msg:
@@ -719,6 +734,8 @@ class ClientConnection:
                 try:
                     await self.server.request_join(self, msg)
                 except ProtocolError as exc:
+                    retry_s = float(exc.details.get("retry_after_ms", 0)) / 1000
+                    self.extend_join_deadline(retry_s)
                     # for operators watching for guessing; never the token or password itself
                     (log.debug if exc.code == "rate_limited" else log.info)(
                         "join refused", room=msg.room, code=exc.code

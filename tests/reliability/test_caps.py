@@ -160,3 +160,34 @@ async def test_connection_and_room_caps(capped_server: ServerProcess) -> None:
     for c in (other, second, third, *clients):
         await c.close()
     assert unhandled_in_log(capped_server.log_text()) == []
+
+
+async def test_the_join_deadline_spares_lobby_waiters_and_starts_again_after_a_denial(
+    capped_server: ServerProcess,
+) -> None:
+    url = capped_server.url
+    host = await RawClient.connect(url)
+    await host.send({"type": "join", "room": "r0", "name": "Hana"})
+    await host.recv("joined")
+    await host.send({"type": "room_settings", "lobby": True})
+    await host.recv("room_settings")
+    waiter = await RawClient.connect(url)
+    await waiter.send({"type": "join", "room": "r0", "name": "Wes"})
+    lobby = await waiter.recv("lobby")
+    await host.recv("lobby_request")
+    # waiting in the lobby is not idling: twice the join deadline, still open
+    with pytest.raises(TimeoutError):
+        await waiter.recv("error", timeout_s=2 * JOIN_TIMEOUT_S)
+    assert waiter.ws.close_code is None
+    await host.send({"type": "deny", "participant_id": lobby["participant_id"]})
+    assert (await waiter.recv("error"))["code"] == "lobby_denied"
+    # denied and silent: the deadline runs again
+    t0 = time.monotonic()
+    assert (await waiter.recv("error", timeout_s=(JOIN_TIMEOUT_S + 5) * TIME_SCALE))[
+        "code"
+    ] == "join_timeout"
+    assert JOIN_TIMEOUT_S - 0.5 <= time.monotonic() - t0 < (JOIN_TIMEOUT_S + 2) * TIME_SCALE
+    assert await waiter.closed() == 1008
+    # the host, in the room, was never timed out
+    assert host.ws.close_code is None
+    await host.close()
