@@ -19,6 +19,7 @@ from server.app import App
 from server.turn import turn_credential
 from tests.browser_support import free_port
 from tests.conftest import loopback_settings, ws_url
+from tests.support.origin import ws_origin
 
 pytestmark = pytest.mark.media
 
@@ -61,7 +62,8 @@ async def allocate(port: int, username: str, credential: str) -> tuple[str, int]
 
 
 async def welcome_ice(app: App) -> list[dict[str, Any]]:
-    async with connect(ws_url(app)) as ws:
+    url = ws_url(app)
+    async with connect(url, origin=ws_origin(url)) as ws:
         await ws.send(json.dumps({"type": "hello", "protocol": 1}))
         welcome = json.loads(await ws.recv())
     servers: list[dict[str, Any]] = welcome["ice_servers"]
