@@ -26,9 +26,10 @@ from media.tap import SpeakerAudioQueue
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
+from .origins import WILDCARD_HOSTS, OriginPolicy, origin_policy, proxied_refusal, served_hosts
 from .retention import Retention
 from .settings import Settings
-from .tls import TlsFiles, server_context, tls_files
+from .tls import TlsFiles, local_names, server_context, tls_files
 
 if TYPE_CHECKING:
     from interpret.frames import CaptionFrame
@@ -98,6 +99,12 @@ class App:
         self._server: Server | None = None
         self._probe: asyncio.Task[None] | None = None
         self._stopped = False
+        #: who may open /ws (server.origins); made once the listening port is known
+        self.origins: OriginPolicy | None = None
+        #: open mode because ``[auth] mode = "auto"`` found no token key on a loopback host:
+        #: requests that came through a proxy are refused (server.origins.proxied_refusal)
+        self.auto_open = settings.auth.mode == "auto" and settings.auth_mode() == "open"
+        self._warned_proxied = False
 
     @property
     def port(self) -> int:
@@ -116,7 +123,7 @@ class App:
         if path == WS_PATH:
             if self.phase != "ready":  # starting or draining: try another server
                 return text_response(503, "Service Unavailable", f"{self.phase}\n")
-            return None  # go on with the WebSocket handshake
+            return self._admit(request)  # None: go on with the WebSocket handshake
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
         if path == "/readyz":
@@ -136,6 +143,38 @@ class App:
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
+    def _admit(self, request: Request) -> Response | None:
+        """HTTP 403 with the reason for an upgrade from another site's page, or, in open mode
+        decided automatically, one that came through a proxy (PROTOCOL.md); else None."""
+        assert self.origins is not None
+        log = structlog.get_logger(__name__)
+        refusal = self.origins.refusal(request.headers)
+        if refusal is not None:
+            log.info("websocket refused", reason="origin")
+        elif self.auto_open:
+            refusal = proxied_refusal(request.headers)
+            if refusal is not None and not self._warned_proxied:
+                self._warned_proxied = True  # once: the operator has to act, not read floods
+                log.warning("open mode refuses proxied requests", reason=refusal)
+        return None if refusal is None else text_response(403, "Forbidden", f"{refusal}\n")
+
+    async def _origin_policy(self) -> OriginPolicy:
+        s, tls = self.settings.server, self.settings.tls
+        names: list[str] = []
+        if s.host in WILDCARD_HOSTS:  # this machine's name and addresses (no DNS)
+            names = await asyncio.to_thread(local_names, tls.self_signed_names, s.host)
+        hosts = served_hosts(host=s.host, local_names=names)
+        if tls.mode == "self-signed":  # names the operator gave this server's certificate
+            hosts += tls.self_signed_names
+        return origin_policy(
+            hosts=hosts,
+            port=self.port,
+            tls=self.tls is not None,
+            public_url=s.public_url,
+            allowed_origins=s.allowed_origins,
+            origin_required=self.settings.auth_mode() == "open",
+        )
+
     async def start(self) -> None:
         """Listen first (so /healthz and /readyz answer while models load), then start the
         media backend and the speech worker; ready when all are up."""
@@ -154,6 +193,7 @@ class App:
             ssl=None if self.tls is None else server_context(self.tls),
         )
         try:
+            self.origins = await self._origin_policy()
             await self.media.start()
             if self.captions is not None:
                 await self.captions.start()
@@ -241,6 +281,11 @@ class App:
             "listening",
             url=f"{scheme}://{s.host}:{self.port}/",
             isolation=self.settings.media.isolation,
+        )
+        log.info(
+            "auth mode",
+            mode=self.settings.auth_mode(),
+            decided="automatically" if self.settings.auth.mode == "auto" else "by configuration",
         )
         if self.tls is not None:
             log.info(

@@ -105,7 +105,10 @@ def token(
     ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option(help="Public address of the server (default http://server.host:port)."),
+        typer.Option(
+            help="Public address of the server (default [server] public_url, else "
+            "http://server.host:port)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="The server's configuration file.")
@@ -141,9 +144,12 @@ def token(
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
     s = settings.server
+    base_url = base_url or s.public_url or None
     if base_url is None and s.host in {"0.0.0.0", "::"}:
         typer.echo(
-            "parley: server.host is a wildcard; pass --base-url with the public address", err=True
+            "parley: server.host is a wildcard; pass --base-url with the public address "
+            "(or set [server] public_url)",
+            err=True,
         )
     base = (base_url or f"http://{s.host}:{s.port}").rstrip("/")
     typer.echo(f"{base}/?{urlencode({'room': room, 'token': signed})}")

@@ -19,10 +19,13 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from media.api import IceServer, MediaSettings
+
+from .origins import OriginError, parse_origin
 
 #: environment variables ``PARLEY_SERVER__PORT=9000`` set ``[server] port``
 ENV_PREFIX = "PARLEY_"
@@ -53,6 +56,27 @@ class ServerSettings(_Section):
             except ValueError:
                 raise ValueError(f"trusted_proxies: {address!r} is not an IP address") from None
         return self
+
+    allowed_origins: list[str]
+    public_url: str
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        try:
+            return [parse_origin(origin) for origin in value]
+        except OriginError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value:
+            try:
+                parse_origin(value, path_allowed=True)
+            except OriginError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     def data_path(self) -> Path:
         """``data_dir``, or ``$XDG_DATA_HOME/parley`` (``~/.local/share/parley``) when empty."""

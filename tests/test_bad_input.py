@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from server.app import App
 from tests.conftest import loopback_settings, ws_url
 from tests.support.client import CounterVideo, ParleyClient, SineAudio
+from tests.support.origin import ws_origin
 
 pytestmark = pytest.mark.media
 
@@ -54,7 +55,8 @@ class Raw:
 
 
 async def raw(app: App, *, hello: bool = True) -> Raw:
-    client = Raw(await connect(ws_url(app), max_size=None))
+    url = ws_url(app)
+    client = Raw(await connect(url, max_size=None, origin=ws_origin(url)))
     if hello:
         await client.send(json.dumps({"type": "hello", "protocol": 1}))
         assert (await client.recv())["type"] == "welcome"

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from server.app import App
 from tests.conftest import loopback_settings, ws_url
+from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 from tests.support.waits import wait_until
 
@@ -50,9 +51,7 @@ async def client_from(app: App, address: str) -> RawClient:
     """A client whose socket comes from ``address`` (any of 127.0.0.0/8): another machine, as
     far as per-address limits can tell."""
     url = ws_url(app)
-    ws = await connect(
-        url, max_size=None, local_addr=(address, 0), origin=url.replace("ws://", "http://", 1)
-    )
+    ws = await connect(url, max_size=None, local_addr=(address, 0), origin=ws_origin(url))
     client = RawClient(ws)
     await client.send({"type": "hello", "protocol": 1})
     await client.recv("welcome")

@@ -29,6 +29,7 @@ import pytest
 from server.metrics import parse_text
 from tests.browser_support import evalset_dir, free_port
 from tests.support.client import FileAudio, ParleyClient
+from tests.support.origin import ws_origin
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 
@@ -264,7 +265,8 @@ async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -
                 assert server.returncode is None and time.monotonic() < deadline
                 await asyncio.sleep(0.2)
             context = ssl.create_default_context(cafile=str(cert))
-            async with connect(f"wss://localhost:{port}/ws", ssl=context) as ws:
+            url = f"wss://localhost:{port}/ws"
+            async with connect(url, ssl=context, origin=ws_origin(url)) as ws:
                 await ws.send(json.dumps({"type": "hello", "protocol": 1}))
                 welcome = json.loads(await ws.recv())
                 assert "ice_servers" not in welcome  # TURN credentials only once admitted
@@ -283,6 +285,8 @@ async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -
     events = [json.loads(line) for line in log_path.read_text().splitlines()]
     listening = next(e for e in events if e["event"] == "listening")
     assert listening["url"].startswith("https://")
+    auth = next(e for e in events if e["event"] == "auth mode")
+    assert (auth["mode"], auth["decided"]) == ("open", "automatically")
     shown = next(e for e in events if e["event"] == "tls certificate")
     from cryptography import x509
 

@@ -85,3 +85,13 @@ def test_a_reachable_server_without_access_control_does_not_start() -> None:
     out = parley("serve", "--host", "0.0.0.0", "--port", "0")
     assert out.returncode == 2
     assert "server.host = '0.0.0.0'" in out.stderr and "auth.mode = 'open'" in out.stderr
+
+
+def test_token_links_start_with_the_public_url(tmp_path: Path) -> None:
+    config = tmp_path / "parley.toml"
+    config.write_text(
+        f'[server]\npublic_url = "https://meet.example.org/"\n[auth]\nsecret = "{SECRET}"\n'
+    )
+    out = parley("token", "--config", str(config), "--room", "board")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("https://meet.example.org/?")

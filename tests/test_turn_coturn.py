@@ -19,6 +19,7 @@ from server.app import App
 from server.turn import turn_credential
 from tests.browser_support import free_port
 from tests.conftest import loopback_settings, ws_url
+from tests.support.origin import ws_origin
 
 pytestmark = pytest.mark.media
 
@@ -62,7 +63,8 @@ async def allocate(port: int, username: str, credential: str) -> tuple[str, int]
 
 async def joined_ice(app: App) -> list[dict[str, Any]]:
     """The ICE servers a participant gets once admitted (``joined``)."""
-    async with connect(ws_url(app)) as ws:
+    url = ws_url(app)
+    async with connect(url, origin=ws_origin(url)) as ws:
         await ws.send(json.dumps({"type": "hello", "protocol": 1}))
         welcome = json.loads(await ws.recv())
         assert "ice_servers" not in welcome

@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import TIME_SCALE
+from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 
 from .support import ServerProcess, open_fds, rss_bytes, unhandled_in_log
@@ -44,13 +45,9 @@ def capped_server(tmp_path: Path) -> Iterator[ServerProcess]:
         server.stop()
 
 
-def origin_of(url: str) -> str:
-    return url.replace("ws://", "http://", 1).removesuffix("/ws")
-
-
 async def raw_socket(url: str, address: str = "127.0.0.1") -> ClientConnection:
     # keepalive pings are answered by the client library: they must not keep the socket open
-    return await connect(url, max_size=None, local_addr=(address, 0), origin=origin_of(url))
+    return await connect(url, max_size=None, local_addr=(address, 0), origin=ws_origin(url))
 
 
 async def closed_by_server(ws: ClientConnection, timeout_s: float) -> tuple[float, int | None, str]:

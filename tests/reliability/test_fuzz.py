@@ -23,6 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from media.hooks import restrict_host_addresses
 from tests.support.client import ParleyClient, SineAudio
+from tests.support.origin import ws_origin
 
 from .support import FUZZ_EXAMPLES, ServerProcess, report, unhandled_in_log
 
@@ -99,7 +100,7 @@ frames = st.one_of(
 
 def open_ws(url: str) -> ClientConnection:
     """A sync client connection (entered: websockets 17 wants its context manager)."""
-    return connect(url, max_size=None, open_timeout=20).__enter__()
+    return connect(url, max_size=None, open_timeout=20, origin=ws_origin(url)).__enter__()
 
 
 class FuzzConnection:

@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import TIME_SCALE
+from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 
 from .netns import Namespace
@@ -61,7 +62,9 @@ async def open_client(server: ServerProcess, *, rcvbuf_bytes: int | None = None)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
     sock.connect((HOST, server.port))
     sock.setblocking(False)
-    client = RawClient(await connect(server.url, sock=sock, max_size=None))
+    client = RawClient(
+        await connect(server.url, sock=sock, max_size=None, origin=ws_origin(server.url))
+    )
     await client.send({"type": "hello", "protocol": 1})
     await client.recv("welcome")
     return client

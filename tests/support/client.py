@@ -30,6 +30,8 @@ from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from .origin import ws_origin
+
 COUNTER_BITS = 16
 AUDIO_RATE = 48_000
 AUDIO_FRAME_SAMPLES = 960  # 20 ms
@@ -273,7 +275,7 @@ class ParleyClient:
     # -- lifecycle -----------------------------------------------------------------------------
     async def join(self) -> None:
         self.t_join = time.monotonic()
-        self.ws = await connect(self.url, max_size=2**20)
+        self.ws = await connect(self.url, max_size=2**20, origin=ws_origin(self.url))
         await self._send({"type": "hello", "protocol": 1, "client": "parley-test"})
         self._spawn(self._read())
         kinds = [k for k, t in self.local.items() if t is not None]

@@ -9,6 +9,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
+
+from .origin import ws_origin
 
 
 class RawClient:
@@ -19,8 +22,24 @@ class RawClient:
         self.backlog: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, url: str, *, hello: bool = True) -> RawClient:
-        client = cls(await connect(url, max_size=None))
+    async def connect(
+        cls,
+        url: str,
+        *,
+        hello: bool = True,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> RawClient:
+        """``origin``: the ``Origin`` header (default: the server's own, from ``url``);
+        ``headers``: more request headers."""
+        client = cls(
+            await connect(
+                url,
+                max_size=None,
+                origin=Origin(origin) if origin is not None else ws_origin(url),
+                additional_headers=headers,
+            )
+        )
         if hello:
             await client.send({"type": "hello", "protocol": 1})
             assert (await client.recv("welcome"))["protocol"] == 1
