@@ -189,3 +189,18 @@ def test_open_mode_only_by_default_on_loopback() -> None:
 def test_passwords_compare_exactly() -> None:
     assert password_matches("pw", "pw")
     assert not password_matches("pw", "pW") and not password_matches("pw", None)
+
+
+def test_issued_tokens_carry_a_jti_and_each_token_is_one_seat() -> None:
+    settings = auth()
+    first = issue_token(settings, room="board", role="participant", ttl_s=60, now_s=NOW)
+    second = issue_token(settings, room="board", role="participant", ttl_s=60, now_s=NOW)
+    jti = jwt.decode(first, options={"verify_signature": False})["jti"]
+    assert len(jti) >= 16
+    one, other = verifier().verify(first, "board"), verifier().verify(second, "board")
+    assert one.seat == f"jti:{jti}" and other.seat != one.seat
+    # a token issued elsewhere without a jti is still one seat: its own digest
+    plain = hs256(claims())
+    assert verifier().verify(plain, "board").seat == verifier().verify(plain, "board").seat
+    assert verifier().verify(plain, "board").seat.startswith("sha256:")
+    assert code(hs256(claims(jti=7))) == "token_invalid"
