@@ -167,7 +167,11 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server = ServerProcess(
         tmp_path_factory.mktemp("fuzz"),
         "[captions]\nenabled = false\n\n[limits]\nmessages_per_connection_per_s = 100000.0\n"
-        "message_burst = 100000\njoins_per_room_per_s = 100000.0\njoin_burst = 100000\n",
+        "message_burst = 100000\njoins_per_room_per_s = 100000.0\njoin_burst = 100000\n"
+        # one greeted connection takes every example, most of which are not joins; failed
+        # credentials (fuzzed tokens and passwords) must get their own code, not the backoff
+        "join_timeout_s = 3600.0\ncredential_failures_free = 100\n"
+        "rooms_created_per_address_per_minute = 100000\n",
     )
     server.start()
     try:
