@@ -146,7 +146,9 @@ def token(
             "parley: server.host is a wildcard; pass --base-url with the public address", err=True
         )
     base = (base_url or f"http://{s.host}:{s.port}").rstrip("/")
-    typer.echo(f"{base}/?{urlencode({'room': room, 'token': signed})}")
+    # the token goes in the fragment: browsers never send it, so it stays out of request lines,
+    # proxy access logs and Referer headers; the page takes it off the address at load
+    typer.echo(f"{base}/?{urlencode({'room': room})}#{urlencode({'token': signed})}")
 
 
 @cli.command()
