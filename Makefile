@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test check lint typecheck system-deps clean bench-sfu bench bench-short
+.PHONY: run test check lint typecheck system-deps translation-deps clean bench-sfu bench bench-short
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-## Create the environment, install, start the server with the embedded defaults.
-run: $(STAMP)
+## Create the environment, install the translation pairs the defaults use (Apertium, with sudo
+## when not root; skipped when present), start the server with the embedded defaults.
+run: $(STAMP) translation-deps
 	$(VENV)/bin/parley serve $(ARGS)
+
+translation-deps:
+	sh scripts/translation-deps.sh || echo "make run: the translation pairs could not be installed; captions stay untranslated into es/fr/pt (see the server's start log)" >&2
 
 ## Install what the tests need (environment + system packages), run the whole suite.
 test: $(STAMP) system-deps

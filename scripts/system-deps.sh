@@ -2,20 +2,18 @@
 # Installs the Debian packages the test suite needs, when they are missing:
 #   chromium  - real-browser tests (driven by Playwright through executable_path)
 #   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays
-#   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt)
+#   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt):
+#                      scripts/translation-deps.sh, which `make run` uses too
 #   nodejs    - unit tests of the browser client's pure modules (node --test tests/web/)
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu
+sh "$(dirname "$0")/translation-deps.sh"
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-command -v apertium >/dev/null 2>&1 || missing="$missing apertium"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
-for pair in eng-spa fr-es es-pt; do
-  [ -e "/usr/share/apertium/modes/$pair.mode" ] || missing="$missing apertium-$pair"
-done
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"
 SUDO=""

@@ -273,6 +273,10 @@ class App:
         return told
 
     async def run_forever(self) -> None:
+        if self.captions is not None:
+            from .translation_check import log_translation
+
+            await log_translation(self.settings.captions)
         await self.start()
         s = self.settings.server
         log = structlog.get_logger(__name__)

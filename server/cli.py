@@ -152,7 +152,9 @@ def token(
             err=True,
         )
     base = (base_url or f"http://{s.host}:{s.port}").rstrip("/")
-    typer.echo(f"{base}/?{urlencode({'room': room, 'token': signed})}")
+    # the token goes in the fragment: browsers never send it, so it stays out of request lines,
+    # proxy access logs and Referer headers; the page takes it off the address at load
+    typer.echo(f"{base}/?{urlencode({'room': room})}#{urlencode({'token': signed})}")
 
 
 @cli.command()

@@ -159,6 +159,8 @@ class CaptionSettings(_Section):
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
     worker_nice: int = Field(ge=0, le=19)
+    #: languages captions are read in here; the start log warns about those nothing reaches
+    translation_languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
 
     def pipeline_config(self) -> Any:
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""

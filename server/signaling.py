@@ -803,7 +803,9 @@ class ClientConnection:
             raise ProtocolError(
                 "bad_message", f"sdp: longer than {limits.max_sdp_chars} characters", "answer"
             )
-        sections = sdp.count("\nm=") + sdp.startswith("m=")
+        # count lines as aiortc's parser splits them (str.splitlines: any line break, a bare
+        # "\r" or U+2028 included), else an answer evades the cap with odd separators
+        sections = sum(line.startswith("m=") for line in sdp.splitlines())
         if sections > limits.max_media_sections:
             raise ProtocolError(
                 "bad_message",

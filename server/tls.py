@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 import socket
 import ssl
 from dataclasses import dataclass
@@ -120,11 +121,26 @@ def self_signed(directory: Path, names: list[str], *, valid_days: int) -> TlsFil
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key_bytes)
+    _write_private(key_path, key_bytes)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return TlsFiles(cert_path, key_path, fingerprint(cert), generated=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` as mode 0600 whatever was there: a fresh file (O_EXCL, so its creation
+    mode applies; the umask can only narrow it) renamed over the old one. Opening the old file
+    with O_TRUNC would keep its mode, e.g. a restored 0644 key."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def tls_files(settings: Settings) -> TlsFiles | None:

@@ -145,20 +145,28 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
 
 
-def _cues(transcript: RoomTranscript, lang: str) -> Iterator[tuple[TranscriptLine, str]]:
+def _one_line(text: str) -> str:
+    """Whitespace runs, every line break included (CR, LF, U+2028/2029, NEL, ...), as one
+    space: a cue's text or speaker can never end the cue and start one of its own."""
+    return " ".join(text.split())
+
+
+def _cues(transcript: RoomTranscript, lang: str) -> Iterator[tuple[TranscriptLine, str, str]]:
+    """(line, its text in ``lang``, its speaker's name), both on one line, in time order."""
     for line in sorted(transcript, key=lambda line: line.start_s):
         text = line.text_in(lang)
         if text:
-            yield line, " ".join(text.split())
+            yield line, _one_line(text), _one_line(line.speaker_name)
 
 
 def export_vtt(transcript: RoomTranscript, lang: str) -> str:
     """WebVTT of the lines in ``lang``; each cue names its speaker (``<v Name>``)."""
     out = ["WEBVTT", f"NOTE room {transcript.room}, language {lang}, machine-generated", ""]
-    for line, text in _cues(transcript, lang):
+    for line, text, speaker in _cues(transcript, lang):
         start = _timestamp(line.start_s, ".")
         end = _timestamp(max(line.end_s, line.start_s + 0.001), ".")
-        name = line.speaker_name.replace(">", "").replace("&", "&amp;").replace("<", "&lt;")
+        # ">" escaped in the text and dropped from the name: no "-->" can end the cue early
+        name = speaker.replace(">", "").replace("&", "&amp;").replace("<", "&lt;")
         body = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         out += [line.caption_id, f"{start} --> {end}", f"<v {name}>{body}", ""]
     return "\n".join(out)
@@ -167,8 +175,8 @@ def export_vtt(transcript: RoomTranscript, lang: str) -> str:
 def export_srt(transcript: RoomTranscript, lang: str) -> str:
     """SRT of the lines in ``lang``; each cue starts with its speaker's name."""
     out: list[str] = []
-    for index, (line, text) in enumerate(_cues(transcript, lang), start=1):
+    for index, (line, text, speaker) in enumerate(_cues(transcript, lang), start=1):
         start = _timestamp(line.start_s, ",")
         end = _timestamp(max(line.end_s, line.start_s + 0.001), ",")
-        out += [str(index), f"{start} --> {end}", f"{line.speaker_name}: {text}", ""]
+        out += [str(index), f"{start} --> {end}", f"{speaker}: {text}", ""]
     return "\n".join(out)

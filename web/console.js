@@ -7,6 +7,7 @@
 import { ParleySession } from "./protocol.js";
 import { formatGlossary, parseGlossary } from "./glossary.js";
 import { channelOf } from "./channels.js";
+import { takeLinkToken } from "./linktoken.js";
 
 /** Words below this probability are highlighted as doubtful. */
 export const DOUBTFUL_WORD_P = 0.5;
@@ -15,6 +16,8 @@ export const LOW_AVG_LOGPROB = -0.7;
 const MAX_ROWS = 500;
 
 const $ = (id) => document.getElementById(id);
+// at once, before anything else: the join link's token leaves the address bar and history
+const tokenFor = takeLinkToken();
 
 /** "es, fr ,de" -> ["es", "fr", "de"] (valid codes only, no duplicates). */
 export function parseLanguages(text) {
@@ -284,7 +287,7 @@ function setStatus(text) {
 
 async function open(name, room, languages) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-  const token = new URLSearchParams(location.search).get("token");
+  const token = tokenFor(room); // the join link's, kept per room (web/linktoken.js)
   const session = new ParleySession({ url, room, name, token, languages, role: "interpreter", reconnect: true });
   window.parley = session; // exposed for tests and debugging
   window.parleyConsole = new ConsoleView(session, languages);

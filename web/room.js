@@ -10,10 +10,12 @@ import { ChatView } from "./chatview.js";
 import { LevelMeter, connectionStats } from "./levels.js";
 import { fillLanguageSelect, languageName } from "./languages.js";
 import { ChannelsView, channelOf, volumes } from "./channels.js";
+import { takeLinkToken } from "./linktoken.js";
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = "parley.name";
-const TOKEN_KEY = "parley.token";
+// at once, before anything else: the join link's token leaves the address bar and history
+const tokenFor = takeLinkToken();
 const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const STATS_INTERVAL_MS = 500;
 /** Audio-only fallback: our video pauses after POOR_SAMPLES samples in a row with the server
@@ -151,7 +153,6 @@ class RoomView {
     this.setConnection("connected");
     const url = new URL(location.href);
     url.searchParams.set("room", s.room);
-    url.searchParams.delete("token"); // the room link people copy must not carry our token
     history.replaceState(null, "", url);
     setStatus(reconnected ? "Reconnected." : "");
     this.channels.render();
@@ -593,9 +594,8 @@ function wireControls() {
 
 async function join(name, room, prejoin) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-  // a token from the join link (`parley token`), kept for this tab so a reload still works
-  const token = new URLSearchParams(location.search).get("token") || sessionStorage.getItem(TOKEN_KEY);
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  // the join link's token for this room (`parley token`), kept per room so a reload still works
+  const token = tokenFor(room);
   const { stream, lang, languages } = await prejoin.take();
   // open mode: `?role=interpreter` joins the booth (with tokens the token's role counts)
   const asked = new URLSearchParams(location.search).get("role");

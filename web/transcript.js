@@ -89,6 +89,12 @@ function cues(entries, originMs) {
   });
 }
 
+/** One line: any line break (CR, LF, CRLF, U+2028, U+2029, NEL, VT, FF) becomes a space, so
+ * a caption or a correction cannot end its cue and start cues of its own in VTT/SRT/TXT. */
+export function oneLine(text) {
+  return String(text).replace(/[ \t]*(?:[\n\r\u2028\u2029\u0085\v\f][ \t]*)+/g, " ");
+}
+
 function escapeVtt(text) {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
@@ -98,8 +104,8 @@ export function toVTT(entries, { lang = null, originMs = 0 } = {}) {
   const out = ["WEBVTT", ""];
   cues(entries, originMs).forEach(({ entry, start, end }, i) => {
     // a voice name ends at ">", and a cue text line must not contain "-->"
-    const voice = escapeVtt(entry.name).replace(/-->/g, "--&gt;");
-    const text = escapeVtt(textIn(entry, lang)).replace(/-->/g, "--&gt;");
+    const voice = escapeVtt(oneLine(entry.name)).replace(/-->/g, "--&gt;");
+    const text = escapeVtt(oneLine(textIn(entry, lang))).replace(/-->/g, "--&gt;");
     out.push(String(i + 1), `${timestamp(start)} --> ${timestamp(end)}`, `<v ${voice}>${text}</v>`, "");
   });
   return out.join("\n");
@@ -109,7 +115,7 @@ export function toVTT(entries, { lang = null, originMs = 0 } = {}) {
 export function toSRT(entries, { lang = null, originMs = 0 } = {}) {
   const out = [];
   cues(entries, originMs).forEach(({ entry, start, end }, i) => {
-    out.push(String(i + 1), `${timestamp(start, ",")} --> ${timestamp(end, ",")}`, `${entry.name}: ${textIn(entry, lang)}`, "");
+    out.push(String(i + 1), `${timestamp(start, ",")} --> ${timestamp(end, ",")}`, `${oneLine(entry.name)}: ${oneLine(textIn(entry, lang))}`, "");
   });
   return out.join("\n");
 }
@@ -117,7 +123,7 @@ export function toSRT(entries, { lang = null, originMs = 0 } = {}) {
 /** Plain text, one line per final: "[HH:MM:SS] Name: text". */
 export function toTXT(entries, { lang = null, originMs = 0 } = {}) {
   return cues(entries, originMs)
-    .map(({ entry, start }) => `[${timestamp(start).slice(0, 8)}] ${entry.name}: ${textIn(entry, lang)}`)
+    .map(({ entry, start }) => `[${timestamp(start).slice(0, 8)}] ${oneLine(entry.name)}: ${oneLine(textIn(entry, lang))}`)
     .join("\n") + (entries.length ? "\n" : "");
 }
 

