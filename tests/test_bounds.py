@@ -1,11 +1,13 @@
-"""Acceptance (issue 11, point 7): a client cannot grow a room's channel list: unknown language
-codes are refused (`bad_message`), and past the cap of channels per room `too_many_channels`;
-every `channels` broadcast stays small. Real server on loopback."""
+"""Acceptance (issue 11, point 7), real server on loopback: a client cannot grow a room's channel
+list (unknown language codes are `bad_message`, past the cap of channels per room
+`too_many_channels`; every `channels` broadcast stays small); one room's readers do not make the
+speech worker translate another room's speakers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,9 @@ from interpret.languages import KNOWN_LANGUAGES
 from server.app import App
 from server.channels import MAX_CHANNELS_PER_ROOM
 from tests.conftest import loopback_settings, ws_url
+from tests.support.client import FileAudio, ParleyClient
 from tests.support.raw import RawClient
+from tests.test_captions_e2e import EVALSET
 
 FAKE_CODES = [f"q{a}{b}" for a in "abcde" for b in "abcd"]  # 20 (fewer than 32 errors in a row)
 
@@ -65,3 +69,36 @@ async def test_channel_flood_is_refused_and_broadcasts_stay_small(flood_app: App
     assert len(json.dumps(last, separators=(",", ":"))) < 80 * MAX_CHANNELS_PER_ROOM + 300
     await interpreter.close()
     await listener.close()
+
+
+@pytest.mark.media
+@pytest.mark.models
+async def test_one_rooms_readers_do_not_get_another_room_translated(tmp_path: Path) -> None:
+    """Room A reads Spanish; a speaker in room B, where nobody reads another language, is not
+    translated (the retained finals carry what the worker made)."""
+    settings = loopback_settings(
+        captions={"enabled": True},
+        retention={"mode": "jsonl", "kinds": ["captions"]},
+        server={"data_dir": str(tmp_path)},
+    )
+    app = App(settings)
+    await app.start()
+    url = ws_url(app)
+    reader = ParleyClient(url, room="a", name="Lectora")
+    voice = FileAudio(str(EVALSET / "audio" / "en" / "fleurs-en-000.ogg"))
+    speaker = ParleyClient(url, room="b", name="Speaker", audio=voice, lang="en")
+    try:
+        await reader.join()
+        await reader.send({"type": "captions", "languages": ["es"]})
+        await speaker.join()
+        assert await speaker.wait_for(
+            lambda: any(m["type"] == "caption" and m["final"] for m in speaker.messages), 30
+        ), speaker.messages[-5:]
+    finally:
+        await speaker.close()
+        await reader.close()
+        await app.stop()
+    files = sorted((tmp_path / "transcripts" / "b").glob("*.jsonl"))
+    records = [json.loads(row) for f in files for row in f.read_text().splitlines()]
+    assert records
+    assert [r["translations"] for r in records] == [{} for _ in records]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -210,3 +212,95 @@ def test_retention_files_are_bounded_with_one_warning(tmp_path: Path) -> None:
     assert "secret" not in repr(warnings)
     assert warnings[0]["room"] == "r" and warnings[0]["max_file_bytes"] == 4096
     assert retention.written < 1000 and retention.skipped == 1000 - retention.written
+
+
+# -- 5. translation targets per room ---------------------------------------------------------
+def test_speaker_targets_are_their_rooms_readers() -> None:
+    from server.captions import speaker_targets
+
+    rooms = {"A": [frozenset({"fr"}), frozenset({"es", "fr"})], "B": [frozenset({"de"})]}
+    speakers = {"ann": "A", "bob": "B", "cy": "C"}
+    assert speaker_targets(speakers, rooms) == {
+        "ann": frozenset({"es", "fr"}),
+        "bob": frozenset({"de"}),
+        "cy": frozenset(),
+    }
+
+
+class FakeWorker:
+    """What the caption service asks of the speech worker."""
+
+    def __init__(self) -> None:
+        self.targets: tuple[str, ...] = ()
+        self.speaker_targets: dict[str, tuple[str, ...]] = {}
+        self.speakers: list[str] = []
+        self.added = asyncio.Event()
+
+    def set_targets(self, langs: Iterable[str]) -> None:
+        self.targets = tuple(langs)
+
+    def set_speaker_targets(self, speaker_id: str, langs: Iterable[str]) -> None:
+        self.speaker_targets[speaker_id] = tuple(langs)
+
+    def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
+        self.speakers.append(speaker_id)
+        self.added.set()
+
+    def remove_speaker(self, speaker_id: str) -> None:
+        self.speakers.remove(speaker_id)
+
+    def push(self, chunk: Any) -> None:
+        pass
+
+    def translating(self, speaker_id: str) -> set[str]:
+        """The languages the worker translates this speaker's captions into."""
+        return set(self.speaker_targets.get(speaker_id, self.targets))
+
+
+@dataclass
+class Reader:
+    languages: frozenset[str] = frozenset()
+    live: Any = None
+    recognition_lang: str | None = "en"
+
+
+@dataclass
+class Signaling:
+    rooms: dict[str, FakeRoom] = field(default_factory=dict)
+
+
+async def test_one_rooms_readers_do_not_make_another_rooms_speaker_translated() -> None:
+    from interpret.compose import PipelineConfig
+    from interpret.frames import AudioChunk
+    from media.api import SpeakerAudio
+    from media.tap import SpeakerAudioQueue
+    from server.captions import CaptionService
+
+    signaling = Signaling()
+    room_a, room_b = FakeRoom("A"), FakeRoom("B")
+    signaling.rooms.update(A=room_a, B=room_b)
+    room_a.clients["reader"] = Reader(frozenset({"fr"}))
+    room_b.clients["bob"] = Reader()
+    room_b.clients["bea"] = Reader(frozenset({"de"}))
+    audio = SpeakerAudioQueue(max_chunks=8)
+    service = CaptionService(
+        config=PipelineConfig(),
+        audio=audio,
+        signaling=signaling,  # type: ignore[arg-type]
+    )
+    worker = FakeWorker()
+    service._worker = worker  # type: ignore[assignment]
+    service.languages_changed()
+    feed = asyncio.create_task(service._feed())
+    audio.put(SpeakerAudio("B", "bob", "t1", AudioChunk("bob", np.zeros(1600, np.float32), 0.0)))
+    await asyncio.wait_for(worker.added.wait(), 5)
+    assert worker.speakers == ["bob"]
+    assert worker.translating("bob") == {"de"}  # not room A's French
+    room_a.clients["reader2"] = Reader(frozenset({"it"}))
+    service.languages_changed()
+    assert worker.translating("bob") == {"de"}
+    room_b.clients["bea"].languages = frozenset({"de", "es"})
+    service.languages_changed()
+    assert worker.translating("bob") == {"de", "es"}
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
