@@ -40,6 +40,7 @@ from .wire import (
     SampleFormat,
     SetGlossary,
     SetSpeakerLang,
+    SetSpeakerTargets,
     SetTargets,
     TextTranslation,
     TranslateText,
@@ -97,6 +98,7 @@ class SpeechWorker:
         self._speakers: dict[str, str | None] = {}
         self._glossaries: dict[str, Glossary] = {}
         self._targets: tuple[str, ...] = config.targets
+        self._speaker_targets: dict[str, tuple[str, ...]] = {}
         # outgoing queue (see the module docstring)
         self._out: collections.deque[Command | AudioChunk] = collections.deque()
         self._out_audio: dict[str, collections.deque[AudioChunk]] = {}
@@ -177,6 +179,7 @@ class SpeechWorker:
         """The speaker left: their last final still comes."""
         self._speakers.pop(speaker_id, None)
         self._glossaries.pop(speaker_id, None)
+        self._speaker_targets.pop(speaker_id, None)
         self._send(RemoveSpeaker(speaker_id))
 
     def set_glossary(self, speaker_id: str, glossary: Glossary) -> None:
@@ -196,6 +199,14 @@ class SpeechWorker:
         """The languages someone reads (only these are translated)."""
         self._targets = tuple(sorted(set(langs)))
         self._send(SetTargets(self._targets))
+
+    def set_speaker_targets(self, speaker_id: str, langs: Iterable[str]) -> None:
+        """The languages this speaker's captions are translated into (the readers of their
+        room), instead of :meth:`set_targets`' (after :meth:`add_speaker`)."""
+        targets = tuple(sorted(set(langs)))
+        if speaker_id in self._speakers:
+            self._speaker_targets[speaker_id] = targets
+        self._send(SetSpeakerTargets(speaker_id, targets))
 
     def push(self, chunk: AudioChunk) -> None:
         """Queue audio; the oldest of this speaker's is dropped when over ``max_queued_s``."""
@@ -315,6 +326,11 @@ class SpeechWorker:
         state: list[Command] = [Configure(self._config), SetTargets(self._targets)]
         state += [AddSpeaker(s, lang) for s, lang in self._speakers.items()]
         state += [SetGlossary(s, g) for s, g in self._glossaries.items() if s in self._speakers]
+        state += [
+            SetSpeakerTargets(s, langs)
+            for s, langs in self._speaker_targets.items()
+            if s in self._speakers
+        ]
         try:
             for command in state:
                 stdin.write(encode_command(command))

@@ -94,6 +94,8 @@ class CaptionPipeline:
         #: speaker -> their room's glossary (applied to recognition and translation)
         self._glossaries: dict[str, Glossary] = {}
         self._targets: frozenset[str] = frozenset()
+        #: speaker -> the languages of their room's readers (instead of ``_targets``)
+        self._speaker_targets: dict[str, frozenset[str]] = {}
         self._out: queue.Queue[CaptionUpdate | None] = queue.Queue()
         self._running = False
         self._threads: list[threading.Thread] = []
@@ -173,6 +175,13 @@ class CaptionPipeline:
         with self._work:
             self._targets = frozenset(languages)
 
+    def set_speaker_targets(self, speaker_id: str, languages: Iterable[str]) -> None:
+        """The languages this speaker's captions are translated into (their room's readers),
+        instead of :meth:`set_targets`'; forgotten with the speaker."""
+        with self._work:
+            if speaker_id in self._speakers:
+                self._speaker_targets[speaker_id] = frozenset(languages)
+
     def push(self, chunk: AudioChunk) -> None:
         with self._work:
             stream = self._speakers.get(chunk.speaker_id)
@@ -186,13 +195,15 @@ class CaptionPipeline:
 
     def _queue_updates(self, updates: list[CaptionUpdate], stream: SpeakerStream) -> None:
         """Called with the lock held."""
-        for update in updates:
+        targets = self._speaker_targets.get(stream.speaker_id, self._targets)
+        for queued in updates:
+            update = dataclasses.replace(queued, targets=targets)
             if (
                 update.final
                 and self._translate_speech is not None
                 and self._needs_speech is not None
                 and update.text
-                and self._needs_speech(update.lang, self._targets - {update.lang})
+                and self._needs_speech(update.lang, targets - {update.lang})
             ):
                 self._speech_jobs.append((update, stream.audio_of(update)))
                 self._work.notify_all()
@@ -209,6 +220,7 @@ class CaptionPipeline:
         for speaker_id, stream in list(self._speakers.items()):
             if stream.closing and not stream.next_job_pending():
                 del self._speakers[speaker_id]
+                self._speaker_targets.pop(speaker_id, None)
         return None
 
     def _decode_loop(self) -> None:
@@ -275,7 +287,8 @@ class CaptionPipeline:
             glossary = self._glossaries.get(update.speaker_id, ())
         text = apply_to_source(update.text, update.lang, glossary) if glossary else update.text
         if update.final or self._translate_interims:
-            for target in sorted(self._targets - {update.lang}):
+            targets = self._targets if update.targets is None else update.targets
+            for target in sorted(targets - {update.lang}):
                 try:
                     result = translate_with_glossary(
                         self._translate, text, update.lang, target, glossary, update.english

@@ -112,6 +112,9 @@ class CaptionUpdate:
     english: str | None = None
     #: a final's words with their probabilities (for confidence display)
     words: tuple[Word, ...] = ()
+    #: the languages to translate it into, fixed when it is queued for output (the speaker's
+    #: may change, or go with the speaker, before it is translated); None: not yet fixed
+    targets: frozenset[str] | None = None
 
 
 def join_words(words: Sequence[Word]) -> str:

@@ -70,6 +70,15 @@ class SetTargets:
 
 
 @dataclass(frozen=True, slots=True)
+class SetSpeakerTargets:
+    """The languages this speaker's captions are translated into (the readers of their room);
+    overrides :class:`SetTargets` for them."""
+
+    speaker_id: str
+    langs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     nonce: int
 
@@ -105,6 +114,7 @@ Command = (
     | RemoveSpeaker
     | SetSpeakerLang
     | SetTargets
+    | SetSpeakerTargets
     | SetGlossary
     | Ping
     | TranslateText
@@ -246,6 +256,9 @@ def encode_command(command: Command) -> bytes:
             return frame({"op": "set_speaker_lang", "speaker_id": c.speaker_id, "lang": c.lang})
         case SetTargets():
             return frame({"op": "set_targets", "langs": list(c.langs)})
+        case SetSpeakerTargets():
+            fields = {"speaker_id": c.speaker_id, "langs": list(c.langs)}
+            return frame({"op": "set_speaker_targets", **fields})
         case SetGlossary():
             entries = entries_json(c.glossary)
             return frame({"op": "set_glossary", "speaker_id": c.speaker_id, "entries": entries})
@@ -291,6 +304,12 @@ def decode_inbound(header: bytes, payload: bytes) -> Inbound:
             if not all(isinstance(lang, str) for lang in langs):
                 raise WireFormatError(f"{what}: 'langs' must be a list of strings")
             return SetTargets(tuple(langs))
+        case "set_speaker_targets":
+            speaker_id = _text(obj, "speaker_id", what)
+            langs = _get(obj, "langs", list, what)
+            if not all(isinstance(lang, str) for lang in langs):
+                raise WireFormatError(f"{what}: 'langs' must be a list of strings")
+            return SetSpeakerTargets(speaker_id, tuple(langs))
         case "set_glossary":
             speaker_id = _text(obj, "speaker_id", what)
             entries = _get(obj, "entries", list, what)

@@ -43,6 +43,7 @@ from .wire import (
     RemoveSpeaker,
     SetGlossary,
     SetSpeakerLang,
+    SetSpeakerTargets,
     SetTargets,
     TextTranslation,
     TranslateText,
@@ -169,6 +170,8 @@ class Ingest:
                     p.set_speaker_lang(item.speaker_id, item.lang)
                 case SetTargets():
                     p.set_targets(item.langs)
+                case SetSpeakerTargets():
+                    p.set_speaker_targets(item.speaker_id, item.langs)
                 case SetGlossary():
                     p.set_glossary(item.speaker_id, item.glossary)
                 case Ping():

@@ -2,15 +2,16 @@
 caption messages to every participant, in the languages each one reads.
 
 One speech worker serves every room of this server. Speakers are participants (their id is the
-speaker id); the worker translates into the union of the languages someone reads, and each
-client gets only its own languages.
+speaker id); the worker translates each speaker's captions into the languages the readers of
+their room read (never another room's: one room's readers cannot make the worker translate
+every room), and each client gets only its own languages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,8 @@ class CaptionService:
         #: participants who asked not to be transcribed: their audio is not fed to the worker
         self._opted_out: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._targets: frozenset[str] = frozenset()
+        #: speaker -> the translation targets last given to the worker for them
+        self._targets: dict[str, frozenset[str]] = {}
         # speaker -> monotonic time minus stream time of their latest audio (for latency)
         self._clock_offsets: dict[str, float] = {}
         #: called with each final's latency: seconds from its audio's end reaching the server
@@ -101,16 +103,19 @@ class CaptionService:
 
     # -- called by signaling ---------------------------------------------------------------
     def languages_changed(self) -> None:
-        """A client changed what it reads: translate into the union of all of them."""
-        targets = frozenset(
-            lang
-            for live in self._signaling.rooms.values()
-            for client in live.clients.values()
-            for lang in client.languages
-        )
-        if targets != self._targets:
-            self._targets = targets
-            self._worker.set_targets(sorted(targets))
+        """A client changed what it reads (or left): each speaker's captions are translated
+        into what the readers of their room read."""
+        readers = {
+            name: [client.languages for client in live.clients.values()]
+            for name, live in self._signaling.rooms.items()
+        }
+        for speaker_id, targets in speaker_targets(self._speakers, readers).items():
+            self._set_targets(speaker_id, targets)
+
+    def _set_targets(self, speaker_id: str, targets: frozenset[str]) -> None:
+        if self._targets.get(speaker_id) != targets:
+            self._targets[speaker_id] = targets
+            self._worker.set_speaker_targets(speaker_id, sorted(targets))
 
     def participant_left(self, participant_id: str) -> None:
         self._opted_out.discard(participant_id)
@@ -133,6 +138,7 @@ class CaptionService:
 
     def _forget_speaker(self, participant_id: str) -> None:
         self._clock_offsets.pop(participant_id, None)
+        self._targets.pop(participant_id, None)
         if self._speakers.pop(participant_id, None) is not None:
             self._worker.remove_speaker(participant_id)
 
@@ -180,6 +186,7 @@ class CaptionService:
                     continue  # already gone
                 self._speakers[item.peer_id] = item.room_id
                 self._worker.add_speaker(item.peer_id, client.recognition_lang)
+                self.languages_changed()  # their room's readers' languages
                 if client.live is not None and client.live.glossary:
                     self._worker.set_glossary(item.peer_id, client.live.glossary)
             self._worker.push(item.chunk)
@@ -249,6 +256,15 @@ class CaptionService:
     def _client(self, room: str, participant_id: str) -> Any:
         live = self._signaling.rooms.get(room)
         return None if live is None else live.clients.get(participant_id)
+
+
+def speaker_targets(
+    speakers: Mapping[str, str], readers: Mapping[str, Iterable[frozenset[str]]]
+) -> dict[str, frozenset[str]]:
+    """The translation targets of each speaker (participant id -> room): the union of what
+    the readers of their room read (``readers``: room -> each client's languages)."""
+    rooms = {room: frozenset().union(*languages) for room, languages in readers.items()}
+    return {speaker: rooms.get(room, frozenset()) for speaker, room in speakers.items()}
 
 
 def _reads_channel(live: Any, client: Any, channel: str) -> bool:

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 FLOOR = "floor"
+#: language channels a room lists at most (every one is in each ``channels`` message, and the
+#: list only grows while the room lives): the EU's 24 official languages fit
+MAX_CHANNELS_PER_ROOM = 24
 #: roles that may go on air and take part in handovers
 ON_AIR_ROLES = frozenset({"interpreter"})
 
@@ -77,10 +80,12 @@ class ChannelError(Exception):
 class RoomChannels:
     """One room's channels: who is on air where, pending handovers, what everyone hears."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_channels: int = MAX_CHANNELS_PER_ROOM) -> None:
+        self.max_channels = max_channels
         #: channel -> the interpreter on air in it
         self.on_air: dict[str, str] = {}
-        #: every channel someone went on air in, in order (listed until the room closes)
+        #: every channel someone went on air in, in order (listed until the room closes); at
+        #: most ``max_channels``
         self.known: list[str] = []
         self.requests: dict[str, PendingHandover] = {}
         self.listening: dict[str, Listening] = {}
@@ -113,6 +118,12 @@ class RoomChannels:
                 "channel_busy",
                 f"{holder} is on air in {channel}: ask for a handover",
                 on_air=holder,
+            )
+        if channel not in self.known and len(self.known) >= self.max_channels:
+            raise ChannelError(
+                "too_many_channels",
+                f"this room has {len(self.known)} channels, the most it may have",
+                max_channels=self.max_channels,
             )
         left = self.go_off_air(participant_id)
         self.on_air[channel] = participant_id

@@ -5,6 +5,13 @@ engines (in the speech worker, never on the event loop), kept in memory while th
 runs one room's jobs (deliver a message, send a joiner the history) one after another, so that
 everybody sees a room's messages in one order and a joiner's history never overlaps what they
 are sent live. Chat text is never logged.
+
+The job queue is bounded; overflow policy: **shed translation, then refuse**. A job that starts
+with ``shed_translation_queued_jobs`` or more jobs waiting behind it delivers without waiting
+for translations (``untranslated``: "translation is busy"), so a backlog drains at once; a
+message posted while ``max_queued_jobs`` jobs wait is refused (``rate_limited``: its sender is
+told, nobody gets it, it is not kept), and a joiner's history is then sent at once with the
+translations made so far. A message that was accepted is always delivered, in order.
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ log = structlog.get_logger(__name__)
 TRANSLATION_OFF = "translation is off on this server"
 TRANSLATION_DOWN = "translation is unavailable just now"
 TRANSLATION_TIMED_OUT = "translation timed out"
+TRANSLATION_BUSY = "translation is busy"
+
+#: chat jobs (a message to deliver, a joiner's history) a room queues at most
+CHAT_MAX_QUEUED_JOBS = 64
+#: a job that starts with this many jobs waiting behind it skips translation
+CHAT_SHED_TRANSLATION_QUEUED_JOBS = 8
 
 
 class TextTranslationResult(Protocol):
@@ -130,8 +143,14 @@ class RoomChat:
         translate: TranslateText | None,
         timeout_s: float,
         clock: Callable[[], float] = time.time,
+        max_queued_jobs: int = CHAT_MAX_QUEUED_JOBS,
+        shed_translation_queued_jobs: int = CHAT_SHED_TRANSLATION_QUEUED_JOBS,
     ) -> None:
         self._live = live
+        self._max_queued_jobs = max_queued_jobs
+        self._shed_after_jobs = shed_translation_queued_jobs
+        #: the running job delivers without translating (see the module docstring)
+        self._shedding = False
         self.history = ChatHistory(max_messages=history_max_messages)
         self._translate = translate
         self._timeout_s = timeout_s
@@ -142,14 +161,32 @@ class RoomChat:
         self._runner: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def queued_jobs(self) -> int:
+        """Jobs waiting (not counting the one running)."""
+        return len(self._jobs)
+
+    @property
+    def _full(self) -> bool:
+        return len(self._jobs) >= self._max_queued_jobs
+
     # -- called by the signaling side (synchronously, on the loop) ---------------------------
     def joined(self, client: ClientConnection, participant_id: str) -> None:
         """A participant entered: from now on they get messages live; older room messages
         come as one ``chat_history``."""
         since = self.history.next_seq
         self._since[participant_id] = since
-        if self.history.before(since):
-            self._enqueue(lambda: self._send_history(client, participant_id, since))
+        if not self.history.before(since):
+            return
+        if self._full:  # at once, with the translations made so far: the order still holds
+            languages = reading_languages(client)
+            wires = [
+                m.to_wire(languages, dict.fromkeys(languages, TRANSLATION_BUSY))
+                for m in self.history.before(since)
+            ]
+            client.send(protocol.encode("chat_history", messages=wires))
+            return
+        self._enqueue(lambda: self._send_history(client, participant_id, since))
 
     def left(self, participant_id: str) -> None:
         self._since.pop(participant_id, None)
@@ -157,6 +194,14 @@ class RoomChat:
     def post(
         self, *, sender_id: str, sender_name: str, lang: str, text: str, to: str | None
     ) -> ChatMessage:
+        """Accept a message for delivery; raises ``rate_limited`` when the queue is full."""
+        if self._full:
+            raise protocol.ProtocolError(
+                "rate_limited",
+                "too many chat messages waiting in this room just now",
+                "chat",
+                retry_after_ms=round(self._timeout_s * 1000),
+            )
         message = self.history.post(
             sender_id=sender_id,
             sender_name=sender_name,
@@ -192,10 +237,13 @@ class RoomChat:
     async def _run(self) -> None:
         while self._jobs:
             job = self._jobs.popleft()
+            self._shedding = len(self._jobs) >= self._shed_after_jobs
             try:
                 await job()
             except Exception:  # boundary: one job failing must not stop the room's chat
                 log.exception("chat job failed", room=self._live.name)
+            finally:
+                self._shedding = False
 
     def _recipients(self, message: ChatMessage) -> list[ClientConnection]:
         clients = self._live.clients
@@ -245,6 +293,8 @@ class RoomChat:
             return {}
         if self._translate is None:
             return dict.fromkeys(missing, TRANSLATION_OFF)
+        if self._shedding:
+            return dict.fromkeys(missing, TRANSLATION_BUSY)
         budget_s = self._timeout_s if timeout_s is None else timeout_s
         if budget_s <= 0:
             return dict.fromkeys(missing, TRANSLATION_TIMED_OUT)

@@ -125,7 +125,7 @@ async def _correct(client: ClientConnection, live: LiveRoom, msg: protocol.Corre
     captions = client.server.captions
     if msg.lang == line.lang:
         # the source changed: its machine translations follow it (human ones stay)
-        human = {c.lang for c in line.corrections}
+        human = set(line.corrected_langs)
         targets = sorted((set(line.translations) | set(line.untranslated)) - human - {line.lang})
         if targets:
             changed.update(targets)

@@ -6,7 +6,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from interpret.languages import KNOWN_LANGUAGES
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
@@ -21,7 +31,20 @@ DisplayName = Annotated[
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
 ]
-LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+
+
+def _known_language(code: str) -> str:
+    if code not in KNOWN_LANGUAGES:
+        raise ValueError(f"unknown language {code!r} (not one of Whisper's languages)")
+    return code
+
+
+#: a language the server knows (:data:`interpret.languages.KNOWN_LANGUAGES`): anything else a
+#: client sends is ``bad_message``, so that no list a client fills (channels, caption and
+#: translation targets) can grow past the ~100 known codes
+LangCode = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}$"), AfterValidator(_known_language)
+]
 TrackId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
 MediaKind = Literal["audio", "video"]
@@ -212,7 +235,13 @@ class ChannelAction(_ClientMessage):
     type: str
 
 
-Channel = Annotated[str, StringConstraints(pattern=r"^(floor|[a-z]{2,3})$")]
+def _known_channel(channel: str) -> str:
+    return channel if channel == "floor" else _known_language(channel)
+
+
+Channel = Annotated[
+    str, StringConstraints(pattern=r"^(floor|[a-z]{2,3})$"), AfterValidator(_known_channel)
+]
 
 
 class Listen(ChannelAction):

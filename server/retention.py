@@ -5,7 +5,9 @@ the participants' browsers) and vanish with the room; :meth:`Retention.record` d
 With ``mode = "jsonl"`` each record of a kind named in ``kinds`` is appended as one JSON line to
 ``data_dir/transcripts/<room>/<UTC date>T<hour>.jsonl``; a file is deleted once its newest
 record is older than ``max_age_h`` (checked every ``purge_interval_s``), so nothing stays
-longer than ``max_age_h`` plus one purge interval.
+longer than ``max_age_h`` plus one purge interval. A file holds at most ``max_file_bytes``:
+a record that would pass it is dropped (counted in :attr:`Retention.skipped`), with one warning
+per file that carries the room and kind, never the text; the next hour's file starts afresh.
 
 Callers (captions here; chat when it exists) call ``record(room, kind, fields)`` with what is
 worth keeping; the time is added here.
@@ -39,6 +41,11 @@ class Retention:
         self._kinds = frozenset(settings.kinds) if settings.mode == "jsonl" else frozenset()
         #: records written since start
         self.written = 0
+        #: records not stored because their file was full
+        self.skipped = 0
+        #: the files that reached ``max_file_bytes`` this hour (one warning each)
+        self._full: set[Path] = set()
+        self._full_hour = ""
 
     @property
     def enabled(self) -> bool:
@@ -65,12 +72,30 @@ class Retention:
             {"time": now.isoformat(timespec="milliseconds"), "kind": kind, **fields},
             ensure_ascii=False,
         )
+        data = (line + "\n").encode("utf-8")
+        hour = f"{now:%Y-%m-%dT%H}"
+        if hour != self._full_hour:
+            self._full, self._full_hour = set(), hour
         # room names are [A-Za-z0-9_-]{1,64} (protocol.RoomName): safe as a directory name
         directory = self.directory / room
+        path = directory / f"{hour}.jsonl"
+        if path in self._full:
+            self.skipped += 1
+            return
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with (directory / f"{now:%Y-%m-%dT%H}.jsonl").open("a", encoding="utf-8") as out:
-                out.write(line + "\n")
+            with path.open("ab") as out:
+                if out.tell() + len(data) > self.settings.max_file_bytes:
+                    self._full.add(path)
+                    self.skipped += 1
+                    log.warning(
+                        "retention file full: not storing more of this room this hour",
+                        room=room,
+                        kind=kind,
+                        max_file_bytes=self.settings.max_file_bytes,
+                    )
+                    return
+                out.write(data)
         except OSError as exc:
             log.error("cannot store a record", room=room, kind=kind, error=exc.strerror)
             return

@@ -236,6 +236,7 @@ class RetentionSettings(_Section):
     kinds: list[Literal["captions", "chat"]]
     max_age_h: float = Field(gt=0)
     purge_interval_s: float = Field(ge=1)
+    max_file_bytes: int = Field(ge=1024)
 
 
 class LoggingSettings(_Section):

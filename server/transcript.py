@@ -10,6 +10,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: corrections a line keeps (the latest; each holds the text it replaced, up to 2000 chars):
+#: what a line was corrected into is always its text; the history is for the record
+MAX_CORRECTIONS_PER_LINE = 20
+
 
 @dataclass(slots=True)
 class Correction:
@@ -39,7 +43,10 @@ class TranscriptLine:
     translations: dict[str, str] = field(default_factory=dict)
     engines: dict[str, str] = field(default_factory=dict)
     untranslated: dict[str, str] = field(default_factory=dict)
+    #: the latest :data:`MAX_CORRECTIONS_PER_LINE` corrections, oldest first
     corrections: list[Correction] = field(default_factory=list)
+    #: every language a person corrected (kept when its correction leaves ``corrections``)
+    human_langs: set[str] = field(default_factory=set)
     #: seconds from the utterance's end to its final reaching the server
     latency_s: float | None = None
 
@@ -49,7 +56,7 @@ class TranscriptLine:
 
     @property
     def corrected_langs(self) -> list[str]:
-        return sorted({c.lang for c in self.corrections})
+        return sorted(self.human_langs | {c.lang for c in self.corrections})
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -105,6 +112,8 @@ class RoomTranscript:
         """Record a person's correction of ``lang`` (the source or a translation)."""
         previous = line.text_in(lang) or ""
         line.corrections.append(Correction(lang, by, by_name, at_s, previous))
+        del line.corrections[:-MAX_CORRECTIONS_PER_LINE]
+        line.human_langs.add(lang)
         if lang == line.lang:
             line.text = text
         else:
