@@ -4,7 +4,7 @@
 // language; a final's text is corrected in place (PROTOCOL.md "Interpreting").
 // Buildless ES module; the protocol lives in protocol.js (no DOM there).
 
-import { ParleySession } from "./protocol.js";
+import { ParleySession, tabClientId } from "./protocol.js";
 import { formatGlossary, parseGlossary } from "./glossary.js";
 import { channelOf } from "./channels.js";
 import { takeLinkToken } from "./linktoken.js";
@@ -288,7 +288,7 @@ function setStatus(text) {
 async function open(name, room, languages) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   const token = tokenFor(room); // the join link's, kept per room (web/linktoken.js)
-  const session = new ParleySession({ url, room, name, token, languages, role: "interpreter", reconnect: true });
+  const session = new ParleySession({ url, room, name, token, languages, role: "interpreter", reconnect: true, clientId: tabClientId() });
   window.parley = session; // exposed for tests and debugging
   window.parleyConsole = new ConsoleView(session, languages);
   await session.connect();

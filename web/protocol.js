@@ -106,6 +106,20 @@ export function randomClientId() {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/**
+ * This tab's client id, kept in `storage` (sessionStorage: a reload keeps it, another tab has its
+ * own): in open mode a host's removal refuses it (PROTOCOL.md `join.client_id`).
+ */
+export function tabClientId(storage = globalThis.sessionStorage) {
+  const key = "parley.client_id";
+  let id = storage ? storage.getItem(key) : null;
+  if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+    id = randomClientId();
+    if (storage) storage.setItem(key, id);
+  }
+  return id;
+}
+
 export class ParleySession extends EventTarget {
   /**
    * @param {{url: string, room: string, name: string, localStream?: MediaStream|null,

@@ -1,7 +1,7 @@
 // The meeting UI: pre-join, tiles and layouts, controls and shortcuts, participant list,
 // captions, transcript, reconnect state. All protocol work is in protocol.js; this module
 // renders its state and events.
-import { ParleySession } from "./protocol.js";
+import { ParleySession, tabClientId } from "./protocol.js";
 import { PreJoin, prefs, savePrefs } from "./prejoin.js";
 import { ActiveSpeaker, Tile, icon } from "./tiles.js";
 import { CaptionsView } from "./captionsview.js";
@@ -600,7 +600,7 @@ async function join(name, room, prejoin) {
   // open mode: `?role=interpreter` joins the booth (with tokens the token's role counts)
   const asked = new URLSearchParams(location.search).get("role");
   const role = ["interpreter", "viewer"].includes(asked) ? asked : null;
-  const session = new ParleySession({ url, room, name, localStream: stream, token, lang, languages, role });
+  const session = new ParleySession({ url, room, name, localStream: stream, token, lang, languages, role, clientId: tabClientId() });
   window.parley = session; // exposed for tests and debugging
   $("cc-lang").value = languages[0] || "";
   $("cc-lang2").value = languages[1] || "";
