@@ -103,8 +103,14 @@ async def test_join_storm_200_joins_in_10_s_across_20_rooms(storm_server: Server
     sizes = {room: len(a["participants"]) for room, a in last.items()}
     metrics = storm_server.metrics()
     await leave_all(clients)
-    rss_after = await settled_rss(storm_server, int(rss_before * 1.10), timeout_s=15)
+    # the sockets are closed; the server removes their participants one by one (each exit
+    # holds the membership lock): wait for the count asserted below, not for the first scrape
+    deadline = time.monotonic() + 15 * TIME_SCALE
     after = storm_server.metrics()
+    while after["parley_participants"] > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        after = storm_server.metrics()
+    rss_after = await settled_rss(storm_server, int(rss_before * 1.10), timeout_s=15)
     print(
         f"join storm: {JOINS} joins in {storm_s:.1f} s, p50 {latencies[len(latencies) // 2]:.3f}"
         f" s, p99 {p99:.3f} s, max {latencies[-1]:.3f} s; RSS {rss_before / 2**20:.1f} →"
