@@ -89,6 +89,14 @@ async def captioning_app() -> AsyncIterator[App]:
         await instance.stop()
 
 
+async def started_app(**overrides: Any) -> App:
+    """A real server with :func:`loopback_settings` (``overrides`` by section), started; the
+    caller stops it."""
+    instance = App(loopback_settings(**overrides))
+    await instance.start()
+    return instance
+
+
 def ws_url(app: App) -> str:
     return f"ws://127.0.0.1:{app.port}/ws"
 

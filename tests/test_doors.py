@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.conftest import started_app, ws_url
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 from tests.support.waits import wait_until
@@ -29,15 +29,9 @@ def token(role: str = "participant", *, ttl_s: float = 600, **claims: Any) -> st
     return jwt.encode(payload, SECRET, algorithm="HS256")
 
 
-async def started(**overrides: Any) -> App:
-    app = App(loopback_settings(**overrides))
-    await app.start()
-    return app
-
-
 @pytest.fixture
 async def token_app() -> AsyncIterator[App]:
-    app = await started(
+    app = await started_app(
         auth={"secret": SECRET},
         turn={"urls": ["turn:127.0.0.1:3478"], "static_auth_secret": TURN_SECRET},
     )
@@ -151,7 +145,7 @@ async def test_a_removed_token_is_refused_until_it_expires(token_app: App) -> No
 
 
 async def test_a_removed_open_mode_client_id_is_refused() -> None:
-    app = await started()
+    app = await started_app()
     try:
         host, _ = await join(app, "Hana")
         mallory, joined = await join(app, "Mallory", client_id="mallory-browser-1")
@@ -197,7 +191,7 @@ async def test_a_second_join_with_the_same_token_replaces_the_first(token_app: A
 
 
 async def test_wrong_passwords_do_not_lock_out_the_right_one() -> None:
-    app = await started(auth={"room_passwords": {ROOM: "correct horse"}})
+    app = await started_app(auth={"room_passwords": {ROOM: "correct horse"}})
     try:
         guesser = await client_from(app, "127.0.0.2")
         codes = []

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.conftest import started_app, ws_url
 from tests.support.client import ParleyClient, SineAudio
 from tests.support.raw import RawClient
 
@@ -26,15 +26,9 @@ def token(role: str = "participant", room: str = ROOM, **claims: Any) -> str:
     return jwt.encode(payload, SECRET, algorithm="HS256")
 
 
-async def started(**overrides: Any) -> App:
-    app = App(loopback_settings(**overrides))
-    await app.start()
-    return app
-
-
 @pytest.fixture
 async def token_app() -> AsyncIterator[App]:
-    app = await started(auth={"secret": SECRET})
+    app = await started_app(auth={"secret": SECRET})
     try:
         yield app
     finally:
@@ -43,7 +37,7 @@ async def token_app() -> AsyncIterator[App]:
 
 @pytest.fixture
 async def open_app() -> AsyncIterator[App]:
-    app = await started(auth={"room_passwords": {"secret-room": "hunter2"}})
+    app = await started_app(auth={"room_passwords": {"secret-room": "hunter2"}})
     try:
         yield app
     finally:
@@ -218,7 +212,7 @@ async def test_end_meeting_closes_everyone_and_the_room(token_app: App) -> None:
 
 
 async def test_join_rate_limit_answers_rate_limited() -> None:
-    app = await started(limits={"joins_per_room_per_s": 2.0, "join_burst": 3})
+    app = await started_app(limits={"joins_per_room_per_s": 2.0, "join_burst": 3})
     try:
         for i in range(3):
             _, joined = await join(app, f"p{i}")
@@ -286,7 +280,7 @@ async def test_passwords_and_open_mode_roles(open_app: App) -> None:
 
 
 async def test_message_rate_and_sdp_limits() -> None:
-    app = await started(limits={"messages_per_connection_per_s": 5.0, "message_burst": 20})
+    app = await started_app(limits={"messages_per_connection_per_s": 5.0, "message_burst": 20})
     try:
         client, joined = await join(app, "Sam", publish=["audio"])
         offer = await client.recv("offer")
@@ -320,7 +314,7 @@ async def test_a_flooding_client_is_closed_without_waiting_for_it(
 ) -> None:
     """The server keeps reading while it closes: with 100 frames queued behind the one that
     crossed the line, the close handshake still completes (it used to stall for 10 s)."""
-    app = await started(limits=limits)
+    app = await started_app(limits=limits)
     try:
         client = await RawClient.connect(ws_url(app))
         for _ in range(100):

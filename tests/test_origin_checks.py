@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.conftest import started_app, ws_url
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 
@@ -21,15 +21,9 @@ EVIL = "https://evil.example"
 SECRET = "origin-test-secret-origin-test-secret"
 
 
-async def started(**overrides: object) -> App:
-    instance = App(loopback_settings(**overrides))
-    await instance.start()
-    return instance
-
-
 @pytest.fixture
 async def token_app() -> AsyncIterator[App]:
-    instance = await started(auth={"secret": SECRET})
+    instance = await started_app(auth={"secret": SECRET})
     try:
         yield instance
     finally:
@@ -38,7 +32,7 @@ async def token_app() -> AsyncIterator[App]:
 
 @pytest.fixture
 async def explicit_open_app() -> AsyncIterator[App]:
-    instance = await started(auth={"mode": "open"})
+    instance = await started_app(auth={"mode": "open"})
     try:
         yield instance
     finally:
