@@ -21,8 +21,9 @@ run: $(STAMP) translation-deps
 translation-deps:
 	sh scripts/translation-deps.sh || echo "make run: the translation pairs could not be installed; captions stay untranslated into es/fr/pt (see the server's start log)" >&2
 
-## Install what the tests need (environment + system packages), run the whole suite.
-test: $(STAMP) system-deps
+## Install what the tests need (environment + system packages); lint, strict types, then the
+## whole suite (CI runs exactly this: a lint or type error fails it like a test).
+test: $(STAMP) system-deps lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 system-deps:
@@ -30,12 +31,14 @@ system-deps:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server media interpret tests bench
+	$(VENV)/bin/ruff format --check server media interpret tests bench
 	for f in web/*.js; do node --check $$f || exit 1; done
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-check: lint typecheck test
+## Everything CI checks: lint (ruff check + format, node --check), mypy --strict, the tests.
+check: test
 
 bench-sfu: $(STAMP)
 	$(PY) bench/sfu.py --sweep 1,8,32 --seconds 20 --json bench/results/sfu.json
