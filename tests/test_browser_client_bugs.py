@@ -196,12 +196,14 @@ def test_ice_failure_stops_with_turn_message(
             bob.wait_for_timeout(QUIET_S * 1000)  # no rejoin follows
             status = bob.locator("#status").inner_text()
             print("Bob's page says:", status)
+            alert = bob.get_by_role("alert").inner_text()  # by the Join button
             seen = alice.evaluate("window.seen")
             print("Alice saw Bob:", seen)
             assert seen["joined"] <= 1 and seen["left"] <= 1, seen
             assert seen["joined"] == 1  # he did get in (then left, once)
             assert bob.evaluate("window.parley.state") == "closed"
             assert "TURN" in status, status
+            assert alert == status, alert
         finally:
             bob_browser.close()
     finally:

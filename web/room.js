@@ -462,6 +462,7 @@ class RoomView {
     $("join-button").disabled = false;
     // a media failure says what failed and what the operator can do (protocol.js MEDIA_FAILURES)
     setStatus(failure ? failure.message : code === 1000 ? "You left the room." : `Disconnected (code ${code}).`);
+    if (failure) $("join-error").textContent = failure.message; // by Join, announced (role=alert)
     window.parleyPreJoin?.start();
   }
 }
