@@ -60,6 +60,8 @@ export const MEDIA_FAILURES = Object.freeze({
   ice_failed: "Could not connect audio and video: no network path to the media server "
     + "(UDP is probably blocked between you and it). The server's operator can fix this by "
     + "setting up a TURN relay ([turn] in the server configuration).",
+  ice_failed_relay: "Could not connect audio and video, not even through the server's TURN relay. "
+    + "Ask the server's operator to check the TURN relay ([turn] in the server configuration).",
   ice_lost: "The audio and video connection was lost and could not be restored. If this keeps "
     + "happening, the server's operator can set up a TURN relay ([turn] in the server configuration).",
 });
@@ -190,6 +192,7 @@ export class ParleySession extends EventTarget {
     this.reconnects = 0; // completed rejoins
     this._attempt = 0;
     this.mediaConnected = false; // ICE connected at least once in this session
+    this.iceServers = []; // from `joined` (TURN, when the server has it)
     this._iceRejoins = 0; // rejoins for failed media since media was last stable
     this._rejoinDelayMs = null; // the wait before the next rejoin, when media failure set it
     this._failure = null; // {code, message}: why the session closed, when media failed
@@ -465,7 +468,8 @@ export class ParleySession extends EventTarget {
     clearTimeout(this._stableTimer);
     if (!this.mediaConnected || this._iceRejoins >= ICE_REJOIN_DELAYS_MS.length) {
       // never connected: rejoining cannot help (UDP blocked, no TURN); or it kept failing
-      const code = this.mediaConnected ? "ice_lost" : "ice_failed";
+      const relayed = this.iceServers.some((s) => [s.urls].flat().some((u) => /^turns?:/.test(u)));
+      const code = this.mediaConnected ? "ice_lost" : relayed ? "ice_failed_relay" : "ice_failed";
       console.warn(`media failed (${code}) after ${this._iceRejoins} rejoins: giving up`);
       this._failure = { code, message: MEDIA_FAILURES[code] };
       this.lastError = { code, message: MEDIA_FAILURES[code], ref: null };
@@ -597,7 +601,8 @@ ParleySession.prototype._handlers = {
   joined(msg) {
     const reconnected = this.participantId !== null;
     if (this.pc) this.pc.close();
-    this.pc = this._createPeerConnection(msg.ice_servers || []);
+    this.iceServers = msg.ice_servers || [];
+    this.pc = this._createPeerConnection(this.iceServers);
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;

@@ -23,6 +23,15 @@ test("media that never connected: no rejoin, the reason names TURN", () => {
   assert.match(MEDIA_FAILURES.ice_failed, /TURN/);
 });
 
+test("never connected although the server gave a TURN relay: the relay is what to check", () => {
+  const { session, calls } = joinedSession();
+  session.iceServers = [{ urls: ["turn:turn.example.org:3478?transport=udp"], username: "u", credential: "c" }];
+  session._onMediaFailed();
+  assert.equal(calls.left, 1);
+  assert.equal(session._failure.code, "ice_failed_relay");
+  assert.match(session._failure.message, /TURN relay/);
+});
+
 test("media that had connected: bounded rejoins with growing waits, then ice_lost", () => {
   const { session, calls } = joinedSession();
   session.mediaConnected = true;
