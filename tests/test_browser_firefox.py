@@ -4,8 +4,8 @@
 A Chromium participant (Alice, Playwright) and a Firefox participant (Fox, puppeteer-core over
 WebDriver BiDi: tests/firefox_driver.py) see and hear each other (per received track:
 getStats frames decoded for video, bytes for audio) and read each other's captions (each one's
-final captions reach the other's transcript). Then Cai (Chromium) joins: both renegotiate and
-receive his video and audio.
+final captions reach the other's transcript). Alice shares her screen: Firefox decodes it. Then
+Cai (Chromium) joins: both renegotiate and receive his video and audio.
 
 Firefox's needs here: a default route in the namespace (`default dev lo src 127.0.0.1`, else it
 gathers no candidate), loopback ICE and unobfuscated host addresses, fake devices
@@ -216,6 +216,18 @@ def wait_for_received(page: Any, mids: dict[str, str], who: str) -> dict[str, An
         page.wait_for_timeout(250)
 
 
+def wait_for_frames(page: Any, mid: str, who: str) -> dict[str, Any]:
+    """Until the video on `mid` decoded MIN_NEW_FRAMES frames."""
+    deadline = time.monotonic() + MEDIA_DEADLINE_S
+    while True:
+        got: dict[str, Any] = page.evaluate(RECEIVED_JS, [mid]).get(mid, {})
+        if got.get("framesDecoded", 0) >= MIN_NEW_FRAMES:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{who}: no video on {mid}: {got}")
+        page.wait_for_timeout(250)
+
+
 def wait_for_captions(page: Any, pid: str, words: tuple[str, ...], who: str) -> list[str]:
     deadline = time.monotonic() + CAPTION_DEADLINE_S
     while True:
@@ -254,6 +266,16 @@ def test_firefox_and_chromium_see_hear_and_read_each_other(
         print("Alice reads Fox:", wait_for_captions(alice, fox_id, FOX_WORDS, "Alice"))
         print("Fox reads Alice:", wait_for_captions(firefox, alice_id, ALICE_WORDS, "Fox"))
         print(f"captions both ways within {time.monotonic() - started:.1f} s")
+
+        # Alice shares her screen (Chromium's fake display media): Firefox decodes it too
+        alice.locator("#screen-button").click()
+        wait_for_remote_tracks(firefox, alice_id, count=3)
+        screen_mid = next(
+            t["mid"]
+            for t in firefox.evaluate("() => window.parley.snapshot()")["remoteTracks"]
+            if t["participantId"] == alice_id and t["source"] == "screen"
+        )
+        print("Fox receives Alice's screen:", wait_for_frames(firefox, screen_mid, "Fox"))
 
         # a third participant: both renegotiate, and receive his media
         cai = chromium_join(chromium, server.url, "Cai", log)
