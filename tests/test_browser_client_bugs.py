@@ -5,6 +5,9 @@
   (Spanish) for an English speaker, and bilingual shows the original + Spanish. The captions and
   the chat message are fed into the page's own handlers (the server here has no speech worker;
   the choice of language is the page's).
+- test_french_chat_is_translated_for_an_english_reader (bug 2): with captions on (real Whisper,
+  real Apertium), Fay writes French in the chat panel; Eli, who reads English, sees it in
+  English, marked machine-translated, and no engine name anywhere on his page.
 - test_ice_failure_stops_with_turn_message (bug 3, acceptance 3): Bob's page runs in a network
   namespace of its own, joined to the server's by a TCP-only relay (tests/support/tcp_relay.py),
   so his WebSocket works and no UDP reaches the SFU, and the server has no TURN. His page stops
@@ -211,3 +214,59 @@ def test_ice_failure_stops_with_turn_message(
         island.close()
         alice.context.close()
         print("\n".join(log[-60:]))
+
+
+@pytest.fixture
+def captioning_server(netns: Netns, tmp_path: Path) -> Iterator[ParleyServer]:
+    instance = ParleyServer(
+        netns,
+        tmp_path,
+        '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = true\n',
+    )
+    try:
+        instance.wait_ready()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def join_speaking(browser: Any, base_url: str, room: str, name: str, speak: str, read: str) -> Any:
+    page = browser.new_context(viewport={"width": 1280, "height": 760}).new_page()
+    page.goto(f"{base_url}/?room={room}")
+    form = page.locator("#join-form")
+    form.get_by_label("Your name", exact=True).fill(name)
+    form.get_by_label("I speak", exact=True).select_option(speak)
+    form.get_by_label("Captions in", exact=True).select_option(read)
+    form.get_by_role("button", name="Join", exact=True).click()
+    deadline = time.monotonic() + 10 * TIME_SCALE
+    while page.evaluate("() => window.parley?.state") != "joined":
+        assert time.monotonic() < deadline, f"{name} did not join"
+        page.wait_for_timeout(100)
+    return page
+
+
+def test_french_chat_is_translated_for_an_english_reader(
+    browser: Any, captioning_server: ParleyServer
+) -> None:
+    url = captioning_server.url
+    fay = join_speaking(browser, url, "chat-fr", "Fay", "fr", "fr")
+    eli = join_speaking(browser, url, "chat-fr", "Eli", "en", "en")
+    try:
+        fay.locator("#chat-button").click()
+        fay.locator("#chat-input").fill("Bonjour à tous, merci beaucoup.")
+        fay.locator("#chat-send").click()
+        eli.locator("#chat-button").click()
+        message = eli.locator("#chat-log .chat-message").first
+        message.wait_for(timeout=int(10_000 * TIME_SCALE))
+        text = message.locator(".chat-text")
+        shown = {"lang": text.get_attribute("lang"), "text": text.inner_text()}
+        note = message.locator(".chat-note").inner_text()
+        print("Eli sees:", shown, note)
+        assert shown["lang"] == "en" and "thank" in shown["text"].lower(), (shown, note)
+        assert note.startswith("Machine-translated"), note
+        page_text = eli.locator("body").inner_text().lower()
+        for engine in ("whisper", "apertium", "argos"):
+            assert engine not in page_text, engine
+    finally:
+        fay.context.close()
+        eli.context.close()
