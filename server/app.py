@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import signal
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,26 @@ def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) 
 
         return ProcessMediaBackend(media_settings, on_audio=on_audio)
     return InlineMediaBackend(media_settings, on_audio=on_audio)
+
+
+class ListenError(Exception):
+    """The server could not listen on its address; the message says why and what to do."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        if cause.errno == errno.EADDRINUSE:
+            why = "the port is already in use (another Parley server, or another program)"
+            step = "stop that one, or choose another port with --port or server.port"
+        elif cause.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges)"
+            step = "choose a port of 1024 or more with --port or server.port"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            why = "this machine has no such address"
+            step = "choose one of its addresses with --host or server.host"
+        else:
+            why = cause.strerror or str(cause)
+            step = "check server.host and server.port"
+        super().__init__(f"cannot listen on {host}:{port}: {why}; {step}")
+        self.errno = cause.errno
 
 
 class App:
@@ -180,18 +201,10 @@ class App:
         media backend and the speech worker; ready when all are up."""
         s = self.settings.server
         self.tls = await asyncio.to_thread(tls_files, self.settings)
-        self._server = await serve(
-            self.signaling.handle,
-            s.host,
-            s.port,
-            process_request=self._route,
-            max_size=s.max_message_bytes,
-            ping_interval=s.ping_interval_s,
-            ping_timeout=s.ping_timeout_s,
-            max_queue=16,
-            compression=None,
-            ssl=None if self.tls is None else server_context(self.tls),
-        )
+        try:
+            self._server = await self._listen()
+        except OSError as exc:
+            raise ListenError(s.host, s.port, exc) from exc
         try:
             self.origins = await self._origin_policy()
             await self.media.start()
@@ -205,6 +218,21 @@ class App:
         if self.retention.enabled:
             self._purger = loop.create_task(self.retention.run_purger(), name="retention-purger")
         self.phase = "ready"
+
+    async def _listen(self) -> Server:
+        s = self.settings.server
+        return await serve(
+            self.signaling.handle,
+            s.host,
+            s.port,
+            process_request=self._route,
+            max_size=s.max_message_bytes,
+            ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            max_queue=16,
+            compression=None,
+            ssl=None if self.tls is None else server_context(self.tls),
+        )
 
     async def stop(self) -> None:
         if self._stopped:
@@ -273,11 +301,11 @@ class App:
         return told
 
     async def run_forever(self) -> None:
-        if self.captions is not None:
+        await self.start()
+        if self.captions is not None:  # once the port is ours: a second server says one line
             from .translation_check import log_translation
 
             await log_translation(self.settings.captions)
-        await self.start()
         s = self.settings.server
         log = structlog.get_logger(__name__)
         scheme = "https" if self.tls is not None else "http"

@@ -64,7 +64,7 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
-    from .app import App, configure_logging
+    from .app import App, ListenError, configure_logging
 
     configure_logging(settings)
     try:
@@ -72,8 +72,12 @@ def serve(
     except ConfigError as exc:  # e.g. an unreadable auth.secret_file
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(2) from None
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(app.run_forever())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(app.run_forever())
+    except ListenError as exc:  # one line, not a traceback: the reason and what to do
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 _TTL_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -161,6 +162,18 @@ class CaptionSettings(_Section):
     worker_nice: int = Field(ge=0, le=19)
     #: languages captions are read in here; the start log warns about those nothing reaches
     translation_languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
+
+    @field_validator("model")
+    @classmethod
+    def _model_resolves(cls, model: str, info: ValidationInfo) -> str:
+        # else `serve` listens but never gets ready (its speech worker cannot load the model)
+        if info.data.get("enabled"):
+            from interpret.models import ModelResolver
+
+            reason = ModelResolver().unavailable_reason(model)
+            if reason is not None:
+                raise ValueError(reason)
+        return model
 
     def pipeline_config(self) -> Any:
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""

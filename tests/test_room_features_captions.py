@@ -73,6 +73,22 @@ async def test_chat_is_translated_for_each_reader_by_the_caption_engines(
         await client.close()
 
 
+async def test_french_chat_reaches_an_english_reader_translated(captioning_app: App) -> None:
+    """Issue 13 bug 2: Whisper's fr→en translates speech only; chat takes a text route (Apertium
+    through Spanish), and no engine name reaches the reader."""
+    fay, _ = await join(captioning_app, "Fay", "chat-fr", lang="fr")
+    eli, _ = await join(captioning_app, "Eli", "chat-fr", lang="en")
+    await eli.send({"type": "captions", "languages": ["en"]})
+    await fay.send({"type": "chat", "text": "Bonjour à tous, merci beaucoup.", "lang": "fr"})
+    for_eli = await eli.recv("chat")
+    assert for_eli["untranslated"] == {}, for_eli
+    english = for_eli["translations"]["en"]
+    assert "thank" in english.lower(), for_eli
+    assert for_eli["engines"] == {"en": "apertium"}  # fr→es→en, for the console and metrics
+    for client in (fay, eli):
+        await client.close()
+
+
 async def test_chat_follows_the_room_glossary(captioning_app: App) -> None:
     """A glossary entry set by an interpreter renders its term in chat translations too."""
     text = "We meet in the town of Cintra tomorrow."

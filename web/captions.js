@@ -235,6 +235,12 @@ export function chooseText(caption, languages) {
   return { lang: caption.lang, text: caption.text, original: true, reason };
 }
 
+/** The reader's `languages` they would rather read than the original `lang` (all before it). */
+export function preferredOverOriginal(lang, languages) {
+  const at = languages.indexOf(lang);
+  return at < 0 ? [...languages] : languages.slice(0, at);
+}
+
 /**
  * All speakers' captions for one reader. `apply(message, nowMs)` takes `caption` messages;
  * `view(nowMs)` says what to show:
@@ -277,9 +283,12 @@ export class CaptionBoard {
     const stable = caption.final ? Infinity : Number(caption.stable_chars) || 0;
     if (caption.final) sp.source.addFinal(caption.text);
     else sp.source.setInterim(caption.text, stable);
-    const original = this.languages.length === 0 || this.languages.includes(caption.lang);
+    // the reader's languages ranked above the original: an "also" language the speaker happens
+    // to speak must not replace the main one (the transcript and chat choose the same way)
+    const ahead = preferredOverOriginal(caption.lang, this.languages);
+    const original = ahead.length === 0;
     const translations = caption.translations || {};
-    const targetLang = original ? null : this.languages.find((lang) => translations[lang]);
+    const targetLang = original ? null : ahead.find((lang) => translations[lang]);
     sp.translating = !original;
     if (original) {
       sp.target = null;

@@ -15,13 +15,21 @@
 //   "transcription" {participantId, optOut}
 //   "captionsunavailable" {}                the server has no captions ([captions] off)
 //   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
-//   "closed"        {code, reason}          the socket closed for good; the session is over
+//   "closed"        {code, reason, failure} the socket closed for good; the session is over
+//                                           (failure: {code, message} when media could not
+//                                           flow, e.g. "ice_failed": see MEDIA_FAILURES)
 //
 // Reconnect: a socket that closes with anything but 1000 (leave), 1008 (protocol violation),
 // 1009 (too big), 4001 (removed by a host) or 4002 (meeting ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
 // room again under the same name, with the same local tracks, mutes and caption languages.
 // The server removed the old participant when the old socket closed, so nobody sees a ghost;
 // our participant_id changes.
+//
+// Media (ICE) failure: a peer connection that never connected in this session is a
+// configuration problem (UDP blocked and no TURN relay) that rejoining cannot fix: the session
+// leaves once and closes with failure "ice_failed". One that had connected and then failed is
+// rejoined after ICE_REJOIN_DELAYS_MS (exponential); after the last, it closes with "ice_lost".
+// Either way the others see us join and leave a bounded number of times, never a flicker.
 
 export const PROTOCOL_VERSION = 1;
 export const CLIENT_NAME = "parley-web/0.1";
@@ -41,6 +49,22 @@ export const RECONNECT_DELAYS_MS = Object.freeze([250, 500, 1000, 2000, 4000, 40
 const FINAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4001, 4002]); // 4001 removed, 4002 meeting ended
 /** How long the peer connection may stay "disconnected" before we rejoin. */
 const PC_DISCONNECTED_GRACE_MS = 5000;
+/** Waits before each rejoin after media that had connected failed; then the session closes. */
+export const ICE_REJOIN_DELAYS_MS = Object.freeze([1000, 2000, 4000, 8000]);
+/** Media that stayed connected this long resets the rejoin count. */
+const ICE_STABLE_MS = 30_000;
+
+/** Why media could not flow, in words for the user (room.js shows `message`; the catalogs of
+ * issue 13 part B can key on `code`). */
+export const MEDIA_FAILURES = Object.freeze({
+  ice_failed: "Could not connect audio and video: no network path to the media server "
+    + "(UDP is probably blocked between you and it). The server's operator can fix this by "
+    + "setting up a TURN relay ([turn] in the server configuration).",
+  ice_failed_relay: "Could not connect audio and video, not even through the server's TURN relay. "
+    + "Ask the server's operator to check the TURN relay ([turn] in the server configuration).",
+  ice_lost: "The audio and video connection was lost and could not be restored. If this keeps "
+    + "happening, the server's operator can set up a TURN relay ([turn] in the server configuration).",
+});
 
 /**
  * Ask for camera + microphone; fall back to microphone only, then to nothing (receive only).
@@ -167,6 +191,11 @@ export class ParleySession extends EventTarget {
     this.duckVolume = 0.2;
     this.reconnects = 0; // completed rejoins
     this._attempt = 0;
+    this.mediaConnected = false; // ICE connected at least once in this session
+    this.iceServers = []; // from `joined` (TURN, when the server has it)
+    this._iceRejoins = 0; // rejoins for failed media since media was last stable
+    this._rejoinDelayMs = null; // the wait before the next rejoin, when media failure set it
+    this._failure = null; // {code, message}: why the session closed, when media failed
     this._leaving = false;
     this._slots = {};
     this._pendingSlots = null;
@@ -396,7 +425,8 @@ export class ParleySession extends EventTarget {
     // Forget this connection's media and room view; keep local tracks for the rejoin.
     this._teardownConnection();
     this.state = "reconnecting";
-    const delayMs = RECONNECT_DELAYS_MS[this._attempt];
+    const delayMs = this._rejoinDelayMs ?? RECONNECT_DELAYS_MS[this._attempt];
+    this._rejoinDelayMs = null;
     this._attempt += 1;
     this._emit("reconnecting", { attempt: this._attempt, delayMs, code });
     this._reconnectTimer = setTimeout(() => {
@@ -410,6 +440,7 @@ export class ParleySession extends EventTarget {
     if (this.pc) this.pc.close();
     this.pc = null;
     clearTimeout(this._pcTimer);
+    clearTimeout(this._stableTimer);
     this._slots = {};
     this._offerChain = Promise.resolve();
     for (const entry of this.local.values()) entry.trackId = null;
@@ -428,7 +459,26 @@ export class ParleySession extends EventTarget {
     }
     this._teardownConnection();
     for (const { track } of this.local.values()) track.stop();
-    this._emit("closed", { code, reason });
+    this._emit("closed", { code, reason, failure: this._failure });
+  }
+
+  /** Our peer connection failed (or stayed disconnected): rejoin with backoff, or give up. */
+  _onMediaFailed() {
+    if (this.state !== "joined") return;
+    clearTimeout(this._stableTimer);
+    if (!this.mediaConnected || this._iceRejoins >= ICE_REJOIN_DELAYS_MS.length) {
+      // never connected: rejoining cannot help (UDP blocked, no TURN); or it kept failing
+      const relayed = this.iceServers.some((s) => [s.urls].flat().some((u) => /^turns?:/.test(u)));
+      const code = this.mediaConnected ? "ice_lost" : relayed ? "ice_failed_relay" : "ice_failed";
+      console.warn(`media failed (${code}) after ${this._iceRejoins} rejoins: giving up`);
+      this._failure = { code, message: MEDIA_FAILURES[code] };
+      this.lastError = { code, message: MEDIA_FAILURES[code], ref: null };
+      this.leave();
+      return;
+    }
+    this._rejoinDelayMs = ICE_REJOIN_DELAYS_MS[this._iceRejoins];
+    this._iceRejoins += 1;
+    this.simulateDrop();
   }
 
   _createPeerConnection(iceServers) {
@@ -444,9 +494,13 @@ export class ParleySession extends EventTarget {
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== this.pc) return;
       clearTimeout(this._pcTimer);
-      if (pc.connectionState === "failed") this.simulateDrop();
+      if (pc.connectionState === "connected") {
+        this.mediaConnected = true;
+        clearTimeout(this._stableTimer);
+        this._stableTimer = setTimeout(() => { if (pc === this.pc) this._iceRejoins = 0; }, ICE_STABLE_MS);
+      } else if (pc.connectionState === "failed") this._onMediaFailed();
       else if (pc.connectionState === "disconnected") {
-        this._pcTimer = setTimeout(() => { if (pc === this.pc) this.simulateDrop(); }, PC_DISCONNECTED_GRACE_MS);
+        this._pcTimer = setTimeout(() => { if (pc === this.pc) this._onMediaFailed(); }, PC_DISCONNECTED_GRACE_MS);
       }
     });
     return pc;
@@ -547,7 +601,8 @@ ParleySession.prototype._handlers = {
   joined(msg) {
     const reconnected = this.participantId !== null;
     if (this.pc) this.pc.close();
-    this.pc = this._createPeerConnection(msg.ice_servers || []);
+    this.iceServers = msg.ice_servers || [];
+    this.pc = this._createPeerConnection(this.iceServers);
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;

@@ -447,7 +447,7 @@ class RoomView {
   }
 
   // ---- leaving ---------------------------------------------------------------------------
-  onClosed({ code }) {
+  onClosed({ code, failure }) {
     clearInterval(this.statsTimer);
     if (this.localMeter) this.localMeter.close();
     for (const tile of this.tiles.values()) tile.video.srcObject = null;
@@ -460,7 +460,9 @@ class RoomView {
     $("copy-link").hidden = true;
     $("connection").hidden = true;
     $("join-button").disabled = false;
-    setStatus(code === 1000 ? "You left the room." : `Disconnected (code ${code}).`);
+    // a media failure says what failed and what the operator can do (protocol.js MEDIA_FAILURES)
+    setStatus(failure ? failure.message : code === 1000 ? "You left the room." : `Disconnected (code ${code}).`);
+    if (failure) $("join-error").textContent = failure.message; // by Join, announced (role=alert)
     window.parleyPreJoin?.start();
   }
 }

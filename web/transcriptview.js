@@ -1,6 +1,7 @@
 // The transcript panel: finals with speaker names and times in the reader's language(s), and
 // downloads in the formats of web/transcript.js.
-import { FORMATS, Transcript, textIn } from "./transcript.js";
+import { chooseText } from "./captions.js";
+import { FORMATS, Transcript } from "./transcript.js";
 
 export class TranscriptView {
   /** @param {{list: HTMLElement, downloads: HTMLElement, room: () => string, languages: string[]}} options */
@@ -58,9 +59,11 @@ export class TranscriptView {
     head.append(who, when);
     const text = document.createElement("p");
     text.className = "transcript-text";
-    const lang = this.lang && (entry.lang === this.lang || entry.translations[this.lang]) ? this.lang : entry.lang;
+    // the same choice as the caption bar and chat (web/captions.js chooseText)
+    const shown = chooseText({ lang: entry.lang, text: entry.text, translations: entry.translations }, this.languages);
+    const lang = shown.lang;
     text.lang = lang;
-    text.textContent = textIn(entry, this.lang);
+    text.textContent = shown.text;
     li.append(head, text);
     if (this.bilingual && lang !== entry.lang) {
       const original = document.createElement("p");

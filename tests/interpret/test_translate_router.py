@@ -42,8 +42,8 @@ def router(packages_dir: Path) -> Iterator[TranslationRouter]:
     instance.close()
 
 
-def _route(router: TranslationRouter, source: str, target: str) -> Route:
-    route = router.route(source, target)
+def _route(router: TranslationRouter, source: str, target: str, *, speech: bool = False) -> Route:
+    route = router.route(source, target, speech=speech)
     assert isinstance(route, Route), route
     return route
 
@@ -177,17 +177,43 @@ def test_whisper_translates_speech_into_english_only_as_a_first_step() -> None:
     router = TranslationRouter(registry)
     try:
         # no text engine has German here: Whisper's speech translation, then Apertium en→es
-        assert str(_route(router, "de", "en")) == "whisper de→en"
-        assert _route(router, "de", "es").engine == "whisper+apertium"
-        assert str(_route(router, "es", "en")) == "apertium es→en"  # text engines first
+        assert str(_route(router, "de", "en", speech=True)) == "whisper de→en"
+        assert _route(router, "de", "es", speech=True).engine == "whisper+apertium"
+        assert str(_route(router, "es", "en", speech=True)) == "apertium es→en"  # text first
         # never as a second step (it needs the audio): en→de stays untranslated
-        assert isinstance(router.route("en", "de"), NoRoute)
+        assert isinstance(router.route("en", "de", speech=True), NoRoute)
         with pytest.raises(Exception, match="translates speech"):
-            router.translator(_route(router, "de", "en"))
+            router.translator(_route(router, "de", "en", speech=True))
         # an operator may prefer it for a pair
         forced = TranslationRouter(
             registry, policy=RoutingPolicy(pair_engines={"es-en": ("whisper",)})
         )
-        assert str(_route(forced, "es", "en")) == "whisper es→en"
+        assert str(_route(forced, "es", "en", speech=True)) == "whisper es→en"
+    finally:
+        router.close()
+
+
+def test_text_takes_a_text_route_where_whisper_translates_speech() -> None:
+    """Issue 13 bug 2: French chat (and caption interims) for an English reader. Whisper's
+    fr→en needs the audio; text pivots through Spanish with Apertium, and a reason shown to
+    people names no engine."""
+    from interpret.compose import router_translate_fn
+
+    registry = EngineRegistry.discover(
+        apertium_mode_dirs=DEFAULT_MODE_DIRS, whisper_languages=["en", "de", "es", "fr"]
+    )
+    router = TranslationRouter(registry)
+    try:
+        assert str(_route(router, "fr", "en")) == "apertium fr→es, then apertium es→en"
+        speech = router.route("fr", "en", speech=True)
+        assert str(speech) == "whisper fr→en"  # finals with their audio keep Whisper's
+        translate = router_translate_fn(router)
+        text = translate("Bonjour à tous.", "fr", "en")
+        assert text.text and text.engine == "apertium", text
+        assert "all" in text.text.lower(), text  # "Greeting to all."
+        assert translate("Bonjour", "fr", "en", english="Hello").text == "Hello"
+        untranslatable = translate("Guten Tag", "de", "en")  # only Whisper has de→en here
+        assert untranslatable.text is None
+        assert untranslatable.reason == "no translation de→en"
     finally:
         router.close()
