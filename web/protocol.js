@@ -16,6 +16,7 @@
 //   "captionsunavailable" {}                the server has no captions ([captions] off)
 //   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
 //   "closed"        {code, reason}          the socket closed for good; the session is over
+//   "serverclosing" {reason, flushTimeoutMs} the server announced its shutdown (`server_closing`)
 //
 // Reconnect: a socket that closes with anything but 1000 (leave), 1008 (protocol violation),
 // 1009 (too big), 4001 (removed by a host) or 4002 (meeting ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
@@ -44,7 +45,8 @@ const PC_DISCONNECTED_GRACE_MS = 5000;
 
 /**
  * Ask for camera + microphone; fall back to microphone only, then to nothing (receive only).
- * @param {{audio?: boolean, video?: boolean}} [want]
+ * @param {{audio?: boolean, video?: boolean, errors?: Error[]}} [want] `errors` collects the
+ *   failures of the attempts
  * @returns {Promise<MediaStream|null>}
  */
 export async function getLocalMedia(want = { audio: true, video: true }) {
@@ -57,6 +59,7 @@ export async function getLocalMedia(want = { audio: true, video: true }) {
       return await navigator.mediaDevices.getUserMedia(constraints);
     } catch (err) {
       console.warn("getUserMedia failed", constraints, err);
+      if (want.errors) want.errors.push(err); // the page says why (web/messages.js)
     }
   }
   return null;
@@ -634,6 +637,11 @@ ParleySession.prototype._handlers = {
         console.error("offer", err);
         this._fail("client", `could not answer offer ${msg.revision}: ${err}`);
       });
+  },
+
+  server_closing(msg) {
+    // the socket closes with 1001 next; we reconnect as after any drop, and the UI says why
+    this._emit("serverclosing", { reason: msg.reason, flushTimeoutMs: msg.flush_timeout_ms });
   },
 
   notice(msg) {

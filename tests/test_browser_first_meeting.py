@@ -1,0 +1,336 @@
+"""What a first meeting trips over (issue 13, part B), in real headless Chromium against the real
+server (captions off: these are about the page), loopback only.
+
+- bug 4: Space held on a focused button talks (push-to-talk) and never activates the button;
+  shortcuts do nothing while typing.
+- bug 5: leaving stops every camera and microphone track (no preview restarts) and offers Rejoin,
+  which asks for the devices again and joins.
+- bug 6: plain errors with a next step: server unreachable at join, an announced restart (and the
+  page back once the server is), camera and microphone blocked.
+- the interface language: the picker switches the page to Arabic (dir=rtl, Arabic strings,
+  language names in Arabic), and the choice survives a reload; a browser asking for Arabic gets it.
+- screenshots at 1280 px and 390 px, English and Arabic (tmp dir; PARLEY_UPDATE_DOCS=1 also
+  copies the Arabic room to docs/room-ar.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser_support import (
+    CHROMIUM,
+    Netns,
+    ParleyServer,
+    chromium_args,
+    chromium_executable,
+    silent_wav,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+sync_api = pytest.importorskip("playwright.sync_api")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n'
+#: every camera/microphone track the page ever got, to check that leaving stops them all
+TRACK_LOG_JS = """(() => {
+  window.__tracks = [];
+  const md = navigator.mediaDevices;
+  if (!md) return;
+  const gum = md.getUserMedia.bind(md);
+  md.getUserMedia = async (c) => {
+    const s = await gum(c);
+    window.__tracks.push(...s.getTracks());
+    return s;
+  };
+})();"""
+LIVE_TRACKS_JS = "() => window.__tracks.filter((t) => t.readyState === 'live').length"
+JOINED_JS = "() => Boolean(window.parley) && window.parley.state === 'joined'"
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return silent_wav(tmp_path_factory.mktemp("mic") / "silence.wav")
+
+
+@pytest.fixture(scope="module")
+def pw() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def executable(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chromium_executable(netns, tmp_path_factory.mktemp("bin"))
+
+
+@pytest.fixture(scope="module")
+def browser(pw: Any, executable: Path, wav: Path) -> Iterator[Any]:
+    b = pw.chromium.launch(executable_path=str(executable), headless=True, args=chromium_args(wav))
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def server(netns: Netns, tmp_path: Path) -> Iterator[ParleyServer]:
+    """A server of the test's own (some tests stop and restart it)."""
+    s = ParleyServer(netns, tmp_path, CONFIG)
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        s.stop()
+
+
+def new_page(
+    browser: Any, url: str, log: list[str], *, locale: str = "en-US", width: int = 1280
+) -> Any:
+    height = 844 if width < 600 else 800
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+    context.add_init_script(TRACK_LOG_JS)
+    page = context.new_page()
+    page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
+    page.goto(url)
+    return page
+
+
+def preview_ready(page: Any) -> None:
+    wait_until(
+        page,
+        "() => document.getElementById('preview-video').videoWidth > 0"
+        " && document.querySelectorAll('#mic-select option').length > 1",
+    )
+
+
+def join(page: Any, name: str) -> None:
+    page.locator("#name-input").fill(name)
+    page.locator("#join-button").click()
+    wait_until(page, JOINED_JS)
+
+
+def audio_muted(page: Any) -> bool:
+    return bool(page.evaluate("() => window.parley.local.get('audio').muted"))
+
+
+def test_space_on_a_focused_button_talks_and_never_clicks(browser: Any, server: Any) -> None:
+    """Bug 4: hold Space on the focused "Raise hand" button while muted: the microphone opens
+    while it is held and closes on release, and the hand stays down; M typed into the chat does
+    not mute."""
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=ptt", log)
+    try:
+        preview_ready(page)
+        join(page, "Pat")
+        page.locator("#mic-button").click()
+        assert audio_muted(page)
+        page.locator("#hand-button").focus()
+        page.keyboard.down(" ")
+        page.wait_for_timeout(200)
+        assert not audio_muted(page), "Space held on a focused button must talk"
+        page.keyboard.up(" ")
+        page.wait_for_timeout(300)
+        assert audio_muted(page), "releasing Space mutes again"
+        assert not page.evaluate("() => window.parley.hand"), "Space must not click the button"
+        assert page.locator("#hand-button").get_attribute("aria-pressed") == "false"
+        # typing is never a shortcut
+        page.locator("#mic-button").click()
+        page.locator("button[data-panel='panel-chat']").click()
+        page.locator("#chat-input").type("m v c ")
+        assert not audio_muted(page), log
+        assert page.locator("#chat-input").input_value() == "m v c "
+    finally:
+        page.context.close()
+
+
+def test_leaving_releases_devices_and_offers_rejoin(browser: Any, server: Any) -> None:
+    """Bug 5: after Leave no camera or microphone track is live (the preview does not restart on
+    its own); Rejoin asks for the devices again and joins the same room under the same name."""
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=leave", log)
+    try:
+        preview_ready(page)
+        join(page, "Lee")
+        assert page.evaluate(LIVE_TRACKS_JS) >= 2
+        page.locator("#leave-button").click()
+        wait_until(page, "() => window.parley.state === 'closed'")
+        page.wait_for_timeout(1500)  # the old page restarted the preview here
+        assert page.evaluate(LIVE_TRACKS_JS) == 0, "leaving must release camera and microphone"
+        assert page.locator("#left-view").is_visible(), log
+        assert "You left the room" in page.locator("#left-view").inner_text()
+        rejoin = page.get_by_role("button", name="Rejoin", exact=True)
+        assert rejoin.is_visible()
+        rejoin.click()
+        wait_until(page, JOINED_JS)
+        assert page.evaluate("() => window.parley.name") == "Lee"
+        assert page.evaluate("() => window.parley.room") == "leave"
+        assert page.evaluate(LIVE_TRACKS_JS) >= 2, "Rejoin asks for the devices again"
+    finally:
+        page.context.close()
+
+
+def test_unreachable_server_is_said_plainly(browser: Any, server: Any) -> None:
+    """Bug 6: the server went away before Join: the page says it could not reach the server and
+    what to do, not "connection closed (1006) before joining"."""
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=down", log)
+    try:
+        preview_ready(page)
+        server.stop()
+        page.locator("#name-input").fill("Dee")
+        page.locator("#join-button").click()
+        error = page.locator("#join-error")
+        wait_until(page, "() => document.getElementById('join-error').textContent.length > 0")
+        text = error.inner_text()
+        assert "Could not reach the server" in text, text
+        assert "try again" in text, text
+        assert "1006" not in text, text
+    finally:
+        page.context.close()
+
+
+def test_announced_restart_is_said_and_survived(
+    browser: Any, netns: Netns, server: Any, tmp_path: Path
+) -> None:
+    """Bug 6: the server announces its shutdown (SIGTERM: `server_closing`, then 1001): the
+    banner says it is restarting and that we reconnect, not "Connection lost"; once a server
+    listens again on the port the page is back in the room."""
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=restart", log)
+    try:
+        preview_ready(page)
+        join(page, "Ren")
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(page, "() => !document.getElementById('banner').hidden")
+        banner = page.locator("#banner").inner_text()
+        assert "restarting" in banner, banner
+        assert "reconnect" in banner.lower(), banner
+        server.proc.wait(timeout=15)
+        again = ParleyServer(netns, tmp_path, CONFIG, port=server.port)
+        try:
+            again.wait_ready()
+            wait_until(page, JOINED_JS, timeout_ms=30_000)
+            assert page.locator("#banner").is_hidden()
+        finally:
+            again.stop()
+    finally:
+        page.context.close()
+
+
+def test_blocked_camera_and_microphone_say_why_and_how(
+    pw: Any, executable: Path, wav: Path, server: Any
+) -> None:
+    """Bug 6: with camera and microphone permission denied the pre-join page says they are
+    blocked and how to allow them (not "No camera"), and one can still join to listen."""
+    args = [a for a in chromium_args(wav) if a != "--use-fake-ui-for-media-stream"]
+    b = pw.chromium.launch(
+        executable_path=str(executable), headless=True, args=[*args, "--deny-permission-prompts"]
+    )
+    log: list[str] = []
+    try:
+        page = new_page(b, f"{server.url}/?room=denied", log)
+        wait_until(page, "() => !document.getElementById('media-error').hidden")
+        text = page.locator("#media-error").inner_text()
+        assert "blocked" in text, text
+        assert "address bar" in text, text
+        join(page, "Dan")
+        assert page.locator("#mic-button").is_disabled()
+        assert "blocked" in (page.locator("#mic-button").get_attribute("title") or "")
+    finally:
+        b.close()
+
+
+def test_language_picker_arabic_rtl_persists(browser: Any, server: Any, tmp_path: Path) -> None:
+    """The interface language: English by the browser's language; choosing Arabic turns the page
+    right-to-left with Arabic strings and language names, and a reload keeps it; the room's
+    settings have the same picker."""
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=lang", log)
+    try:
+        preview_ready(page)
+        assert page.evaluate("() => document.documentElement.lang") == "en"
+        assert page.locator("#join-button").inner_text() == "Join"
+        page.locator("#ui-lang").select_option("ar")
+        wait_until(page, "() => document.documentElement.dir === 'rtl'")
+        assert page.evaluate("() => document.documentElement.lang") == "ar"
+        assert page.locator("#join-button").inner_text() == "انضمام"
+        assert page.locator("label[for='name-input']").inner_text() == "اسمك"
+        page.reload()
+        preview_ready(page)
+        assert page.evaluate(
+            "() => [document.documentElement.lang, document.documentElement.dir]"
+        ) == [
+            "ar",
+            "rtl",
+        ]
+        # language names in the interface language (not the browser's)
+        options = page.locator("#speak-select option").all_inner_texts()
+        assert any("الإسبانية" in o for o in options), options[:5]
+        join(page, "Ana")
+        assert page.locator("#leave-button").inner_text().strip() == "مغادرة"
+        page.locator("button[data-panel='panel-settings']").click()
+        page.locator("#room-ui-lang").select_option("fr")
+        wait_until(page, "() => document.documentElement.lang === 'fr'")
+        assert page.evaluate("() => document.documentElement.dir") == "ltr"
+        assert page.locator("#leave-button").inner_text().strip() == "Quitter"
+        assert not [m for m in log if "pageerror" in m], log
+    finally:
+        page.context.close()
+
+
+def test_browser_language_is_the_default(browser: Any, server: Any) -> None:
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/console.html?room=x", log, locale="zh-CN")
+    try:
+        wait_until(page, "() => document.documentElement.lang === 'zh'")
+        assert page.locator("#join-heading").inner_text() == "同传控制台"
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ar"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, width: int) -> None:
+    """The room fits: one control row at 1280 px, nothing off-screen at 390 px (controls wrap,
+    the caption bar stays inside the viewport); PNGs to look at in the tmp dir."""
+    log: list[str] = []
+    room = f"shots-{width}"
+    page = new_page(browser, f"{server.url}/?room={room}", log, locale=locale, width=width)
+    other = new_page(browser, f"{server.url}/?room={room}", log, locale="en-US")
+    try:
+        preview_ready(page)
+        page.screenshot(path=str(tmp_path / f"prejoin-{locale}-{width}.png"))
+        join(page, "Amira" if locale == "ar" else "Ada")
+        preview_ready(other)
+        join(other, "Bruno")
+        wait_until(page, "() => document.querySelectorAll('#tiles .tile').length === 2")
+        page.wait_for_timeout(800)
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"page scrolls sideways by {overflow}px"
+        rows = page.evaluate(
+            "() => new Set([...document.querySelectorAll('#controls > button')]"
+            ".filter((b) => b.offsetParent)"
+            ".map((b) => Math.round(b.getBoundingClientRect().top))).size"
+        )
+        if width >= 1280:
+            assert rows == 1, "one control row at 1280 px"
+        path = tmp_path / f"room-{locale}-{width}.png"
+        page.screenshot(path=str(path))
+        if os.environ.get("PARLEY_UPDATE_DOCS") == "1" and locale == "ar" and width == 1280:
+            shutil.copy(path, REPO / "docs" / "room-ar.png")
+    finally:
+        page.context.close()
+        other.context.close()
