@@ -53,6 +53,29 @@ TRACK_LOG_JS = """(() => {
 })();"""
 LIVE_TRACKS_JS = "() => window.__tracks.filter((t) => t.readyState === 'live').length"
 JOINED_JS = "() => Boolean(window.parley) && window.parley.state === 'joined'"
+#: shows a long final caption of the other participant, at caption size `size`
+CAPTION_JS = """([size, lang, text]) => {
+  const view = window.parleyView;
+  const other = [...window.parley.participants.keys()][0];
+  view.captions.setFontSize(size);
+  view.captions.consent();
+  view.captions.add({caption_id: 'c1', participant_id: other, lang, final: true, text}, Date.now());
+}"""
+CAPTION = {
+    "en-US": (
+        "en",
+        "Good morning everyone, the quarterly meeting starts now with the budget review.",
+    ),
+    "ar": ("ar", "صباح الخير جميعًا، يبدأ الاجتماع الفصلي الآن بمراجعة الميزانية."),
+    "ru": ("ru", "Доброе утро всем, квартальное совещание начинается с обзора бюджета."),
+}
+#: where the caption text sits, and the bottom of the caption bar's label
+CAPTION_BOX_JS = """() => {
+  const lines = [...document.querySelectorAll('.caption-line')].map((l) => l.getBoundingClientRect());
+  const label = document.getElementById('captions-label').getBoundingClientRect();
+  return {left: Math.min(...lines.map((r) => r.left)), right: Math.max(...lines.map((r) => r.right)),
+          firstLineTop: Math.min(...lines.map((r) => r.top)), labelBottom: label.bottom};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +322,7 @@ def test_browser_language_is_the_default(browser: Any, server: Any) -> None:
         page.context.close()
 
 
-@pytest.mark.parametrize("locale", ["en-US", "ar"])
+@pytest.mark.parametrize("locale", ["en-US", "ar", "ru"])
 @pytest.mark.parametrize("width", [1280, 390])
 def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, width: int) -> None:
     """The room fits: one control row at 1280 px, nothing off-screen at 390 px (controls wrap,
@@ -315,7 +338,16 @@ def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, wid
         preview_ready(other)
         join(other, "Bruno")
         wait_until(page, "() => document.querySelectorAll('#tiles .tile').length === 2")
+        # a long caption of Bruno's in Extra large: it wraps inside the screen and stays clear of
+        # the "machine-generated" label
+        page.evaluate(CAPTION_JS, ["xlarge", *CAPTION[locale]])
+        wait_until(page, "() => document.querySelectorAll('.caption-line').length > 0")
         page.wait_for_timeout(800)
+        box = page.evaluate(CAPTION_BOX_JS)
+        assert box["left"] >= 0 and box["right"] <= width, box
+        assert box["labelBottom"] <= box["firstLineTop"] + 1, box
+        path = tmp_path / f"room-{locale}-{width}.png"
+        page.screenshot(path=str(path))
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -327,8 +359,6 @@ def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, wid
         )
         if width >= 1280:
             assert rows == 1, "one control row at 1280 px"
-        path = tmp_path / f"room-{locale}-{width}.png"
-        page.screenshot(path=str(path))
         if os.environ.get("PARLEY_UPDATE_DOCS") == "1" and locale == "ar" and width == 1280:
             shutil.copy(path, REPO / "docs" / "room-ar.png")
     finally:

@@ -115,6 +115,7 @@ export class CaptionsView {
         const el = document.createElement("div");
         el.className = `caption-row ${row.role}`;
         el.lang = row.lang;
+        el.dir = "auto"; // English captions in an Arabic page read left to right, and back
         el.dataset.lang = row.lang;
         r = { el, lines: [], note: null };
         b.rows.set(key, r);

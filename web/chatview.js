@@ -60,12 +60,14 @@ export class ChatView {
     const text = document.createElement("p");
     text.className = "chat-text";
     text.lang = shown.lang;
+    text.dir = "auto";
     text.textContent = shown.text;
     li.append(head, text);
     if (shown.translated) {
       const original = document.createElement("p");
       original.className = "chat-original";
       original.lang = m.lang;
+      original.dir = "auto";
       original.textContent = m.text;
       original.hidden = true;
       original.id = `chat-original-${m.message_id}`;

@@ -66,7 +66,7 @@ export class Tile {
         this.userVolume = Number(this.volumeInput.value) / 100;
         this._applyVolume();
       });
-      this.plate.append(this.volumeInput);
+      this.el.append(this.volumeInput);
     }
     this._state = "";
     this._last = null;

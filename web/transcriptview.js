@@ -60,12 +60,14 @@ export class TranscriptView {
     text.className = "transcript-text";
     const lang = this.lang && (entry.lang === this.lang || entry.translations[this.lang]) ? this.lang : entry.lang;
     text.lang = lang;
+    text.dir = "auto";
     text.textContent = textIn(entry, this.lang);
     li.append(head, text);
     if (this.bilingual && lang !== entry.lang) {
       const original = document.createElement("p");
       original.className = "transcript-original";
       original.lang = entry.lang;
+      original.dir = "auto";
       original.textContent = entry.text;
       li.append(original);
     }
