@@ -364,3 +364,53 @@ def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, wid
     finally:
         page.context.close()
         other.context.close()
+
+
+def test_what_people_expect(browser: Any, server: Any) -> None:
+    """Two people called Ana are told apart; a join notice shows; the interpreter console is in
+    the list but gets no tile; the microphone switches during the call (the sender's track is
+    replaced, the old one stopped) and a speaker can be chosen."""
+    log: list[str] = []
+    room = "expect"
+    first = new_page(browser, f"{server.url}/?room={room}", log)
+    second = new_page(browser, f"{server.url}/?room={room}", log)
+    console = new_page(browser, f"{server.url}/console.html?room={room}&name=Booth", log)
+    try:
+        preview_ready(first)
+        join(first, "Ana")
+        preview_ready(second)
+        join(second, "Ana")
+        wait_until(first, "() => document.querySelectorAll('#tiles .tile').length === 2")
+        wait_until(first, "() => document.getElementById('toasts').textContent.includes('joined')")
+        names = first.locator("#participant-list .participant-name").all_inner_texts()
+        assert sorted(names) == ["Ana (2)", "Ana (you)"], names
+        assert first.locator("#tiles .tile:not(.local) .name").inner_text() == "Ana (2)"
+        assert second.locator("#tiles .tile:not(.local) .name").inner_text() == "Ana (1)"
+        # the console: listed, no camera-less tile
+        console.locator("form#join-form button[type=submit]").click()
+        wait_until(console, JOINED_JS)
+        wait_until(first, "() => document.querySelectorAll('#participant-list li').length === 3")
+        first.wait_for_timeout(500)
+        assert first.locator("#tiles .tile").count() == 2
+        # switch the microphone in Settings
+        first.locator("button[data-panel='panel-settings']").click()
+        mics = first.locator("#room-mic option").evaluate_all(
+            "(options) => options.map((o) => o.value)"
+        )
+        before = first.evaluate("() => window.parley.local.get('audio').track.id")
+        other = next(m for m in mics if m != first.locator("#room-mic").input_value())
+        first.locator("#room-mic").select_option(other)
+        wait_until(first, f"() => window.parley.local.get('audio').track.id !== {before!r}")
+        state = first.evaluate(
+            """() => {
+              const track = window.parley.local.get('audio').track;
+              return {sent: window.parley.pc.getSenders().some((s) => s.track === track),
+                      device: track.getSettings().deviceId,
+                      old: window.__tracks.find((t) => t.kind === 'audio').readyState};
+            }"""
+        )
+        assert state["sent"] and state["device"] == other and state["old"] == "ended", state
+        assert first.locator("#room-speaker option").count() >= 1
+    finally:
+        for page in (first, second, console):
+            page.context.close()

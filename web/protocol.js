@@ -301,6 +301,23 @@ export class ParleySession extends EventTarget {
     return true;
   }
 
+  /**
+   * Switch our camera or microphone (`kind` "video" | "audio") to `track` during the call: the
+   * sender's track is replaced in place (same m-line, no renegotiation), the mute state carries
+   * over, and the old track is stopped.
+   */
+  async replaceTrack(kind, track) {
+    const entry = this.local.get(kind);
+    if (!entry) return false;
+    track.enabled = !entry.muted;
+    const sender = this.pc ? this.pc.getSenders().find((s) => s.track === entry.track) : null;
+    if (sender) await sender.replaceTrack(track);
+    const old = entry.track;
+    entry.track = track;
+    if (old !== track) old.stop();
+    return true;
+  }
+
   /** Leave the room. Resolves when the server has closed the socket (or after a timeout). */
   async leave(timeoutMs = 3000) {
     if (this.state === "closed") return;

@@ -11,6 +11,7 @@ import { LevelMeter, connectionStats } from "./levels.js";
 import { fillLanguageSelect, languageName } from "./languages.js";
 import { ChannelsView, channelOf, volumes } from "./channels.js";
 import { takeLinkToken } from "./linktoken.js";
+import { DevicesView } from "./devices.js";
 import { bindLanguagePicker, onLanguageChange, setAttr, setText, t, translatePage } from "./i18n.js";
 import { joinErrorKey, mediaErrorKey, noticeMessage } from "./messages.js";
 
@@ -142,6 +143,13 @@ class RoomView {
       onStatus: (text) => { $("status").textContent = text; },
     });
     $("booth-into").addEventListener("change", () => this.channels.render());
+    this.devices = new DevicesView({
+      session,
+      camera: $("room-camera"), mic: $("room-mic"), speaker: $("room-speaker"),
+      media: () => [...this.tiles.values()].map((tile) => tile.video),
+      onSwitched: (kind, track) => this.onDeviceSwitched(kind, track),
+      onError: (err) => setStatus("status.deviceFailed", { error: err.message || String(err) }),
+    });
     session.addEventListener("channels", (ev) => {
       this.channels.render(ev.detail.event);
       this.render();
@@ -198,8 +206,13 @@ class RoomView {
 
   /** A participant's name, with "(2)" etc. when others here have the same name (joined earlier). */
   displayName(p) {
-    const same = [...this.session.participants.values()].filter((o) => o.name === p.name);
-    if (this.session.name === p.name) same.unshift({ participant_id: this.session.participantId });
+    const s = this.session;
+    // in joining order: those here before us, us, those who came after (the same on every page)
+    const all = [...s.participants.values()];
+    const before = all.filter((o) => this.here?.has(o.participant_id));
+    const after = all.filter((o) => !this.here?.has(o.participant_id));
+    const order = [...before, { participant_id: s.participantId, name: s.name }, ...after];
+    const same = order.filter((o) => o.name === p.name);
     if (same.length < 2) return p.name;
     return t("room.sameName", { name: p.name, n: same.findIndex((o) => o.participant_id === p.participant_id) + 1 });
   }
@@ -241,19 +254,37 @@ class RoomView {
     history.replaceState(null, "", url);
     this.serverClosing = false;
     this.known = new Set(s.participants.keys());
+    this.here = new Set(s.participants.keys()); // who was in the room before us
     setStatus(reconnected ? "status.reconnected" : "");
     this.channels.render();
     if (!reconnected) {
       if (window.matchMedia("(min-width: 900px)").matches) this.openPanel("panel-people");
-      this.localMeter = s.local.has("audio") ? new LevelMeter(s.local.get("audio").track) : null;
-      // a muted track is disabled (silent); a clone of it still hears the room, for the hint
-      this.mutedClone = s.local.has("audio") ? s.local.get("audio").track.clone() : null;
-      if (this.mutedClone) this.mutedClone.enabled = true;
-      this.mutedMeter = this.mutedClone ? new LevelMeter(this.mutedClone) : null;
-      this.mutedLoudSamples = 0;
+      this.meterAudio(s.local.get("audio")?.track || null);
       this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
     }
+    this.devices.refresh().catch(() => {});
     this.render();
+  }
+
+  /** Our camera or microphone was switched (Settings → Devices): show and meter the new one. */
+  onDeviceSwitched(kind, track) {
+    this.localTile?.setTrack(kind, track);
+    if (kind === "audio") this.meterAudio(track);
+    this.devices.refresh().catch(() => {});
+    this.render();
+  }
+
+  /** Level meters on our microphone: the speaking outline, and the "you are muted" hint (on a
+   * clone: a muted track is disabled, silent, while the clone still hears the room). */
+  meterAudio(track) {
+    this.localMeter?.close();
+    this.mutedMeter?.close();
+    this.mutedClone?.stop();
+    this.localMeter = track ? new LevelMeter(track) : null;
+    this.mutedClone = track ? track.clone() : null;
+    if (this.mutedClone) this.mutedClone.enabled = true;
+    this.mutedMeter = this.mutedClone ? new LevelMeter(this.mutedClone) : null;
+    this.mutedLoudSamples = 0;
   }
 
   /** The interface language changed: redo what render() builds from messages. */
@@ -262,6 +293,7 @@ class RoomView {
     this.channels.render();
     this.captions.render();
     this.transcript.render();
+    this.devices.refresh().catch(() => {});
     this.render();
   }
 
@@ -359,6 +391,7 @@ class RoomView {
     if (!tile) {
       const p = this.session.participants.get(participantId);
       tile = new Tile({ id, participantId, name: p ? this.displayName(p) : "…", isLocal: false, isScreen: screen });
+      this.devices.apply(tile.video);
       this.tiles.set(id, tile);
       $("tiles").append(tile.el);
     }
@@ -604,12 +637,8 @@ class RoomView {
   // ---- leaving ---------------------------------------------------------------------------
   onClosed({ code }) {
     clearInterval(this.statsTimer);
-    if (this.localMeter) this.localMeter.close();
-    this.localMeter = null;
-    if (this.mutedMeter) this.mutedMeter.close();
-    this.mutedMeter = null;
-    if (this.mutedClone) this.mutedClone.stop();
-    this.mutedClone = null;
+    this.meterAudio(null);
+    this.devices.close();
     $("muted-hint").hidden = true;
     this.captions.close();
     for (const tile of [this.localTile, this.localScreenTile, ...this.tiles.values()]) {

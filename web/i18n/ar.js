@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "نُسخ الرابط.",
   "status.screenFailed": "تعذّرت مشاركة الشاشة: {error}",
   "status.mediaFailed": "الكاميرا والميكروفون: {error}",
+  "status.deviceFailed": "تعذّر تبديل الجهاز: {error}",
   "status.talking": "أنت تتحدث (حرّر مفتاح المسافة لكتم الصوت)",
   "status.muted": "الصوت مكتوم",
   "banner.reconnecting": "انقطع الاتصال. جارٍ إعادة الاتصال تلقائيًا (المحاولة {attempt})…",

@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "Link copied.",
   "status.screenFailed": "Could not share the screen: {error}",
   "status.mediaFailed": "Camera and microphone: {error}",
+  "status.deviceFailed": "Could not switch the device: {error}",
   "status.talking": "Talking (release Space to mute)",
   "status.muted": "Muted",
   "banner.reconnecting": "Connection lost. Reconnecting automatically (attempt {attempt})…",

@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "Enlace copiado.",
   "status.screenFailed": "No se pudo compartir la pantalla: {error}",
   "status.mediaFailed": "Cámara y micrófono: {error}",
+  "status.deviceFailed": "No se pudo cambiar el dispositivo: {error}",
   "status.talking": "Hablando (suelta Espacio para silenciar)",
   "status.muted": "Silenciado",
   "banner.reconnecting": "Se perdió la conexión. Reconectando automáticamente (intento {attempt})…",

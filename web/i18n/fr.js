@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "Lien copié.",
   "status.screenFailed": "Impossible de partager l’écran : {error}",
   "status.mediaFailed": "Caméra et micro : {error}",
+  "status.deviceFailed": "Impossible de changer d’appareil : {error}",
   "status.talking": "Vous parlez (relâchez Espace pour couper le micro)",
   "status.muted": "Micro coupé",
   "banner.reconnecting": "Connexion perdue. Reconnexion automatique (tentative {attempt})…",

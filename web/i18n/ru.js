@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "Ссылка скопирована.",
   "status.screenFailed": "Не удалось показать экран: {error}",
   "status.mediaFailed": "Камера и микрофон: {error}",
+  "status.deviceFailed": "Не удалось переключить устройство: {error}",
   "status.talking": "Вы говорите (отпустите пробел, чтобы выключить микрофон)",
   "status.muted": "Микрофон выключен",
   "banner.reconnecting": "Соединение потеряно. Переподключаемся автоматически (попытка {attempt})…",

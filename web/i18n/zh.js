@@ -62,6 +62,7 @@ export default {
   "status.linkCopied": "链接已复制。",
   "status.screenFailed": "无法共享屏幕：{error}",
   "status.mediaFailed": "摄像头和麦克风：{error}",
+  "status.deviceFailed": "无法切换设备：{error}",
   "status.talking": "正在讲话（松开空格键即静音）",
   "status.muted": "已静音",
   "banner.reconnecting": "连接中断。正在自动重新连接（第 {attempt} 次）…",
