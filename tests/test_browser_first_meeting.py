@@ -71,9 +71,11 @@ CAPTION = {
 }
 #: where the caption text sits, and the bottom of the caption bar's label
 CAPTION_BOX_JS = """() => {
-  const lines = [...document.querySelectorAll('.caption-line')].map((l) => l.getBoundingClientRect());
+  const lines = [...document.querySelectorAll('.caption-line')]
+    .map((l) => l.getBoundingClientRect());
   const label = document.getElementById('captions-label').getBoundingClientRect();
-  return {left: Math.min(...lines.map((r) => r.left)), right: Math.max(...lines.map((r) => r.right)),
+  return {left: Math.min(...lines.map((r) => r.left)),
+          right: Math.max(...lines.map((r) => r.right)),
           firstLineTop: Math.min(...lines.map((r) => r.top)), labelBottom: label.bottom};
 }"""
 
@@ -414,3 +416,47 @@ def test_what_people_expect(browser: Any, server: Any) -> None:
     finally:
         for page in (first, second, console):
             page.context.close()
+
+
+def axe_violations(axe: Any, page: Any) -> list[Any]:
+    results = axe.run(page)
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ar"])
+def test_accessibility_every_page(browser: Any, server: Any, locale: str) -> None:
+    """axe-core: no serious or critical violation on the pre-join page, the room (side panels,
+    notices), the page after leaving and the interpreter console, in English and in Arabic."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    log: list[str] = []
+    page = new_page(browser, f"{server.url}/?room=axe-{locale}", log, locale=locale)
+    other = new_page(browser, f"{server.url}/?room=axe-{locale}", log)
+    console = new_page(browser, f"{server.url}/console.html?room=axe-{locale}", log, locale=locale)
+    try:
+        preview_ready(page)
+        assert not axe_violations(axe, page), "pre-join"
+        join(page, "Ada")
+        preview_ready(other)
+        join(other, "Bruno")
+        wait_until(page, "() => document.querySelectorAll('#tiles .tile').length === 2")
+        assert not axe_violations(axe, page), "room"
+        for panel in ("panel-chat", "panel-transcript", "panel-settings"):
+            page.locator(f"button[data-panel='{panel}']").click()
+            assert not axe_violations(axe, page), panel
+        assert not axe_violations(axe, console), "console form"
+        console.locator("#name-input").fill("Booth")
+        console.locator("form#join-form button[type=submit]").click()
+        wait_until(console, JOINED_JS)
+        assert not axe_violations(axe, console), "console"
+        page.locator("#leave-button").click()
+        wait_until(page, "() => !document.getElementById('left-view').hidden")
+        assert not axe_violations(axe, page), "after leaving"
+    finally:
+        for p in (page, other, console):
+            p.context.close()
