@@ -114,3 +114,48 @@ def test_keys_used_in_scripts_are_in_the_english_catalog(english: dict[str, str]
         "console.confidence.medium",
         "console.confidence.low",
     } <= set(english)
+
+
+def test_the_servers_notice_is_said_in_the_readers_language() -> None:
+    """web/messages.js recognizes every form of the server's default transcription notice, so
+    that the page shows it from the catalogs (an operator's own text is shown as it is)."""
+    import shutil
+    import subprocess
+
+    from server.room_features import transcription_notice
+    from server.settings import RetentionSettings
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node not installed")
+    texts = [
+        transcription_notice(
+            RetentionSettings(
+                mode=mode, kinds=kinds, max_age_h=24, purge_interval_s=60, max_file_bytes=4096
+            )
+        )
+        for mode, kinds in [
+            ("none", []),
+            ("jsonl", ["captions"]),
+            ("jsonl", ["chat"]),
+            ("jsonl", ["captions", "chat"]),
+        ]
+    ]
+    script = (
+        f"import({json.dumps(str(WEB / 'messages.js'))}).then((m) => console.log(JSON.stringify("
+        f"{json.dumps(texts)}.map((text) => m.noticeMessage(text)))))"
+    )
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    keys = [found.get("key") for found in json.loads(done.stdout)]
+    assert keys == [
+        "notice.text",
+        "notice.storesCaptions",
+        "notice.storesChat",
+        "notice.storesBoth",
+    ]
