@@ -465,6 +465,8 @@ def test_accessibility(browser: Any, server_url: str) -> None:
             assert not bad, (where, bad)
 
         def interface(select: str, code: str, on: Any = page) -> None:
+            if select == "#room-ui-lang" and on.locator("#panel-settings").is_hidden():
+                on.locator("button[data-panel='panel-settings']").click()
             on.locator(select).select_option(code)
             wait_until(on, f"() => document.documentElement.lang === {code!r}")
 
