@@ -460,3 +460,75 @@ def test_accessibility_every_page(browser: Any, server: Any, locale: str) -> Non
     finally:
         for p in (page, other, console):
             p.context.close()
+
+
+def tone_wav(path: Path, seconds: float = 3.0) -> Path:
+    """A 48 kHz mono WAV of a steady 440 Hz tone: someone talking, for the level meters."""
+    import math
+    import struct
+    import wave
+
+    rate = 48_000
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(
+            b"".join(
+                struct.pack("<h", int(12_000 * math.sin(2 * math.pi * 440 * i / rate)))
+                for i in range(int(rate * seconds))
+            )
+        )
+    return path
+
+
+def test_talking_while_muted_shows_a_hint(
+    pw: Any, executable: Path, server: Any, tmp_path: Path
+) -> None:
+    """Talking into a muted microphone shows "You are muted…" within a few seconds; unmuting
+    hides it; nothing of it is sent (the sent track stays disabled)."""
+    b = pw.chromium.launch(
+        executable_path=str(executable),
+        headless=True,
+        args=chromium_args(tone_wav(tmp_path / "tone.wav")),
+    )
+    log: list[str] = []
+    try:
+        page = new_page(b, f"{server.url}/?room=hint", log)
+        preview_ready(page)
+        join(page, "Tom")
+        page.wait_for_timeout(1500)
+        assert page.locator("#muted-hint").is_hidden(), "not muted: no hint"
+        page.locator("#mic-button").click()
+        wait_until(page, "() => !document.getElementById('muted-hint').hidden")
+        assert "You are muted" in page.locator("#muted-hint").inner_text()
+        assert page.evaluate("() => window.parley.local.get('audio').track.enabled") is False
+        page.locator("#mic-button").click()
+        wait_until(page, "() => document.getElementById('muted-hint').hidden")
+    finally:
+        b.close()
+
+
+def test_interpreter_sees_the_booth_first(browser: Any, server: Any) -> None:
+    """An interpreter's pre-join says it is the booth and asks the language interpreted into;
+    in the room the booth controls sit above the tiles (not inside Settings)."""
+    log: list[str] = []
+    host = new_page(browser, f"{server.url}/?room=booth", log)  # the first one in is the host
+    page = new_page(browser, f"{server.url}/?room=booth&role=interpreter", log)
+    try:
+        preview_ready(host)
+        join(host, "Hana")
+        preview_ready(page)
+        assert page.locator("#join-heading").inner_text() == "Join the interpreter booth"
+        assert page.locator("label[for='speak-select']").inner_text() == "I interpret into"
+        page.locator("#speak-select").select_option("fr")
+        join(page, "Iris")
+        wait_until(page, "() => !document.getElementById('booth').hidden")
+        booth = page.locator("#booth").bounding_box()
+        stage = page.locator("#stage").bounding_box()
+        assert booth and stage and booth["y"] + booth["height"] <= stage["y"] + 1, (booth, stage)
+        assert page.locator("#booth-on-air").is_visible()
+        assert page.locator("#booth-into").input_value() == "fr"
+    finally:
+        page.context.close()
+        host.context.close()

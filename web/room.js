@@ -691,6 +691,11 @@ function main() {
   const params = new URLSearchParams(location.search);
   const prejoin = new PreJoin();
   window.parleyPreJoin = prejoin;
+  if (params.get("role") === "interpreter") {
+    // an interpreter's first look: the booth, and the language they interpret into
+    setText($("join-heading"), "prejoin.interpreterHeading");
+    setText(document.querySelector("label[for='speak-select']"), "prejoin.interpretInto");
+  }
   bindLanguagePicker($("ui-lang"));
   bindLanguagePicker($("room-ui-lang"));
   onLanguageChange(() => {

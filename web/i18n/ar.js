@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "لغة الواجهة",
   "prejoin.heading": "الانضمام إلى غرفة",
+  "prejoin.interpreterHeading": "الانضمام إلى مقصورة المترجم",
   "prejoin.preview": "معاينة الكاميرا",
   "prejoin.cameraOff": "الكاميرا متوقفة",
   "prejoin.cameraBlocked": "الكاميرا محظورة",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "الكاميرا",
   "prejoin.microphone": "الميكروفون",
   "prejoin.speak": "أتحدث",
+  "prejoin.interpretInto": "أترجم إلى",
   "prejoin.read": "الترجمة النصية بـ",
   "prejoin.read2": "وأيضًا بـ (اختياري)",
   "prejoin.join": "انضمام",

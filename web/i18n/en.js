@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "Interface language",
   "prejoin.heading": "Join a room",
+  "prejoin.interpreterHeading": "Join the interpreter booth",
   "prejoin.preview": "Camera preview",
   "prejoin.cameraOff": "Camera off",
   "prejoin.cameraBlocked": "Camera blocked",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "Camera",
   "prejoin.microphone": "Microphone",
   "prejoin.speak": "I speak",
+  "prejoin.interpretInto": "I interpret into",
   "prejoin.read": "Captions in",
   "prejoin.read2": "Also in (optional)",
   "prejoin.join": "Join",

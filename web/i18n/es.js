@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "Idioma de la interfaz",
   "prejoin.heading": "Entrar en una sala",
+  "prejoin.interpreterHeading": "Entrar en la cabina de interpretación",
   "prejoin.preview": "Vista previa de la cámara",
   "prejoin.cameraOff": "Cámara apagada",
   "prejoin.cameraBlocked": "Cámara bloqueada",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "Cámara",
   "prejoin.microphone": "Micrófono",
   "prejoin.speak": "Hablo",
+  "prejoin.interpretInto": "Interpreto al",
   "prejoin.read": "Subtítulos en",
   "prejoin.read2": "También en (opcional)",
   "prejoin.join": "Entrar",

@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "Langue de l’interface",
   "prejoin.heading": "Rejoindre une salle",
+  "prejoin.interpreterHeading": "Rejoindre la cabine d’interprète",
   "prejoin.preview": "Aperçu de la caméra",
   "prejoin.cameraOff": "Caméra coupée",
   "prejoin.cameraBlocked": "Caméra bloquée",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "Caméra",
   "prejoin.microphone": "Micro",
   "prejoin.speak": "Je parle",
+  "prejoin.interpretInto": "J’interprète vers",
   "prejoin.read": "Sous-titres en",
   "prejoin.read2": "Aussi en (facultatif)",
   "prejoin.join": "Rejoindre",

@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "Язык интерфейса",
   "prejoin.heading": "Вход в комнату",
+  "prejoin.interpreterHeading": "Вход в кабину переводчика",
   "prejoin.preview": "Предпросмотр камеры",
   "prejoin.cameraOff": "Камера выключена",
   "prejoin.cameraBlocked": "Камера заблокирована",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "Камера",
   "prejoin.microphone": "Микрофон",
   "prejoin.speak": "Я говорю на языке",
+  "prejoin.interpretInto": "Я перевожу на",
   "prejoin.read": "Субтитры на языке",
   "prejoin.read2": "Ещё на языке (необязательно)",
   "prejoin.join": "Войти",

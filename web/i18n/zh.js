@@ -2,6 +2,7 @@
 export default {
   "common.interfaceLanguage": "界面语言",
   "prejoin.heading": "加入会议室",
+  "prejoin.interpreterHeading": "进入译员间",
   "prejoin.preview": "摄像头预览",
   "prejoin.cameraOff": "摄像头已关闭",
   "prejoin.cameraBlocked": "摄像头被阻止",
@@ -14,6 +15,7 @@ export default {
   "prejoin.camera": "摄像头",
   "prejoin.microphone": "麦克风",
   "prejoin.speak": "我说",
+  "prejoin.interpretInto": "我译入",
   "prejoin.read": "字幕语言",
   "prejoin.read2": "第二字幕语言（可选）",
   "prejoin.join": "加入",
