@@ -254,7 +254,7 @@ def test_announced_restart_is_said_and_survived(
 
 
 def test_blocked_camera_and_microphone_say_why_and_how(
-    pw: Any, executable: Path, wav: Path, server: Any
+    pw: Any, executable: Path, wav: Path, server: Any, tmp_path: Path
 ) -> None:
     """Bug 6: with camera and microphone permission denied the pre-join page says they are
     blocked and how to allow them (not "No camera"), and one can still join to listen."""
@@ -269,6 +269,7 @@ def test_blocked_camera_and_microphone_say_why_and_how(
         text = page.locator("#media-error").inner_text()
         assert "blocked" in text, text
         assert "address bar" in text, text
+        page.screenshot(path=str(tmp_path / "prejoin-blocked.png"))
         join(page, "Dan")
         assert page.locator("#mic-button").is_disabled()
         assert "blocked" in (page.locator("#mic-button").get_attribute("title") or "")

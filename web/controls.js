@@ -86,6 +86,7 @@ export function wireControls(setStatus) {
       await navigator.clipboard.writeText(location.href);
       setStatus("status.linkCopied");
     } catch {
+      delete $("status").dataset.i18n;
       $("status").textContent = location.href;
     }
   });

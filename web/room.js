@@ -136,7 +136,10 @@ class RoomView {
       },
       nameOf: (id) => this.nameOf(id),
       label: (code) => languageName(code),
-      onStatus: (text) => { $("status").textContent = text; },
+      onStatus: (text) => {
+        delete $("status").dataset.i18n; // built from messages already (channels.js)
+        $("status").textContent = text;
+      },
     });
     $("booth-into").addEventListener("change", () => this.channels.render());
     this.devices = new DevicesView({
@@ -325,8 +328,10 @@ class RoomView {
   showNotice(text) {
     if (text) {
       const { key, params, raw } = noticeMessage(text);
-      if (key) setText($("notice-text"), key, params);
-      else {
+      if (key) {
+        setText($("notice-text"), key, params);
+        $("notice-text").removeAttribute("lang");
+      } else {
         delete $("notice-text").dataset.i18n;
         $("notice-text").textContent = raw;
         $("notice-text").lang = "en"; // the operator's own text
