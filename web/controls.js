@@ -79,7 +79,7 @@ export function wireControls(setStatus) {
   }
   $("notice-ok").addEventListener("click", () => {
     $("notice").hidden = true;
-    $("cc-button").focus();
+    $("controls").focus(); // the controls region, not one button a Space would press
   });
   $("copy-link").addEventListener("click", async () => {
     try {
