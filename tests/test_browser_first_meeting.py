@@ -68,6 +68,12 @@ CAPTION = {
     ),
     "ar": ("ar", "صباح الخير جميعًا، يبدأ الاجتماع الفصلي الآن بمراجعة الميزانية."),
     "ru": ("ru", "Доброе утро всем, квартальное совещание начинается с обзора бюджета."),
+    "zh": ("zh", "大家早上好，季度会议现在开始，首先审查预算。"),
+    "fr": ("fr", "Bonjour à tous, la réunion trimestrielle commence par l’examen du budget."),
+    "es": (
+        "es",
+        "Buenos días a todos, la reunión trimestral empieza con la revisión del presupuesto.",
+    ),
 }
 #: where the caption text sits, and the bottom of the caption bar's label
 CAPTION_BOX_JS = """() => {
@@ -325,8 +331,11 @@ def test_browser_language_is_the_default(browser: Any, server: Any) -> None:
         page.context.close()
 
 
-@pytest.mark.parametrize("locale", ["en-US", "ar", "ru"])
-@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize(
+    ("locale", "width"),
+    [(code, 1280) for code in ("en-US", "ar", "zh", "fr", "ru", "es")]
+    + [(code, 390) for code in ("en-US", "ar")],
+)
 def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, width: int) -> None:
     """The room fits: one control row at 1280 px, nothing off-screen at 390 px (controls wrap,
     the caption bar stays inside the viewport); PNGs to look at in the tmp dir."""
