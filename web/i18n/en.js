@@ -54,6 +54,7 @@ export default {
   "left.removed": "A host removed you from the room",
   "left.ended": "The meeting has ended",
   "left.disconnected": "You were disconnected (code {code})",
+  "left.iceFailed": "Audio and video could not connect: this network seems to block them. The server’s operator can fix this by setting up a TURN relay.",
   "left.text": "Your camera and microphone are off.",
   "left.rejoin": "Rejoin",
   "left.change": "Change name, room or devices",

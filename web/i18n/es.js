@@ -54,6 +54,7 @@ export default {
   "left.removed": "Un anfitrión te ha expulsado de la sala",
   "left.ended": "La reunión ha terminado",
   "left.disconnected": "Se perdió la conexión (código {code})",
+  "left.iceFailed": "No se pudo conectar el audio y el vídeo: esta red parece bloquearlos. El administrador del servidor puede solucionarlo configurando un relé TURN.",
   "left.text": "Tu cámara y tu micrófono están apagados.",
   "left.rejoin": "Volver a entrar",
   "left.change": "Cambiar nombre, sala o dispositivos",

@@ -54,6 +54,7 @@ export default {
   "left.removed": "Un hôte vous a retiré de la salle",
   "left.ended": "La réunion est terminée",
   "left.disconnected": "Vous avez été déconnecté (code {code})",
+  "left.iceFailed": "L’audio et la vidéo n’ont pas pu se connecter : ce réseau semble les bloquer. L’administrateur du serveur peut y remédier en configurant un relais TURN.",
   "left.text": "Votre caméra et votre micro sont coupés.",
   "left.rejoin": "Revenir",
   "left.change": "Changer de nom, de salle ou d’appareils",
