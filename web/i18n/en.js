@@ -53,7 +53,7 @@ export default {
   "left.heading": "You left the room",
   "left.removed": "A host removed you from the room",
   "left.ended": "The meeting has ended",
-  "left.disconnected": "You were disconnected (code {code})",
+  "left.disconnected": "The connection was lost and could not be restored (code {code}). Check your network, then choose Rejoin.",
   "left.iceFailed": "Audio and video could not connect: this network seems to block them. The server’s operator can fix this by setting up a TURN relay.",
   "left.text": "Your camera and microphone are off.",
   "left.rejoin": "Rejoin",

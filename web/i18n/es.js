@@ -53,7 +53,7 @@ export default {
   "left.heading": "Has salido de la sala",
   "left.removed": "Un anfitrión te ha expulsado de la sala",
   "left.ended": "La reunión ha terminado",
-  "left.disconnected": "Se perdió la conexión (código {code})",
+  "left.disconnected": "Se perdió la conexión y no se pudo restablecer (código {code}). Comprueba tu red y elige Volver a entrar.",
   "left.iceFailed": "No se pudo conectar el audio y el vídeo: esta red parece bloquearlos. El administrador del servidor puede solucionarlo configurando un relé TURN.",
   "left.text": "Tu cámara y tu micrófono están apagados.",
   "left.rejoin": "Volver a entrar",

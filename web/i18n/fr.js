@@ -53,7 +53,7 @@ export default {
   "left.heading": "Vous avez quitté la salle",
   "left.removed": "Un hôte vous a retiré de la salle",
   "left.ended": "La réunion est terminée",
-  "left.disconnected": "Vous avez été déconnecté (code {code})",
+  "left.disconnected": "La connexion a été perdue et n’a pas pu être rétablie (code {code}). Vérifiez votre réseau, puis choisissez Revenir.",
   "left.iceFailed": "L’audio et la vidéo n’ont pas pu se connecter : ce réseau semble les bloquer. L’administrateur du serveur peut y remédier en configurant un relais TURN.",
   "left.text": "Votre caméra et votre micro sont coupés.",
   "left.rejoin": "Revenir",

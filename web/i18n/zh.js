@@ -53,7 +53,7 @@ export default {
   "left.heading": "你已离开会议室",
   "left.removed": "主持人已将你移出会议室",
   "left.ended": "会议已结束",
-  "left.disconnected": "连接已断开（代码 {code}）",
+  "left.disconnected": "连接已断开且无法恢复（代码 {code}）。请检查网络，然后选择“重新加入”。",
   "left.iceFailed": "音视频无法连接：此网络似乎阻止了它们。服务器管理员可以通过配置 TURN 中继来解决。",
   "left.text": "你的摄像头和麦克风已关闭。",
   "left.rejoin": "重新加入",
