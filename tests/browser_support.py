@@ -324,14 +324,16 @@ def chromium_executable(netns: Netns, bin_dir: Path) -> Path:
 class ParleyServer:
     """`parley serve` as a subprocess in the namespace, on a free loopback port."""
 
-    def __init__(self, netns: Netns, tmp: Path, config_text: str) -> None:
+    def __init__(
+        self, netns: Netns, tmp: Path, config_text: str, *, port: int | None = None
+    ) -> None:
         self.netns = netns
         config = tmp / "parley.toml"
         config.write_text(config_text)
-        self.port = free_port()
+        self.port = port or free_port()  # a restart passes the port of the server it replaces
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "server.log"
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
                     *netns.prefix,

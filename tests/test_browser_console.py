@@ -9,6 +9,7 @@ PARLEY_UPDATE_DOCS=1)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 SPANISH_FINAL_JS = """() => [...document.querySelectorAll('#lines-body tr.final')]
   .some((r) => r.querySelector('td.text[data-col="es"]').textContent.trim().length > 0
-    && r.querySelector('td.meta').textContent.includes('logprob'))"""
+    && r.querySelector('td.meta').textContent.includes('confidence'))"""
 CORRECTED_JS = """() => [...document.querySelectorAll('#lines-body td.text[data-col="es"]')]
   .some((td) => td.textContent.includes(%r) && td.textContent.includes('corrected'))"""
 
@@ -88,7 +89,9 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Netns, tmp_path: 
                 wait_until(page, SPANISH_FINAL_JS, int(40_000 * TIME_SCALE))
                 row = page.locator("#lines-body tr.final").first
                 meta = row.locator("td.meta").inner_text()
-                assert " s · logprob " in meta, meta
+                # confidence in words (high / medium / low), the number in the title
+                assert re.search(r" s · (high|medium|low) confidence", meta), meta
+                assert "logprob" in (row.locator("td.meta").get_attribute("title") or "")
                 assert row.locator("td.speaker").inner_text() == "Speaker"
                 assert row.locator('td.text[data-col="es"] .engine').inner_text() == "apertium"
                 assert row.locator('td.text[data-col="fr"]').inner_text().strip()
@@ -112,7 +115,7 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Netns, tmp_path: 
                     "() => document.querySelectorAll('#lines-body tr.final').length >= 2",
                     int(20_000 * TIME_SCALE),
                 )
-                assert "logprob" in row.locator("td.meta").inner_text()  # kept when corrected
+                assert "confidence" in row.locator("td.meta").inner_text()  # kept when corrected
                 # the room glossary from the console's editor, and a WebVTT download that
                 # carries the correction
                 page.get_by_text("Glossary and exports").click()

@@ -112,8 +112,9 @@ def test_token_links_let_pages_in_and_only_them(
     # no token: the page says why it cannot join
     intruder = open_link(browser, f"{url}/?room={ROOM}", "Intruder", log)
     error = intruder.locator("#join-error")
-    error.filter(has_text="token").wait_for(timeout=STATE_TIMEOUT_MS)
-    assert "needs a room token" in error.inner_text()
+    # in plain words (issue 13): the link is what a user knows, not the token inside it
+    error.filter(has_text="invitation link").wait_for(timeout=STATE_TIMEOUT_MS)
+    assert "needs an invitation link" in error.inner_text()
 
     host = open_link(browser, token_link(config, url, "host", name="Ada"), "typed-name", log)
     wait_until(host, "() => Boolean(window.parley) && window.parley.state === 'joined'")
@@ -172,8 +173,10 @@ def test_link_tokens_stay_out_of_addresses_requests_and_other_rooms(
         page.goto(f"{url}/?room=other-room")
         page.get_by_label("Your name", exact=True).fill("Bob")
         page.get_by_role("button", name="Join", exact=True).click()
-        page.locator("#join-error").filter(has_text="token").wait_for(timeout=STATE_TIMEOUT_MS)
-        assert "needs a room token" in page.locator("#join-error").inner_text()
+        page.locator("#join-error").filter(has_text="invitation link").wait_for(
+            timeout=STATE_TIMEOUT_MS
+        )
+        assert "needs an invitation link" in page.locator("#join-error").inner_text()
         assert page.evaluate("window.parley.token") is None
         # ... while a reload of the first room (no token in its address) still joins
         page.goto(f"{url}/?room={ROOM}")

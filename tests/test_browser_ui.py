@@ -10,8 +10,8 @@ server with live captions ([captions] enabled, real Whisper and Apertium), loopb
   and Bruno's page shows the extra video track decoded; the server's end of Bruno's WebSocket is
   destroyed (ss -K) while Alice speaks: Bruno is back with her media, screen and captions within
   10 s, and Alice's list has him once (no ghost); then he switches his captions to Portuguese.
-- test_accessibility: axe-core finds no serious or critical violations on the pre-join page
-  and in the room (panels open).
+- test_accessibility: axe-core finds no serious or critical violations on the pre-join page,
+  in the room (panels open) and on the interpreter console, in English and in Arabic.
 
 Screenshots go to the test's tmp dir; with PARLEY_UPDATE_DOCS=1 also to docs/screenshots/.
 Setup (network namespace, Chromium flags, server subprocess) is in tests/browser_support.py.
@@ -367,7 +367,7 @@ def test_chat_screen_share_reconnect(
         # in English when the translation came in time, else the original saying why
         lang = private.locator(".chat-text").get_attribute("lang")
         print("private message as Alice sees it:", lang, private.inner_text())
-        assert lang == "en" or private.locator(".chat-note").inner_text().startswith("Original (")
+        assert lang == "en" or private.locator(".chat-note").inner_text().startswith("Original")
 
         # Screen share: Alice shares (fake display media); Bruno shows it beside her camera.
         alice.get_by_role("button", name="Share screen").click()
@@ -445,16 +445,18 @@ def test_chat_screen_share_reconnect(
 
 def test_accessibility(browser: Any, server_url: str) -> None:
     """axe-core (vendored by the axe-playwright-python dev dependency): no serious or critical
-    violations on the pre-join page and in the room with the side panels."""
+    violations on the pre-join page, in the room with the side panels and on the interpreter
+    console, in English and in Arabic (right to left)."""
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
     log: list[str] = []
     page = open_prejoin(browser, server_url, "ui-axe", log, "Axe")
+    console = page.context.new_page()
     try:
 
-        def check(where: str) -> None:
-            results = axe.run(page)
+        def check(where: str, on: Any = page) -> None:
+            results = axe.run(on)
             bad = [
                 (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                 for v in results.response["violations"]
@@ -462,11 +464,32 @@ def test_accessibility(browser: Any, server_url: str) -> None:
             ]
             assert not bad, (where, bad)
 
+        def interface(select: str, code: str, on: Any = page) -> None:
+            if select == "#room-ui-lang" and on.locator("#panel-settings").is_hidden():
+                on.locator("button[data-panel='panel-settings']").click()
+            on.locator(select).select_option(code)
+            wait_until(on, f"() => document.documentElement.lang === {code!r}")
+
         check("pre-join")
+        interface("#ui-lang", "ar")
+        check("pre-join ar")
+        interface("#ui-lang", "en")
         join(page, "Ada", speak="en", read="es")
-        check("room")
-        for panel in ("Chat", "Transcript", "Settings"):
-            page.get_by_role("button", name=panel).click()
-            check(panel)
+        for code in ("en", "ar"):
+            interface("#room-ui-lang", code)
+            check(f"room {code}")
+            for panel in ("panel-chat", "panel-transcript", "panel-settings"):
+                page.locator(f"button[data-panel='{panel}']").click()
+                check(f"{panel} {code}")
+        # the console page shares the context: the interface language chosen above (Arabic)
+        console.goto(f"{server_url}/console.html?room=ui-axe&name=Booth")
+        wait_until(console, "() => document.documentElement.dir === 'rtl'")
+        check("console form ar", console)
+        console.locator("form#join-form button[type=submit]").click()
+        wait_until(console, "() => window.parley && window.parley.state === 'joined'")
+        check("console ar", console)
+        interface("#console-ui-lang", "en", console)
+        check("console en", console)
+        interface("#room-ui-lang", "en")
     finally:
         page.context.close()

@@ -3,6 +3,7 @@
 // apart and hidden from screen readers, so the polite live region announces settled words.
 import { CaptionBoard } from "./captions.js";
 import { languageName } from "./languages.js";
+import { t } from "./i18n.js";
 
 const TICK_MS = 500; // re-render to clear captions of speakers who went quiet
 
@@ -21,6 +22,10 @@ export class CaptionsView {
     this.consented = false; // the transcription notice was shown and acknowledged
     this.pending = []; // captions that arrived before the notice was acknowledged
     this.timer = setInterval(() => this.render(), TICK_MS);
+  }
+
+  close() {
+    clearInterval(this.timer);
   }
 
   setLanguages(languages) {
@@ -67,7 +72,8 @@ export class CaptionsView {
 
   render() {
     const view = this.enabled && this.consented ? this.board.view(Date.now()) : [];
-    this.bar.hidden = !this.enabled || !this.consented;
+    // no empty bar while nobody speaks
+    this.bar.hidden = !this.enabled || !this.consented || view.length === 0;
     const seen = new Set();
     for (const block of view) {
       seen.add(block.participantId);
@@ -109,6 +115,7 @@ export class CaptionsView {
         const el = document.createElement("div");
         el.className = `caption-row ${row.role}`;
         el.lang = row.lang;
+        el.dir = "auto"; // English captions in an Arabic page read left to right, and back
         el.dataset.lang = row.lang;
         r = { el, lines: [], note: null };
         b.rows.set(key, r);
@@ -143,9 +150,12 @@ export class CaptionsView {
       setText(r.lines[i].stable, text.stable);
       setText(r.lines[i].provisional, text.provisional);
     });
-    const reason = row.reason ? `${languageName(row.lang)} original: ${row.reason}` : "";
-    if (reason) r.el.title = reason;
-    else r.el.removeAttribute("title");
+    // the server's reason is for operators; readers get plain words
+    const reason = row.reason ? t("captions.untranslated", { lang: languageName(row.lang) }) : "";
+    if (reason) {
+      r.el.title = reason;
+      r.el.dataset.note = t("captions.originalTag");
+    } else r.el.removeAttribute("title");
   }
 }
 

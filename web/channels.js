@@ -2,6 +2,7 @@
 // (the floor or a language channel, ducked or not), the on-air state of each channel, and the
 // interpreter's controls (on air, off air, handover). The pure functions come first (unit tests
 // in tests/web/channels.test.mjs); ChannelsView renders them.
+import { t } from "./i18n.js";
 
 export const FLOOR = "floor";
 
@@ -37,13 +38,13 @@ export function describeEvent(event, nameOf, label) {
   const who = (id) => nameOf(id);
   const channel = label(event.channel);
   switch (event.type) {
-    case "on_air": return `${who(event.participant_id)} is on air in ${channel}.`;
-    case "off_air": return `${channel}: nobody on air.`;
-    case "handover_requested": return `${who(event.by)} asks to take over ${channel}.`;
-    case "handover_accepted": return `${who(event.to)} took over ${channel}.`;
-    case "handover_declined": return `${who(event.from)} kept ${channel}.`;
-    case "handover_expired": return `The request for ${channel} lapsed.`;
-    case "handover_withdrawn": return `${who(event.by)} withdrew the request for ${channel}.`;
+    case "on_air": return t("channels.eventOnAir", { name: who(event.participant_id), channel });
+    case "off_air": return t("channels.eventOffAir", { channel });
+    case "handover_requested": return t("channels.eventRequested", { name: who(event.by), channel });
+    case "handover_accepted": return t("channels.eventAccepted", { name: who(event.to), channel });
+    case "handover_declined": return t("channels.eventDeclined", { name: who(event.from), channel });
+    case "handover_expired": return t("channels.eventExpired", { channel });
+    case "handover_withdrawn": return t("channels.eventWithdrawn", { name: who(event.by), channel });
     default: return "";
   }
 }
@@ -87,10 +88,12 @@ export class ChannelsView {
     // "hear" lists the floor, every known channel, and the reader's languages
     const known = new Set([...rows.map((r) => r.channel), ...s.languages, s.listening.channel].filter((c) => c && c !== FLOOR));
     const onAir = onAirMap(rows);
-    const options = [new Option("Floor (original)", FLOOR)];
+    const options = [new Option(t("channels.floor"), FLOOR)];
     for (const channel of [...known].sort()) {
       const voice = onAir.get(channel);
-      const text = voice ? `${this.label(channel)} — ${this.nameOf(voice)} on air` : `${this.label(channel)} (nobody on air)`;
+      const text = voice
+        ? t("channels.withVoice", { channel: this.label(channel), name: this.nameOf(voice) })
+        : t("channels.nobody", { channel: this.label(channel) });
       options.push(new Option(text, channel));
     }
     els.hear.replaceChildren(...options);
@@ -103,17 +106,17 @@ export class ChannelsView {
     els.booth.hidden = !booth;
     const mine = channelOf(rows, s.participantId);
     if (booth) {
-      els.onAir.textContent = mine ? `Go off air (${this.label(mine)})` : "Go on air";
+      els.onAir.textContent = mine ? t("booth.offAir", { channel: this.label(mine) }) : t("booth.onAir");
       els.onAir.setAttribute("aria-pressed", String(Boolean(mine)));
       els.into.disabled = Boolean(mine);
       const target = onAir.get(els.into.value);
       els.handover.hidden = Boolean(mine) || !target || target === s.participantId;
       const pending = mine ? rows.find((r) => r.channel === mine && r.requested_by) : null;
       els.request.hidden = !pending;
-      if (pending) els.requestText.textContent = `${this.nameOf(pending.requested_by)} asks to take over ${this.label(mine)}.`;
+      if (pending) els.requestText.textContent = t("channels.eventRequested", { name: this.nameOf(pending.requested_by), channel: this.label(mine) });
     }
     els.badge.hidden = !mine;
-    if (mine) els.badge.textContent = `ON AIR · ${mine.toUpperCase()}`;
+    if (mine) els.badge.textContent = t("booth.badge", { lang: mine.toUpperCase() });
     const line = describeEvent(event, this.nameOf, this.label);
     if (line) this.onStatus(line);
   }

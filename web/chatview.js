@@ -1,6 +1,7 @@
 // The chat panel: room and private messages, each shown in the reader's language (the server
 // translates them, PROTOCOL.md `chat`), the original one click away.
 import { languageName } from "./languages.js";
+import { setText } from "./i18n.js";
 
 /** The text to show a reader of `languages`: {text, lang, translated, reason}. Pure. */
 export function chatText(message, languages) {
@@ -47,9 +48,9 @@ export class ChatView {
     who.className = "chat-name";
     const mine = m.from === this.selfId();
     const toName = m.to ? this.nameOf(m.to) : "";
-    who.textContent = m.private
-      ? (mine ? `You → ${toName} (private)` : `${m.from_name} → you (private)`)
-      : (mine ? "You" : m.from_name);
+    if (m.private) setText(who, mine ? "chat.privateTo" : "chat.privateFrom", mine ? { name: toName } : { name: m.from_name });
+    else if (mine) setText(who, "chat.you");
+    else who.textContent = m.from_name;
     const when = document.createElement("time");
     const at = new Date((m.sent_at || Date.now() / 1000) * 1000);
     when.dateTime = at.toISOString();
@@ -59,12 +60,14 @@ export class ChatView {
     const text = document.createElement("p");
     text.className = "chat-text";
     text.lang = shown.lang;
+    text.dir = "auto";
     text.textContent = shown.text;
     li.append(head, text);
     if (shown.translated) {
       const original = document.createElement("p");
       original.className = "chat-original";
       original.lang = m.lang;
+      original.dir = "auto";
       original.textContent = m.text;
       original.hidden = true;
       original.id = `chat-original-${m.message_id}`;
@@ -73,21 +76,23 @@ export class ChatView {
       toggle.className = "link-button chat-toggle";
       toggle.setAttribute("aria-expanded", "false");
       toggle.setAttribute("aria-controls", original.id);
-      toggle.textContent = `Show original (${languageName(m.lang)})`;
+      setText(toggle, "chat.showOriginal", { lang: languageName(m.lang) });
       toggle.addEventListener("click", () => {
         const show = original.hidden;
         original.hidden = !show;
         toggle.setAttribute("aria-expanded", String(show));
-        toggle.textContent = show ? "Hide original" : `Show original (${languageName(m.lang)})`;
+        if (show) setText(toggle, "chat.hideOriginal");
+        else setText(toggle, "chat.showOriginal", { lang: languageName(m.lang) });
       });
       const note = document.createElement("span");
       note.className = "chat-note";
-      note.textContent = `Machine-translated from ${languageName(m.lang)}`;
+      setText(note, "chat.translatedFrom", { lang: languageName(m.lang) });
       li.append(note, toggle, original);
     } else if (shown.reason) {
       const note = document.createElement("span");
       note.className = "chat-note";
-      note.textContent = `Original (${shown.reason})`;
+      setText(note, "chat.notTranslated");
+      note.title = shown.reason; // the server's reason, for whoever runs it
       li.append(note);
     }
     return li;

@@ -8,11 +8,22 @@ import { ParleySession, tabClientId } from "./protocol.js";
 import { formatGlossary, parseGlossary } from "./glossary.js";
 import { channelOf } from "./channels.js";
 import { takeLinkToken } from "./linktoken.js";
+import { bindLanguagePicker, onLanguageChange, setText, t, translatePage } from "./i18n.js";
+import { languageName } from "./languages.js";
+import { joinErrorKey } from "./messages.js";
 
 /** Words below this probability are highlighted as doubtful. */
 export const DOUBTFUL_WORD_P = 0.5;
 /** Average log-probability below which a line's confidence is shown as low. */
 export const LOW_AVG_LOGPROB = -0.7;
+/** Average log-probability from which it is shown as high. */
+export const HIGH_AVG_LOGPROB = -0.3;
+
+/** Whisper's average log-probability in words: "high", "medium" or "low". */
+export function confidenceLevel(avgLogprob) {
+  if (avgLogprob >= HIGH_AVG_LOGPROB) return "high";
+  return avgLogprob >= LOW_AVG_LOGPROB ? "medium" : "low";
+}
 const MAX_ROWS = 500;
 
 const $ = (id) => document.getElementById(id);
@@ -38,7 +49,7 @@ function sourceNodes(caption) {
     if (p < DOUBTFUL_WORD_P) {
       const mark = document.createElement("mark");
       mark.className = "doubtful";
-      mark.title = `probability ${p.toFixed(2)}`;
+      mark.title = t("console.wordProbability", { p: Math.round(p * 100) });
       mark.textContent = word;
       nodes.push(mark);
     } else {
@@ -65,17 +76,19 @@ class ConsoleView {
     });
     session.addEventListener("caption", (ev) => this.onCaption(ev.detail.caption));
     session.addEventListener("participants", (ev) => this.onParticipants(ev.detail.participants));
-    session.addEventListener("error", (ev) => setStatus(`Error: ${ev.detail.code} — ${ev.detail.message}`));
+    session.addEventListener("error", (ev) => setStatus("status.error", { message: `${ev.detail.code}: ${ev.detail.message}` }));
     session.addEventListener("glossary", (ev) => this.onGlossary(ev.detail));
     session.addEventListener("export", (ev) => download(ev.detail.filename, ev.detail.content, ev.detail.format));
     session.addEventListener("channels", () => {
       for (const row of this.rows.values()) this.labelSpeaker(row, this.captions.get(row.dataset.captionId));
     });
     $("glossary-save").addEventListener("click", () => this.saveGlossary());
-    const exports = [["json", null, "JSON (every language)"]];
+    const exports = [["json", null, "JSON"]];
     for (const lang of this.languages) exports.push(["vtt", lang, `WebVTT ${lang.toUpperCase()}`], ["srt", lang, `SRT ${lang.toUpperCase()}`]);
     $("export-buttons").replaceChildren(...exports.map(([format, lang, text]) => {
-      const button = Object.assign(document.createElement("button"), { type: "button", className: "control small", textContent: text });
+      const button = Object.assign(document.createElement("button"), { type: "button", className: "control small" });
+      if (lang) button.textContent = text;
+      else setText(button, "console.exportJson");
       button.dataset.format = format;
       if (lang) button.dataset.lang = lang;
       button.addEventListener("click", () => session.requestExport(format, lang));
@@ -86,16 +99,17 @@ class ConsoleView {
   onGlossary({ entries, by }) {
     const box = $("glossary-text");
     if (document.activeElement !== box) box.value = formatGlossary(entries);
-    const who = by ? (this.speakers.get(by) || (by === this.session.participantId ? "you" : by)) : null;
-    $("glossary-by").textContent = `${entries.length} entr${entries.length === 1 ? "y" : "ies"}${who ? `, set by ${who}` : ""}.`;
+    const who = by ? (this.speakers.get(by) || (by === this.session.participantId ? t("console.you") : by)) : null;
+    if (who) setText($("glossary-by"), "console.glossaryCountBy", { count: entries.length, name: who });
+    else setText($("glossary-by"), "console.glossaryCount", { count: entries.length });
   }
 
   saveGlossary() {
     const { entries, errors } = parseGlossary($("glossary-text").value);
-    $("glossary-errors").replaceChildren(...errors.map((e) => Object.assign(document.createElement("li"), { textContent: `Line ${e.line}: ${e.message}` })));
+    $("glossary-errors").replaceChildren(...errors.map((e) => Object.assign(document.createElement("li"), { textContent: t("console.glossaryLine", { line: e.line, message: e.message }) })));
     if (errors.length) return;
     this.session.setGlossary(entries);
-    setStatus(`Glossary sent (${entries.length} entries)`);
+    setStatus("console.glossarySent", { count: entries.length });
   }
 
   /** The speaker cell: the name, and the channel when the line is an interpreter's on air. */
@@ -103,19 +117,23 @@ class ConsoleView {
     if (!row || !caption) return;
     const name = this.speakers.get(caption.participant_id) || caption.participant_id;
     const channel = caption.channel || null;
-    row.querySelector(".speaker").textContent = channel ? `${name} → ${channel.toUpperCase()} channel` : name;
+    row.querySelector(".speaker").textContent = channel ? t("console.channelLine", { name, lang: channel.toUpperCase() }) : name;
     row.classList.toggle("channel", Boolean(channel));
     row.dataset.onAir = channelOf(this.session.channels, caption.participant_id) || "";
   }
 
   buildHead() {
     const head = $("lines-head");
-    const cells = [["speaker", "Speaker"], ["source", "Source"], ...this.languages.map((l) => [l, l.toUpperCase()]), ["meta", "Latency · confidence"]];
+    const cells = [["speaker", "console.speaker"], ["source", "console.source"], ...this.languages.map((l) => [l, null]), ["meta", "console.meta"]];
     for (const [key, label] of cells) {
       const th = document.createElement("th");
       th.scope = "col";
       th.dataset.col = key;
-      th.textContent = label;
+      if (label) setText(th, label);
+      else {
+        th.textContent = key.toUpperCase();
+        th.title = languageName(key);
+      }
       if (key === "meta") th.className = "meta";
       head.append(th);
     }
@@ -130,7 +148,8 @@ class ConsoleView {
         if (input.checked) this.shownLangs.add(lang); else this.shownLangs.delete(lang);
         for (const el of document.querySelectorAll(`[data-col="${lang}"]`)) el.hidden = !input.checked;
       });
-      const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: lang === "source" ? "Source" : lang.toUpperCase() });
+      const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: lang.toUpperCase() });
+      if (lang === "source") setText(label, "console.source");
       box.append(input, label);
     }
   }
@@ -217,7 +236,9 @@ class ConsoleView {
         td.append(Object.assign(document.createElement("span"), { className: "engine", textContent: caption.engines[col] }));
       }
       if (caption.final && corrected.has(lang)) {
-        td.append(Object.assign(document.createElement("span"), { className: "corrected-mark", textContent: "✓ corrected" }));
+        const mark = Object.assign(document.createElement("span"), { className: "corrected-mark" });
+        setText(mark, "console.corrected");
+        td.append(mark);
       }
       if (caption.final && (col === "source" || text || lang === caption.lang)) {
         this.makeEditable(td, caption.caption_id, lang);
@@ -225,9 +246,14 @@ class ConsoleView {
     }
     const meta = row.querySelector("td.meta");
     const parts = [`${caption.lang}`];
-    if (caption.final && typeof caption.latency_ms === "number") parts.push(`${(caption.latency_ms / 1000).toFixed(2)} s`);
-    if (caption.final && typeof caption.avg_logprob === "number") parts.push(`logprob ${caption.avg_logprob.toFixed(2)}`);
-    if (!caption.final) parts.push("interim");
+    if (caption.final && typeof caption.latency_ms === "number") {
+      parts.push(t("console.seconds", { s: (caption.latency_ms / 1000).toLocaleString(undefined, { maximumFractionDigits: 2 }) }));
+    }
+    if (caption.final && typeof caption.avg_logprob === "number") {
+      parts.push(t(`console.confidence.${confidenceLevel(caption.avg_logprob)}`));
+      meta.title = `avg logprob ${caption.avg_logprob.toFixed(2)}`; // for whoever tunes the recognizer
+    }
+    if (!caption.final) parts.push(t("console.interim"));
     meta.textContent = parts.join(" · ");
     meta.classList.toggle("low-confidence", typeof caption.avg_logprob === "number" && caption.avg_logprob < LOW_AVG_LOGPROB);
   }
@@ -237,7 +263,7 @@ class ConsoleView {
     td.dataset.editable = "1";
     td.tabIndex = 0;
     td.setAttribute("role", "button");
-    td.setAttribute("aria-label", `Correct the ${lang} text`);
+    td.setAttribute("aria-label", t("console.correct", { lang: languageName(lang) }));
     const start = () => {
       if (td.isContentEditable) return;
       const caption = this.captions.get(captionId);
@@ -254,7 +280,7 @@ class ConsoleView {
       td.setAttribute("role", "button");
       if (save && text) {
         this.session.correctCaption(captionId, lang, text);
-        setStatus(`Correction sent (${lang})`);
+        setStatus("console.correctionSent", { lang: languageName(lang) });
       }
       this.fill(this.rows.get(captionId), this.captions.get(captionId));
       td.focus();
@@ -278,11 +304,11 @@ function download(filename, content, format) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
-  setStatus(`Downloaded ${filename}`);
+  setStatus("console.downloaded", { filename });
 }
 
-function setStatus(text) {
-  $("status").textContent = text;
+function setStatus(key, params) {
+  setText($("status"), key, params);
 }
 
 async function open(name, room, languages) {
@@ -296,7 +322,7 @@ async function open(name, room, languages) {
   $("console-view").hidden = false;
   $("room-badge").hidden = false;
   $("room-badge").textContent = room;
-  setStatus(`Console open as ${name}`);
+  setStatus("console.openAs", { name });
 }
 
 function main() {
@@ -304,13 +330,21 @@ function main() {
   $("room-input").value = params.get("room") || "";
   $("name-input").value = params.get("name") || "";
   if (params.get("langs")) $("langs-input").value = params.get("langs");
+  bindLanguagePicker($("ui-lang"));
+  bindLanguagePicker($("console-ui-lang"));
+  onLanguageChange(() => {
+    translatePage(document);
+    const view = window.parleyConsole;
+    if (view) for (const row of view.rows.values()) view.fill(row, view.captions.get(row.dataset.captionId));
+  });
   $("join-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const languages = parseLanguages($("langs-input").value);
     try {
       await open($("name-input").value.trim(), $("room-input").value.trim(), languages);
     } catch (err) {
-      setStatus(`Could not open the console: ${err.message || err}`);
+      const { key, params: values } = joinErrorKey(err, window.parley?.closeCode ?? null);
+      setStatus(key, values);
     }
   });
   $("name-input").focus();

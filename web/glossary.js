@@ -5,6 +5,7 @@
 //   Parley @en = keep                     said in English; never translated
 //   UN @en = keep; es: ONU                 kept, except in Spanish
 //   # a comment
+import { t } from "./i18n.js";
 
 const LANG = /^[a-z]{2,3}$/;
 
@@ -17,13 +18,13 @@ export function parseGlossary(text) {
     if (!line || line.startsWith("#")) return;
     const fail = (message) => errors.push({ line: index + 1, message });
     const eq = line.indexOf("=");
-    if (eq < 0) return fail("expected “term = …”");
+    if (eq < 0) return fail(t("glossary.noEquals"));
     let term = line.slice(0, eq).trim();
     let lang = null;
     const at = term.match(/^(.*?)\s+@([a-z]{2,3})$/);
     if (at) [, term, lang] = at;
-    if (!term) return fail("the term is empty");
-    if (term.length > 100) return fail("the term is longer than 100 characters");
+    if (!term) return fail(t("glossary.emptyTerm"));
+    if (term.length > 100) return fail(t("glossary.longTerm"));
     const entry = { term, lang, renderings: {}, keep: false };
     for (const part of line.slice(eq + 1).split(";").map((p) => p.trim()).filter(Boolean)) {
       if (part.toLowerCase() === "keep") {
@@ -33,10 +34,10 @@ export function parseGlossary(text) {
       const colon = part.indexOf(":");
       const code = colon < 0 ? "" : part.slice(0, colon).trim().toLowerCase();
       const rendering = colon < 0 ? "" : part.slice(colon + 1).trim();
-      if (!LANG.test(code) || !rendering) return fail(`“${part}”: expected “xx: rendering” or “keep”`);
+      if (!LANG.test(code) || !rendering) return fail(t("glossary.badPart", { part }));
       entry.renderings[code] = rendering;
     }
-    if (!entry.keep && !Object.keys(entry.renderings).length) return fail("give renderings or “keep”");
+    if (!entry.keep && !Object.keys(entry.renderings).length) return fail(t("glossary.noRenderings"));
     entries.push(entry);
   });
   return { entries, errors };

@@ -1,4 +1,6 @@
-// Languages offered for speaking and reading captions (ISO 639-1), with display names.
+// Languages offered for speaking and reading captions (ISO 639-1), with display names in the
+// interface language (web/i18n.js), not the browser's.
+import { languageLabel, uiLanguage } from "./i18n.js";
 
 /** Languages Whisper recognizes well and the usual translation engines cover. */
 export const LANGUAGES = Object.freeze([
@@ -6,23 +8,15 @@ export const LANGUAGES = Object.freeze([
   "nb", "fi", "ru", "uk", "tr", "el", "ar", "he", "hi", "id", "vi", "zh", "ja", "ko",
 ]);
 
-let names = null;
-
-/** "Spanish (es)" in the page's language (falls back to the code). */
+/** "Spanish" in the interface language (falls back to the code). */
 export function languageName(code) {
-  if (!code) return "";
-  try {
-    names = names || new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
-    return names.of(code) || code;
-  } catch {
-    return code;
-  }
+  return languageLabel(code);
 }
 
 /** Fill a <select> with `LANGUAGES`, after `first` ([value, label]) options; select `value`. */
 export function fillLanguageSelect(select, { first = [], value = "" } = {}) {
   const options = first.map(([v, label]) => new Option(label, v));
-  const sorted = [...LANGUAGES].sort((a, b) => languageName(a).localeCompare(languageName(b)));
+  const sorted = [...LANGUAGES].sort((a, b) => languageName(a).localeCompare(languageName(b), uiLanguage()));
   for (const code of sorted) options.push(new Option(`${languageName(code)} (${code})`, code));
   select.replaceChildren(...options);
   select.value = value;

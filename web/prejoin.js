@@ -3,6 +3,8 @@
 import { getLocalMedia } from "./protocol.js";
 import { LevelMeter } from "./levels.js";
 import { fillLanguageSelect, preferredLanguage } from "./languages.js";
+import { onLanguageChange, setText, t } from "./i18n.js";
+import { mediaErrorKey } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 const PREFS_KEY = "parley.prefs";
@@ -32,9 +34,18 @@ export class PreJoin {
     this.startedAtMs = null; // when the current microphone started (for tests of latency)
     const p = loadPrefs();
     const here = preferredLanguage();
-    fillLanguageSelect($("speak-select"), { first: [["", "Detect automatically"]], value: p.speak ?? here });
-    fillLanguageSelect($("read-select"), { first: [["", "Original language only"]], value: p.read ?? here });
-    fillLanguageSelect($("read2-select"), { first: [["", "None"]], value: p.read2 ?? "" });
+    this.mediaProblem = null; // message key: why we have less than camera + microphone
+    const fillLanguages = (first) => {
+      const value = (id, saved) => (first ? saved : $(id).value);
+      fillLanguageSelect($("speak-select"), { first: [["", t("lang.detect")]], value: value("speak-select", p.speak ?? here) });
+      fillLanguageSelect($("read-select"), { first: [["", t("lang.originalOnly")]], value: value("read-select", p.read ?? here) });
+      fillLanguageSelect($("read2-select"), { first: [["", t("lang.none")]], value: value("read2-select", p.read2 ?? "") });
+    };
+    fillLanguages(true);
+    onLanguageChange(() => {
+      fillLanguages(false);
+      if (this.stream !== undefined) this.listDevices().catch(() => {});
+    });
     $("camera-select").addEventListener("change", () => this.start());
     $("mic-select").addEventListener("change", () => this.start());
   }
@@ -51,10 +62,13 @@ export class PreJoin {
     const videoDeviceId = $("camera-select").value || undefined;
     const audioDeviceId = $("mic-select").value || undefined;
     const want = { audio: audioDeviceId !== "none", video: videoDeviceId !== "none" };
+    const errors = [];
     const stream = want.audio || want.video
-      ? await getLocalMedia({ ...want, audioDeviceId: want.audio ? audioDeviceId : undefined, videoDeviceId: want.video ? videoDeviceId : undefined })
+      ? await getLocalMedia({ ...want, errors, audioDeviceId: want.audio ? audioDeviceId : undefined, videoDeviceId: want.video ? videoDeviceId : undefined })
       : null;
     this.stream = stream;
+    const complete = stream && (!want.audio || stream.getAudioTracks().length) && (!want.video || stream.getVideoTracks().length);
+    this.showMediaProblem(complete ? [] : errors, want);
     this.startedAtMs = Date.now();
     window.parleyMicStartedMs = this.startedAtMs; // exposed for latency tests
     const video = $("preview-video");
@@ -74,7 +88,7 @@ export class PreJoin {
     const devices = await navigator.mediaDevices.enumerateDevices();
     const fill = (select, kind, current, noneLabel) => {
       const options = devices.filter((d) => d.kind === kind)
-        .map((d, i) => new Option(d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`, d.deviceId));
+        .map((d, i) => new Option(d.label || t(kind === "videoinput" ? "devices.camera" : "devices.microphone", { n: i + 1 }), d.deviceId));
       options.push(new Option(noneLabel, "none"));
       select.replaceChildren(...options);
       if (current) select.value = current;
@@ -83,8 +97,18 @@ export class PreJoin {
     const audioTrack = this.stream && this.stream.getAudioTracks()[0];
     const cam = $("camera-select").value === "none" ? "none" : videoTrack?.getSettings().deviceId;
     const mic = $("mic-select").value === "none" ? "none" : audioTrack?.getSettings().deviceId;
-    fill($("camera-select"), "videoinput", cam, "No camera");
-    fill($("mic-select"), "audioinput", mic, "No microphone");
+    fill($("camera-select"), "videoinput", cam, t("devices.noCamera"));
+    fill($("mic-select"), "audioinput", mic, t("devices.noMicrophone"));
+  }
+
+  /** Say why camera or microphone are missing, and how to get them (null: nothing to say). */
+  showMediaProblem(errors, want) {
+    const key = mediaErrorKey(errors, want);
+    this.mediaProblem = key;
+    const el = $("media-error");
+    el.hidden = !key;
+    if (key) setText(el, key);
+    setText($("preview-empty"), key === "media.blocked" ? "prejoin.cameraBlocked" : "prejoin.cameraOff");
   }
 
   /** The choices, and the preview stream (now owned by the caller). */

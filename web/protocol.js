@@ -18,6 +18,7 @@
 //   "closed"        {code, reason, failure} the socket closed for good; the session is over
 //                                           (failure: {code, message} when media could not
 //                                           flow, e.g. "ice_failed": see MEDIA_FAILURES)
+//   "serverclosing" {reason, flushTimeoutMs} the server announced its shutdown (`server_closing`)
 //
 // Reconnect: a socket that closes with anything but 1000 (leave), 1008 (protocol violation),
 // 1009 (too big), 4001 (removed by a host) or 4002 (meeting ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
@@ -68,7 +69,8 @@ export const MEDIA_FAILURES = Object.freeze({
 
 /**
  * Ask for camera + microphone; fall back to microphone only, then to nothing (receive only).
- * @param {{audio?: boolean, video?: boolean}} [want]
+ * @param {{audio?: boolean, video?: boolean, errors?: Error[]}} [want] `errors` collects the
+ *   failures of the attempts
  * @returns {Promise<MediaStream|null>}
  */
 export async function getLocalMedia(want = { audio: true, video: true }) {
@@ -81,6 +83,7 @@ export async function getLocalMedia(want = { audio: true, video: true }) {
       return await navigator.mediaDevices.getUserMedia(constraints);
     } catch (err) {
       console.warn("getUserMedia failed", constraints, err);
+      if (want.errors) want.errors.push(err); // the page says why (web/messages.js)
     }
   }
   return null;
@@ -324,6 +327,23 @@ export class ParleySession extends EventTarget {
       this._send({ type: "mute", track_id: entry.trackId, muted });
     } // otherwise sent when the server announces the track (track_published)
     this._emit("localmute", { kind, muted });
+    return true;
+  }
+
+  /**
+   * Switch our camera or microphone (`kind` "video" | "audio") to `track` during the call: the
+   * sender's track is replaced in place (same m-line, no renegotiation), the mute state carries
+   * over, and the old track is stopped.
+   */
+  async replaceTrack(kind, track) {
+    const entry = this.local.get(kind);
+    if (!entry) return false;
+    track.enabled = !entry.muted;
+    const sender = this.pc ? this.pc.getSenders().find((s) => s.track === entry.track) : null;
+    if (sender) await sender.replaceTrack(track);
+    const old = entry.track;
+    entry.track = track;
+    if (old !== track) old.stop();
     return true;
   }
 
@@ -689,6 +709,11 @@ ParleySession.prototype._handlers = {
         console.error("offer", err);
         this._fail("client", `could not answer offer ${msg.revision}: ${err}`);
       });
+  },
+
+  server_closing(msg) {
+    // the socket closes with 1001 next; we reconnect as after any drop, and the UI says why
+    this._emit("serverclosing", { reason: msg.reason, flushTimeoutMs: msg.flush_timeout_ms });
   },
 
   notice(msg) {

@@ -2,7 +2,7 @@
 // captions, transcript, reconnect state. All protocol work is in protocol.js; this module
 // renders its state and events.
 import { ParleySession, tabClientId } from "./protocol.js";
-import { PreJoin, prefs, savePrefs } from "./prejoin.js";
+import { PreJoin, prefs } from "./prejoin.js";
 import { ActiveSpeaker, Tile, icon } from "./tiles.js";
 import { CaptionsView } from "./captionsview.js";
 import { TranscriptView } from "./transcriptview.js";
@@ -11,6 +11,13 @@ import { LevelMeter, connectionStats } from "./levels.js";
 import { fillLanguageSelect, languageName } from "./languages.js";
 import { ChannelsView, channelOf, volumes } from "./channels.js";
 import { takeLinkToken } from "./linktoken.js";
+import { DevicesView } from "./devices.js";
+import { wireControls } from "./controls.js";
+import { bindLanguagePicker, onLanguageChange, setAttr, setText, t, translatePage } from "./i18n.js";
+import { joinErrorKey, noticeMessage } from "./messages.js";
+
+/** Catalog keys of the media failures protocol.js reports (MEDIA_FAILURES codes). */
+const MEDIA_FAILURE_KEYS = { ice_failed: "left.iceFailed", ice_failed_relay: "left.iceFailedRelay", ice_lost: "left.iceLost" };
 
 const $ = (id) => document.getElementById(id);
 const NAME_KEY = "parley.name";
@@ -22,14 +29,61 @@ const STATS_INTERVAL_MS = 500;
  * reporting this much loss of it. */
 const POOR_FRACTION_LOST = 0.1;
 const POOR_SAMPLES = 8; // 4 s at STATS_INTERVAL_MS
+/** "You are muted" hint: this level (0..1, LevelMeter) on the muted microphone for this many
+ * samples in a row (1 s at STATS_INTERVAL_MS). */
+const MUTED_TALK_LEVEL = 0.12;
+const MUTED_TALK_SAMPLES = 2;
+const TOAST_MS = 4000;
 
-function setStatus(text) {
-  $("status").textContent = text;
+/** The status line: a message key and its params (redone when the interface language changes). */
+function setStatus(key, params) {
+  if (!key) {
+    delete $("status").dataset.i18n;
+    $("status").textContent = "";
+    return;
+  }
+  setText($("status"), key, params);
 }
 
-function isTyping(target) {
-  return target instanceof HTMLElement
-    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+/** A label span and an icon on a control button. */
+function setButton(button, iconName, key) {
+  let label = button.querySelector(".label");
+  if (!label) {
+    label = document.createElement("span");
+    label.className = "label";
+    button.replaceChildren(label);
+  }
+  if (button.dataset.icon !== iconName) {
+    button.querySelector(".icon")?.remove();
+    button.prepend(icon(iconName));
+    button.dataset.icon = iconName;
+  }
+  if (label.dataset.i18n !== key) setText(label, key);
+}
+
+/** Someone who only watches (the interpreter console, a viewer): publishes nothing. */
+/** A soft two-note chime for notices (off unless the setting is on). */
+function chime() {
+  try {
+    const ctx = new AudioContext();
+    const gain = ctx.createGain();
+    gain.gain.value = 0.05;
+    gain.connect(ctx.destination);
+    [660, 880].forEach((hz, i) => {
+      const osc = ctx.createOscillator();
+      osc.frequency.value = hz;
+      osc.connect(gain);
+      osc.start(ctx.currentTime + i * 0.12);
+      osc.stop(ctx.currentTime + i * 0.12 + 0.1);
+    });
+    setTimeout(() => ctx.close(), 600);
+  } catch {
+    // no audio output: the visual notice is enough
+  }
+}
+
+function isObserver(p) {
+  return (p.role === "viewer" || p.role === "interpreter") && !(p.tracks && p.tracks.size);
 }
 
 class RoomView {
@@ -69,7 +123,7 @@ class RoomView {
           const badge = $("chat-unread");
           badge.hidden = false;
           badge.textContent = String(Number(badge.textContent || 0) + 1);
-          badge.setAttribute("aria-label", `${badge.textContent} unread`);
+          setAttr(badge, "aria-label", "chat.unread", { count: badge.textContent });
         }
       },
     });
@@ -85,23 +139,41 @@ class RoomView {
       },
       nameOf: (id) => this.nameOf(id),
       label: (code) => languageName(code),
-      onStatus: setStatus,
+      onStatus: (text) => {
+        delete $("status").dataset.i18n; // built from messages already (channels.js)
+        $("status").textContent = text;
+      },
     });
     $("booth-into").addEventListener("change", () => this.channels.render());
+    this.devices = new DevicesView({
+      session,
+      camera: $("room-camera"), mic: $("room-mic"), speaker: $("room-speaker"),
+      media: () => [...this.tiles.values()].map((tile) => tile.video),
+      onSwitched: (kind, track) => this.onDeviceSwitched(kind, track),
+      onError: (err) => setStatus("status.deviceFailed", { error: err.message || String(err) }),
+    });
     session.addEventListener("channels", (ev) => {
       this.channels.render(ev.detail.event);
       this.render();
     });
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
     session.addEventListener("notice", (ev) => this.showNotice(ev.detail.text));
+    session.addEventListener("serverclosing", () => { this.serverClosing = true; });
     session.addEventListener("chat", (ev) => this.chat.add(ev.detail.message, { history: ev.detail.history }));
-    session.addEventListener("hand", () => this.render());
+    session.addEventListener("hand", (ev) => {
+      const { participantId, raised } = ev.detail || {};
+      if (raised && participantId && participantId !== session.participantId) this.toast("notify.hand", { name: this.nameOf(participantId) });
+      this.render();
+    });
     session.addEventListener("transcription", (ev) => {
       if (ev.detail.participantId === session.participantId) this.renderOptOut();
       this.render();
     });
     session.addEventListener("screenstopped", () => this.setLocalScreen(null));
-    session.addEventListener("participants", () => this.render());
+    session.addEventListener("participants", () => {
+      this.noticeArrivals();
+      this.render();
+    });
     session.addEventListener("trackadded", (ev) => {
       const { participantId, kind, source, track } = ev.detail;
       this.tileFor(participantId, source === "screen").setTrack(kind, track);
@@ -122,58 +194,152 @@ class RoomView {
     session.addEventListener("caption", (ev) => this.onCaption(ev.detail));
     session.addEventListener("captionsunavailable", () => this.onCaptionsUnavailable());
     session.addEventListener("reconnecting", (ev) => this.onReconnecting(ev.detail));
-    session.addEventListener("error", (ev) => setStatus(`Error: ${ev.detail.message || ev.detail.code}`));
+    session.addEventListener("error", (ev) => setStatus("status.error", { message: ev.detail.message || ev.detail.code }));
     session.addEventListener("closed", (ev) => this.onClosed(ev.detail));
     this.statsTimer = null;
   }
 
   nameOf(id) {
     if (id === this.session.participantId) return this.session.name;
-    return this.session.participants.get(id)?.name || this.names.get(id) || "Someone";
+    const p = this.session.participants.get(id);
+    if (p) return this.displayName(p);
+    return this.names.get(id) || t("room.someone");
+  }
+
+  /** A participant's name, with "(2)" etc. when others here have the same name (joined earlier). */
+  displayName(p) {
+    const s = this.session;
+    // in joining order: those here before us, us, those who came after (the same on every page)
+    const all = [...s.participants.values()];
+    const before = all.filter((o) => this.here?.has(o.participant_id));
+    const after = all.filter((o) => !this.here?.has(o.participant_id));
+    const order = [...before, { participant_id: s.participantId, name: s.name }, ...after];
+    const same = order.filter((o) => o.name === p.name);
+    if (same.length < 2) return p.name;
+    return t("room.sameName", { name: p.name, n: same.findIndex((o) => o.participant_id === p.participant_id) + 1 });
+  }
+
+  youName() {
+    return t("room.you", { name: this.session.name });
   }
 
   onJoined({ reconnected }) {
     const s = this.session;
     this.names.set(s.participantId, s.name);
     if (this.localTile) this.localTile.el.remove();
-    this.localTile = new Tile({ id: s.participantId, participantId: s.participantId, name: `${s.name} (you)`, isLocal: true });
+    this.localTile = new Tile({ id: s.participantId, participantId: s.participantId, name: this.youName(), baseName: s.name, isLocal: true });
     for (const [kind, { track }] of s.local) this.localTile.setTrack(kind, track);
     for (const tile of this.tiles.values()) tile.el.remove();
     this.tiles.clear();
     $("tiles").replaceChildren(this.localTile.el);
     if (this.localScreenTile) $("tiles").append(this.localScreenTile.el);
     $("join-view").hidden = true;
+    $("left-view").hidden = true;
     $("call-view").hidden = false;
     $("room-badge").textContent = s.room;
     $("room-badge").hidden = false;
     $("copy-link").hidden = false;
     $("mic-button").disabled = !s.local.has("audio");
     $("camera-button").disabled = !s.local.has("video");
+    for (const [kind, button] of [["audio", $("mic-button")], ["video", $("camera-button")]]) {
+      if (s.local.has(kind)) {
+        button.removeAttribute("title");
+        button.removeAttribute("data-i18n-title");
+      } else {
+        setAttr(button, "title", window.parleyPreJoin?.mediaProblem || (kind === "audio" ? "controls.noMic" : "controls.noCamera"));
+      }
+    }
     $("banner").hidden = true;
     this.setConnection("connected");
     const url = new URL(location.href);
     url.searchParams.set("room", s.room);
     history.replaceState(null, "", url);
-    setStatus(reconnected ? "Reconnected." : "");
+    this.serverClosing = false;
+    this.known = new Set(s.participants.keys());
+    this.here = new Set(s.participants.keys()); // who was in the room before us
+    setStatus(reconnected ? "status.reconnected" : "");
     this.channels.render();
     if (!reconnected) {
       if (window.matchMedia("(min-width: 900px)").matches) this.openPanel("panel-people");
-      this.localMeter = s.local.has("audio") ? new LevelMeter(s.local.get("audio").track) : null;
+      this.meterAudio(s.local.get("audio")?.track || null);
       this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
     }
+    this.devices.refresh().catch(() => {});
     this.render();
+  }
+
+  /** Our camera or microphone was switched (Settings → Devices): show and meter the new one. */
+  onDeviceSwitched(kind, track) {
+    this.localTile?.setTrack(kind, track);
+    if (kind === "audio") this.meterAudio(track);
+    this.devices.refresh().catch(() => {});
+    this.render();
+  }
+
+  /** Level meters on our microphone: the speaking outline, and the "you are muted" hint (on a
+   * clone: a muted track is disabled, silent, while the clone still hears the room). */
+  meterAudio(track) {
+    this.localMeter?.close();
+    this.mutedMeter?.close();
+    this.mutedClone?.stop();
+    this.localMeter = track ? new LevelMeter(track) : null;
+    this.mutedClone = track ? track.clone() : null;
+    if (this.mutedClone) this.mutedClone.enabled = true;
+    this.mutedMeter = this.mutedClone ? new LevelMeter(this.mutedClone) : null;
+    this.mutedLoudSamples = 0;
+  }
+
+  /** The interface language changed: redo what render() builds from messages. */
+  relabel() {
+    for (const tile of [this.localTile, this.localScreenTile, ...this.tiles.values()]) if (tile) tile.relabel();
+    this.channels.render();
+    this.captions.render();
+    this.transcript.render();
+    this.devices.refresh().catch(() => {});
+    this.render();
+  }
+
+  /** Join and leave notices: who appeared or went since the last participants event. */
+  noticeArrivals() {
+    const now = new Set(this.session.participants.keys());
+    if (this.known && this.session.state === "joined") {
+      for (const id of now) if (!this.known.has(id)) this.toast("notify.joined", { name: this.nameOf(id) });
+      for (const id of this.known) if (!now.has(id)) this.toast("notify.left", { name: this.names.get(id) || t("room.someone") });
+    }
+    if (this.known) this.known = now;
+  }
+
+  /** A short visual notice (and a soft tone when the setting is on); gone after TOAST_MS. */
+  toast(key, params) {
+    const item = document.createElement("div");
+    item.className = "toast";
+    setText(item, key, params);
+    $("toasts").append(item);
+    while ($("toasts").children.length > 3) $("toasts").firstElementChild.remove();
+    setTimeout(() => item.remove(), TOAST_MS);
+    if ($("notify-sound").checked) chime();
   }
 
   setConnection(state) {
     const el = $("connection");
     el.hidden = false;
     el.dataset.state = state;
-    el.textContent = { connected: "Connected", reconnecting: "Reconnecting…" }[state] || state;
+    setText(el, state === "connected" ? "connection.connected" : "connection.reconnecting");
   }
 
   // ---- consent notice and captions -----------------------------------------------------
   showNotice(text) {
-    if (text) $("notice-text").textContent = text;
+    if (text) {
+      const { key, params, raw } = noticeMessage(text);
+      if (key) {
+        setText($("notice-text"), key, params);
+        $("notice-text").removeAttribute("lang");
+      } else {
+        delete $("notice-text").dataset.i18n;
+        $("notice-text").textContent = raw;
+        $("notice-text").lang = "en"; // the operator's own text
+      }
+    }
     if (this.captions.consented) return;
     $("notice").hidden = false;
     // Captions may show once the notice is on screen: it always comes first.
@@ -183,7 +349,7 @@ class RoomView {
   onCaptionsUnavailable() {
     $("notice").hidden = true;
     $("cc-button").disabled = true;
-    $("cc-button").title = "Captions are off on this server";
+    setAttr($("cc-button"), "title", "captions.offOnServer");
   }
 
   renderOptOut() {
@@ -191,7 +357,7 @@ class RoomView {
     $("cc-optout").checked = out;
     const button = $("notice-optout");
     button.setAttribute("aria-pressed", String(out));
-    button.textContent = out ? "Transcribe me again" : "Don’t transcribe me";
+    setText(button, out ? "notice.optIn" : "notice.optOut");
   }
 
   onCaption({ caption, receivedMs }) {
@@ -210,11 +376,13 @@ class RoomView {
 
   // ---- reconnect ---------------------------------------------------------------------------
   onReconnecting({ attempt, delayMs }) {
+    this.known = null; // the room is read afresh on rejoin: no "joined" toasts for everybody
     this.setConnection("reconnecting");
     const banner = $("banner");
     banner.hidden = false;
-    banner.textContent = `Connection lost. Reconnecting (attempt ${attempt})…`;
-    setStatus(`Reconnecting in ${Math.round(delayMs / 100) / 10} s…`);
+    if (this.serverClosing) setText(banner, "banner.restarting", { attempt });
+    else setText(banner, "banner.reconnecting", { attempt });
+    setStatus("status.reconnectingIn", { seconds: (Math.round(delayMs / 100) / 10).toLocaleString() });
     for (const tile of this.tiles.values()) tile.el.remove();
     this.tiles.clear();
     this.render();
@@ -226,7 +394,8 @@ class RoomView {
     let tile = this.tiles.get(id);
     if (!tile) {
       const p = this.session.participants.get(participantId);
-      tile = new Tile({ id, participantId, name: p ? p.name : "…", isLocal: false, isScreen: screen });
+      tile = new Tile({ id, participantId, name: p ? this.displayName(p) : "…", isLocal: false, isScreen: screen });
+      this.devices.apply(tile.video);
       this.tiles.set(id, tile);
       $("tiles").append(tile.el);
     }
@@ -239,13 +408,13 @@ class RoomView {
     this.localScreenTile = null;
     if (track) {
       const s = this.session;
-      this.localScreenTile = new Tile({ id: `${s.participantId}:screen`, participantId: s.participantId, name: `${s.name} (you)`, isLocal: true, isScreen: true });
+      this.localScreenTile = new Tile({ id: `${s.participantId}:screen`, participantId: s.participantId, name: this.youName(), baseName: s.name, isLocal: true, isScreen: true });
       this.localScreenTile.setTrack("video", track);
       $("tiles").append(this.localScreenTile.el);
     }
     const button = $("screen-button");
     button.setAttribute("aria-pressed", String(Boolean(track)));
-    button.replaceChildren(icon("screen"), document.createTextNode(track ? "Stop sharing" : "Share screen"));
+    setButton(button, "screen", track ? "controls.stopSharing" : "controls.shareScreen");
     this.renderLayout();
   }
 
@@ -285,13 +454,20 @@ class RoomView {
     });
     for (const p of s.participants.values()) {
       this.names.set(p.participant_id, p.name);
+      if (isObserver(p)) {
+        // a console or a viewer: in the list, never a camera-less tile
+        this.tiles.get(p.participant_id)?.el.remove();
+        this.tiles.delete(p.participant_id);
+        continue;
+      }
       const tile = this.tileFor(p.participant_id);
-      tile.update({ name: p.name, ...this.mutedKinds(p) });
+      const shown = this.displayName(p);
+      tile.update({ name: shown, ...this.mutedKinds(p) });
       tile.setVolume(loudness.get(p.participant_id) ?? 1);
-      this.tiles.get(`${p.participant_id}:screen`)?.update({ name: p.name, ...this.mutedKinds(p) });
+      this.tiles.get(`${p.participant_id}:screen`)?.update({ name: shown, ...this.mutedKinds(p) });
     }
     const self = this.selfState();
-    if (this.localTile) this.localTile.update({ name: `${s.name} (you)`, ...self });
+    if (this.localTile) this.localTile.update({ name: this.youName(), ...self });
     this.renderControls(self);
     this.renderList(self);
     this.renderLayout();
@@ -299,20 +475,20 @@ class RoomView {
 
   renderControls({ audioMuted, videoMuted, hand }) {
     const mic = $("mic-button");
-    mic.replaceChildren(icon(audioMuted ? "micOff" : "mic"), document.createTextNode(audioMuted ? "Unmute" : "Mute"));
+    setButton(mic, audioMuted ? "micOff" : "mic", audioMuted ? "controls.unmute" : "controls.mute");
     mic.setAttribute("aria-pressed", String(audioMuted));
-    mic.setAttribute("aria-label", audioMuted ? "Unmute microphone" : "Mute microphone");
+    setAttr(mic, "aria-label", audioMuted ? "controls.unmuteLabel" : "controls.muteLabel");
     const cam = $("camera-button");
-    cam.replaceChildren(icon(videoMuted ? "camOff" : "cam"), document.createTextNode(videoMuted ? "Start video" : "Stop video"));
+    setButton(cam, videoMuted ? "camOff" : "cam", videoMuted ? "controls.startVideo" : "controls.stopVideo");
     cam.setAttribute("aria-pressed", String(videoMuted));
-    cam.setAttribute("aria-label", videoMuted ? "Turn camera on" : "Turn camera off");
+    setAttr(cam, "aria-label", videoMuted ? "controls.cameraOnLabel" : "controls.cameraOffLabel");
     const handButton = $("hand-button");
     handButton.setAttribute("aria-pressed", String(hand));
-    handButton.replaceChildren(icon("hand"), document.createTextNode(hand ? "Lower hand" : "Raise hand"));
-    const leave = $("leave-button");
-    if (!leave.querySelector(".icon")) leave.prepend(icon("leave"));
+    setButton(handButton, "hand", hand ? "controls.lowerHand" : "controls.raiseHand");
+    setButton($("leave-button"), "leave", "controls.leave");
     const screen = $("screen-button");
-    if (!screen.querySelector(".icon")) screen.prepend(icon("screen"));
+    if (!screen.querySelector(".icon")) setButton(screen, "screen", this.session.local.has("screen") ? "controls.stopSharing" : "controls.shareScreen");
+    if (!audioMuted) $("muted-hint").hidden = true;
   }
 
   renderList(self) {
@@ -325,31 +501,31 @@ class RoomView {
       label.className = "participant-name";
       label.textContent = name;
       li.append(label);
-      if (hand) li.append(icon("hand", "hand raised"));
-      if (audioMuted) li.append(icon("micOff", "microphone muted"));
-      if (videoMuted) li.append(icon("camOff", "camera off"));
+      if (hand) li.append(icon("hand", t("people.hand")));
+      if (audioMuted) li.append(icon("micOff", t("people.micMuted")));
+      if (videoMuted) li.append(icon("camOff", t("people.cameraOff")));
       if (onAir) {
         const tag = document.createElement("span");
         tag.className = "on-air";
-        tag.textContent = `On air · ${onAir.toUpperCase()}`;
+        tag.textContent = t("channels.onAirTag", { lang: onAir.toUpperCase() });
         li.append(tag);
       }
       if (optOut) {
         const tag = document.createElement("span");
         tag.className = "tag";
-        tag.textContent = "not transcribed";
+        tag.textContent = t("people.notTranscribed");
         li.append(tag);
       }
       return li;
     };
-    const items = [item(s.participantId, `${s.name} (you)`, self)];
+    const items = [item(s.participantId, this.youName(), self)];
     const others = [...s.participants.values()].sort((a, b) => a.name.localeCompare(b.name));
-    for (const p of others) items.push(item(p.participant_id, p.name, this.mutedKinds(p)));
+    for (const p of others) items.push(item(p.participant_id, this.displayName(p), this.mutedKinds(p)));
     $("participant-list").replaceChildren(...items);
     $("participant-count").textContent = `(${items.length})`;
     const to = $("chat-to");
     const chosen = to.value;
-    to.replaceChildren(new Option("Everyone", ""), ...others.map((p) => new Option(p.name, p.participant_id)));
+    to.replaceChildren(new Option(t("chat.everyone"), ""), ...others.map((p) => new Option(this.displayName(p), p.participant_id)));
     to.value = others.some((p) => p.participant_id === chosen) ? chosen : "";
   }
 
@@ -369,7 +545,7 @@ class RoomView {
     this.layout = this.layout === "grid" ? "speaker" : "grid";
     const button = $("layout-button");
     button.setAttribute("aria-pressed", String(this.layout === "speaker"));
-    button.textContent = this.layout === "speaker" ? "Grid view" : "Speaker view";
+    setText(button, this.layout === "speaker" ? "controls.gridView" : "controls.speakerView");
     this.renderLayout();
   }
 
@@ -405,6 +581,7 @@ class RoomView {
     }
     const audio = s.local.get("audio");
     if (this.localMeter && audio && !audio.muted) levels.set(s.participantId, this.localMeter.level() / 4);
+    this.checkTalkingMuted(audio);
     const now = Date.now();
     const active = this.active.update(levels, now);
     const speaking = this.active.speaking(now);
@@ -441,157 +618,68 @@ class RoomView {
       this.videoPausedForBandwidth = true;
       const banner = $("banner");
       banner.hidden = false;
-      banner.textContent = `Poor connection (${Math.round(videoFractionLost * 100)} % of your video lost): `
-        + "your video is paused, audio continues. Choose “Start video” to resume.";
+      setText(banner, "banner.poorConnection", { percent: Math.round(videoFractionLost * 100) });
     }
+  }
+
+  /**
+   * The "you are muted" hint: our microphone picks up speech while muted (the track is disabled,
+   * but the level meter reads the device) for MUTED_TALK_SAMPLES samples in a row.
+   */
+  checkTalkingMuted(audio) {
+    const hint = $("muted-hint");
+    if (!this.mutedMeter || !audio || !audio.muted || this.pushToTalk) {
+      this.mutedLoudSamples = 0;
+      hint.hidden = true;
+      return;
+    }
+    const loud = this.mutedMeter.level() >= MUTED_TALK_LEVEL;
+    this.mutedLoudSamples = loud ? (this.mutedLoudSamples || 0) + 1 : 0;
+    if (this.mutedLoudSamples >= MUTED_TALK_SAMPLES) hint.hidden = false;
   }
 
   // ---- leaving ---------------------------------------------------------------------------
   onClosed({ code, failure }) {
     clearInterval(this.statsTimer);
-    if (this.localMeter) this.localMeter.close();
-    for (const tile of this.tiles.values()) tile.video.srcObject = null;
+    this.meterAudio(null);
+    this.devices.close();
+    $("muted-hint").hidden = true;
+    this.captions.close();
+    for (const tile of [this.localTile, this.localScreenTile, ...this.tiles.values()]) {
+      if (tile) tile.video.srcObject = null;
+    }
     this.tiles.clear();
     $("tiles").replaceChildren();
     $("participant-list").replaceChildren();
     $("call-view").hidden = true;
-    $("join-view").hidden = false;
     $("room-badge").hidden = true;
     $("copy-link").hidden = true;
     $("connection").hidden = true;
+    $("on-air-badge").hidden = true;
     $("join-button").disabled = false;
-    // a media failure says what failed and what the operator can do (protocol.js MEDIA_FAILURES)
-    setStatus(failure ? failure.message : code === 1000 ? "You left the room." : `Disconnected (code ${code}).`);
-    if (failure) $("join-error").textContent = failure.message; // by Join, announced (role=alert)
-    window.parleyPreJoin?.start();
+    // The session stopped our tracks; the preview stays off until the user asks (Rejoin or
+    // "Change…"), so that leaving turns the camera light off.
+    setStatus("");
+    const left = $("left-view");
+    const heading = $("left-heading");
+    const text = $("left-text");
+    text.removeAttribute("role");
+    setText(text, "left.text");
+    if (failure) {
+      // a media failure says what failed and what the operator can do (protocol.js
+      // MEDIA_FAILURES), announced (role=alert) and in the status line
+      const key = MEDIA_FAILURE_KEYS[failure.code] || "left.iceFailed";
+      setText(heading, "left.mediaHeading");
+      setText(text, key);
+      text.setAttribute("role", "alert");
+      setStatus(key);
+    } else if (code === 1000) setText(heading, "left.heading");
+    else if (code === 4001) setText(heading, "left.removed");
+    else if (code === 4002) setText(heading, "left.ended");
+    else setText(heading, "left.disconnected", { code });
+    left.hidden = false;
+    $("rejoin-button").focus();
   }
-}
-
-function wireControls() {
-  const view = () => window.parleyView;
-  const session = () => window.parley;
-  const toggleMute = (kind) => {
-    const s = session();
-    if (!s) return;
-    const muted = !s.local.get(kind)?.muted;
-    s.setMuted(kind, muted);
-    if (kind === "video" && !muted) {
-      view().videoPausedForBandwidth = false;
-      $("banner").hidden = true;
-    }
-  };
-  $("mic-button").addEventListener("click", () => toggleMute("audio"));
-  $("camera-button").addEventListener("click", () => toggleMute("video"));
-  $("leave-button").addEventListener("click", () => session()?.leave());
-  $("layout-button").addEventListener("click", () => view()?.toggleLayout());
-  $("hand-button").addEventListener("click", () => session()?.setHand(!session().hand));
-  $("screen-button").addEventListener("click", async () => {
-    const s = session();
-    if (!s) return;
-    if (s.local.has("screen")) {
-      s.stopScreen();
-      return;
-    }
-    try {
-      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-      const track = stream.getVideoTracks()[0];
-      s.shareScreen(track);
-      view().setLocalScreen(track);
-    } catch (err) {
-      setStatus(`Screen sharing: ${err.message || err}`);
-    }
-  });
-  const optOut = (out) => {
-    session()?.setTranscriptionOptOut(out);
-    view()?.renderOptOut();
-  };
-  $("notice-optout").addEventListener("click", () => optOut(!session()?.transcriptionOptOut));
-  $("cc-optout").addEventListener("change", () => optOut($("cc-optout").checked));
-  $("chat-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const input = $("chat-input");
-    const text = input.value.trim();
-    if (!text || !session()) return;
-    session().sendChat(text, $("chat-to").value || null);
-    input.value = "";
-    input.focus();
-  });
-  $("chat-input").addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" && !ev.shiftKey) {
-      ev.preventDefault();
-      $("chat-form").requestSubmit();
-    }
-  });
-  $("cc-button").addEventListener("click", () => {
-    const button = $("cc-button");
-    const on = button.getAttribute("aria-pressed") !== "true";
-    button.setAttribute("aria-pressed", String(on));
-    view()?.captions.setEnabled(on);
-  });
-  for (const button of document.querySelectorAll("#controls [data-panel]")) {
-    button.addEventListener("click", () => view()?.openPanel(button.dataset.panel));
-  }
-  $("notice-ok").addEventListener("click", () => {
-    $("notice").hidden = true;
-    $("cc-button").focus();
-  });
-  $("copy-link").addEventListener("click", async () => {
-    try {
-      await navigator.clipboard.writeText(location.href);
-      setStatus("Link copied.");
-    } catch {
-      setStatus(location.href);
-    }
-  });
-
-  // caption settings
-  const p = prefs();
-  fillLanguageSelect($("cc-lang"), { first: [["", "Original language only"]], value: p.read ?? "" });
-  fillLanguageSelect($("cc-lang2"), { first: [["", "None"]], value: p.read2 ?? "" });
-  $("cc-bilingual").checked = Boolean(p.bilingual);
-  $("cc-size").value = p.captionSize || "medium";
-  const languagesChanged = () => {
-    const languages = [$("cc-lang").value, $("cc-lang2").value].filter((l, i, all) => l && all.indexOf(l) === i);
-    savePrefs({ read: $("cc-lang").value, read2: $("cc-lang2").value });
-    view()?.setLanguages(languages);
-  };
-  $("cc-lang").addEventListener("change", languagesChanged);
-  $("cc-lang2").addEventListener("change", languagesChanged);
-  $("cc-bilingual").addEventListener("change", () => {
-    const on = $("cc-bilingual").checked;
-    savePrefs({ bilingual: on });
-    view()?.captions.setBilingual(on);
-    view()?.transcript.setBilingual(on);
-  });
-  $("cc-size").addEventListener("change", () => {
-    savePrefs({ captionSize: $("cc-size").value });
-    view()?.captions.setFontSize($("cc-size").value);
-  });
-
-  // keyboard: M mute, V camera, C captions, hold Space to talk while muted
-  document.addEventListener("keydown", (ev) => {
-    if (!session() || session().state !== "joined" || isTyping(ev.target) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const key = ev.key.toLowerCase();
-    if (key === "m" && !ev.repeat) toggleMute("audio");
-    else if (key === "v" && !ev.repeat) toggleMute("video");
-    else if (key === "c" && !ev.repeat) $("cc-button").click();
-    else if (key === " " && !(ev.target instanceof HTMLButtonElement) && !(ev.target instanceof HTMLAnchorElement)) {
-      ev.preventDefault();
-      const audio = session().local.get("audio");
-      if (!ev.repeat && audio && audio.muted) {
-        view().pushToTalk = true;
-        session().setMuted("audio", false);
-        setStatus("Talking (release Space to mute)");
-      }
-    }
-  });
-  document.addEventListener("keyup", (ev) => {
-    if (ev.key === " " && view()?.pushToTalk) {
-      view().pushToTalk = false;
-      session().setMuted("audio", true);
-      setStatus("Muted");
-    }
-  });
 }
 
 async function join(name, room, prejoin) {
@@ -606,13 +694,14 @@ async function join(name, room, prejoin) {
   window.parley = session; // exposed for tests and debugging
   $("cc-lang").value = languages[0] || "";
   $("cc-lang2").value = languages[1] || "";
+  window.parleyView?.captions.close?.();
   window.parleyView = new RoomView(session, { languages });
-  setStatus("Connecting…");
+  setStatus("status.connecting");
   try {
     await session.connect();
   } catch (err) {
     if (session.ws) session.ws.close();
-    throw err;
+    throw Object.assign(err, { closeCode: session.closeCode ?? null });
   }
   return session;
 }
@@ -621,19 +710,37 @@ function main() {
   const params = new URLSearchParams(location.search);
   const prejoin = new PreJoin();
   window.parleyPreJoin = prejoin;
+  if (params.get("role") === "interpreter") {
+    // an interpreter's first look: the booth, and the language they interpret into
+    setText($("join-heading"), "prejoin.interpreterHeading");
+    setText(document.querySelector("label[for='speak-select']"), "prejoin.interpretInto");
+  }
+  bindLanguagePicker($("ui-lang"));
+  bindLanguagePicker($("room-ui-lang"));
+  onLanguageChange(() => {
+    translatePage(document);
+    window.parleyView?.relabel();
+  });
   $("name-input").value = localStorage.getItem(NAME_KEY) || "";
   $("room-input").value = params.get("room") || "";
   ($("name-input").value ? $("room-input") : $("name-input")).focus();
   if ($("name-input").value && $("room-input").value) $("join-button").focus();
-  prejoin.start().catch((err) => setStatus(`Camera/microphone: ${err.message || err}`));
+  prejoin.start().catch((err) => setStatus("status.mediaFailed", { error: err.message || String(err) }));
 
+  const showError = (key, params) => {
+    if (key) setText($("join-error"), key, params);
+    else {
+      delete $("join-error").dataset.i18n;
+      $("join-error").textContent = "";
+    }
+  };
   $("join-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const name = $("name-input").value.trim();
     const room = $("room-input").value.trim();
-    $("join-error").textContent = "";
+    showError("");
     if (!name || !ROOM_PATTERN.test(room)) {
-      $("join-error").textContent = "Enter a name and a room of letters, digits, _ or -.";
+      showError("join.invalid");
       return;
     }
     localStorage.setItem(NAME_KEY, name);
@@ -641,13 +748,27 @@ function main() {
     try {
       await join(name, room, prejoin);
     } catch (err) {
-      $("join-error").textContent = `Could not join: ${err.message || err}`;
+      const { key, params: values } = joinErrorKey(err, err.closeCode ?? null);
+      showError(key, values);
       $("join-button").disabled = false;
       setStatus("");
       prejoin.start().catch(() => {});
     }
   });
-  wireControls();
+  // after leaving: Rejoin asks for the devices again and joins with the same choices
+  $("rejoin-button").addEventListener("click", () => {
+    $("left-view").hidden = true;
+    $("join-view").hidden = false;
+    prejoin.start().catch(() => {});
+    $("join-form").requestSubmit();
+  });
+  $("left-home").addEventListener("click", () => {
+    $("left-view").hidden = true;
+    $("join-view").hidden = false;
+    prejoin.start().catch(() => {});
+    $("join-button").focus();
+  });
+  wireControls(setStatus);
 }
 
 main();

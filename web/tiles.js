@@ -1,5 +1,6 @@
 // Video tiles (one per participant, one more per screen share), the grid and active-speaker
 // layouts, and the choice of the active speaker from audio levels.
+import { t, uiLanguage } from "./i18n.js";
 
 export const ICONS = {
   mic: '<path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 6-6.9z"/>',
@@ -30,8 +31,9 @@ export function initials(name) {
 
 /** A tile: one <video> (playing the participant's audio too), a name plate, an avatar. */
 export class Tile {
-  constructor({ id, participantId, name, isLocal, isScreen = false }) {
+  constructor({ id, participantId, name, isLocal, isScreen = false, baseName = null }) {
     this.id = id;
+    this.baseName = baseName; // for the initials when `name` is decorated ("Ada (you)")
     this.participantId = participantId;
     this.isScreen = isScreen;
     this.tracks = new Map(); // kind -> MediaStreamTrack
@@ -54,26 +56,41 @@ export class Tile {
     this.badges.className = "badges";
     this.plate.append(this.nameEl, this.badges);
     this.el.append(this.video, this.avatar, this.plate);
+    this.userVolume = 1; // the reader's own choice for this participant (0..1)
+    this.duckVolume = 1; // ducking under an interpreter (channels.js volumes)
+    if (!isLocal && !isScreen) {
+      // per-person volume, like Meet's and Zoom's
+      this.volumeInput = Object.assign(document.createElement("input"), { type: "range", min: "0", max: "100", value: "100" });
+      this.volumeInput.className = "tile-volume";
+      this.volumeInput.addEventListener("input", () => {
+        this.userVolume = Number(this.volumeInput.value) / 100;
+        this._applyVolume();
+      });
+      this.el.append(this.volumeInput);
+    }
     this._state = "";
+    this._last = null;
     this.update({ name, audioMuted: false, videoMuted: false, hand: false });
   }
 
   update({ name, audioMuted, videoMuted, hand, onAir = null }) {
-    const label = this.isScreen ? `${name} (screen)` : name;
-    const state = JSON.stringify([label, audioMuted, videoMuted, hand, onAir, this.tracks.has("video")]);
+    this._last = { name, audioMuted, videoMuted, hand, onAir };
+    const label = this.isScreen ? t("tiles.screen", { name }) : name;
+    const state = JSON.stringify([label, audioMuted, videoMuted, hand, onAir, this.tracks.has("video"), uiLanguage()]);
     if (state === this._state) return; // unchanged: leave the DOM alone
     this._state = state;
     this.nameEl.textContent = label;
-    this.avatar.textContent = initials(name.replace(/ \(you\)$/, ""));
+    this.avatar.textContent = initials(this.baseName || name);
     this.el.setAttribute("aria-label", label);
+    if (this.volumeInput) this.volumeInput.setAttribute("aria-label", t("tiles.volume", { name }));
     this.badges.replaceChildren();
-    if (hand) this.badges.append(icon("hand", `${name}: hand raised`));
-    if (audioMuted && !this.isScreen) this.badges.append(icon("micOff", `${name}: microphone muted`));
-    if (videoMuted && !this.isScreen) this.badges.append(icon("camOff", `${name}: camera off`));
+    if (hand) this.badges.append(icon("hand", t("tiles.hand", { name })));
+    if (audioMuted && !this.isScreen) this.badges.append(icon("micOff", t("tiles.micMuted", { name })));
+    if (videoMuted && !this.isScreen) this.badges.append(icon("camOff", t("tiles.cameraOff", { name })));
     if (onAir && !this.isScreen) {
       const tag = document.createElement("span");
       tag.className = "on-air";
-      tag.textContent = `On air · ${onAir.toUpperCase()}`;
+      tag.textContent = t("channels.onAirTag", { lang: onAir.toUpperCase() });
       this.badges.append(tag);
     }
     this.el.classList.toggle("audio-muted", audioMuted);
@@ -91,8 +108,20 @@ export class Tile {
     this._state = "";
   }
 
+  /** Redo the labels (the interface language changed). */
+  relabel() {
+    this._state = "";
+    if (this._last) this.update(this._last);
+  }
+
   /** Playback volume of this participant's audio (ducking under an interpreter). */
   setVolume(volume) {
+    this.duckVolume = volume;
+    this._applyVolume();
+  }
+
+  _applyVolume() {
+    const volume = this.userVolume * this.duckVolume;
     if (!this.video.muted && this.video.volume !== volume) this.video.volume = volume;
   }
 

@@ -63,12 +63,14 @@ export class TranscriptView {
     const shown = chooseText({ lang: entry.lang, text: entry.text, translations: entry.translations }, this.languages);
     const lang = shown.lang;
     text.lang = lang;
+    text.dir = "auto";
     text.textContent = shown.text;
     li.append(head, text);
     if (this.bilingual && lang !== entry.lang) {
       const original = document.createElement("p");
       original.className = "transcript-original";
       original.lang = entry.lang;
+      original.dir = "auto";
       original.textContent = entry.text;
       li.append(original);
     }
