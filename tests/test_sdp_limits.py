@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_host_powers import join, started
+from tests.conftest import started_app, ws_url
+from tests.support.raw import RawClient
 
 MLINE = "m=audio 9 UDP/TLS/RTP/SAVPF 111"
 
 
 @pytest.mark.parametrize("separator", ["\r", "\x85", "\u2028", "\x0b"])
 async def test_media_sections_split_by_any_line_break_count(separator: str) -> None:
-    app = await started()
+    app = await started_app()
     try:
-        client, joined = await join(app, "Sam", publish=["audio"])
-        assert joined["type"] == "joined"
+        client = await RawClient.connect(ws_url(app))
+        await client.send({"type": "join", "room": "sdp", "name": "Sam", "publish": ["audio"]})
+        assert (await client.recv("joined"))["room"] == "sdp"
         offer = await client.recv("offer")
         cap = app.settings.limits.max_media_sections
         sdp = "v=0" + separator + separator.join([MLINE] * (cap + 1)) + separator
