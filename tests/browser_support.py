@@ -5,6 +5,7 @@ Nothing here imports Playwright; `page` arguments are Playwright sync-API pages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,8 +15,12 @@ import sys
 import time
 import urllib.request
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+from playwright import sync_api
 
 MEDIA_TIMEOUT_S = 15.0
 STATE_TIMEOUT_MS = 10_000
@@ -319,6 +324,22 @@ def chromium_executable(netns: Netns, bin_dir: Path) -> Path:
     wrapper.write_text(f'#!/bin/sh\nexec {" ".join(netns.prefix)} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
+
+
+@contextlib.contextmanager
+def launched_chromium(netns: Netns, bin_dir: Path, mic: Path) -> Iterator[Any]:
+    """Headless Debian Chromium in the test's namespace, its microphone playing ``mic``."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
+    executable = chromium_executable(netns, bin_dir)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(executable), headless=True, args=chromium_args(mic)
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 class ParleyServer:

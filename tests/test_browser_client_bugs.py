@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
     Netns,
     ParleyServer,
     chromium_args,
     chromium_executable,
+    launched_chromium,
     open_page,
     silent_wav,
 )
@@ -68,17 +68,8 @@ def mic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(mic: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
-    executable = chromium_executable(netns, tmp_path_factory.mktemp("bin"))
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(executable), headless=True, args=chromium_args(mic)
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium(netns, tmp_path_factory.mktemp("bin"), mic) as b:
+        yield b
 
 
 CAPTION = {

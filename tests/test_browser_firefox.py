@@ -30,13 +30,11 @@ from typing import Any
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
     MIN_NEW_FRAMES,
     Netns,
     ParleyServer,
-    chromium_args,
-    chromium_executable,
     evalset_dir,
+    launched_chromium,
     make_speech_wav,
     wait_for_remote_tracks,
     wait_until,
@@ -151,19 +149,9 @@ def server(
 
 @pytest.fixture(scope="module")
 def chromium(firefox_netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
     tmp = tmp_path_factory.mktemp("chromium")
-    mic = speech_wav(tmp / "alice.wav", ALICE_CLIP)
-    executable = chromium_executable(firefox_netns, tmp)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(executable), headless=True, args=chromium_args(mic)
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium(firefox_netns, tmp, speech_wav(tmp / "alice.wav", ALICE_CLIP)) as b:
+        yield b
 
 
 @pytest.fixture

@@ -32,14 +32,12 @@ from typing import Any
 import pytest
 
 from tests.browser_support import (
-    CHROMIUM,
     Netns,
     ParleyServer,
-    chromium_args,
-    chromium_executable,
     drop_connections,
     established_peers,
     evalset_dir,
+    launched_chromium,
     make_speech_wav,
     snapshot,
     wait_for_media,
@@ -112,17 +110,8 @@ def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser(speech_wav: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
-    executable = chromium_executable(netns, tmp_path_factory.mktemp("bin"))
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(executable), headless=True, args=chromium_args(speech_wav)
-        )
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium(netns, tmp_path_factory.mktemp("bin"), speech_wav) as b:
+        yield b
 
 
 @pytest.fixture
