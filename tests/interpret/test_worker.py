@@ -120,6 +120,7 @@ def test_audio_round_trip(fmt: str) -> None:
         CaptionFrame("c2", "bob", "de", "Hal", 0.0, 0.4, False),
         Ready(123, 1.5, 0.25),
         Pong(3, 2, 40),
+        Pong(0, 0, 7, {"repeat": 2, "short_tail": 1}),
         WorkerError("boom", fatal=True, retryable=False),
         TextTranslation(3, {"es": "Buenos días"}, {"es": "apertium"}, {"ja": "no translation"}),
     ],
