@@ -66,8 +66,9 @@ class StreamingSettings:
     sentence_pause_s: float = 0.0
     #: a pause this long ends the caption whatever the text says (the speaker stopped) ...
     long_pause_s: float = 2.0
-    #: ... and this long when less than ``min_final_speech_s`` of speech came before it: a
-    #: fragment is never final on its own while more speech follows within a few seconds
+    #: ... and this long when less than ``min_final_speech_s`` of speech came before it (a
+    #: fragment is never final on its own while more speech follows within a few seconds), or
+    #: when the recognizer ended the words at the pause with a comma or "..."
     short_long_pause_s: float = 3.0
     #: segments longer than this are cut at a sentence end inside a pause decode ...
     sentence_cut_after_s: float = 10.0
@@ -194,6 +195,8 @@ class _Segment:
     heard_lang: str = ""
     #: pauses whose decode had the previous final's audio in front
     with_context: set[float] = field(default_factory=set)
+    #: pauses to decode without it (with it Whisper gave nothing of the segment's own)
+    no_context: set[float] = field(default_factory=set)
 
     @property
     def onset_s(self) -> float:
@@ -351,6 +354,7 @@ class SpeakerStream:
         if seg is None or seg.inflight is not job:
             return None
         seg.inflight = None
+        s_ = self.settings
         words = [
             Word(w.start_s + job.offset_s, w.end_s + job.offset_s, w.text, w.probability)
             for w in hypothesis.words
@@ -358,8 +362,15 @@ class SpeakerStream:
         ]
         if job.seam_s is not None:
             words = self._after_seam(words, job.seam_s)
-            if job.key_s is not None:
-                seg.with_context.add(job.key_s)
+            key = job.key_s
+            if key is not None and not words and seg.speech_s(key) >= s_.min_tail_speech_s:
+                # Whisper stopped after the context's words (a long pause between them ends
+                # its transcript early): decode the segment again without the context
+                seg.no_context.add(key)
+                self.suppressed["context_empty"] += 1
+                return None
+            if key is not None:
+                seg.with_context.add(key)
         # The language decodes are held to: the speaker's declared one, else the first one
         # Whisper is sure of (a 1 s interim's guess is not). The recognizer may still switch
         # away from it when it hears another language clearly (code-switching): captions
@@ -481,7 +492,11 @@ class SpeakerStream:
         # a short segment decoded with the previous final's audio in front is no fragment
         # decoded on its own: its sentence end counts
         enough = speech >= s.min_final_speech_s or pause in seg.with_context
-        long_pause = s.long_pause_s if enough else s.short_long_pause_s
+        # a comma or "..." at the pause: the recognizer heard the sentence go on
+        going_on = bool(words) and (
+            _ends(words[-1], _CLAUSE_END) or words[-1].text.rstrip().endswith(("...", "…"))
+        )
+        long_pause = s.long_pause_s if enough and not going_on else s.short_long_pause_s
         final = (sentence and enough and length >= s.sentence_pause_s) or length >= long_pause
         if not final and not resumed:
             return None  # the pause may still grow long
@@ -620,7 +635,11 @@ class SpeakerStream:
         prev = self._previous
         if prev is not None and seg.start_s - prev.end_s <= s.context_max_gap_s:
             prompt = prev.text[-s.context_chars :] if s.context_chars > 0 else ""
-        context = self._context_audio(seg, end_s) if kind in ("pause", "retry") else None
+        context = (
+            self._context_audio(seg, end_s)
+            if kind in ("pause", "retry") and key_s not in seg.no_context
+            else None
+        )
         if context is not None:
             # right after a final: decode with (the end of) that final's audio in front, and
             # the text before that audio as the prompt; the words after the previous final's
