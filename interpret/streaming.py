@@ -18,16 +18,23 @@ text (issue 12: "nachdem der Damm 1963 erbaut worden war, nachdem der Damm …")
 - Long segments are cut at a sentence end inside a pause decode (``sentence_cut_after_s``), at
   a clause end at a pause (``clause_cut_after_s``), or, for a speaker who never pauses, at the
   bound by a decode of exactly ``max_segment_s`` of audio.
-- A segment with little speech (a tail after a final, "of others.") is decoded with the
-  previous final's audio in front of it (``context_audio_s``); only the words after the pause
-  between them are its own.
+- A segment that starts right after a final (``context_gap_s``) has that final's audio in front
+  of its pause decodes (``context_audio_s``, whole words, window ≤ ``max_window_s``) and the
+  text before that audio as the prompt: the second half of a sentence cut at a pause where
+  Whisper heard a period ("… zum Ufer. | von Kowloon fahren.") is recognized with its first
+  half. Its own words are those after the previous final's last words (or after the middle of
+  the pause between them); if Whisper gives none (it can stop after the context when a long
+  pause follows), the segment is decoded again without context.
+- A comma or "..." at a pause, or a fragment shorter than ``min_final_speech_s``, waits for a
+  longer pause (``short_long_pause_s``) before it ends a caption.
 
 Finals depend only on the audio, never on when a decode finished: every decode a final can come
 from covers a window fixed by audio times (segment start, pause start), and each decision waits
 until the audio says how long the pause was. An idle and a busy machine give the same finals;
 only interims (every ``interim_interval_s`` of new audio while the recognizer is free, committed
-with LocalAgreement-2 so they do not flicker) depend on timing. The one guard that compares a
-final with its interims (``interim_mismatch``) only asks for a second decode.
+with LocalAgreement-2 so they do not flicker) depend on timing. One exception: the guard that
+compares a final with its interims (``interim_mismatch``, rare) decodes the same audio again
+without prompt and keeps whichever of the two its interims support better.
 """
 
 from __future__ import annotations
@@ -354,7 +361,6 @@ class SpeakerStream:
         if seg is None or seg.inflight is not job:
             return None
         seg.inflight = None
-        s_ = self.settings
         words = [
             Word(w.start_s + job.offset_s, w.end_s + job.offset_s, w.text, w.probability)
             for w in hypothesis.words
@@ -363,7 +369,11 @@ class SpeakerStream:
         if job.seam_s is not None:
             words = self._after_seam(words, job.seam_s)
             key = job.key_s
-            if key is not None and not words and seg.speech_s(key) >= s_.min_tail_speech_s:
+            if (
+                key is not None
+                and not words
+                and seg.speech_s(key) >= self.settings.min_tail_speech_s
+            ):
                 # Whisper stopped after the context's words (a long pause between them ends
                 # its transcript early): decode the segment again without the context
                 seg.no_context.add(key)
