@@ -326,7 +326,7 @@ def main() -> None:
                     }
                     row.update(score(files[lang], ref, TARGETS[lang]))
                     row.update(invented_runs(files[lang], meta))
-                    row["suppressed"] = dict(pipeline.suppressed)
+                    row["suppressed"] = dict(getattr(pipeline, "suppressed", {}))
                     row["translation"] = translation_quality(files[lang], meta, TARGETS[lang])
                     row["latencies"] = utterance_latencies(files[lang], meta, TARGETS[lang])
                     row["cpu_s_per_audio_s"] = round(cpu / meta["duration_s"] / k, 3)
