@@ -369,15 +369,13 @@ class SpeakerStream:
         if job.seam_s is not None:
             words = self._after_seam(words, job.seam_s)
             key = job.key_s
-            if (
-                key is not None
-                and not words
-                and seg.speech_s(key) >= self.settings.min_tail_speech_s
-            ):
-                # Whisper stopped after the context's words (a long pause between them ends
-                # its transcript early): decode the segment again without the context
+            reason = None if key is None else self._context_failed(seg, words, key)
+            if key is not None and reason is not None:
+                # Whisper stopped after the context's words, or before the segment's end (a
+                # long pause, or a long window, ends its transcript early): decode the segment
+                # again without the context
                 seg.no_context.add(key)
-                self.suppressed["context_empty"] += 1
+                self.suppressed[reason] += 1
                 return None
             if key is not None:
                 seg.with_context.add(key)
@@ -432,6 +430,15 @@ class SpeakerStream:
         """Finals concluded together with the one :meth:`on_result` returned."""
         out, self._pending_finals = self._pending_finals, []
         return out
+
+    def _context_failed(self, seg: _Segment, words: list[Word], key: float) -> str | None:
+        """Why a decode with context audio cannot be the segment's final, or None."""
+        least = self.settings.min_tail_speech_s
+        if not words:
+            return "context_empty" if seg.speech_s(key) >= least else None
+        if seg.speech_s(key) - seg.speech_s(words[-1].end_s) >= least:
+            return "context_short"  # ≥ 1 s of speech after the last word recognized
+        return None
 
     def _after_seam(self, words: list[Word], seam_s: float) -> list[Word]:
         """The words of a decode with context audio that are the segment's own: those after

@@ -37,6 +37,7 @@ LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 #: reasons always exported (0 until they happen), see interpret.streaming
 ASR_SUPPRESSED_REASONS = (
     "context_empty",
+    "context_short",
     "interim_mismatch",
     "repeat",
     "repeat_previous",

@@ -218,3 +218,21 @@ def test_a_speaker_who_never_pauses_is_cut_at_a_fixed_window() -> None:
     assert texts(idle) == texts(busy)
     assert [j.end_s - j.offset_s for j in jobs if j.kind == "cut"][0] == 20.0
     assert " ".join(texts(idle)).split() == [w.text.strip() for w in script]
+
+
+def test_a_context_decode_that_stops_early_is_redone_without_context() -> None:
+    script = [*words(0.5, 4.0, "The hospital was taken away."), *words(5.5, 10.0, SECOND)]
+
+    def truncating(job: DecodeJob) -> list[Word]:
+        got = heard(script)(job)
+        if job.seam_s is not None:  # Whisper gave up half-way through the long window
+            return [w for w in got if w.end_s < 7.5]
+        return got
+
+    streams: list[SpeakerStream] = []
+    finals, jobs = run([(0.5, 4.0), (5.5, 10.0)], truncating, 13.0, streams=streams)
+    assert texts(finals) == ["The hospital was taken away.", SECOND]
+    assert streams[0].suppressed["context_short"] == 1
+
+
+SECOND = "It was moved to the north of the town."
