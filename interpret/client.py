@@ -126,6 +126,9 @@ class SpeechWorker:
         self.ready: Ready | None = None
         self.ready_at: float | None = None
         self.last_pong: Pong | None = None
+        # the guards' counters: those of workers that died, plus the running one's
+        self._suppressed_before: collections.Counter[str] = collections.Counter()
+        self._suppressed_now: dict[str, int] = {}
         self._up = False
 
     @property
@@ -136,6 +139,14 @@ class SpeechWorker:
     def up(self) -> bool:
         """A worker process is running and has loaded its models (False while restarting)."""
         return self._up
+
+    @property
+    def suppressed(self) -> dict[str, int]:
+        """Captions the worker's text guards changed, dropped or decoded again, by reason,
+        since this client started (across worker restarts)."""
+        total = collections.Counter(self._suppressed_before)
+        total.update(self._suppressed_now)
+        return dict(total)
 
     @property
     def queued_chunks(self) -> int:
@@ -376,6 +387,8 @@ class SpeechWorker:
             case CaptionFrame():
                 self._on_caption(message)
             case Ready():
+                self._suppressed_before.update(self._suppressed_now)
+                self._suppressed_now = {}
                 self.ready, self.ready_at = message, time.monotonic()
                 self._up = True
                 ready.set()
@@ -383,6 +396,7 @@ class SpeechWorker:
                     self._first_ready.set_result(message)
             case Pong():
                 self.last_pong = message
+                self._suppressed_now = dict(message.suppressed)
             case TextTranslation():
                 future = self._texts.get(message.request_id)
                 if future is not None and not future.done():

@@ -151,3 +151,47 @@ def collapse_repetitions(
             out.append(words[i])
             i += 1
     return out
+
+
+# -- guards that read the text of a final (issue 12) -----------------------------------------
+def _keys(words: Sequence[Word]) -> list[str]:
+    return [_NORMALIZE.sub("", w.text.lower()) for w in words]
+
+
+def drop_repeated_ngrams(words: Sequence[Word], *, min_n: int = 3) -> list[Word]:
+    """Drop the second copy of an n-gram (n ≥ ``min_n``) repeated back to back inside a final
+    ("nachdem der Damm 1963 erbaut worden war, nachdem der Damm 1963 erbaut worden war"):
+    Whisper's loop on a fragment, never how a sentence reads. Longest n first."""
+    out = list(words)
+    keys = _keys(out)
+    i = 0
+    while i < len(out):
+        for n in range(len(out[i:]) // 2, min_n - 1, -1):
+            gram = keys[i : i + n]
+            if all(gram) and keys[i + n : i + 2 * n] == gram:
+                del out[i + n : i + 2 * n]
+                del keys[i + n : i + 2 * n]
+                break
+        else:
+            i += 1
+    return out
+
+
+def overlap_with_previous(
+    words: Sequence[Word], previous: Sequence[Word], *, min_n: int = 2
+) -> int:
+    """How many leading words of ``words`` repeat the last words of the previous final (an
+    n-gram of ≥ ``min_n`` words, up to 8): Whisper re-reading audio already captioned."""
+    keys, before = _keys(words), _keys(previous[-8:])
+    for n in range(min(len(keys), len(before)), min_n - 1, -1):
+        if all(keys[:n]) and keys[:n] == before[-n:]:
+            return n
+    return 0
+
+
+def interim_overlap(words: Sequence[Word], interim_keys: set[str]) -> float:
+    """Share of a final's words that some interim of the same caption also had."""
+    keys = [k for k in _keys(words) if k]
+    if not keys:
+        return 1.0
+    return sum(k in interim_keys for k in keys) / len(keys)

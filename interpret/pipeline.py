@@ -11,6 +11,7 @@ Three kinds of work, each on its own thread so that none waits for another:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import queue
@@ -101,6 +102,9 @@ class CaptionPipeline:
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.decodes = 0
+        #: captions the text guards changed, dropped or decoded again, by reason
+        #: (``parley_asr_suppressed_total{reason}``)
+        self.suppressed: collections.Counter[str] = collections.Counter()
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,13 +142,18 @@ class CaptionPipeline:
         with self._work:
             return self._work.wait_for(lambda: idle() or self.error is not None, timeout_s)
 
+    def suppressed_counts(self) -> dict[str, int]:
+        """A copy of :attr:`suppressed` (the decode thread updates it)."""
+        with self._work:
+            return dict(self.suppressed)
+
     # -- speakers and listeners ------------------------------------------------------------
     def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
         with self._work:
             if speaker_id not in self._speakers:
                 stream = self._vad.stream(self._vad_settings)
                 self._speakers[speaker_id] = SpeakerStream(
-                    speaker_id, stream, self._streaming, lang=lang
+                    speaker_id, stream, self._streaming, lang=lang, suppressed=self.suppressed
                 )
 
     def set_speaker_lang(self, speaker_id: str, lang: str | None) -> None:
@@ -247,7 +256,7 @@ class CaptionPipeline:
                     self.decodes += 1
                     update = stream.on_result(job, hypothesis)
                     if update is not None:
-                        self._queue_updates([update], stream)
+                        self._queue_updates([update, *stream.take_ready()], stream)
         except BaseException as exc:  # the worker reports it and is restarted
             log.exception("decoder failed")
             with self._work:

@@ -140,6 +140,10 @@ class Pong:
     #: audio chunks dropped (oldest first) because the worker fell behind, since it started
     dropped_chunks: int
     decodes: int
+    #: captions the text guards changed, dropped or decoded again since the worker started,
+    #: by reason (``parley_asr_suppressed_total``). Also sent unasked (nonce 0) after a final
+    #: when it changed: a handful of small counters.
+    suppressed: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +367,7 @@ def encode_outbound(message: Outbound) -> bytes:
             return frame({"t": "ready", "pid": m.pid, "load_s": m.load_s, "warm_up_s": m.warm_up_s})
         case Pong():
             fields = {"nonce": m.nonce, "dropped_chunks": m.dropped_chunks, "decodes": m.decodes}
-            return frame({"t": "pong", **fields})
+            return frame({"t": "pong", **fields, "suppressed": dict(m.suppressed)})
         case WorkerError():
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
@@ -408,10 +412,16 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 _number(obj, "warm_up_s", what),
             )
         case "pong":
+            suppressed = obj.get("suppressed", {})
+            if not isinstance(suppressed, dict) or not all(
+                isinstance(k, str) and type(v) is int for k, v in suppressed.items()
+            ):
+                raise WireFormatError(f"{what}: 'suppressed' must map reasons to counts")
             return Pong(
                 _get(obj, "nonce", int, what),
                 _get(obj, "dropped_chunks", int, what),
                 _get(obj, "decodes", int, what),
+                suppressed,
             )
         case "translated":
             return TextTranslation(

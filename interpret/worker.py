@@ -113,6 +113,7 @@ class Ingest:
         #: clock does not (a restarted worker joins a stream in the middle)
         self._offsets: dict[str, float] = {}
         self.dropped_chunks = 0
+        self._sent_suppressed: dict[str, int] = {}
 
     def put(self, item: Inbound) -> None:
         with self._cond:
@@ -141,6 +142,13 @@ class Ingest:
                 frame, start_s=frame.start_s + offset, end_s=frame.end_s + offset
             )
         self._output.send(frame)
+        if frame.is_final:
+            # the guards' counters ride on an unasked Pong, only when they changed
+            counts = self._pipeline.suppressed_counts()
+            if counts != self._sent_suppressed:
+                self._sent_suppressed = counts
+                p = self._pipeline
+                self._output.send(Pong(0, self.dropped_chunks, p.decodes, counts))
 
     def run(self) -> None:
         """Apply queued items until the end of input; a decoder failure ends the process."""
@@ -175,7 +183,8 @@ class Ingest:
                 case SetGlossary():
                     p.set_glossary(item.speaker_id, item.glossary)
                 case Ping():
-                    self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes))
+                    counts = p.suppressed_counts()
+                    self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
                 case Configure() | Close() | TranslateText():
                     pass  # handled by the reader
 

@@ -34,6 +34,15 @@ log = structlog.get_logger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KINDS = ("audio", "video")
 LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: reasons always exported (0 until they happen), see interpret.streaming
+ASR_SUPPRESSED_REASONS = (
+    "context_empty",
+    "context_short",
+    "interim_mismatch",
+    "repeat",
+    "repeat_previous",
+    "short_tail",
+)
 CAPTION_LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -53,6 +62,8 @@ class LiveState:
     asr_queue_chunks: int = 0
     asr_dropped_chunks: int = 0
     dropped_interim_captions: int = 0
+    #: reason -> captions the speech worker's text guards changed, dropped or decoded again
+    asr_suppressed: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class ForwardTotals:
@@ -120,6 +131,7 @@ async def gather_live_state(
         state.asr_queue_chunks += worker.queued_chunks
         state.asr_dropped_chunks += worker.dropped_chunks
         state.dropped_interim_captions = worker.dropped_captions
+        state.asr_suppressed = worker.suppressed
     return state
 
 
@@ -182,6 +194,15 @@ class LiveStateCollector(Collector):
             "Interim captions dropped because nobody read them (finals are never dropped)",
             value=s.dropped_interim_captions,
         )
+        suppressed = CounterMetricFamily(
+            "parley_asr_suppressed",
+            "Caption text the recognizer's guards changed, dropped or decoded again (repeated"
+            " n-grams, a final unlike its interims, a short tail with no words of its own)",
+            labels=["reason"],
+        )
+        for reason in sorted({*ASR_SUPPRESSED_REASONS, *s.asr_suppressed}):
+            suppressed.add_metric([reason], s.asr_suppressed.get(reason, 0))
+        yield suppressed
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected live; nothing to check at registration

@@ -1,12 +1,19 @@
-"""The speaker stream's decision logic with the real Silero VAD and synthetic audio; the
-recognizer is replaced by a scripted one (this tests *when* and *what* to decode, not ASR)."""
+"""The speaker stream's decision logic with a scripted VAD and synthetic audio; the recognizer
+is replaced by a scripted one (this tests *when* and *what* to decode, not ASR). The policy's
+issue-12 behaviour (pauses are not sentence ends, guards) is in test_commit_policy.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from interpret.frames import ASR_SAMPLE_RATE, Word
-from interpret.streaming import Hypothesis, SpeakerStream, StreamingSettings
+from interpret.streaming import (
+    CaptionUpdate,
+    DecodeJob,
+    Hypothesis,
+    SpeakerStream,
+    StreamingSettings,
+)
 from interpret.vad import SpeechEnded, SpeechStarted
 
 
@@ -77,9 +84,16 @@ def feed(stream: SpeakerStream, audio: np.ndarray, chunk_s: float = 0.1) -> list
     return out
 
 
-def hyp(n_words: int, duration_s: float) -> Hypothesis:
+def hyp(n_words: int, duration_s: float, end: str = ".") -> Hypothesis:
+    """``n_words`` words over ``duration_s``, the last one ending with ``end``."""
     step = duration_s / max(1, n_words)
-    return Hypothesis([Word(i * step, (i + 1) * step, f" w{i}") for i in range(n_words)], "en")
+    return Hypothesis(
+        [
+            Word(i * step, (i + 1) * step, f" w{i}{end if i == n_words - 1 else ''}")
+            for i in range(n_words)
+        ],
+        "en",
+    )
 
 
 def test_silence_costs_nothing() -> None:
@@ -95,12 +109,12 @@ def test_pause_decode_becomes_the_final_without_another_decode() -> None:
     assert stream.next_job() is None  # still talking, interims off
     feed(stream, audio(0.2))  # a pause began: decode right away, before the end is confirmed
     job = stream.next_job()
-    assert job is not None and not job.final
+    assert job is not None and job.kind == "pause"
     assert job.offset_s == 0.5 and abs(job.end_s - 3.65) < 0.06
     update = stream.on_result(job, hyp(6, 3.0))
     assert update is not None and not update.final
     finals = feed(stream, audio(0.5))  # the VAD confirms the end: that decode was the final
-    assert len(finals) == 1 and finals[0].final and finals[0].text == "w0 w1 w2 w3 w4 w5"
+    assert len(finals) == 1 and finals[0].final and finals[0].text == "w0 w1 w2 w3 w4 w5."
     assert finals[0].caption_id == update.caption_id
     assert (finals[0].start_s, finals[0].end_s) == (0.5, 3.5)
     assert stream.next_job() is None and not stream.next_job_pending()
@@ -139,13 +153,13 @@ def test_interims_come_while_speaking_and_commit_with_agreement() -> None:
     feed(stream, audio(1.5))
     first = stream.next_job()
     assert first is not None and not first.final
-    u1 = stream.on_result(first, hyp(3, 1.0))
+    u1 = stream.on_result(first, hyp(3, 1.0, end=""))
     assert u1 is not None and u1.stable_chars == 0  # nothing agreed yet
     assert stream.next_job() is None  # not enough new audio yet
     feed(stream, audio(1.2))
     second = stream.next_job()
     assert second is not None
-    u2 = stream.on_result(second, hyp(5, 1.666))
+    u2 = stream.on_result(second, hyp(5, 1.666, end=""))
     assert u2 is not None and u2.caption_id == u1.caption_id
     assert u2.stable_chars > 0 and u2.text.startswith(u2.text[: u2.stable_chars])
 
@@ -154,65 +168,59 @@ def test_the_scheduler_key_puts_finals_first() -> None:
     talking = speech_stream([(0.0, 10.0)])
     feed(talking, audio(3.0))
     ended = speech_stream([(0.0, 1.0)])
-    feed(ended, audio(2.0))  # ended, never decoded: a final is due
+    feed(ended, audio(2.0))  # ended, never decoded: the decode a final waits for is due
     assert ended.urgency() < talking.urgency()
 
 
-def test_long_utterances_are_cut() -> None:
-    settings = StreamingSettings(max_utterance_s=6.0, interim_interval_s=100)
+def test_long_segments_are_cut_with_a_decode_of_exactly_the_bound() -> None:
+    settings = StreamingSettings(max_segment_s=6.0, interim_interval_s=100)
     stream = speech_stream([(0.0, 30.0)], settings)
     feed(stream, audio(6.5))
     job = stream.next_job()
-    assert job is not None and job.final  # the first part, cut blindly (nothing agreed yet)
-    assert job.end_s - job.offset_s <= 6.5
+    assert job is not None and job.final and job.kind == "cut"
+    assert (job.offset_s, job.end_s) == (0.0, 6.0)
 
 
 def test_a_short_fragment_is_joined_with_what_follows() -> None:
-    settings = StreamingSettings(interim_interval_s=100, short_utterance_s=1.2, short_hold_s=0.8)
+    settings = StreamingSettings(interim_interval_s=100)
     stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)  # "However," ... the sentence
-    assert feed(stream, audio(1.2)) == []  # ended at 0.7, confirmed at 1.1: held, not final
-    assert stream.next_job() is None
-    feed(stream, audio(3.3))  # speech resumed at 1.3 (within the hold): one utterance
-    feed(stream, audio(0.5))
-    job = stream.next_job()
-    assert job is not None and job.offset_s == 0.0 and job.end_s >= 4.0
+    finals = []
+    for _ in range(50):
+        finals += feed(stream, audio(0.1))
+        job = stream.next_job()
+        if job is not None:
+            update = stream.on_result(job, hyp(2 if job.end_s < 1 else 8, job.end_s - 0.15))
+            finals += [update] if update is not None and update.final else []
+    assert len(finals) == 1 and finals[0].start_s == 0.0  # one caption from the fragment on
+    assert finals[0].text.endswith("w7.")
 
 
-def test_a_short_utterance_alone_is_final_after_the_hold() -> None:
+def test_a_short_utterance_alone_is_final_after_a_long_pause() -> None:
     stream = speech_stream([(0.0, 0.7)], StreamingSettings(interim_interval_s=100))
     feed(stream, audio(1.2))
-    assert stream.next_job() is None  # held
-    feed(stream, audio(0.6))  # hold over (0.7 + 0.8 < 1.8)
     job = stream.next_job()
     assert job is not None and job.final and job.offset_s == 0.0
-
-
-def test_a_decode_finishing_while_a_fragment_is_held_is_not_lost() -> None:
-    settings = StreamingSettings(interim_interval_s=100)
-    stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)
-    feed(stream, audio(0.9))
-    pause_job = stream.next_job()  # the pause after "However," is decoded right away
-    assert pause_job is not None
-    feed(stream, audio(0.3))  # end of the fragment confirmed (1.1): held
-    assert stream.on_result(pause_job, hyp(1, 0.7)) is not None  # result arrives while held
-    feed(stream, audio(3.4))  # speech resumed at 1.3; end confirmed at 4.4
-    final_job = stream.next_job()
-    assert final_job is not None and final_job.final and final_job.offset_s == 0.0
-    update = stream.on_result(final_job, hyp(7, 4.0))
-    assert update is not None and update.final
+    assert stream.on_result(job, hyp(1, 0.7)) is not None
+    assert not feed(stream, audio(2.0))  # "Yes." alone: more speech may follow
+    finals = feed(stream, audio(1.0))  # 3 s of silence: the speaker stopped
+    assert [f.text for f in finals] == ["w0."]
 
 
 def _script(n: int, every_s: float, punct: dict[int, str]) -> list[Word]:
     return [Word(i * every_s, (i + 0.8) * every_s, f" w{i}{punct.get(i, '')}") for i in range(n)]
 
 
-def _run(stream: SpeakerStream, script: list[Word], seconds: float) -> list:
+def _run(
+    stream: SpeakerStream, script: list[Word], seconds: float
+) -> tuple[list[CaptionUpdate], list[DecodeJob]]:
     """Feed speech, answering every decode with the script's words heard so far."""
-    finals = []
+    finals: list[CaptionUpdate] = []
+    jobs: list[DecodeJob] = []
     for _ in range(int(seconds * 10)):
         finals += stream.push(audio(0.1))
         job = stream.next_job()
         if job is not None:
+            jobs.append(job)
             heard = [
                 Word(w.start_s - job.offset_s, w.end_s - job.offset_s, w.text)
                 for w in script
@@ -221,38 +229,38 @@ def _run(stream: SpeakerStream, script: list[Word], seconds: float) -> list:
             update = stream.on_result(job, Hypothesis(heard, "en"))
             if update is not None and update.final:
                 finals.append(update)
-    return finals
+            finals += stream.take_ready()
+    return finals, jobs
 
 
-def test_a_speaker_who_never_pauses_is_cut_after_an_agreed_sentence_end() -> None:
+def test_a_long_segment_is_cut_at_a_sentence_end_heard_before_a_pause() -> None:
     settings = StreamingSettings(sentence_cut_after_s=6.0, clause_cut_after_s=100)
-    stream = speech_stream([(0.0, 60.0)], settings)
-    script = _script(100, 0.5, {13: ".", 30: "."})  # sentences end at 6.9 s and 15.4 s
-    finals = _run(stream, script, 12.0)
-    assert len(finals) == 1  # no decode of its own: the agreed words are the final
-    first = finals[0]
-    assert first.text == " ".join(f"w{i}" for i in range(14)) + "."
-    assert 6.9 <= first.end_s <= 7.0  # between "w13." and "w14"
-    finals = _run(stream, script, 8.0)
-    assert finals and finals[0].text.startswith("w14 ") and finals[0].text.endswith("w30.")
-    assert finals[0].caption_id != first.caption_id
+    # sentence ends at 6.9 s; a short pause at 9.0-9.5 s without a sentence end
+    stream = speech_stream([(0.0, 9.0), (9.5, 60.0)], settings)
+    script = [w for w in _script(100, 0.5, {13: ".", 30: "."}) if not 9.0 <= w.start_s < 9.5]
+    finals, _ = _run(stream, script, 10.5)
+    assert [f.text for f in finals] == [" ".join(f"w{i}" for i in range(14)) + "."]
+    assert 6.9 <= finals[0].end_s <= 7.0  # between "w13." and "w14"
 
 
-def test_a_clause_end_is_a_cut_only_in_long_utterances() -> None:
-    settings = StreamingSettings(sentence_cut_after_s=6.0, clause_cut_after_s=10.0)
-    stream = speech_stream([(0.0, 60.0)], settings)
-    script = _script(100, 0.5, {5: ",", 24: ","})  # a comma at 2.9 s, another at 12.4 s
-    assert _run(stream, script, 9.5) == []  # a comma in a 9.5 s utterance: no cut
-    finals = _run(stream, script, 7.0)  # past 10 s: cut at the latest agreed clause end
-    assert [(f.text.split()[0], f.text.split()[-1]) for f in finals] == [
-        ("w0", "w5,"),
-        ("w6", "w24,"),
+def test_a_clause_end_at_a_pause_ends_only_a_long_segment() -> None:
+    settings = StreamingSettings(sentence_cut_after_s=100, clause_cut_after_s=10.0)
+    pauses = [(3.0, 3.6), (12.5, 13.1)]
+    speech = [(0.0, 3.0), (3.6, 12.5), (13.1, 60.0)]
+    script = [
+        w
+        for w in _script(100, 0.5, {5: ",", 24: ","})
+        if not any(a <= w.start_s < b for a, b in pauses)
     ]
+    stream = speech_stream(speech, settings)
+    finals, _ = _run(stream, script, 14.0)
+    assert [(f.text.split()[0], f.text.split()[-1]) for f in finals] == [("w0", "w24,")]
 
 
-def test_the_previous_final_is_the_next_utterances_context_unless_long_ago() -> None:
-    settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0)
-    stream = speech_stream([(0.0, 2.0), (3.0, 5.0), (40.0, 42.0)], settings)
+def test_the_previous_final_is_the_next_segments_context_unless_long_ago() -> None:
+    # (context_gap_s=0: no context audio, which test_commit_policy.py covers)
+    settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0, context_gap_s=0)
+    stream = speech_stream([(0.0, 2.5), (3.2, 5.8), (40.0, 42.5)], settings)
     prompts = []
     for _ in range(450):
         feed(stream, audio(0.1))
@@ -263,5 +271,5 @@ def test_the_previous_final_is_the_next_utterances_context_unless_long_ago() -> 
             stream.on_result(job, hyp(n, job.end_s - job.offset_s))
     by_start = dict(prompts)
     assert by_start[0] == ""  # nothing said before
-    assert by_start[3] == "w0 w1"  # the first utterance's final, not its own words
+    assert by_start[3] == "w0 w1."  # the first segment's final, not its own words
     assert by_start[40] == ""  # 35 s later: a new topic, no context

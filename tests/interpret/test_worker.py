@@ -123,6 +123,7 @@ def test_audio_round_trip(fmt: str) -> None:
         CaptionFrame("c2", "bob", "de", "Hal", 0.0, 0.4, False),
         Ready(123, 1.5, 0.25),
         Pong(3, 2, 40),
+        Pong(0, 0, 7, {"repeat": 2, "short_tail": 1}),
         WorkerError("boom", fatal=True, retryable=False),
         TextTranslation(3, {"es": "Buenos días"}, {"es": "apertium"}, {"ja": "no translation"}),
     ],
@@ -365,3 +366,32 @@ def test_text_translations_report_each_target_and_never_drop_silently() -> None:
     texts.put(TranslateText(3, "b", "en", ("es",)))  # the queue is full: answered at once
     busy = decode_outbound(*_split(frames.data))
     assert busy == TextTranslation(3, {}, {}, {"es": "translation is busy"})
+
+
+def test_guard_counters_ride_on_an_unasked_pong_after_a_final_when_they_change() -> None:
+    from interpret.worker import Ingest
+
+    class Pipeline:
+        decodes = 5
+        counts: dict[str, int] = {}
+
+        def suppressed_counts(self) -> dict[str, int]:
+            return dict(self.counts)
+
+    class Out:
+        sent: list[object] = []
+
+        def send(self, message: object) -> None:
+            self.sent.append(message)
+
+    pipeline, out = Pipeline(), Out()
+    ingest = Ingest(pipeline, out)  # type: ignore[arg-type]
+    final = CaptionFrame("c1", "s", "en", "Hello.", 0.0, 1.0, True)
+    ingest.emit(final)
+    assert out.sent == [final]  # nothing suppressed yet: no Pong
+    pipeline.counts = {"repeat": 1}
+    ingest.emit(CaptionFrame("c2", "s", "en", "Hi", 1.0, 2.0, False))
+    ingest.emit(final)
+    assert out.sent[-1] == Pong(0, 0, 5, {"repeat": 1})
+    ingest.emit(final)
+    assert not isinstance(out.sent[-1], Pong)  # unchanged: not sent again
