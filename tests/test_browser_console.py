@@ -73,7 +73,9 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Netns, tmp_path: 
                 page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
                 page.goto(f"{server.url}/console.html?room={ROOM}&name=Ana&langs=es,fr")
                 # the speaker first: it hosts the room (open mode), the console is an interpreter
-                clip = evalset_dir() / "audio" / "en" / "fleurs-en-000.ogg"
+                # several sentences (1 s apart): one FLEURS clip is one sentence, which is one
+                # final since a pause inside a sentence no longer ends a caption (issue 12)
+                clip = evalset_dir() / "longform" / "en_fleurs_concat.flac"
                 ws = server.url.replace("http://", "ws://") + "/ws"
                 speaker = subprocess.Popen(
                     [*netns.prefix, sys.executable, "-m", "tests.support.speak"]
