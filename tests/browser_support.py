@@ -119,9 +119,10 @@ def open_page(
     page.on("console", lambda m: log.append(f"[{name}] {m.type}: {m.text}"))
     page.on("pageerror", lambda e: log.append(f"[{name}] pageerror: {e}"))
     page.goto(f"{base_url}/?room={room}{query}")
-    assert (
-        page.get_by_label("Room", exact=True).input_value() == room
-    )  # the link pre-fills the room
+    # the link pre-fills the room; the page's modules finish after the load event (web/i18n.js
+    # awaits its message catalog at the top level), so wait for it rather than read it at once
+    wait_until(page, f"() => document.getElementById('room-input').value === {json.dumps(room)}")
+    assert page.get_by_label("Room", exact=True).input_value() == room
     page.get_by_label("Your name", exact=True).fill(name)
     page.get_by_role("button", name="Join", exact=True).click()
     wait_until(page, "() => Boolean(window.parley) && window.parley.state === 'joined'")

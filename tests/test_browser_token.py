@@ -98,7 +98,8 @@ def open_link(browser: Any, link: str, name: str, log: list[str]) -> Any:
     page = browser.new_context().new_page()
     page.on("console", lambda m: log.append(f"[{name}] {m.type}: {m.text}"))
     page.goto(link)
-    assert page.get_by_label("Room", exact=True).input_value() == ROOM
+    # the page's modules finish after the load event (web/i18n.js awaits its catalog)
+    wait_until(page, f"() => document.getElementById('room-input').value === {ROOM!r}")
     page.get_by_label("Your name", exact=True).fill(name)
     page.get_by_role("button", name="Join", exact=True).click()
     return page
