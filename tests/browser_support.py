@@ -343,6 +343,26 @@ def launched_chromium(netns: Netns, bin_dir: Path, mic: Path) -> Iterator[Any]:
             browser.close()
 
 
+#: a server config for browser tests in a namespace: loopback ICE, captions on or off
+def browser_server_config(*, captions: bool) -> str:
+    return (
+        '[media]\nice_host_addresses = ["127.0.0.1"]\n'
+        f"[captions]\nenabled = {'true' if captions else 'false'}\n"
+    )
+
+
+@contextlib.contextmanager
+def running_server(netns: Netns, tmp: Path, config_text: str) -> Iterator[ParleyServer]:
+    """`parley serve` in the namespace, ready; stopped (and its log shown) afterwards."""
+    instance = ParleyServer(netns, tmp, config_text)
+    try:
+        instance.wait_ready()
+        yield instance
+    finally:
+        instance.stop()
+        sys.stderr.write(f"--- server log ---\n{instance.log()}\n")
+
+
 class ParleyServer:
     """`parley serve` as a subprocess in the namespace, on a free loopback port."""
 

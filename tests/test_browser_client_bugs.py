@@ -27,10 +27,12 @@ import pytest
 from tests.browser_support import (
     Netns,
     ParleyServer,
+    browser_server_config,
     chromium_args,
     chromium_executable,
     launched_chromium,
     open_page,
+    running_server,
     silent_wav,
 )
 from tests.conftest import TIME_SCALE
@@ -49,16 +51,9 @@ QUIET_S = 8.0 * TIME_SCALE
 
 @pytest.fixture(scope="module")
 def server(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
-    instance = ParleyServer(
-        netns,
-        tmp_path_factory.mktemp("server"),
-        '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n',
-    )
-    try:
-        instance.wait_ready()
+    config = browser_server_config(captions=False)
+    with running_server(netns, tmp_path_factory.mktemp("server"), config) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
@@ -209,16 +204,8 @@ def test_ice_failure_stops_with_turn_message(
 
 @pytest.fixture
 def captioning_server(netns: Netns, tmp_path: Path) -> Iterator[ParleyServer]:
-    instance = ParleyServer(
-        netns,
-        tmp_path,
-        '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = true\n',
-    )
-    try:
-        instance.wait_ready()
+    with running_server(netns, tmp_path, browser_server_config(captions=True)) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def join_speaking(browser: Any, base_url: str, room: str, name: str, speak: str, read: str) -> Any:

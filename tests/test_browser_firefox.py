@@ -33,9 +33,11 @@ from tests.browser_support import (
     MIN_NEW_FRAMES,
     Netns,
     ParleyServer,
+    browser_server_config,
     evalset_dir,
     launched_chromium,
     make_speech_wav,
+    running_server,
     wait_for_remote_tracks,
     wait_until,
 )
@@ -134,17 +136,9 @@ def firefox_netns(netns: Netns) -> Netns:
 def server(
     firefox_netns: Netns, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ParleyServer]:
-    instance = ParleyServer(
-        firefox_netns,
-        tmp_path_factory.mktemp("server"),
-        '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = true\n',
-    )
-    try:
-        instance.wait_ready()
+    config = browser_server_config(captions=True)
+    with running_server(firefox_netns, tmp_path_factory.mktemp("server"), config) as instance:
         yield instance
-    finally:
-        instance.stop()
-        sys.stderr.write(f"--- server log ---\n{instance.log()}\n")
 
 
 @pytest.fixture(scope="module")
