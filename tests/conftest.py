@@ -15,7 +15,7 @@ import pytest
 
 from server.app import App
 from server.settings import load_settings
-from tests.browser_support import Netns
+from tests.support.browser import Netns
 
 # Several suites share the machine's cores: how fast examples are generated or run is not what the
 # property tests check (a 1.2 s draw under load failed the too_slow health check).

@@ -18,8 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.conftest import TIME_SCALE
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
-
-from .support import ServerProcess, open_fds, rss_bytes, unhandled_in_log
+from tests.support.reliability import ServerProcess, open_fds, rss_bytes, unhandled_in_log
 
 pytestmark = pytest.mark.reliability
 

@@ -18,8 +18,7 @@ import pytest
 from media.hooks import restrict_host_addresses
 from tests.conftest import TIME_SCALE
 from tests.support.client import ParleyClient, SineAudio
-
-from .support import ServerProcess, report, unhandled_in_log
+from tests.support.reliability import ServerProcess, report, unhandled_in_log
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 

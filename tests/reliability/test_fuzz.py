@@ -24,8 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from media.hooks import restrict_host_addresses
 from tests.support.client import ParleyClient, SineAudio
 from tests.support.origin import ws_origin
-
-from .support import FUZZ_EXAMPLES, ServerProcess, report, unhandled_in_log
+from tests.support.reliability import FUZZ_EXAMPLES, ServerProcess, report, unhandled_in_log
 
 pytestmark = pytest.mark.reliability
 

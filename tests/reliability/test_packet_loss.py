@@ -31,11 +31,10 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
-from tests.browser_support import CHROMIUM, chromium_args, open_page
 from tests.conftest import TIME_SCALE
-
-from .netns import Namespace
-from .support import REPO, ServerProcess, report, unhandled_in_log
+from tests.support.browser import CHROMIUM, chromium_args, open_page
+from tests.support.netns import Namespace
+from tests.support.reliability import REPO, ServerProcess, report, unhandled_in_log
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.browser]
 
@@ -96,7 +95,7 @@ def test_5_s_of_total_packet_loss_recovers(tmp_path: Path) -> None:
         )
         server.start()
         publisher = subprocess.Popen(
-            [*server_ns.prefix, sys.executable, "-m", "tests.reliability.peer", "publisher"]
+            [*server_ns.prefix, sys.executable, "-m", "tests.support.peer", "publisher"]
             + ["--url", server.url, "--room", "loss", "--name", "pub", "--seconds", "120"]
             + ["--ice-address", SERVER_IP],
             stdout=subprocess.PIPE,

@@ -18,8 +18,7 @@ import pytest
 from server.app import App
 from tests.conftest import loopback_settings, ws_url
 from tests.support.raw import RawClient
-
-from .support import SOAK_S, open_fds, report, rss_bytes, run_peer, slope_per_min
+from tests.support.reliability import SOAK_S, open_fds, report, rss_bytes, run_peer, slope_per_min
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.models]
 

@@ -30,11 +30,17 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import TIME_SCALE
+from tests.support.netns import Namespace
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
-
-from .netns import Namespace
-from .support import HOST, ServerProcess, open_fds, report, rss_bytes, unhandled_in_log
+from tests.support.reliability import (
+    HOST,
+    ServerProcess,
+    open_fds,
+    report,
+    rss_bytes,
+    unhandled_in_log,
+)
 
 pytestmark = pytest.mark.reliability
 

@@ -15,8 +15,7 @@ import pytest
 
 from tests.conftest import TIME_SCALE
 from tests.support.raw import RawClient
-
-from .support import ServerProcess, report, rss_bytes, unhandled_in_log
+from tests.support.reliability import ServerProcess, report, rss_bytes, unhandled_in_log
 
 pytestmark = pytest.mark.reliability
 
