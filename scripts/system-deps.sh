@@ -4,10 +4,10 @@
 #   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays
 #   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt):
 #                      scripts/translation-deps.sh, which `make run` uses too
-#   nodejs    - unit tests of the browser client's pure modules (node --test tests/web/)
-#   npm       - installs the pinned puppeteer-core that drives Firefox (tests/firefox/, no
+#   nodejs    - unit tests of the browser client's pure modules (node --test tests/unit/web/)
+#   npm       - installs the pinned puppeteer-core that drives Firefox (tests/browser/firefox/, no
 #               browser download: the tests run `npm ci` with PUPPETEER_SKIP_DOWNLOAD=1)
-#   firefox-esr - the Firefox participant of tests/test_browser_firefox.py (WebDriver BiDi)
+#   firefox-esr - the Firefox participant of tests/browser/test_browser_firefox.py (WebDriver BiDi)
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu

@@ -1,6 +1,6 @@
 """Who may open /ws, against a real server: the Origin check (cross-site WebSocket hijacking) and
 open mode behind a proxy (issue 11, points 1 and 2). The decisions themselves are unit-tested in
-tests/server/test_origins.py."""
+tests/unit/server/test_origins.py."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Acceptance for the web client (web/protocol.js, web/room.js) and the SFU end to 
 decodes the other's VP8 and hears the other's Opus (the microphone is a speech WAV from the
 evaluation set), mute is relayed, and Leave updates the other page's participant list. Then the
 server's m-line reuse: a participant who joins after another left gets the old m-lines, and the
-page that stayed shows and decodes the newcomer on them. Helpers are in tests/browser_support.py.
+page that stayed shows and decodes the newcomer on them. Helpers are in tests/support/browser.py.
 
 Needs /usr/bin/chromium (Debian) and Playwright for Python; never `playwright install`.
 All traffic stays on 127.0.0.1. Restricting the server's ICE host candidates to loopback is not

@@ -2,17 +2,17 @@
 (captions on, real Whisper), loopback only.
 
 A Chromium participant (Alice, Playwright) and a Firefox participant (Fox, puppeteer-core over
-WebDriver BiDi: tests/firefox_driver.py) see and hear each other (per received track:
+WebDriver BiDi: tests/support/firefox.py) see and hear each other (per received track:
 getStats frames decoded for video, bytes for audio) and read each other's captions (each one's
 final captions reach the other's transcript). Alice shares her screen: Firefox decodes it. Then
 Cai (Chromium) joins: both renegotiate and receive his video and audio.
 
 Firefox's needs here: a default route in the namespace (`default dev lo src 127.0.0.1`, else it
-gathers no candidate), loopback ICE and unobfuscated host addresses, fake devices
-(tests/firefox/driver.mjs). Headless Firefox has no audio device (AudioContext.resume() never
-resolves) and no getDisplayMedia, so Fox's microphone is an <audio> element playing a speech
-clip, captured with mozCaptureStream() (no audio output needed), in place of the fake tone;
-and nobody shares a screen from Firefox.
+gathers no candidate), loopback ICE and unobfuscated host addresses, fake
+devices (tests/browser/firefox/driver.mjs). Headless Firefox has no audio device
+(AudioContext.resume() never resolves) and no getDisplayMedia, so Fox's microphone is an <audio>
+element playing a speech clip, captured with mozCaptureStream() (no audio output needed), in
+place of the fake tone; and nobody shares a screen from Firefox.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 token's name), the page without a token is told why, and the room link the page then shows no
 longer carries the token. Links carry the token in the fragment (`#token=`): it never reaches the
 server (the server here records every request target it gets), the page takes it off its address
-at load and keeps it for its room only. Server and browser fixtures as in tests/test_browser.py."""
+at load and keeps it for its room only. Server and browser fixtures as in
+tests/browser/test_browser.py."""
 
 from __future__ import annotations
 

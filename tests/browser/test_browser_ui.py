@@ -14,7 +14,7 @@ server with live captions ([captions] enabled, real Whisper and Apertium), loopb
   in the room (panels open) and on the interpreter console, in English and in Arabic.
 
 Screenshots go to the test's tmp dir; with PARLEY_UPDATE_DOCS=1 also to docs/screenshots/.
-Setup (network namespace, Chromium flags, server subprocess) is in tests/browser_support.py.
+Setup (network namespace, Chromium flags, server subprocess) is in tests/support/browser.py.
 """
 
 from __future__ import annotations

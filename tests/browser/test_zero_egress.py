@@ -133,7 +133,7 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
         if os.environ.get("PARLEY_TEST_NETNS") == "0":
             pytest.skip("PARLEY_TEST_NETNS=0: no loopback-only namespace, as asked")
         # In the host's namespace Chromium offers candidates on the LAN addresses too and the
-        # server answers them (see tests/test_browser.py): the namespace is the point here.
+        # server answers them (see tests/browser/test_browser.py): the namespace is the point here.
         pytest.fail("needs a loopback-only network namespace: run as root with unshare/nsenter")
     port = free_port()
     config = tmp_path / "parley.toml"

@@ -1,9 +1,9 @@
 """Faults: a server restarted mid-meeting.
 
 A speech worker killed mid-call (captions back within 5 s) is
-``tests/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``; a client
-that stops reading is ``test_stalled_reader.py``; 5 s of total packet loss is
-``test_packet_loss.py``.
+``tests/acceptance/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``
+(in tests/acceptance); a client that stops reading is ``test_stalled_reader.py``; 5 s of total
+packet loss is ``test_packet_loss.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Helpers for tests/test_browser.py: the loopback-only namespace, paths, page and stats probes.
+"""Helpers for the browser tests (tests/browser): the loopback-only namespace, paths, page and
+stats probes.
 
 Nothing here imports Playwright; `page` arguments are Playwright sync-API pages.
 """

@@ -1,6 +1,7 @@
-"""A headless Firefox ESR page driven by tests/firefox/driver.mjs (puppeteer-core over WebDriver
-BiDi, no geckodriver), with the part of Playwright's sync Page that tests/browser_support.py's
-helpers use (``evaluate``, ``wait_for_timeout``), so the same probes run in both browsers."""
+"""A headless Firefox ESR page driven by tests/browser/firefox/driver.mjs (puppeteer-core over
+WebDriver BiDi, no geckodriver), with the part of Playwright's sync Page that the helpers of
+tests/support/browser.py use (``evaluate``, ``wait_for_timeout``), so the same probes run in both
+browsers."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ FUNCTION_SOURCE = re.compile(r"\s*(async\s+)?(function\b|(\([^()]*\)|\w+)\s*=>)"
 
 
 def install_driver() -> None:
-    """``npm ci`` the pinned puppeteer-core into tests/firefox/node_modules (ignored by git)
+    """``npm ci`` the pinned puppeteer-core into tests/browser/firefox/node_modules (ignored by git)
     once; never downloads a browser (PUPPETEER_SKIP_DOWNLOAD)."""
     if (DRIVER_DIR / "node_modules" / "puppeteer-core" / "package.json").exists():
         return

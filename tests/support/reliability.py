@@ -188,7 +188,7 @@ Json = dict[str, Any]
 
 
 async def run_peer(*args: str, timeout_s: float = 90, netns: Namespace | None = None) -> Json:
-    """Run ``tests/reliability/peer.py`` in its own process (in ``netns``); returns its JSON
+    """Run ``tests/support/peer.py`` in its own process (in ``netns``); returns its JSON
     summary."""
     from tests.conftest import run_module
 

@@ -1,4 +1,4 @@
-// Drives one headless Firefox ESR page for tests/test_browser_firefox.py over WebDriver BiDi
+// Drives one headless Firefox ESR page for tests/browser/test_browser_firefox.py over WebDriver BiDi
 // (puppeteer-core, no geckodriver, no browser download). Line protocol on stdin/stdout, one
 // JSON object a line:
 //   -> {"id": 1, "cmd": "goto", "url": "..."}            <- {"id": 1, "ok": true}

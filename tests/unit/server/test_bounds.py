@@ -1,5 +1,5 @@
 """Issue 11, point 7: everything a client can grow is bounded. Each test floods one structure
-and checks its bound (pure parts; the acceptance tests are in tests/test_bounds.py)."""
+and checks its bound (pure parts; the acceptance tests are in tests/acceptance/test_bounds.py)."""
 
 from __future__ import annotations
 

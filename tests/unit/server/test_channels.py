@@ -1,5 +1,5 @@
 """The pure rules of interpretation channels (server.channels): who hears whom, on air, handover.
-The media and the real clients are in tests/test_interpretation_channels.py."""
+The media and the real clients are in tests/acceptance/test_interpretation_channels.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """TURN REST credentials, the self-signed certificate, transcript retention (pure parts and
-files; the served versions are in tests/test_operations_e2e.py)."""
+files; the served versions are in tests/acceptance/test_operations_e2e.py)."""
 
 from __future__ import annotations
 

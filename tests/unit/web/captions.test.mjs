@@ -1,4 +1,4 @@
-// Unit tests of web/captions.js (pure caption layout). Run: node --test tests/web/
+// Unit tests of web/captions.js (pure caption layout). Run: node --test tests/unit/web/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {

@@ -1,4 +1,4 @@
-// Unit tests of web/channels.js (pure parts): run by tests/test_web_units.py with node --test.
+// Unit tests of web/channels.js (pure parts): run by tests/unit/web/test_web_units.py with node --test.
 import test from "node:test";
 import assert from "node:assert/strict";
 import { channelOf, describeEvent, onAirMap, volumes } from "../../../web/channels.js";

@@ -1,4 +1,4 @@
-// Unit tests of web/glossary.js: run by tests/test_web_units.py with node --test.
+// Unit tests of web/glossary.js: run by tests/unit/web/test_web_units.py with node --test.
 import test from "node:test";
 import assert from "node:assert/strict";
 import { formatGlossary, parseGlossary } from "../../../web/glossary.js";

@@ -1,5 +1,5 @@
 // Unit tests of the interface-language helpers (web/i18n.js) and the plain-words messages
-// (web/messages.js): node --test tests/web/
+// (web/messages.js): node --test tests/unit/web/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { UI_LANGUAGES, chooseLanguage, fill, setUiLanguage, t, uiLanguage } from "../../../web/i18n.js";

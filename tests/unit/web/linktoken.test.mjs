@@ -1,4 +1,4 @@
-// Unit tests of web/linktoken.js (join-link tokens). Run: node --test tests/web/
+// Unit tests of web/linktoken.js (join-link tokens). Run: node --test tests/unit/web/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { splitLinkToken, takeLinkToken, tokenKey, tokenRoom } from "../../../web/linktoken.js";

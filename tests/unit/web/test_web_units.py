@@ -1,5 +1,5 @@
 """The pure JavaScript modules of the browser client (caption line breaking, transcript formats)
-have unit tests under tests/web/, run with Node's built-in test runner."""
+have unit tests under tests/unit/web/, run with Node's built-in test runner."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-// Unit tests of web/transcript.js (transcript store and export formats). Run: node --test tests/web/
+// Unit tests of web/transcript.js (transcript store and export formats). Run: node --test tests/unit/web/
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Transcript, toJSON, toSRT, toTXT, toVTT, timestamp } from "../../../web/transcript.js";
