@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.raw import RawClient
 
 SECRET = "0123456789abcdef" * 4

@@ -14,9 +14,9 @@ import pytest
 from interpret.languages import KNOWN_LANGUAGES
 from server.app import App
 from server.channels import MAX_CHANNELS_PER_ROOM
-from tests.acceptance.test_captions_e2e import EVALSET
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import FileAudio, ParleyClient
+from tests.support.paths import EVALSET
 from tests.support.raw import RawClient
 
 FAKE_CODES = [f"q{a}{b}" for a in "abcde" for b in "abcd"]  # 20 (fewer than 32 errors in a row)

@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from pathlib import Path
 
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import FileAudio, ParleyClient
+from tests.support.paths import EVALSET
+from tests.support.transcripts import words
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
-
-EVALSET = Path(
-    os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[3] / "shared" / "evalset")
-)
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
 
 
 async def test_spanish_reader_gets_captions_of_english_speech(captioning_app: App) -> None:

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.paths import REPO
+
 BIN = Path(sys.executable).parent / "parley"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:

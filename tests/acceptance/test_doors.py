@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from server.app import App
-from tests.conftest import started_app, ws_url
+from tests.support.app import started_app, ws_url
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 from tests.support.waits import wait_until

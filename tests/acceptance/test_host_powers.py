@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from server.app import App
-from tests.conftest import started_app, ws_url
+from tests.support.app import started_app, ws_url
 from tests.support.client import ParleyClient, SineAudio
 from tests.support.raw import RawClient
 

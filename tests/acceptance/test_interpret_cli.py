@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 
 from tests.support.argos import build_tiny_argos_package
+from tests.support.paths import EVALSET
+from tests.support.transcripts import wer
 
 pytestmark = pytest.mark.models
 
 BIN = Path(sys.executable).parent / "parley"
-EVALSET = Path(
-    os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[3] / "shared" / "evalset")
-)
 JFK = EVALSET / "audio" / "en" / "fw_jfk.flac"
 JFK_REFERENCE = (
     "and so my fellow americans ask not what your country can do for you "
@@ -46,16 +45,6 @@ def parley(*args: str, stdin: str | None = None, env: dict[str, str] | None = No
 
 def events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    return float(jiwer.wer(" ".join(words(reference)), " ".join(words(hypothesis))))
 
 
 def test_interpret_gives_finals_translations_and_subtitles(tmp_path: Path) -> None:

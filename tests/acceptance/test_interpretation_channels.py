@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from server.app import App
-from tests.acceptance.test_captions_e2e import EVALSET
-from tests.acceptance.test_interpret_cli import wer
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import AUDIO_RATE, FileAudio, ParleyClient, SineAudio
+from tests.support.paths import EVALSET
+from tests.support.transcripts import wer
 
 pytestmark = [pytest.mark.media]
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from server.app import App
-from tests.acceptance.test_captions_e2e import EVALSET
-from tests.conftest import ws_url
+from tests.support.app import ws_url
 from tests.support.client import FileAudio, ParleyClient
+from tests.support.paths import EVALSET
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 

@@ -14,7 +14,9 @@ import pytest
 from aiortc.codecs import opus, vpx
 
 from server.app import App
-from tests.conftest import TIME_SCALE, run_client_process, ws_url
+from tests.support.app import ws_url
+from tests.support.processes import run_client_process
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.media
 

@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 
 from server.metrics import parse_text
-from tests.support.browser import evalset_dir, free_port
+from tests.support.browser import free_port
 from tests.support.client import FileAudio, ParleyClient
 from tests.support.origin import ws_origin
+from tests.support.paths import evalset_dir
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from server.app import App
-from tests.conftest import started_app, ws_url
+from tests.support.app import started_app, ws_url
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from server.app import App
-from tests.conftest import ws_url
+from tests.support.app import ws_url
 from tests.support.client import CounterVideo, ParleyClient, SineAudio
 
 pytestmark = pytest.mark.media

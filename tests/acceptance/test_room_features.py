@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from server.app import App
-from tests.conftest import ws_url
+from tests.support.app import ws_url
 from tests.support.client import CounterVideo, ParleyClient
 from tests.support.raw import RawClient
 

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from server.app import App
-from tests.conftest import ws_url
+from tests.support.app import ws_url
 from tests.support.client import FileAudio, ParleyClient
+from tests.support.paths import EVALSET
 from tests.support.raw import RawClient
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 
-EVALSET = Path(
-    os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[3] / "shared" / "evalset")
-)
 ENGLISH = "Good morning, everyone. The meeting starts in five minutes."
 
 

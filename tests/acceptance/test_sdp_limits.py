@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import started_app, ws_url
+from tests.support.app import started_app, ws_url
 from tests.support.raw import RawClient
 
 MLINE = "m=audio 9 UDP/TLS/RTP/SAVPF 111"

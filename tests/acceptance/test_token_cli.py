@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.raw import RawClient
 
 BIN = Path(sys.executable).parent / "parley"

@@ -16,8 +16,8 @@ import pytest
 
 from interpret.translate_apertium import ApertiumMode
 from interpret.translate_router import EngineRegistry, Hop, TranslationRouter, translation_coverage
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "translation-deps.sh"
 DEFAULT_PAIRS = ("eng-spa", "fr-es", "es-pt")
 EVERYTHING = ["apertium", "apertium-eng-spa", "apertium-fr-es", "apertium-es-pt"]

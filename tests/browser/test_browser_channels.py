@@ -22,16 +22,15 @@ from tests.support.browser import (
     ParleyServer,
     chromium_args,
     chromium_executable,
-    evalset_dir,
     open_page,
     remote_mids,
     silent_wav,
     wait_until,
 )
+from tests.support.paths import REPO, evalset_dir
 
 pytestmark = [pytest.mark.browser]
 
-REPO = Path(__file__).resolve().parents[2]
 ROOM = "channels"
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.browser import (
     Netns,
     ParleyServer,
@@ -38,6 +37,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.tcp_relay import TcpRelay
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.browser
 

@@ -18,21 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.browser import (
     CHROMIUM,
     Netns,
     ParleyServer,
     chromium_args,
     chromium_executable,
-    evalset_dir,
     silent_wav,
     wait_until,
 )
+from tests.support.paths import REPO, evalset_dir
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
-REPO = Path(__file__).resolve().parents[2]
 ROOM = "booth"
 FIXED_ES = "Los estilos de Occidente podían llevar de 25 a 30 años de retraso."
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -29,13 +29,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.browser import (
     MIN_NEW_FRAMES,
     Netns,
     ParleyServer,
     browser_server_config,
-    evalset_dir,
     launched_chromium,
     make_speech_wav,
     running_server,
@@ -43,6 +41,8 @@ from tests.support.browser import (
     wait_until,
 )
 from tests.support.firefox import FIREFOX, FirefoxPage, install_driver
+from tests.support.paths import evalset_dir
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 

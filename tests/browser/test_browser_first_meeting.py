@@ -33,11 +33,11 @@ from tests.support.browser import (
     silent_wav,
     wait_until,
 )
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n'
 #: every camera/microphone track the page ever got, to check that leaving stops them all
 TRACK_LOG_JS = """(() => {

@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.test_browser import SERVER_START_TIMEOUT_S, browser, speech_wav
 from tests.support.browser import (
+    SERVER_START_TIMEOUT_S,
     STATE_TIMEOUT_MS,
     Netns,
     free_port,
@@ -29,14 +29,11 @@ from tests.support.browser import (
     snapshot,
     wait_until,
 )
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "speech_wav"]  # fixtures used here (netns: conftest)
 SECRET = "5ec2e7" * 8
 ROOM = "token-room"
-
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -31,23 +31,22 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.browser import (
     Netns,
     ParleyServer,
     drop_connections,
     established_peers,
-    evalset_dir,
     launched_chromium,
     make_speech_wav,
     snapshot,
     wait_for_media,
     wait_until,
 )
+from tests.support.paths import REPO, evalset_dir
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
-REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = REPO / "docs" / "screenshots"
 #: silence before the speech, so that it starts after Alice has joined
 LEAD_S = 4.0

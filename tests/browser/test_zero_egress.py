@@ -29,16 +29,15 @@ import pytest
 
 from tests.support.browser import (
     Netns,
-    evalset_dir,
     free_port,
     http_ok,
     parley_bin,
     wait_until,
 )
+from tests.support.paths import REPO, evalset_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
-REPO = Path(__file__).resolve().parents[2]
 AUDIT_DIR = REPO / "tests" / "support" / "egress_audit"
 CHROMIUM = Path("/usr/bin/chromium")
 CAPTION_TIMEOUT_S = 60.0

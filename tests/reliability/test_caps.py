@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import TIME_SCALE
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
 from tests.support.reliability import ServerProcess, open_fds, rss_bytes, unhandled_in_log
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.reliability
 

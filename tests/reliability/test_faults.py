@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from media.hooks import restrict_host_addresses
-from tests.conftest import TIME_SCALE
 from tests.support.client import ParleyClient, SineAudio
 from tests.support.reliability import ServerProcess, report, unhandled_in_log
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 

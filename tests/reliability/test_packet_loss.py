@@ -31,10 +31,11 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
-from tests.conftest import TIME_SCALE
 from tests.support.browser import CHROMIUM, chromium_args, open_page
 from tests.support.netns import Namespace
-from tests.support.reliability import REPO, ServerProcess, report, unhandled_in_log
+from tests.support.paths import REPO
+from tests.support.reliability import ServerProcess, report, unhandled_in_log
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.browser]
 

@@ -29,7 +29,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import TIME_SCALE
 from tests.support.netns import Namespace
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
@@ -41,6 +40,7 @@ from tests.support.reliability import (
     rss_bytes,
     unhandled_in_log,
 )
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.reliability
 

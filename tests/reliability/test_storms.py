@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.raw import RawClient
 from tests.support.reliability import ServerProcess, report, rss_bytes, unhandled_in_log
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.reliability
 

@@ -27,13 +27,6 @@ MEDIA_TIMEOUT_S = 15.0
 STATE_TIMEOUT_MS = 10_000
 
 
-def evalset_dir() -> Path:
-    env = os.environ.get("PARLEY_EVALSET")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "evalset"
-
-
 def parley_bin() -> str:
     """The server entry point: $PARLEY_BIN, else the `parley` script beside this interpreter."""
     env = os.environ.get("PARLEY_BIN")

@@ -14,9 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .netns import Namespace
+from tests.support.netns import Namespace
+from tests.support.paths import REPO
+from tests.support.processes import run_module
 
-REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 #: Reliability long forms (bench/prove.py) scale these suites up through the environment.
 FUZZ_EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "1000"))
@@ -190,7 +191,6 @@ Json = dict[str, Any]
 async def run_peer(*args: str, timeout_s: float = 90, netns: Namespace | None = None) -> Json:
     """Run ``tests/support/peer.py`` in its own process (in ``netns``); returns its JSON
     summary."""
-    from tests.conftest import run_module
 
     prefix = netns.prefix if netns else []
     return await run_module("tests.support.peer", *args, timeout_s=timeout_s, prefix=prefix)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from interpret.frames import Word
 from interpret.streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
-from tests.unit.interpret.test_streaming import ScriptedVad, audio
+from tests.support.scripted_vad import ScriptedVad, audio
 
 Answer = Callable[[DecodeJob], list[Word]]
 

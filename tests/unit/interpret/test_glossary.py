@@ -81,9 +81,9 @@ def test_translate_with_glossary_around_a_translate_function() -> None:
 
 def test_real_apertium_keeps_the_configured_rendering() -> None:
     from interpret.translate_apertium import ApertiumTranslator
-    from tests.unit.interpret.test_translate_apertium import _mode
+    from tests.support.apertium import apertium_mode
 
-    translator = ApertiumTranslator(_mode("eng-spa"))
+    translator = ApertiumTranslator(apertium_mode("eng-spa"))
     try:
 
         def apertium(

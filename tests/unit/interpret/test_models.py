@@ -23,9 +23,9 @@ from interpret.models import (
     list_models,
     resolve_model,
 )
+from tests.support.paths import REPO
 
 BASE = PACKAGED_MODELS["base"]
-REPO = Path(__file__).resolve().parents[3]
 
 
 def sha256(path: Path) -> str:

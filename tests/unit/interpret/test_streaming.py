@@ -14,49 +14,7 @@ from interpret.streaming import (
     SpeakerStream,
     StreamingSettings,
 )
-from interpret.vad import SpeechEnded, SpeechStarted
-
-
-class ScriptedVad:
-    """Stands in for :class:`interpret.vad.VadStream`: speech exactly where the script says,
-    the end confirmed ``min_silence_s`` later (the real VAD is tested in test_vad.py)."""
-
-    def __init__(
-        self,
-        speech: list[tuple[float, float]],
-        min_silence_s: float = 0.4,
-        pauses: tuple[tuple[float, float], ...] = (),
-    ) -> None:
-        self.speech = speech
-        self.pauses = pauses  # short silences inside an utterance
-        self.min_silence_s = min_silence_s
-        self.position_s = 0.0
-        self.in_speech = False
-
-    @property
-    def silence_since_s(self) -> float | None:
-        if not self.in_speech:
-            return None
-        for start, end in self.pauses:
-            if start <= self.position_s < end:
-                return start
-        for _, end in self.speech:
-            if end <= self.position_s < end + self.min_silence_s:
-                return end
-        return None
-
-    def push(self, samples: np.ndarray) -> list[object]:
-        before, self.position_s = self.position_s, self.position_s + len(samples) / ASR_SAMPLE_RATE
-        events: list[object] = []
-        for start, end in self.speech:
-            if before <= start < self.position_s:
-                self.in_speech = True
-                events.append(SpeechStarted(start))
-            confirmed = end + self.min_silence_s
-            if before <= confirmed < self.position_s:
-                self.in_speech = False
-                events.append(SpeechEnded(end, start))
-        return events
+from tests.support.scripted_vad import ScriptedVad, audio
 
 
 def speech_stream(
@@ -66,10 +24,6 @@ def speech_stream(
 ) -> SpeakerStream:
     vad = ScriptedVad(speech, pauses=pauses)
     return SpeakerStream("s", vad, settings, lang="en")  # type: ignore[arg-type]
-
-
-def audio(seconds: float) -> np.ndarray:
-    return np.full(int(seconds * ASR_SAMPLE_RATE), 0.01, np.float32)
 
 
 def silence(seconds: float) -> np.ndarray:

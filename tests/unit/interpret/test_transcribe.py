@@ -16,6 +16,7 @@ from interpret.frames import ASR_SAMPLE_RATE
 from interpret.guards import GuardSettings
 from interpret.streaming import Hypothesis
 from interpret.transcribe import Recognition, WhisperRecognizer, words_text
+from tests.support.paths import evalset_dir
 
 TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
 #: CPU seconds (all threads of this process: unlike wall time, not inflated when other work
@@ -25,8 +26,7 @@ CALL_LIMIT_S = 12.0 * TIME_SCALE
 
 
 def evalset() -> Path:
-    found = os.environ.get("PARLEY_EVALSET")
-    path = Path(found) if found else Path(__file__).resolve().parents[4] / "shared" / "evalset"
+    path = evalset_dir()
     if not (path / "manifest.jsonl").is_file():
         pytest.fail(f"evalset not found at {path} (set PARLEY_EVALSET)")
     return path

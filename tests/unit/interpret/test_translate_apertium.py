@@ -8,7 +8,6 @@ import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -24,22 +23,14 @@ from interpret.translate_apertium import (
     pipeline_commands,
     unescape,
 )
+from tests.support.apertium import apertium_mode
 
-MODES = Path("/usr/share/apertium/modes")
 UN_SENTENCE = "The United Nations will hold an online dialogue with people around the world."
-
-
-def _mode(name: str) -> Path:
-    path = MODES / f"{name}.mode"
-    assert path.is_file(), (
-        f"{path} missing: apt-get install apertium apertium-eng-spa apertium-fr-es"
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
 def en_es() -> Iterator[ApertiumTranslator]:
-    translator = ApertiumTranslator(_mode("eng-spa"))
+    translator = ApertiumTranslator(apertium_mode("eng-spa"))
     yield translator
     translator.close()
 
@@ -52,10 +43,10 @@ def test_english_to_spanish(en_es: ApertiumTranslator) -> None:
 
 
 def test_spanish_to_english_and_french_to_spanish() -> None:
-    with ApertiumTranslator(_mode("spa-eng")) as es_en:
+    with ApertiumTranslator(apertium_mode("spa-eng")) as es_en:
         english = es_en.translate("Las Naciones Unidas celebrarán un diálogo con personas.")
         assert "United Nations" in english
-    with ApertiumTranslator(_mode("fr-es")) as fr_es:
+    with ApertiumTranslator(apertium_mode("fr-es")) as fr_es:
         spanish = fr_es.translate("Les Nations unies organiseront un dialogue en ligne.")
         assert "Naciones Unidas" in spanish
 
@@ -90,12 +81,14 @@ def test_special_characters_and_empty_text_survive(en_es: ApertiumTranslator) ->
 
 def test_unknown_words_lose_their_marks(en_es: ApertiumTranslator) -> None:
     assert en_es.translate("Hello xyzzy") == "Hola xyzzy"
-    with ApertiumTranslator(_mode("eng-spa"), settings=ApertiumSettings(mark_unknown=True)) as raw:
+    with ApertiumTranslator(
+        apertium_mode("eng-spa"), settings=ApertiumSettings(mark_unknown=True)
+    ) as raw:
         assert raw.translate("Hello xyzzy") == "Hola *xyzzy"
 
 
 def test_restarts_a_dead_pipeline() -> None:
-    with ApertiumTranslator(_mode("eng-spa")) as translator:
+    with ApertiumTranslator(apertium_mode("eng-spa")) as translator:
         assert translator._pipeline is not None
         os.kill(translator._pipeline.procs[4].pid, signal.SIGKILL)
         assert "Naciones Unidas" in translator.translate(UN_SENTENCE)
@@ -105,7 +98,7 @@ def test_restarts_a_dead_pipeline() -> None:
 
 
 def test_timeout_kills_and_next_call_recovers() -> None:
-    with ApertiumTranslator(_mode("eng-spa")) as translator:
+    with ApertiumTranslator(apertium_mode("eng-spa")) as translator:
         assert translator._pipeline is not None
         os.kill(translator._pipeline.procs[2].pid, signal.SIGSTOP)  # a stage hangs
         translator.settings = ApertiumSettings(timeout_s=0.2)

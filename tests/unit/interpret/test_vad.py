@@ -9,7 +9,7 @@ import pytest
 
 from interpret.frames import ASR_SAMPLE_RATE
 from interpret.vad import SileroVad, SpeechEnded, SpeechStarted, VadSettings
-from tests.support.browser import evalset_dir
+from tests.support.paths import evalset_dir
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +39,7 @@ from interpret.wire import (
     encode_outbound,
     frame_sizes,
 )
+from tests.support.paths import evalset_dir
 
 TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
 
@@ -168,21 +168,18 @@ def test_caption_with_missing_field_is_refused() -> None:
 
 
 # -- real worker -------------------------------------------------------------------------------
-def _evalset() -> Path:
-    env = os.environ.get("PARLEY_EVALSET")
-    return Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "evalset"
 
 
 def _clip(clip_id: str) -> tuple[np.ndarray, str]:
     from server.captioning import load_audio
 
-    manifest = _evalset() / "manifest.jsonl"
+    manifest = evalset_dir() / "manifest.jsonl"
     if not manifest.is_file():
         pytest.skip(f"no evalset at {manifest.parent} (set PARLEY_EVALSET)")
     for line in manifest.read_text().splitlines():
         entry = json.loads(line)
         if entry["id"] == clip_id:
-            return load_audio(_evalset() / entry["audio"]), entry["reference"]
+            return load_audio(evalset_dir() / entry["audio"]), entry["reference"]
     pytest.skip(f"{clip_id} not in the evalset")
 
 

@@ -29,9 +29,9 @@ from media.hooks import restrict_host_addresses
 from media.process import ProcessMediaBackend, WorkerRoom, WorkerTimeouts, spawn_worker
 from media.wire import AddPeer, Init, Reply, Request, decode_worker_message, encode_request
 from server.app import App
-from tests.conftest import TIME_SCALE, loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import CounterVideo, ParleyClient, SineAudio
-from tests.support.waits import wait_until
+from tests.support.waits import TIME_SCALE, wait_until
 
 pytestmark = pytest.mark.media
 

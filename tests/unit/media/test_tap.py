@@ -16,8 +16,10 @@ from interpret.frames import ASR_SAMPLE_RATE, AudioChunk
 from media.api import SpeakerAudio
 from media.tap import AudioChunker, AudioTap, SpeakerAudioQueue
 from server.app import App
-from tests.conftest import TIME_SCALE, loopback_settings, run_client_process, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import dominant_frequency
+from tests.support.processes import run_client_process
+from tests.support.waits import TIME_SCALE
 
 IN_RATE = 48_000
 FRAME = 960  # 20 ms, what aiortc's Opus decoder yields

@@ -12,7 +12,7 @@ import pytest
 
 from server.app import App
 from server.metrics import ForwardTotals, parse_text
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
 from tests.support.client import CounterVideo, ParleyClient, SineAudio
 
 pytestmark = pytest.mark.media

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.settings import ConfigError, load_settings
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO
 
 
 def test_defaults_are_private_by_default() -> None:
