@@ -11,7 +11,7 @@ import pytest
 
 from server.app import App
 from tests.support.app import loopback_settings
-from tests.support.browser import Netns
+from tests.support.netns import Namespace
 
 # Several suites share the machine's cores: how fast examples are generated or run is not what the
 # property tests check (a 1.2 s draw under load failed the too_slow health check).
@@ -22,11 +22,11 @@ hypothesis.settings.load_profile("parley")
 
 
 @pytest.fixture(scope="module")
-def netns() -> Iterator[Netns]:
+def netns() -> Iterator[Namespace]:
     """A loopback-only network namespace for a browser test module (the host's namespace when
     not root or when PARLEY_TEST_NETNS=0)."""
-    ns = Netns()
-    sys.stderr.write(f"network namespace: {'loopback-only' if ns.prefix else 'host'}\n")
+    ns = Namespace.loopback_or_host()
+    sys.stderr.write(f"network namespace: {'loopback-only' if ns.isolated else 'host'}\n")
     try:
         yield ns
     finally:
@@ -34,11 +34,11 @@ def netns() -> Iterator[Netns]:
 
 
 @pytest.fixture
-def host_netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Netns]:
+def host_netns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Namespace]:
     """The host's namespace (the server still listens on loopback only), for tests with aiortc
     peers: aiortc gathers no ICE candidate in a namespace that has nothing but loopback."""
     monkeypatch.setenv("PARLEY_TEST_NETNS", "0")
-    ns = Netns()
+    ns = Namespace(isolated=False)
     try:
         yield ns
     finally:

@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 
 from server.metrics import parse_text
-from tests.support.browser import free_port
 from tests.support.client import FileAudio, ParleyClient
 from tests.support.origin import ws_origin
 from tests.support.paths import evalset_dir
+from tests.support.server import free_port
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 

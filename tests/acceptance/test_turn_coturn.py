@@ -18,8 +18,8 @@ from websockets.asyncio.client import connect
 from server.app import App
 from server.turn import turn_credential
 from tests.support.app import loopback_settings, ws_url
-from tests.support.browser import free_port
 from tests.support.origin import ws_origin
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.media
 

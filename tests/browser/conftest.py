@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
-from tests.support.browser import CHROMIUM, Netns
+from tests.support.browser import CHROMIUM
+from tests.support.netns import Namespace
 from tests.support.paths import evalset_dir
 
 #: preferred microphone clip (11 s of continuous speech); any English clip will do otherwise
@@ -54,7 +55,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(
-    speech_wav: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory
+    speech_wav: Path, netns: Namespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed")

@@ -34,12 +34,9 @@ from tests.support.browser import (
     MIN_NEW_FRAMES,
     RELEASE_OFFERS_JS,
     STATE_TIMEOUT_MS,
-    Netns,
-    free_port,
     http_ok,
     mid_counters,
     open_page,
-    parley_bin,
     snapshot,
     tile_state,
     wait_for_media,
@@ -47,6 +44,8 @@ from tests.support.browser import (
     wait_for_remote_tracks,
     wait_until,
 )
+from tests.support.netns import Namespace
+from tests.support.server import free_port, parley_bin
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +56,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server as a subprocess on a free loopback port, ICE restricted to loopback."""
     exe = parley_bin()
     if not Path(exe).exists():

@@ -18,7 +18,6 @@ import pytest
 from tests.support.browser import (
     CHROMIUM,
     MID_STATS_JS,
-    Netns,
     ParleyServer,
     chromium_args,
     chromium_executable,
@@ -27,6 +26,7 @@ from tests.support.browser import (
     silent_wav,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
 
 pytestmark = [pytest.mark.browser]
@@ -46,7 +46,9 @@ def received_during(page: Any, mids: list[str], seconds: float = 3.0) -> list[in
     return [packets(page, mid) - b for mid, b in zip(mids, before, strict=True)]
 
 
-def speaker(netns: Netns, ws: str, name: str, clip: Path, *extra: str) -> subprocess.Popen[bytes]:
+def speaker(
+    netns: Namespace, ws: str, name: str, clip: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [*netns.prefix, sys.executable, "-m", "tests.support.speak", ws, ROOM, name, str(clip)]
         + ["60", *extra],
@@ -59,7 +61,7 @@ def speaker(netns: Netns, ws: str, name: str, clip: Path, *extra: str) -> subpro
     return proc
 
 
-def test_a_listener_picks_the_french_channel(host_netns: Netns, tmp_path: Path) -> None:
+def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Path) -> None:
     netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    Netns,
     ParleyServer,
     browser_server_config,
     chromium_args,
@@ -50,7 +49,7 @@ QUIET_S = 8.0 * TIME_SCALE
 
 
 @pytest.fixture(scope="module")
-def server(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+def server(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
     config = browser_server_config(captions=False)
     with running_server(netns, tmp_path_factory.mktemp("server"), config) as instance:
         yield instance
@@ -62,7 +61,7 @@ def mic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(mic: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(mic: Path, netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with launched_chromium(netns, tmp_path_factory.mktemp("bin"), mic) as b:
         yield b
 
@@ -159,14 +158,14 @@ COUNT_JS = """(name) => {
 
 
 def test_ice_failure_stops_with_turn_message(
-    browser: Any, server: ParleyServer, netns: Netns, mic: Path, tmp_path: Path
+    browser: Any, server: ParleyServer, netns: Namespace, mic: Path, tmp_path: Path
 ) -> None:
     log: list[str] = []
     alice = open_page(browser, server.url, "Alice", "no-udp", log)
     alice.evaluate(COUNT_JS, "Bob")
     island = Namespace()  # Bob's: loopback only, and a relay for TCP
     relay = TcpRelay(
-        server.port, listen_pid=island.pid, target_pid=netns.holder.pid if netns.holder else None
+        server.port, listen_pid=island.pid, target_pid=netns.pid if netns.isolated else None
     )
     try:
         exe = chromium_executable(island, tmp_path)  # type: ignore[arg-type]
@@ -203,7 +202,7 @@ def test_ice_failure_stops_with_turn_message(
 
 
 @pytest.fixture
-def captioning_server(netns: Netns, tmp_path: Path) -> Iterator[ParleyServer]:
+def captioning_server(netns: Namespace, tmp_path: Path) -> Iterator[ParleyServer]:
     with running_server(netns, tmp_path, browser_server_config(captions=True)) as instance:
         yield instance
 

@@ -20,13 +20,13 @@ import pytest
 
 from tests.support.browser import (
     CHROMIUM,
-    Netns,
     ParleyServer,
     chromium_args,
     chromium_executable,
     silent_wav,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
 from tests.support.waits import TIME_SCALE
 
@@ -43,7 +43,7 @@ CORRECTED_JS = """() => [...document.querySelectorAll('#lines-body td.text[data-
   .some((td) => td.textContent.includes(%r) && td.textContent.includes('corrected'))"""
 
 
-def test_console_shows_streams_and_corrects_a_line(host_netns: Netns, tmp_path: Path) -> None:
+def test_console_shows_streams_and_corrects_a_line(host_netns: Namespace, tmp_path: Path) -> None:
     netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")

@@ -31,7 +31,6 @@ import pytest
 
 from tests.support.browser import (
     MIN_NEW_FRAMES,
-    Netns,
     ParleyServer,
     browser_server_config,
     launched_chromium,
@@ -41,6 +40,7 @@ from tests.support.browser import (
     wait_until,
 )
 from tests.support.firefox import FIREFOX, FirefoxPage, install_driver
+from tests.support.netns import Namespace
 from tests.support.paths import evalset_dir
 from tests.support.waits import TIME_SCALE
 
@@ -121,7 +121,7 @@ def speech_wav(out: Path, clip: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def firefox_netns(netns: Netns) -> Netns:
+def firefox_netns(netns: Namespace) -> Namespace:
     """The module's loopback-only namespace, with the default route Firefox needs to gather a
     host candidate at all."""
     if netns.prefix:
@@ -134,7 +134,7 @@ def firefox_netns(netns: Netns) -> Netns:
 
 @pytest.fixture(scope="module")
 def server(
-    firefox_netns: Netns, tmp_path_factory: pytest.TempPathFactory
+    firefox_netns: Namespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ParleyServer]:
     config = browser_server_config(captions=True)
     with running_server(firefox_netns, tmp_path_factory.mktemp("server"), config) as instance:
@@ -142,14 +142,14 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def chromium(firefox_netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def chromium(firefox_netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("chromium")
     with launched_chromium(firefox_netns, tmp, speech_wav(tmp / "alice.wav", ALICE_CLIP)) as b:
         yield b
 
 
 @pytest.fixture
-def firefox(firefox_netns: Netns, tmp_path: Path) -> Iterator[FirefoxPage]:
+def firefox(firefox_netns: Namespace, tmp_path: Path) -> Iterator[FirefoxPage]:
     if not FIREFOX.exists():
         pytest.fail(f"{FIREFOX} not installed (make system-deps: Debian firefox-esr)")
     install_driver()

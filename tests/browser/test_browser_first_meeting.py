@@ -26,13 +26,13 @@ import pytest
 
 from tests.support.browser import (
     CHROMIUM,
-    Netns,
     ParleyServer,
     chromium_args,
     chromium_executable,
     silent_wav,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.browser
@@ -100,7 +100,7 @@ def pw() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def executable(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def executable(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return chromium_executable(netns, tmp_path_factory.mktemp("bin"))
 
 
@@ -114,7 +114,7 @@ def browser(pw: Any, executable: Path, wav: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(netns: Netns, tmp_path: Path) -> Iterator[ParleyServer]:
+def server(netns: Namespace, tmp_path: Path) -> Iterator[ParleyServer]:
     """A server of the test's own (some tests stop and restart it)."""
     s = ParleyServer(netns, tmp_path, CONFIG)
     try:
@@ -232,7 +232,7 @@ def test_unreachable_server_is_said_plainly(browser: Any, server: Any) -> None:
 
 
 def test_announced_restart_is_said_and_survived(
-    browser: Any, netns: Netns, server: Any, tmp_path: Path
+    browser: Any, netns: Namespace, server: Any, tmp_path: Path
 ) -> None:
     """Bug 6: the server announces its shutdown (SIGTERM: `server_closing`, then 1001): the
     banner says it is restarting and that we reconnect, not "Connection lost"; once a server

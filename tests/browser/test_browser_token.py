@@ -22,14 +22,13 @@ import pytest
 from tests.support.browser import (
     SERVER_START_TIMEOUT_S,
     STATE_TIMEOUT_MS,
-    Netns,
-    free_port,
     http_ok,
-    parley_bin,
     snapshot,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO
+from tests.support.server import free_port, parley_bin
 
 pytestmark = pytest.mark.browser
 SECRET = "5ec2e7" * 8
@@ -38,7 +37,7 @@ ROOM = "token-room"
 
 @pytest.fixture(scope="module")
 def token_server(
-    netns: Netns, tmp_path_factory: pytest.TempPathFactory
+    netns: Namespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path, Path]]:
     """A token-mode server subprocess (`parley serve` that also records every request target it
     receives); yields its URL, its configuration file and the file of request targets."""

@@ -32,7 +32,6 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    Netns,
     ParleyServer,
     drop_connections,
     established_peers,
@@ -42,6 +41,7 @@ from tests.support.browser import (
     wait_for_media,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
 from tests.support.waits import TIME_SCALE
 
@@ -93,7 +93,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory, longform: dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ParleyServer(
         netns,
         tmp_path_factory.mktemp("server"),
@@ -108,7 +108,7 @@ def server_url(netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def browser(speech_wav: Path, netns: Netns, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def browser(speech_wav: Path, netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Any:
     with launched_chromium(netns, tmp_path_factory.mktemp("bin"), speech_wav) as b:
         yield b
 
@@ -310,7 +310,7 @@ WATCH_RECONNECT_JS = """() => {
 
 
 def test_chat_screen_share_reconnect(
-    browser: Any, server_url: str, netns: Netns, longform: dict[str, Any]
+    browser: Any, server_url: str, netns: Namespace, longform: dict[str, Any]
 ) -> None:
     log: list[str] = []
     room = "ui-reconnect"

@@ -28,13 +28,12 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    Netns,
-    free_port,
     http_ok,
-    parley_bin,
     wait_until,
 )
+from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
+from tests.support.server import free_port, parley_bin
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
@@ -126,7 +125,7 @@ def speech_wav(tmp_path: Path) -> Path:
 
 
 def test_captioned_meeting_opens_no_socket_off_loopback(
-    netns: Netns, speech_wav: Path, tmp_path: Path
+    netns: Namespace, speech_wav: Path, tmp_path: Path
 ) -> None:
     if not netns.prefix:
         if os.environ.get("PARLEY_TEST_NETNS") == "0":
@@ -196,7 +195,7 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
 
 
 def meet(
-    netns: Netns,
+    netns: Namespace,
     wav: Path,
     tmp_path: Path,
     url: str,

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,53 +20,14 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
+from tests.support.netns import Namespace
+from tests.support.server import free_port, parley_bin
+
 MEDIA_TIMEOUT_S = 15.0
 STATE_TIMEOUT_MS = 10_000
 
 
-def parley_bin() -> str:
-    """The server entry point: $PARLEY_BIN, else the `parley` script beside this interpreter."""
-    env = os.environ.get("PARLEY_BIN")
-    if env:
-        return env
-    beside = Path(sys.executable).parent / "parley"
-    return str(beside) if beside.exists() else (shutil.which("parley") or str(beside))
-
-
-class Netns:
-    """A loopback-only network namespace held by a sleeping process; `prefix` runs a command in it.
-
-    An empty prefix means the host's namespace (no isolation available or wanted).
-    """
-
-    def __init__(self) -> None:
-        self.holder: subprocess.Popen[bytes] | None = None
-        self.prefix: list[str] = []
-        if os.environ.get("PARLEY_TEST_NETNS", "1") == "0" or os.geteuid() != 0:
-            return
-        if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip")):
-            return
-        holder = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", "ip link set lo up && echo up && exec sleep 86400"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert holder.stdout is not None
-        if holder.stdout.readline().strip() != b"up":  # unshare refused (e.g. no CAP_SYS_ADMIN)
-            holder.wait()
-            return
-        self.holder = holder
-        self.prefix = ["nsenter", "-t", str(holder.pid), "-n"]
-
-    def close(self) -> None:
-        if self.holder is not None:
-            self.holder.kill()
-            self.holder.wait()
-            assert self.holder.stdout is not None
-            self.holder.stdout.close()
-
-
-def http_ok(netns: Netns, url: str) -> bool:
+def http_ok(netns: Namespace, url: str) -> bool:
     """GET url from inside the namespace (the test process itself lives outside it)."""
     if not netns.prefix:
         try:
@@ -82,13 +40,6 @@ def http_ok(netns: Netns, url: str) -> bool:
         [*netns.prefix, sys.executable, "-c", probe, url], capture_output=True, timeout=10
     )
     return done.returncode == 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(page: Any, predicate_js: str, timeout_ms: int = STATE_TIMEOUT_MS) -> None:
@@ -310,7 +261,7 @@ def chromium_args(fake_audio_wav: Path) -> list[str]:
     ]
 
 
-def chromium_executable(netns: Netns, bin_dir: Path) -> Path:
+def chromium_executable(netns: Namespace, bin_dir: Path) -> Path:
     """Debian's Chromium, wrapped to run inside the test's network namespace (if any)."""
     if not netns.prefix:
         return CHROMIUM
@@ -322,7 +273,7 @@ def chromium_executable(netns: Netns, bin_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def launched_chromium(netns: Netns, bin_dir: Path, mic: Path) -> Iterator[Any]:
+def launched_chromium(netns: Namespace, bin_dir: Path, mic: Path) -> Iterator[Any]:
     """Headless Debian Chromium in the test's namespace, its microphone playing ``mic``."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
@@ -346,7 +297,7 @@ def browser_server_config(*, captions: bool) -> str:
 
 
 @contextlib.contextmanager
-def running_server(netns: Netns, tmp: Path, config_text: str) -> Iterator[ParleyServer]:
+def running_server(netns: Namespace, tmp: Path, config_text: str) -> Iterator[ParleyServer]:
     """`parley serve` in the namespace, ready; stopped (and its log shown) afterwards."""
     instance = ParleyServer(netns, tmp, config_text)
     try:
@@ -361,7 +312,7 @@ class ParleyServer:
     """`parley serve` as a subprocess in the namespace, on a free loopback port."""
 
     def __init__(
-        self, netns: Netns, tmp: Path, config_text: str, *, port: int | None = None
+        self, netns: Namespace, tmp: Path, config_text: str, *, port: int | None = None
     ) -> None:
         self.netns = netns
         config = tmp / "parley.toml"
@@ -442,7 +393,7 @@ def make_speech_wav(
     return out
 
 
-def established_peers(netns: Netns, server_port: int) -> set[int]:
+def established_peers(netns: Namespace, server_port: int) -> set[int]:
     """Client ports of the TCP connections established to the server's port."""
     done = subprocess.run(
         [*netns.prefix, "ss", "-Htn", "state", "established", f"( sport = :{server_port} )"],
@@ -459,7 +410,7 @@ def established_peers(netns: Netns, server_port: int) -> set[int]:
     return ports
 
 
-def drop_connections(netns: Netns, server_port: int, client_ports: set[int]) -> None:
+def drop_connections(netns: Namespace, server_port: int, client_ports: set[int]) -> None:
     """Destroy the server's end of these connections (the client sees a reset): what a network
     failure or a server dropping a client looks like. Needs root (sock_destroy)."""
     for port in client_ports:

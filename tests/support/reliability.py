@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ from typing import Any
 from tests.support.netns import Namespace
 from tests.support.paths import REPO
 from tests.support.processes import run_module
+from tests.support.server import HOST, free_port
 
-HOST = "127.0.0.1"
 #: Reliability long forms (bench/prove.py) scale these suites up through the environment.
 FUZZ_EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "1000"))
 SOAK_S = float(os.environ.get("PARLEY_SOAK_S", "90"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:
