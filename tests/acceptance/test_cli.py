@@ -6,14 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import ServerProcess
 
 BIN = Path(sys.executable).parent / "parley"
 
@@ -27,33 +27,20 @@ def get(url: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def served() -> str:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def served(tmp_path: Path) -> Iterator[str]:
+    server = ServerProcess(
+        tmp_path,
+        None,  # the embedded defaults
+        command=[str(BIN), "serve"],
         # captions off: this test is about serving pages (no model load before ready)
         env={**os.environ, "NO_COLOR": "1", "PARLEY_CAPTIONS__ENABLED": "false"},
     )
-    base = f"http://127.0.0.1:{port}"
-    # the embedded defaults start the speech worker: ready once its model is loaded
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if get(f"{base}/readyz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"parley serve never became ready: {proc.communicate()[0].decode()}")
-        time.sleep(0.1)
-    yield base
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0, out.decode()
-    assert b"Traceback" not in out, out.decode()
+    server.start()
+    yield server.http_url
+    returncode = server.stop(sig=signal.SIGINT, timeout_s=10)
+    out = server.log_text()
+    assert returncode == 0, out
+    assert "Traceback" not in out, out
 
 
 def test_serve_answers_with_the_join_page(served: str) -> None:

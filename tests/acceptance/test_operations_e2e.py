@@ -30,7 +30,7 @@ from server.metrics import parse_text
 from tests.support.client import FileAudio, ParleyClient
 from tests.support.origin import ws_origin
 from tests.support.paths import evalset_dir
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = [pytest.mark.media, pytest.mark.models]
 
@@ -72,8 +72,7 @@ def ngrams(text: str, n: int = 3) -> set[str]:
 
 async def test_sigterm_mid_utterance_flushes_finals_and_logs_hold_no_text(tmp_path: Path) -> None:
     port = free_port()
-    config = tmp_path / "parley.toml"
-    config.write_text(
+    config = (
         "[server]\nhost = '127.0.0.1'\n"
         f"port = {port}\n"
         f"data_dir = '{tmp_path / 'data'}'\n"
@@ -85,22 +84,18 @@ async def test_sigterm_mid_utterance_flushes_finals_and_logs_hold_no_text(tmp_pa
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env["PARLEY_WORKER_LOG_LEVEL"] = "DEBUG"
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        server = await asyncio.create_subprocess_exec(
-            str(BIN), "serve", "--config", str(config), stdout=log_file, stderr=log_file, env=env
-        )
-        try:
-            await run_meeting(server, f"127.0.0.1:{port}", log_path, tmp_path / "data")
-        finally:
-            if server.returncode is None:
-                server.kill()
-                await server.wait()
+    # host and port as the configuration says (the command line repeats the port)
+    server = ServerProcess(
+        tmp_path, config, port=port, host=None, command=[str(BIN), "serve"], env=env
+    )
+    server.start(wait=False)  # run_meeting watches /readyz go from 503 to 200
+    try:
+        await run_meeting(server, f"127.0.0.1:{port}", server.log_path, tmp_path / "data")
+    finally:
+        await asyncio.to_thread(server.stop, 15, signal.SIGKILL)
 
 
-async def run_meeting(
-    server: asyncio.subprocess.Process, host: str, log_path: Path, data_dir: Path
-) -> None:
+async def run_meeting(server: ServerProcess, host: str, log_path: Path, data_dir: Path) -> None:
     base = f"http://{host}"
     statuses = await wait_ready(base)
     print(f"/readyz while starting: {statuses[:3]}... then 200 after {len(statuses)} polls")
@@ -149,7 +144,7 @@ def check_retained(data_dir: Path, messages: list[dict[str, Any]]) -> None:
 
 
 async def sigterm_mid_utterance(
-    server: asyncio.subprocess.Process, base: str, speaker: ParleyClient, reader: ParleyClient
+    server: ServerProcess, base: str, speaker: ParleyClient, reader: ParleyClient
 ) -> None:
     def captions(final: bool) -> list[dict[str, Any]]:
         return [m for m in reader.messages if m["type"] == "caption" and m["final"] is final]
@@ -172,15 +167,13 @@ async def sigterm_mid_utterance(
     interim = in_flight()
     assert interim is not None
     finals_before = len(captions(True))
-    server.send_signal(signal.SIGTERM)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     status, body = await asyncio.to_thread(fetch, f"{base}/readyz")
     assert status == 503 and "draining" in body
 
-    async def exited() -> int:
-        return await server.wait()
-
-    returncode = await asyncio.wait_for(exited(), EXIT_DEADLINE_S)
+    returncode = await asyncio.wait_for(asyncio.to_thread(server.proc.wait), EXIT_DEADLINE_S)
     exit_s = time.monotonic() - signalled
     types = [m["type"] for m in reader.messages]
     closing_at = types.index("server_closing")
@@ -251,39 +244,42 @@ async def test_self_signed_tls_and_turn_credentials_in_welcome(tmp_path: Path) -
         "PARLEY_TURN__URLS": '["turn:turn.example.org:3478"]',
         "PARLEY_TURN__STATIC_AUTH_SECRET": "test-secret",
     }
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        server = await asyncio.create_subprocess_exec(
-            *(str(BIN), "serve", "--tls", "self-signed", "--port", str(port)),
-            stdout=log_file,
-            stderr=log_file,
-            env=env,
+    server = ServerProcess(
+        tmp_path,
+        None,
+        port=port,
+        host=None,
+        command=[str(BIN), "serve"],
+        args=["--tls", "self-signed"],
+        env=env,
+    )
+    server.start(wait=False)  # ready is HTTPS here: checked below
+    try:
+        cert = data / "tls" / "cert.pem"
+        deadline = time.monotonic() + 30
+        while not cert.exists() or not await https_ok(port, cert):
+            assert server.alive() and time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        context = ssl.create_default_context(cafile=str(cert))
+        url = f"wss://localhost:{port}/ws"
+        async with connect(url, ssl=context, origin=ws_origin(url)) as ws:
+            await ws.send(json.dumps({"type": "hello", "protocol": 1}))
+            welcome = json.loads(await ws.recv())
+            assert "ice_servers" not in welcome  # TURN credentials only once admitted
+            await ws.send(json.dumps({"type": "join", "room": "tls", "name": "Ann"}))
+            joined = json.loads(await ws.recv())
+            assert joined["type"] == "joined"
+        # plain HTTP on the TLS port gets nowhere
+        with pytest.raises(OSError):
+            await asyncio.to_thread(
+                urllib.request.urlopen, f"http://127.0.0.1:{port}/readyz", None, 2
+            )
+    finally:
+        returncode = await asyncio.wait_for(
+            asyncio.to_thread(server.stop, EXIT_DEADLINE_S), EXIT_DEADLINE_S + 5
         )
-        try:
-            cert = data / "tls" / "cert.pem"
-            deadline = time.monotonic() + 30
-            while not cert.exists() or not await https_ok(port, cert):
-                assert server.returncode is None and time.monotonic() < deadline
-                await asyncio.sleep(0.2)
-            context = ssl.create_default_context(cafile=str(cert))
-            url = f"wss://localhost:{port}/ws"
-            async with connect(url, ssl=context, origin=ws_origin(url)) as ws:
-                await ws.send(json.dumps({"type": "hello", "protocol": 1}))
-                welcome = json.loads(await ws.recv())
-                assert "ice_servers" not in welcome  # TURN credentials only once admitted
-                await ws.send(json.dumps({"type": "join", "room": "tls", "name": "Ann"}))
-                joined = json.loads(await ws.recv())
-                assert joined["type"] == "joined"
-            # plain HTTP on the TLS port gets nowhere
-            with pytest.raises(OSError):
-                await asyncio.to_thread(
-                    urllib.request.urlopen, f"http://127.0.0.1:{port}/readyz", None, 2
-                )
-        finally:
-            server.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(server.wait(), EXIT_DEADLINE_S)
-    assert server.returncode == 0
-    events = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert returncode == 0
+    events = [json.loads(line) for line in server.log_text().splitlines()]
     listening = next(e for e in events if e["event"] == "listening")
     assert listening["url"].startswith("https://")
     auth = next(e for e in events if e["event"] == "auth mode")

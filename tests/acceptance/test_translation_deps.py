@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import pytest
 from interpret.translate_apertium import ApertiumMode
 from interpret.translate_router import EngineRegistry, Hop, TranslationRouter, translation_coverage
 from tests.support.paths import REPO
+from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 SCRIPT = REPO / "scripts" / "translation-deps.sh"
 DEFAULT_PAIRS = ("eng-spa", "fr-es", "es-pt")
@@ -146,35 +149,23 @@ def test_serve_logs_pairs_and_languages_without_translation(tmp_path: Path) -> N
     """`parley serve` with captions: one info line with the installed pairs (this machine has
     the default Apertium pairs: make system-deps), one warning naming the configured language
     nothing translates into."""
-    config = tmp_path / "parley.toml"
-    config.write_text(
+    config = (
         '[captions]\nenabled = true\nmodel = "tiny.en"\ntranslation_engines = ["apertium"]\n'
         'translation_languages = ["en", "es", "fr", "pt", "ja"]\n'
     )
     parley = Path(sys.executable).parent / "parley"
-    proc = subprocess.Popen(
-        [str(parley), "serve", "--port", "0", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    server = ServerProcess(
+        tmp_path, config, port=0, host=None, command=[str(parley), "serve"], env=os.environ
     )
-    assert proc.stdout is not None
-    seen: list[str] = []
+    server.start(wait=False)  # the lines are logged at start, before the models are loaded
     try:
-        for line in proc.stdout:
-            seen.append(line)
-            if "caption languages without translation" in line or len(seen) > 200:
-                break
+        deadline = time.monotonic() + 120 * TIME_SCALE
+        while "caption languages without translation" not in server.log_text():
+            assert server.alive() and time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.1)  # polling another process's log: there is no event to wait on
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        server.stop(timeout_s=30)
+    seen = server.log_text().splitlines(keepends=True)
     info = [line for line in seen if "translation pairs available" in line]
     warning = [line for line in seen if "caption languages without translation" in line]
     assert info and warning, "".join(seen)

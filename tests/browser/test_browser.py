@@ -18,9 +18,7 @@ PARLEY_TEST_NETNS=0 to run in the host's namespace instead.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,6 @@ from tests.support.browser import (
     MIN_NEW_FRAMES,
     RELEASE_OFFERS_JS,
     STATE_TIMEOUT_MS,
-    http_ok,
     mid_counters,
     open_page,
     snapshot,
@@ -45,12 +42,11 @@ from tests.support.browser import (
     wait_until,
 )
 from tests.support.netns import Namespace
-from tests.support.server import free_port, parley_bin
+from tests.support.server import ServerProcess, parley_bin
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-SERVER_START_TIMEOUT_S = 20.0
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -61,44 +57,11 @@ def server_url(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> It
     exe = parley_bin()
     if not Path(exe).exists():
         pytest.skip(f"server entry point {exe} not installed")
-    tmp = tmp_path_factory.mktemp("server")
-    config = tmp / "parley.toml"
     # captions are on by default; these tests are about media (their models would only slow the
     # start: the server is ready once they are loaded)
-    config.write_text('[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n')
-    port = free_port()
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                *netns.prefix,
-                *(exe, "serve", "--host", "127.0.0.1", "--port", str(port)),
-                *("--config", str(config)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            if http_ok(netns, url + "/readyz"):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready on {url}:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        sys.stderr.write(f"--- server log ({log_path}) ---\n{log_path.read_text()[-4000:]}\n")
+    config = '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = false\n'
+    with ServerProcess(tmp_path_factory.mktemp("server"), config, netns=netns) as server:
+        yield server.http_url
 
 
 def test_two_browsers_meet_hear_and_leave(browser: Any, server_url: str, tmp_path: Path) -> None:

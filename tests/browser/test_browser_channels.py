@@ -18,7 +18,6 @@ import pytest
 from tests.support.browser import (
     CHROMIUM,
     MID_STATS_JS,
-    ParleyServer,
     chromium_args,
     chromium_executable,
     open_page,
@@ -28,6 +27,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
+from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.browser]
 
@@ -65,12 +65,12 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
     netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
-    server = ParleyServer(netns, tmp_path, '[media]\nice_host_addresses = ["127.0.0.1"]\n')
+    server = ServerProcess(tmp_path, '[media]\nice_host_addresses = ["127.0.0.1"]\n', netns=netns)
     procs: list[subprocess.Popen[bytes]] = []
     log: list[str] = []
     try:
-        server.wait_ready()
-        ws = server.url.replace("http://", "ws://") + "/ws"
+        server.start()
+        ws = server.ws_url
         executable = chromium_executable(netns, tmp_path)
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -79,7 +79,7 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
                 args=chromium_args(silent_wav(tmp_path / "mic.wav")),
             )
             try:
-                page = open_page(browser, server.url, "Lena", ROOM, log)
+                page = open_page(browser, server.http_url, "Lena", ROOM, log)
                 audio = evalset_dir() / "audio"
                 procs.append(speaker(netns, ws, "Sam", audio / "en" / "fleurs-en-000.ogg"))
                 sam = procs[-1]
@@ -147,7 +147,7 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
                 if os.environ.get("PARLEY_UPDATE_DOCS") == "1":
                     shutil.copy(shot, REPO / "docs" / "screenshots" / "channels.png")
                 # an interpreter's page goes on air into German from the booth controls
-                jean = open_page(browser, server.url, "Jean", ROOM, log, "&role=interpreter")
+                jean = open_page(browser, server.http_url, "Jean", ROOM, log, "&role=interpreter")
                 assert jean.evaluate("() => window.parley.myRole") == "interpreter"
                 jean.get_by_role("button", name="Settings", exact=True).click()
                 jean.get_by_label("Interpret into", exact=True).select_option("de")
@@ -186,4 +186,4 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
             if proc.stdout is not None:
                 proc.stdout.close()
         server.stop()
-        sys.stderr.write(f"--- server log ---\n{server.log()}\n")
+        sys.stderr.write(f"--- server log ---\n{server.log_tail()}\n")

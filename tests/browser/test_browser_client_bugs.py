@@ -25,16 +25,15 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    ParleyServer,
     browser_server_config,
     chromium_args,
     chromium_executable,
     launched_chromium,
     open_page,
-    running_server,
     silent_wav,
 )
 from tests.support.netns import Namespace
+from tests.support.server import ServerProcess
 from tests.support.tcp_relay import TcpRelay
 from tests.support.waits import TIME_SCALE
 
@@ -49,9 +48,9 @@ QUIET_S = 8.0 * TIME_SCALE
 
 
 @pytest.fixture(scope="module")
-def server(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParleyServer]:
+def server(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     config = browser_server_config(captions=False)
-    with running_server(netns, tmp_path_factory.mktemp("server"), config) as instance:
+    with ServerProcess(tmp_path_factory.mktemp("server"), config, netns=netns) as instance:
         yield instance
 
 
@@ -102,10 +101,10 @@ THREE_PLACES_JS = """() => {
 
 
 def test_also_language_agrees_in_bar_transcript_and_chat(
-    browser: Any, server: ParleyServer
+    browser: Any, server: ServerProcess
 ) -> None:
     log: list[str] = []
-    page = open_page(browser, server.url, "Rea", "also-in", log)
+    page = open_page(browser, server.http_url, "Rea", "also-in", log)
     try:
         # the caption settings as the panel's controls set them (their change handlers)
         page.evaluate(
@@ -158,10 +157,10 @@ COUNT_JS = """(name) => {
 
 
 def test_ice_failure_stops_with_turn_message(
-    browser: Any, server: ParleyServer, netns: Namespace, mic: Path, tmp_path: Path
+    browser: Any, server: ServerProcess, netns: Namespace, mic: Path, tmp_path: Path
 ) -> None:
     log: list[str] = []
-    alice = open_page(browser, server.url, "Alice", "no-udp", log)
+    alice = open_page(browser, server.http_url, "Alice", "no-udp", log)
     alice.evaluate(COUNT_JS, "Bob")
     island = Namespace()  # Bob's: loopback only, and a relay for TCP
     relay = TcpRelay(
@@ -173,7 +172,7 @@ def test_ice_failure_stops_with_turn_message(
             executable_path=str(exe), headless=True, args=chromium_args(mic)
         )
         try:
-            bob = open_page(bob_browser, server.url, "Bob", "no-udp", log)
+            bob = open_page(bob_browser, server.http_url, "Bob", "no-udp", log)
             started = time.monotonic()
             while bob.evaluate("window.parley.state") != "closed":
                 if time.monotonic() - started > GIVE_UP_S:
@@ -202,8 +201,8 @@ def test_ice_failure_stops_with_turn_message(
 
 
 @pytest.fixture
-def captioning_server(netns: Namespace, tmp_path: Path) -> Iterator[ParleyServer]:
-    with running_server(netns, tmp_path, browser_server_config(captions=True)) as instance:
+def captioning_server(netns: Namespace, tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path, browser_server_config(captions=True), netns=netns) as instance:
         yield instance
 
 
@@ -223,9 +222,9 @@ def join_speaking(browser: Any, base_url: str, room: str, name: str, speak: str,
 
 
 def test_french_chat_is_translated_for_an_english_reader(
-    browser: Any, captioning_server: ParleyServer
+    browser: Any, captioning_server: ServerProcess
 ) -> None:
-    url = captioning_server.url
+    url = captioning_server.http_url
     fay = join_speaking(browser, url, "chat-fr", "Fay", "fr", "fr")
     eli = join_speaking(browser, url, "chat-fr", "Eli", "en", "en")
     try:

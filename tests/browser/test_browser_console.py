@@ -20,7 +20,6 @@ import pytest
 
 from tests.support.browser import (
     CHROMIUM,
-    ParleyServer,
     chromium_args,
     chromium_executable,
     silent_wav,
@@ -28,6 +27,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
+from tests.support.server import ServerProcess
 from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
@@ -47,15 +47,15 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Namespace, tmp_pa
     netns = host_netns
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not installed (make system-deps)")
-    server = ParleyServer(
-        netns,
+    server = ServerProcess(
         tmp_path,
         '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = true\n',
+        netns=netns,
     )
     speaker: subprocess.Popen[bytes] | None = None
     log: list[str] = []
     try:
-        server.wait_ready()
+        server.start()
         executable = chromium_executable(netns, tmp_path)
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -70,12 +70,12 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Namespace, tmp_pa
                 page = context.new_page()
                 page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
                 page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
-                page.goto(f"{server.url}/console.html?room={ROOM}&name=Ana&langs=es,fr")
+                page.goto(f"{server.http_url}/console.html?room={ROOM}&name=Ana&langs=es,fr")
                 # the speaker first: it hosts the room (open mode), the console is an interpreter
                 # several sentences (1 s apart): one FLEURS clip is one sentence, which is one
                 # final since a pause inside a sentence no longer ends a caption (issue 12)
                 clip = evalset_dir() / "longform" / "en_fleurs_concat.flac"
-                ws = server.url.replace("http://", "ws://") + "/ws"
+                ws = server.ws_url
                 speaker = subprocess.Popen(
                     [*netns.prefix, sys.executable, "-m", "tests.support.speak"]
                     + [ws, ROOM, "Speaker", str(clip), "40"],
@@ -86,7 +86,7 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Namespace, tmp_pa
                 assert speaker.stdout.readline().startswith(b"joined")
                 page.get_by_role("button", name="Open console").click()
                 wait_until(page, "() => window.parley && window.parley.state === 'joined'")
-                assert "role=interpreter room=booth" in server.log()
+                assert "role=interpreter room=booth" in server.log_text()
                 wait_until(page, SPANISH_FINAL_JS, int(40_000 * TIME_SCALE))
                 row = page.locator("#lines-body tr.final").first
                 meta = row.locator("td.meta").inner_text()
@@ -149,4 +149,4 @@ def test_console_shows_streams_and_corrects_a_line(host_netns: Namespace, tmp_pa
             if speaker.stdout is not None:
                 speaker.stdout.close()
         server.stop()
-        sys.stderr.write(f"--- server log ---\n{server.log()}\n")
+        sys.stderr.write(f"--- server log ---\n{server.log_tail()}\n")

@@ -31,17 +31,16 @@ import pytest
 
 from tests.support.browser import (
     MIN_NEW_FRAMES,
-    ParleyServer,
     browser_server_config,
     launched_chromium,
     make_speech_wav,
-    running_server,
     wait_for_remote_tracks,
     wait_until,
 )
 from tests.support.firefox import FIREFOX, FirefoxPage, install_driver
 from tests.support.netns import Namespace
 from tests.support.paths import evalset_dir
+from tests.support.server import ServerProcess
 from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
@@ -135,9 +134,9 @@ def firefox_netns(netns: Namespace) -> Namespace:
 @pytest.fixture(scope="module")
 def server(
     firefox_netns: Namespace, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ParleyServer]:
+) -> Iterator[ServerProcess]:
     config = browser_server_config(captions=True)
-    with running_server(firefox_netns, tmp_path_factory.mktemp("server"), config) as instance:
+    with ServerProcess(tmp_path_factory.mktemp("server"), config, netns=firefox_netns) as instance:
         yield instance
 
 
@@ -224,13 +223,13 @@ def wait_for_captions(page: Any, pid: str, words: tuple[str, ...], who: str) -> 
 
 
 def test_firefox_and_chromium_see_hear_and_read_each_other(
-    chromium: Any, firefox: FirefoxPage, server: ParleyServer, tmp_path: Path
+    chromium: Any, firefox: FirefoxPage, server: ServerProcess, tmp_path: Path
 ) -> None:
     log: list[str] = []
     fox_wav = speech_wav(tmp_path / "fox.wav", FOX_CLIP)
     try:
-        alice = chromium_join(chromium, server.url, "Alice", log)
-        firefox_join(firefox, server.url, fox_wav)
+        alice = chromium_join(chromium, server.http_url, "Alice", log)
+        firefox_join(firefox, server.http_url, fox_wav)
         alice_id = alice.evaluate("() => window.parley.participantId")
         fox_id = firefox.evaluate("() => window.parley.participantId")
         ua = firefox.evaluate("() => navigator.userAgent")
@@ -260,7 +259,7 @@ def test_firefox_and_chromium_see_hear_and_read_each_other(
         print("Fox receives Alice's screen:", wait_for_frames(firefox, screen_mid, "Fox"))
 
         # a third participant: both renegotiate, and receive his media
-        cai = chromium_join(chromium, server.url, "Cai", log)
+        cai = chromium_join(chromium, server.http_url, "Cai", log)
         cai_id = cai.evaluate("() => window.parley.participantId")
         for page, who in ((alice, "Alice"), (firefox, "Fox")):
             mids = wait_for_remote_tracks(page, cai_id)

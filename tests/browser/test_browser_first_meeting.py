@@ -26,7 +26,6 @@ import pytest
 
 from tests.support.browser import (
     CHROMIUM,
-    ParleyServer,
     chromium_args,
     chromium_executable,
     silent_wav,
@@ -34,6 +33,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.paths import REPO
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -114,11 +114,11 @@ def browser(pw: Any, executable: Path, wav: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(netns: Namespace, tmp_path: Path) -> Iterator[ParleyServer]:
+def server(netns: Namespace, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of the test's own (some tests stop and restart it)."""
-    s = ParleyServer(netns, tmp_path, CONFIG)
+    s = ServerProcess(tmp_path, CONFIG, netns=netns)
     try:
-        s.wait_ready()
+        s.start()
         yield s
     finally:
         s.stop()
@@ -160,7 +160,7 @@ def test_space_on_a_focused_button_talks_and_never_clicks(browser: Any, server: 
     while it is held and closes on release, and the hand stays down; M typed into the chat does
     not mute."""
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=ptt", log)
+    page = new_page(browser, f"{server.http_url}/?room=ptt", log)
     try:
         preview_ready(page)
         join(page, "Pat")
@@ -189,7 +189,7 @@ def test_leaving_releases_devices_and_offers_rejoin(browser: Any, server: Any) -
     """Bug 5: after Leave no camera or microphone track is live (the preview does not restart on
     its own); Rejoin asks for the devices again and joins the same room under the same name."""
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=leave", log)
+    page = new_page(browser, f"{server.http_url}/?room=leave", log)
     try:
         preview_ready(page)
         join(page, "Lee")
@@ -215,7 +215,7 @@ def test_unreachable_server_is_said_plainly(browser: Any, server: Any) -> None:
     """Bug 6: the server went away before Join: the page says it could not reach the server and
     what to do, not "connection closed (1006) before joining"."""
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=down", log)
+    page = new_page(browser, f"{server.http_url}/?room=down", log)
     try:
         preview_ready(page)
         server.stop()
@@ -238,7 +238,7 @@ def test_announced_restart_is_said_and_survived(
     banner says it is restarting and that we reconnect, not "Connection lost"; once a server
     listens again on the port the page is back in the room."""
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=restart", log)
+    page = new_page(browser, f"{server.http_url}/?room=restart", log)
     try:
         preview_ready(page)
         join(page, "Ren")
@@ -248,9 +248,9 @@ def test_announced_restart_is_said_and_survived(
         assert "restarting" in banner, banner
         assert "reconnect" in banner.lower(), banner
         server.proc.wait(timeout=15)
-        again = ParleyServer(netns, tmp_path, CONFIG, port=server.port)
+        again = ServerProcess(tmp_path, CONFIG, netns=netns, port=server.port)
         try:
-            again.wait_ready()
+            again.start()
             wait_until(page, JOINED_JS, timeout_ms=30_000)
             assert page.locator("#banner").is_hidden()
         finally:
@@ -270,7 +270,7 @@ def test_blocked_camera_and_microphone_say_why_and_how(
     )
     log: list[str] = []
     try:
-        page = new_page(b, f"{server.url}/?room=denied", log)
+        page = new_page(b, f"{server.http_url}/?room=denied", log)
         wait_until(page, "() => !document.getElementById('media-error').hidden")
         text = page.locator("#media-error").inner_text()
         assert "blocked" in text, text
@@ -288,7 +288,7 @@ def test_language_picker_arabic_rtl_persists(browser: Any, server: Any, tmp_path
     right-to-left with Arabic strings and language names, and a reload keeps it; the room's
     settings have the same picker."""
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=lang", log)
+    page = new_page(browser, f"{server.http_url}/?room=lang", log)
     try:
         preview_ready(page)
         assert page.evaluate("() => document.documentElement.lang") == "en"
@@ -323,7 +323,7 @@ def test_language_picker_arabic_rtl_persists(browser: Any, server: Any, tmp_path
 
 def test_browser_language_is_the_default(browser: Any, server: Any) -> None:
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/console.html?room=x", log, locale="zh-CN")
+    page = new_page(browser, f"{server.http_url}/console.html?room=x", log, locale="zh-CN")
     try:
         wait_until(page, "() => document.documentElement.lang === 'zh'")
         assert page.locator("#join-heading").inner_text() == "同传控制台"
@@ -341,8 +341,8 @@ def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, wid
     the caption bar stays inside the viewport); PNGs to look at in the tmp dir."""
     log: list[str] = []
     room = f"shots-{width}"
-    page = new_page(browser, f"{server.url}/?room={room}", log, locale=locale, width=width)
-    other = new_page(browser, f"{server.url}/?room={room}", log, locale="en-US")
+    page = new_page(browser, f"{server.http_url}/?room={room}", log, locale=locale, width=width)
+    other = new_page(browser, f"{server.http_url}/?room={room}", log, locale="en-US")
     try:
         preview_ready(page)
         page.screenshot(path=str(tmp_path / f"prejoin-{locale}-{width}.png"))
@@ -384,9 +384,9 @@ def test_what_people_expect(browser: Any, server: Any) -> None:
     replaced, the old one stopped) and a speaker can be chosen."""
     log: list[str] = []
     room = "expect"
-    first = new_page(browser, f"{server.url}/?room={room}", log)
-    second = new_page(browser, f"{server.url}/?room={room}", log)
-    console = new_page(browser, f"{server.url}/console.html?room={room}&name=Booth", log)
+    first = new_page(browser, f"{server.http_url}/?room={room}", log)
+    second = new_page(browser, f"{server.http_url}/?room={room}", log)
+    console = new_page(browser, f"{server.http_url}/console.html?room={room}&name=Booth", log)
     try:
         preview_ready(first)
         join(first, "Ana")
@@ -445,9 +445,11 @@ def test_accessibility_every_page(browser: Any, server: Any, locale: str) -> Non
 
     axe = Axe()
     log: list[str] = []
-    page = new_page(browser, f"{server.url}/?room=axe-{locale}", log, locale=locale)
-    other = new_page(browser, f"{server.url}/?room=axe-{locale}", log)
-    console = new_page(browser, f"{server.url}/console.html?room=axe-{locale}", log, locale=locale)
+    page = new_page(browser, f"{server.http_url}/?room=axe-{locale}", log, locale=locale)
+    other = new_page(browser, f"{server.http_url}/?room=axe-{locale}", log)
+    console = new_page(
+        browser, f"{server.http_url}/console.html?room=axe-{locale}", log, locale=locale
+    )
     try:
         preview_ready(page)
         assert not axe_violations(axe, page), "pre-join"
@@ -504,7 +506,7 @@ def test_talking_while_muted_shows_a_hint(
     )
     log: list[str] = []
     try:
-        page = new_page(b, f"{server.url}/?room=hint", log)
+        page = new_page(b, f"{server.http_url}/?room=hint", log)
         preview_ready(page)
         join(page, "Tom")
         page.wait_for_timeout(1500)
@@ -523,8 +525,8 @@ def test_interpreter_sees_the_booth_first(browser: Any, server: Any) -> None:
     """An interpreter's pre-join says it is the booth and asks the language interpreted into;
     in the room the booth controls sit above the tiles (not inside Settings)."""
     log: list[str] = []
-    host = new_page(browser, f"{server.url}/?room=booth", log)  # the first one in is the host
-    page = new_page(browser, f"{server.url}/?room=booth&role=interpreter", log)
+    host = new_page(browser, f"{server.http_url}/?room=booth", log)  # the first one in is the host
+    page = new_page(browser, f"{server.http_url}/?room=booth&role=interpreter", log)
     try:
         preview_ready(host)
         join(host, "Hana")

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.support.browser import (
-    SERVER_START_TIMEOUT_S,
     STATE_TIMEOUT_MS,
-    http_ok,
     snapshot,
     wait_until,
 )
 from tests.support.netns import Namespace
-from tests.support.paths import REPO
-from tests.support.server import free_port, parley_bin
+from tests.support.server import ServerProcess, parley_bin
 
 pytestmark = pytest.mark.browser
 SECRET = "5ec2e7" * 8
@@ -43,42 +39,23 @@ def token_server(
     receives); yields its URL, its configuration file and the file of request targets."""
     tmp = tmp_path_factory.mktemp("token-server")
     (tmp / "secret").write_text(SECRET + "\n")
-    config = tmp / "parley.toml"
-    config.write_text(
+    config_text = (
         '[media]\nice_host_addresses = ["127.0.0.1"]\n\n[captions]\nenabled = false\n\n'
         f'[auth]\nsecret_file = "{tmp / "secret"}"\n'
     )
-    port = free_port()
-    log_path = tmp / "server.log"
     requests = tmp / "requests.log"
     requests.touch()
-    env = {**os.environ, "PARLEY_TEST_REQUEST_LOG": str(requests)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    serve = [sys.executable, "-m", "tests.support.recording_serve", "serve"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*netns.prefix, *serve, "--port", str(port), "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not http_ok(netns, url + "/readyz"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server not ready on {url}:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield url, config, requests
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        sys.stderr.write(f"--- server log ---\n{log_path.read_text()[-3000:]}\n")
+    server = ServerProcess(
+        tmp,
+        config_text,
+        netns=netns,
+        host=None,
+        command=[sys.executable, "-m", "tests.support.recording_serve", "serve"],
+        env={**os.environ, "PARLEY_TEST_REQUEST_LOG": str(requests)},
+    )
+    assert server.config_path is not None
+    with server:
+        yield server.http_url, server.config_path, requests
 
 
 def token_link(

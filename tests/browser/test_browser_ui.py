@@ -32,7 +32,6 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    ParleyServer,
     drop_connections,
     established_peers,
     launched_chromium,
@@ -43,6 +42,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
+from tests.support.server import ServerProcess
 from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
@@ -94,17 +94,17 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory, longform: dict[str, Any
 
 @pytest.fixture(scope="module")
 def server_url(netns: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = ParleyServer(
-        netns,
+    server = ServerProcess(
         tmp_path_factory.mktemp("server"),
         '[media]\nice_host_addresses = ["127.0.0.1"]\n[captions]\nenabled = true\n',
+        netns=netns,
     )
     try:
-        server.wait_ready()
-        yield server.url
+        server.start()
+        yield server.http_url
     finally:
         server.stop()
-        sys.stderr.write(f"--- server log ---\n{server.log()}\n")
+        sys.stderr.write(f"--- server log ---\n{server.log_tail()}\n")
 
 
 @pytest.fixture(scope="module")

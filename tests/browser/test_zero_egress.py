@@ -28,12 +28,11 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    http_ok,
     wait_until,
 )
 from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
-from tests.support.server import free_port, parley_bin
+from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
@@ -133,9 +132,7 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
         # In the host's namespace Chromium offers candidates on the LAN addresses too and the
         # server answers them (see tests/browser/test_browser.py): the namespace is the point here.
         pytest.fail("needs a loopback-only network namespace: run as root with unshare/nsenter")
-    port = free_port()
-    config = tmp_path / "parley.toml"
-    config.write_text(
+    config = (
         f"[server]\ndata_dir = '{tmp_path / 'data'}'\n"
         "[media]\nice_host_addresses = ['127.0.0.1']\n[captions]\nenabled = true\n"
         "[logging]\nformat = 'json'\n"
@@ -144,34 +141,15 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(AUDIT_DIR), env.get("PYTHONPATH")) if p)
     env["PARLEY_EGRESS_AUDIT"] = str(audit)
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*netns.prefix, parley_bin(), "serve", "--config", str(config)]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(tmp_path, config, netns=netns, env=env)
     sockets: list[tuple[int, str, str, str]] = []
     watched: set[int] = set()
     try:
-        deadline = time.monotonic() + 60
-        while not http_ok(netns, url + "/readyz"):
-            assert server.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+        server.start()
         assert "parley" in Path(f"/proc/{server.pid}/cmdline").read_text()  # nsenter exec'd it
-        finals = meet(netns, speech_wav, tmp_path, url, server.pid, sockets, watched)
+        finals = meet(netns, speech_wav, tmp_path, server.http_url, server.pid, sockets, watched)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
     print(f"finals in the browser: {[f['text'] for f in finals][:4]}")
     spanish = [f["translations"].get("es", "") for f in finals]
     assert any(spanish), finals

@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 import time
-import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,25 +19,9 @@ import pytest
 from playwright import sync_api
 
 from tests.support.netns import Namespace
-from tests.support.server import free_port, parley_bin
 
 MEDIA_TIMEOUT_S = 15.0
 STATE_TIMEOUT_MS = 10_000
-
-
-def http_ok(netns: Namespace, url: str) -> bool:
-    """GET url from inside the namespace (the test process itself lives outside it)."""
-    if not netns.prefix:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-    probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)"
-    done = subprocess.run(
-        [*netns.prefix, sys.executable, "-c", probe, url], capture_output=True, timeout=10
-    )
-    return done.returncode == 0
 
 
 def wait_until(page: Any, predicate_js: str, timeout_ms: int = STATE_TIMEOUT_MS) -> None:
@@ -240,7 +222,6 @@ RELEASE_OFFERS_JS = """() => {
 # -- shared setup for the real-browser tests -------------------------------------------------
 
 CHROMIUM = Path("/usr/bin/chromium")
-SERVER_START_TIMEOUT_S = 60.0  # a captioning server loads its models first
 
 
 def chromium_args(fake_audio_wav: Path) -> list[str]:
@@ -294,64 +275,6 @@ def browser_server_config(*, captions: bool) -> str:
         '[media]\nice_host_addresses = ["127.0.0.1"]\n'
         f"[captions]\nenabled = {'true' if captions else 'false'}\n"
     )
-
-
-@contextlib.contextmanager
-def running_server(netns: Namespace, tmp: Path, config_text: str) -> Iterator[ParleyServer]:
-    """`parley serve` in the namespace, ready; stopped (and its log shown) afterwards."""
-    instance = ParleyServer(netns, tmp, config_text)
-    try:
-        instance.wait_ready()
-        yield instance
-    finally:
-        instance.stop()
-        sys.stderr.write(f"--- server log ---\n{instance.log()}\n")
-
-
-class ParleyServer:
-    """`parley serve` as a subprocess in the namespace, on a free loopback port."""
-
-    def __init__(
-        self, netns: Namespace, tmp: Path, config_text: str, *, port: int | None = None
-    ) -> None:
-        self.netns = netns
-        config = tmp / "parley.toml"
-        config.write_text(config_text)
-        self.port = port or free_port()  # a restart passes the port of the server it replaces
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "server.log"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *netns.prefix,
-                    *(parley_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--config", str(config)),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=tmp,
-            )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        # /readyz answers 200 once the speech worker is up (/ws is refused before)
-        while not http_ok(self.netns, self.url + "/readyz"):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready on {self.url}:\n{self.log()}")
-            time.sleep(0.2)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def silent_wav(path: Path, seconds: float = 1.0) -> Path:
