@@ -21,6 +21,7 @@ from tests.support.app import loopback_settings, ws_url
 from tests.support.client import AUDIO_RATE, FileAudio, ParleyClient, SineAudio
 from tests.support.paths import EVALSET
 from tests.support.transcripts import wer
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.media]
 
@@ -150,7 +151,7 @@ async def test_a_channel_listener_hears_the_interpreter_instead_of_the_floor(
         assert from_sam >= HEARD * 2 / 3 and from_marie >= HEARD * 2 / 3, (from_sam, from_marie)
         assert channel_messages(lena)[-1]["duck_volume"] == pytest.approx(0.2)
         await listen(lena, "floor")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5 * TIME_SCALE)  # the switch takes effect
         from_sam, from_marie = await heard_during(lena, [floor, marie], 2.0)
         assert from_sam >= HEARD * 2 / 3 and from_marie <= STRAGGLERS, (from_sam, from_marie)
 
@@ -177,7 +178,7 @@ async def test_a_channel_listener_hears_the_interpreter_instead_of_the_floor(
         )
         await marie.send({"type": "handover_answer", "channel": "fr", "accept": True})
         assert await lena.wait_for(lambda: on_air_now(lena, "fr") == jean.participant_id, 5)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5 * TIME_SCALE)  # the switch takes effect
         from_jean, from_marie, from_sam = await heard_during(lena, [jean, marie, floor])
         print(f"after the handover lena: jean {from_jean}, marie {from_marie}, sam {from_sam}")
         assert from_jean >= HEARD and from_marie <= STRAGGLERS and from_sam <= STRAGGLERS
@@ -211,7 +212,7 @@ async def test_a_channel_listener_hears_the_interpreter_instead_of_the_floor(
         await jean.leave()
         clients.remove(jean)
         assert await lena.wait_for(lambda: on_air_now(lena, "fr") is None, 5)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5 * TIME_SCALE)  # the switch takes effect
         (from_sam,) = await heard_during(lena, [floor], 2.0)
         assert from_sam >= HEARD * 2 / 3, from_sam
     finally:
@@ -279,7 +280,7 @@ async def test_captions_of_the_interpreter_instead_of_machine_translation(
 
         assert await lena.wait_for(lambda: len(captions_of(lena, marie)) >= 1, 45)
         assert await flo.wait_for(lambda: len(captions_of(flo, floor)) >= 1, 45)
-        await asyncio.sleep(4)  # the rest of both clips
+        await asyncio.sleep(4 * TIME_SCALE)  # the rest of both clips
         marie_lines = captions_of(lena, marie)
         for m in marie_lines:
             print(f"  Marie final {m['start_s']}–{m['end_s']} s: {m['text']!r}")

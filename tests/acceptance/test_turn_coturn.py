@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,10 +21,19 @@ from server.turn import turn_credential
 from tests.support.app import loopback_settings, ws_url
 from tests.support.origin import ws_origin
 from tests.support.server import free_port
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.media
 
 SECRET = "coturn-test-secret"
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -40,8 +50,12 @@ def coturn() -> Iterator[int]:
         stderr=subprocess.STDOUT,
     )
     try:
-        time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
+        deadline = time.monotonic() + 10 * TIME_SCALE
+        while not listening(port):  # coturn takes TCP on its listening port too
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(proc.communicate()[0].decode()[-2000:])
+            time.sleep(0.05)  # polling another process: there is no event to wait on
         yield port
     finally:
         proc.terminate()

@@ -43,6 +43,7 @@ from tests.support.browser import (
 )
 from tests.support.netns import Namespace
 from tests.support.server import ServerProcess, parley_bin
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.browser
 
@@ -191,9 +192,9 @@ def test_next_participant_reuses_the_mlines(browser: Any, server_url: str, tmp_p
                 && Object.values(window.parley.snapshot().slots)
                      .every((s) => s.direction === 'publish')""",
         )
-        bob.wait_for_timeout(500)  # let the jitter buffers run dry
+        bob.wait_for_timeout(500 * TIME_SCALE)  # let the jitter buffers run dry
         idle = bob.evaluate(MID_STATS_JS)
-        bob.wait_for_timeout(1000)
+        bob.wait_for_timeout(1000 * TIME_SCALE)
         idle_later = bob.evaluate(MID_STATS_JS)
         sys.stderr.write(f"bob, alone: {json.dumps(idle)}\n")
         assert idle["mlines"] == 4, idle

@@ -28,6 +28,7 @@ from tests.support.browser import (
 from tests.support.netns import Namespace
 from tests.support.paths import REPO, evalset_dir
 from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.browser]
 
@@ -125,7 +126,7 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
                 page.get_by_role("button", name="Settings", exact=True).click()
                 page.get_by_label("Hear", exact=True).select_option("fr")
                 wait_until(page, "() => window.parley.listening.channel === 'fr'")
-                page.wait_for_timeout(500)
+                page.wait_for_timeout(500 * TIME_SCALE)
                 from_sam, from_marie = received_during(page, [sam_mid, marie_mid])
                 print(f"french channel: sam {from_sam} packets, marie {from_marie}")
                 assert from_marie >= 60 and from_sam <= 10, (from_sam, from_marie)
@@ -133,7 +134,7 @@ def test_a_listener_picks_the_french_channel(host_netns: Namespace, tmp_path: Pa
                 # ducking: both arrive, the floor plays at the duck volume
                 page.get_by_label("Keep the original quietly under the interpreter").check()
                 wait_until(page, "() => window.parley.listening.duck === true")
-                page.wait_for_timeout(500)
+                page.wait_for_timeout(500 * TIME_SCALE)
                 from_sam, from_marie = received_during(page, [sam_mid, marie_mid], 2.0)
                 assert from_sam >= 40 and from_marie >= 40, (from_sam, from_marie)
                 volumes = page.evaluate(

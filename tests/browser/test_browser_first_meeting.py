@@ -34,6 +34,7 @@ from tests.support.browser import (
 from tests.support.netns import Namespace
 from tests.support.paths import REPO
 from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -168,10 +169,10 @@ def test_space_on_a_focused_button_talks_and_never_clicks(browser: Any, server: 
         assert audio_muted(page)
         page.locator("#hand-button").focus()
         page.keyboard.down(" ")
-        page.wait_for_timeout(200)
+        page.wait_for_timeout(200 * TIME_SCALE)
         assert not audio_muted(page), "Space held on a focused button must talk"
         page.keyboard.up(" ")
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(300 * TIME_SCALE)
         assert audio_muted(page), "releasing Space mutes again"
         assert not page.evaluate("() => window.parley.hand"), "Space must not click the button"
         assert page.locator("#hand-button").get_attribute("aria-pressed") == "false"
@@ -196,7 +197,7 @@ def test_leaving_releases_devices_and_offers_rejoin(browser: Any, server: Any) -
         assert page.evaluate(LIVE_TRACKS_JS) >= 2
         page.locator("#leave-button").click()
         wait_until(page, "() => window.parley.state === 'closed'")
-        page.wait_for_timeout(1500)  # the old page restarted the preview here
+        page.wait_for_timeout(1500 * TIME_SCALE)  # the old page restarted the preview here
         assert page.evaluate(LIVE_TRACKS_JS) == 0, "leaving must release camera and microphone"
         assert page.locator("#left-view").is_visible(), log
         assert "You left the room" in page.locator("#left-view").inner_text()
@@ -354,7 +355,7 @@ def test_screenshots(browser: Any, server: Any, tmp_path: Path, locale: str, wid
         # the "machine-generated" label
         page.evaluate(CAPTION_JS, ["xlarge", *CAPTION[locale]])
         wait_until(page, "() => document.querySelectorAll('.caption-line').length > 0")
-        page.wait_for_timeout(800)
+        page.wait_for_timeout(800 * TIME_SCALE)
         box = page.evaluate(CAPTION_BOX_JS)
         assert box["left"] >= 0 and box["right"] <= width, box
         assert box["labelBottom"] <= box["firstLineTop"] + 1, box
@@ -402,7 +403,7 @@ def test_what_people_expect(browser: Any, server: Any) -> None:
         console.locator("form#join-form button[type=submit]").click()
         wait_until(console, JOINED_JS)
         wait_until(first, "() => document.querySelectorAll('#participant-list li').length === 3")
-        first.wait_for_timeout(500)
+        first.wait_for_timeout(500 * TIME_SCALE)
         assert first.locator("#tiles .tile").count() == 2
         # switch the microphone in Settings
         first.locator("button[data-panel='panel-settings']").click()
@@ -509,7 +510,7 @@ def test_talking_while_muted_shows_a_hint(
         page = new_page(b, f"{server.http_url}/?room=hint", log)
         preview_ready(page)
         join(page, "Tom")
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(1500 * TIME_SCALE)
         assert page.locator("#muted-hint").is_hidden(), "not muted: no hint"
         page.locator("#mic-button").click()
         wait_until(page, "() => !document.getElementById('muted-hint').hidden")

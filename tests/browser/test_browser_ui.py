@@ -216,7 +216,7 @@ def test_meeting_captions_transcript(
             if bruno.locator("#notice").is_visible() and bruno.evaluate("window.captionLog.length"):
                 bruno.get_by_role("button", name="Show captions").click()  # dismiss the notice
             if finals_for_last and not screenshot_taken:
-                bruno.wait_for_timeout(300)
+                bruno.wait_for_timeout(300 * TIME_SCALE)
                 shots(bruno, "room-bilingual-captions")
                 screenshot_taken = True
             if finals_for_last and time.time() * 1000 > ends_ms[-1] + CAPTION_DEADLINE_S * 1000:

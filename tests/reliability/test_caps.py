@@ -66,7 +66,7 @@ async def closed_by_server(ws: ClientConnection, timeout_s: float) -> tuple[floa
 
 
 async def settled(read: Any, limit: float, timeout_s: float) -> float:
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s * TIME_SCALE
     value = read()
     while value > limit and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
@@ -81,7 +81,7 @@ async def test_idle_sockets_are_closed_within_their_deadline(
     # warm-up: imports and the allocator's first arenas are not a leak
     warm = [await raw_socket(url) for _ in range(5)]
     await asyncio.gather(*(closed_by_server(ws, 10 * TIME_SCALE) for ws in warm))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5 * TIME_SCALE)  # the warm-up's closes settle
     gc.collect()
     pid = capped_server.pid
     fds_before, rss_before = open_fds(pid), rss_bytes(pid)

@@ -40,7 +40,7 @@ from tests.support.reliability import (
     unhandled_in_log,
 )
 from tests.support.server import HOST, ServerProcess
-from tests.support.waits import TIME_SCALE
+from tests.support.waits import TIME_SCALE, wait_until
 
 pytestmark = pytest.mark.reliability
 
@@ -155,7 +155,8 @@ async def test_a_client_that_stops_reading_is_cut_off_without_hurting_others(
         await asyncio.sleep(TRAFFIC_S)
         stop.set()
         await asyncio.gather(*busy)
-        await asyncio.sleep(1.0)  # the last messages arrive
+        # the last messages arrive: every reader gets every chat (its own too)
+        await wait_until(lambda: all(len(got) >= len(sent_at) for got in received), 5)
         fds_after = open_fds(server.pid)  # the three readers still connected
         for reader in readers:
             await reader.close()

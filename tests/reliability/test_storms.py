@@ -70,7 +70,7 @@ async def leave_all(clients: list[RawClient]) -> None:
 
 async def settled_rss(server: ServerProcess, limit: int, timeout_s: float) -> int:
     """The server's RSS once it is at or below ``limit`` (or the last reading at the timeout)."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s * TIME_SCALE
     rss = rss_bytes(server.pid)
     while rss > limit and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -83,7 +83,7 @@ async def test_join_storm_200_joins_in_10_s_across_20_rooms(storm_server: Server
     # warm-up round: imports, caches and the allocator's first arenas are not a leak
     warm = await asyncio.gather(*(join(url, f"warm{i}", f"w{i}") for i in range(ROOMS)))
     await leave_all([c for c, _, _ in warm])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0 * TIME_SCALE)  # the warm-up's exits settle
     gc.collect()
     rss_before = rss_bytes(storm_server.pid)
 

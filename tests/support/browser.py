@@ -19,6 +19,7 @@ import pytest
 from playwright import sync_api
 
 from tests.support.netns import Namespace
+from tests.support.waits import TIME_SCALE
 
 MEDIA_TIMEOUT_S = 15.0
 STATE_TIMEOUT_MS = 10_000
@@ -31,7 +32,7 @@ def wait_until(page: Any, predicate_js: str, timeout_ms: int = STATE_TIMEOUT_MS)
     server's Content-Security-Policy (script-src 'self', no unsafe-eval) rightly forbids, and
     the test should run the page under its real CSP.
     """
-    deadline = time.monotonic() + timeout_ms / 1000
+    deadline = time.monotonic() + timeout_ms / 1000 * TIME_SCALE
     while not page.evaluate(predicate_js):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {predicate_js}")
@@ -82,7 +83,7 @@ INBOUND_STATS_JS = """async () => {
 
 def wait_for_media(page: Any) -> dict[str, Any]:
     """Poll getStats until inbound video is decoded and inbound audio carries energy."""
-    deadline = time.monotonic() + MEDIA_TIMEOUT_S
+    deadline = time.monotonic() + MEDIA_TIMEOUT_S * TIME_SCALE
     while True:
         stats: dict[str, Any] = page.evaluate(INBOUND_STATS_JS)
         video, audio = stats.get("video", {}), stats.get("audio", {})
@@ -138,7 +139,7 @@ def wait_for_mid_media(
     gained audio energy, compared with the MID_STATS_JS result `since` (if given)."""
     frames0 = mid_counters(since, mids["video"])[0] if since else 0
     energy0 = mid_counters(since, mids["audio"])[1] if since else 0.0
-    deadline = time.monotonic() + MEDIA_TIMEOUT_S
+    deadline = time.monotonic() + MEDIA_TIMEOUT_S * TIME_SCALE
     while True:
         stats: dict[str, Any] = page.evaluate(MID_STATS_JS)
         frames = mid_counters(stats, mids["video"])[0]

@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from .origin import ws_origin
+from .waits import wait_until
 
 COUNTER_BITS = 16
 AUDIO_RATE = 48_000
@@ -331,12 +332,8 @@ class ParleyClient:
         await self.pc.close()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            await asyncio.sleep(0.05)
-        return predicate()
+        """:func:`tests.support.waits.wait_until`: the client's state is its callbacks' work."""
+        return await wait_until(predicate, timeout_s)
 
     # -- signaling -----------------------------------------------------------------------------
     async def _send(self, message: dict[str, Any]) -> None:

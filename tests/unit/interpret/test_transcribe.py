@@ -4,7 +4,6 @@ temporary cache) on real evalset speech, in both encoder-window modes."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -17,8 +16,8 @@ from interpret.guards import GuardSettings
 from interpret.streaming import Hypothesis
 from interpret.transcribe import Recognition, WhisperRecognizer, words_text
 from tests.support.paths import evalset_dir
+from tests.support.waits import TIME_SCALE
 
-TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
 #: CPU seconds (all threads of this process: unlike wall time, not inflated when other work
 #: shares the cores) of a call on ≤ 10 s of audio, 2 threads, base int8: ≈ 1–4 s measured; a
 #: repetition loop without the token cap would cost ≈ 20 s

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -40,8 +40,7 @@ from interpret.wire import (
     frame_sizes,
 )
 from tests.support.paths import evalset_dir
-
-TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
+from tests.support.waits import TIME_SCALE, wait_until
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
@@ -223,15 +222,6 @@ async def _collect(w: SpeechWorker, into: list[CaptionFrame]) -> None:
         into.append(frame)
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Poll ``condition`` (state that a subprocess changes; no event to wait on) with a deadline."""
-    async with asyncio.timeout(timeout_s * TIME_SCALE):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-
-
 def _words(text: str) -> set[str]:
     return {w.strip(".,!?'\"").lower() for w in text.split()}
 
@@ -246,7 +236,7 @@ async def test_real_worker_captions_and_translates(worker: SpeechWorker) -> None
         collector = tg.create_task(_collect(worker, frames))
         pad = np.zeros(ASR_SAMPLE_RATE, np.float32)
         await _feed(worker, "alice", np.concatenate([audio, pad]), speed=4)
-        await _until(lambda: any(f.is_final for f in frames), 30)
+        assert await wait_until(lambda: any(f.is_final for f in frames), 30)
         collector.cancel()
     final = next(f for f in frames if f.is_final)
     print(f"\nfinal: {final.text!r} → {final.translations}")
@@ -280,14 +270,16 @@ async def test_killed_worker_restarts_and_captions_resume(worker: SpeechWorker) 
         feeder = tg.create_task(
             _feed(worker, "alice", rest, speed=4, start_s=half / ASR_SAMPLE_RATE)
         )
-        await _until(lambda: worker.restarts > 0 and (worker.ready_at or 0) > killed_at, 60)
+        assert await wait_until(
+            lambda: worker.restarts > 0 and (worker.ready_at or 0) > killed_at, 60
+        )
         restarted_at = worker.ready_at
         assert restarted_at is not None
         n_before = len(frames)
-        await _until(lambda: len(frames) > n_before, 30)
+        assert await wait_until(lambda: len(frames) > n_before, 30)
         first_caption_at = time.monotonic()
         await feeder
-        await _until(lambda: any(f.is_final for f in frames[n_before:]), 30)
+        assert await wait_until(lambda: any(f.is_final for f in frames[n_before:]), 30)
         collector.cancel()
     resume_s = first_caption_at - restarted_at
     print(
@@ -314,10 +306,11 @@ async def test_silence_and_white_noise_give_no_captions(worker: SpeechWorker) ->
         collector = tg.create_task(_collect(worker, frames))
         tg.create_task(_feed(worker, "quiet", silence, speed=10))
         tg.create_task(_feed(worker, "noisy", noise, speed=2))
-        await asyncio.sleep(3.5)  # after the last chunk: time for any decode to come out
+        # after the last chunk: time for any decode to come out
+        await asyncio.sleep(3.5 * TIME_SCALE)
         worker.remove_speaker("quiet")
         worker.remove_speaker("noisy")
-        await asyncio.sleep(2)
+        await asyncio.sleep(2 * TIME_SCALE)
         collector.cancel()
     assert frames == [], [f.text for f in frames]
 

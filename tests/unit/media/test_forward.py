@@ -1,4 +1,7 @@
-"""Fan-out logic of the SFU: keyframe gating, bounded queues, coalesced keyframe requests."""
+"""Fan-out logic of the SFU: keyframe gating, bounded queues, coalesced keyframe requests.
+
+The async tests run on a virtual clock (tests.support.clock): their sleeps are loop time, which
+is what the keyframe pacing reads, so a loaded machine cannot stretch them."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 
 from media.forward import EncodedSource, SubscriberTrack, vp8_is_keyframe
+from tests.support.clock import on_virtual_clock
 
 KEY = b"\x10\x02\x00\x9d\x01\x2a"  # frame tag bit 0 = 0: keyframe
 DELTA = b"\x11\x02\x00"
@@ -40,6 +44,7 @@ def subscriber(src: EncodedSource, *, max_frames: int = 8) -> SubscriberTrack:
     return track
 
 
+@on_virtual_clock
 async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
     src, pli = source()
     track = subscriber(src)
@@ -57,6 +62,7 @@ async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
     src, pli = source(interval_s=0.2)
     for _ in range(5):
@@ -76,6 +82,7 @@ async def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_an_unanswered_keyframe_request_is_repeated() -> None:
     """Chrome ignores a PLI that comes within 300 ms of the previous one: a live subscriber
     still waiting for a keyframe must not wait forever."""
@@ -96,6 +103,7 @@ async def test_an_unanswered_keyframe_request_is_repeated() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
     src, pli = source()
     track = subscriber(src, max_frames=4)
@@ -113,6 +121,7 @@ async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_audio_subscriber_drops_oldest_when_full() -> None:
     src, _ = source("audio")
     track = subscriber(src, max_frames=4)
@@ -128,6 +137,7 @@ async def test_audio_subscriber_drops_oldest_when_full() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_ending_the_source_detaches_every_subscriber() -> None:
     src, _ = source("audio")
     tracks = [subscriber(src) for _ in range(3)]
@@ -142,6 +152,7 @@ async def test_ending_the_source_detaches_every_subscriber() -> None:
         await asyncio.wait_for(stopped.recv(), 1)
 
 
+@on_virtual_clock
 async def test_reattached_track_waits_for_negotiation_and_keeps_timestamps_continuous() -> None:
     first, _ = source()
     track = subscriber(first)
@@ -170,6 +181,7 @@ async def test_reattached_track_waits_for_negotiation_and_keeps_timestamps_conti
     await second.aclose()
 
 
+@on_virtual_clock
 async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
     src, pli = source()
     track = subscriber(src)
@@ -182,6 +194,7 @@ async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
     await src.aclose()
 
 
+@on_virtual_clock
 async def test_picture_loss_holds_subscribers_until_a_keyframe() -> None:
     src, pli = source()
     track = subscriber(src)
