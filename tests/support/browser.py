@@ -1,7 +1,9 @@
-"""Helpers for the browser tests (tests/browser): the loopback-only namespace, paths, page and
-stats probes.
+"""Helpers for the browser tests (tests/browser): Chromium's flags and launch, joining a page,
+page and stats probes, fake-microphone WAVs, dropping connections.
 
-Nothing here imports Playwright; `page` arguments are Playwright sync-API pages.
+`page` arguments are Playwright sync-API pages (tests.support.firefox.FirefoxPage has the part
+the probes use). The server is tests.support.server.ServerProcess, the namespace
+tests.support.netns.Namespace.
 """
 
 from __future__ import annotations
