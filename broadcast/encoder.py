@@ -46,6 +46,7 @@ class EncoderConfig:
     audio_kbps: int
     list_size: int
     ffmpeg: str = "ffmpeg"
+    segment_prefix: str = "seg"
 
     @property
     def program_size(self) -> tuple[int, int]:
@@ -114,7 +115,10 @@ def ffmpeg_command(config: EncoderConfig, *, resume: bool, font: str | None) -> 
     streams = [f"v:{i},agroup:aud,name:{v.name}" for i, v in enumerate(config.video)]
     streams += [f"a:{i},agroup:aud,name:{a.name}" for i, a in enumerate(config.audio)]
     cmd += ["-var_stream_map", " ".join(streams)]
-    cmd += ["-hls_segment_filename", str(config.out_dir / "%v" / "seg_%05d.ts")]
+    cmd += [
+        "-hls_segment_filename",
+        str(config.out_dir / "%v" / f"{config.segment_prefix}_%05d.ts"),
+    ]
     cmd.append(str(config.out_dir / "%v" / "index.m3u8"))
     return cmd
 

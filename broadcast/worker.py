@@ -63,6 +63,9 @@ class BroadcastJob:
     video: tuple[VideoRendition, ...]
     channels: tuple[str, ...]
     caption_languages: tuple[str, ...]
+    ffmpeg: str = "ffmpeg"
+    #: in every segment's name: a later broadcast of the room never reuses a (cached) name
+    segment_prefix: str = "seg"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BroadcastJob:
@@ -78,6 +81,8 @@ class BroadcastJob:
             video=tuple(VideoRendition(**v) for v in data["video"]),
             channels=tuple(data["channels"]),
             caption_languages=tuple(data["caption_languages"]),
+            ffmpeg=str(data.get("ffmpeg", "ffmpeg")),
+            segment_prefix=str(data.get("segment_prefix", "seg")),
         )
 
 
@@ -197,6 +202,8 @@ class BroadcastWorker:
             segment_s=job.segment_s,
             audio_kbps=job.audio_kbps,
             list_size=job.list_size,
+            ffmpeg=job.ffmpeg,
+            segment_prefix=job.segment_prefix,
         )
 
     def _on_caption(self, caption: FinalCaption) -> None:
@@ -351,7 +358,7 @@ class BroadcastWorker:
                 self._epoch = Epoch(origin_s=origin, mpegts=pts)
             start = media_time_s(pts, self._epoch.mpegts)
             documents = self.packager.segment(self._epoch, start, segment.duration_s)
-            uri = f"seg_{segment.sequence:05d}.vtt"
+            uri = f"{self.job.segment_prefix}_{segment.sequence:05d}.vtt"
             for track, document in documents.items():
                 folder = self.job.out_dir / track
                 folder.mkdir(parents=True, exist_ok=True)
