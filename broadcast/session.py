@@ -51,6 +51,23 @@ class FinalCaption:
     duration_s: float
 
 
+def announce_only(addresses: list[str]) -> None:
+    """ICE host candidates: the server's ``[media] ice_host_addresses`` (process-wide, as in
+    media/hooks.py): the worker must offer what the SFU can reach, and aioice alone always
+    leaves 127.0.0.1 out (no candidate at all in a loopback-only namespace). Empty: aioice's
+    own choice, as the server makes it."""
+    if not addresses:
+        return
+    import aioice.ice
+
+    fixed = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
 def ws_origin(url: str) -> str:
     """The server's own origin for its /ws URL (PROTOCOL.md: non-browser clients send it)."""
     scheme, rest = url.split("://", 1)

@@ -32,7 +32,7 @@ from .hls import (
 )
 from .mixing import CHUNK_SAMPLES, AudioMixer, VideoSources
 from .program import FLOOR, ActiveSpeaker, audio_plan, floor_members, video_source
-from .session import FinalCaption, RoomSession
+from .session import FinalCaption, RoomSession, announce_only
 from .webvtt import Epoch, VttPackager, media_time_s
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class BroadcastJob:
     ffmpeg: str = "ffmpeg"
     #: in every segment's name: a later broadcast of the room never reuses a (cached) name
     segment_prefix: str = "seg"
+    #: the server's [media] ice_host_addresses (empty: every non-loopback address)
+    ice_host_addresses: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BroadcastJob:
@@ -83,6 +85,7 @@ class BroadcastJob:
             caption_languages=tuple(data["caption_languages"]),
             ffmpeg=str(data.get("ffmpeg", "ffmpeg")),
             segment_prefix=str(data.get("segment_prefix", "seg")),
+            ice_host_addresses=tuple(data.get("ice_host_addresses", ())),
         )
 
 
@@ -220,6 +223,7 @@ class BroadcastWorker:
     async def run(self) -> int:
         job = self.job
         job.out_dir.mkdir(parents=True, exist_ok=True)
+        announce_only(list(job.ice_host_addresses))
         session = self.session = RoomSession(
             url=job.url,
             room=job.room,

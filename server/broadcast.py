@@ -195,6 +195,7 @@ class BroadcastManager:
             "caption_languages": list(languages) if self.settings.captions.enabled else [],
             "ffmpeg": b.ffmpeg,
             "segment_prefix": current.broadcast_id,
+            "ice_host_addresses": list(self.settings.media.ice_host_addresses),
         }
 
     async def _supervise(self, current: RoomBroadcast) -> None:
