@@ -16,9 +16,10 @@ from .program import AudioSource
 AUDIO_RATE = 48_000
 CHUNK_SAMPLES = 960  # 20 ms
 #: a participant's buffer holds at most this much (drop the oldest: live audio)
-MAX_BUFFER_SAMPLES = AUDIO_RATE // 5
-#: after running dry, wait for this much before playing again (jitter)
-PREBUFFER_SAMPLES = 3 * CHUNK_SAMPLES
+MAX_BUFFER_SAMPLES = 2 * AUDIO_RATE // 5
+#: after running dry, wait for this much before playing again: WebRTC jitter and a program
+#: clock that catches up after the machine was busy (100 ms: nothing next to HLS's seconds)
+PREBUFFER_SAMPLES = 5 * CHUNK_SAMPLES
 
 
 class _Voice:

@@ -108,10 +108,22 @@ def wait_playing(page: Any, timeout_s: float = 60.0) -> dict[str, Any]:
     return later
 
 
-def correlations(page: Any, clips: dict[str, Any], seconds: float = 7.0) -> dict[str, float]:
-    got = record(page, seconds)
-    assert got.max() > 0.001, "silence"
-    return {name: looped_correlation(got, env) for name, env in clips.items()}
+def correlations(
+    page: Any, clips: dict[str, Any], expect: str, seconds: float = 7.0, tries: int = 3
+) -> dict[str, float]:
+    """The page's audio envelope correlated with each clip, over up to ``tries`` windows: a
+    shared, busy machine may stall the player for a moment (a gap breaks the envelope), so the
+    first window where ``expect`` clearly wins counts; otherwise the last one."""
+    result: dict[str, float] = {}
+    for _ in range(tries):
+        got = record(page, seconds)
+        assert got.max() > 0.001, "silence"
+        result = {name: looped_correlation(got, env) for name, env in clips.items()}
+        others = [v for k, v in result.items() if k != expect]
+        if result[expect] > 0.5 and result[expect] > max(others) + 0.2:
+            return result
+        print(f"a window without a clear {expect}: {result} {player(page)['status']}")
+    return result
 
 
 def clip_envelopes(rate: int) -> dict[str, Any]:
@@ -156,12 +168,12 @@ def test_watch_page_plays_floor_channel_and_captions(host_netns: Netns, tmp_path
                 rate = int(page.evaluate(RECORD_JS))
                 clips = clip_envelopes(rate)
 
-                floor = correlations(page, clips)
+                floor = correlations(page, clips, "en")
                 print(f"floor: {floor}")
                 assert floor["en"] > 0.5 and floor["en"] > floor["fr"] + 0.2, floor
 
                 select_audio(page, "Français (interpreter)")
-                french = correlations(page, clips)
+                french = correlations(page, clips, "fr")
                 print(f"french channel: {french}")
                 assert french["fr"] > 0.5 and french["fr"] > french["en"] + 0.2, french
 
@@ -188,7 +200,7 @@ def test_watch_page_plays_floor_channel_and_captions(host_netns: Netns, tmp_path
                 assert texts[0] not in originals  # translated, not the English line
 
                 select_audio(page, "Floor (original)")
-                back = correlations(page, clips)
+                back = correlations(page, clips, "en")
                 print(f"back on the floor: {back}")
                 assert back["en"] > 0.5 and back["en"] > back["fr"] + 0.2, back
 
@@ -239,9 +251,9 @@ def test_watch_through_nginx_with_the_shipped_config(host_netns: Netns, tmp_path
                 page.goto(f"{url}/watch.html?room={ROOM}")
                 wait_playing(page)
                 rate = int(page.evaluate(RECORD_JS))
-                floor = correlations(page, clip_envelopes(rate))
+                floor = correlations(page, clip_envelopes(rate), "en")
                 print(f"through nginx, floor: {floor}")
-                assert floor["en"] > 0.5, floor
+                assert floor["en"] > 0.5 and floor["en"] > floor["fr"] + 0.2, floor
                 headers = page.evaluate(
                     """async (room) => {
                       const get = async (path) => {
