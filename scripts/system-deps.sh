@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages the test suite needs, when they are missing:
 #   chromium  - real-browser tests (driven by Playwright through executable_path)
-#   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays
+#   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays;
+#               encodes broadcasts (HLS, [broadcast]; only servers that broadcast need it)
+#   nginx     - the broadcast test serves HLS through config/nginx-broadcast.conf
 #   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt):
 #                      scripts/translation-deps.sh, which `make run` uses too
 #   nodejs    - unit tests of the browser client's pure modules (node --test tests/unit/web/)
@@ -19,6 +21,7 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"
 SUDO=""

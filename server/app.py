@@ -24,6 +24,7 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .broadcast import LIVE_PREFIX, BroadcastManager, worker_url
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
@@ -103,6 +104,8 @@ class App:
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()
+        self.broadcasts = BroadcastManager(settings=settings, signaling=self.signaling)
+        self.signaling.broadcasts = self.broadcasts
         self.metrics = ServerMetrics(
             loop_lag_interval_s=settings.metrics.loop_lag_interval_ms / 1000
         )
@@ -161,6 +164,8 @@ class App:
                 forward_totals=self.metrics.forward_totals,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
+        if path.startswith(LIVE_PREFIX):
+            return await self.broadcasts.http_response(path, request.headers)
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
@@ -207,6 +212,7 @@ class App:
             raise ListenError(s.host, s.port, exc) from exc
         try:
             self.origins = await self._origin_policy()
+            self.broadcasts.ws_url = worker_url(self.settings, self.port, self.tls is not None)
             await self.media.start()
             if self.captions is not None:
                 await self.captions.start()
@@ -245,6 +251,7 @@ class App:
         await asyncio.gather(*background, return_exceptions=True)
         log = structlog.get_logger(__name__)
         began = asyncio.get_running_loop().time()
+        self.broadcasts.begin_shutdown()
         clients = self._tell_clients_closing()
         if self.captions is not None:
             await self.captions.drain()
@@ -262,6 +269,7 @@ class App:
                 )
             except TimeoutError:
                 log.warning("connections did not close in time")
+        await self.broadcasts.aclose()
         await self.media.aclose()
         if self.captions is not None:
             await self.captions.aclose()

@@ -274,6 +274,8 @@ async def apply(live: LiveRoom) -> None:
         if live.media is None:
             return
         holds = audio_holds(live.clients, channels.listening, channels.on_air)
+        for hidden in live.hidden:  # the broadcast worker gets every voice (server.broadcast)
+            holds[hidden] = frozenset()
         for pid, held in holds.items():
             if channels.applied_holds.get(pid, frozenset()) == held:
                 continue

@@ -35,7 +35,7 @@ from media.errors import (
     UnknownPeerError,
 )
 
-from . import __version__, channels, interpreting, moderation, protocol, room_features
+from . import __version__, broadcast, channels, interpreting, moderation, protocol, room_features
 from .auth import AuthError, Grant, TokenVerifier, password_matches
 from .limits import (
     ConnectionCounter,
@@ -53,6 +53,7 @@ from .transcript import RoomTranscript
 from .turn import ice_servers_for
 
 if TYPE_CHECKING:
+    from .broadcast import BroadcastManager
     from .captions import CaptionService
     from .chat import RoomChat
     from .retention import Retention
@@ -93,6 +94,9 @@ class LiveRoom:
         self.glossary: Glossary = ()
         #: interpretation channels: on air, handovers, what each participant hears
         self.channels = channels.RoomChannels()
+        #: hidden clients (the broadcast worker): in ``clients`` for the room's messages and
+        #: media, in no participant list (server.broadcast)
+        self.hidden: set[str] = set()
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -141,6 +145,8 @@ class SignalingServer:
         self.captions: CaptionService | None = None
         #: what outlives a room ([retention]); set by the App
         self.retention: Retention | None = None
+        #: HLS broadcasts ([broadcast]); set by the App
+        self.broadcasts: BroadcastManager | None = None
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()
@@ -404,6 +410,7 @@ class SignalingServer:
         )
         client.send(protocol.encode("joined", **joined))
         room_features.on_joined(self, live, client)
+        broadcast.on_joined(self, live, client, created)
         if live.glossary:
             client.send(interpreting.glossary_message(live.glossary, None))
         live.broadcast(
@@ -454,6 +461,9 @@ class SignalingServer:
 
     async def _exit_locked(self, live: LiveRoom, participant_id: str) -> None:
         """:meth:`exit` with ``_membership`` already held."""
+        if participant_id in live.hidden:
+            await broadcast.hidden_left(self, live, participant_id)
+            return
         if live.clients.pop(participant_id, None) is None:
             return
         duck_volume = self.settings.interpreting.duck_volume
@@ -473,6 +483,7 @@ class SignalingServer:
                 await live.media.aclose()
         if emptied:
             self.rooms.pop(live.name, None)
+            broadcast.on_room_closed(self, live)
             moderation.close_lobby(live)
             await room_features.on_room_closed(live)
         elif self.auth_mode == "open":
@@ -497,6 +508,7 @@ class SignalingServer:
                     self.captions.participant_left(participant_id)
             live.clients.clear()
             live.waiting.clear()
+            broadcast.on_room_closed(self, live)
             live.channels.close()
             if self.captions is not None:
                 self.captions.languages_changed()
@@ -757,6 +769,10 @@ class ClientConnection:
                 await interpreting.handle_interpreter_action(self, msg)
             case protocol.ChannelAction():
                 await channels.handle(self, msg)
+            case protocol.BroadcastAction():
+                await broadcast.handle(self, msg)
+            case protocol.BroadcasterJoin():
+                await broadcast.join_broadcaster(self, msg)
             case _:
                 await self._dispatch_joined(msg)
         return False

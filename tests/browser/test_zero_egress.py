@@ -10,6 +10,9 @@ plays evaluation-set speech); another reads Spanish captions. Meanwhile:
   getaddrinfo is recorded with its host;
 - /proc of the server shows the remote end of every socket it holds.
 
+The host also broadcasts the room (issue 15): the broadcast worker (a Python process of the
+server's, audited too) joins over loopback WebRTC and its ffmpeg writes HLS segments.
+
 Then: the captioned meeting worked, and no record and no socket names a non-loopback address
 (binds to the unspecified address are local; nothing in the audit is sent there); and with
 the default [retention] nothing was written to the data directory.
@@ -136,6 +139,8 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
         f"[server]\ndata_dir = '{tmp_path / 'data'}'\n"
         "[media]\nice_host_addresses = ['127.0.0.1']\n[captions]\nenabled = true\n"
         "[logging]\nformat = 'json'\n"
+        f"[broadcast]\ndir = '{tmp_path / 'live'}'\nfps = 5\n"
+        "renditions = [{ width = 160, height = 90, video_kbps = 100 }]\n"
     )
     audit = tmp_path / "audit.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
@@ -151,6 +156,8 @@ def test_captioned_meeting_opens_no_socket_off_loopback(
     finally:
         server.stop()
     print(f"finals in the browser: {[f['text'] for f in finals][:4]}")
+    segments = list((tmp_path / "live" / "egress" / "v0").glob("*.ts"))
+    assert segments, "the broadcast wrote no segment"
     spanish = [f["translations"].get("es", "") for f in finals]
     assert any(spanish), finals
     # privacy by default: no retention configured, so nothing was written to the data directory
@@ -220,8 +227,14 @@ def meet(
                 pages.append(page)
                 if name == "Reader":
                     page.evaluate("window.parley._send({type: 'captions', languages: ['es']})")
+                    # the host (first in the room) broadcasts it
+                    page.get_by_role("button", name="Broadcast to the public").click()
+                    page.locator("#broadcast-badge").wait_for(state="visible")
             deadline = time.monotonic() + CAPTION_TIMEOUT_S
-            while not any(f["translations"].get("es") for f in finals):
+            live = tmp_path / "live" / "egress" / "v0"
+            while not any(f["translations"].get("es") for f in finals) or not any(
+                live.glob("*.ts")
+            ):
                 for pid in family_pids(server_pid):
                     watched.add(pid)
                     sockets += [(pid, *s) for s in proc_sockets(pid)]
