@@ -21,14 +21,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import (
-    Netns,
-    evalset_dir,
-    free_port,
-    launched_chromium,
-    running_server,
-    silent_wav,
-)
 from tests.support.broadcast_watch import (
     BLOCK,
     PLAYER_JS,
@@ -41,6 +33,10 @@ from tests.support.broadcast_watch import (
     start_nginx,
     wait_for,
 )
+from tests.support.browser import launched_chromium, silent_wav
+from tests.support.netns import Namespace
+from tests.support.paths import evalset_dir
+from tests.support.server import ServerProcess, free_port
 
 pytestmark = [pytest.mark.browser]
 
@@ -62,7 +58,7 @@ def server_config(live_dir: Path, *, captions: bool) -> str:
     )
 
 
-def start_room(netns: Netns, ws: str) -> list[subprocess.Popen[bytes]]:
+def start_room(netns: Namespace, ws: str) -> list[subprocess.Popen[bytes]]:
     """The English host (camera + looping clip; starts the broadcast after 4 s) and the French
     interpreter on air (looping clip) join."""
     audio = evalset_dir() / "audio"
@@ -145,13 +141,13 @@ def select_audio(page: Any, label: str) -> None:
     page.wait_for_timeout(4000)  # the old rendition's buffered seconds play out
 
 
-def test_watch_page_plays_floor_channel_and_captions(host_netns: Netns, tmp_path: Path) -> None:
+def test_watch_page_plays_floor_channel_and_captions(host_netns: Namespace, tmp_path: Path) -> None:
     netns = host_netns
     live_dir = tmp_path / "live"
     log: list[str] = []
     procs: list[subprocess.Popen[bytes]] = []
-    with running_server(netns, tmp_path, server_config(live_dir, captions=True)) as server:
-        ws = server.url.replace("http://", "ws://") + "/ws"
+    with ServerProcess(tmp_path, server_config(live_dir, captions=True), netns=netns) as server:
+        ws = server.ws_url
         try:
             procs = start_room(netns, ws)
             mic = silent_wav(tmp_path / "mic.wav")
@@ -159,7 +155,7 @@ def test_watch_page_plays_floor_channel_and_captions(host_netns: Netns, tmp_path
                 page = browser.new_page()
                 page.on("console", lambda m: log.append(f"{m.type}: {m.text}"))
                 page.on("pageerror", lambda e: log.append(f"pageerror: {e}"))
-                page.goto(f"{server.url}/watch.html?room={ROOM}")
+                page.goto(f"{server.http_url}/watch.html?room={ROOM}")
                 state = wait_playing(page)
                 master = (live_dir / ROOM / "master.m3u8").read_text()
                 assert 'LANGUAGE="fr"' in master and "TYPE=SUBTITLES" in master, master
@@ -228,15 +224,15 @@ def test_watch_page_plays_floor_channel_and_captions(host_netns: Netns, tmp_path
             sys.stderr.write("\n".join(log[-40:]) + "\n")
 
 
-def test_watch_through_nginx_with_the_shipped_config(host_netns: Netns, tmp_path: Path) -> None:
+def test_watch_through_nginx_with_the_shipped_config(host_netns: Namespace, tmp_path: Path) -> None:
     netns = host_netns
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.fail("nginx is not installed (apt-get install nginx)")
     live_dir = tmp_path / "live"
     procs: list[subprocess.Popen[bytes]] = []
     log: list[str] = []
-    with running_server(netns, tmp_path, server_config(live_dir, captions=False)) as server:
-        ws = server.url.replace("http://", "ws://") + "/ws"
+    with ServerProcess(tmp_path, server_config(live_dir, captions=False), netns=netns) as server:
+        ws = server.ws_url
         port = free_port()
         nginx = start_nginx(
             netns.prefix, tmp_path, port=port, parley_port=server.port, live_dir=live_dir
