@@ -26,14 +26,17 @@ import sys
 import threading
 from typing import BinaryIO
 
+from .audio_queue import AudioCommandQueue
 from .compose import build_pipeline, load_models, router_translate_fn
-from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame
+from .framing import WireFormatError, read_frame
 from .models import ModelError
 from .pipeline import CaptionPipeline, TranslateFn
+from .processes import claim_stdout
 from .wire import (
-    HEADER,
     AddSpeaker,
     Close,
+    Command,
     Configure,
     Inbound,
     Outbound,
@@ -47,11 +50,9 @@ from .wire import (
     SetTargets,
     TextTranslation,
     TranslateText,
-    WireFormatError,
     WorkerError,
     decode_inbound,
     encode_outbound,
-    frame_sizes,
 )
 
 log = logging.getLogger("interpret.worker")
@@ -62,20 +63,6 @@ MAX_QUEUED_S = 5.0
 DRAIN_TIMEOUT_S = 30.0
 #: text translations waiting for the text thread; more are answered "busy" at once
 MAX_QUEUED_TEXTS = 64
-
-
-def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
-    """One frame's JSON and payload; None at a clean end of input."""
-    head = stream.read(HEADER.size)
-    if not head:
-        return None
-    if len(head) < HEADER.size:
-        raise WireFormatError("input ended inside a frame header")
-    json_len, payload_len = frame_sizes(head)
-    body = stream.read(json_len + payload_len)
-    if len(body) < json_len + payload_len:
-        raise WireFormatError("input ended inside a frame")
-    return body[:json_len], body[json_len:]
 
 
 class Output:
@@ -103,31 +90,21 @@ class Ingest:
     ) -> None:
         self._pipeline = pipeline
         self._output = output
-        self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
-        self._items: collections.deque[Inbound] = collections.deque()
-        self._audio: dict[str, collections.deque[AudioChunk]] = {}
-        self._queued_samples: dict[str, int] = {}
+        self._items = AudioCommandQueue[Command](max_queued_s=max_queued_s)
         self._cond = threading.Condition()
         self._ended = False
         #: stream time of each speaker's first sample: the pipeline counts from 0, the parent's
         #: clock does not (a restarted worker joins a stream in the middle)
         self._offsets: dict[str, float] = {}
-        self.dropped_chunks = 0
         self._sent_suppressed: dict[str, int] = {}
+
+    @property
+    def dropped_chunks(self) -> int:
+        return self._items.dropped_chunks
 
     def put(self, item: Inbound) -> None:
         with self._cond:
             self._items.append(item)
-            if isinstance(item, AudioChunk):
-                queue = self._audio.setdefault(item.speaker_id, collections.deque())
-                queue.append(item)
-                n = self._queued_samples.get(item.speaker_id, 0) + len(item.samples)
-                while n > self._max_samples and len(queue) > 1:
-                    oldest = queue.popleft()
-                    self._items.remove(oldest)  # AudioChunk compares by identity
-                    n -= len(oldest.samples)
-                    self.dropped_chunks += 1
-                self._queued_samples[item.speaker_id] = n
             self._cond.notify()
 
     def end(self) -> None:
@@ -162,9 +139,6 @@ class Ingest:
                 if not self._items:
                     return
                 item = self._items.popleft()
-                if isinstance(item, AudioChunk):
-                    self._audio[item.speaker_id].popleft()
-                    self._queued_samples[item.speaker_id] -= len(item.samples)
             match item:
                 case AudioChunk():
                     self._offsets.setdefault(item.speaker_id, item.start_s)
@@ -335,8 +309,7 @@ def main() -> int:
         level=os.environ.get("PARLEY_WORKER_LOG_LEVEL", "WARNING"), handlers=[handler]
     )
     # Frames own fd 1; anything else that prints (C libraries too) goes to stderr.
-    protocol_fd = os.dup(1)
-    os.dup2(2, 1)
+    protocol_fd = claim_stdout()
     sys.stdout = sys.stderr
     output = Output(os.fdopen(protocol_fd, "wb"))
     try:

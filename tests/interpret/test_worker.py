@@ -16,6 +16,7 @@ import pytest
 from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig, TranslationSettings
 from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from interpret.framing import WireFormatError, frame_sizes, split_frame
 from interpret.streaming import StreamingSettings
 from interpret.transcribe import GuardSettings, RecognizerSettings
 from interpret.wire import (
@@ -31,23 +32,19 @@ from interpret.wire import (
     SetTargets,
     TextTranslation,
     TranslateText,
-    WireFormatError,
     WorkerError,
     decode_inbound,
     decode_outbound,
     encode_audio,
     encode_command,
     encode_outbound,
-    frame_sizes,
 )
 
 TIME_SCALE = float(os.environ.get("PARLEY_TEST_TIME_SCALE", "1"))
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    json_len, payload_len = frame_sizes(data[:8])
-    assert len(data) == 8 + json_len + payload_len
-    return data[8 : 8 + json_len], data[8 + json_len :]
+    return split_frame(data)  # one whole frame, or a WireFormatError
 
 
 # -- (a) wire codec --------------------------------------------------------------------------
