@@ -18,11 +18,11 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from .audio_queue import AudioCommandQueue
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame, Translation
 from .framing import WireFormatError, receive_frame
 from .glossary import Glossary
 from .processes import kill_worker, spawn_worker
@@ -222,9 +222,12 @@ class SpeechWorker:
         self._out.append(chunk)
         self._out_wake.set()
 
-    async def translate(self, text: str, source: str, targets: Iterable[str]) -> TextTranslation:
+    async def translate(
+        self, text: str, source: str, targets: Iterable[str]
+    ) -> Mapping[str, Translation]:
         """Translate ``text`` (e.g. a chat message) ``source`` → each target with the captions'
-        engines, in the worker (never on this loop). Raises :class:`SpeechWorkerError` when no
+        engines, in the worker (never on this loop): per target, its translation or why there
+        is none. Raises :class:`SpeechWorkerError` when no
         worker is up or it dies meanwhile; callers bound the wait (``asyncio.timeout``)."""
         if self._closing or not self._up:
             raise SpeechWorkerError("the speech worker is not running", retryable=True)
@@ -233,7 +236,7 @@ class SpeechWorker:
         self._texts[request_id] = future
         self._send(TranslateText(request_id, text, source, tuple(targets)))
         try:
-            return await future
+            return (await future).translations
         finally:
             self._texts.pop(request_id, None)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame, Word
+from .frames import AudioChunk, CaptionFrame, Translated, Translation, Untranslated, Word
 from .framing import Fields, WireFormatError
 from .framing import encode_frame as frame
 from .glossary import Glossary, entries_json, parse_entries
@@ -146,26 +146,44 @@ class WorkerError:
 
 @dataclass(frozen=True, slots=True)
 class TextTranslation:
-    """The answer to :class:`TranslateText`: per target, a translation (and its engine) or
-    why there is none."""
+    """The answer to :class:`TranslateText`: per target, a translation or why there is none."""
 
     request_id: int
-    translations: Mapping[str, str]
-    engines: Mapping[str, str]
-    untranslated: Mapping[str, str]
+    translations: Mapping[str, Translation]
 
 
 #: :class:`CaptionFrame` travels as itself
 Outbound = Ready | Pong | WorkerError | TextTranslation | CaptionFrame
 
 
-# -- decoding helpers ------------------------------------------------------------------------
+# -- shared parts ----------------------------------------------------------------------------
 def _words(f: Fields) -> tuple[Word, ...]:
     raw: Any = f.raw("words") if f.has("words") else []
     try:
         return tuple(Word(float(a), float(b), str(t), float(p)) for a, b, t, p in raw)
     except (TypeError, ValueError):
         raise f.bad("words", "[start, end, text, probability]s") from None
+
+
+def _translations_json(translations: Mapping[str, Translation]) -> dict[str, dict[str, str]]:
+    return {
+        lang: {"text": t.text, "engine": t.engine}
+        if isinstance(t, Translated)
+        else {"reason": t.reason}
+        for lang, t in translations.items()
+    }
+
+
+def _translations(f: Fields) -> dict[str, Translation]:
+    """Per language ``{"text", "engine"}`` or ``{"reason"}``: a result is one or the other."""
+    result: dict[str, Translation] = {}
+    for lang, t in f.items("translations"):
+        result[lang] = (
+            Untranslated(t.text("reason"))
+            if t.has("reason")
+            else Translated(t.text("text"), t.text("engine"))
+        )
+    return result
 
 
 # -- parent -> worker ------------------------------------------------------------------------
@@ -273,9 +291,7 @@ def encode_outbound(message: Outbound) -> bytes:
                     "start_s": m.start_s,
                     "end_s": m.end_s,
                     "is_final": m.is_final,
-                    "translations": dict(m.translations),
-                    "engines": dict(m.engines),
-                    "untranslated": dict(m.untranslated),
+                    "translations": _translations_json(m.translations),
                     "stable_chars": m.stable_chars,
                     "words": [[w.start_s, w.end_s, w.text, w.probability] for w in m.words],
                 }
@@ -289,14 +305,9 @@ def encode_outbound(message: Outbound) -> bytes:
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
         case TextTranslation():
+            translations = _translations_json(m.translations)
             return frame(
-                {
-                    "t": "translated",
-                    "request_id": m.request_id,
-                    "translations": dict(m.translations),
-                    "engines": dict(m.engines),
-                    "untranslated": dict(m.untranslated),
-                }
+                {"t": "translated", "request_id": m.request_id, "translations": translations}
             )
 
 
@@ -315,9 +326,7 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 start_s=f.number("start_s"),
                 end_s=f.number("end_s"),
                 is_final=f.boolean("is_final"),
-                translations=f.text_map("translations"),
-                engines=f.text_map("engines"),
-                untranslated=f.text_map("untranslated"),
+                translations=_translations(f),
                 stable_chars=f.integer("stable_chars"),
                 words=_words(f),
             )
@@ -340,12 +349,7 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 suppressed,
             )
         case "translated":
-            return TextTranslation(
-                f.integer("request_id"),
-                f.text_map("translations"),
-                f.text_map("engines"),
-                f.text_map("untranslated"),
-            )
+            return TextTranslation(f.integer("request_id"), _translations(f))
         case "error":
             return WorkerError(
                 f.text("message"),

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from .audio_queue import AudioCommandQueue
 from .compose import build_pipeline, load_models, router_translate_fn
-from .frames import AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame, Translation, Untranslated
 from .framing import WireFormatError, read_frame
 from .models import ModelError
 from .pipeline import CaptionPipeline, TranslateFn
@@ -188,8 +188,8 @@ class TextTranslations:
                 self._items.append(request)
                 self._cond.notify()
                 return
-        busy = dict.fromkeys(request.targets, "translation is busy")
-        self._output.send(TextTranslation(request.request_id, {}, {}, busy))
+        busy = dict.fromkeys(request.targets, Untranslated("translation is busy"))
+        self._output.send(TextTranslation(request.request_id, busy))
 
     def end(self) -> None:
         with self._cond:
@@ -207,24 +207,17 @@ class TextTranslations:
             self._output.send(self.translate(request))
 
     def translate(self, request: TranslateText) -> TextTranslation:
-        translations: dict[str, str] = {}
-        engines: dict[str, str] = {}
-        untranslated: dict[str, str] = {}
+        translations: dict[str, Translation] = {}
         for target in request.targets:
             try:
-                result = self._translate(request.text, request.source, target)
+                translations[target] = self._translate(request.text, request.source, target)
             except Exception as exc:  # an engine failing costs this translation only
                 # the exception's type only: its message might quote the (private) text
                 kind = type(exc).__name__
                 log.warning("text translation %s→%s failed: %s", request.source, target, kind)
-                untranslated[target] = f"translation {request.source}→{target} failed"
-                continue
-            if result.text is not None:
-                translations[target] = result.text
-                engines[target] = result.engine or "unknown"
-            else:
-                untranslated[target] = result.reason or f"no translation {request.source}→{target}"
-        return TextTranslation(request.request_id, translations, engines, untranslated)
+                reason = f"translation {request.source}→{target} failed"
+                translations[target] = Untranslated(reason)
+        return TextTranslation(request.request_id, translations)
 
 
 def serve(stdin: BinaryIO, output: Output) -> int:
