@@ -1,4 +1,4 @@
-"""The messages between :class:`interpret.client.SpeechWorker` and ``python -m
+"""The messages between :class:`interpret.supervisor.SpeechWorker` and ``python -m
 interpret.worker``, one :mod:`interpret.framing` frame each.
 
 Only audio has a payload: its samples as little-endian ``float32`` or ``int16`` bytes. Every

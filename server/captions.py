@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig
 from interpret.frames import (
     CaptionFrame,
@@ -26,6 +25,7 @@ from interpret.frames import (
     translation_fields,
 )
 from interpret.glossary import Glossary, protect, restore
+from interpret.supervisor import SpeechWorker
 from media.tap import SpeakerAudioQueue
 
 from . import protocol

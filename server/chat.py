@@ -45,7 +45,8 @@ CHAT_MAX_QUEUED_JOBS = 64
 CHAT_SHED_TRANSLATION_QUEUED_JOBS = 8
 
 
-#: translate ``text`` from a language into targets (:meth:`interpret.client.SpeechWorker.translate`)
+#: translate ``text`` from a language into targets
+#: (:meth:`interpret.supervisor.SpeechWorker.translate`)
 TranslateText = Callable[[str, str, tuple[str, ...]], Awaitable[Mapping[str, Translation]]]
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig, TranslationSettings
 from interpret.frames import (
     ASR_SAMPLE_RATE,
@@ -25,6 +24,7 @@ from interpret.frames import (
 )
 from interpret.framing import WireFormatError, frame_sizes, split_frame
 from interpret.streaming import StreamingSettings
+from interpret.supervisor import SpeechWorker
 from interpret.transcribe import GuardSettings, RecognizerSettings
 from interpret.wire import (
     AddSpeaker,
@@ -182,7 +182,7 @@ def _evalset() -> Path:
 
 
 def _clip(clip_id: str) -> tuple[np.ndarray, str]:
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     manifest = _evalset() / "manifest.jsonl"
     if not manifest.is_file():

@@ -134,7 +134,7 @@ class SpeechWorker:
     @property
     def suppressed(self) -> dict[str, int]:
         """Captions the worker's text guards changed, dropped or decoded again, by reason,
-        since this client started (across worker restarts)."""
+        since this supervisor started (across worker restarts)."""
         total = collections.Counter(self._suppressed_before)
         total.update(self._suppressed_now)
         return dict(total)
