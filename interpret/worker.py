@@ -26,6 +26,7 @@ import sys
 import threading
 from typing import BinaryIO
 
+from . import wire
 from .audio_queue import AudioCommandQueue
 from .compose import build_pipeline, load_models, router_translate_fn
 from .frames import AudioChunk, CaptionFrame, Translation, Untranslated
@@ -33,27 +34,6 @@ from .framing import WireFormatError, read_frame
 from .models import ModelError
 from .pipeline import CaptionPipeline, TranslateFn
 from .processes import claim_stdout
-from .wire import (
-    AddSpeaker,
-    Close,
-    Command,
-    Configure,
-    Inbound,
-    Outbound,
-    Ping,
-    Pong,
-    Ready,
-    RemoveSpeaker,
-    SetGlossary,
-    SetSpeakerLang,
-    SetSpeakerTargets,
-    SetTargets,
-    TextTranslation,
-    TranslateText,
-    WorkerError,
-    decode_inbound,
-    encode_outbound,
-)
 
 log = logging.getLogger("interpret.worker")
 
@@ -72,8 +52,8 @@ class Output:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, message: Outbound) -> None:
-        data = encode_outbound(message)
+    def send(self, message: wire.Outbound) -> None:
+        data = wire.encode_outbound(message)
         with self._lock:
             try:
                 self._stream.write(data)
@@ -90,7 +70,7 @@ class Ingest:
     ) -> None:
         self._pipeline = pipeline
         self._output = output
-        self._items = AudioCommandQueue[Command](max_queued_s=max_queued_s)
+        self._items = AudioCommandQueue[wire.Command](max_queued_s=max_queued_s)
         self._cond = threading.Condition()
         self._ended = False
         #: stream time of each speaker's first sample: the pipeline counts from 0, the parent's
@@ -102,7 +82,7 @@ class Ingest:
     def dropped_chunks(self) -> int:
         return self._items.dropped_chunks
 
-    def put(self, item: Inbound) -> None:
+    def put(self, item: wire.Inbound) -> None:
         with self._cond:
             self._items.append(item)
             self._cond.notify()
@@ -125,7 +105,7 @@ class Ingest:
             if counts != self._sent_suppressed:
                 self._sent_suppressed = counts
                 p = self._pipeline
-                self._output.send(Pong(0, self.dropped_chunks, p.decodes, counts))
+                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts))
 
     def run(self) -> None:
         """Apply queued items until the end of input; a decoder failure ends the process."""
@@ -143,28 +123,28 @@ class Ingest:
                 case AudioChunk():
                     self._offsets.setdefault(item.speaker_id, item.start_s)
                     p.push(item)
-                case AddSpeaker():
+                case wire.AddSpeaker():
                     p.add_speaker(item.speaker_id, item.lang)
-                case RemoveSpeaker():
+                case wire.RemoveSpeaker():
                     p.remove_speaker(item.speaker_id)
                     self._offsets.pop(item.speaker_id, None)
-                case SetSpeakerLang():
+                case wire.SetSpeakerLang():
                     p.set_speaker_lang(item.speaker_id, item.lang)
-                case SetTargets():
+                case wire.SetTargets():
                     p.set_targets(item.langs)
-                case SetSpeakerTargets():
+                case wire.SetSpeakerTargets():
                     p.set_speaker_targets(item.speaker_id, item.langs)
-                case SetGlossary():
+                case wire.SetGlossary():
                     p.set_glossary(item.speaker_id, item.glossary)
-                case Ping():
+                case wire.Ping():
                     counts = p.suppressed_counts()
-                    self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
-                case Configure() | Close() | TranslateText():
+                    self._output.send(wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
+                case wire.Configure() | wire.Close() | wire.TranslateText():
                     pass  # handled by the reader
 
     def _fail(self, message: str) -> None:
         log.error("%s; exiting", message)
-        self._output.send(WorkerError(message, fatal=True))
+        self._output.send(wire.WorkerError(message, fatal=True))
         os._exit(3)  # the reader thread is blocked on stdin: nothing else would end it
 
 
@@ -178,18 +158,18 @@ class TextTranslations:
         self._translate = translate
         self._output = output
         self._max_queued = max_queued
-        self._items: collections.deque[TranslateText] = collections.deque()
+        self._items: collections.deque[wire.TranslateText] = collections.deque()
         self._cond = threading.Condition()
         self._ended = False
 
-    def put(self, request: TranslateText) -> None:
+    def put(self, request: wire.TranslateText) -> None:
         with self._cond:
             if len(self._items) < self._max_queued:
                 self._items.append(request)
                 self._cond.notify()
                 return
         busy = dict.fromkeys(request.targets, Untranslated("translation is busy"))
-        self._output.send(TextTranslation(request.request_id, busy))
+        self._output.send(wire.TextTranslation(request.request_id, busy))
 
     def end(self) -> None:
         with self._cond:
@@ -206,7 +186,7 @@ class TextTranslations:
                 request = self._items.popleft()
             self._output.send(self.translate(request))
 
-    def translate(self, request: TranslateText) -> TextTranslation:
+    def translate(self, request: wire.TranslateText) -> wire.TextTranslation:
         translations: dict[str, Translation] = {}
         for target in request.targets:
             try:
@@ -217,7 +197,7 @@ class TextTranslations:
                 log.warning("text translation %s→%s failed: %s", request.source, target, kind)
                 reason = f"translation {request.source}→{target} failed"
                 translations[target] = Untranslated(reason)
-        return TextTranslation(request.request_id, translations)
+        return wire.TextTranslation(request.request_id, translations)
 
 
 def serve(stdin: BinaryIO, output: Output) -> int:
@@ -225,8 +205,8 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     first = read_frame(stdin)
     if first is None:
         return 0
-    command = decode_inbound(*first)
-    if not isinstance(command, Configure):
+    command = wire.decode_inbound(*first)
+    if not isinstance(command, wire.Configure):
         raise WireFormatError(f"the first frame must configure, not {type(command).__name__}")
     holder: list[Ingest] = []
     try:
@@ -234,7 +214,7 @@ def serve(stdin: BinaryIO, output: Output) -> int:
         models = load_models(command.config)
         built = build_pipeline(command.config, lambda f: holder[0].emit(f), loaded=models)
     except ModelError as exc:
-        output.send(WorkerError(str(exc), fatal=True, retryable=False))
+        output.send(wire.WorkerError(str(exc), fatal=True, retryable=False))
         return 2
     ingest = Ingest(built.pipeline, output)
     holder.append(ingest)
@@ -244,15 +224,15 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     thread.start()
     text_thread = threading.Thread(target=texts.run, name="text", daemon=True)
     text_thread.start()
-    output.send(Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
+    output.send(wire.Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
     try:
         while (raw := read_frame(stdin)) is not None:
-            item = decode_inbound(*raw)
-            if isinstance(item, Close):
+            item = wire.decode_inbound(*raw)
+            if isinstance(item, wire.Close):
                 break
-            if isinstance(item, Configure):
+            if isinstance(item, wire.Configure):
                 raise WireFormatError("configured twice")
-            if isinstance(item, TranslateText):
+            if isinstance(item, wire.TranslateText):
                 texts.put(item)
                 continue
             # a Ping is answered in order with what came before it: the Pong says those are applied
@@ -308,11 +288,11 @@ def main() -> int:
     try:
         return serve(sys.stdin.buffer, output)
     except WireFormatError as exc:
-        output.send(WorkerError(f"wire protocol: {exc}", fatal=True, retryable=False))
+        output.send(wire.WorkerError(f"wire protocol: {exc}", fatal=True, retryable=False))
         return 2
     except Exception as exc:  # boundary: report, exit, be restarted
         log.exception("speech worker failed")
-        output.send(WorkerError(f"{type(exc).__name__}: {exc}", fatal=True))
+        output.send(wire.WorkerError(f"{type(exc).__name__}: {exc}", fatal=True))
         return 1
 
 
