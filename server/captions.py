@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig
-from interpret.frames import CaptionFrame
+from interpret.frames import (
+    CaptionFrame,
+    Translated,
+    Translation,
+    Untranslated,
+    translation_fields,
+)
 from interpret.glossary import Glossary, protect, restore
-from interpret.wire import TextTranslation
+from interpret.supervisor import SpeechWorker
 from media.tap import SpeakerAudioQueue
 
 from . import protocol
@@ -32,15 +36,6 @@ if TYPE_CHECKING:
     from .signaling import SignalingServer
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TextResult:
-    """A text translated into several languages (see :meth:`CaptionService.translate_text`)."""
-
-    translations: dict[str, str] = field(default_factory=dict)
-    engines: dict[str, str] = field(default_factory=dict)
-    untranslated: dict[str, str] = field(default_factory=dict)
 
 
 class CaptionService:
@@ -132,7 +127,7 @@ class CaptionService:
 
     async def translate_text(
         self, text: str, source: str, targets: tuple[str, ...]
-    ) -> TextTranslation:
+    ) -> Mapping[str, Translation]:
         """Chat translation by the captions' engines, in the speech worker."""
         return await self._worker.translate(text, source, targets)
 
@@ -150,21 +145,19 @@ class CaptionService:
 
     async def translate_glossed(
         self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
-    ) -> TextResult:
+    ) -> dict[str, Translation]:
         """``text`` into each target by the speech worker (never on this loop), with the
         glossary's terms protected and rendered as for captions."""
-        result = TextResult()
+        result: dict[str, Translation] = {}
 
         async def one(target: str) -> None:
             protected = protect(text, source, target, glossary)
-            answer = await self._worker.translate(protected.text, source, [target])
-            if target in answer.translations:
-                result.translations[target] = restore(answer.translations[target], protected)
-                result.engines[target] = answer.engines.get(target, "")
-            else:
-                result.untranslated[target] = answer.untranslated.get(
-                    target, f"no translation {source}→{target}"
-                )
+            answer = (await self._worker.translate(protected.text, source, [target])).get(
+                target, Untranslated(f"no translation {source}→{target}")
+            )
+            if isinstance(answer, Translated):
+                answer = Translated(restore(answer.text, protected), answer.engine)
+            result[target] = answer
 
         async with asyncio.TaskGroup() as tg:
             for target in targets:
@@ -246,9 +239,7 @@ class CaptionService:
                 text=frame.text,
                 start_s=max(0.0, base + frame.start_s),
                 end_s=max(0.0, base + frame.end_s),
-                translations=dict(frame.translations),
-                engines=dict(frame.engines),
-                untranslated=dict(frame.untranslated),
+                **translation_fields(frame.translations),
                 latency_s=latency_s,
             )
         )
@@ -309,9 +300,7 @@ def caption_message(
         stable_chars=frame.stable_chars,
         start_s=round(frame.start_s, 3),
         end_s=round(frame.end_s, 3),
-        translations={k: v for k, v in frame.translations.items() if k in languages},
-        engines={k: v for k, v in frame.engines.items() if k in languages},
-        untranslated={k: v for k, v in frame.untranslated.items() if k in languages},
+        **translation_fields(frame.translations, languages),
         machine_generated=True,
         **extra,
     )

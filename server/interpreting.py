@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from interpret.frames import Translated
 from interpret.glossary import Glossary, entries_json, parse_entries
 
 from . import protocol
@@ -156,10 +157,11 @@ async def _retranslate(
         log.warning("retranslation failed", error=type(exc).__name__)
         result = None
     for target in targets:
-        if result is not None and target in result.translations:
-            line.translations[target] = result.translations[target]
-            line.engines[target] = result.engines.get(target, "")
+        translation = None if result is None else result.get(target)
+        if isinstance(translation, Translated):
+            line.translations[target] = translation.text
+            line.engines[target] = translation.engine
             line.untranslated.pop(target, None)
         else:
-            reason = None if result is None else result.untranslated.get(target)
+            reason = None if translation is None else translation.reason
             line.untranslated[target] = reason or "the correction was not translated"

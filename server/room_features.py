@@ -3,10 +3,13 @@ chat, raised hands, the transcription notice and opting out of transcription."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from interpret.frames import Translation
+
 from . import protocol
-from .chat import RoomChat, TextTranslationResult, TranslateText
+from .chat import RoomChat, TranslateText
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ def chat_of(server: SignalingServer, live: LiveRoom) -> RoomChat:
 
             async def translate(
                 text: str, source: str, targets: tuple[str, ...]
-            ) -> TextTranslationResult:
+            ) -> Mapping[str, Translation]:
                 # the room's glossary renders its terms in chat as in captions
                 if live.glossary:
                     return await captions.translate_glossed(text, source, targets, live.glossary)
