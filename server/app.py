@@ -30,6 +30,7 @@ from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
 from .origins import WILDCARD_HOSTS, OriginPolicy, origin_policy, proxied_refusal, served_hosts
+from .recordings import PREFIX as RECORDINGS_PREFIX
 from .retention import Retention
 from .settings import Settings
 from .tls import TlsFiles, local_names, server_context, tls_files
@@ -114,6 +115,7 @@ class App:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
         self.retention = Retention(settings.retention, settings.server.data_path())
         self.signaling.retention = self.retention
+        self.broadcasts.recordings = self.retention.recordings
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -167,6 +169,8 @@ class App:
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
             return await self.broadcasts.http_response(path, request.headers)
+        if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
+            return await asyncio.to_thread(self.retention.recordings.http_response, path)
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 

@@ -32,6 +32,7 @@ from websockets.http11 import Response
 from . import channels, protocol
 from .auth import AuthError
 from .protocol import ProtocolError
+from .recordings import Recordings
 from .rooms import Participant
 from .web import text_response
 
@@ -84,6 +85,8 @@ class BroadcastManager:
         self.ws_url = ""
         #: supervisors of broadcasts whose room closed (their workers finish by themselves)
         self._ending: set[asyncio.Task[None]] = set()
+        #: where broadcasts are kept ([retention] keeps "broadcasts"; set by the App), or None
+        self.recordings: Recordings | None = None
 
     def is_on_air(self, room: str) -> bool:
         return room in self.active
@@ -196,6 +199,11 @@ class BroadcastManager:
             "ffmpeg": b.ffmpeg,
             "segment_prefix": current.broadcast_id,
             "ice_host_addresses": list(self.settings.media.ice_host_addresses),
+            "vod_dir": (
+                None
+                if self.recordings is None
+                else str(self.recordings.folder(current.room, current.broadcast_id))
+            ),
         }
 
     async def _supervise(self, current: RoomBroadcast) -> None:
@@ -305,6 +313,21 @@ async def handle(client: ClientConnection, msg: protocol.BroadcastAction) -> Non
     if manager is None:
         raise ProtocolError("bad_state", "broadcasting is off on this server", msg.type)
     match msg:
+        case protocol.BroadcastRecordings():
+            recordings = manager.recordings
+            current = manager.active.get(live.name)
+            items = (
+                []
+                if recordings is None
+                else await asyncio.to_thread(
+                    recordings.listing,
+                    live.name,
+                    on_air=None if current is None else current.broadcast_id,
+                )
+            )
+            client.send(
+                protocol.encode("recordings", kept=recordings is not None, recordings=items)
+            )
         case protocol.BroadcastStart():
             manager.start(live, me.participant_id)
         case protocol.BroadcastStop():

@@ -295,6 +295,12 @@ class BroadcastPin(BroadcastAction):
     participant_id: ParticipantId | None = None
 
 
+class BroadcastRecordings(BroadcastAction):
+    """A host asks for the room's kept broadcasts (``[retention]`` keeps ``broadcasts``)."""
+
+    type: Literal["recordings"]
+
+
 class BroadcasterJoin(_ClientMessage):
     """The broadcast worker's join (hidden, uncounted), with the secret the server gave it."""
 
@@ -332,6 +338,7 @@ ClientMessage = (
     | BroadcastStart
     | BroadcastStop
     | BroadcastPin
+    | BroadcastRecordings
     | BroadcasterJoin
 )
 CLIENT_TYPES = frozenset(
@@ -340,7 +347,7 @@ CLIENT_TYPES = frozenset(
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
     | {"correct", "glossary_set", "export"}
     | {"listen", "on_air", "off_air", "handover_request", "handover_answer"}
-    | {"broadcast_start", "broadcast_stop", "broadcast_pin", "broadcaster_join"}
+    | {"broadcast_start", "broadcast_stop", "broadcast_pin", "broadcaster_join", "recordings"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]

@@ -246,7 +246,7 @@ class MetricsSettings(_Section):
 
 class RetentionSettings(_Section):
     mode: Literal["none", "jsonl"]
-    kinds: list[Literal["captions", "chat"]]
+    kinds: list[Literal["captions", "chat", "broadcasts"]]
     max_age_h: float = Field(gt=0)
     purge_interval_s: float = Field(ge=1)
     max_file_bytes: int = Field(ge=1024)
