@@ -91,7 +91,8 @@ async def handle_host_action(client: ClientConnection, msg: protocol.HostAction)
         case protocol.MuteParticipant(participant_id=target_id, kinds=kinds):
             _mute(live, state, by, target_id, kinds)
         case protocol.RemoveParticipant(participant_id=target_id):
-            target = live.clients.get(target_id)
+            # the broadcast worker's hidden seat is nobody's to remove (it is in no list)
+            target = None if target_id in live.hidden else live.clients.get(target_id)
             if target is None:
                 raise ProtocolError("bad_state", f"no participant {target_id} here", msg.type)
             if target_id == by:
