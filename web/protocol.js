@@ -354,6 +354,11 @@ export class ParleySession extends EventTarget {
     this._send({ type: onAir ? "broadcast_start" : "broadcast_stop" });
   }
 
+  /** A host asks for the room's kept broadcasts (answered by a `recordings` event). */
+  requestRecordings() {
+    this._send({ type: "recordings" });
+  }
+
   /** Leave the room. Resolves when the server has closed the socket (or after a timeout). */
   async leave(timeoutMs = 3000) {
     if (this.state === "closed") return;
@@ -772,6 +777,10 @@ ParleySession.prototype._handlers = {
   glossary(msg) {
     this.glossary = msg.entries || [];
     this._emit("glossary", { entries: this.glossary, by: msg.by ?? null });
+  },
+
+  recordings(msg) {
+    this._emit("recordings", { kept: Boolean(msg.kept), recordings: msg.recordings || [] });
   },
 
   export(msg) {
