@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from bench import procstat  # noqa: E402
 from bench.broadcast_live import (  # noqa: E402
     ClockVideo,
+    Fetched,
     Watcher,
     align,
     caption_offsets,
@@ -130,40 +131,44 @@ async def live_run(
         await speaker.send({"type": "broadcast_stop"})
         await asyncio.sleep(3)
         await speaker.close()
-        if watch:
-            result.update(analyse(watcher, clip))
     finally:
         server.stop(timeout_s=60)
     recordings = sorted((tmp / "data" / "recordings" / ROOM).glob("*/hls"))
     if recordings:
         result["recording"] = str(recordings[-1])
+    if watch:
+        result.update(analyse(watcher, clip, recordings[-1] if recordings else None))
     return result
 
 
-def analyse(watcher: Watcher, clip: Path) -> dict[str, Any]:
+def analyse(watcher: Watcher, clip: Path, recording: Path | None) -> dict[str, Any]:
     video, audio, subs = (watcher.got.get(t, []) for t in watcher.tracks)
+    vod_subs = [
+        Fetched(0, p.name, 0.0, 0.0, p.read_bytes())
+        for p in sorted((recording / "s_orig").glob("*.vtt") if recording else [])
+    ]
     latency = video_latency(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
     first_pts, envelope = program_audio(audio)
     reference = file_envelope(clip)
     zero_s, correlation = align(envelope, reference)
     meta = json.loads(clip.with_suffix(".json").read_text())
-    cues = vtt_cues(subs)
-    rows = caption_offsets(
-        cues, first_pts + zero_s, len(reference) / 100, meta["segments"],
-        first_pts, first_pts + len(envelope) / 100,
-    )  # fmt: skip
-    starts = [r["start_offset_s"] for r in rows]
-    return {
-        "latency": latency,
-        "captions": {
+    window = (first_pts, first_pts + len(envelope) / 100)
+    figures: dict[str, Any] = {"latency": latency}
+    for name, segments in (("captions", subs), ("vod_captions", vod_subs)):
+        cues = vtt_cues(segments)
+        rows = caption_offsets(
+            cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *window
+        )
+        starts = [r["start_offset_s"] for r in rows]
+        figures[name] = {
             "alignment_correlation": round(correlation, 3),
             "cues": len(cues),
             "utterances": rows,
             "start_offset_s": summary(starts),
             "abs_start_offset_s": summary([abs(s) for s in starts]),
             "end_offset_s": summary([r["end_offset_s"] for r in rows]),
-        },
-    }
+        }
+    return figures
 
 
 def restart_nginx(folder: Path) -> subprocess.Popen[bytes]:
@@ -245,7 +250,10 @@ async def origin_run(tmp: Path, recording: Path, steps: list[int], step_s: float
                 "requests_per_s": round((marks[1][0] - marks[0][0]) / step_s, 1),
                 "mbit_per_s": round((marks[1][1] - marks[0][1]) * 8 / step_s / 1e6, 1),
                 "nginx_cpu_pct": round(procstat.usage(n0, n1).cpu_pct, 1),
-                "clients_cpu_pct": round(procstat.usage(me0, me1).cpu_pct, 1),
+                # the bench process tree holds nginx too
+                "clients_cpu_pct": round(
+                    procstat.usage(me0, me1).cpu_pct - procstat.usage(n0, n1).cpu_pct, 1
+                ),
                 "machine": procstat.system_usage(sys0, sys1),
                 "segment_fetch_s": summary(fetch),
             }

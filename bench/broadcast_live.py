@@ -249,35 +249,52 @@ def align(program: np.ndarray, clip: np.ndarray, rate: int = 100) -> tuple[float
     return ((len(clip) - best_lag) % len(clip)) / rate, best
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
 def caption_offsets(
     cues: list[tuple[float, float, str, str]],
     clip_zero_s: float,
     loop_s: float,
-    utterances: list[dict[str, float]],
+    utterances: list[dict[str, Any]],
     from_s: float,
     until_s: float,
 ) -> list[dict[str, Any]]:
-    """Per spoken utterance (every loop of the clip within the program): the first cue that
-    starts within it (from 2 s before its speech to its end), and cue start minus speech
-    start; the last such cue's end minus speech end."""
-    rows = []
+    """Each cue is matched to the utterance whose reference shares most of its words (at least
+    half), in the loop of the clip whose speech start is nearest; per utterance spoken: its
+    first cue's start minus the speech start, its last cue's end minus the speech end."""
+    spoken = []
     loop = -1  # the program may start inside a loop of the clip
     while clip_zero_s + loop * loop_s < until_s:
         for u in utterances:
             start = clip_zero_s + loop * loop_s + u["speech_start"]
             end = clip_zero_s + loop * loop_s + u["speech_end"]
-            if start < from_s or end > until_s:
-                continue
-            inside = [c for c in cues if start - 2.0 <= c[0] <= end]
-            if inside:
-                rows.append(
-                    {
-                        "utterance": u["id"],
-                        "loop": loop,
-                        "start_offset_s": round(inside[0][0] - start, 3),
-                        "end_offset_s": round(inside[-1][1] - end, 3),
-                        "cues": len(inside),
-                    }
-                )
+            if start >= from_s and end <= until_s:
+                spoken.append((start, end, u["id"], loop, _words(u["reference"])))
         loop += 1
+    found: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for cue_start, cue_end, _, text in cues:
+        heard = _words(text)
+        if not heard:
+            continue
+        scored = [(len(heard & ref) / len(heard), s) for s in spoken for ref in (s[4],)]
+        best = max((score for score, _ in scored), default=0.0)
+        if best < 0.5:
+            continue
+        candidates = [s for score, s in scored if score == best]
+        start, end, uid, loop, _ = min(candidates, key=lambda s: abs(s[0] - cue_start))
+        found.setdefault((uid, loop), []).append((cue_start, cue_end))
+    rows = []
+    for (uid, loop), times in sorted(found.items(), key=lambda kv: min(kv[1])):
+        start, end = next((s[0], s[1]) for s in spoken if s[2] == uid and s[3] == loop)
+        rows.append(
+            {
+                "utterance": uid,
+                "loop": loop,
+                "start_offset_s": round(min(t[0] for t in times) - start, 3),
+                "end_offset_s": round(max(t[1] for t in times) - end, 3),
+                "cues": len(times),
+            }
+        )
     return rows

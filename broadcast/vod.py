@@ -10,8 +10,12 @@ Layout of ``<recording>/`` (the server lists and serves it to hosts)::
 
 Media segments are hard links to ffmpeg's live ones (a copy across file systems), taken before
 ffmpeg deletes them from the live window. The VOD's caption segments are Parley's own files, not
-links: a correction (a final caption again, same id) rewrites every VOD segment that shows the
-cue, while the live segments already published stay as they were (players cache them forever).
+links, and are timed better than the live ones: a final caption arrives after its words (their
+length plus the recognition's latency), so the live stream can only show it from the next
+segment on, late; the VOD places each cue at the time its words were said, writing again the
+segments it had already written (:meth:`VodRecorder.add_cue`). A correction (a final caption
+again, same id) rewrites every VOD segment that shows the cue, while the live segments already
+published stay as they were (players cache them forever).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ INFO_FILE = "info.json"
 MP4_FILE = "recording.mp4"
 #: the MP4 remux of a long broadcast (copying, no encoding) gets this long
 REMUX_TIMEOUT_S = 600.0
+#: cues are matched to segments written this long after they ended, then forgotten
+KEEP_CUES_S = 120.0
 
 
 @dataclass(slots=True)
@@ -93,6 +99,8 @@ class VodRecorder:
         #: rendition name -> its VOD segments
         self.media: dict[str, list[SegmentEntry]] = {}
         self.captions: list[CaptionSegment] = []
+        #: recent cues at the times their words were said (monotonic), for segments to come
+        self.cues: list[Cue] = []
         self.missed = 0
         self._target_s = 1
 
@@ -139,11 +147,24 @@ class VodRecorder:
                     log.warning("recording missed a segment: %s/%s", name, segment.uri)
         return added
 
-    def add_captions(
-        self, entry: SegmentEntry, epoch: Epoch, start_s: float, cues: Sequence[Cue]
-    ) -> None:
-        """The caption segment the live stream just got, written into the VOD too."""
-        record = CaptionSegment(entry, epoch, start_s, list(cues))
+    def add_cue(self, cue: Cue) -> None:
+        """A new final at the time its words were said: into the segments to come, and into
+        those already written that it overlaps (written again)."""
+        self.cues.append(cue)
+        changed = [r for r in self.captions if _overlaps(r, cue)]
+        for record in changed:
+            record.cues.append(cue)
+            self._write_captions(record)
+        self._append_cues({"cue": [cue.cue_id, cue.start_s, cue.end_s, dict(cue.texts)]})
+
+    def add_captions(self, entry: SegmentEntry, epoch: Epoch, start_s: float) -> None:
+        """The caption segment the live stream just got (same sequence, URI, epoch), with the
+        cues said during it."""
+        end = epoch.origin_s + start_s + entry.duration_s
+        self.cues = [c for c in self.cues if c.end_s > end - KEEP_CUES_S]
+        record = CaptionSegment(entry, epoch, start_s, [])
+        record.cues = [c for c in self.cues if _overlaps(record, c)]
+        cues = record.cues
         self.captions.append(record)
         self._write_captions(record)
         self._append_cues(
@@ -243,6 +264,10 @@ class VodRecorder:
 
     # -- inside ----------------------------------------------------------------------------------
     def _apply_correction(self, cue_id: str, texts: Mapping[str, str]) -> list[CaptionSegment]:
+        self.cues = [
+            Cue(c.cue_id, c.start_s, c.end_s, dict(texts)) if c.cue_id == cue_id else c
+            for c in self.cues
+        ]
         changed: list[CaptionSegment] = []
         for record in self.captions:
             for index, cue in enumerate(record.cues):
@@ -266,6 +291,14 @@ class VodRecorder:
     def _replay(self, line: dict[str, Any]) -> None:
         if "correct" in line:
             self._apply_correction(str(line["correct"]), dict(line["texts"]))
+            return
+        if "cue" in line:
+            i, a, b, t = line["cue"]
+            cue = Cue(str(i), float(a), float(b), dict(t))
+            self.cues.append(cue)
+            for record in self.captions:
+                if _overlaps(record, cue) and all(c.cue_id != cue.cue_id for c in record.cues):
+                    record.cues.append(cue)
             return
         s = line["segment"]
         entry = SegmentEntry(
@@ -320,6 +353,11 @@ class VodRecorder:
             return False
         os.replace(tmp, target)
         return True
+
+
+def _overlaps(record: CaptionSegment, cue: Cue) -> bool:
+    start = record.epoch.origin_s + record.start_s
+    return cue.start_s < start + record.entry.duration_s and cue.end_s > start
 
 
 def whole_vtt(cues: Sequence[tuple[float, float, str, str]]) -> str:

@@ -238,6 +238,10 @@ class BroadcastWorker:
                 continue
             start = caption.end_mono_s - caption.duration_s
             self.packager.add(caption.caption_id, start, caption.end_mono_s, texts)
+            if self.vod is not None:
+                cue = self.packager.cues[-1] if self.packager.cues else None
+                if cue is not None and cue.cue_id == caption.caption_id:
+                    self.vod.add_cue(cue)  # as said (the live one may be shown late)
 
     def _wanted_channels(self) -> tuple[str, ...]:
         known = list(self.job.channels)
@@ -414,7 +418,7 @@ class BroadcastWorker:
             )
             self._subs.append(entry)
             if self.vod is not None:
-                self.vod.add_captions(entry, self._epoch, start, cues)
+                self.vod.add_captions(entry, self._epoch, start)
             self._last_seq = segment.sequence
             wrote = True
         if wrote:

@@ -59,12 +59,17 @@ def test_a_correction_rewrites_every_segment_showing_the_cue_and_survives_a_rest
     epoch = Epoch(origin_s=100.0, mpegts=126_000)
     cue = Cue("c1", 101.5, 104.0, {"s_orig": "Helo", "s_es": "Hola"})
     other = Cue("c2", 103.0, 105.0, {"s_orig": "Fine"})
+    vod.add_cue(cue)
     for n in range(4):
-        entry = SegmentEntry(n, f"id_{n:05d}.vtt", 1.0)
-        shown = [c for c in (cue, other) if c.start_s < 101 + n and c.end_s > 100 + n]
-        vod.add_captions(entry, epoch, float(n), shown)
+        vod.add_captions(SegmentEntry(n, f"id_{n:05d}.vtt", 1.0), epoch, float(n))
     folder = tmp_path / "rec" / "hls" / "s_orig"
     assert "Helo" in (folder / "id_00001.vtt").read_text()
+    assert "Fine" not in (folder / "id_00003.vtt").read_text()
+    # a final that arrives after its segments were written: they are written again, the cue
+    # where its words were said (the live stream could only show it later)
+    vod.add_cue(other)
+    assert "00:00:03.000 --> 00:00:05.000\nFine" in (folder / "id_00003.vtt").read_text()
+    assert "Fine" not in (folder / "id_00002.vtt").read_text()
     assert vod.correct("c1", {"s_orig": "Hello", "s_es": "Hola"}) == 3
     for n in (1, 2, 3):
         text = (folder / f"id_{n:05d}.vtt").read_text()
