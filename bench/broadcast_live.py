@@ -284,6 +284,8 @@ def caption_offsets(
             continue
         candidates = [s for score, s in scored if score == best]
         start, end, uid, loop, _ = min(candidates, key=lambda s: abs(s[0] - cue_start))
+        if abs(start - cue_start) > loop_s / 2:
+            continue  # its utterance was said outside the window watched
         found.setdefault((uid, loop), []).append((cue_start, cue_end))
     rows = []
     for (uid, loop), times in sorted(found.items(), key=lambda kv: min(kv[1])):

@@ -236,8 +236,10 @@ class BroadcastWorker:
                 if self.vod is not None:
                     self.vod.correct(caption.caption_id, texts)
                 continue
-            start = caption.end_mono_s - caption.duration_s
-            self.packager.add(caption.caption_id, start, caption.end_mono_s, texts)
+            # the words reached the server at end_mono_s; the program plays them after the
+            # mixer's buffer (its jitter margin), so the cue goes there too
+            end = caption.end_mono_s + self.mixer.delay_s(caption.participant_id)
+            self.packager.add(caption.caption_id, end - caption.duration_s, end, texts)
             if self.vod is not None:
                 cue = self.packager.cues[-1] if self.packager.cues else None
                 if cue is not None and cue.cue_id == caption.caption_id:

@@ -92,3 +92,27 @@ def test_whole_files() -> None:
     assert whole_srt(cues) == (
         "1\n00:00:01,500 --> 00:00:04,000\nHello <there>\n\n2\n00:01:01,000 --> 00:01:02,250\nBye\n"
     )
+
+
+def test_the_mixers_delay_follows_its_buffer() -> None:
+    import numpy as np
+    from av import AudioFrame
+
+    from broadcast.mixing import AUDIO_RATE, PREBUFFER_SAMPLES, AudioMixer
+    from broadcast.program import AudioSource
+
+    mixer = AudioMixer()
+    assert mixer.delay_s("nobody") == PREBUFFER_SAMPLES / AUDIO_RATE
+
+    def pcm(chunks: int) -> AudioFrame:
+        frame = AudioFrame.from_ndarray(
+            np.zeros((1, 960 * chunks), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        return frame
+
+    mixer.push("p", pcm(15))  # 300 ms ahead, then 20 ms in for each 20 ms out
+    for _ in range(300):
+        mixer.push("p", pcm(1))
+        mixer.tick({"floor": AudioSource(floor=True)}, ["p"])
+    assert abs(mixer.delay_s("p") - 0.3) < 0.01
