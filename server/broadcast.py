@@ -49,6 +49,9 @@ WATCH_PATH = "/watch.html"
 RESTART_DELAY_S = 1.0
 #: a worker that was asked to stop gets this long to write its last segments and ENDLIST
 STOP_TIMEOUT_S = 15.0
+#: and, when the broadcast is kept, this much more to finish its recording (the MP4 remux of a
+#: long broadcast: copying, no encoding); ``stop`` returns after STOP_TIMEOUT_S meanwhile
+RECORDING_FINISH_S = 600.0
 _ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 _TYPES = {
@@ -142,8 +145,12 @@ class BroadcastManager:
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
-        if current.supervisor is not None:
-            await current.supervisor
+        supervisor = current.supervisor
+        if supervisor is not None:
+            await asyncio.wait({supervisor}, timeout=STOP_TIMEOUT_S)
+            if not supervisor.done():  # the recording is being finished: awaited by aclose
+                self._ending.add(supervisor)
+                supervisor.add_done_callback(self._ending.discard)
         log.info("broadcast stopped", room=room)
 
     def room_closed(self, room: str) -> None:
@@ -240,8 +247,9 @@ class BroadcastManager:
             log.warning("broadcast worker exited", room=current.room, code=code)
             await asyncio.sleep(RESTART_DELAY_S)
         if current.stopping and current.process.returncode is None:
+            timeout_s = STOP_TIMEOUT_S + (RECORDING_FINISH_S if self.recordings else 0.0)
             try:
-                await asyncio.wait_for(current.process.wait(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(current.process.wait(), timeout_s)
             except TimeoutError:
                 current.process.kill()
                 await current.process.wait()

@@ -121,11 +121,20 @@ async def test_a_kept_broadcast_plays_whole_with_the_corrected_line(
         lambda: any(m["type"] == "broadcast" and not m["on_air"] for m in host.messages), 60
     )
 
-    await host.send({"type": "recordings"})
-    assert await host.wait_for(lambda: any(m["type"] == "recordings" for m in host.messages), 10)
-    listing = next(m for m in host.messages if m["type"] == "recordings")
-    assert listing["kept"] is True and len(listing["recordings"]) == 1
-    kept = listing["recordings"][0]
+    # the recording is finished (MP4, whole-broadcast files) once it is no longer "recording"
+    deadline = time.monotonic() + 60
+    while True:
+        host.messages = [m for m in host.messages if m["type"] != "recordings"]
+        await host.send({"type": "recordings"})
+        assert await host.wait_for(
+            lambda: any(m["type"] == "recordings" for m in host.messages), 10
+        )
+        listing = next(m for m in host.messages if m["type"] == "recordings")
+        assert listing["kept"] is True and len(listing["recordings"]) == 1
+        kept = listing["recordings"][0]
+        if not kept["recording"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
     names = {f["name"] for f in kept["files"]}
     assert names == {
         "recording.mp4",
