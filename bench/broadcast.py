@@ -45,6 +45,7 @@ from bench.broadcast_live import (  # noqa: E402
     Watcher,
     align,
     caption_offsets,
+    chromium_glass,
     file_envelope,
     program_audio,
     summary,
@@ -91,7 +92,7 @@ def worker_pid(server_pid: int) -> int | None:
 
 
 async def live_run(
-    tmp: Path, renditions: str, seconds: float, *, captions: bool, watch: bool
+    tmp: Path, renditions: str, seconds: float, *, captions: bool, watch: bool, chromium: bool
 ) -> dict[str, Any]:
     clip = LONGFORM / "en_fleurs_concat.flac"
     server = ServerProcess(tmp, config(tmp, renditions, captions=captions))
@@ -116,6 +117,13 @@ async def live_run(
         assert master.exists()
         pid = worker_pid(server.proc.pid if server.proc else 0)
         watching = asyncio.create_task(watcher.run(stop)) if watch else None
+        browser = None
+        if watch and chromium:
+            (tmp / "chromium").mkdir()
+            url = f"{server.http_url}/watch.html?room={ROOM}"
+            browser = asyncio.create_task(
+                asyncio.to_thread(chromium_glass, url, seconds, tmp / "chromium")
+            )
         await asyncio.sleep(5)  # warm-up
         before = procstat.process_cpu(pid) if pid else None
         system_before = procstat.system_cpu()
@@ -125,6 +133,8 @@ async def live_run(
         if before and after:
             result["worker_cpu"] = procstat.usage(before, after).as_dict()
         result["machine"] = procstat.system_usage(system_before, system_after)
+        if browser is not None:
+            result["chromium"] = await browser
         stop.set()
         if watching is not None:
             await watching
@@ -286,13 +296,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(name)
         (tmp / "two").mkdir()
         out["two_renditions"] = await live_run(
-            tmp / "two", args.renditions, args.seconds, captions=True, watch=True
-        )
+            tmp / "two", args.renditions, args.seconds, captions=True, watch=True,
+            chromium=args.chromium,
+        )  # fmt: skip
         print(f"[broadcast] live {json.dumps(out['two_renditions'])[:1500]}", flush=True)
         (tmp / "one").mkdir()
         out["one_rendition"] = await live_run(
             tmp / "one", args.renditions.split(",")[0], args.cpu_seconds, captions=False,
-            watch=False,
+            watch=False, chromium=False,
         )  # fmt: skip
         recording = out["two_renditions"].get("recording")
         if recording and args.viewers:
@@ -313,6 +324,10 @@ def main() -> int:
     ap.add_argument("--cpu-seconds", type=float, default=None)
     ap.add_argument("--viewers", default=None, help="viewer counts, e.g. 50,100,200,400")
     ap.add_argument("--step-s", type=float, default=None)
+    ap.add_argument(
+        "--no-chromium", dest="chromium", action="store_false",
+        help="no watch page in Chromium (glass-to-glass then only computed)",
+    )  # fmt: skip
     args = ap.parse_args()
     args.seconds = args.seconds or (60 if args.short else 120)
     args.cpu_seconds = args.cpu_seconds or (20 if args.short else 60)

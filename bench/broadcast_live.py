@@ -1,10 +1,11 @@
 """The live half of bench/broadcast.py: a camera that shows the time, an HLS watcher that notes
 when each segment became available, and the arithmetic of latency and caption offsets.
 
-Clocks: every process here is on one machine, so ``time.monotonic()`` (CLOCK_MONOTONIC) is one
-clock for the speaker, the server, the worker and the watcher. The camera writes the monotonic
+Clocks: every process here is on one machine, so the wall clock (``time.time()``, Chromium's
+``Date.now()``) is one clock for the speaker, the watcher and the browser. The camera writes the
 milliseconds of each frame into the frame (blocks at the top, with a check row); the watcher
-reads them back from the HLS video, so "glass" is the instant aiortc took the frame.
+reads them back from the HLS video, and the watch page in Chromium from the picture it shows,
+so "glass" is the instant aiortc took the frame and the other glass the page's video.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ROWS = 3
 
 
 class ClockVideo(VideoStreamTrack):
-    """Camera frames carrying ``time.monotonic()`` in ms at the moment aiortc asks for them."""
+    """Camera frames carrying ``time.time()`` in ms (low 32 bits) when aiortc asks for them."""
 
     def __init__(self, width: int = 640, height: int = 360) -> None:
         super().__init__()
@@ -40,7 +41,7 @@ class ClockVideo(VideoStreamTrack):
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
-        value = int(time.monotonic() * 1000) & 0xFFFFFFFF
+        value = int(time.time() * 1000) & 0xFFFFFFFF
         y = np.full((self.height, self.width), 96, dtype=np.uint8)
         words = (value & 0xFFFF, value >> 16, ~value & 0xFFFF)
         block_w, block_h = self.width // BITS, self.height // 9
@@ -75,7 +76,7 @@ class Fetched:
     sequence: int
     uri: str
     duration_s: float
-    #: monotonic time the watcher first saw it listed (polling every POLL_S)
+    #: wall-clock time the watcher first saw it listed (polling every POLL_S)
     listed_s: float
     body: bytes
 
@@ -100,7 +101,7 @@ class Watcher:
                 status, body = await http.get(f"{self.base}/{track}/index.m3u8")
                 if status != 200:
                     continue
-                now = time.monotonic()
+                now = time.time()
                 for segment in parse_media_playlist(body.decode()).segments:
                     if segment.sequence <= last[track]:
                         continue
@@ -142,7 +143,7 @@ def video_latency(segments: list[Fetched], hold_back_s: float) -> dict[str, Any]
     if not frames:
         return {"frames": 0}
     # the clock is 32 bits of ms: unwrap against the watcher's clock
-    now_ms = int(time.monotonic() * 1000)
+    now_ms = int(time.time() * 1000)
     high = now_ms - (now_ms & 0xFFFFFFFF)
     origin = [segments[i].listed_s - (high / 1000 + c) for _, c, i in frames]
     shown = []
@@ -300,3 +301,64 @@ def caption_offsets(
             }
         )
     return rows
+
+
+#: the watch page's picture, read back: the camera's milliseconds, and now
+GLASS_JS = """() => {
+  const v = document.getElementById('watch-video');
+  if (!v || v.readyState < 2 || !v.videoWidth || v.paused) return null;
+  const c = window.__glass || (window.__glass = document.createElement('canvas'));
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d', { willReadFrequently: true });
+  g.drawImage(v, 0, 0);
+  const w = c.width, bw = w / 16, bh = c.height / 9;
+  const d = g.getImageData(0, 0, w, Math.ceil(bh * 3)).data;
+  const words = [];
+  for (let row = 0; row < 3; row++) {
+    let word = 0;
+    for (let bit = 0; bit < 16; bit++) {
+      const x = Math.floor((bit + 0.5) * bw), y = Math.floor((row + 0.5) * bh);
+      if (d[(y * w + x) * 4] > 128) word |= 1 << bit;
+    }
+    words.push(word);
+  }
+  if (words[2] !== (~words[0] & 0xffff)) return null;
+  const value = (words[0] | (words[1] << 16)) >>> 0;
+  let glass = (Date.now() % 4294967296) - value;
+  if (glass < 0) glass += 4294967296;
+  const hls = window.watch && window.watch.hls;
+  return { glass_ms: glass, hls_latency_s: hls ? hls.latency : null };
+}"""
+
+
+def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, Any]:
+    """Headless Chromium plays the watch page; every 250 ms the picture it shows is read back:
+    glass-to-glass = now - the camera's time in that picture (a thread of its own: Playwright's
+    sync API runs no event loop)."""
+    from tests.support.browser import launched_chromium, silent_wav
+    from tests.support.netns import Namespace
+
+    samples: list[float] = []
+    latencies: list[float] = []
+    netns = Namespace(isolated=False)
+    try:
+        with launched_chromium(netns, folder, silent_wav(folder / "mic.wav")) as browser:
+            page = browser.new_page()
+            page.goto(watch_url)
+            deadline = time.monotonic() + 60
+            while page.evaluate(GLASS_JS) is None:
+                if time.monotonic() > deadline:
+                    return {"error": "the watch page did not play"}
+                page.wait_for_timeout(250)
+            page.wait_for_timeout(3000)  # settled at its live position
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                got = page.evaluate(GLASS_JS)
+                if got is not None:
+                    samples.append(got["glass_ms"] / 1000)
+                    if got["hls_latency_s"] is not None:
+                        latencies.append(float(got["hls_latency_s"]))
+                page.wait_for_timeout(250)
+    finally:
+        netns.close()
+    return {"glass_s": summary(samples), "hls_latency_s": summary(latencies)}
