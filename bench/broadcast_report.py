@@ -131,6 +131,14 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {run.get('renditions', '–')} | {cpu.get('cpu_pct', '–')} |"
             f" {cpu.get('runqueue_wait_pct', '–')} |"
         )
+    out += [
+        "",
+        "Run-queue wait is the time the worker's threads were ready but had no core (per cent of"
+        " one core, summed over threads): above 100 % the two cores were saturated by others, so"
+        " the CPU figures are what the worker got (x264 `ultrafast`, 25 fps, the test picture),"
+        " and the 2-rendition run also had the speech worker (captions on) competing; the"
+        " stream kept up (glass-to-origin above).",
+    ]
     origin = result.get("origin")
     out += ["", "Origin: nginx 1 worker process, config/nginx-broadcast.conf, a live replay of the"
             " recording above; each viewer one keep-alive connection, 3 playlists every second"
