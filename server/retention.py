@@ -29,7 +29,7 @@ from .settings import RetentionSettings
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["captions", "chat"]
+Kind = Literal["captions", "chat", "audience"]
 
 
 class Retention:
@@ -60,6 +60,22 @@ class Retention:
             f"final {kinds} as JSON lines under {self.directory}/<room>/, "
             f"deleted after {self.settings.max_age_h:g} h"
         )
+
+    def write_export(self, room: str, json_text: str, csv_text: str) -> None:
+        """An ended room's audience (``kinds`` has "audience"): JSON and CSV beside its other
+        records, deleted with them (PROTOCOL.md "Audience")."""
+        if "audience" not in self._kinds:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        directory = self.directory / room
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for suffix, text in ((".json", json_text), (".csv", csv_text)):
+                (directory / f"audience-{now:%Y-%m-%dT%H%M%S}{suffix}").write_text(
+                    text, encoding="utf-8"
+                )
+        except OSError as exc:
+            log.error("cannot store the audience export", room=room, error=exc.strerror)
 
     def record(self, room: str, kind: Kind, fields: Mapping[str, Any]) -> None:
         """Keep one record (a final caption, a chat message) if ``kind`` is retained.
@@ -107,7 +123,7 @@ class Retention:
             return 0
         cutoff = (time.time() if now_s is None else now_s) - self.settings.max_age_h * 3600
         removed = 0
-        for path in self.directory.glob("*/*.jsonl"):
+        for path in [*self.directory.glob("*/*.jsonl"), *self.directory.glob("*/audience-*")]:
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()

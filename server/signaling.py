@@ -53,6 +53,7 @@ from .transcript import RoomTranscript
 from .turn import ice_servers_for
 
 if TYPE_CHECKING:
+    from .audience.service import AudienceService
     from .broadcast import BroadcastManager
     from .captions import CaptionService
     from .chat import RoomChat
@@ -147,6 +148,8 @@ class SignalingServer:
         self.retention: Retention | None = None
         #: HLS broadcasts ([broadcast]); set by the App
         self.broadcasts: BroadcastManager | None = None
+        #: audience questions and polls ([audience], issue 16); set by the App
+        self.audience: AudienceService | None = None
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()
@@ -411,6 +414,8 @@ class SignalingServer:
         client.send(protocol.encode("joined", **joined))
         room_features.on_joined(self, live, client)
         broadcast.on_joined(self, live, client, created)
+        if self.audience is not None:  # audience (issue 16): hosts get the moderation link
+            self.audience.on_joined(live.name, client, participant.role)
         if live.glossary:
             client.send(interpreting.glossary_message(live.glossary, None))
         live.broadcast(
@@ -484,6 +489,8 @@ class SignalingServer:
         if emptied:
             self.rooms.pop(live.name, None)
             broadcast.on_room_closed(self, live)
+            if self.audience is not None:  # audience (issue 16): exported, then dropped
+                self.audience.room_closed(live.name)
             moderation.close_lobby(live)
             await room_features.on_room_closed(live)
         elif self.auth_mode == "open":
@@ -509,6 +516,8 @@ class SignalingServer:
             live.clients.clear()
             live.waiting.clear()
             broadcast.on_room_closed(self, live)
+            if self.audience is not None:  # audience (issue 16): exported, then dropped
+                self.audience.room_closed(live.name)
             live.channels.close()
             if self.captions is not None:
                 self.captions.languages_changed()
