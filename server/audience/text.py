@@ -33,10 +33,32 @@ def clean_text(text: str, *, max_chars: int) -> str:
     return folded
 
 
+#: English function words: machine translations into the pivot vary most in these
+#: ("It will record the presentation?" / "Will the presentation be recorded?")
+_STOPWORDS = frozenset(
+    "a an the it its is are was were be been being do does did will would shall should can "
+    "could may might must to of in on at by for with from as that this these those there here "
+    "i you he she we they me him her us them my your our their what which who whom whose "
+    "and or but if so not no yes have has had up".split()
+)
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
 def tokens(text: str) -> frozenset[str]:
-    """Casefolded words, punctuation and symbols stripped: what near-duplicates compare."""
+    """What near-duplicates compare: casefolded words, punctuation and symbols stripped,
+    English function words dropped, crude suffixes (-ing, -ed, -es, -s) cut; all words when
+    nothing else is left."""
     kept = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text.casefold())
-    return frozenset(kept.split())
+    words = kept.split()
+    content = frozenset(_stem(w) for w in words if w not in _STOPWORDS)
+    return content or frozenset(words)
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
