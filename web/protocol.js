@@ -611,6 +611,11 @@ export class ParleySession extends EventTarget {
 
 /** Handlers for server -> client messages, keyed by `type`; `this` is the session. */
 ParleySession.prototype._handlers = {
+  // a host's link to moderate the audience's questions and polls (PROTOCOL.md "Audience")
+  audience(msg) {
+    this.audience = { moderateUrl: msg.moderate_url ?? null };
+    this._emit("audience", this.audience);
+  },
   broadcast(msg) {
     this.broadcast = {
       onAir: Boolean(msg.on_air),
