@@ -26,6 +26,8 @@ _STATUS_OF: dict[str, Status] = {
     "live": "live",
     "answered": "answered",
 }
+#: groups a moderator's view holds at most (the newest)
+QUEUE_MAX_GROUPS = 200
 PUBLIC: frozenset[str] = frozenset({"approved", "live", "answered"})
 
 
@@ -130,6 +132,11 @@ class AudienceBoard:
         #: (viewer, casefolded text) already submitted: exact resubmissions are refused
         self._seen: set[tuple[str, str]] = set()
         self._pending = 0
+        #: group (its leader's id) -> its members, the leader first
+        self._groups: dict[str, list[AudienceItem]] = {}
+        #: pivot-language word -> leaders whose pivot text has it (candidates to compare)
+        self._index: dict[str, set[str]] = {}
+        self._leader_tokens: dict[str, frozenset[str]] = {}
 
     # -- viewers ---------------------------------------------------------------------------------
     def is_banned(self, viewer_id: str, address: str) -> bool:
@@ -171,6 +178,7 @@ class AudienceBoard:
         item = AudienceItem(item_id, kind, viewer_id, name, address, lang, kept, now)
         item.group = item_id
         self.items[item_id] = item
+        self._groups[item_id] = [item]
         self._pending += 1
         if lang == self.pivot:
             self._regroup(item)
@@ -213,23 +221,33 @@ class AudienceBoard:
             item.untranslated[lang] = reason
 
     def _regroup(self, item: AudienceItem) -> None:
-        """Join the first group (of the same kind, not dismissed) whose leader asks nearly the
-        same in the pivot language; an item leads its own group otherwise."""
-        if item.group != item.item_id or any(
-            m.group == item.item_id for m in self.items.values() if m is not item
-        ):
+        """Join the oldest group (of the same kind, not dismissed) whose leader asks nearly the
+        same in the pivot language; else lead a group others may join. Only leaders sharing a
+        word are compared (an inverted index), so a submission costs its candidates, not the
+        board's size."""
+        if item.group != item.item_id or len(self._groups[item.item_id]) > 1:
             return  # already in a group, or leads one that others joined
-        mine = tokens(item.text_in(self.pivot))
-        for leader in self.items.values():
-            if leader is item or leader.group != leader.item_id or leader.kind != item.kind:
+        pivot = self._pivot_of(item)
+        if pivot is None:
+            return
+        mine = tokens(pivot)
+        candidates: set[str] = set()
+        for word in mine:
+            candidates |= self._index.get(word, set())
+        for leader_id in sorted(candidates, key=lambda i: int(i[1:])):
+            leader = self.items[leader_id]
+            if leader.kind != item.kind or leader.status == "dismissed":
                 continue
-            if leader.status == "dismissed" or self._pivot_of(leader) is None:
-                continue
-            if jaccard(mine, tokens(self._pivot_of(leader) or "")) >= self.limits.group_threshold:
-                item.group = leader.item_id
+            if jaccard(mine, self._leader_tokens[leader_id]) >= self.limits.group_threshold:
+                del self._groups[item.item_id]
+                self._groups[leader_id].append(item)
+                item.group = leader_id
                 if leader.status != "pending" and item.status == "pending":
                     self._decide(item, leader.status, item.submitted_at)
                 return
+        self._leader_tokens[item.item_id] = mine
+        for word in mine:
+            self._index.setdefault(word, set()).add(item.item_id)
 
     def _pivot_of(self, item: AudienceItem) -> str | None:
         if item.lang == self.pivot:
@@ -239,7 +257,7 @@ class AudienceBoard:
 
     # -- moderators ------------------------------------------------------------------------------
     def members(self, group: str) -> list[AudienceItem]:
-        return [m for m in self.items.values() if m.group == group]
+        return self._groups.get(group, [])
 
     def vote_count(self, group: str) -> int:
         voters: set[str] = set()
@@ -282,13 +300,13 @@ class AudienceBoard:
 
     # -- views -----------------------------------------------------------------------------------
     def queue(self, lang: str) -> list[dict[str, Any]]:
-        """The moderators' view in ``lang``: groups (newest first) with their members'
-        originals one click away."""
+        """The moderators' view in ``lang``: the newest ``QUEUE_MAX_GROUPS`` groups, newest
+        first, with their members' originals one click away."""
         groups: list[dict[str, Any]] = []
-        for leader in self.items.values():
-            if leader.group != leader.item_id:
-                continue
-            members = self.members(leader.item_id)
+        for members in reversed(self._groups.values()):
+            if len(groups) >= QUEUE_MAX_GROUPS:
+                break
+            leader = members[0]
             groups.append(
                 {
                     "id": leader.item_id,
@@ -313,15 +331,15 @@ class AudienceBoard:
                     ],
                 }
             )
-        groups.reverse()
         return groups
 
     def document(self, lang: str) -> dict[str, Any]:
         """What the audience of ``lang`` sees: approved questions and comments, one entry per
         group, in ``lang`` where translated (else the original, marked)."""
         entries: dict[str, list[dict[str, Any]]] = {"questions": [], "comments": []}
-        for leader in self.items.values():
-            if leader.group != leader.item_id or leader.status not in PUBLIC:
+        for members in self._groups.values():
+            leader = members[0]
+            if leader.status not in PUBLIC:
                 continue
             translated = leader.lang == lang or lang in leader.translations
             entries["questions" if leader.kind == "question" else "comments"].append(
@@ -332,7 +350,7 @@ class AudienceBoard:
                     "original_lang": leader.lang,
                     "name": leader.name,
                     "status": leader.status,
-                    "asked": len(self.members(leader.item_id)),
+                    "asked": len(members),
                     "votes": self.vote_count(leader.item_id),
                     "at": round(leader.submitted_at, 3),
                 }

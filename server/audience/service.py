@@ -19,6 +19,7 @@ Queues and their policies:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -140,6 +141,8 @@ class AudienceService:
         #: (text, target) pairs sent to the speech worker: grows with languages × texts
         self.translate_calls = 0
         self.shed_jobs = 0
+        #: refused messages by code (for /metrics)
+        self.refused: collections.Counter[str] = collections.Counter()
         #: (room, item, lang) queued or being translated: never asked twice
         self._inflight: set[tuple[str, str, str]] = set()
         #: closings of the sockets of rooms that ended (awaited by :meth:`aclose`)
@@ -331,6 +334,7 @@ class AudienceService:
                 ref = msg.type
                 reply = self._apply(room, msg, hello, name, address, moderator=moderator)
             except AudienceError as exc:
+                self.refused[exc.code] += 1
                 fields: dict[str, Any] = {"code": exc.code, "message": exc.message, "ref": ref}
                 if exc.retry_after_ms is not None:
                     fields["retry_after_ms"] = exc.retry_after_ms
