@@ -67,6 +67,7 @@ class LiveState:
     #: audience (issue 16): (text, language) translations asked, items held, refusals by code
     audience_translations: int = 0
     audience_items: int = 0
+    audience_translation_jobs: int = 0
     audience_refused: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -140,6 +141,7 @@ async def gather_live_state(
         state.audience_translations = signaling.audience.translate_calls
         state.audience_items = sum(len(r.board.items) for r in signaling.audience.rooms.values())
         state.audience_refused = dict(signaling.audience.refused)
+        state.audience_translation_jobs = signaling.audience.pending_translations
     return state
 
 
@@ -219,6 +221,11 @@ class LiveStateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "parley_audience_items", "Audience questions and comments held", value=s.audience_items
+        )
+        yield GaugeMetricFamily(
+            "parley_audience_translation_jobs",
+            "Audience translation jobs queued or running",
+            value=s.audience_translation_jobs,
         )
         refused = CounterMetricFamily(
             "parley_audience_refused", "Audience messages refused, by code", labels=["code"]

@@ -141,12 +141,18 @@ class AudienceService:
         #: (text, target) pairs sent to the speech worker: grows with languages × texts
         self.translate_calls = 0
         self.shed_jobs = 0
+        self._busy = 0
         #: refused messages by code (for /metrics)
         self.refused: collections.Counter[str] = collections.Counter()
         #: (room, item, lang) queued or being translated: never asked twice
         self._inflight: set[tuple[str, str, str]] = set()
         #: closings of the sockets of rooms that ended (awaited by :meth:`aclose`)
         self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def pending_translations(self) -> int:
+        """Translation jobs queued or running."""
+        return self._jobs.qsize() + self._busy
 
     # -- room lifecycle (signaling hooks) --------------------------------------------------------
     def room_for(self, name: str) -> RoomAudience:
@@ -460,10 +466,13 @@ class AudienceService:
     async def _run_translations(self) -> None:
         while True:
             job = await self._jobs.get()
+            self._busy = 1
             try:
                 await self._translate_job(job)
             except Exception:  # boundary: one failed job must not stop the others
                 log.exception("audience translation failed", room=job.room)
+            finally:
+                self._busy = 0
 
     async def _translate_job(self, job: _Job) -> None:
         results: list[Mapping[str, Translation]] = []
