@@ -12,10 +12,12 @@ import json
 import secrets
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from server.app import App
 from tests.support.app import started_app, ws_url
@@ -261,3 +263,41 @@ def document_at(app: App, path: str) -> tuple[int, None, None]:
             return r.status, None, None
     except urllib.error.HTTPError as exc:
         return exc.code, None, None
+
+
+async def test_export_only_under_retention(tmp_path: Path) -> None:
+    """When the room ends its audience is written (JSON + CSV) only with ``"audience"`` in
+    ``[retention] kinds``; the purge deletes it with the room's other records."""
+    kept = await started_app(
+        server={"data_dir": str(tmp_path / "kept")},
+        retention={"mode": "jsonl", "kinds": ["audience"]},
+    )
+    off = await started_app(server={"data_dir": str(tmp_path / "off")})
+    try:
+        for app in (kept, off):
+            host, key = await host_link(app)
+            viewer = await Viewer.open(app, "en")
+            assert (await viewer.call({"type": "ask", "text": "Kept or not?"}))["type"] == (
+                "accepted"
+            )
+            moderator = await Viewer.open(app, "en", moderator_key=key)
+            poll = await moderator.call(
+                {"type": "poll_create", "question": "Yes?", "options": ["Yes", "No"], "lang": "en"}
+            )
+            await viewer.call({"type": "poll_vote", "poll_id": poll["id"], "option": 1})
+            await moderator.call({"type": "poll_close", "poll_id": poll["id"]})
+            await host.close()
+            await asyncio.sleep(0.5)  # the room closes; the sockets are closed with it
+            with pytest.raises(ConnectionClosed):
+                await viewer.ws.recv()
+        files = sorted((tmp_path / "kept" / "transcripts" / ROOM).iterdir())
+        assert [f.suffix for f in files] == [".csv", ".json"], files
+        records = json.loads(files[1].read_text())
+        assert records["items"][0]["text"] == "Kept or not?"
+        assert records["polls"][0]["counts"] == [0, 1] and records["polls"][0]["closed_at"]
+        assert "Kept or not?" in files[0].read_text()
+        assert not (tmp_path / "off" / "transcripts").exists()
+        assert kept.retention.purge(now_s=time.time() + 10 * 365 * 86400) == 2
+    finally:
+        await kept.stop()
+        await off.stop()
