@@ -196,8 +196,7 @@ async def run(args: argparse.Namespace, server: ServerProcess) -> dict[str, Any]
     port = server.port
     host = await RawClient.connect(server.ws_url)
     await host.send({"type": "join", "room": ROOM, "name": "Host", "lang": "en"})
-    await host.recv("joined")
-    key = (await host.recv("audience"))["moderate_url"].split("#key=", 1)[1]
+    key = (await host.recv("joined"))["moderate_url"].split("#key=", 1)[1]
     moderator = await Socket.open(port, "127.0.0.1", "en", moderator_key=key)
     sources = [f"127.0.{2 + i // 250}.{1 + i % 250}" for i in range(args.submitters)]
     submitters = [await Socket.open(port, s, "en") for s in sources]

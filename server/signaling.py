@@ -403,6 +403,8 @@ class SignalingServer:
         }
         if participant.role == "host":
             joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
+        if self.audience is not None:  # audience (issue 16): hosts get the moderation link
+            joined.update(self.audience.on_joined(room_name, participant.role))
         # ICE servers (with TURN credentials) only now that the credentials were checked,
         # never past the room token's expiry (PROTOCOL.md "joined")
         joined["ice_servers"] = ice_servers_for(
@@ -414,8 +416,6 @@ class SignalingServer:
         client.send(protocol.encode("joined", **joined))
         room_features.on_joined(self, live, client)
         broadcast.on_joined(self, live, client, created)
-        if self.audience is not None:  # audience (issue 16): hosts get the moderation link
-            self.audience.on_joined(live.name, client, participant.role)
         if live.glossary:
             client.send(interpreting.glossary_message(live.glossary, None))
         live.broadcast(

@@ -611,11 +611,6 @@ export class ParleySession extends EventTarget {
 
 /** Handlers for server -> client messages, keyed by `type`; `this` is the session. */
 ParleySession.prototype._handlers = {
-  // a host's link to moderate the audience's questions and polls (PROTOCOL.md "Audience")
-  audience(msg) {
-    this.audience = { moderateUrl: msg.moderate_url ?? null };
-    this._emit("audience", this.audience);
-  },
   broadcast(msg) {
     this.broadcast = {
       onAir: Boolean(msg.on_air),
@@ -647,6 +642,9 @@ ParleySession.prototype._handlers = {
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;
+    // a host's link to moderate the audience's questions and polls (PROTOCOL.md "Audience")
+    this.audience = { moderateUrl: msg.moderate_url ?? null };
+    this._emit("audience", this.audience);
     this._attempt = 0;
     if (reconnected) this.reconnects += 1;
     if (this.captionsAvailable !== false) this._send({ type: "captions", languages: this.languages });

@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -39,7 +39,6 @@ from websockets.http11 import Response
 
 from interpret.frames import Translated, Translation
 
-from .. import protocol
 from ..auth import AuthError
 from ..web import text_response
 from . import wire
@@ -66,10 +65,6 @@ CLOSE_NO_ROOM = 4404
 CLOSE_FORBIDDEN = 4403
 _DOC = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/(questions|polls)\.([a-z]{2,3})\.json$")
 _SOCKET = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/audience$")
-
-
-class _Sends(Protocol):
-    def send(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +159,11 @@ class AudienceService:
             room = self.rooms[name] = RoomAudience(name, board, PollBook())
         return room
 
-    def on_joined(self, name: str, client: _Sends, role: str) -> None:
-        """A participant joined ``name`` (its board exists from now on); a host is sent the
-        moderation link (PROTOCOL.md "Audience")."""
+    def on_joined(self, name: str, role: str) -> dict[str, str]:
+        """A participant joins ``name`` (its board exists from now on): the fields their
+        ``joined`` gets: a host's moderation link (PROTOCOL.md "Audience")."""
         self.room_for(name)
-        if role == "host":
-            client.send(protocol.encode("audience", moderate_url=self.moderate_url(name)))
+        return {"moderate_url": self.moderate_url(name)} if role == "host" else {}
 
     def moderate_url(self, name: str) -> str:
         return f"/moderate.html?room={name}#key={self.room_for(name).moderator_key}"

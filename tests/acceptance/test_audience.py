@@ -94,8 +94,7 @@ async def read_document(app: App, name: str, predicate: Any, timeout_s: float = 
 async def host_link(app: App) -> tuple[RawClient, str]:
     host = await RawClient.connect(ws_url(app))
     await host.send({"type": "join", "room": ROOM, "name": "Hana", "lang": "en"})
-    await host.recv("joined")
-    link = (await host.recv("audience"))["moderate_url"]
+    link = (await host.recv("joined"))["moderate_url"]
     assert link.startswith(f"/moderate.html?room={ROOM}#key=")
     return host, link.split("#key=", 1)[1]
 
