@@ -261,8 +261,8 @@ class AudienceService:
         if not isinstance(hello, wire.Hello):
             await ws.close(1008, "hello_required")
             return
-        name, moderator = self._identify(room, hello)
-        if name is None and not moderator and not self._may_watch(room.name, Headers()):
+        name, moderator, authorized = self._identify(room, hello)
+        if not authorized and not self._may_watch(room.name, Headers()):
             await ws.close(CLOSE_FORBIDDEN, "token_required")
             return
         room.sockets.add(ws)
@@ -284,8 +284,12 @@ class AudienceService:
                 self._translate_pending(room, hello.lang)
                 async with asyncio.TaskGroup() as tg:
                     pusher = tg.create_task(self._push_queue(ws, room, hello.lang, stale))
-                    await self._serve(ws, room, hello, name, address, moderator=True)
-                    pusher.cancel()
+                    try:
+                        await self._serve(ws, room, hello, name, address, moderator=True)
+                    except ConnectionClosed:
+                        pass
+                    finally:
+                        pusher.cancel()
             else:
                 await self._serve(ws, room, hello, name, address, moderator=False)
         except ConnectionClosed:
@@ -294,19 +298,20 @@ class AudienceService:
             room.sockets.discard(ws)
             room.moderators.pop(id(ws), None)
 
-    def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool]:
-        """(the token's name, is a moderator): the room's moderator key, or a host token."""
+    def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool, bool]:
+        """(the token's name, is a moderator, holds a valid room token or the moderator key):
+        the room's moderator key or a host token moderates."""
         if hello.moderator_key is not None and hmac.compare_digest(
             hello.moderator_key, room.moderator_key
         ):
-            return None, True
+            return None, True, True
         if hello.token is None or self._verifier is None:
-            return None, False
+            return None, False, False
         try:
             grant = self._verifier.verify(hello.token, room.name)
         except AuthError:
-            return None, False
-        return grant.name, grant.role == "host"
+            return None, False, False
+        return grant.name, grant.role == "host", True
 
     async def _serve(
         self,
@@ -418,6 +423,12 @@ class AudienceService:
         self, ws: ServerConnection, room: RoomAudience, lang: str, stale: asyncio.Event
     ) -> None:
         stale.set()
+        with contextlib.suppress(ConnectionClosed):
+            await self._push_while_open(ws, room, lang, stale)
+
+    async def _push_while_open(
+        self, ws: ServerConnection, room: RoomAudience, lang: str, stale: asyncio.Event
+    ) -> None:
         while True:
             await stale.wait()
             stale.clear()

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -300,3 +301,44 @@ async def test_export_only_under_retention(tmp_path: Path) -> None:
     finally:
         await kept.stop()
         await off.stop()
+
+
+async def test_token_mode_named_viewers_and_host_tokens_moderate() -> None:
+    """Token mode: a viewer token names its viewer; a host token moderates; without a token
+    the socket is closed 4403 and the documents answer 403."""
+    secret = "0123456789abcdef" * 4
+    app = await started_app(auth={"secret": secret})
+
+    def token(role: str, name: str | None = None) -> str:
+        now = time.time()
+        claims = {"room": ROOM, "role": role, "nbf": now - 1, "exp": now + 600}
+        if name:
+            claims["name"] = name
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+    try:
+        host = await RawClient.connect(ws_url(app))
+        await host.send({"type": "join", "room": ROOM, "name": "H", "token": token("host")})
+        await host.recv("joined")
+        url = f"ws://127.0.0.1:{app.port}/live/{ROOM}/audience"
+        async with connect(url, origin=ws_origin(url)) as ws:
+            await ws.send(json.dumps({"type": "hello", "viewer_id": "anon-0001", "lang": "en"}))
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 4403
+        vera = await Viewer.open(app, "en", token=token("viewer", "Vera"))
+        assert (vera.welcome["role"], vera.welcome["name"]) == ("viewer", "Vera")
+        anonymous = await Viewer.open(app, "en", token=token("viewer"))
+        assert anonymous.welcome["name"] is None
+        moderator = await Viewer.open(app, "en", token=token("host", "Hana"))
+        assert moderator.welcome["role"] == "moderator"
+        assert (await vera.call({"type": "ask", "text": "Named?"}))["type"] == "accepted"
+        queue = await moderator.queue(lambda q: q["groups"])
+        assert queue["groups"][0]["items"][0]["name"] == "Vera"
+        status, _, _ = await asyncio.to_thread(document, app, "questions.en.json")
+        assert status == 403
+        for viewer in (vera, anonymous, moderator):
+            await viewer.ws.close()
+        await host.close()
+    finally:
+        await app.stop()
