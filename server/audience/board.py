@@ -356,4 +356,4 @@ class AudienceBoard:
                 }
             )
         entries["questions"].sort(key=lambda e: (-e["votes"], e["at"]))
-        return {"lang": lang, "version": self.version, **entries}
+        return {"lang": lang, **entries}

@@ -120,4 +120,4 @@ class PollBook:
                 }
             )
         polls.reverse()
-        return {"lang": lang, "version": self.version, "polls": polls}
+        return {"lang": lang, "polls": polls}
