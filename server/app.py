@@ -25,6 +25,7 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .audience.compose import build_audience
 from .broadcast import LIVE_PREFIX, BroadcastManager, worker_url
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from .captions import CaptionService
 from . import protocol
-from .signaling import ClientConnection, SignalingServer
+from .signaling import CLOSE_TRY_AGAIN_LATER, ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
@@ -116,6 +117,9 @@ class App:
         self.retention = Retention(settings.retention, settings.server.data_path())
         self.signaling.retention = self.retention
         self.broadcasts.recordings = self.retention.recordings
+        # audience (issue 16): questions, comments and polls from viewers
+        self.audience = build_audience(settings, self.signaling, self.retention)
+        self.signaling.audience = self.audience
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -168,6 +172,16 @@ class App:
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
+            if self.audience is not None:  # audience (issue 16): its socket and documents
+                if self.audience.is_socket_path(path):
+                    return (
+                        self._admit(request)
+                        if self.phase == "ready"
+                        else text_response(503, "Service Unavailable", f"{self.phase}\n")
+                    )
+                document = self.audience.document_response(path, request.headers)
+                if document is not None:
+                    return document
             return await self.broadcasts.http_response(path, request.headers)
         if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
             return await asyncio.to_thread(self.retention.recordings.http_response, path)
@@ -225,6 +239,8 @@ class App:
             await self.stop()
             raise
         loop = asyncio.get_running_loop()
+        if self.audience is not None:
+            self.audience.start()
         self._probe = loop.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
         if self.retention.enabled:
             self._purger = loop.create_task(self.retention.run_purger(), name="retention-purger")
@@ -233,7 +249,7 @@ class App:
     async def _listen(self) -> Server:
         s = self.settings.server
         return await serve(
-            self.signaling.handle,
+            self._handle,
             s.host,
             s.port,
             process_request=self._route,
@@ -244,6 +260,22 @@ class App:
             compression=None,
             ssl=None if self.tls is None else server_context(self.tls),
         )
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        """/ws, or an audience socket (/live/<room>/audience, issue 16)."""
+        path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
+        if self.audience is not None and self.audience.is_socket_path(path):
+            address = self.signaling.client_address(ws)
+            refused = self.signaling.connections.open(address)
+            if refused is not None:
+                await ws.close(CLOSE_TRY_AGAIN_LATER, refused)
+                return
+            try:
+                await self.audience.handle(ws, address)
+            finally:
+                self.signaling.connections.close(address)
+            return
+        await self.signaling.handle(ws)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -275,6 +307,8 @@ class App:
             except TimeoutError:
                 log.warning("connections did not close in time")
         await self.broadcasts.aclose()
+        if self.audience is not None:
+            await self.audience.aclose()
         await self.media.aclose()
         if self.captions is not None:
             await self.captions.aclose()

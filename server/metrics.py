@@ -64,6 +64,11 @@ class LiveState:
     dropped_interim_captions: int = 0
     #: reason -> captions the speech worker's text guards changed, dropped or decoded again
     asr_suppressed: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: audience (issue 16): (text, language) translations asked, items held, refusals by code
+    audience_translations: int = 0
+    audience_items: int = 0
+    audience_translation_jobs: int = 0
+    audience_refused: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class ForwardTotals:
@@ -132,6 +137,11 @@ async def gather_live_state(
         state.asr_dropped_chunks += worker.dropped_chunks
         state.dropped_interim_captions = worker.dropped_captions
         state.asr_suppressed = worker.suppressed
+    if signaling.audience is not None:
+        state.audience_translations = signaling.audience.translate_calls
+        state.audience_items = sum(len(r.board.items) for r in signaling.audience.rooms.values())
+        state.audience_refused = dict(signaling.audience.refused)
+        state.audience_translation_jobs = signaling.audience.pending_translations
     return state
 
 
@@ -203,6 +213,26 @@ class LiveStateCollector(Collector):
         for reason in sorted({*ASR_SUPPRESSED_REASONS, *s.asr_suppressed}):
             suppressed.add_metric([reason], s.asr_suppressed.get(reason, 0))
         yield suppressed
+        yield CounterMetricFamily(
+            "parley_audience_translations",
+            "Audience texts translated, counted per target language (grows with languages and"
+            " approved questions, not with readers)",
+            value=s.audience_translations,
+        )
+        yield GaugeMetricFamily(
+            "parley_audience_items", "Audience questions and comments held", value=s.audience_items
+        )
+        yield GaugeMetricFamily(
+            "parley_audience_translation_jobs",
+            "Audience translation jobs queued or running",
+            value=s.audience_translation_jobs,
+        )
+        refused = CounterMetricFamily(
+            "parley_audience_refused", "Audience messages refused, by code", labels=["code"]
+        )
+        for code, count in sorted(s.audience_refused.items()):
+            refused.add_metric([code], count)
+        yield refused
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected live; nothing to check at registration

@@ -34,7 +34,7 @@ from .settings import RetentionSettings
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["captions", "chat", "broadcasts"]
+Kind = Literal["captions", "chat", "broadcasts", "audience"]
 
 
 class Retention:
@@ -65,12 +65,30 @@ class Retention:
         if not self.enabled:
             return "nothing: captions and chat live in memory and vanish with their room"
         kept = []
-        lines = sorted(self._kinds - {"broadcasts"})
+        lines = sorted(self._kinds - {"broadcasts", "audience"})
         if lines:
             kept.append(f"final {' and '.join(lines)} as JSON lines under {self.directory}/<room>/")
+        if "audience" in self._kinds:
+            kept.append(f"audience exports (JSON + CSV) under {self.directory}/<room>/")
         if self.recordings is not None:
             kept.append(f"broadcasts as recordings under {self.recordings.directory}/<room>/")
         return f"{'; '.join(kept)}, deleted after {self.settings.max_age_h:g} h"
+
+    def write_export(self, room: str, json_text: str, csv_text: str) -> None:
+        """An ended room's audience (``kinds`` has "audience"): JSON and CSV beside its other
+        records, deleted with them (PROTOCOL.md "Audience")."""
+        if "audience" not in self._kinds:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        directory = self.directory / room
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for suffix, text in ((".json", json_text), (".csv", csv_text)):
+                (directory / f"audience-{now:%Y-%m-%dT%H%M%S}{suffix}").write_text(
+                    text, encoding="utf-8"
+                )
+        except OSError as exc:
+            log.error("cannot store the audience export", room=room, error=exc.strerror)
 
     def record(self, room: str, kind: Kind, fields: Mapping[str, Any]) -> None:
         """Keep one record (a final caption, a chat message) if ``kind`` is retained.
@@ -119,7 +137,7 @@ class Retention:
         removed = 0 if self.recordings is None else self.recordings.purge(cutoff)
         if not self.directory.is_dir():
             return removed
-        for path in self.directory.glob("*/*.jsonl"):
+        for path in [*self.directory.glob("*/*.jsonl"), *self.directory.glob("*/audience-*")]:
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()

@@ -246,7 +246,7 @@ class MetricsSettings(_Section):
 
 class RetentionSettings(_Section):
     mode: Literal["none", "jsonl"]
-    kinds: list[Literal["captions", "chat", "broadcasts"]]
+    kinds: list[Literal["captions", "chat", "broadcasts", "audience"]]
     max_age_h: float = Field(gt=0)
     purge_interval_s: float = Field(ge=1)
     max_file_bytes: int = Field(ge=1024)
@@ -291,6 +291,21 @@ class BroadcastSettings(_Section):
         return Path(self.dir).expanduser() if self.dir else data_path / "broadcast"
 
 
+class AudienceSettings(_Section):
+    """``[audience]``: questions, comments and polls from viewers (server/audience/)."""
+
+    enabled: bool
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
+    pivot_lang: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+    max_chars: int = Field(ge=10, le=5000)
+    per_viewer_per_min: int = Field(ge=1, le=1000)
+    per_address_per_min: int = Field(ge=1, le=100_000)
+    max_pending: int = Field(ge=1, le=100_000)
+    group_threshold: float = Field(gt=0, le=1)
+    document_max_age_s: int = Field(ge=1, le=60)
+    translate_queue_max: int = Field(ge=1, le=100_000)
+
+
 class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
@@ -306,6 +321,7 @@ class Settings(_Section):
     logging: LoggingSettings
     interpreting: InterpretingSettings
     broadcast: BroadcastSettings
+    audience: AudienceSettings
 
     @model_validator(mode="after")
     def _media_sections_fit_a_full_room(self) -> Settings:

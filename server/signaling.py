@@ -53,6 +53,7 @@ from .transcript import RoomTranscript
 from .turn import ice_servers_for
 
 if TYPE_CHECKING:
+    from .audience.service import AudienceService
     from .broadcast import BroadcastManager
     from .captions import CaptionService
     from .chat import RoomChat
@@ -147,6 +148,8 @@ class SignalingServer:
         self.retention: Retention | None = None
         #: HLS broadcasts ([broadcast]); set by the App
         self.broadcasts: BroadcastManager | None = None
+        #: audience questions and polls ([audience], issue 16); set by the App
+        self.audience: AudienceService | None = None
         # Joining and leaving open and close media rooms (awaits): serialize them so that two
         # first joins cannot open two media rooms for one name.
         self._membership = asyncio.Lock()
@@ -400,6 +403,8 @@ class SignalingServer:
         }
         if participant.role == "host":
             joined["lobby"] = [w.to_wire() for w in room_state.waiting.values()]
+        if self.audience is not None:  # audience (issue 16): hosts get the moderation link
+            joined.update(self.audience.on_joined(room_name, participant.role))
         # ICE servers (with TURN credentials) only now that the credentials were checked,
         # never past the room token's expiry (PROTOCOL.md "joined")
         joined["ice_servers"] = ice_servers_for(
@@ -484,6 +489,8 @@ class SignalingServer:
         if emptied:
             self.rooms.pop(live.name, None)
             broadcast.on_room_closed(self, live)
+            if self.audience is not None:  # audience (issue 16): exported, then dropped
+                self.audience.room_closed(live.name)
             moderation.close_lobby(live)
             await room_features.on_room_closed(live)
         elif self.auth_mode == "open":
@@ -509,6 +516,8 @@ class SignalingServer:
             live.clients.clear()
             live.waiting.clear()
             broadcast.on_room_closed(self, live)
+            if self.audience is not None:  # audience (issue 16): exported, then dropped
+                self.audience.room_closed(live.name)
             live.channels.close()
             if self.captions is not None:
                 self.captions.languages_changed()

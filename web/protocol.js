@@ -647,6 +647,9 @@ ParleySession.prototype._handlers = {
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;
+    // a host's link to moderate the audience's questions and polls (PROTOCOL.md "Audience")
+    this.audience = { moderateUrl: msg.moderate_url ?? null };
+    this._emit("audience", this.audience);
     this._attempt = 0;
     if (reconnected) this.reconnects += 1;
     if (this.captionsAvailable !== false) this._send({ type: "captions", languages: this.languages });

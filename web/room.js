@@ -159,6 +159,11 @@ class RoomView {
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
     session.addEventListener("joined", () => this.renderBroadcast());
     session.addEventListener("broadcast", () => this.renderBroadcast());
+    session.addEventListener("audience", () => {
+      const link = $("moderate-link"); // a host's moderation page (issue 16)
+      link.href = session.audience.moderateUrl || "#";
+      link.hidden = !session.audience.moderateUrl;
+    });
     $("broadcast-button").addEventListener("click", () => {
       session.setBroadcast(!session.broadcast.onAir);
     });

@@ -6,6 +6,7 @@
 
 import Hls from "./vendor/hls/hls.esm.js";
 import { takeLinkToken } from "./linktoken.js";
+import { startAudience } from "./audience.js";
 
 const MASTER_POLL_MS = 10_000;
 const RETRY_MS = 3_000;
@@ -230,3 +231,4 @@ setInterval(() => {
 }, 1000);
 
 load();
+startAudience({ room, token }); // questions and polls (issue 16)

@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "أدخل ترجمات أو «keep»",
   "broadcast.badge": "على الهواء للجمهور",
   "broadcast.start": "البث للجمهور",
-  "broadcast.stop": "إيقاف البث"
+  "broadcast.stop": "إيقاف البث",
+  "audience.moderate": "إدارة أسئلة الجمهور"
 };

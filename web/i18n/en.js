@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "give renderings or “keep”",
   "broadcast.badge": "On air to the public",
   "broadcast.start": "Broadcast to the public",
-  "broadcast.stop": "Stop the broadcast"
+  "broadcast.stop": "Stop the broadcast",
+  "audience.moderate": "Moderate the audience"
 };

@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "indica traducciones o «keep»",
   "broadcast.badge": "En directo para el público",
   "broadcast.start": "Emitir al público",
-  "broadcast.stop": "Detener la emisión"
+  "broadcast.stop": "Detener la emisión",
+  "audience.moderate": "Moderar al público"
 };

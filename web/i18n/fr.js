@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "donnez des traductions ou « keep »",
   "broadcast.badge": "En direct pour le public",
   "broadcast.start": "Diffuser au public",
-  "broadcast.stop": "Arrêter la diffusion"
+  "broadcast.stop": "Arrêter la diffusion",
+  "audience.moderate": "Modérer le public"
 };

@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "укажите переводы или «keep»",
   "broadcast.badge": "В эфире для публики",
   "broadcast.start": "Транслировать для публики",
-  "broadcast.stop": "Остановить трансляцию"
+  "broadcast.stop": "Остановить трансляцию",
+  "audience.moderate": "Модерация зрителей"
 };

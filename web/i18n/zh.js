@@ -238,5 +238,6 @@ export default {
   "glossary.noRenderings": "请给出译法或“keep”",
   "broadcast.badge": "正在向公众直播",
   "broadcast.start": "向公众直播",
-  "broadcast.stop": "停止直播"
+  "broadcast.stop": "停止直播",
+  "audience.moderate": "管理观众提问"
 };
