@@ -132,6 +132,8 @@ class Pong:
     #: by reason (``parley_asr_suppressed_total``). Also sent unasked (nonce 0) after a final
     #: when it changed: a handful of small counters.
     suppressed: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: seconds its decoder has spent decoding since the worker started (the pool's load signal)
+    decode_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +302,8 @@ def encode_outbound(message: Outbound) -> bytes:
             return frame({"t": "ready", "pid": m.pid, "load_s": m.load_s, "warm_up_s": m.warm_up_s})
         case Pong():
             fields = {"nonce": m.nonce, "dropped_chunks": m.dropped_chunks, "decodes": m.decodes}
-            return frame({"t": "pong", **fields, "suppressed": dict(m.suppressed)})
+            extra = {"suppressed": dict(m.suppressed), "decode_s": round(m.decode_s, 3)}
+            return frame({"t": "pong", **fields, **extra})
         case WorkerError():
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
@@ -347,6 +350,7 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 f.integer("dropped_chunks"),
                 f.integer("decodes"),
                 suppressed,
+                f.number("decode_s") if f.has("decode_s") else 0.0,
             )
         case "translated":
             return TextTranslation(f.integer("request_id"), _translations(f))

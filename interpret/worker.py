@@ -105,7 +105,7 @@ class Ingest:
             if counts != self._sent_suppressed:
                 self._sent_suppressed = counts
                 p = self._pipeline
-                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts))
+                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts, p.decode_s))
 
     def run(self) -> None:
         """Apply queued items until the end of input; a decoder failure ends the process."""
@@ -138,7 +138,8 @@ class Ingest:
                     p.set_glossary(item.speaker_id, item.glossary)
                 case wire.Ping():
                     counts = p.suppressed_counts()
-                    self._output.send(wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
+                    pong = wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts, p.decode_s)
+                    self._output.send(pong)
                 case wire.Configure() | wire.Close() | wire.TranslateText():
                     pass  # handled by the reader
 
