@@ -102,6 +102,8 @@ class App:
                 signaling=self.signaling,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
+                workers=settings.captions.local_workers(),
+                speakers_per_worker=settings.captions.speakers_per_worker,
             )
             self.signaling.captions = self.captions
         self.static = StaticFiles()
@@ -138,10 +140,25 @@ class App:
 
     @property
     def ready(self) -> bool:
-        """What /readyz says: started, not draining, the speech worker (if any) up."""
+        """What /readyz says: started, not draining, a speech worker up (if captions are on and
+        this server runs local workers; with remote workers only it is ready without one, and
+        captions wait for one)."""
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready or not, and the detail line /readyz gives."""
         if self.phase != "ready":
-            return False
-        return self.captions is None or self.captions.worker.up
+            return False, self.phase
+        if self.captions is None:
+            return True, "ready"
+        pool = self.captions.worker
+        workers = pool.workers()
+        up = sum(w.up for w in workers)
+        if up:
+            return True, f"ready; speech workers up: {up} of {len(workers)}"
+        if pool.configured_workers == 0:
+            return True, "ready; captions paused: no speech worker connected"
+        return False, "speech worker down"
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -152,10 +169,10 @@ class App:
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
         if path == "/readyz":
-            if self.ready:
-                return text_response(200, "OK", "ready\n")
-            reason = "speech worker down" if self.phase == "ready" else self.phase
-            return text_response(503, "Service Unavailable", f"not ready: {reason}\n")
+            ready, detail = self.readiness()
+            if ready:
+                return text_response(200, "OK", f"{detail}\n")
+            return text_response(503, "Service Unavailable", f"not ready: {detail}\n")
         if path == "/metrics" and self.settings.metrics.enabled:
             state = await gather_live_state(
                 ready=self.ready,
