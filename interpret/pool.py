@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -31,8 +32,9 @@ from .compose import PipelineConfig
 from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame, Translation
 from .glossary import Glossary
 from .placement import Move, Placement, PlacementSettings
+from .remote import FrameLink, RemoteSpeechWorker
 from .supervisor import SpeechWorker, SpeechWorkerError
-from .wire import Pong, Ready
+from .wire import Announce, Pong, Ready
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,8 @@ class SpeechPool:
         self._max_captions = max_captions
         self._placement = Placement(self.settings.placement)
         self._members: dict[str, _Member] = {}
+        #: caption forwarders of workers that left (awaited by :meth:`aclose`)
+        self._retired: list[asyncio.Task[None]] = []
         # what a worker taking a speaker must be told
         self._speakers: dict[str, str | None] = {}
         self._glossaries: dict[str, Glossary] = {}
@@ -226,7 +230,7 @@ class SpeechPool:
         members = list(self._members.values())
         await asyncio.gather(*(m.handle.aclose() for m in members), return_exceptions=True)
         forwarders = [m.forwarder for m in members if m.forwarder is not None]
-        await asyncio.gather(*forwarders, return_exceptions=True)
+        await asyncio.gather(*forwarders, *self._retired, return_exceptions=True)
         self._closed = True
         self._captions_wake.set()
 
@@ -270,7 +274,34 @@ class SpeechPool:
         member = self._members.pop(worker_id, None)
         if member is None:
             return
+        if member.forwarder is not None and member.forwarder is not asyncio.current_task():
+            self._retired.append(member.forwarder)
         self._apply_all(self._placement.remove_worker(worker_id), member)
+
+    async def serve_remote(self, link: FrameLink, announce: Announce) -> str:
+        """A remote worker connected and announced itself: configure it, place speakers on it
+        by load once it is ready, and move them away when its link ends (this returns then).
+        Returns the id it had (``remote-<name>``)."""
+        base = f"remote-{announce.name or 'worker'}"
+        worker_id = base
+        for n in itertools.count(2):
+            if worker_id not in self._members:
+                break
+            worker_id = f"{base}-{n}"
+        handle = RemoteSpeechWorker(link, announce)
+        self.add_worker(
+            worker_id,
+            handle,
+            kind="remote",
+            capacity=announce.capacity,
+            model=self._config.recognizer.model,
+            device=announce.device,
+        )
+        try:
+            await handle.run(self._config)
+        finally:
+            self.remove_worker(worker_id)
+        return worker_id
 
     def _join(self, member: _Member) -> None:
         self._members[member.worker_id] = member

@@ -124,6 +124,8 @@ class SpeechWorker:
         #: called with True when a worker process is ready, False when it stops (a pool moves
         #: its speakers at once instead of waiting for the restart)
         self.on_state: Callable[[bool], None] | None = None
+        #: called with every Pong (a remote worker's relay passes them on)
+        self.on_pong: Callable[[Pong], None] | None = None
         # the guards' counters: those of workers that died, plus the running one's
         self._suppressed_before: collections.Counter[str] = collections.Counter()
         self._suppressed_now: dict[str, int] = {}
@@ -247,10 +249,10 @@ class SpeechWorker:
         finally:
             self._texts.pop(request_id, None)
 
-    def ping(self) -> int:
+    def ping(self, nonce: int | None = None) -> int:
         """Ask for a :class:`Pong` (answered after everything queued before it is applied);
-        returns its nonce."""
-        nonce = next(self._ping_ids)
+        returns its nonce (``nonce``, or a new one)."""
+        nonce = next(self._ping_ids) if nonce is None else nonce
         self._send(Ping(nonce))
         return nonce
 
@@ -401,6 +403,8 @@ class SpeechWorker:
             case Pong():
                 self.last_pong, self.last_pong_at = message, time.monotonic()
                 self._suppressed_now = dict(message.suppressed)
+                if self.on_pong is not None:
+                    self.on_pong(message)
             case TextTranslation():
                 future = self._texts.get(message.request_id)
                 if future is not None and not future.done():

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import hmac
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -31,7 +33,7 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
 from .origins import WILDCARD_HOSTS, OriginPolicy, origin_policy, proxied_refusal, served_hosts
 from .retention import Retention
-from .settings import Settings
+from .settings import ConfigError, Settings
 from .tls import TlsFiles, local_names, server_context, tls_files
 
 if TYPE_CHECKING:
@@ -43,6 +45,10 @@ from .signaling import ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
+#: where remote speech workers connect (``parley speech-worker --connect``)
+SPEECH_WORKER_PATH = "/speech-worker"
+#: shortest shared secret accepted for remote speech workers
+MIN_WORKER_SECRET_BYTES = 16
 __all__ = ["App", "build_media_backend", "configure_logging"]
 
 
@@ -78,6 +84,23 @@ class ListenError(Exception):
         self.errno = cause.errno
 
 
+def _worker_secret(path: str) -> bytes | None:
+    """The shared secret of remote speech workers, from ``[captions] worker_secret_file``."""
+    if not path:
+        return None
+    try:
+        secret = Path(path).expanduser().read_bytes().strip()
+    except OSError as exc:
+        why = f"captions.worker_secret_file: cannot read {path}: {exc.strerror}"
+        raise ConfigError(why) from exc
+    if len(secret) < MIN_WORKER_SECRET_BYTES:
+        raise ConfigError(
+            f"captions.worker_secret_file: the secret has {len(secret)} bytes; use at least "
+            f"{MIN_WORKER_SECRET_BYTES} (openssl rand -hex 32)"
+        )
+    return secret
+
+
 class App:
     """The running server: ``start()``, then ``stop()`` (idempotent)."""
 
@@ -106,6 +129,8 @@ class App:
                 speakers_per_worker=settings.captions.speakers_per_worker,
             )
             self.signaling.captions = self.captions
+        #: the secret remote speech workers present (None: they are refused)
+        self.worker_secret = _worker_secret(settings.captions.worker_secret_file)
         self.static = StaticFiles()
         self.broadcasts = BroadcastManager(settings=settings, signaling=self.signaling)
         self.signaling.broadcasts = self.broadcasts
@@ -166,6 +191,8 @@ class App:
             if self.phase != "ready":  # starting or draining: try another server
                 return text_response(503, "Service Unavailable", f"{self.phase}\n")
             return self._admit(request)  # None: go on with the WebSocket handshake
+        if path == SPEECH_WORKER_PATH:
+            return self._admit_worker(connection, request)
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
         if path == "/readyz":
@@ -201,6 +228,68 @@ class App:
                 self._warned_proxied = True  # once: the operator has to act, not read floods
                 log.warning("open mode refuses proxied requests", reason=refusal)
         return None if refusal is None else text_response(403, "Forbidden", f"{refusal}\n")
+
+    def _admit_worker(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A remote speech worker may connect with the shared secret (constant-time compare);
+        every refusal is logged with its reason (never the secret)."""
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        if self.captions is None:
+            return text_response(404, "Not Found", "captions are off\n")
+        if self.phase in ("draining", "stopped"):
+            return text_response(503, "Service Unavailable", f"{self.phase}\n")
+        if self.worker_secret is None:
+            reason = "remote speech workers are not enabled ([captions] worker_secret_file)"
+        else:
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+            if not presented:
+                reason = "no secret presented"
+            elif hmac.compare_digest(presented, self.worker_secret):
+                return None  # go on with the WebSocket handshake
+            else:
+                reason = "wrong secret"
+        log.warning("speech worker refused", reason=reason, address=address)
+        return text_response(403, "Forbidden", f"{reason}\n")
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        """Every WebSocket: signaling, or a remote speech worker (admitted by the route)."""
+        request = connection.request
+        path = "" if request is None else request.path.split("?", 1)[0]
+        if path == SPEECH_WORKER_PATH and self.captions is not None:
+            await self._serve_worker(connection)
+        else:
+            await self.signaling.handle(connection)
+
+    async def _serve_worker(self, connection: ServerConnection) -> None:
+        from interpret.framing import WireFormatError
+        from interpret.remote import decode_message
+        from interpret.wire import PROTOCOL_VERSION, Announce
+
+        assert self.captions is not None
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        try:
+            async with asyncio.timeout(self.settings.limits.hello_timeout_s):
+                announce = decode_message(await connection.recv())
+        except (TimeoutError, WireFormatError) as exc:
+            log.warning("speech worker refused", reason=f"no announce ({exc})", address=address)
+            await connection.close(1002, "announce first")
+            return
+        if not isinstance(announce, Announce) or announce.version != PROTOCOL_VERSION:
+            log.warning("speech worker refused", reason="protocol", address=address)
+            await connection.close(1002, f"speech worker protocol {PROTOCOL_VERSION} expected")
+            return
+        log.info(
+            "speech worker connected",
+            name=announce.name,
+            device=announce.device,
+            capacity=announce.capacity,
+            address=address,
+        )
+        worker_id = await self.captions.worker.serve_remote(connection, announce)
+        log.info("speech worker left", worker=worker_id, address=address)
 
     async def _origin_policy(self) -> OriginPolicy:
         s, tls = self.settings.server, self.settings.tls
@@ -246,7 +335,7 @@ class App:
     async def _listen(self) -> Server:
         s = self.settings.server
         return await serve(
-            self.signaling.handle,
+            self._handle,
             s.host,
             s.port,
             process_request=self._route,

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import re
+import socket
 import ssl
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -124,3 +129,74 @@ def workers(
         typer.echo("no speech worker (captions off, or none connected: captions paused)")
         return
     typer.echo(table(rows))
+
+
+def speech_worker(
+    connect: Annotated[
+        str,
+        typer.Option(
+            "--connect", help="The server's worker endpoint: wss://HOST[:PORT]/speech-worker."
+        ),
+    ],
+    secret_file: Annotated[
+        Path,
+        typer.Option(help="The shared secret (the server's [captions] worker_secret_file)."),
+    ],
+    device: Annotated[str, typer.Option(help="cpu | cuda: where Whisper runs.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for recognition (default: the server's).")
+    ] = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option(help="Speakers served in real time (default: 2 on cpu, 8 on cuda)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="How the server lists it (default: this host's name).")
+    ] = None,
+    cafile: Annotated[
+        Path | None, typer.Option(help="Trust this CA or self-signed certificate (PEM).")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Accept any TLS certificate (tests, a LAN you control).")
+    ] = False,
+) -> None:
+    """Run a speech worker for a server on another machine: it dials the server, announces its
+    device and capacity, and captions the speakers the server places on it (audio as Opus)."""
+    from interpret.remote_worker import RefusedError, RemoteWorkerSettings, run
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter("cpu or cuda", param_hint="--device")
+    if not connect.startswith(("ws://", "wss://")):
+        raise typer.BadParameter("a ws:// or wss:// URL", param_hint="--connect")
+    try:
+        secret = secret_file.expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        typer.echo(f"parley: cannot read {secret_file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    context: ssl.SSLContext | None = None
+    if connect.startswith("wss://"):
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    elif not connect.startswith("ws://127.") and not connect.startswith("ws://localhost"):
+        typer.echo("parley: warning: ws:// sends the secret and audio in clear", err=True)
+    settings = RemoteWorkerSettings(
+        url=connect,
+        secret=secret,
+        name=name or socket.gethostname(),
+        device=device,
+        cpu_threads=threads,
+        capacity=capacity or (8 if device == "cuda" else 2),
+    )
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="speech-worker %(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, ssl_context=context))
+    except RefusedError as exc:
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(3) from None

@@ -25,9 +25,7 @@ def _fetch(url: str) -> tuple[int, str]:
 
 
 async def test_two_rooms_four_speakers_two_workers_balanced() -> None:
-    app = App(
-        loopback_settings(captions={"enabled": True, "workers": 2, "cpu_threads": 1})
-    )
+    app = App(loopback_settings(captions={"enabled": True, "workers": 2, "cpu_threads": 1}))
     await app.start()
     clients: list[ParleyClient] = []
     try:
