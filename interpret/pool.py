@@ -190,6 +190,10 @@ class SpeechPool:
         self.moves: collections.Counter[str] = collections.Counter()
         self.ready: Ready | None = None
         self.ready_at: float | None = None
+        #: called with True when a first worker is up after none was, False when the last one
+        #: goes (captions live / paused)
+        self.on_availability: Callable[[bool], None] | None = None
+        self._available = False
 
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> Ready | None:
@@ -277,6 +281,8 @@ class SpeechPool:
         if member.forwarder is not None and member.forwarder is not asyncio.current_task():
             self._retired.append(member.forwarder)
         self._apply_all(self._placement.remove_worker(worker_id), member)
+        if not self._closing:
+            self._check_availability()
 
     async def serve_remote(self, link: FrameLink, announce: Announce) -> str:
         """A remote worker connected and announced itself: configure it, place speakers on it
@@ -308,9 +314,26 @@ class SpeechPool:
         self._placement.add_worker(member.worker_id, capacity=member.capacity, up=False)
         member.handle.on_state = lambda up: self._on_state(member, up)
 
+    def _check_availability(self) -> None:
+        available = self.up
+        if available != self._available:
+            self._available = available
+            if available:
+                log.info("captions live: a speech worker is up")
+            else:
+                log.warning("captions paused: no speech worker is up")
+            if self.on_availability is not None:
+                self.on_availability(available)
+
     def _on_state(self, member: _Member, up: bool) -> None:
         if self._closing or member.worker_id not in self._members:
             return
+        try:
+            self._on_state_change(member, up)
+        finally:
+            self._check_availability()
+
+    def _on_state_change(self, member: _Member, up: bool) -> None:
         if up:
             log.info("speech worker %s up", member.worker_id)
             member.window, member.ping_nonce, member.queue_s = None, None, 0.0

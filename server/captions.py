@@ -57,6 +57,7 @@ class CaptionService:
         self._worker = SpeechPool(
             config, settings=pool, close_timeout_s=close_timeout_s, nice=worker_nice
         )
+        self._worker.on_availability = self._availability_changed
         self._audio = audio
         self._signaling = signaling
         self._speakers: dict[str, str] = {}  # participant id -> room
@@ -76,6 +77,21 @@ class CaptionService:
     @property
     def worker(self) -> SpeechPool:
         return self._worker
+
+    @property
+    def paused(self) -> bool:
+        """No speech worker is up: captions wait (clients are told with ``captions_status``)."""
+        return not self._worker.up
+
+    def status_message(self) -> str:
+        """``captions_status`` (PROTOCOL.md): live, or paused while no speech worker is up."""
+        return protocol.encode("captions_status", state="paused" if self.paused else "live")
+
+    def _availability_changed(self, available: bool) -> None:
+        message = self.status_message()
+        for live in list(self._signaling.rooms.values()):
+            for client in list(live.clients.values()):
+                client.send(message)
 
     async def start(self) -> None:
         ready = await self._worker.start()

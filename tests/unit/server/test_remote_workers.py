@@ -33,6 +33,7 @@ from interpret.wire import (
 from server.app import App
 from server.metrics import parse_text
 from tests.support.app import loopback_settings
+from tests.support.client import ParleyClient
 from tests.support.waits import wait_until
 
 SECRET = "s3cret-for-remote-speech-workers"
@@ -95,6 +96,14 @@ async def test_no_worker_captions_paused_then_a_remote_worker_serves_speakers(ap
     assert status == 200 and "captions paused" in body
     assert app.captions is not None
     pool = app.captions.worker
+    # a participant is told captions are paused, and later that they are live again
+    reader = ParleyClient(f"ws://127.0.0.1:{app.port}/ws", room="r", name="Reader")
+    await reader.join()
+
+    def states() -> list[object]:
+        return [m["state"] for m in reader.messages if m["type"] == "captions_status"]
+
+    assert await reader.wait_for(lambda: states() == ["paused"], 5), reader.messages
     pool.add_speaker("alice", "en")  # no worker: waits, audio buffered
     pool.set_speaker_targets("alice", ["es"])
     rng = np.random.default_rng(1)
@@ -121,6 +130,7 @@ async def test_no_worker_captions_paused_then_a_remote_worker_serves_speakers(ap
                 assert len(item.payload) < 1600  # not 6,400 bytes of float32
                 got.append(decoders.decode(item.speaker_id, item.start_s, item.payload).samples)
         assert pool.worker_of("alice") == "remote-gpu-box"
+        assert await reader.wait_for(lambda: states() == ["paused", "live"], 5)
         for i in range(8000, 16_000, 1600):  # live audio follows
             pool.push(AudioChunk("alice", audio[i : i + 1600], i / 16_000))
         status, body = await asyncio.to_thread(_fetch, f"{base}/readyz")
@@ -148,6 +158,8 @@ async def test_no_worker_captions_paused_then_a_remote_worker_serves_speakers(ap
     status, body = await asyncio.to_thread(_fetch, f"{base}/readyz")
     assert status == 200 and "captions paused" in body
     assert pool.moves["worker_down"] == 1
+    assert await reader.wait_for(lambda: states() == ["paused", "live", "paused"], 5)
+    await reader.leave()
 
 
 def test_opus_round_trip_keeps_the_signal() -> None:
