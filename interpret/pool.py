@@ -7,8 +7,9 @@ bounded buffer (``replay_max_s``, oldest dropped); when a worker dies its speake
 at once and that buffer is replayed there, so the utterance that was in progress is captioned
 in full by the new worker. A worker that is only slow keeps what it has (it is told the speaker
 left, so it finishes their utterance) and the new worker gets the audio from then on; such moves
-happen between utterances only. With no worker up, speakers wait (captions paused) and their
-buffer is replayed when one comes.
+happen between utterances only (no interim open, and quiet for ``quiet_s``: a speaker who has
+just begun is not split before their first interim). With no worker up, speakers wait
+(captions paused) and their buffer is replayed when one comes.
 
 Loads come from the workers' :class:`~interpret.wire.Pong` (asked every ``monitor_interval_s``):
 decode seconds per second (``busy``) and per audio second (real-time factor), and how long the
@@ -27,6 +28,8 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Literal, Protocol
+
+import numpy as np
 
 from .compose import PipelineConfig
 from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame, Translation
@@ -94,6 +97,10 @@ class PoolSettings:
     monitor_interval_s: float = 0.5
     #: window over which ``busy`` and the real-time factor are measured
     load_window_s: float = 2.0
+    #: a speaker counts as quiet (movable by rebalancing) after this long below
+    #: ``quiet_rms`` with no interim open: a move then splits no utterance
+    quiet_s: float = 0.5
+    quiet_rms: float = 0.01
     placement: PlacementSettings = dataclasses.field(default_factory=PlacementSettings)
 
 
@@ -175,6 +182,9 @@ class SpeechPool:
         self._buffered: dict[str, int] = {}
         #: speakers with an interim and no final yet (not moved by rebalancing)
         self._open: set[str] = set()
+        #: speaker -> stream time of the end of their latest loud chunk, and of their latest
+        self._loud_until: dict[str, float] = {}
+        self._heard_until: dict[str, float] = {}
         self._captions: collections.deque[CaptionFrame] = collections.deque()
         self._captions_wake = asyncio.Event()
         self._monitor: asyncio.Task[None] | None = None
@@ -410,7 +420,13 @@ class SpeechPool:
         for member in self._members.values():
             if member.handle.up:
                 self._measure(member, now)
-        movable = set(self._speakers) - self._open
+        quiet_s = self.settings.quiet_s
+        movable = {
+            s
+            for s in self._speakers
+            if s not in self._open
+            and self._heard_until.get(s, 0.0) - self._loud_until.get(s, -1e18) >= quiet_s
+        }
         self._apply_all(self._placement.rebalance(now, movable))
 
     def _measure(self, member: _Member, now: float) -> None:
@@ -459,6 +475,8 @@ class SpeechPool:
         self._buffers.pop(speaker_id, None)
         self._buffered.pop(speaker_id, None)
         self._open.discard(speaker_id)
+        self._loud_until.pop(speaker_id, None)
+        self._heard_until.pop(speaker_id, None)
         if member is not None:
             member.handle.remove_speaker(speaker_id)
 
@@ -504,6 +522,11 @@ class SpeechPool:
             n -= len(buffer.popleft().samples)
             self.dropped_replay_chunks += 1
         self._buffered[speaker] = n
+        self._heard_until[speaker] = chunk.end_s
+        if len(chunk.samples) and float(np.sqrt(np.mean(np.square(chunk.samples)))) >= (
+            self.settings.quiet_rms
+        ):
+            self._loud_until[speaker] = chunk.end_s
         member = self._member_of(speaker)
         if member is not None:
             self._send_audio(member, chunk)

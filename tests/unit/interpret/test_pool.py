@@ -278,3 +278,30 @@ async def test_translate_uses_the_least_loaded_worker_and_a_failed_worker_leaves
     with pytest.raises(SpeechWorkerError):
         await drain
     await pool.aclose()
+
+
+async def test_rebalancing_leaves_a_speaker_who_is_speaking_even_before_an_interim() -> None:
+    fakes = [FakeWorker("w0"), FakeWorker("w1")]
+    made = iter(fakes)
+    pool = SpeechPool(
+        PipelineConfig(),
+        settings=PoolSettings(
+            workers=2,
+            monitor_interval_s=3600,
+            placement=PlacementSettings(lag_after_s=0.0, move_cooldown_s=0),
+        ),
+        worker_factory=lambda: next(made),
+    )
+    await pool.start()
+    a, b = fakes
+    b.set_up(False)
+    pool.add_speaker("a-talking")
+    pool.add_speaker("b-quiet")  # both on a
+    b.set_up(True)
+    for i in range(10):  # 1 s each: one speaks (no interim yet), the other is silent
+        pool.push(AudioChunk("a-talking", np.full(1600, 0.2, np.float32), i * 0.1))
+        pool.push(AudioChunk("b-quiet", np.zeros(1600, np.float32), i * 0.1))
+    a.queued = 40
+    pool.monitor_once()
+    assert pool.worker_of("b-quiet") == "local-1" and pool.worker_of("a-talking") == "local-0"
+    await pool.aclose()
