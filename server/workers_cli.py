@@ -126,7 +126,12 @@ def workers(
         raise typer.Exit(1) from None
     rows = parse_workers(text)
     if not rows:
-        typer.echo("no speech worker (captions off, or none connected: captions paused)")
+        captions_on = re.search(r"^parley_captions_enabled 1(\.0)?$", text, re.MULTILINE)
+        typer.echo(
+            "no speech worker connected: captions paused"
+            if captions_on
+            else "captions are off on this server (no speech workers)"
+        )
         return
     typer.echo(table(rows))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
@@ -31,6 +32,7 @@ from interpret.wire import (
     encode_outbound,
 )
 from server.app import App
+from server.cli import cli
 from server.metrics import parse_text
 from tests.support.app import loopback_settings
 from tests.support.client import ParleyClient
@@ -94,6 +96,10 @@ async def test_no_worker_captions_paused_then_a_remote_worker_serves_speakers(ap
     base = f"http://127.0.0.1:{app.port}"
     status, body = await asyncio.to_thread(_fetch, f"{base}/readyz")
     assert status == 200 and "captions paused" in body
+    listing = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["workers", "--url", f"{base}/metrics"]
+    )
+    assert listing.exit_code == 0 and "captions paused" in listing.output, listing.output
     assert app.captions is not None
     pool = app.captions.worker
     # a participant is told captions are paused, and later that they are live again
@@ -144,6 +150,11 @@ async def test_no_worker_captions_paused_then_a_remote_worker_serves_speakers(ap
         assert metrics[info] == 1
         assert metrics['parley_speech_worker_speakers{worker="remote-gpu-box"}'] == 1
         assert metrics['parley_speech_worker_capacity{worker="remote-gpu-box"}'] == 8
+        listing = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["workers", "--url", f"{base}/metrics"]
+        )
+        row = listing.output.splitlines()[1].split()
+        assert row[:6] == ["remote-gpu-box", "remote", "yes", "base", "cuda", "1/8"], row
         # a caption from the worker reaches the pool (whose reader, the caption service, fans
         # it out)
         frames: list[CaptionFrame] = []
