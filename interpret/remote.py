@@ -250,14 +250,19 @@ class RemoteSpeechWorker:
         return encode_command(item)
 
     async def _write(self) -> None:
-        while True:
-            while self._out:
-                await self._link.send(self._encode(self._out.popleft()))
-            if self._closing:
-                await self._link.send(encode_command(Close()))
-                return
-            self._out_wake.clear()
-            await self._out_wake.wait()
+        try:
+            while True:
+                while self._out:
+                    await self._link.send(self._encode(self._out.popleft()))
+                if self._closing:
+                    await self._link.send(encode_command(Close()))
+                    return
+                self._out_wake.clear()
+                await self._out_wake.wait()
+        except Exception as exc:  # noqa: BLE001 - the link ended under us: the reader sees it
+            log.info("remote speech worker link failed while sending: %s", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self._link.close(1011, "send failed")  # the reader ends: speakers move
 
     async def _read(self) -> None:
         while True:
