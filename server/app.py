@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import hmac
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -33,7 +35,7 @@ from .metrics import ServerMetrics, gather_live_state
 from .origins import WILDCARD_HOSTS, OriginPolicy, origin_policy, proxied_refusal, served_hosts
 from .recordings import PREFIX as RECORDINGS_PREFIX
 from .retention import Retention
-from .settings import Settings
+from .settings import ConfigError, Settings
 from .tls import TlsFiles, local_names, server_context, tls_files
 
 if TYPE_CHECKING:
@@ -45,6 +47,10 @@ from .signaling import CLOSE_TRY_AGAIN_LATER, ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
+#: where remote speech workers connect (``parley speech-worker --connect``)
+SPEECH_WORKER_PATH = "/speech-worker"
+#: shortest shared secret accepted for remote speech workers
+MIN_WORKER_SECRET_BYTES = 16
 __all__ = ["App", "build_media_backend", "configure_logging"]
 
 
@@ -80,6 +86,23 @@ class ListenError(Exception):
         self.errno = cause.errno
 
 
+def _worker_secret(path: str) -> bytes | None:
+    """The shared secret of remote speech workers, from ``[captions] worker_secret_file``."""
+    if not path:
+        return None
+    try:
+        secret = Path(path).expanduser().read_bytes().strip()
+    except OSError as exc:
+        why = f"captions.worker_secret_file: cannot read {path}: {exc.strerror}"
+        raise ConfigError(why) from exc
+    if len(secret) < MIN_WORKER_SECRET_BYTES:
+        raise ConfigError(
+            f"captions.worker_secret_file: the secret has {len(secret)} bytes; use at least "
+            f"{MIN_WORKER_SECRET_BYTES} (openssl rand -hex 32)"
+        )
+    return secret
+
+
 class App:
     """The running server: ``start()``, then ``stop()`` (idempotent)."""
 
@@ -104,8 +127,12 @@ class App:
                 signaling=self.signaling,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
+                workers=settings.captions.local_workers(),
+                speakers_per_worker=settings.captions.speakers_per_worker,
             )
             self.signaling.captions = self.captions
+        #: the secret remote speech workers present (None: they are refused)
+        self.worker_secret = _worker_secret(settings.captions.worker_secret_file)
         self.static = StaticFiles()
         self.broadcasts = BroadcastManager(settings=settings, signaling=self.signaling)
         self.signaling.broadcasts = self.broadcasts
@@ -144,10 +171,25 @@ class App:
 
     @property
     def ready(self) -> bool:
-        """What /readyz says: started, not draining, the speech worker (if any) up."""
+        """What /readyz says: started, not draining, a speech worker up (if captions are on and
+        this server runs local workers; with remote workers only it is ready without one, and
+        captions wait for one)."""
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready or not, and the detail line /readyz gives."""
         if self.phase != "ready":
-            return False
-        return self.captions is None or self.captions.worker.up
+            return False, self.phase
+        if self.captions is None:
+            return True, "ready"
+        pool = self.captions.worker
+        workers = pool.workers()
+        up = sum(w.up for w in workers)
+        if up:
+            return True, f"ready; speech workers up: {up} of {len(workers)}"
+        if pool.configured_workers == 0:
+            return True, "ready; captions paused: no speech worker connected"
+        return False, "speech worker down"
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -155,13 +197,15 @@ class App:
             if self.phase != "ready":  # starting or draining: try another server
                 return text_response(503, "Service Unavailable", f"{self.phase}\n")
             return self._admit(request)  # None: go on with the WebSocket handshake
+        if path == SPEECH_WORKER_PATH:
+            return self._admit_worker(connection, request)
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
         if path == "/readyz":
-            if self.ready:
-                return text_response(200, "OK", "ready\n")
-            reason = "speech worker down" if self.phase == "ready" else self.phase
-            return text_response(503, "Service Unavailable", f"not ready: {reason}\n")
+            ready, detail = self.readiness()
+            if ready:
+                return text_response(200, "OK", f"{detail}\n")
+            return text_response(503, "Service Unavailable", f"not ready: {detail}\n")
         if path == "/metrics" and self.settings.metrics.enabled:
             state = await gather_live_state(
                 ready=self.ready,
@@ -202,6 +246,59 @@ class App:
                 self._warned_proxied = True  # once: the operator has to act, not read floods
                 log.warning("open mode refuses proxied requests", reason=refusal)
         return None if refusal is None else text_response(403, "Forbidden", f"{refusal}\n")
+
+    def _admit_worker(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A remote speech worker may connect with the shared secret (constant-time compare);
+        every refusal is logged with its reason (never the secret)."""
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        if self.captions is None:
+            return text_response(404, "Not Found", "captions are off\n")
+        if self.phase in ("draining", "stopped"):
+            return text_response(503, "Service Unavailable", f"{self.phase}\n")
+        if self.worker_secret is None:
+            reason = "remote speech workers are not enabled ([captions] worker_secret_file)"
+        else:
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+            if not presented:
+                reason = "no secret presented"
+            elif hmac.compare_digest(presented, self.worker_secret):
+                return None  # go on with the WebSocket handshake
+            else:
+                reason = "wrong secret"
+        log.warning("speech worker refused", reason=reason, address=address)
+        return text_response(403, "Forbidden", f"{reason}\n")
+
+    async def _serve_worker(self, connection: ServerConnection) -> None:
+        from interpret.framing import WireFormatError
+        from interpret.remote import decode_message
+        from interpret.wire import PROTOCOL_VERSION, Announce
+
+        assert self.captions is not None
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        try:
+            async with asyncio.timeout(self.settings.limits.hello_timeout_s):
+                announce = decode_message(await connection.recv())
+        except (TimeoutError, WireFormatError) as exc:
+            log.warning("speech worker refused", reason=f"no announce ({exc})", address=address)
+            await connection.close(1002, "announce first")
+            return
+        if not isinstance(announce, Announce) or announce.version != PROTOCOL_VERSION:
+            log.warning("speech worker refused", reason="protocol", address=address)
+            await connection.close(1002, f"speech worker protocol {PROTOCOL_VERSION} expected")
+            return
+        log.info(
+            "speech worker connected",
+            name=announce.name,
+            device=announce.device,
+            capacity=announce.capacity,
+            address=address,
+        )
+        worker_id = await self.captions.worker.serve_remote(connection, announce)
+        log.info("speech worker left", worker=worker_id, address=address)
 
     async def _origin_policy(self) -> OriginPolicy:
         s, tls = self.settings.server, self.settings.tls
@@ -262,8 +359,12 @@ class App:
         )
 
     async def _handle(self, ws: ServerConnection) -> None:
-        """/ws, or an audience socket (/live/<room>/audience, issue 16)."""
+        """Every WebSocket: /ws (signaling), a remote speech worker (/speech-worker, admitted by
+        the route), or an audience socket (/live/<room>/audience, issue 16)."""
         path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
+        if path == SPEECH_WORKER_PATH and self.captions is not None:
+            await self._serve_worker(ws)
+            return
         if self.audience is not None and self.audience.is_socket_path(path):
             address = self.signaling.client_address(ws)
             refused = self.signaling.connections.open(address)

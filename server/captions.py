@@ -1,10 +1,11 @@
 """Live captions in rooms: speakers' decoded audio (media tap) → the speech worker process →
 caption messages to every participant, in the languages each one reads.
 
-One speech worker serves every room of this server. Speakers are participants (their id is the
-speaker id); the worker translates each speaker's captions into the languages the readers of
-their room read (never another room's: one room's readers cannot make the worker translate
-every room), and each client gets only its own languages.
+A pool of speech workers (:class:`interpret.pool.SpeechPool`) serves every room of this
+server, each speaker on one worker. Speakers are participants (their id is the speaker id);
+their worker translates each speaker's captions into the languages the readers of their room
+read (never another room's: one room's readers cannot make the worker translate every room),
+and each client gets only its own languages.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from interpret.frames import (
     translation_fields,
 )
 from interpret.glossary import Glossary, protect, restore
-from interpret.supervisor import SpeechWorker
+from interpret.pool import PoolSettings, SpeechPool
 from media.tap import SpeakerAudioQueue
 
 from . import protocol
@@ -39,7 +40,7 @@ log = structlog.get_logger(__name__)
 
 
 class CaptionService:
-    """Owns the speech worker and the two tasks that feed it and fan its captions out."""
+    """Owns the speech workers' pool and the two tasks that feed it and fan its captions out."""
 
     def __init__(
         self,
@@ -49,8 +50,14 @@ class CaptionService:
         signaling: SignalingServer,
         close_timeout_s: float = 30.0,
         worker_nice: int = 5,
+        workers: int = 1,
+        speakers_per_worker: int = 2,
     ) -> None:
-        self._worker = SpeechWorker(config, close_timeout_s=close_timeout_s, nice=worker_nice)
+        pool = PoolSettings(workers=workers, speakers_per_worker=speakers_per_worker)
+        self._worker = SpeechPool(
+            config, settings=pool, close_timeout_s=close_timeout_s, nice=worker_nice
+        )
+        self._worker.on_availability = self._availability_changed
         self._audio = audio
         self._signaling = signaling
         self._speakers: dict[str, str] = {}  # participant id -> room
@@ -68,12 +75,32 @@ class CaptionService:
         self.on_final: Callable[[str, CaptionFrame], None] | None = None
 
     @property
-    def worker(self) -> SpeechWorker:
+    def worker(self) -> SpeechPool:
         return self._worker
+
+    @property
+    def paused(self) -> bool:
+        """No speech worker is up: captions wait (clients are told with ``captions_status``)."""
+        return not self._worker.up
+
+    def status_message(self) -> str:
+        """``captions_status`` (PROTOCOL.md): live, or paused while no speech worker is up."""
+        return protocol.encode("captions_status", state="paused" if self.paused else "live")
+
+    def _availability_changed(self, available: bool) -> None:
+        message = self.status_message()
+        for live in list(self._signaling.rooms.values()):
+            for client in list(live.clients.values()):
+                client.send(message)
 
     async def start(self) -> None:
         ready = await self._worker.start()
-        log.info("speech worker ready", load_s=round(ready.load_s, 2))
+        if ready is None:
+            log.warning("no local speech worker: captions wait for a remote one")
+        else:
+            workers = self._worker.workers()
+            up = sum(w.up for w in workers)
+            log.info("speech workers ready", up=up, of=len(workers), load_s=round(ready.load_s, 2))
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._feed(), name="captions-feed"),

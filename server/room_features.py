@@ -75,6 +75,8 @@ def on_joined(server: SignalingServer, live: LiveRoom, client: ClientConnection)
                 machine_generated=True,
             )
         )
+        if server.captions.paused:  # no speech worker now: say so (live again is told too)
+            client.send(server.captions.status_message())
     chat_of(server, live).joined(client, client.participant.participant_id)
 
 

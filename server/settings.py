@@ -160,6 +160,13 @@ class CaptionSettings(_Section):
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
     worker_nice: int = Field(ge=0, le=19)
+    #: local speech worker processes: "auto" (one per cpu_threads cores), or a number (0: none,
+    #: remote workers only)
+    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
+    #: speakers one local worker serves in real time (its weight when speakers are placed)
+    speakers_per_worker: int = Field(ge=1, le=256)
+    #: the shared secret remote speech workers present (empty: none may connect)
+    worker_secret_file: str
     #: languages captions are read in here; the start log warns about those nothing reaches
     translation_languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
 
@@ -174,6 +181,14 @@ class CaptionSettings(_Section):
             if reason is not None:
                 raise ValueError(reason)
         return model
+
+    def local_workers(self, cores: int | None = None) -> int:
+        """How many local speech workers to run."""
+        if self.workers != "auto":
+            return self.workers
+        from interpret.pool import auto_workers
+
+        return auto_workers(self.cpu_threads, cores)
 
     def pipeline_config(self) -> Any:
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""

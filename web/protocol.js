@@ -14,6 +14,7 @@
 //   "hand"          {participantId, raised}
 //   "transcription" {participantId, optOut}
 //   "captionsunavailable" {}                the server has no captions ([captions] off)
+//   "captionsstatus" {state}                "paused" (no speech worker is up) or "live" again
 //   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
 //   "closed"        {code, reason, failure} the socket closed for good; the session is over
 //                                           (failure: {code, message} when media could not
@@ -795,6 +796,11 @@ ParleySession.prototype._handlers = {
     if (msg.listening) this.listening = { ...msg.listening };
     if (typeof msg.duck_volume === "number") this.duckVolume = msg.duck_volume;
     this._emit("channels", { event: msg.event || null });
+  },
+
+  captions_status(msg) {
+    this.captionsPaused = msg.state === "paused";
+    this._emit("captionsstatus", { state: msg.state });
   },
 
   caption(msg) {

@@ -356,6 +356,19 @@ class RoomView {
     this.captions.consent();
   }
 
+  /** No speech worker is up (paused) or one is again (live): say so on the CC button, and once
+   * as a toast at each change. */
+  onCaptionsStatus(state) {
+    const paused = state === "paused";
+    if (paused) setAttr($("cc-button"), "title", "captions.paused");
+    else {
+      $("cc-button").removeAttribute("title");
+      $("cc-button").removeAttribute("data-i18n-title");
+    }
+    $("cc-button").classList.toggle("paused", paused);
+    this.toast(paused ? "captions.paused" : "captions.resumed");
+  }
+
   onCaptionsUnavailable() {
     $("notice").hidden = true;
     $("cc-button").disabled = true;

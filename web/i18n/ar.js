@@ -100,6 +100,8 @@ export default {
   "notify.hand": "رفع {name} يده",
   "captions.label": "ترجمة نصية مباشرة · مولَّدة آليًا",
   "captions.offOnServer": "الترجمة النصية متوقفة على هذا الخادم",
+  "captions.paused": "الترجمة النصية متوقفة مؤقتًا: لا تعمل أي عملية لمعالجة الكلام",
+  "captions.resumed": "عادت الترجمة النصية",
   "captions.untranslated": "الأصل بـ{lang}: لا تتوفر ترجمة",
   "captions.originalTag": "(الأصل)",
   "controls.mute": "كتم الصوت",

@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} raised a hand",
   "captions.label": "Live captions · machine-generated",
   "captions.offOnServer": "Captions are off on this server",
+  "captions.paused": "Captions paused: no speech worker is running",
+  "captions.resumed": "Captions are back",
   "captions.untranslated": "Original in {lang}: no translation available",
   "captions.originalTag": "(original)",
   "controls.mute": "Mute",

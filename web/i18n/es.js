@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} ha levantado la mano",
   "captions.label": "Subtítulos en directo · generados por máquina",
   "captions.offOnServer": "Los subtítulos están desactivados en este servidor",
+  "captions.paused": "Subtítulos en pausa: no hay ningún proceso de voz en marcha",
+  "captions.resumed": "Los subtítulos han vuelto",
   "captions.untranslated": "Original en {lang}: no hay traducción disponible",
   "captions.originalTag": "(original)",
   "controls.mute": "Silenciar",

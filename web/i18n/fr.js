@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} a levé la main",
   "captions.label": "Sous-titres en direct · générés par machine",
   "captions.offOnServer": "Les sous-titres sont désactivés sur ce serveur",
+  "captions.paused": "Sous-titres en pause : aucun processus de reconnaissance vocale ne tourne",
+  "captions.resumed": "Les sous-titres sont de retour",
   "captions.untranslated": "Original en {lang} : pas de traduction disponible",
   "captions.originalTag": "(original)",
   "controls.mute": "Couper",

@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name}: поднята рука",
   "captions.label": "Живые субтитры · созданы машиной",
   "captions.offOnServer": "Субтитры на этом сервере отключены",
+  "captions.paused": "Субтитры приостановлены: не работает ни один обработчик речи",
+  "captions.resumed": "Субтитры снова работают",
   "captions.untranslated": "Оригинал ({lang}): перевода нет",
   "captions.originalTag": "(оригинал)",
   "controls.mute": "Выкл. звук",

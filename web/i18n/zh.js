@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} 举手了",
   "captions.label": "实时字幕 · 机器生成",
   "captions.offOnServer": "此服务器已关闭字幕",
+  "captions.paused": "字幕已暂停：没有正在运行的语音处理进程",
+  "captions.resumed": "字幕已恢复",
   "captions.untranslated": "原文为{lang}：暂无译文",
   "captions.originalTag": "（原文）",
   "controls.mute": "静音",
