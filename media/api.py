@@ -36,6 +36,21 @@ class IceServer:
 
 
 @dataclass(frozen=True, slots=True)
+class JanusSettings:
+    """Where the Janus media engine is and the secrets it was configured with (never Janus's
+    shipped defaults: the composition root refuses them)."""
+
+    #: Janus's WebSocket transport, e.g. ``ws://10.0.0.5:8188``
+    url: str
+    #: ``general.api_secret`` of janus.jcfg, sent with every request
+    api_secret: str
+    #: ``general.admin_key`` of janus.plugin.videoroom.jcfg: creating rooms and RTP forwarders
+    admin_key: str
+    #: the address of this machine that Janus sends the audio taps' RTP to (``rtp_forward``)
+    tap_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSettings:
     """How the media plane behaves; built once from configuration by the composition root."""
 
@@ -52,6 +67,10 @@ class MediaSettings:
     #: only backends given an ``on_audio`` callback tap (with ``"process"`` isolation the
     #: worker decodes and sends the chunks to the parent)
     audio_tap: bool = False
+    #: "aiortc": Parley's own SFU (:mod:`media.sfu`); "janus": rooms on a Janus VideoRoom
+    #: (:mod:`media.janus_room`; browsers publish on a second peer connection, PROTOCOL.md)
+    engine: Literal["aiortc", "janus"] = "aiortc"
+    janus: JanusSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +118,17 @@ class PeerFailed:
     reason: str
 
 
-MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed
+@dataclass(frozen=True, slots=True)
+class PublishAnswer:
+    """The engine's answer to a client's offer for its publish peer connection (engines whose
+    publishers offer, i.e. Janus: see :class:`PublisherOffers`)."""
+
+    peer_id: str
+    sdp: str
+    revision: int
+
+
+MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed | PublishAnswer
 EmitEvent = Callable[[MediaEvent], None]
 
 
@@ -154,6 +183,23 @@ class MediaRoom(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class PublisherOffers(MediaRoom, Protocol):
+    """A room on an engine where a publisher's own peer connection makes the offer (Janus).
+
+    The client sends its media on a second peer connection (send-only) and offers it; the room
+    answers with :class:`PublishAnswer`. The first peer connection still only receives, with
+    the server as the offerer (:class:`OfferReady`). :meth:`MediaRoom.publish` declares which
+    (kind, source) the client may offer; an offered track that was not declared is refused.
+    """
+
+    async def publish_offer(
+        self, peer_id: str, sdp: str, revision: int, sources: Mapping[str, TrackSource]
+    ) -> None:
+        """The client's offer for its publish peer connection; ``sources`` says what each of
+        its ``mid``s carries (camera, microphone or screen)."""
+        ...
 
 
 class MediaBackend(Protocol):
