@@ -38,7 +38,9 @@ class IceServer:
 @dataclass(frozen=True, slots=True)
 class JanusSettings:
     """Where the Janus media engine is and the secrets it was configured with (never Janus's
-    shipped defaults: the composition root refuses them)."""
+    shipped defaults: the composition root refuses them). Given to
+    :class:`media.janus_room.JanusMediaBackend` beside the :class:`MediaSettings` (of which it
+    uses ``audio_tap`` only: Janus does ICE, keyframes and queues itself)."""
 
     #: Janus's WebSocket transport, e.g. ``ws://10.0.0.5:8188``
     url: str
@@ -67,10 +69,6 @@ class MediaSettings:
     #: only backends given an ``on_audio`` callback tap (with ``"process"`` isolation the
     #: worker decodes and sends the chunks to the parent)
     audio_tap: bool = False
-    #: "aiortc": Parley's own SFU (:mod:`media.sfu`); "janus": rooms on a Janus VideoRoom
-    #: (:mod:`media.janus_room`; browsers publish on a second peer connection, PROTOCOL.md)
-    engine: Literal["aiortc", "janus"] = "aiortc"
-    janus: JanusSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -539,11 +539,11 @@ class JanusMediaBackend:
     """Implements :class:`media.api.MediaBackend` on one Janus server (one WebSocket, one
     session for every room)."""
 
-    def __init__(self, settings: MediaSettings, *, on_audio: OnAudio | None = None) -> None:
-        if settings.janus is None:
-            raise ValueError("engine 'janus' needs JanusSettings")
+    def __init__(
+        self, settings: MediaSettings, *, janus: JanusSettings, on_audio: OnAudio | None = None
+    ) -> None:
         self._settings = settings
-        self._janus = settings.janus
+        self._janus = janus
         self._on_audio = on_audio
         self._connection: JanusConnection | None = None
         self._rooms: dict[str, JanusRoom] = {}

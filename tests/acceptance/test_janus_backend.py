@@ -182,12 +182,11 @@ class Rig:
 @pytest.fixture
 async def rig(janus: RunningJanus, inside: None) -> AsyncIterator[Rig]:
     taps: list[SpeakerAudio] = []
-    settings = MediaSettings(
-        engine="janus",
-        audio_tap=True,
+    backend = JanusMediaBackend(
+        MediaSettings(audio_tap=True),
         janus=JanusSettings(url=janus.url, api_secret=janus.api_secret, admin_key=janus.admin_key),
+        on_audio=taps.append,
     )
-    backend = JanusMediaBackend(settings, on_audio=taps.append)
     await backend.start()
     peers: dict[str, SeamPeer] = {}
 
