@@ -22,6 +22,7 @@ from av import AudioFrame, VideoFrame
 
 from media.api import (
     JanusSettings,
+    Kind,
     MediaEvent,
     MediaSettings,
     OfferReady,
@@ -29,7 +30,9 @@ from media.api import (
     PublishAnswer,
     SpeakerAudio,
     TrackPublished,
+    TrackSource,
     TrackUnpublished,
+    default_source,
 )
 from media.hooks import restrict_host_addresses
 from media.janus_room import JanusMediaBackend, JanusRoom
@@ -60,6 +63,8 @@ class SeamPeer:
         self.pub_pc = RTCPeerConnection(rtc_configuration(()))
         self.received: dict[str, Received] = {}
         self.slots: dict[str, str] = {}  # mid -> publisher id
+        self.slot_sources: dict[str, TrackSource] = {}  # mid -> what it carries
+        self.sources: dict[str, TrackSource] = {}  # own publish mids
         self.published: list[TrackPublished] = []
         self.unpublished: list[TrackUnpublished] = []
         self.failed: list[PeerFailed] = []
@@ -73,6 +78,7 @@ class SeamPeer:
     def on_event(self, event: MediaEvent) -> None:
         if isinstance(event, OfferReady):
             self.slots.update({mid: s.participant_id for mid, s in event.slots.items()})
+            self.slot_sources.update({mid: s.source for mid, s in event.slots.items()})
             self._spawn(self._answer(event))
         elif isinstance(event, PublishAnswer):
             assert self._publish_answer is not None
@@ -84,24 +90,23 @@ class SeamPeer:
         elif isinstance(event, PeerFailed):
             self.failed.append(event)
 
-    async def publish(self, tracks: list[MediaStreamTrack]) -> None:
+    async def publish(
+        self, tracks: list[MediaStreamTrack], source: TrackSource | None = None
+    ) -> None:
         kinds = [t.kind for t in tracks]
-        await self.room.publish(self.peer_id, kinds)  # type: ignore[arg-type]
-        for track in tracks:
-            self.pub_pc.addTransceiver(track, direction="sendonly")
+        await self.room.publish(self.peer_id, kinds, source)  # type: ignore[arg-type]
+        added = [self.pub_pc.addTransceiver(t, direction="sendonly") for t in tracks]
         await self.pub_pc.setLocalDescription(await self.pub_pc.createOffer())
-        sources = {
-            t.mid: ("microphone" if t.kind == "audio" else "camera")
-            for t in self.pub_pc.getTransceivers()
-            if t.mid is not None
-        }
+        for transceiver in added:
+            kind: Kind = "audio" if transceiver.kind == "audio" else "video"
+            self.sources[str(transceiver.mid)] = source or default_source(kind)
         self._publish_answer = asyncio.get_running_loop().create_future()
         self._publish_revision += 1
         await self.room.publish_offer(
             self.peer_id,
             self.pub_pc.localDescription.sdp,
             self._publish_revision,
-            sources,  # type: ignore[arg-type]
+            self.sources,
         )
         sdp = await asyncio.wait_for(self._publish_answer, 10)
         await self.pub_pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -276,3 +281,23 @@ async def test_hold_audio_and_leaving(rig: Rig) -> None:
     assert await wait_until(lambda: b.offers > offers, 10)  # an offer without a's stream
     stats = await rig.room.stats()
     assert stats["peers"] == 1 and stats["publications"] == {}
+
+
+async def test_screen_share_is_a_second_publish_offer_and_unpublish_ends_it(rig: Rig) -> None:
+    a, b = await rig.join("a"), await rig.join("b")
+    await a.publish([SineAudio(440)])
+    assert await wait_until(lambda: b.media_from("a").audio_frames >= 25, 20)
+
+    await a.publish([CounterVideo(160, 120)], "screen")  # renegotiates a's publish connection
+    assert await wait_until(lambda: b.media_from("a").video_frames >= 10, 20), summary(a, b)
+    assert "screen" in b.slot_sources.values()
+    screen = next(p for p in a.published if p.source == "screen")
+    assert screen.kind == "video" and screen.peer_id == "a"
+    frames = b.media_from("a").audio_frames
+    assert await wait_until(lambda: b.media_from("a").audio_frames > frames + 25, 5)  # audio on
+
+    offers = b.offers
+    await rig.room.unpublish("a", screen.track_id)
+    assert await wait_until(lambda: any(u.track_id == screen.track_id for u in b.unpublished), 5)
+    assert await wait_until(lambda: b.offers > offers, 10)
+    assert screen.track_id not in (await rig.room.stats())["publications"]
