@@ -72,6 +72,11 @@ class JanusConnection:
         self.session_id = int(created["data"]["id"])
         self._tasks.append(loop.create_task(self._keepalive(), name="janus-keepalive"))
 
+    @property
+    def closed(self) -> bool:
+        """Closed by us, or lost (Janus went away, or the session timed out)."""
+        return self._closed
+
     async def attach(self, plugin: str, on_event: OnHandleEvent) -> JanusHandle:
         reply = await self.request({"janus": "attach", "plugin": plugin})
         handle_id = int(reply["data"]["id"])

@@ -556,8 +556,8 @@ class JanusMediaBackend:
         self._connection = connection
 
     async def open_room(self, room_id: str, emit: EmitEvent) -> JanusRoom:
-        if self._connection is None:
-            await self.start()
+        if self._connection is None or self._connection.closed:
+            await self.start()  # first room, or Janus came back after it was lost
         assert self._connection is not None
         room = JanusRoom(
             room_id,
