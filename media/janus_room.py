@@ -77,6 +77,8 @@ class _JanusPeer:
     allowed: set[tuple[Kind, TrackSource]] = field(default_factory=set)
     publisher: JanusHandle | None = None
     feed: int | None = None
+    #: Janus accepted a first offer (later offers renegotiate with ``configure``)
+    publishing: bool = False
     #: the client's mid -> publication, on the publish peer connection
     publications: dict[str, _Publication] = field(default_factory=dict)
     subscriber: JanusHandle | None = None
@@ -293,10 +295,15 @@ class JanusRoom:
     ) -> Json:
         jsep = {"type": "offer", "sdp": sdp}
         descriptions = [{"mid": mid, "description": src} for mid, src in sources.items()]
+        if peer.publisher is not None and peer.publishing:
+            return await peer.publisher.message(
+                {"request": "configure", "descriptions": descriptions}, jsep
+            )
         if peer.publisher is None:
             peer.publisher = await self._connection.attach(
                 VIDEOROOM, lambda event: self._on_publisher_event(peer, event)
             )
+        if peer.feed is None:  # joined once; a refused first offer keeps the seat
             joined = await peer.publisher.message(
                 {
                     "request": "join",
@@ -307,12 +314,11 @@ class JanusRoom:
             )
             peer.feed = int(plugin_data(joined)["id"])
             self._by_feed[peer.feed] = peer
-            return await peer.publisher.message(
-                {"request": "publish", "descriptions": descriptions}, jsep
-            )
-        return await peer.publisher.message(
-            {"request": "configure", "descriptions": descriptions}, jsep
+        reply = await peer.publisher.message(
+            {"request": "publish", "descriptions": descriptions}, jsep
         )
+        peer.publishing = True
+        return reply
 
     async def _sync_publications(
         self, peer: _JanusPeer, streams: list[Json], sources: Mapping[str, TrackSource]

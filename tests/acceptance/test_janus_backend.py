@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from media.errors import SdpError, StaleAnswerError
 from media.hooks import restrict_host_addresses
 from tests.support.client import CounterVideo, SineAudio
 from tests.support.janus import ICE_ADDRESS, RunningJanus, running_janus
@@ -113,3 +114,16 @@ async def test_screen_share_is_a_second_publish_offer_and_unpublish_ends_it(rig:
     assert await wait_until(lambda: any(u.track_id == screen.track_id for u in b.unpublished), 5)
     assert await wait_until(lambda: b.offers > offers, 10)
     assert screen.track_id not in (await rig.room.stats())["publications"]
+
+
+async def test_refused_publish_offers_change_nothing(rig: Rig) -> None:
+    a, b = await rig.join("a"), await rig.join("b")
+    await rig.room.publish("a", ["audio"])
+    with pytest.raises(SdpError):
+        await rig.room.publish_offer("a", "v=0\r\nnot an offer\r\n", 1, {})
+    with pytest.raises(StaleAnswerError):
+        await rig.room.publish_offer("a", "v=0\r\n", 1, {})  # revisions only grow
+    with pytest.raises(StaleAnswerError):
+        await rig.room.answer("b", "v=0\r\n", 7)  # no offer outstanding
+    await a.publish([SineAudio(440)], revision=5)  # the seat survived the refusal
+    assert await wait_until(lambda: b.media_from("a").audio_frames >= 25, 20)

@@ -87,7 +87,11 @@ class SeamPeer:
             self.failed.append(event)
 
     async def publish(
-        self, tracks: list[MediaStreamTrack], source: TrackSource | None = None
+        self,
+        tracks: list[MediaStreamTrack],
+        source: TrackSource | None = None,
+        *,
+        revision: int | None = None,
     ) -> None:
         kinds = [t.kind for t in tracks]
         await self.room.publish(self.peer_id, kinds, source)  # type: ignore[arg-type]
@@ -97,7 +101,7 @@ class SeamPeer:
             kind: Kind = "audio" if transceiver.kind == "audio" else "video"
             self.sources[str(transceiver.mid)] = source or default_source(kind)
         self._publish_answer = asyncio.get_running_loop().create_future()
-        self._publish_revision += 1
+        self._publish_revision = revision or self._publish_revision + 1
         await self.room.publish_offer(
             self.peer_id,
             self.pub_pc.localDescription.sdp,
