@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from interpret.frames import AudioChunk
 
@@ -183,6 +183,7 @@ class MediaRoom(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
 class PublisherOffers(MediaRoom, Protocol):
     """A room on an engine where a publisher's own peer connection makes the offer (Janus).
 
