@@ -197,7 +197,7 @@ class JanusRoom:
         peer = self._peer(peer_id)
         if revision <= peer.publish_revision:
             raise StaleAnswerError(
-                f"publish offer {revision} is older than {peer.publish_revision}"
+                f"publish offer {revision} is not newer than {peer.publish_revision}"
             )
         peer.publish_revision = revision
         async with peer.lock:
@@ -208,8 +208,9 @@ class JanusRoom:
         jsep = reply.get("jsep") or {}
         if jsep.get("type") != "answer":
             raise SdpError("Janus sent no answer to the publish offer")
-        self._emit(PublishAnswer(peer_id, str(jsep["sdp"]), revision))
+        # publications first: Janus's "media" event that announces them may follow quickly
         await self._sync_publications(peer, plugin_data(reply).get("streams", []), sources)
+        self._emit(PublishAnswer(peer_id, str(jsep["sdp"]), revision))
 
     async def unpublish(self, peer_id: str, track_id: str) -> None:
         peer = self._peer(peer_id)
