@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from av import AudioFrame, VideoFrame
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from media.hooks import restrict_host_addresses
 from media.peer import rtc_configuration
 from server.app import App
 from tests.support.app import started_app, ws_url
@@ -48,6 +49,7 @@ class JanusFlowClient:
         self._publish_answer: asyncio.Future[dict[str, Any]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._revision = 0
+        self.on_caption: Callable[[dict[str, Any]], None] | None = None
         self.sub_pc.on("track", self._on_track)
 
     async def join(self, **extra: Any) -> None:
@@ -104,6 +106,8 @@ class JanusFlowClient:
                     self._spawn(self._answer(message))
                 elif kind == "publish_answer" and self._publish_answer is not None:
                     self._publish_answer.set_result(message)
+                elif kind == "caption" and self.on_caption is not None:
+                    self.on_caption(message)
                 elif kind == "error":
                     self.errors.append(message)
 
@@ -155,22 +159,32 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
         yield running
 
 
-@pytest.fixture
-async def janus_app(janus: RunningJanus) -> AsyncIterator[App]:
+@contextlib.asynccontextmanager
+async def janus_server(janus: RunningJanus, **overrides: Any) -> AsyncIterator[App]:
+    """The real server on Janus, this thread in Janus's namespace; the test's aiortc clients
+    announce the veth address (another test's server may have left aioice on 127.0.0.1)."""
     with janus.namespace.entered():
+        restrict_host_addresses([ICE_ADDRESS])
         app = await started_app(
             media={
                 "backend": "janus",
-                "ice_host_addresses": [ICE_ADDRESS],
                 "janus_url": janus.url,
                 "janus_api_secret": janus.api_secret,
                 "janus_admin_key": janus.admin_key,
-            }
+            },
+            **overrides,
         )
         try:
             yield app
         finally:
             await app.stop()
+            restrict_host_addresses(())
+
+
+@pytest.fixture
+async def janus_app(janus: RunningJanus) -> AsyncIterator[App]:
+    async with janus_server(janus) as app:
+        yield app
 
 
 async def test_two_participants_through_the_server_on_janus(janus_app: App) -> None:
@@ -239,3 +253,40 @@ async def test_parleys_own_engine_refuses_publish_offers(app: App) -> None:
         assert client.errors[0]["ref"] == "publish_offer"
     finally:
         await client.close()
+
+
+@pytest.mark.models
+async def test_captions_flow_from_janus_taps(janus: RunningJanus) -> None:
+    """A speaker's audio reaches the speech worker through Janus's rtp_forward: captions."""
+    from tests.support.client import FileAudio
+    from tests.support.paths import EVALSET
+    from tests.support.transcripts import wer
+
+    longform = json.loads((EVALSET / "longform" / "en_fleurs_concat.json").read_text())
+    segment = longform["segments"][0]  # = audio/en/fleurs-en-000.ogg, starting at 0.0
+    clip = EVALSET / "audio" / "en" / "fleurs-en-000.ogg"
+    async with janus_server(janus, captions={"enabled": True}) as app:
+        url = ws_url(app)
+        speaker, reader = JanusFlowClient(url, "jt", "Speaker"), JanusFlowClient(url, "jt", "R")
+        captions: list[dict[str, Any]] = []
+        try:
+            await reader.join()
+            reader.on_caption = captions.append
+            await speaker.join(lang="en")
+            await speaker.publish([FileAudio(str(clip))])
+
+            def finals() -> list[dict[str, Any]]:
+                return [c for c in captions if c["final"]]
+
+            assert await wait_until(
+                lambda: (
+                    bool(finals()) and float(finals()[-1]["end_s"]) >= segment["speech_end"] - 1
+                ),
+                40,
+            ), captions[-3:]
+            assert all(c["participant_id"] == speaker.participant_id for c in finals())
+            heard = " ".join(str(c["text"]) for c in finals())
+            assert wer(segment["reference"], heard) < 0.35, heard
+        finally:
+            await speaker.close()
+            await reader.close()
