@@ -59,6 +59,11 @@ def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) 
         settings.media.to_media_settings(),
         audio_tap=settings.media.audio_tap or settings.captions.enabled,
     )
+    if settings.media.backend == "janus":
+        from media.janus_room import JanusMediaBackend
+
+        janus = settings.media.to_janus_settings()
+        return JanusMediaBackend(media_settings, janus=janus, on_audio=on_audio)
     if media_settings.isolation == "process":
         from media.process import ProcessMediaBackend
 

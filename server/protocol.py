@@ -105,6 +105,19 @@ class Answer(_ClientMessage):
     revision: int
 
 
+class PublishOffer(_ClientMessage):
+    """Janus engine only: the client's offer for its send-only publish peer connection."""
+
+    type: Literal["publish_offer"]
+    sdp: Sdp
+    revision: int
+    #: mid -> what the m-line sends
+    sources: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=32)], TrackSource],
+        Field(max_length=8),
+    ]
+
+
 class Mute(_ClientMessage):
     type: Literal["mute"]
     track_id: TrackId
@@ -315,6 +328,7 @@ ClientMessage = (
     | Publish
     | Unpublish
     | Answer
+    | PublishOffer
     | Mute
     | Leave
     | Captions
@@ -343,6 +357,7 @@ ClientMessage = (
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
+    | {"publish_offer"}
     | {"chat", "hand", "transcription"}
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
     | {"correct", "glossary_set", "export"}

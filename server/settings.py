@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from media.api import IceServer, MediaSettings
+from media.api import IceServer, JanusSettings, MediaSettings
 
 from .origins import OriginError, parse_origin
 
@@ -97,13 +97,47 @@ class IceServerSettings(_Section):
     credential: str | None = None
 
 
+#: what Debian's janus package ships (janus.jcfg, janus.plugin.videoroom.jcfg): never accepted
+JANUS_SHIPPED_SECRETS = frozenset({"janusrocks", "janusoverlord", "supersecret"})
+
+
 class MediaConfig(_Section):
+    backend: Literal["aiortc", "janus"]
     isolation: Literal["inline", "process"]
+    janus_url: str
+    janus_api_secret: str
+    janus_admin_key: str
+    janus_tap_host: str
     ice_servers: list[IceServerSettings]
     ice_host_addresses: list[str]
     pli_min_interval_ms: int = Field(ge=0)
     subscriber_queue_frames: int = Field(ge=4)
     audio_tap: bool
+
+    @model_validator(mode="after")
+    def _janus_is_configured(self) -> MediaConfig:
+        if self.backend != "janus":
+            return self
+        if not self.janus_url.startswith(("ws://", "wss://")):
+            raise ValueError("media.backend = 'janus' needs media.janus_url (ws:// or wss://)")
+        for key in ("janus_api_secret", "janus_admin_key"):
+            value = getattr(self, key)
+            if len(value) < 16 or value in JANUS_SHIPPED_SECRETS:
+                raise ValueError(
+                    f"media.{key} must be set to Janus's own secret (16+ characters, never the "
+                    "one Janus ships with)"
+                )
+        if self.isolation != "inline":
+            raise ValueError("media.backend = 'janus' keeps rooms in Janus: isolation = 'inline'")
+        return self
+
+    def to_janus_settings(self) -> JanusSettings:
+        return JanusSettings(
+            url=self.janus_url,
+            api_secret=self.janus_api_secret,
+            admin_key=self.janus_admin_key,
+            tap_host=self.janus_tap_host,
+        )
 
     def to_media_settings(self) -> MediaSettings:
         return MediaSettings(

@@ -24,6 +24,8 @@ from media.api import (
     MediaRoom,
     OfferReady,
     PeerFailed,
+    PublishAnswer,
+    PublisherOffers,
     TrackPublished,
     TrackUnpublished,
 )
@@ -129,6 +131,11 @@ class LiveRoom:
                     protocol.encode(
                         "track_unpublished", participant_id=event.peer_id, track_id=event.track_id
                     )
+                )
+        elif isinstance(event, PublishAnswer):
+            if client is not None:
+                client.send(
+                    protocol.encode("publish_answer", sdp=event.sdp, revision=event.revision)
                 )
         elif isinstance(event, PeerFailed) and client is not None:
             client.abort("media_failed", f"media connection failed: {event.reason}", CLOSE_INTERNAL)
@@ -407,6 +414,8 @@ class SignalingServer:
             joined.update(self.audience.on_joined(room_name, participant.role))
         # ICE servers (with TURN credentials) only now that the credentials were checked,
         # never past the room token's expiry (PROTOCOL.md "joined")
+        if self.settings.media.backend == "janus":
+            joined["media_engine"] = "janus"  # PROTOCOL.md "Janus engine": publish offers
         joined["ice_servers"] = ice_servers_for(
             self.settings,
             client.connection_id,
@@ -809,6 +818,15 @@ class ClientConnection:
                 case protocol.Answer(sdp=sdp, revision=revision):
                     self._check_sdp_limits(sdp)
                     await live.media.answer(pid, sdp, revision)
+                case protocol.PublishOffer(sdp=sdp, revision=revision, sources=sources):
+                    if participant.role == "viewer":
+                        raise ProtocolError("forbidden", "viewers cannot publish", msg.type)
+                    if not isinstance(live.media, PublisherOffers):
+                        raise ProtocolError(
+                            "bad_state", "this server's media engine makes the offers", msg.type
+                        )
+                    self._check_sdp_limits(sdp)
+                    await live.media.publish_offer(pid, sdp, revision, sources)
                 case protocol.Mute(track_id=track_id, muted=muted):
                     if not self.server.registry.set_muted(live.name, pid, track_id, muted):
                         raise ProtocolError("bad_state", f"{track_id} is not your track", "mute")
