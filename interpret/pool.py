@@ -36,8 +36,9 @@ from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame, Translation
 from .glossary import Glossary
 from .placement import Move, Placement, PlacementSettings
 from .remote import FrameLink, RemoteSpeechWorker
-from .supervisor import SpeechWorker, SpeechWorkerError
+from .supervisor import SpeechWorker
 from .wire import Announce, Pong, Ready
+from .worker_link import CaptionQueue, SpeechWorkerError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,13 @@ class WorkerHandle(Protocol):
 
     on_state: Callable[[bool], None] | None
     restarts: int
-    dropped_captions: int
     ready: Ready | None
     last_pong: Pong | None
 
     @property
     def up(self) -> bool: ...
+    @property
+    def dropped_captions(self) -> int: ...
     @property
     def pid(self) -> int | None: ...
     @property
@@ -167,7 +169,6 @@ class SpeechPool:
             lambda: SpeechWorker(config, close_timeout_s=close_timeout_s, nice=nice)
         )
         self._clock = clock
-        self._max_captions = max_captions
         self._placement = Placement(self.settings.placement)
         self._members: dict[str, _Member] = {}
         #: caption forwarders of workers that left (awaited by :meth:`aclose`)
@@ -185,14 +186,12 @@ class SpeechPool:
         #: speaker -> stream time of the end of their latest loud chunk, and of their latest
         self._loud_until: dict[str, float] = {}
         self._heard_until: dict[str, float] = {}
-        self._captions: collections.deque[CaptionFrame] = collections.deque()
-        self._captions_wake = asyncio.Event()
+        self._captions = CaptionQueue(max_captions)
         self._monitor: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
         self._started = False
         self._first_error: BaseException | None = None
-        self._pool_dropped_captions = 0
         #: audio chunks dropped from replay buffers (a speaker over ``replay_max_s`` since
         #: their last final: a long outage with no worker)
         self.dropped_replay_chunks = 0
@@ -246,7 +245,7 @@ class SpeechPool:
         forwarders = [m.forwarder for m in members if m.forwarder is not None]
         await asyncio.gather(*forwarders, *self._retired, return_exceptions=True)
         self._closed = True
-        self._captions_wake.set()
+        self._captions.wake.set()
 
     # -- workers ---------------------------------------------------------------------------
     def _add_local(self, index: int) -> _Member:
@@ -367,7 +366,7 @@ class SpeechPool:
             if not self._closing:
                 self.remove_worker(member.worker_id)
                 if not self._members:
-                    self._captions_wake.set()
+                    self._captions.wake.set()
 
     # -- placement -------------------------------------------------------------------------
     def _apply_all(self, moves: Iterable[Move], source: _Member | None = None) -> None:
@@ -550,14 +549,14 @@ class SpeechPool:
         """Every caption of every worker, until :meth:`aclose`; raises a worker's fatal error
         when no worker is left."""
         while True:
-            while self._captions:
-                yield self._captions.popleft()
+            for frame in self._captions.drain():
+                yield frame
             if self._closed:
                 return
             if self._started and not self._members and self._first_error is not None:
                 raise self._first_error
-            self._captions_wake.clear()
-            await self._captions_wake.wait()
+            self._captions.wake.clear()
+            await self._captions.wake.wait()
 
     def _on_caption(self, frame: CaptionFrame) -> None:
         speaker = frame.speaker_id
@@ -569,14 +568,7 @@ class SpeechPool:
                     self._buffered[speaker] -= len(buffer.popleft().samples)
         elif speaker in self._speakers:
             self._open.add(speaker)
-        self._captions.append(frame)
-        if len(self._captions) > self._max_captions:
-            for old in self._captions:
-                if not old.is_final:
-                    self._captions.remove(old)
-                    self._pool_dropped_captions += 1
-                    break
-        self._captions_wake.set()
+        self._captions.put(frame)
 
     # -- state for operators ----------------------------------------------------------------
     @property
@@ -601,7 +593,7 @@ class SpeechPool:
 
     @property
     def dropped_captions(self) -> int:
-        return self._pool_dropped_captions + sum(
+        return self._captions.dropped + sum(
             m.handle.dropped_captions for m in self._members.values()
         )
 

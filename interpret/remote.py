@@ -14,20 +14,16 @@ commands; worker → ``Ready`` once its models are loaded, then captions, pongs,
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
-from .audio_queue import AudioCommandQueue
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame, Translation
+from .frames import AudioChunk
 from .framing import WireFormatError, split_frame
 from .glossary import Glossary
 from .opus import OpusEncoder
-from .supervisor import SpeechWorkerError
 from .wire import (
     AddSpeaker,
     Announce,
@@ -36,7 +32,6 @@ from .wire import (
     Configure,
     OpusAudio,
     Outbound,
-    Ping,
     Pong,
     Ready,
     RemoveSpeaker,
@@ -44,13 +39,12 @@ from .wire import (
     SetSpeakerLang,
     SetSpeakerTargets,
     SetTargets,
-    TextTranslation,
-    TranslateText,
     WorkerError,
     decode_outbound,
     encode_command,
     encode_opus_audio,
 )
+from .worker_link import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +64,10 @@ def decode_message(message: str | bytes) -> Outbound:
     return decode_outbound(*split_frame(message))
 
 
-class RemoteSpeechWorker:
+class RemoteSpeechWorker(WorkerLink):
     """A connected remote worker (see the module docstring). :meth:`run` owns the link."""
+
+    _who = "the remote worker"
 
     def __init__(
         self,
@@ -82,27 +78,15 @@ class RemoteSpeechWorker:
         max_captions: int = 256,
         close_timeout_s: float = 30.0,
     ) -> None:
+        super().__init__(max_queued_s=max_queued_s, max_captions=max_captions)
         self.announce = announce
         self._link = link
-        self._max_captions = max_captions
         self._close_timeout_s = close_timeout_s
-        self._out = AudioCommandQueue[Command](max_queued_s=max_queued_s)
-        self._out_wake = asyncio.Event()
         self._encoders: dict[str, OpusEncoder] = {}
-        self._captions: collections.deque[CaptionFrame] = collections.deque()
-        self._captions_wake = asyncio.Event()
-        self._texts: dict[int, asyncio.Future[TextTranslation]] = {}
-        self._text_ids = itertools.count(1)
-        self._ping_ids = itertools.count(1)
-        self._up = False
-        self._closing = False
-        self._closed = False
         self._ended = asyncio.Event()
         self._ready_event = asyncio.Event()
         self._suppressed: dict[str, int] = {}
-        self.on_state: Callable[[bool], None] | None = None
         self.restarts = 0  # a remote worker is never restarted from here
-        self.dropped_captions = 0
         self.ready: Ready | None = None
         self.last_pong: Pong | None = None
         #: audio bytes sent (Opus), for the record
@@ -110,16 +94,8 @@ class RemoteSpeechWorker:
 
     # -- state -----------------------------------------------------------------------------
     @property
-    def up(self) -> bool:
-        return self._up
-
-    @property
     def pid(self) -> int | None:
         return None  # its process is on another machine
-
-    @property
-    def queued_chunks(self) -> int:
-        return self._out.queued_chunks
 
     @property
     def dropped_chunks(self) -> int:
@@ -167,15 +143,10 @@ class RemoteSpeechWorker:
         self._end()
 
     def _end(self) -> None:
-        was_up, self._up = self._up, False
-        if was_up and self.on_state is not None:
-            self.on_state(False)
-        for future in self._texts.values():
-            if not future.done():
-                future.set_exception(SpeechWorkerError("the remote worker left", retryable=True))
+        self._set_up(False)
         self._closed = True
         self._ended.set()
-        self._captions_wake.set()
+        self._captions.wake.set()
 
     # -- commands --------------------------------------------------------------------------
     def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
@@ -200,41 +171,6 @@ class RemoteSpeechWorker:
         if not self._closing and not self._closed:
             self._out.append(chunk)
             self._out_wake.set()
-
-    def ping(self, nonce: int | None = None) -> int:
-        nonce = next(self._ping_ids) if nonce is None else nonce
-        self._send(Ping(nonce))
-        return nonce
-
-    async def translate(
-        self, text: str, source: str, targets: Iterable[str]
-    ) -> Mapping[str, Translation]:
-        if self._closing or not self._up:
-            raise SpeechWorkerError("the remote worker is not running", retryable=True)
-        request_id = next(self._text_ids)
-        future: asyncio.Future[TextTranslation] = asyncio.get_running_loop().create_future()
-        self._texts[request_id] = future
-        self._send(TranslateText(request_id, text, source, tuple(targets)))
-        try:
-            return (await future).translations
-        finally:
-            self._texts.pop(request_id, None)
-
-    def _send(self, command: Command) -> None:
-        if not self._closing and not self._closed:
-            self._out.append(command)
-            self._out_wake.set()
-
-    # -- captions --------------------------------------------------------------------------
-    async def captions(self) -> AsyncIterator[CaptionFrame]:
-        """Its captions until the link ends."""
-        while True:
-            while self._captions:
-                yield self._captions.popleft()
-            if self._closed:
-                return
-            self._captions_wake.clear()
-            await self._captions_wake.wait()
 
     # -- link ------------------------------------------------------------------------------
     def _encode(self, item: Command | AudioChunk) -> bytes:
@@ -278,30 +214,16 @@ class RemoteSpeechWorker:
             self._on_message(message)
 
     def _on_message(self, message: Outbound) -> None:
+        if self._on_common(message):
+            return
         match message:
-            case CaptionFrame():
-                self._captions.append(message)
-                if len(self._captions) > self._max_captions:
-                    for old in self._captions:
-                        if not old.is_final:
-                            self._captions.remove(old)
-                            self.dropped_captions += 1
-                            break
-                self._captions_wake.set()
             case Ready():
                 self.ready = message
                 self._ready_event.set()
-                if not self._up:
-                    self._up = True
-                    if self.on_state is not None:
-                        self.on_state(True)
+                self._set_up(True)
             case Pong():
                 self.last_pong = message
                 self._suppressed = dict(message.suppressed)
-            case TextTranslation():
-                future = self._texts.get(message.request_id)
-                if future is not None and not future.done():
-                    future.set_result(message)
             case WorkerError():
                 log.error("remote speech worker: %s", message.message)
             case Announce():

@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
-from .audio_queue import AudioCommandQueue
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame, Translation
+from .frames import AudioChunk
 from .framing import WireFormatError, receive_frame
 from .glossary import Glossary
 from .processes import kill_worker, spawn_worker
@@ -32,7 +30,6 @@ from .wire import (
     Command,
     Configure,
     Outbound,
-    Ping,
     Pong,
     Ready,
     RemoveSpeaker,
@@ -41,29 +38,22 @@ from .wire import (
     SetSpeakerLang,
     SetSpeakerTargets,
     SetTargets,
-    TextTranslation,
-    TranslateText,
     WorkerError,
     decode_outbound,
     encode_audio,
     encode_command,
 )
+from .worker_link import SpeechWorkerError, WorkerLink
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "interpret.worker"
 
 
-class SpeechWorkerError(Exception):
-    """The worker cannot run (``retryable`` False: a missing model, a bad config; or it failed
-    to start too many times in a row)."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+__all__ = ["SpeechWorker", "SpeechWorkerError"]
 
 
-class SpeechWorker:
+class SpeechWorker(WorkerLink):
     """One speech worker process, restarted when it dies. Methods other than :meth:`start`
     and :meth:`aclose` never block: they queue."""
 
@@ -80,13 +70,13 @@ class SpeechWorker:
         sample_format: SampleFormat = "f32",
         nice: int = 5,
     ) -> None:
+        super().__init__(max_queued_s=max_queued_s, max_captions=max_captions)
         self._config = config
         #: the worker's CPU priority below ours: recognition is throughput, while the media
         #: event loop next to it must wake within milliseconds
         self._nice = nice
         self._start_timeout_s = start_timeout_s
         self._close_timeout_s = close_timeout_s
-        self._max_captions = max_captions
         self._max_start_failures = max_start_failures
         self._max_backoff_s = max_backoff_s
         self._sample_format: SampleFormat = sample_format
@@ -95,50 +85,26 @@ class SpeechWorker:
         self._glossaries: dict[str, Glossary] = {}
         self._targets: tuple[str, ...] = config.targets
         self._speaker_targets: dict[str, tuple[str, ...]] = {}
-        # outgoing queue (see the module docstring)
-        self._out = AudioCommandQueue[Command](max_queued_s=max_queued_s)
-        self._out_wake = asyncio.Event()
-        # captions
-        self._captions: collections.deque[CaptionFrame] = collections.deque()
-        self._captions_wake = asyncio.Event()
-        # text translations waiting for the worker's answer, by request id
-        self._texts: dict[int, asyncio.Future[TextTranslation]] = {}
-        self._text_ids = itertools.count(1)
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[Ready] | None = None
-        self._error: SpeechWorkerError | None = None
-        self._closing = False
-        self._closed = False
         #: times the worker was started again after dying
         self.restarts = 0
-        #: captions dropped here (interims only) because nobody read them
-        self.dropped_captions = 0
         #: the latest worker's Ready (load and warm-up times), and when it came (monotonic)
         self.ready: Ready | None = None
         self.ready_at: float | None = None
         self.last_pong: Pong | None = None
         #: when :attr:`last_pong` came (monotonic)
         self.last_pong_at: float | None = None
-        self._ping_ids = itertools.count(1)
-        #: called with True when a worker process is ready, False when it stops (a pool moves
-        #: its speakers at once instead of waiting for the restart)
-        self.on_state: Callable[[bool], None] | None = None
         #: called with every Pong (a remote worker's relay passes them on)
         self.on_pong: Callable[[Pong], None] | None = None
         # the guards' counters: those of workers that died, plus the running one's
         self._suppressed_before: collections.Counter[str] = collections.Counter()
         self._suppressed_now: dict[str, int] = {}
-        self._up = False
 
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
-
-    @property
-    def up(self) -> bool:
-        """A worker process is running and has loaded its models (False while restarting)."""
-        return self._up
 
     @property
     def suppressed(self) -> dict[str, int]:
@@ -147,11 +113,6 @@ class SpeechWorker:
         total = collections.Counter(self._suppressed_before)
         total.update(self._suppressed_now)
         return dict(total)
-
-    @property
-    def queued_chunks(self) -> int:
-        """Audio chunks waiting here for the worker's pipe."""
-        return self._out.queued_chunks
 
     @property
     def dropped_chunks(self) -> int:
@@ -184,7 +145,7 @@ class SpeechWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         self._closed = True
-        self._captions_wake.set()
+        self._captions.wake.set()
 
     # -- commands --------------------------------------------------------------------------
     def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
@@ -231,59 +192,6 @@ class SpeechWorker:
         self._out.append(chunk)
         self._out_wake.set()
 
-    async def translate(
-        self, text: str, source: str, targets: Iterable[str]
-    ) -> Mapping[str, Translation]:
-        """Translate ``text`` (e.g. a chat message) ``source`` → each target with the captions'
-        engines, in the worker (never on this loop): per target, its translation or why there
-        is none. Raises :class:`SpeechWorkerError` when no
-        worker is up or it dies meanwhile; callers bound the wait (``asyncio.timeout``)."""
-        if self._closing or not self._up:
-            raise SpeechWorkerError("the speech worker is not running", retryable=True)
-        request_id = next(self._text_ids)
-        future: asyncio.Future[TextTranslation] = asyncio.get_running_loop().create_future()
-        self._texts[request_id] = future
-        self._send(TranslateText(request_id, text, source, tuple(targets)))
-        try:
-            return (await future).translations
-        finally:
-            self._texts.pop(request_id, None)
-
-    def ping(self, nonce: int | None = None) -> int:
-        """Ask for a :class:`Pong` (answered after everything queued before it is applied);
-        returns its nonce (``nonce``, or a new one)."""
-        nonce = next(self._ping_ids) if nonce is None else nonce
-        self._send(Ping(nonce))
-        return nonce
-
-    def _send(self, command: Command) -> None:
-        if not self._closing:
-            self._out.append(command)
-            self._out_wake.set()
-
-    # -- captions --------------------------------------------------------------------------
-    async def captions(self) -> AsyncIterator[CaptionFrame]:
-        """Every caption, in order, until :meth:`aclose`; raises the worker's fatal error."""
-        while True:
-            while self._captions:
-                yield self._captions.popleft()
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                return
-            self._captions_wake.clear()
-            await self._captions_wake.wait()
-
-    def _on_caption(self, frame: CaptionFrame) -> None:
-        self._captions.append(frame)
-        if len(self._captions) > self._max_captions:
-            for old in self._captions:
-                if not old.is_final:
-                    self._captions.remove(old)
-                    self.dropped_captions += 1
-                    break
-        self._captions_wake.set()
-
     # -- processes -------------------------------------------------------------------------
     async def _supervise(self) -> None:
         """Run workers one after another until closed or hopeless."""
@@ -306,7 +214,7 @@ class SpeechWorker:
             self._first_ready.set_exception(
                 self._error or SpeechWorkerError("closed before ready", retryable=True)
             )
-        self._captions_wake.set()
+        self._captions.wake.set()
 
     async def _run(self, process: asyncio.subprocess.Process) -> bool:
         """Own one worker until it exits; True if it became ready."""
@@ -326,14 +234,7 @@ class SpeechWorker:
                 await reader
                 writer.cancel()
         finally:
-            was_up, self._up = self._up, False
-            if was_up and self.on_state is not None:
-                self.on_state(False)
-            for future in self._texts.values():
-                if not future.done():
-                    future.set_exception(
-                        SpeechWorkerError("the speech worker stopped", retryable=True)
-                    )
+            self._set_up(False)
             if process.returncode is None:
                 self._kill()
             await process.wait()
@@ -387,17 +288,15 @@ class SpeechWorker:
             self._on_message(message, ready)
 
     def _on_message(self, message: Outbound, ready: asyncio.Event) -> None:
+        if self._on_common(message):
+            return
         match message:
-            case CaptionFrame():
-                self._on_caption(message)
             case Ready():
                 self._suppressed_before.update(self._suppressed_now)
                 self._suppressed_now = {}
                 self.ready, self.ready_at = message, time.monotonic()
-                self._up = True
                 ready.set()
-                if self.on_state is not None:
-                    self.on_state(True)
+                self._set_up(True)
                 if self._first_ready is not None and not self._first_ready.done():
                     self._first_ready.set_result(message)
             case Pong():
@@ -405,10 +304,6 @@ class SpeechWorker:
                 self._suppressed_now = dict(message.suppressed)
                 if self.on_pong is not None:
                     self.on_pong(message)
-            case TextTranslation():
-                future = self._texts.get(message.request_id)
-                if future is not None and not future.done():
-                    future.set_result(message)
             case WorkerError():
                 log.error("speech worker: %s", message.message)
                 if message.fatal and not message.retryable:
@@ -418,7 +313,7 @@ class SpeechWorker:
         self._error = error
         if self._first_ready is not None and not self._first_ready.done():
             self._first_ready.set_exception(error)
-        self._captions_wake.set()
+        self._captions.wake.set()
 
     def _kill(self) -> None:
         if self._process is not None:
