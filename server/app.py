@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
     from .captions import CaptionService
 from . import protocol
+from .context import Feature
+from .features import Dispatch
+from .features.media import MediaFeature
 from .signaling import ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
@@ -110,6 +113,7 @@ class App:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
         self.retention = Retention(settings.retention, settings.server.data_path())
         self.signaling.retention = self.retention
+        self.signaling.features = Dispatch(self._features())
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -126,6 +130,14 @@ class App:
         #: requests that came through a proxy are refused (server.origins.proxied_refusal)
         self.auto_open = settings.auth.mode == "auto" and settings.auth_mode() == "open"
         self._warned_proxied = False
+
+    def _features(self) -> list[Feature]:
+        """The room features, in the order their hooks run (a new feature: its module in
+        ``server/features/``, and one line here)."""
+        settings = self.settings
+        return [
+            MediaFeature(limits=settings.limits),
+        ]
 
     @property
     def port(self) -> int:

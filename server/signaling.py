@@ -27,16 +27,11 @@ from media.api import (
     TrackPublished,
     TrackUnpublished,
 )
-from media.errors import (
-    MediaError,
-    MediaStateError,
-    SdpError,
-    StaleAnswerError,
-    UnknownPeerError,
-)
+from media.errors import MediaError
 
 from . import __version__, channels, interpreting, moderation, protocol, room_features
 from .auth import AuthError, Grant, TokenVerifier, password_matches
+from .features import Dispatch
 from .limits import (
     ConnectionCounter,
     ExpiringSet,
@@ -93,6 +88,10 @@ class LiveRoom:
         self.glossary: Glossary = ()
         #: interpretation channels: on air, handovers, what each participant hears
         self.channels = channels.RoomChannels()
+
+    @property
+    def state(self) -> Room | None:
+        return self.registry.get(self.name)
 
     def broadcast(self, message: str, *, exclude: str | None = None) -> None:
         for participant_id, client in list(self.clients.items()):
@@ -172,6 +171,8 @@ class SignalingServer:
         #: kept here, not in the room, so that emptying the room does not forgive them
         self.removed_seats = ExpiringSet()
         self._trusted_proxies = frozenset(settings.server.trusted_proxies)
+        #: the room features, in hook order; set by the App (the composition root)
+        self.features = Dispatch(())
         self.clock: Callable[[], float] = time.monotonic
         #: unix time, for token expiries
         self.wall_clock: Callable[[], float] = time.time
@@ -403,6 +404,8 @@ class SignalingServer:
             not_after_s=client.token_expires_s,
         )
         client.send(protocol.encode("joined", **joined))
+        for feature in self.features:
+            feature.on_joined(live, client)
         room_features.on_joined(self, live, client)
         if live.glossary:
             client.send(interpreting.glossary_message(live.glossary, None))
@@ -413,6 +416,8 @@ class SignalingServer:
         assert live.media is not None
         await live.media.add_peer(participant.participant_id, publish)
         await channels.on_joined(live, client, self.settings.interpreting.duck_volume)
+        for feature in self.features:
+            await feature.on_peer_added(live, client)
         log.info(
             "joined", room=room_name, participant=participant.participant_id, role=participant.role
         )
@@ -471,10 +476,14 @@ class SignalingServer:
                 live.channels.close()
             if emptied:
                 await live.media.aclose()
+        for feature in self.features:
+            await feature.on_left(live, participant_id)
         if emptied:
             self.rooms.pop(live.name, None)
             moderation.close_lobby(live)
             await room_features.on_room_closed(live)
+            for feature in self.features:
+                await feature.on_room_closed(live)
         elif self.auth_mode == "open":
             promoted = self.registry.succeed_host(live.name)
             if promoted is not None:
@@ -495,6 +504,7 @@ class SignalingServer:
                 client.close_soon(moderation.CLOSE_MEETING_ENDED, "meeting_ended")
                 if self.captions is not None and participant_id in live.clients:
                     self.captions.participant_left(participant_id)
+            gone = list(live.clients)
             live.clients.clear()
             live.waiting.clear()
             live.channels.close()
@@ -503,6 +513,10 @@ class SignalingServer:
             if live.media is not None:
                 await live.media.aclose()
             await room_features.on_room_closed(live)
+            for feature in self.features:
+                for participant_id in gone:
+                    await feature.on_left(live, participant_id)
+                await feature.on_room_closed(live)
             log.info("meeting ended", room=live.name, by=by)
 
 
@@ -722,6 +736,9 @@ class ClientConnection:
             self.extend_join_deadline()
             self.send(self._welcome(msg.protocol))
             return False
+        if self.server.features.handles(msg):
+            await self.server.features.dispatch(self, self.live, msg)
+            return False
         match msg:
             case protocol.Hello():
                 raise ProtocolError("bad_state", "hello was already received", "hello")
@@ -758,60 +775,8 @@ class ClientConnection:
             case protocol.ChannelAction():
                 await channels.handle(self, msg)
             case _:
-                await self._dispatch_joined(msg)
+                raise ProtocolError("unknown_type", f"unknown message type {msg.type!r}", msg.type)
         return False
-
-    async def _dispatch_joined(self, msg: protocol.ClientMessage) -> None:
-        live, participant = self.live, self.participant
-        if live is None or participant is None or live.media is None:
-            raise ProtocolError("not_joined", f"{msg.type} needs a joined participant", msg.type)
-        pid = participant.participant_id
-        try:
-            match msg:
-                case protocol.Publish(kinds=kinds, source=source):
-                    if participant.role == "viewer":
-                        raise ProtocolError("forbidden", "viewers cannot publish", "publish")
-                    expected = {"screen": "video", "camera": "video", "microphone": "audio"}
-                    if source is not None and kinds != [expected[source]]:
-                        raise ProtocolError(
-                            "bad_message",
-                            f'source: {source} needs kinds ["{expected[source]}"]',
-                            "publish",
-                        )
-                    await live.media.publish(pid, kinds, source)
-                case protocol.Unpublish(track_id=track_id):
-                    await live.media.unpublish(pid, track_id)
-                case protocol.Answer(sdp=sdp, revision=revision):
-                    self._check_sdp_limits(sdp)
-                    await live.media.answer(pid, sdp, revision)
-                case protocol.Mute(track_id=track_id, muted=muted):
-                    if not self.server.registry.set_muted(live.name, pid, track_id, muted):
-                        raise ProtocolError("bad_state", f"{track_id} is not your track", "mute")
-                    live.broadcast(
-                        protocol.encode("muted", participant_id=pid, track_id=track_id, muted=muted)
-                    )
-        except (MediaStateError, UnknownPeerError) as exc:
-            raise ProtocolError("bad_state", str(exc), msg.type) from None
-        except StaleAnswerError as exc:
-            raise ProtocolError("stale_answer", str(exc), msg.type) from None
-        except SdpError as exc:
-            raise ProtocolError("bad_sdp", f"cannot apply SDP: {exc}", msg.type) from None
-
-    def _check_sdp_limits(self, sdp: str) -> None:
-        limits = self.server.settings.limits
-        if len(sdp) > limits.max_sdp_chars:
-            raise ProtocolError(
-                "bad_message", f"sdp: longer than {limits.max_sdp_chars} characters", "answer"
-            )
-        # count lines as aiortc's parser splits them (str.splitlines: any line break, a bare
-        # "\r" or U+2028 included), else an answer evades the cap with odd separators
-        sections = sum(line.startswith("m=") for line in sdp.splitlines())
-        if sections > limits.max_media_sections:
-            raise ProtocolError(
-                "bad_message",
-                f"sdp: {sections} media sections, at most {limits.max_media_sections}",
-                "answer",
-            )
 
     def _welcome(self, version: int) -> str:
         # no ICE servers here: TURN credentials come with ``joined``, once admitted
