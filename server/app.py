@@ -40,6 +40,7 @@ from . import protocol
 from .context import Feature
 from .features import Dispatch
 from .features.media import MediaFeature
+from .features.presence import PresenceFeature
 from .signaling import ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
@@ -137,6 +138,7 @@ class App:
         settings = self.settings
         return [
             MediaFeature(limits=settings.limits),
+            PresenceFeature(retention=settings.retention, transcriber=self.captions),
         ]
 
     @property

@@ -1,5 +1,4 @@
-"""What participants do in a room besides media and moderation (PROTOCOL.md "Room features"):
-chat, raised hands, the transcription notice and opting out of transcription."""
+"""Room chat (PROTOCOL.md "Room features")."""
 
 from __future__ import annotations
 
@@ -10,27 +9,7 @@ from .chat import RoomChat, TextTranslationResult, TranslateText
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from .settings import RetentionSettings
     from .signaling import ClientConnection, LiveRoom, SignalingServer
-
-TRANSCRIPTION_NOTICE = (
-    "This meeting is transcribed and translated by machine while it runs: what you say is "
-    "shown to the others as captions, which may contain errors. Captions are not stored. "
-    "You can ask not to be transcribed."
-)
-
-
-def transcription_notice(retention: RetentionSettings) -> str:
-    """The notice, true to what this server keeps (``[retention]``)."""
-    kept = [k for k in ("captions", "chat") if retention.mode != "none" and k in retention.kinds]
-    if not kept:
-        return TRANSCRIPTION_NOTICE
-    what = " and ".join(["final captions" if k == "captions" else "room chat" for k in kept])
-    return TRANSCRIPTION_NOTICE.replace(
-        "Captions are not stored.",
-        f"This server stores {what} for up to {retention.max_age_h:g} hours.",
-    )
-
 
 DEFAULT_CHAT_LANG = "en"
 
@@ -60,18 +39,9 @@ def chat_of(server: SignalingServer, live: LiveRoom) -> RoomChat:
 
 
 def on_joined(server: SignalingServer, live: LiveRoom, client: ClientConnection) -> None:
-    """Right after ``joined`` (synchronously, so nothing can come between): the transcription
-    notice before any caption, then the chat history."""
+    """Right after ``joined`` (synchronously, so nothing can come between): the chat
+    history."""
     assert client.participant is not None
-    if server.captions is not None:
-        client.send(
-            protocol.encode(
-                "notice",
-                kind="transcription",
-                text=transcription_notice(server.settings.retention),
-                machine_generated=True,
-            )
-        )
     chat_of(server, live).joined(client, client.participant.participant_id)
 
 
@@ -118,13 +88,5 @@ async def handle(client: ClientConnection, msg: protocol.RoomFeature) -> None:
                         "text": message.text,
                     },
                 )
-        case protocol.Hand(raised=raised):
-            participant.hand_raised = raised
-            live.broadcast(protocol.encode("hand", participant_id=pid, raised=raised))
-        case protocol.Transcription(opt_out=opt_out):
-            participant.transcription_opt_out = opt_out
-            if server.captions is not None:
-                server.captions.set_opt_out(pid, opt_out)
-            live.broadcast(protocol.encode("transcription", participant_id=pid, opt_out=opt_out))
         case _:
             raise ProtocolError("unknown_type", f"unknown message type {msg.type!r}", msg.type)
