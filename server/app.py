@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 from . import protocol
 from .context import Feature
 from .features import Dispatch
+from .features.captions import CaptionsFeature
+from .features.channels import ChannelsFeature
+from .features.chat import ChatFeature
+from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
+from .features.moderation import ModerationFeature
 from .features.presence import PresenceFeature
 from .signaling import ClientConnection, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
@@ -101,7 +106,6 @@ class App:
             self.captions = CaptionService(
                 config=settings.captions.pipeline_config(),
                 audio=self.speaker_audio,
-                signaling=self.signaling,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
             )
@@ -113,8 +117,7 @@ class App:
         if self.captions is not None:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
         self.retention = Retention(settings.retention, settings.server.data_path())
-        self.signaling.retention = self.retention
-        self.signaling.features = Dispatch(self._features())
+        self.signaling.use(Dispatch(self._features()))
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -134,11 +137,30 @@ class App:
 
     def _features(self) -> list[Feature]:
         """The room features, in the order their hooks run (a new feature: its module in
-        ``server/features/``, and one line here)."""
-        settings = self.settings
+        ``server/features/``, and one line here). A joiner gets ``joined``, then the notice,
+        the chat history and the glossary, in this order."""
+        settings, captions = self.settings, self.captions
+        retention = self.retention if self.retention.enabled else None
+        corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
+        channels = ChannelsFeature(settings=settings.interpreting, recognizer=captions)
+        routing = CaptionsFeature(
+            rooms=self.signaling.rooms, channels=channels, notes=corrections, service=captions
+        )
+        if captions is not None:
+            captions.router = routing
         return [
             MediaFeature(limits=settings.limits),
-            PresenceFeature(retention=settings.retention, transcriber=self.captions),
+            PresenceFeature(retention=settings.retention, transcriber=captions),
+            ChatFeature(
+                settings=settings.chat,
+                translator=captions,
+                glossary=corrections.glossary,
+                retention=retention,
+            ),
+            corrections,
+            channels,
+            ModerationFeature(doors=self.signaling.membership),
+            routing,
         ]
 
     @property
@@ -307,11 +329,9 @@ class App:
             reason="shutdown",
             flush_timeout_ms=int(self.settings.server.shutdown_flush_timeout_s * 1000),
         )
-        told: list[ClientConnection] = []
-        for live in list(self.signaling.rooms.values()):
-            for client in [*live.clients.values(), *live.waiting.values()]:
-                client.send(message)
-                told.append(client)
+        told = [c for c in self.signaling.connections_open if c.live is not None]
+        for client in told:
+            client.send(message)
         return told
 
     async def run_forever(self) -> None:

@@ -21,14 +21,12 @@ import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from . import protocol
-
-if TYPE_CHECKING:
-    from .signaling import ClientConnection, LiveRoom
+from .context import Peer, RoomContext
 
 log = structlog.get_logger(__name__)
 
@@ -126,7 +124,7 @@ class ChatHistory:
         return [m for m in self._kept if m.seq < seq]
 
 
-def reading_languages(client: ClientConnection) -> frozenset[str]:
+def reading_languages(client: Peer) -> frozenset[str]:
     """What a client reads chat in: its caption languages and the language it speaks."""
     spoken = client.spoken_lang
     return client.languages | ({spoken} if spoken else frozenset())
@@ -137,7 +135,7 @@ class RoomChat:
 
     def __init__(
         self,
-        live: LiveRoom,
+        live: RoomContext,
         *,
         history_max_messages: int,
         translate: TranslateText | None,
@@ -171,7 +169,7 @@ class RoomChat:
         return len(self._jobs) >= self._max_queued_jobs
 
     # -- called by the signaling side (synchronously, on the loop) ---------------------------
-    def joined(self, client: ClientConnection, participant_id: str) -> None:
+    def joined(self, client: Peer, participant_id: str) -> None:
         """A participant entered: from now on they get messages live; older room messages
         come as one ``chat_history``."""
         since = self.history.next_seq
@@ -245,7 +243,7 @@ class RoomChat:
             finally:
                 self._shedding = False
 
-    def _recipients(self, message: ChatMessage) -> list[ClientConnection]:
+    def _recipients(self, message: ChatMessage) -> list[Peer]:
         clients = self._live.clients
         if message.to is None:
             ids = [pid for pid in clients if self._since.get(pid, 0) <= message.seq]
@@ -261,9 +259,7 @@ class RoomChat:
             wire = message.to_wire(reading_languages(client), untranslated)
             client.send(protocol.encode("chat", **wire))
 
-    async def _send_history(
-        self, client: ClientConnection, participant_id: str, since: int
-    ) -> None:
+    async def _send_history(self, client: Peer, participant_id: str, since: int) -> None:
         messages = self.history.before(since)
         languages = reading_languages(client)
         untranslated: dict[str, dict[str, str]] = {}

@@ -4,6 +4,8 @@ server sends. Pure: no I/O, no event loop."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -123,7 +125,7 @@ class Captions(_ClientMessage):
 
 # -- room features (PROTOCOL.md "Room features"): chat, hands, transcription opt-out -------
 class RoomFeature(_ClientMessage):
-    """Base of the messages :mod:`server.room_features` handles (joined participants only)."""
+    """Base of the room-feature messages (joined participants only)."""
 
     type: str
 
@@ -359,3 +361,61 @@ def error(code: str, message: str, ref: str | None = None, **details: Any) -> st
     if ref is not None:
         fields["ref"] = ref
     return encode("error", **fields, **details)
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """One ``caption`` message as one reader gets it (PROTOCOL.md "Captions"): the
+    translations are already those the reader reads. Live captions and corrected lines are
+    both this."""
+
+    caption_id: str
+    participant_id: str
+    lang: str
+    text: str
+    final: bool
+    stable_chars: int
+    start_s: float
+    end_s: float
+    translations: Mapping[str, str] = field(default_factory=dict)
+    engines: Mapping[str, str] = field(default_factory=dict)
+    untranslated: Mapping[str, str] = field(default_factory=dict)
+    #: the speaker is an interpreter on air in this channel (their speech, recognised)
+    channel: str | None = None
+    #: finals: the recogniser's confidence, and each word's
+    avg_logprob: float | None = None
+    words: tuple[tuple[str, float], ...] = ()
+    latency_ms: int | None = None
+    #: a corrected line: who corrected it, and which of its languages were corrected
+    corrected_by: str | None = None
+    corrected_langs: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        extra: dict[str, Any] = {}
+        if self.channel is not None:
+            extra["channel"] = self.channel
+        if self.avg_logprob is not None:
+            extra["avg_logprob"] = self.avg_logprob
+            extra["words"] = [list(word) for word in self.words]
+        if self.latency_ms is not None:
+            extra["latency_ms"] = self.latency_ms
+        if self.corrected_by is not None:
+            extra["corrected"] = True
+            extra["corrected_langs"] = list(self.corrected_langs)
+            extra["corrected_by"] = self.corrected_by
+        return encode(
+            "caption",
+            caption_id=self.caption_id,
+            participant_id=self.participant_id,
+            lang=self.lang,
+            text=self.text,
+            final=self.final,
+            stable_chars=self.stable_chars,
+            start_s=round(self.start_s, 3),
+            end_s=round(self.end_s, 3),
+            translations=dict(self.translations),
+            engines=dict(self.engines),
+            untranslated=dict(self.untranslated),
+            machine_generated=True,
+            **extra,
+        )
