@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from .captions import CaptionService
 from . import protocol
+from .connection import ClientConnection
 from .context import Feature
 from .features import Dispatch
 from .features.captions import CaptionsFeature
@@ -46,7 +47,7 @@ from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
 from .features.moderation import ModerationFeature
 from .features.presence import PresenceFeature
-from .signaling import ClientConnection, SignalingServer
+from .signaling import SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
@@ -109,7 +110,7 @@ class App:
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
             )
-            self.signaling.captions = self.captions
+            self.signaling.on_languages_changed = self.captions.languages_changed
         self.static = StaticFiles()
         self.metrics = ServerMetrics(
             loop_lag_interval_s=settings.metrics.loop_lag_interval_ms / 1000
