@@ -1,5 +1,7 @@
-"""Live captions in rooms: speakers' decoded audio (media tap) → the speech worker process →
-caption messages to every participant, in the languages each one reads.
+"""The speech worker's shell: speakers' decoded audio (:mod:`media.tap`) → the speech worker
+process (:mod:`interpret.client`) → its caption frames → the rooms' side
+(:class:`CaptionRouter`, implemented by :class:`server.features.captions.CaptionsFeature`,
+which routes each caption to its readers).
 
 One speech worker serves every room of this server. Speakers are participants (their id is the
 speaker id); the worker translates each speaker's captions into the languages the readers of

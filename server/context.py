@@ -45,10 +45,6 @@ class Peer(Protocol):
         """Like :meth:`send`, but an interim is dropped while the client lags."""
         ...
 
-    def close_soon(self, close_code: int, reason: str) -> None:
-        """Close once the queued messages went out."""
-        ...
-
 
 class RoomContext(Protocol):
     """A live room (one that has participants), as features see it."""

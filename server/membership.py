@@ -65,6 +65,10 @@ class Member(Peer, Protocol):
         """Tell the client ``code`` and close."""
         ...
 
+    def close_soon(self, close_code: int, reason: str) -> None:
+        """Close once the queued messages went out."""
+        ...
+
     def attach(self, live: LiveRoom, participant: Participant) -> None:
         """The connection is ``participant`` in ``live`` from now on."""
         ...
