@@ -72,12 +72,6 @@ class JanusConfig:
     publishers: int = 4
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(cfg: JanusConfig) -> None:
     """``janus.jcfg``, the VideoRoom's and the WebSocket transport's files, in ``cfg.folder``."""
     cfg.folder.mkdir(parents=True, exist_ok=True)

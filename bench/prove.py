@@ -36,7 +36,7 @@ DOCS = REPO / "docs"
 STEPS = ("reliability", "janus", "capacity")
 RELIABILITY_TESTS = [
     "tests/reliability",
-    "tests/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on",
+    "tests/acceptance/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on",
 ]
 
 

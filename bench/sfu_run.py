@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from tests.support.server import free_port
 
 from .control import Child, ChildFailedError, Json
 from .procstat import ProcessCpu, SystemCpu, system_cpu, system_usage, usage
@@ -78,12 +79,6 @@ class Window:
     system: dict[str, float] = field(default_factory=dict)
     before: dict[str, Json] = field(default_factory=dict)
     after: dict[str, Json] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def child_env() -> dict[str, str]:

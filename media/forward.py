@@ -3,7 +3,7 @@
 
 Frames reach each subscriber's ``RTCRtpSender`` as :class:`EncodedFrame`s. aiortc's sender
 re-packetizes anything that is not an ``av.Frame`` (``encoder.pack()``); ``pack()`` only reads
-``bytes(x)``, ``x.pts`` and ``x.time_base`` (checked in tests/media/test_hooks.py).
+``bytes(x)``, ``x.pts`` and ``x.time_base`` (checked in tests/unit/media/test_hooks.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 aiortc has no public API for forwarding encoded media (its maintainer declined one: aiortc#449,
 #55, #627), so the SFU installs per-instance hooks. They touch private names, which is why
-aiortc is pinned exactly in pyproject.toml and why ``tests/media/test_hooks.py`` checks each
+aiortc is pinned exactly in pyproject.toml and why ``tests/unit/media/test_hooks.py`` checks each
 one against the installed aiortc: an upgrade that moves them fails loudly there, not in a call.
 """
 

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages the test suite needs, when they are missing:
 #   chromium  - real-browser tests (driven by Playwright through executable_path)
-#   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays
+#   ffmpeg    - turns evaluation speech into the WAV that Chromium's fake microphone plays;
+#               encodes broadcasts (HLS, [broadcast]; only servers that broadcast need it)
+#   nginx     - the broadcast test serves HLS through config/nginx-broadcast.conf
 #   apertium + pairs - real rule-based translation (en<->es, fr<->es, es<->pt):
 #                      scripts/translation-deps.sh, which `make run` uses too
-#   nodejs    - unit tests of the browser client's pure modules (node --test tests/web/)
-#   npm       - installs the pinned puppeteer-core that drives Firefox (tests/firefox/, no
+#   nodejs    - unit tests of the browser client's pure modules (node --test tests/unit/web/)
+#   npm       - installs the pinned puppeteer-core that drives Firefox (tests/browser/firefox/, no
 #               browser download: the tests run `npm ci` with PUPPETEER_SKIP_DOWNLOAD=1)
-#   firefox-esr - the Firefox participant of tests/test_browser_firefox.py (WebDriver BiDi)
+#   firefox-esr - the Firefox participant of tests/browser/test_browser_firefox.py (WebDriver BiDi)
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu
@@ -19,6 +21,7 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"
 SUDO=""

@@ -24,6 +24,7 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .broadcast import LIVE_PREFIX, BroadcastManager, worker_url
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
@@ -40,6 +41,7 @@ from . import protocol
 from .connection import ClientConnection
 from .context import Feature
 from .features import Dispatch
+from .features.broadcast import BroadcastFeature
 from .features.captions import CaptionsFeature
 from .features.channels import ChannelsFeature
 from .features.chat import ChatFeature
@@ -112,6 +114,9 @@ class App:
             )
             self.signaling.on_languages_changed = self.captions.languages_changed
         self.static = StaticFiles()
+        self.broadcasts = BroadcastManager(
+            settings=settings, verifier=self.signaling.admission.verifier
+        )
         self.metrics = ServerMetrics(
             loop_lag_interval_s=settings.metrics.loop_lag_interval_ms / 1000
         )
@@ -139,7 +144,7 @@ class App:
     def _features(self) -> list[Feature]:
         """The room features, in the order their hooks run (a new feature: its module in
         ``server/features/``, and one line here). A joiner gets ``joined``, then the notice,
-        the chat history and the glossary, in this order."""
+        the chat history, the broadcast state and the glossary, in this order."""
         settings, captions = self.settings, self.captions
         retention = self.retention if self.retention.enabled else None
         corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
@@ -149,6 +154,10 @@ class App:
         )
         if captions is not None:
             captions.router = routing
+        broadcast = BroadcastFeature(
+            broadcasts=self.broadcasts, rooms_on_air=settings.broadcast.rooms
+        )
+        self.signaling.membership.hidden_seats = broadcast
         return [
             MediaFeature(limits=settings.limits),
             PresenceFeature(retention=settings.retention, transcriber=captions),
@@ -158,6 +167,7 @@ class App:
                 glossary=corrections.glossary,
                 retention=retention,
             ),
+            broadcast,
             corrections,
             channels,
             ModerationFeature(doors=self.signaling.membership),
@@ -198,6 +208,8 @@ class App:
                 forward_totals=self.metrics.forward_totals,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
+        if path.startswith(LIVE_PREFIX):
+            return await self.broadcasts.http_response(path, request.headers)
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
@@ -244,6 +256,7 @@ class App:
             raise ListenError(s.host, s.port, exc) from exc
         try:
             self.origins = await self._origin_policy()
+            self.broadcasts.ws_url = worker_url(self.settings, self.port, self.tls is not None)
             await self.media.start()
             if self.captions is not None:
                 await self.captions.start()
@@ -282,6 +295,7 @@ class App:
         await asyncio.gather(*background, return_exceptions=True)
         log = structlog.get_logger(__name__)
         began = asyncio.get_running_loop().time()
+        self.broadcasts.begin_shutdown()
         clients = self._tell_clients_closing()
         if self.captions is not None:
             await self.captions.drain()
@@ -299,6 +313,7 @@ class App:
                 )
             except TimeoutError:
                 log.warning("connections did not close in time")
+        await self.broadcasts.aclose()
         await self.media.aclose()
         if self.captions is not None:
             await self.captions.aclose()

@@ -66,7 +66,7 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class Handle:
-    """A message for the room side: ``join``, or a feature's."""
+    """A message for the room side: ``join`` (or a hidden seat's), or a feature's."""
 
     message: ClientMessage
 
@@ -150,6 +150,12 @@ class ConnectionCore:
                         "already_joined", "this socket already joined a room", "join"
                     )
                 self.spoken_lang = msg.lang
+                return [Handle(msg)]
+            case protocol.BroadcasterJoin():
+                if self.joined:
+                    raise ProtocolError(
+                        "already_joined", "this socket already joined a room", msg.type
+                    )
                 return [Handle(msg)]
             case protocol.Leave():
                 self.closing = True
@@ -430,6 +436,8 @@ class ClientConnection:
                     )
                     self._do(self.core.join_refused(exc))
                     return
+            elif isinstance(msg, protocol.BroadcasterJoin):
+                await self._membership.join_hidden(self, msg)
             elif self._features.handles(msg):
                 await self._features.dispatch(self, self.live, msg)
             else:

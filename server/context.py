@@ -10,6 +10,7 @@ classes. Imports :mod:`server.protocol`, :mod:`server.rooms` and :mod:`media.api
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -68,6 +69,11 @@ class RoomContext(Protocol):
         ...
 
     @property
+    def hidden(self) -> AbstractSet[str]:
+        """Ids in :attr:`clients` that are no participant (the broadcast worker's seat)."""
+        ...
+
+    @property
     def started_monotonic(self) -> float: ...
 
     @property
@@ -111,11 +117,12 @@ class Feature(Protocol):
         ...
 
     async def on_peer_added(self, room: RoomContext, peer: Peer) -> None:
-        """The joiner's media peer exists (they were announced to the room)."""
+        """The joiner's media peer exists (they were announced to the room); also for a
+        hidden seat (:attr:`RoomContext.hidden`)."""
         ...
 
     async def on_left(self, room: RoomContext, participant_id: str) -> None:
-        """A participant left (their media peer is gone)."""
+        """A participant (or a hidden seat) left: their media peer is gone."""
         ...
 
     async def on_room_closed(self, room: RoomContext) -> None:

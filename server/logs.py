@@ -4,7 +4,7 @@ interpret, media) rendered the same way, one line per event on stderr.
 With ``[logging] format = "json"`` every line is one JSON object (``event``, ``level``,
 ``timestamp``, ``logger`` and the event's fields: ``room`` and ``participant`` ids where they
 apply). Caption and chat text are never logged: no call site passes them, and
-tests/test_operations_e2e.py greps the logs of a captioned meeting for the spoken words.
+tests/acceptance/test_operations_e2e.py greps the logs of a captioned meeting for the spoken words.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from media.errors import MediaError
 
 from . import protocol
 from .admission import Admission, Seat
-from .context import Feature, Peer
+from .context import Feature, Peer, RoomContext
 from .protocol import ProtocolError
 from .rooms import JoinRefusedError, Participant, Room, RoomRegistry, Waiter
 from .settings import Settings
@@ -41,6 +42,7 @@ from .turn import ice_servers_for
 
 log = structlog.get_logger(__name__)
 
+CLOSE_NORMAL = 1000
 CLOSE_INTERNAL = 1011
 #: application close codes (PROTOCOL.md "Close codes")
 CLOSE_MEETING_ENDED = 4002
@@ -82,6 +84,17 @@ class Member(Peer, Protocol):
         ...
 
 
+class HiddenSeats(Protocol):
+    """Who may take a room's hidden seat, and what they are told first
+    (:class:`server.features.broadcast.BroadcastFeature`: the broadcast worker)."""
+
+    def admits(self, room: str, secret: str) -> bool: ...
+
+    def greet(self, room: RoomContext, peer: Peer) -> None:
+        """Right after the hidden seat's ``joined``."""
+        ...
+
+
 @dataclass(slots=True)
 class Waiting:
     """A connection in a room's lobby and the kinds its join asked to publish."""
@@ -103,6 +116,9 @@ class LiveRoom:
         self.waiting: dict[str, Waiting] = {}
         #: what each participant's and waiter's credentials hold, by their id
         self.seats: dict[str, Seat] = {}
+        #: hidden seats (the broadcast worker): in ``clients`` for the room's messages and
+        #: media, in no participant list and not in the registry
+        self.hidden: set[str] = set()
         self.started_monotonic = time.monotonic()
         self.started_at_unix = time.time()
 
@@ -172,6 +188,8 @@ class Membership:
         self.rooms: dict[str, LiveRoom] = {}
         #: the room features, in hook order (set by the composition root)
         self.features: Sequence[Feature] = ()
+        #: who may take hidden seats (None: nobody; set by the composition root)
+        self.hidden_seats: HiddenSeats | None = None
         self._lock = asyncio.Lock()
 
     # -- joining --------------------------------------------------------------------------------
@@ -282,6 +300,37 @@ class Membership:
             await feature.on_peer_added(live, member)
         log.info("joined", room=name, participant=pid, role=participant.role)
 
+    async def join_hidden(self, member: Member, msg: protocol.BroadcasterJoin) -> None:
+        """A hidden seat (the broadcast worker, with the secret only it got): every track, no
+        holds, the room's messages; not in the registry, so in no participant list, against no
+        limit, never host, and the room closes when its last participant leaves."""
+        if self.hidden_seats is None or not self.hidden_seats.admits(msg.room, msg.secret):
+            raise ProtocolError("forbidden", "not this room's broadcaster", msg.type)
+        async with self._lock:
+            live = self.rooms.get(msg.room)
+            state = self.registry.get(msg.room)
+            if live is None or live.media is None or state is None:
+                raise ProtocolError("bad_state", "the room is closed", msg.type)
+            pid = f"broadcast-{secrets.token_hex(4)}"
+            member.attach(live, Participant(pid, "broadcast", "viewer"))
+            live.clients[pid] = member
+            live.hidden.add(pid)
+            member.send(
+                protocol.encode(
+                    "joined",
+                    participant_id=pid,
+                    room=live.name,
+                    role="broadcaster",
+                    participants=[p.to_wire() for p in state.participants.values()],
+                    ice_servers=[],
+                )
+            )
+            self.hidden_seats.greet(live, member)
+            await live.media.add_peer(pid, [])
+            for feature in self.features:
+                await feature.on_peer_added(live, member)
+        log.info("broadcaster joined", room=live.name)
+
     # -- the lobby ------------------------------------------------------------------------------
     def _enter_lobby(
         self, live: LiveRoom, member: Member, waiter: Waiter, publish: list[Kind], seat: Seat
@@ -389,6 +438,9 @@ class Membership:
     async def _exit_locked(self, live: LiveRoom, participant_id: str) -> None:
         """Remove a participant (idempotent: a removed participant's socket closing later is a
         no-op; lock held)."""
+        if participant_id in live.hidden:
+            await self._hidden_left(live, participant_id)
+            return
         if live.clients.pop(participant_id, None) is None:
             return
         live.seats.pop(participant_id, None)
@@ -401,6 +453,7 @@ class Membership:
             if live.media is not None:
                 await live.media.aclose()
             self.rooms.pop(live.name, None)
+            self._close_hidden(live)
             self._close_lobby(live)
             await self._closed(live)
         elif self.admission.auth_mode == "open":
@@ -427,12 +480,30 @@ class Membership:
             live.clients.clear()
             live.waiting.clear()
             live.seats.clear()
+            live.hidden.clear()
             if live.media is not None:
                 await live.media.aclose()
             for participant_id in gone:
                 await self._left(live, participant_id)
             await self._closed(live)
             log.info("meeting ended", room=room, by=by)
+
+    async def _hidden_left(self, live: LiveRoom, participant_id: str) -> None:
+        """A hidden seat's socket closed (lock held): nobody is told."""
+        live.clients.pop(participant_id, None)
+        live.hidden.discard(participant_id)
+        if live.media is not None:
+            await live.media.remove_peer(participant_id)
+        await self._left(live, participant_id)
+
+    def _close_hidden(self, live: LiveRoom) -> None:
+        """The room closed: so are its hidden seats' sockets."""
+        for pid in list(live.hidden):
+            member = live.clients.pop(pid, None)
+            if member is not None:
+                member.detach()
+                member.close_soon(CLOSE_NORMAL, "room_closed")
+        live.hidden.clear()
 
     async def _left(self, live: LiveRoom, participant_id: str) -> None:
         for feature in self.features:

@@ -105,7 +105,7 @@ async def gather_live_state(
     state = LiveState(ready=ready, rooms=len(signaling.rooms))
     per_room: dict[object, Mapping[str, Mapping[str, int]]] = {}
     for live in list(signaling.rooms.values()):
-        state.participants += len(live.clients)
+        state.participants += len(live.clients) - len(live.hidden)
         if live.media is None:
             continue
         try:

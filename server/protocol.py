@@ -276,6 +276,35 @@ class HandoverAnswer(ChannelAction):
     accept: bool
 
 
+# -- broadcast (PROTOCOL.md "Broadcast") -------------------------------------------------------
+class BroadcastAction(_ClientMessage):
+    """Base of the host's broadcast controls (``forbidden`` for anyone else)."""
+
+    type: str
+
+
+class BroadcastStart(BroadcastAction):
+    type: Literal["broadcast_start"]
+
+
+class BroadcastStop(BroadcastAction):
+    type: Literal["broadcast_stop"]
+
+
+class BroadcastPin(BroadcastAction):
+    type: Literal["broadcast_pin"]
+    #: whom the program shows; None: the active speaker again
+    participant_id: ParticipantId | None = None
+
+
+class BroadcasterJoin(_ClientMessage):
+    """The broadcast worker's join (hidden, uncounted), with the secret the server gave it."""
+
+    type: Literal["broadcaster_join"]
+    room: RoomName
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=128)]
+
+
 ClientMessage = (
     Hello
     | Join
@@ -302,6 +331,10 @@ ClientMessage = (
     | OffAir
     | HandoverRequest
     | HandoverAnswer
+    | BroadcastStart
+    | BroadcastStop
+    | BroadcastPin
+    | BroadcasterJoin
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
@@ -309,6 +342,7 @@ CLIENT_TYPES = frozenset(
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
     | {"correct", "glossary_set", "export"}
     | {"listen", "on_air", "off_air", "handover_request", "handover_answer"}
+    | {"broadcast_start", "broadcast_stop", "broadcast_pin", "broadcaster_join"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]

@@ -265,6 +265,32 @@ class InterpretingSettings(_Section):
     duck_volume: float = Field(ge=0, le=1)
 
 
+class BroadcastRendition(_Section):
+    width: int = Field(ge=16, le=3840, multiple_of=2)
+    height: int = Field(ge=16, le=2160, multiple_of=2)
+    video_kbps: int = Field(ge=32, le=20_000)
+
+
+class BroadcastSettings(_Section):
+    """``[broadcast]``: HLS for audiences beyond the room (server/broadcast.py)."""
+
+    rooms: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]]
+    public: bool
+    dir: str
+    caption_languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
+    channels: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
+    renditions: list[BroadcastRendition] = Field(min_length=1, max_length=4)
+    fps: int = Field(ge=5, le=60)
+    segment_s: float = Field(ge=0.5, le=6)
+    list_size: int = Field(ge=3, le=60)
+    audio_kbps: int = Field(ge=16, le=320)
+    ffmpeg: str
+
+    def directory(self, data_path: Path) -> Path:
+        """Where the broadcasts are written: ``dir``, else data_dir/broadcast."""
+        return Path(self.dir).expanduser() if self.dir else data_path / "broadcast"
+
+
 class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
@@ -279,6 +305,7 @@ class Settings(_Section):
     retention: RetentionSettings
     logging: LoggingSettings
     interpreting: InterpretingSettings
+    broadcast: BroadcastSettings
 
     @model_validator(mode="after")
     def _media_sections_fit_a_full_room(self) -> Settings:

@@ -21,7 +21,7 @@ _CSP = "; ".join(
         "default-src 'self'",
         "connect-src 'self'",
         "img-src 'self' data:",
-        "media-src 'self' blob: mediastream:",
+        "media-src 'self' blob: mediastream: data:",  # data: hls.js's empty WebVTT <track>
         "style-src 'self'",
         "script-src 'self'",
         "object-src 'none'",

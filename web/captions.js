@@ -1,4 +1,4 @@
-// Caption layout: pure logic, no DOM (unit-tested with `node --test`, see tests/web/).
+// Caption layout: pure logic, no DOM (unit-tested with `node --test`, see tests/unit/web/).
 //
 // - wrapText(): greedy line breaking into <= maxChars "characters" per line (code points),
 //   between words for space-separated scripts, between characters for Chinese and Japanese,

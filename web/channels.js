@@ -1,7 +1,7 @@
 // Interpretation channels in the browser (PROTOCOL.md "Interpretation channels"): what to hear
 // (the floor or a language channel, ducked or not), the on-air state of each channel, and the
 // interpreter's controls (on air, off air, handover). The pure functions come first (unit tests
-// in tests/web/channels.test.mjs); ChannelsView renders them.
+// in tests/unit/web/channels.test.mjs); ChannelsView renders them.
 import { t } from "./i18n.js";
 
 export const FLOOR = "floor";

@@ -1,5 +1,5 @@
 // The room glossary as text, one entry per line, for the console's editor (PROTOCOL.md "Room
-// glossary"). Pure functions (unit tests in tests/web/glossary.test.mjs):
+// glossary"). Pure functions (unit tests in tests/unit/web/glossary.test.mjs):
 //
 //   Sintra = es: Sintra; fr: Sintra      a rendering per target language
 //   Parley @en = keep                     said in English; never translated

@@ -1,6 +1,6 @@
 // Plain words for what went wrong, with the next step: message keys (web/i18n/*.js) for a failed
 // join, a camera or microphone that could not be opened, and the server's transcription notice.
-// Pure functions (unit tests in tests/web/messages.test.mjs).
+// Pure functions (unit tests in tests/unit/web/i18n.test.mjs).
 
 /** Join refusals the page says in the reader's language (PROTOCOL.md `error` codes). */
 const JOIN_ERRORS = Object.freeze({

@@ -187,6 +187,8 @@ export class ParleySession extends EventTarget {
     this.hand = false; // our raised hand
     this.transcriptionOptOut = false; // we asked not to be transcribed
     this.myRole = null; // the role the server gave us (joined.role)
+    // the room's broadcast to the public (PROTOCOL.md "Broadcast"): on air, watch page
+    this.broadcast = { onAir: false, by: null, watchUrl: null, pinned: null };
     this.glossary = []; // the room's glossary entries, as the server stores them
     // interpretation channels (PROTOCOL.md): every channel's state, and what we hear
     this.channels = [];
@@ -345,6 +347,11 @@ export class ParleySession extends EventTarget {
     entry.track = track;
     if (old !== track) old.stop();
     return true;
+  }
+
+  /** A host starts (true) or stops (false) broadcasting the room to the public. */
+  setBroadcast(onAir) {
+    this._send({ type: onAir ? "broadcast_start" : "broadcast_stop" });
   }
 
   /** Leave the room. Resolves when the server has closed the socket (or after a timeout). */
@@ -604,6 +611,15 @@ export class ParleySession extends EventTarget {
 
 /** Handlers for server -> client messages, keyed by `type`; `this` is the session. */
 ParleySession.prototype._handlers = {
+  broadcast(msg) {
+    this.broadcast = {
+      onAir: Boolean(msg.on_air),
+      by: msg.by ?? null,
+      watchUrl: msg.watch_url ?? null,
+      pinned: msg.pinned ?? null,
+    };
+    this._emit("broadcast", this.broadcast);
+  },
   welcome(msg) {
     this.welcome = msg;
     // the peer connection is made at `joined`: ICE servers (TURN credentials) come only then

@@ -157,6 +157,11 @@ class RoomView {
       this.render();
     });
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
+    session.addEventListener("joined", () => this.renderBroadcast());
+    session.addEventListener("broadcast", () => this.renderBroadcast());
+    $("broadcast-button").addEventListener("click", () => {
+      session.setBroadcast(!session.broadcast.onAir);
+    });
     session.addEventListener("notice", (ev) => this.showNotice(ev.detail.text));
     session.addEventListener("serverclosing", () => { this.serverClosing = true; });
     session.addEventListener("chat", (ev) => this.chat.add(ev.detail.message, { history: ev.detail.history }));
@@ -471,6 +476,21 @@ class RoomView {
     this.renderControls(self);
     this.renderList(self);
     this.renderLayout();
+  }
+
+  /** "On air to the public" for everyone while the room is broadcast (a link to the watch
+   * page); hosts get the button that starts and stops it. */
+  renderBroadcast() {
+    const { onAir, watchUrl } = this.session.broadcast;
+    const badge = $("broadcast-badge");
+    badge.hidden = !onAir;
+    if (watchUrl) badge.href = watchUrl;
+    const button = $("broadcast-button");
+    button.hidden = this.session.myRole !== "host";
+    const key = onAir ? "broadcast.stop" : "broadcast.start";
+    button.dataset.i18n = key;
+    button.textContent = t(key);
+    button.setAttribute("aria-pressed", String(onAir));
   }
 
   renderControls({ audioMuted, videoMuted, hand }) {

@@ -93,6 +93,8 @@ class ChannelsFeature(BaseFeature):
             if room.media is None:
                 return
             holds = audio_holds(room.clients, channels.listening, channels.on_air)
+            for hidden in room.hidden:  # the broadcast worker gets every voice
+                holds[hidden] = frozenset()
             for pid, held in holds.items():
                 if channels.applied_holds.get(pid, frozenset()) == held:
                     continue

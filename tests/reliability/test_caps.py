@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import TIME_SCALE
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
-
-from .support import ServerProcess, open_fds, rss_bytes, unhandled_in_log
+from tests.support.reliability import open_fds, rss_bytes, served_config, unhandled_in_log
+from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.reliability
 
@@ -33,10 +33,12 @@ MAX_ROOMS = 3
 def capped_server(tmp_path: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(
         tmp_path,
-        "[captions]\nenabled = false\n\n[limits]\n"
-        f"hello_timeout_s = {HELLO_TIMEOUT_S}\njoin_timeout_s = {JOIN_TIMEOUT_S}\n"
-        f"max_rooms = {MAX_ROOMS}\nmax_connections_per_address = 60\n"
-        "rooms_created_per_address_per_minute = 2\n",
+        served_config(
+            "[captions]\nenabled = false\n\n[limits]\n"
+            f"hello_timeout_s = {HELLO_TIMEOUT_S}\njoin_timeout_s = {JOIN_TIMEOUT_S}\n"
+            f"max_rooms = {MAX_ROOMS}\nmax_connections_per_address = 60\n"
+            "rooms_created_per_address_per_minute = 2\n"
+        ),
     )
     server.start()
     try:
@@ -64,7 +66,7 @@ async def closed_by_server(ws: ClientConnection, timeout_s: float) -> tuple[floa
 
 
 async def settled(read: Any, limit: float, timeout_s: float) -> float:
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s * TIME_SCALE
     value = read()
     while value > limit and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
@@ -75,11 +77,11 @@ async def settled(read: Any, limit: float, timeout_s: float) -> float:
 async def test_idle_sockets_are_closed_within_their_deadline(
     capped_server: ServerProcess,
 ) -> None:
-    url = capped_server.url
+    url = capped_server.ws_url
     # warm-up: imports and the allocator's first arenas are not a leak
     warm = [await raw_socket(url) for _ in range(5)]
     await asyncio.gather(*(closed_by_server(ws, 10 * TIME_SCALE) for ws in warm))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5 * TIME_SCALE)  # the warm-up's closes settle
     gc.collect()
     pid = capped_server.pid
     fds_before, rss_before = open_fds(pid), rss_bytes(pid)
@@ -117,7 +119,7 @@ async def test_idle_sockets_are_closed_within_their_deadline(
 
 
 async def test_connection_and_room_caps(capped_server: ServerProcess) -> None:
-    url = capped_server.url
+    url = capped_server.ws_url
     # connections per address: the 61st from one address is closed with 1013 before hello;
     # another address still gets in
     held = [await raw_socket(url, "127.0.0.2") for _ in range(60)]
@@ -162,7 +164,7 @@ async def test_connection_and_room_caps(capped_server: ServerProcess) -> None:
 async def test_the_join_deadline_spares_lobby_waiters_and_starts_again_after_a_denial(
     capped_server: ServerProcess,
 ) -> None:
-    url = capped_server.url
+    url = capped_server.ws_url
     host = await RawClient.connect(url)
     await host.send({"type": "join", "room": "r0", "name": "Hana"})
     await host.recv("joined")

@@ -1,9 +1,9 @@
 """Faults: a server restarted mid-meeting.
 
 A speech worker killed mid-call (captions back within 5 s) is
-``tests/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``; a client
-that stops reading is ``test_stalled_reader.py``; 5 s of total packet loss is
-``test_packet_loss.py``.
+``tests/acceptance/test_captions_e2e.py::test_killed_speech_worker_restarts_and_the_call_goes_on``
+(in tests/acceptance); a client that stops reading is ``test_stalled_reader.py``; 5 s of total
+packet loss is ``test_packet_loss.py``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from media.hooks import restrict_host_addresses
-from tests.conftest import TIME_SCALE
 from tests.support.client import ParleyClient, SineAudio
-
-from .support import ServerProcess, report, unhandled_in_log
+from tests.support.reliability import report, served_config, unhandled_in_log
+from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media]
 
@@ -29,7 +29,7 @@ async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_pa
     1001) and started again on the same port. Each client rejoins when its socket closes; within
     10 s of the old server's exit all three are back, hear each other, and see exactly each
     other (nobody from before the restart)."""
-    server = ServerProcess(tmp_path, "[captions]\nenabled = false\n")
+    server = ServerProcess(tmp_path, served_config("[captions]\nenabled = false\n"))
     server.start()
     restrict_host_addresses(["127.0.0.1"])
     tones = {"a": 440.0, "b": 550.0, "c": 660.0}
@@ -38,7 +38,7 @@ async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_pa
     async def enter(name: str, deadline_s: float) -> ParleyClient:
         while True:
             client = ParleyClient(
-                server.url, room="meeting", name=name, audio=SineAudio(tones[name])
+                server.ws_url, room="meeting", name=name, audio=SineAudio(tones[name])
             )
             try:
                 await client.join()

@@ -24,8 +24,8 @@ from websockets.sync.client import ClientConnection, connect
 from media.hooks import restrict_host_addresses
 from tests.support.client import ParleyClient, SineAudio
 from tests.support.origin import ws_origin
-
-from .support import FUZZ_EXAMPLES, ServerProcess, report, unhandled_in_log
+from tests.support.reliability import FUZZ_EXAMPLES, report, served_config, unhandled_in_log
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.reliability
 
@@ -114,7 +114,7 @@ class FuzzConnection:
         self.examples = 0
 
     def _open(self) -> ClientConnection:
-        ws = open_ws(self.server.url)
+        ws = open_ws(self.server.ws_url)
         ws.send(json.dumps({"type": "hello", "protocol": 1}))
         self._until(ws, "welcome")
         ws.send(json.dumps({"type": "join", "room": "fuzz", "name": "fuzzer"}))
@@ -166,12 +166,14 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     # fuzzer down.
     server = ServerProcess(
         tmp_path_factory.mktemp("fuzz"),
-        "[captions]\nenabled = false\n\n[limits]\nmessages_per_connection_per_s = 100000.0\n"
-        "message_burst = 100000\njoins_per_room_per_s = 100000.0\njoin_burst = 100000\n"
-        # one greeted connection takes every example, most of which are not joins; failed
-        # credentials (fuzzed tokens and passwords) must get their own code, not the backoff
-        "join_timeout_s = 3600.0\ncredential_failures_free = 100\n"
-        "rooms_created_per_address_per_minute = 100000\n",
+        served_config(
+            "[captions]\nenabled = false\n\n[limits]\nmessages_per_connection_per_s = 100000.0\n"
+            "message_burst = 100000\njoins_per_room_per_s = 100000.0\njoin_burst = 100000\n"
+            # one greeted connection takes every example, most of which are not joins; failed
+            # credentials (fuzzed tokens and passwords) must get their own code, not the backoff
+            "join_timeout_s = 3600.0\ncredential_failures_free = 100\n"
+            "rooms_created_per_address_per_minute = 100000\n"
+        ),
     )
     server.start()
     try:
@@ -215,7 +217,7 @@ def test_fuzzed_signaling_messages_get_documented_answers(fuzz_server: ServerPro
 def base_answer(server: ServerProcess) -> tuple[str, str]:
     """A real aiortc answer to the offer a one-audio publisher gets (the thing to mutate), and
     that offer."""
-    ws = open_ws(server.url)
+    ws = open_ws(server.ws_url)
     ws.send(json.dumps({"type": "hello", "protocol": 1}))
     ws.send(json.dumps({"type": "join", "room": "sdp", "name": "base", "publish": ["audio"]}))
     offer: dict[str, Any] = {}
@@ -296,7 +298,7 @@ def test_mutated_sdp_answers_get_documented_answers(fuzz_server: ServerProcess) 
     )
     @given(mutations(lines))
     def one(sdp: str) -> None:
-        ws = open_ws(fuzz_server.url)
+        ws = open_ws(fuzz_server.ws_url)
         try:
             ws.send(json.dumps({"type": "hello", "protocol": 1}))
             ws.send(json.dumps({"type": "join", "room": "sdp", "name": "m", "publish": ["audio"]}))
@@ -335,8 +337,8 @@ def assert_serves_media(server: ServerProcess) -> None:
 
     async def meet() -> float | None:
         restrict_host_addresses(["127.0.0.1"])
-        speaker = ParleyClient(server.url, room="after-fuzz", name="s", audio=SineAudio(660))
-        listener = ParleyClient(server.url, room="after-fuzz", name="l")
+        speaker = ParleyClient(server.ws_url, room="after-fuzz", name="s", audio=SineAudio(660))
+        listener = ParleyClient(server.ws_url, room="after-fuzz", name="l")
         try:
             await listener.join()
             await speaker.join()

@@ -31,11 +31,12 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
-from tests.browser_support import CHROMIUM, chromium_args, open_page
-from tests.conftest import TIME_SCALE
-
-from .netns import Namespace
-from .support import REPO, ServerProcess, report, unhandled_in_log
+from tests.support.browser import CHROMIUM, chromium_args, open_page
+from tests.support.netns import Namespace
+from tests.support.paths import REPO
+from tests.support.reliability import report, served_config, unhandled_in_log
+from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.browser]
 
@@ -92,12 +93,15 @@ def test_5_s_of_total_packet_loss_recovers(tmp_path: Path) -> None:
         link(server_ns, SERVER_IP, SERVER_LINK)
         link(client_ns, CLIENT_IP, CLIENT_LINK)
         server = ServerProcess(
-            tmp_path, "[captions]\nenabled = false\n", netns=server_ns, host=SERVER_IP
+            tmp_path,
+            served_config("[captions]\nenabled = false\n", host=SERVER_IP),
+            netns=server_ns,
+            host=SERVER_IP,
         )
         server.start()
         publisher = subprocess.Popen(
-            [*server_ns.prefix, sys.executable, "-m", "tests.reliability.peer", "publisher"]
-            + ["--url", server.url, "--room", "loss", "--name", "pub", "--seconds", "120"]
+            [*server_ns.prefix, sys.executable, "-m", "tests.support.peer", "publisher"]
+            + ["--url", server.ws_url, "--room", "loss", "--name", "pub", "--seconds", "120"]
             + ["--ice-address", SERVER_IP],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

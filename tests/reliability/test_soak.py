@@ -10,22 +10,18 @@ import asyncio
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.app import App
-from tests.conftest import loopback_settings, ws_url
+from tests.support.app import loopback_settings, ws_url
+from tests.support.paths import EVALSET
 from tests.support.raw import RawClient
-
-from .support import SOAK_S, open_fds, report, rss_bytes, run_peer, slope_per_min
+from tests.support.reliability import SOAK_S, open_fds, report, rss_bytes, run_peer, slope_per_min
 
 pytestmark = [pytest.mark.reliability, pytest.mark.media, pytest.mark.models]
 
-EVALSET = Path(
-    os.environ.get("PARLEY_EVALSET", Path(__file__).resolve().parents[3] / "shared" / "evalset")
-)
 SPEAKERS = {
     "a1": ("A", "en"),
     "a2": ("A", "es"),

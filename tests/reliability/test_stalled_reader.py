@@ -29,12 +29,18 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import TIME_SCALE
+from tests.support.netns import Namespace
 from tests.support.origin import ws_origin
 from tests.support.raw import RawClient
-
-from .netns import Namespace
-from .support import HOST, ServerProcess, open_fds, report, rss_bytes, unhandled_in_log
+from tests.support.reliability import (
+    open_fds,
+    report,
+    rss_bytes,
+    served_config,
+    unhandled_in_log,
+)
+from tests.support.server import HOST, ServerProcess
+from tests.support.waits import TIME_SCALE, wait_until
 
 pytestmark = pytest.mark.reliability
 
@@ -63,7 +69,7 @@ async def open_client(server: ServerProcess, *, rcvbuf_bytes: int | None = None)
     sock.connect((HOST, server.port))
     sock.setblocking(False)
     client = RawClient(
-        await connect(server.url, sock=sock, max_size=None, origin=ws_origin(server.url))
+        await connect(server.ws_url, sock=sock, max_size=None, origin=ws_origin(server.ws_url))
     )
     await client.send({"type": "hello", "protocol": 1})
     await client.recv("welcome")
@@ -83,8 +89,10 @@ async def test_a_client_that_stops_reading_is_cut_off_without_hurting_others(
     netns.run("sysctl", "-qw", "net.ipv4.tcp_rmem=4096 16384 65536")
     server = ServerProcess(
         tmp_path,
-        "[captions]\nenabled = false\n",
-        server_section=f"outbox_max_messages = {OUTBOX_MAX_MESSAGES}\n",
+        served_config(
+            "[captions]\nenabled = false\n",
+            server_section=f"outbox_max_messages = {OUTBOX_MAX_MESSAGES}\n",
+        ),
         netns=netns,
     )
     server.start()
@@ -147,7 +155,8 @@ async def test_a_client_that_stops_reading_is_cut_off_without_hurting_others(
         await asyncio.sleep(TRAFFIC_S)
         stop.set()
         await asyncio.gather(*busy)
-        await asyncio.sleep(1.0)  # the last messages arrive
+        # the last messages arrive: every reader gets every chat (its own too)
+        await wait_until(lambda: all(len(got) >= len(sent_at) for got in received), 5)
         fds_after = open_fds(server.pid)  # the three readers still connected
         for reader in readers:
             await reader.close()

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIME_SCALE
 from tests.support.raw import RawClient
-
-from .support import ServerProcess, report, rss_bytes, unhandled_in_log
+from tests.support.reliability import report, rss_bytes, served_config, unhandled_in_log
+from tests.support.server import ServerProcess
+from tests.support.waits import TIME_SCALE
 
 pytestmark = pytest.mark.reliability
 
@@ -31,8 +31,10 @@ def storm_server(tmp_path: Path) -> Iterator[ServerProcess]:
     # that the server's capacity is what is measured
     server = ServerProcess(
         tmp_path,
-        "[captions]\nenabled = false\n\n[limits]\nmax_connections_per_address = 1000\n"
-        "rooms_created_per_address_per_minute = 1000\n",
+        served_config(
+            "[captions]\nenabled = false\n\n[limits]\nmax_connections_per_address = 1000\n"
+            "rooms_created_per_address_per_minute = 1000\n"
+        ),
     )
     server.start()
     try:
@@ -68,7 +70,7 @@ async def leave_all(clients: list[RawClient]) -> None:
 
 async def settled_rss(server: ServerProcess, limit: int, timeout_s: float) -> int:
     """The server's RSS once it is at or below ``limit`` (or the last reading at the timeout)."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s * TIME_SCALE
     rss = rss_bytes(server.pid)
     while rss > limit and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -77,11 +79,11 @@ async def settled_rss(server: ServerProcess, limit: int, timeout_s: float) -> in
 
 
 async def test_join_storm_200_joins_in_10_s_across_20_rooms(storm_server: ServerProcess) -> None:
-    url = storm_server.url
+    url = storm_server.ws_url
     # warm-up round: imports, caches and the allocator's first arenas are not a leak
     warm = await asyncio.gather(*(join(url, f"warm{i}", f"w{i}") for i in range(ROOMS)))
     await leave_all([c for c, _, _ in warm])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0 * TIME_SCALE)  # the warm-up's exits settle
     gc.collect()
     rss_before = rss_bytes(storm_server.pid)
 
@@ -145,8 +147,10 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
     first try, retrying as ``retry_after_ms`` says, or is still told ``rate_limited``."""
     server = ServerProcess(
         tmp_path,
-        "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n\n"
-        "[limits]\nmax_media_sections = 128\n",
+        served_config(
+            "[captions]\nenabled = false\n\n[rooms]\nmax_participants_per_room = 64\n\n"
+            "[limits]\nmax_media_sections = 128\n"
+        ),
     )
     server.start()
     clients: list[RawClient] = []
@@ -157,7 +161,7 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
         async def one(i: int) -> None:
             await asyncio.sleep(max(0.0, t0 + i * 2.0 / 60 - time.monotonic()))
             first = time.monotonic()
-            client = await RawClient.connect(server.url)
+            client = await RawClient.connect(server.ws_url)
             clients.append(client)
             tries = 0
             while True:
@@ -202,7 +206,7 @@ async def test_one_room_storm_each_admitted_within_15_s_or_rate_limited(
         # the bucket: a burst of 10, then 2 per second, never more
         assert 10 <= len(admitted) <= 10 + 2 * elapsed + 1
         # nobody refused became a member: the room holds exactly the admitted
-        probe_client, _, probe = await join(server.url, "crowd", "late")
+        probe_client, _, probe = await join(server.ws_url, "crowd", "late")
         clients.append(probe_client)
         if probe["type"] == "joined":
             assert len(probe["participants"]) == len(admitted)

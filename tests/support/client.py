@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from .origin import ws_origin
+from .waits import wait_until
 
 COUNTER_BITS = 16
 AUDIO_RATE = 48_000
@@ -77,12 +78,14 @@ def read_counter(frame: VideoFrame) -> int:
 
 
 class FileAudio(MediaStreamTrack):
-    """A recording played in real time (48 kHz mono, 20 ms frames), then silence."""
+    """A recording played in real time (48 kHz mono, 20 ms frames), then silence (or, with
+    ``loop``, again and again)."""
 
     kind = "audio"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, loop: bool = False) -> None:
         super().__init__()
+        self.loop = loop
         import av
 
         resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
@@ -101,7 +104,11 @@ class FileAudio(MediaStreamTrack):
         else:
             delay = self.started_s + self._samples / AUDIO_RATE - time.monotonic()
             await asyncio.sleep(max(0.0, delay))
-        chunk = self.pcm[self._samples : self._samples + AUDIO_FRAME_SAMPLES]
+        if self.loop:
+            index = (self._samples + np.arange(AUDIO_FRAME_SAMPLES)) % len(self.pcm)
+            chunk = self.pcm[index]
+        else:
+            chunk = self.pcm[self._samples : self._samples + AUDIO_FRAME_SAMPLES]
         if len(chunk) < AUDIO_FRAME_SAMPLES:
             chunk = np.concatenate([chunk, np.zeros(AUDIO_FRAME_SAMPLES - len(chunk), np.int16)])
         frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
@@ -331,12 +338,8 @@ class ParleyClient:
         await self.pc.close()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            await asyncio.sleep(0.05)
-        return predicate()
+        """:func:`tests.support.waits.wait_until`: the client's state is its callbacks' work."""
+        return await wait_until(predicate, timeout_s)
 
     # -- signaling -----------------------------------------------------------------------------
     async def _send(self, message: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from tests.reliability.netns import _setns
+from tests.support.netns import _setns
 
 
 @contextlib.contextmanager

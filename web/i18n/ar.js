@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "المصطلح فارغ",
   "glossary.longTerm": "المصطلح أطول من 100 حرف",
   "glossary.badPart": "«{part}»: المتوقع «xx: ترجمة» أو «keep»",
-  "glossary.noRenderings": "أدخل ترجمات أو «keep»"
+  "glossary.noRenderings": "أدخل ترجمات أو «keep»",
+  "broadcast.badge": "على الهواء للجمهور",
+  "broadcast.start": "البث للجمهور",
+  "broadcast.stop": "إيقاف البث"
 };

@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "the term is empty",
   "glossary.longTerm": "the term is longer than 100 characters",
   "glossary.badPart": "“{part}”: expected “xx: rendering” or “keep”",
-  "glossary.noRenderings": "give renderings or “keep”"
+  "glossary.noRenderings": "give renderings or “keep”",
+  "broadcast.badge": "On air to the public",
+  "broadcast.start": "Broadcast to the public",
+  "broadcast.stop": "Stop the broadcast"
 };

@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "el término está vacío",
   "glossary.longTerm": "el término tiene más de 100 caracteres",
   "glossary.badPart": "«{part}»: se esperaba «xx: traducción» o «keep»",
-  "glossary.noRenderings": "indica traducciones o «keep»"
+  "glossary.noRenderings": "indica traducciones o «keep»",
+  "broadcast.badge": "En directo para el público",
+  "broadcast.start": "Emitir al público",
+  "broadcast.stop": "Detener la emisión"
 };

@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "le terme est vide",
   "glossary.longTerm": "le terme dépasse 100 caractères",
   "glossary.badPart": "« {part} » : « xx: traduction » ou « keep » attendu",
-  "glossary.noRenderings": "donnez des traductions ou « keep »"
+  "glossary.noRenderings": "donnez des traductions ou « keep »",
+  "broadcast.badge": "En direct pour le public",
+  "broadcast.start": "Diffuser au public",
+  "broadcast.stop": "Arrêter la diffusion"
 };

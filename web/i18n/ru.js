@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "пустой термин",
   "glossary.longTerm": "термин длиннее 100 символов",
   "glossary.badPart": "«{part}»: ожидается «xx: перевод» или «keep»",
-  "glossary.noRenderings": "укажите переводы или «keep»"
+  "glossary.noRenderings": "укажите переводы или «keep»",
+  "broadcast.badge": "В эфире для публики",
+  "broadcast.start": "Транслировать для публики",
+  "broadcast.stop": "Остановить трансляцию"
 };

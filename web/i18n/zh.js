@@ -230,5 +230,8 @@ export default {
   "glossary.emptyTerm": "术语为空",
   "glossary.longTerm": "术语超过 100 个字符",
   "glossary.badPart": "“{part}”：应为“xx: 译法”或“keep”",
-  "glossary.noRenderings": "请给出译法或“keep”"
+  "glossary.noRenderings": "请给出译法或“keep”",
+  "broadcast.badge": "正在向公众直播",
+  "broadcast.start": "向公众直播",
+  "broadcast.stop": "停止直播"
 };

@@ -1,4 +1,4 @@
-"""Socket audit for the zero-egress test (tests/test_zero_egress.py), loaded by every Python
+"""Socket audit for the zero-egress test (tests/browser/test_zero_egress.py), loaded by every Python
 process started with this directory on PYTHONPATH and ``PARLEY_EGRESS_AUDIT=<file>`` set: the
 server and the worker processes it starts (they inherit the environment).
 

@@ -1,0 +1,54 @@
+"""A scripted VAD and synthetic audio for the unit tests of the caption commit policy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interpret.frames import ASR_SAMPLE_RATE
+from interpret.vad import SpeechEnded, SpeechStarted
+
+
+class ScriptedVad:
+    """Stands in for :class:`interpret.vad.VadStream`: speech exactly where the script says,
+    the end confirmed ``min_silence_s`` later (the real VAD is tested in test_vad.py)."""
+
+    def __init__(
+        self,
+        speech: list[tuple[float, float]],
+        min_silence_s: float = 0.4,
+        pauses: tuple[tuple[float, float], ...] = (),
+    ) -> None:
+        self.speech = speech
+        self.pauses = pauses  # short silences inside an utterance
+        self.min_silence_s = min_silence_s
+        self.position_s = 0.0
+        self.in_speech = False
+
+    @property
+    def silence_since_s(self) -> float | None:
+        if not self.in_speech:
+            return None
+        for start, end in self.pauses:
+            if start <= self.position_s < end:
+                return start
+        for _, end in self.speech:
+            if end <= self.position_s < end + self.min_silence_s:
+                return end
+        return None
+
+    def push(self, samples: np.ndarray) -> list[object]:
+        before, self.position_s = self.position_s, self.position_s + len(samples) / ASR_SAMPLE_RATE
+        events: list[object] = []
+        for start, end in self.speech:
+            if before <= start < self.position_s:
+                self.in_speech = True
+                events.append(SpeechStarted(start))
+            confirmed = end + self.min_silence_s
+            if before <= confirmed < self.position_s:
+                self.in_speech = False
+                events.append(SpeechEnded(end, start))
+        return events
+
+
+def audio(seconds: float) -> np.ndarray:
+    return np.full(int(seconds * ASR_SAMPLE_RATE), 0.01, np.float32)

@@ -1,0 +1,73 @@
+"""WebVTT caption segments (broadcast/webvtt.py): X-TIMESTAMP-MAP, cue times on the program's
+timeline, late finals, and the rebase when ffmpeg restarts (a new epoch: new origin, new PTS)."""
+
+from __future__ import annotations
+
+from broadcast.webvtt import MIN_CUE_S, Epoch, VttPackager, escape, media_time_s, timestamp
+
+
+def cues(document: str) -> list[tuple[str, str]]:
+    """(timing line, text) of each cue."""
+    blocks = document.strip().split("\n\n")[1:]
+    return [(block.split("\n")[1], block.split("\n")[2]) for block in blocks]
+
+
+def test_timestamps_and_escaping() -> None:
+    assert timestamp(0) == "00:00:00.000"
+    assert timestamp(3723.4567) == "01:02:03.457"
+    assert escape("a < b &\n\nc") == "a &lt; b &amp; c"
+
+
+def test_cue_lands_in_its_segment_with_the_timestamp_map() -> None:
+    packager = VttPackager(tracks=("s_orig", "s_es"))
+    epoch = Epoch(origin_s=100.0, mpegts=126_000)
+    packager.add("c1", 102.5, 104.0, {"s_orig": "Hello there", "s_es": "Hola"})
+    first = packager.segment(epoch, 0.0, 2.0)
+    assert first["s_es"].startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n")
+    second = packager.segment(epoch, 2.0, 2.0)
+    assert cues(first["s_es"]) == []
+    assert cues(second["s_es"]) == [("00:00:02.500 --> 00:00:04.500", "Hola")]
+    assert cues(second["s_orig"]) == [("00:00:02.500 --> 00:00:04.500", "Hello there")]
+    # the cue spans two segments: repeated in both with the same times (players merge them)
+    third = packager.segment(epoch, 4.0, 2.0)
+    assert cues(third["s_es"]) == [("00:00:02.500 --> 00:00:04.500", "Hola")]
+    assert cues(packager.segment(epoch, 6.0, 2.0)["s_es"]) == []
+
+
+def test_a_track_without_text_gets_no_cue_and_unknown_tracks_are_ignored() -> None:
+    packager = VttPackager(tracks=("s_orig", "s_es"))
+    packager.add("c1", 0.5, 1.0, {"s_orig": "Bonjour", "s_de": "Hallo"})
+    out = packager.segment(Epoch(0.0, 0), 0.0, 2.0)
+    assert cues(out["s_orig"]) == [("00:00:00.500 --> 00:00:02.500", "Bonjour")]
+    assert cues(out["s_es"]) == []
+
+
+def test_a_late_final_goes_into_the_next_segment_written() -> None:
+    packager = VttPackager(tracks=("s_es",))
+    epoch = Epoch(0.0, 0)
+    assert cues(packager.segment(epoch, 0.0, 1.0)["s_es"]) == []
+    assert cues(packager.segment(epoch, 1.0, 1.0)["s_es"]) == []
+    # said at 0.2-0.9 s, final arrives after the segments of that time were published
+    packager.add("late", 0.2, 0.9, {"s_es": "Tarde"})
+    moved = cues(packager.segment(epoch, 2.0, 1.0)["s_es"])
+    assert moved == [("00:00:02.000 --> 00:00:04.000", "Tarde")]
+    # shown from there for its display time, once: the next segment still overlaps it
+    assert cues(packager.segment(epoch, 3.0, 1.0)["s_es"]) == moved
+    assert cues(packager.segment(epoch, 4.0, 1.0)["s_es"]) == []
+
+
+def test_restart_rebases_on_the_new_epoch() -> None:
+    packager = VttPackager(tracks=("s_es",))
+    before = Epoch(origin_s=1000.0, mpegts=126_000)
+    assert cues(packager.segment(before, 10.0, 1.0)["s_es"]) == []
+    # ffmpeg restarted at monotonic 1020 s: its PTS start over
+    after = Epoch(origin_s=1020.0, mpegts=130_500)
+    packager.add("c2", 1021.25, 1021.25 + MIN_CUE_S, {"s_es": "Otra vez"})
+    doc = packager.segment(after, 1.0, 1.0)["s_es"]
+    assert "X-TIMESTAMP-MAP=MPEGTS:130500,LOCAL:00:00:00.000" in doc
+    assert cues(doc) == [("00:00:01.250 --> 00:00:03.250", "Otra vez")]
+
+
+def test_media_time_from_pts_wraps() -> None:
+    assert media_time_s(126_000 + 90_000, 126_000) == 1.0
+    assert media_time_s(45_000, (1 << 33) - 45_000) == 1.0

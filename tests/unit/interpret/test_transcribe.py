@@ -1,0 +1,215 @@
+"""WhisperRecognizer with the real Whisper base model (the PyPI packages, joined into a
+temporary cache) on real evalset speech, in both encoder-window modes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from interpret.frames import ASR_SAMPLE_RATE
+from interpret.guards import GuardSettings
+from interpret.streaming import Hypothesis
+from interpret.transcribe import Recognition, WhisperRecognizer, words_text
+from tests.support.paths import evalset_dir
+from tests.support.waits import TIME_SCALE
+
+#: CPU seconds (all threads of this process: unlike wall time, not inflated when other work
+#: shares the cores) of a call on ≤ 10 s of audio, 2 threads, base int8: ≈ 1–4 s measured; a
+#: repetition loop without the token cap would cost ≈ 20 s
+CALL_LIMIT_S = 12.0 * TIME_SCALE
+
+
+def evalset() -> Path:
+    path = evalset_dir()
+    if not (path / "manifest.jsonl").is_file():
+        pytest.fail(f"evalset not found at {path} (set PARLEY_EVALSET)")
+    return path
+
+
+def clip(clip_id: str) -> tuple[np.ndarray, dict[str, object]]:
+    from faster_whisper import decode_audio
+
+    root = evalset()
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        if item["id"] == clip_id:
+            audio = decode_audio(str(root / item["audio"]), sampling_rate=ASR_SAMPLE_RATE)
+            return np.asarray(audio, np.float32), item
+    raise LookupError(clip_id)
+
+
+def tokens(text: str) -> list[str]:
+    return re.sub(r"[^\w\s]", " ", text.lower()).split()
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from interpret.models import resolve_model
+
+    return resolve_model("base", cache_dir=tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module", params=["fit", "full"])
+def recognizer(request: pytest.FixtureRequest, base_dir: Path) -> WhisperRecognizer:
+    r = WhisperRecognizer(base_dir, cpu_threads=2, encoder_window=request.param)
+    r.warm_up()
+    return r
+
+
+def timed(r: WhisperRecognizer, audio: np.ndarray, **kwargs: object) -> Recognition:
+    started = time.process_time()
+    result = r.recognize(audio, **kwargs)  # type: ignore[arg-type]
+    assert time.process_time() - started < CALL_LIMIT_S
+    return result
+
+
+@pytest.mark.models
+def test_english_speech_gives_timed_words_and_detects_english(
+    recognizer: WhisperRecognizer,
+) -> None:
+    # LibriSpeech dev-clean 1272-128104-0000, with reference word times (±0.1 s, model-made)
+    audio, item = clip("en_leopard_test")
+    duration_s = len(audio) / ASR_SAMPLE_RATE
+
+    result = timed(recognizer, audio, lang=None, word_timestamps=True)
+
+    assert isinstance(result, Hypothesis)
+    assert result.lang == "en" and result.source_lang == "en"
+    assert result.lang_probability > 0.5
+    words = list(result.words)
+    assert words
+    starts = [w.start_s for w in words]
+    assert starts == sorted(starts)
+    assert all(0.0 <= w.start_s <= w.end_s <= duration_s for w in words)
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+    ref = tokens(str(item["reference"]))
+    hyp = tokens(words_text(words))
+    assert len(set(ref) & set(hyp)) >= 0.8 * len(set(ref)), (ref, hyp)
+
+    # word times agree with the reference alignment
+    times = json.loads((evalset() / str(item["word_times"])).read_text())
+    reference = times["words"] if isinstance(times, dict) else times
+    errors = []
+    at = 0
+    for w in words:  # match in order: "the" occurs twice
+        key = (tokens(w.text) or [""])[0]
+        for j in range(at, len(reference)):
+            if tokens(str(reference[j]["word"]))[:1] == [key]:
+                errors.append(abs(w.start_s - float(reference[j]["start"])))
+                at = j + 1
+                break
+    assert len(errors) >= 8
+    assert float(np.median(errors)) < 0.3, errors
+
+
+@pytest.mark.models
+def test_without_word_timestamps_words_still_span_the_speech(
+    recognizer: WhisperRecognizer,
+) -> None:
+    audio, _ = clip("en_fleurs-en-003")
+    duration_s = len(audio) / ASR_SAMPLE_RATE
+
+    result = timed(recognizer, audio, lang="en", word_timestamps=False)
+
+    words = list(result.words)
+    assert len(words) >= 8
+    assert [w.start_s for w in words] == sorted(w.start_s for w in words)
+    assert all(0.0 <= w.start_s <= w.end_s <= duration_s for w in words)
+    assert {"cabbage", "juice", "color"} <= set(tokens(words_text(words)))
+
+
+@pytest.mark.models
+def test_spanish_is_detected_and_translated_to_english(recognizer: WhisperRecognizer) -> None:
+    audio, _ = clip("es_fleurs-es-003")
+
+    heard = timed(recognizer, audio, lang=None)
+    translated = recognizer.translate_to_english(audio)
+
+    assert heard.lang == "es"
+    assert translated.lang == "en" and translated.source_lang == "es"
+    assert translated.task == "translate"
+    english = set(tokens(words_text(translated.words)))
+    assert {"the", "earth"} <= english, english
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("lang", [None, "en"])
+def test_silence_gives_no_words(recognizer: WhisperRecognizer, lang: str | None) -> None:
+    zeros = np.zeros(5 * ASR_SAMPLE_RATE, np.float32)
+    assert list(timed(recognizer, zeros, lang=lang).words) == []
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("lang", [None, "en"])
+def test_digital_silence_is_rejected_by_the_model_guards_too(
+    base_dir: Path, lang: str | None
+) -> None:
+    """With the peak gate off, Whisper decodes silence ("you", Welsh loops): the no-speech
+    guards must drop it."""
+    for window in ("fit", "full"):
+        r = WhisperRecognizer(base_dir, encoder_window=window, guards=GuardSettings(min_peak=0.0))
+        result = timed(r, np.zeros(5 * ASR_SAMPLE_RATE, np.float32), lang=lang)
+        assert list(result.words) == [], (window, result.segments)
+        assert any(s.dropped == "no_speech" for s in result.segments) or not result.segments
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("amplitude", [0.01, 0.1, 0.3])
+@pytest.mark.parametrize("lang", [None, "en"])
+def test_white_noise_gives_no_words(
+    recognizer: WhisperRecognizer, amplitude: float, lang: str | None
+) -> None:
+    noise = np.random.default_rng(7).standard_normal(8 * ASR_SAMPLE_RATE) * amplitude
+    result = timed(recognizer, noise.astype(np.float32), lang=lang)
+    assert list(result.words) == [], result.segments
+
+
+@pytest.mark.models
+def test_a_buffer_cut_mid_sentence_keeps_its_unfinished_tail(
+    recognizer: WhisperRecognizer,
+) -> None:
+    """Interims see buffers that end mid-sentence: the last words must come back (one window,
+    no second decode of the tail)."""
+    audio, item = clip("en_fleurs-en-002")
+    cut = audio[: int(0.7 * len(audio))]
+
+    result = timed(recognizer, cut, lang="en")
+
+    words = list(result.words)
+    assert words
+    assert words[-1].end_s > 0.75 * len(cut) / ASR_SAMPLE_RATE
+    assert not any(s.dropped == "repetitive" for s in result.segments)
+
+
+@pytest.mark.models
+def test_long_prompt_and_limits(recognizer: WhisperRecognizer) -> None:
+    audio, _ = clip("en_fleurs-en-004")
+    # ≈ 600 tokens of unrelated text: more than Whisper keeps (223), must not raise
+    lines = (evalset() / "mt" / "flores200_devtest" / "eng_Latn.devtest").read_text().splitlines()
+    prompt = " ".join(lines[:20])
+
+    result = timed(recognizer, audio, lang="en", prompt=prompt)
+
+    assert "feathers" in tokens(words_text(result.words))
+    with pytest.raises(ValueError):
+        recognizer.recognize(np.zeros(31 * ASR_SAMPLE_RATE, np.float32), lang="en")
+    empty = recognizer.recognize(np.zeros(100, np.float32), lang="en")
+    assert list(empty.words) == []
+
+
+@pytest.mark.models
+def test_english_only_model_refuses_other_languages(tmp_path: Path) -> None:
+    from interpret.models import resolve_model
+    from interpret.transcribe import RecognizerError
+
+    tiny = WhisperRecognizer(resolve_model("tiny.en", cache_dir=tmp_path))
+    audio, _ = clip("en_fleurs-en-003")
+
+    assert timed(tiny, audio, lang=None).lang == "en"
+    with pytest.raises(RecognizerError):
+        tiny.recognize(audio, lang="es")

@@ -1,0 +1,108 @@
+"""Configuration: embedded defaults, overlay, validation with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.settings import ConfigError, load_settings
+from tests.support.paths import REPO
+
+
+def test_defaults_are_private_by_default() -> None:
+    s = load_settings()
+    assert s.server.host == "127.0.0.1"
+    assert s.media.ice_servers == []  # no public STUN unless the operator adds one
+    media = s.media.to_media_settings()
+    assert media.ice_servers == () and media.pli_min_interval_s == 0.35
+
+
+def test_example_config_is_valid() -> None:
+    s = load_settings(REPO / "config" / "example.toml")
+    assert s.media.isolation == "process"
+    assert s.media.to_media_settings().ice_servers[0].urls == ("turn:turn.internal.example:3478",)
+
+
+def test_file_overrides_only_what_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[server]\nport = 9999\n")
+    s = load_settings(path, rooms={"max_participants_per_room": 4})
+    assert s.server.port == 9999 and s.server.host == "127.0.0.1"
+    assert s.rooms.max_participants_per_room == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[media]\nisolation = 'threads'\n", "media.isolation"),
+        ("[server\n", "p.toml"),
+    ],
+)
+def test_invalid_files_say_where(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_settings(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[server]\nport = 9999\nhost = '10.0.0.1'\n[auth]\nmode = 'open'\n")
+    env = {
+        "PARLEY_SERVER__PORT": "9100",
+        "PARLEY_CAPTIONS__ENABLED": "true",
+        "PARLEY_MEDIA__ICE_HOST_ADDRESSES": '["10.0.0.5"]',
+        "PARLEY_EVALSET": "/not/config",  # no double underscore: not configuration
+    }
+    s = load_settings(path, environ=env)
+    assert s.server.port == 9100 and s.server.host == "10.0.0.1"
+    assert s.captions.enabled is True
+    assert s.media.ice_host_addresses == ["10.0.0.5"]
+    plain = load_settings(path, environ={"PARLEY_SERVER__HOST": "0.0.0.0"})
+    assert plain.server.host == "0.0.0.0"  # not TOML: taken as a string
+
+
+def test_environment_errors_name_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"PARLEY_SERVER__PORT": "eighty", "PARLEY_SERVR__PORT": "1"})
+    text = str(caught.value)
+    assert "environment PARLEY_SERVER__PORT: server.port:" in text
+    assert "environment PARLEY_SERVR__PORT: servr: unknown key" in text
+    assert len(caught.value.problems) == 2
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[server]\nport = 'eighty'\ncolour = 'blue'\n[turn]\nurls = ['turn:t:3478']\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    problems = caught.value.problems
+    assert any(p.startswith(f"{path}: server.port: ") and "'eighty'" in p for p in problems)
+    assert f"{path}: server.colour: unknown key in [server] (see `parley defaults`)" in problems
+    assert any("turn: " in p and "static_auth_secret" in p for p in problems)
+
+
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cert_file '/nonexistent.pem': no such file"):
+        load_settings(tls={"mode": "files", "cert_file": "/nonexistent.pem", "key_file": "/x.pem"})
+
+
+def test_every_default_is_documented() -> None:
+    """Each key of defaults.toml has a comment above it or above its group."""
+    from server.settings import defaults_text
+
+    lines = defaults_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith("#") and not line.startswith("["):
+            j = i - 1
+            while j >= 0 and "=" in lines[j] and not lines[j].startswith("#"):
+                j -= 1
+            assert j >= 0 and lines[j].startswith("#"), f"undocumented: {line}"
