@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from interpret.frames import CaptionFrame
 
     from .captions import CaptionService
-from . import protocol
+from . import outbound
 from .connection import ClientConnection
 from .context import Feature
 from .features import Dispatch
@@ -340,11 +340,10 @@ class App:
 
     def _tell_clients_closing(self) -> list[ClientConnection]:
         """``server_closing`` to everybody in a room or a lobby (PROTOCOL.md)."""
-        message = protocol.encode(
-            "server_closing",
+        message = outbound.ServerClosing(
             reason="shutdown",
             flush_timeout_ms=int(self.settings.server.shutdown_flush_timeout_s * 1000),
-        )
+        ).encode()
         told = [c for c in self.signaling.connections_open if c.live is not None]
         for client in told:
             client.send(message)

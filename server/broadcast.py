@@ -31,7 +31,7 @@ import structlog
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from . import protocol
+from . import outbound
 from .auth import AuthError, TokenVerifier
 from .context import RoomContext
 from .protocol import ProtocolError
@@ -94,12 +94,11 @@ class BroadcastManager:
 
     def state_message(self, room: str) -> str:
         current = self.active.get(room)
-        fields: dict[str, Any] = {"on_air": current is not None}
-        if current is not None:
-            fields["by"] = current.by
-            fields["watch_url"] = f"{WATCH_PATH}?room={room}"
-            fields["pinned"] = current.pinned
-        return protocol.encode("broadcast", **fields)
+        if current is None:
+            return outbound.Broadcast(on_air=False).encode()
+        return outbound.Broadcast(
+            on_air=True, by=current.by, watch_url=f"{WATCH_PATH}?room={room}", pinned=current.pinned
+        ).encode()
 
     def announce(self, live: RoomContext) -> None:
         live.broadcast(self.state_message(live.name))

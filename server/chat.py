@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from . import protocol
+from . import outbound, protocol
 from .context import Peer, RoomContext
 
 log = structlog.get_logger(__name__)
@@ -71,28 +71,33 @@ class ChatMessage:
     translations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def to_wire(self, languages: Iterable[str], untranslated: Mapping[str, str]) -> dict[str, Any]:
-        """The ``chat`` message for a reader of ``languages`` (PROTOCOL.md)."""
+        """The ``chat`` message's fields for a reader of ``languages`` (PROTOCOL.md)."""
+        return self.for_reader(languages, untranslated).fields()
+
+    def for_reader(
+        self, languages: Iterable[str], untranslated: Mapping[str, str]
+    ) -> outbound.Chat:
+        """The ``chat`` message for a reader of ``languages``: the translations made, and why
+        the others are missing."""
         wanted = [lang for lang in sorted(set(languages)) if lang != self.lang]
         made = {lang: self.translations[lang] for lang in wanted if lang in self.translations}
-        wire: dict[str, Any] = {
-            "message_id": self.message_id,
-            "from": self.sender_id,
-            "from_name": self.sender_name,
-            "private": self.to is not None,
-            "lang": self.lang,
-            "text": self.text,
-            "translations": {lang: text for lang, (text, _) in made.items()},
-            "engines": {lang: engine for lang, (_, engine) in made.items()},
-            "untranslated": {
+        return outbound.Chat(
+            message_id=self.message_id,
+            sender_id=self.sender_id,
+            sender_name=self.sender_name,
+            private=self.to is not None,
+            lang=self.lang,
+            text=self.text,
+            translations={lang: text for lang, (text, _) in made.items()},
+            engines={lang: engine for lang, (_, engine) in made.items()},
+            untranslated={
                 lang: untranslated.get(lang, TRANSLATION_DOWN)
                 for lang in wanted
                 if lang not in made
             },
-            "sent_at": round(self.sent_at, 3),
-        }
-        if self.to is not None:
-            wire["to"] = self.to
-        return wire
+            sent_at=round(self.sent_at, 3),
+            to=self.to,
+        )
 
 
 class ChatHistory:
@@ -178,11 +183,11 @@ class RoomChat:
             return
         if self._full:  # at once, with the translations made so far: the order still holds
             languages = reading_languages(client)
-            wires = [
-                m.to_wire(languages, dict.fromkeys(languages, TRANSLATION_BUSY))
+            lines = [
+                m.for_reader(languages, dict.fromkeys(languages, TRANSLATION_BUSY))
                 for m in self.history.before(since)
             ]
-            client.send(protocol.encode("chat_history", messages=wires))
+            client.send(outbound.ChatHistory(lines).encode())
             return
         self._enqueue(lambda: self._send_history(client, participant_id, since))
 
@@ -256,8 +261,7 @@ class RoomChat:
         wanted = frozenset().union(*(reading_languages(c) for c in recipients))
         untranslated = await self._translate_into(message, wanted)
         for client in self._recipients(message):  # whoever is still here
-            wire = message.to_wire(reading_languages(client), untranslated)
-            client.send(protocol.encode("chat", **wire))
+            client.send(message.for_reader(reading_languages(client), untranslated).encode())
 
     async def _send_history(self, client: Peer, participant_id: str, since: int) -> None:
         messages = self.history.before(since)
@@ -271,8 +275,8 @@ class RoomChat:
             )
         if self._live.clients.get(participant_id) is not client:
             return  # gone meanwhile
-        wires = [m.to_wire(languages, untranslated[m.message_id]) for m in messages]
-        client.send(protocol.encode("chat_history", messages=wires))
+        lines = [m.for_reader(languages, untranslated[m.message_id]) for m in messages]
+        client.send(outbound.ChatHistory(lines).encode())
 
     async def _translate_into(
         self, message: ChatMessage, languages: Iterable[str], *, timeout_s: float | None = None

@@ -32,7 +32,7 @@ from media.api import (
 )
 from media.errors import MediaError
 
-from . import protocol
+from . import outbound, protocol
 from .admission import Admission, Seat
 from .context import Feature, Peer, RoomContext
 from .protocol import ProtocolError
@@ -146,26 +146,16 @@ class LiveRoom:
         if isinstance(event, OfferReady):
             if client is not None:
                 slots = {mid: dataclasses.asdict(slot) for mid, slot in event.slots.items()}
-                client.send(
-                    protocol.encode("offer", sdp=event.sdp, revision=event.revision, slots=slots)
-                )
+                client.send(outbound.Offer(event.sdp, event.revision, slots).encode())
         elif isinstance(event, TrackPublished):
             track = self.registry.add_track(
                 self.name, event.peer_id, event.track_id, event.kind, event.source
             )
             if track is not None:
-                self.broadcast(
-                    protocol.encode(
-                        "track_published", participant_id=event.peer_id, track=track.to_wire()
-                    )
-                )
+                self.broadcast(outbound.TrackPublished(event.peer_id, track.to_wire()).encode())
         elif isinstance(event, TrackUnpublished):
             if self.registry.remove_track(self.name, event.peer_id, event.track_id):
-                self.broadcast(
-                    protocol.encode(
-                        "track_unpublished", participant_id=event.peer_id, track_id=event.track_id
-                    )
-                )
+                self.broadcast(outbound.TrackUnpublished(event.peer_id, event.track_id).encode())
         elif isinstance(event, PeerFailed) and client is not None:
             client.abort("media_failed", f"media connection failed: {event.reason}", CLOSE_INTERNAL)
 
@@ -271,29 +261,28 @@ class Membership:
         member.attach(live, participant)
         live.clients[pid] = member
         live.seats[pid] = seat
-        joined: dict[str, Any] = {
-            "participant_id": pid,
-            "room": name,
-            "role": participant.role,
-            "participants": [p.to_wire() for p in state.others(pid)],
-            "room_settings": self.room_settings(state),
-        }
-        if participant.role == "host":
-            joined["lobby"] = [w.to_wire() for w in state.waiting.values()]
-        # ICE servers (with TURN credentials) only now that the credentials were checked,
-        # never past the room token's expiry (PROTOCOL.md "joined")
-        joined["ice_servers"] = ice_servers_for(
-            self.settings,
-            member.connection_id,
-            now_s=self.admission.wall_clock(),
-            not_after_s=seat.expires_s,
+        joined = outbound.Joined(
+            participant_id=pid,
+            room=name,
+            role=participant.role,
+            participants=[p.to_wire() for p in state.others(pid)],
+            room_settings=self.room_settings(state),
+            lobby=[w.to_wire() for w in state.waiting.values()]
+            if participant.role == "host"
+            else None,
+            # ICE servers (with TURN credentials) only now that the credentials were checked,
+            # never past the room token's expiry (PROTOCOL.md "joined")
+            ice_servers=ice_servers_for(
+                self.settings,
+                member.connection_id,
+                now_s=self.admission.wall_clock(),
+                not_after_s=seat.expires_s,
+            ),
         )
-        member.send(protocol.encode("joined", **joined))
+        member.send(joined.encode())
         for feature in self.features:
             feature.on_joined(live, member)
-        live.broadcast(
-            protocol.encode("participant_joined", participant=participant.to_wire()), exclude=pid
-        )
+        live.broadcast(outbound.ParticipantJoined(participant.to_wire()).encode(), exclude=pid)
         assert live.media is not None
         await live.media.add_peer(pid, publish)
         for feature in self.features:
@@ -315,16 +304,13 @@ class Membership:
             member.attach(live, Participant(pid, "broadcast", "viewer"))
             live.clients[pid] = member
             live.hidden.add(pid)
-            member.send(
-                protocol.encode(
-                    "joined",
-                    participant_id=pid,
-                    room=live.name,
-                    role="broadcaster",
-                    participants=[p.to_wire() for p in state.participants.values()],
-                    ice_servers=[],
-                )
+            joined = outbound.Joined(
+                participant_id=pid,
+                room=live.name,
+                role="broadcaster",
+                participants=[p.to_wire() for p in state.participants.values()],
             )
+            member.send(joined.encode())
             self.hidden_seats.greet(live, member)
             await live.media.add_peer(pid, [])
             for feature in self.features:
@@ -340,8 +326,8 @@ class Membership:
         live.waiting[wid] = Waiting(member, publish)
         live.seats[wid] = seat
         member.wait_in(live, wid)
-        member.send(protocol.encode("lobby", room=live.name, participant_id=wid))
-        live.send_to_hosts(protocol.encode("lobby_request", participant=waiter.to_wire()))
+        member.send(outbound.Lobby(live.name, wid).encode())
+        live.send_to_hosts(outbound.LobbyRequest(waiter.to_wire()).encode())
         log.info("waiting in lobby", room=live.name, participant=wid)
 
     def _leave_lobby(self, live: LiveRoom, waiter_id: str, reason: LobbyExit) -> bool:
@@ -349,7 +335,7 @@ class Membership:
             return False
         self.registry.stop_waiting(live.name, waiter_id)
         live.seats.pop(waiter_id, None)
-        live.send_to_hosts(protocol.encode("lobby_left", participant_id=waiter_id, reason=reason))
+        live.send_to_hosts(outbound.LobbyLeft(waiter_id, reason).encode())
         return True
 
     async def admit(self, room: str, waiter_id: str) -> None:
@@ -370,9 +356,7 @@ class Membership:
             del live.waiting[waiter_id]
             state = self.registry.get(room)
             assert state is not None
-            live.send_to_hosts(
-                protocol.encode("lobby_left", participant_id=waiter_id, reason="admitted")
-            )
+            live.send_to_hosts(outbound.LobbyLeft(waiter_id, "admitted").encode())
             seat = live.seats.get(waiter_id, Seat())
             await self._enter(waiting.member, state, participant, False, waiting.publish, seat)
 
@@ -397,12 +381,12 @@ class Membership:
         """Open mode: ``participant`` became host; everyone hears it, the new host learns the
         lobby."""
         pid = participant.participant_id
-        live.broadcast(protocol.encode("role_changed", participant_id=pid, role="host"))
+        live.broadcast(outbound.RoleChanged(pid, "host").encode())
         client = live.clients.get(pid)
         state = live.state
         if client is not None and state is not None:
             for waiter in state.waiting.values():
-                client.send(protocol.encode("lobby_request", participant=waiter.to_wire()))
+                client.send(outbound.LobbyRequest(waiter.to_wire()).encode())
 
     def room_settings(self, state: Room) -> dict[str, Any]:
         """The room's settings as the wire has them (a configured password counts)."""
@@ -445,7 +429,7 @@ class Membership:
             return
         live.seats.pop(participant_id, None)
         emptied = self.registry.leave(live.name, participant_id)
-        live.broadcast(protocol.encode("participant_left", participant_id=participant_id))
+        live.broadcast(outbound.ParticipantLeft(participant_id).encode())
         if live.media is not None:
             await live.media.remove_peer(participant_id)
         await self._left(live, participant_id)
@@ -470,7 +454,7 @@ class Membership:
             if live is None:
                 return
             self.registry.close(room)
-            ended = protocol.encode("meeting_ended", by=by)
+            ended = outbound.MeetingEnded(by).encode()
             members = [*live.clients.values(), *(w.member for w in live.waiting.values())]
             for member in members:
                 member.send(ended)

@@ -1,11 +1,9 @@
-"""The wire protocol of PROTOCOL.md as typed messages: parse what clients send, build what the
-server sends. Pure: no I/O, no event loop."""
+"""The wire protocol of PROTOCOL.md as typed messages: parse what clients send (what the server
+sends: :mod:`server.outbound`). Pure: no I/O, no event loop."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +17,8 @@ from pydantic import (
 )
 
 from interpret.languages import KNOWN_LANGUAGES
+
+from .outbound import Error
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
@@ -384,72 +384,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_message", problems, ref=kind) from None
 
 
-# -- server -> client ------------------------------------------------------------------------
-def encode(message_type: str, **fields: Any) -> str:
-    """Serialize a server message (``type`` first, then the fields as given)."""
-    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
-
-
+# -- server -> client: server.outbound ---------------------------------------------------------
 def error(code: str, message: str, ref: str | None = None, **details: Any) -> str:
-    fields: dict[str, Any] = {"code": code, "message": message}
-    if ref is not None:
-        fields["ref"] = ref
-    return encode("error", **fields, **details)
-
-
-@dataclass(frozen=True, slots=True)
-class Caption:
-    """One ``caption`` message as one reader gets it (PROTOCOL.md "Captions"): the
-    translations are already those the reader reads. Live captions and corrected lines are
-    both this."""
-
-    caption_id: str
-    participant_id: str
-    lang: str
-    text: str
-    final: bool
-    stable_chars: int
-    start_s: float
-    end_s: float
-    translations: Mapping[str, str] = field(default_factory=dict)
-    engines: Mapping[str, str] = field(default_factory=dict)
-    untranslated: Mapping[str, str] = field(default_factory=dict)
-    #: the speaker is an interpreter on air in this channel (their speech, recognised)
-    channel: str | None = None
-    #: finals: the recogniser's confidence, and each word's
-    avg_logprob: float | None = None
-    words: tuple[tuple[str, float], ...] = ()
-    latency_ms: int | None = None
-    #: a corrected line: who corrected it, and which of its languages were corrected
-    corrected_by: str | None = None
-    corrected_langs: tuple[str, ...] = ()
-
-    def encode(self) -> str:
-        extra: dict[str, Any] = {}
-        if self.channel is not None:
-            extra["channel"] = self.channel
-        if self.avg_logprob is not None:
-            extra["avg_logprob"] = self.avg_logprob
-            extra["words"] = [list(word) for word in self.words]
-        if self.latency_ms is not None:
-            extra["latency_ms"] = self.latency_ms
-        if self.corrected_by is not None:
-            extra["corrected"] = True
-            extra["corrected_langs"] = list(self.corrected_langs)
-            extra["corrected_by"] = self.corrected_by
-        return encode(
-            "caption",
-            caption_id=self.caption_id,
-            participant_id=self.participant_id,
-            lang=self.lang,
-            text=self.text,
-            final=self.final,
-            stable_chars=self.stable_chars,
-            start_s=round(self.start_s, 3),
-            end_s=round(self.end_s, 3),
-            translations=dict(self.translations),
-            engines=dict(self.engines),
-            untranslated=dict(self.untranslated),
-            machine_generated=True,
-            **extra,
-        )
+    """An ``error`` message, serialized (:class:`server.outbound.Error`)."""
+    return Error(code, message, ref, details).encode()

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 
 from media.api import MediaBackend
 
-from . import __version__, protocol
+from . import __version__, outbound
 from .admission import Admission
 from .connection import ClientConnection, ConnectionCore
 from .features import Dispatch
@@ -99,10 +99,9 @@ class SignalingServer:
 
     def _welcome(self, version: int) -> str:
         # no ICE servers here: TURN credentials come with ``joined``, once admitted
-        return protocol.encode(
-            "welcome",
+        return outbound.Welcome(
             protocol=version,
             server=f"parley/{__version__}",
             max_message_bytes=self.settings.server.max_message_bytes,
             auth=self.admission.auth_mode,
-        )
+        ).encode()

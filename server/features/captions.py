@@ -23,7 +23,7 @@ from interpret.glossary import Glossary
 
 from ..channels import RoomChannels
 from ..context import Peer, RoomContext
-from ..protocol import Caption
+from ..outbound import Caption
 from ..transcript import RoomTranscript, TranscriptLine
 from . import BaseFeature
 

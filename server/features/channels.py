@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
-from .. import protocol
+from .. import outbound, protocol
 from ..channels import ON_AIR_ROLES, ChannelError, Listening, RoomChannels, audio_holds
 from ..context import Peer, RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
@@ -72,14 +72,12 @@ class ChannelsFeature(BaseFeature):
     # -- messages -------------------------------------------------------------------------------
     def message(self, room: RoomContext, participant_id: str, event: dict[str, Any] | None) -> str:
         channels = self._of(room)
-        fields: dict[str, Any] = {
-            "channels": channels.to_wire(self._clock()),
-            "listening": channels.listening_of(participant_id).to_wire(),
-            "duck_volume": self._settings.duck_volume,
-        }
-        if event is not None:
-            fields["event"] = event
-        return protocol.encode("channels", **fields)
+        return outbound.Channels(
+            channels=channels.to_wire(self._clock()),
+            listening=channels.listening_of(participant_id).to_wire(),
+            duck_volume=self._settings.duck_volume,
+            event=event,
+        ).encode()
 
     def _broadcast(self, room: RoomContext, event: dict[str, Any] | None) -> None:
         for pid, client in list(room.clients.items()):

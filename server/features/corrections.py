@@ -15,10 +15,11 @@ import structlog
 
 from interpret.glossary import Glossary, entries_json, parse_entries
 
-from .. import protocol
+from .. import outbound, protocol
 from ..chat import TextTranslationResult
 from ..context import Peer, RoomContext, Sender
-from ..protocol import Caption, ClientMessage, ProtocolError
+from ..outbound import Caption
+from ..protocol import ClientMessage, ProtocolError
 from ..rooms import Role
 from ..settings import InterpretingSettings
 from ..transcript import RoomTranscript, TranscriptLine, export_json, export_srt, export_vtt
@@ -46,7 +47,7 @@ class RoomNotes:
 
 
 def glossary_message(glossary: Glossary, by: str | None) -> str:
-    return protocol.encode("glossary", entries=entries_json(glossary), by=by)
+    return outbound.Glossary(entries_json(glossary), by).encode()
 
 
 def corrected_caption(line: TranscriptLine, languages: frozenset[str], by: str) -> Caption:
@@ -156,11 +157,8 @@ class CorrectionsFeature(BaseFeature):
                     exporter = export_vtt if fmt == "vtt" else export_srt
                     content = exporter(transcript, lang)
                     filename = f"{room.name}.{lang}.{fmt}"
-                sender.peer.send(
-                    protocol.encode(
-                        "export", format=fmt, lang=lang, filename=filename, content=content
-                    )
-                )
+                export = outbound.Export(fmt, lang, filename, content)
+                sender.peer.send(export.encode())
 
     async def _correct(self, sender: Sender, msg: protocol.Correct) -> None:
         room, me = sender.room, sender.participant

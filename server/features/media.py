@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from media.errors import MediaStateError, SdpError, StaleAnswerError, UnknownPeerError
 
-from .. import protocol
+from .. import outbound, protocol
 from ..context import Sender
 from ..protocol import ClientMessage, ProtocolError
 from ..settings import LimitSettings
@@ -52,9 +52,7 @@ class MediaFeature(BaseFeature):
                     if track is None:
                         raise ProtocolError("bad_state", f"{track_id} is not your track", "mute")
                     track.muted = muted
-                    room.broadcast(
-                        protocol.encode("muted", participant_id=pid, track_id=track_id, muted=muted)
-                    )
+                    room.broadcast(outbound.Muted(pid, track_id, muted).encode())
         except (MediaStateError, UnknownPeerError) as exc:
             raise ProtocolError("bad_state", str(exc), msg.type) from None
         except StaleAnswerError as exc:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
-from .. import protocol
+from .. import outbound, protocol
 from ..context import RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
 from ..rooms import Role, Room
@@ -77,7 +77,7 @@ class ModerationFeature(BaseFeature):
                     raise ProtocolError("bad_state", f"no participant {target_id} here", msg.type)
                 if target_id == by:
                     raise ProtocolError("bad_state", "use leave to leave", msg.type)
-                target.send(protocol.encode("removed", by=by))
+                target.send(outbound.Removed(by).encode())
                 await doors.expel(room.name, target_id, close_code=CLOSE_REMOVED, reason="removed")
                 log.info("removed", room=room.name, participant=target_id, by=by)
             case protocol.RoomSettings(locked=locked, lobby=lobby, password=password):
@@ -87,9 +87,8 @@ class ModerationFeature(BaseFeature):
                     password=password or None,
                     clear_password=password == "",
                 )
-                room.broadcast(
-                    protocol.encode("room_settings", by=by, **doors.room_settings(state))
-                )
+                wire = doors.room_settings(state)
+                room.broadcast(outbound.RoomSettingsChanged(by=by, **wire).encode())
             case protocol.Admit(participant_id=waiter_id):
                 await doors.admit(room.name, waiter_id)
             case protocol.Deny(participant_id=waiter_id):
@@ -105,12 +104,9 @@ def mute(room: RoomContext, state: Room, by: str, target_id: str, kinds: Sequenc
     client = room.clients.get(target_id)
     if target is None or client is None:
         raise ProtocolError("bad_state", f"no participant {target_id} here", "mute_participant")
-    client.send(protocol.encode("mute_request", kinds=list(kinds), by=by))
+    client.send(outbound.MuteRequest(list(kinds), by).encode())
     for track in list(target.tracks.values()):
         if track.kind in kinds and not track.muted:
             track.muted = True
-            room.broadcast(
-                protocol.encode(
-                    "muted", participant_id=target_id, track_id=track.track_id, muted=True, by=by
-                )
-            )
+            muted = outbound.Muted(target_id, track.track_id, muted=True, by=by)
+            room.broadcast(muted.encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from .. import protocol
+from .. import outbound, protocol
 from ..context import Peer, RoomContext, Sender
 from ..protocol import ClientMessage
 from ..settings import RetentionSettings
@@ -50,20 +50,16 @@ class PresenceFeature(BaseFeature):
     def on_joined(self, room: RoomContext, peer: Peer) -> None:
         # before any caption or chat history (PROTOCOL.md "Transcription consent")
         if self._notice is not None:
-            message = protocol.encode(
-                "notice", kind="transcription", text=self._notice, machine_generated=True
-            )
-            peer.send(message)
+            peer.send(outbound.Notice(kind="transcription", text=self._notice).encode())
 
     async def handle(self, sender: Sender, msg: ClientMessage) -> None:
         me, pid = sender.participant, sender.participant.participant_id
         match msg:
             case protocol.Hand(raised=raised):
                 me.hand_raised = raised
-                sender.room.broadcast(protocol.encode("hand", participant_id=pid, raised=raised))
+                sender.room.broadcast(outbound.Hand(pid, raised).encode())
             case protocol.Transcription(opt_out=opt_out):
                 me.transcription_opt_out = opt_out
                 if self._transcriber is not None:
                     self._transcriber.set_opt_out(pid, opt_out)
-                message = protocol.encode("transcription", participant_id=pid, opt_out=opt_out)
-                sender.room.broadcast(message)
+                sender.room.broadcast(outbound.TranscriptionChanged(pid, opt_out).encode())

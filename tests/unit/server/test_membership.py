@@ -14,6 +14,7 @@ from server.admission import Admission
 from server.context import Peer, RoomContext
 from server.features import BaseFeature
 from server.membership import CLOSE_MEETING_ENDED, LiveRoom, Membership
+from server.outbound import Notice
 from server.protocol import ClientMessage, ProtocolError
 from server.rooms import Participant, RoomRegistry
 from server.settings import load_settings
@@ -101,7 +102,7 @@ class Recorder(BaseFeature):
     def on_joined(self, room: RoomContext, peer: Peer) -> None:
         assert peer.participant is not None
         self.log.append(("joined", peer.participant.participant_id))
-        peer.send(protocol.encode("notice", kind="test"))
+        peer.send(Notice(kind="test", text="").encode())
 
     async def on_peer_added(self, room: RoomContext, peer: Peer) -> None:
         assert peer.participant is not None
