@@ -43,7 +43,7 @@ def run_speakers(
     """Like ``bench/interpret.py``'s ``run_streams``, with any number of speakers per language
     (speaker ``i`` reads the stream of ``langs[i]``, ids ``LANG-i``), optionally cut to the first
     ``stream_s`` seconds."""
-    from server.captioning import CaptionLog, load_audio
+    from server.file_captions import CaptionLog, load_audio
 
     speakers = {f"{lang}-{i}": lang for i, lang in enumerate(langs)}
     files = {sid: out_dir / f"{sid}-k{len(langs)}.jsonl" for sid in speakers}

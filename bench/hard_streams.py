@@ -57,7 +57,7 @@ def internal_pauses(clip: np.ndarray, speech_start: float, speech_end: float) ->
 
 def build(lang: str, *, seed: int = 12, cache: Path = CACHE) -> tuple[Path, Path]:
     """The hard stream of ``lang``: (audio .npy of float32 16 kHz, reference .json)."""
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     cache.mkdir(parents=True, exist_ok=True)
     audio_path = cache / f"{lang}_hard_v{VERSION}_s{seed}.npy"

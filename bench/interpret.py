@@ -45,7 +45,7 @@ FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn"
 
 def source(kind: str, lang: str) -> tuple[Any, dict[str, Any], Path]:
     """A stream's audio, its reference and the reference's path ("plain" or "hard")."""
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     if kind == "hard":
         import numpy as np
@@ -140,7 +140,7 @@ def run_streams(
     pipeline_factory: Any, langs: list[str], out_dir: Path, kind: str = "plain", run: int = 0
 ) -> tuple[dict[str, Path], Any]:
     """Feed every language's stream at once (one speaker each), in real time."""
-    from server.captioning import CaptionLog
+    from server.file_captions import CaptionLog
 
     files = {lang: out_dir / f"{kind}-{lang}-k{len(langs)}-r{run}.jsonl" for lang in langs}
     sinks = {lang: CaptionLog(out=files[lang].open("w")) for lang in langs}
@@ -187,7 +187,7 @@ def clip_errors(pipeline_factory: Any, recognizer: Any, langs: list[str]) -> lis
     import jiwer
 
     from interpret.transcribe import words_text
-    from server.captioning import feed_file, load_audio
+    from server.file_captions import feed_file, load_audio
 
     manifest = [json.loads(line) for line in (EVALSET / "manifest.jsonl").read_text().splitlines()]
     rows = []

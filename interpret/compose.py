@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .frames import CaptionFrame, Samples
-from .pipeline import CaptionPipeline, TranslateFn, TranslationResult
+from .frames import CaptionFrame, Samples, Translated, Translation, Untranslated
+from .pipeline import CaptionPipeline, TranslateFn
 from .streaming import StreamingSettings
 from .transcribe import RecognizerSettings, words_text
 from .translate_router import ENGINES, WHISPER, Route, RoutingPolicy
@@ -79,19 +79,19 @@ def router_translate_fn(router: Any) -> TranslateFn:
 
     def translate(
         text: str, source: str, target: str, *, english: str | None = None
-    ) -> TranslationResult:
+    ) -> Translation:
         route = router.route(source, target, speech=english is not None)
         if isinstance(route, NoRoute):
-            return TranslationResult(None, None, route.reason)
+            return Untranslated(route.reason)
         try:
             if route.hops and route.hops[0].engine == WHISPER:
                 assert english is not None  # a text route never starts with Whisper
                 rest = Route("en", target, route.hops[1:])
-                return TranslationResult(router.translator(rest).translate(english), route.engine)
-            return TranslationResult(router.translator(route).translate(text), route.engine)
+                return Translated(router.translator(rest).translate(english), route.engine)
+            return Translated(router.translator(route).translate(text), route.engine)
         except TranslationError as exc:  # costs this translation, not the caption
             log.warning("translation %s (%s) failed: %s", pair_label(source, target), route, exc)
-            return TranslationResult(None, None, f"translation {pair_label(source, target)} failed")
+            return Untranslated(f"translation {pair_label(source, target)} failed")
 
     return translate
 

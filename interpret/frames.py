@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,57 @@ class Word:
 
 
 @dataclass(frozen=True, slots=True)
+class Translated:
+    """A text in one target language, and the engine that made it ("apertium", "argos",
+    "whisper", ...)."""
+
+    text: str
+    engine: str
+
+
+@dataclass(frozen=True, slots=True)
+class Untranslated:
+    """Why there is no text in one target language, for people ("no translation es→ja")."""
+
+    reason: str
+
+
+#: the outcome of translating into one language
+Translation = Translated | Untranslated
+
+
+class TranslationFields(TypedDict):
+    """The three maps by language of the client protocol (PROTOCOL.md)."""
+
+    translations: dict[str, str]
+    engines: dict[str, str]
+    #: why there is no translation
+    untranslated: dict[str, str]
+
+
+def translation_fields(
+    translations: Mapping[str, Translation], languages: Container[str] | None = None
+) -> TranslationFields:
+    """``translations`` (only those into ``languages``, when given) as the client protocol's
+    three maps."""
+    fields = TranslationFields(translations={}, engines={}, untranslated={})
+    for lang, t in translations.items():
+        if languages is not None and lang not in languages:
+            continue
+        if isinstance(t, Translated):
+            fields["translations"][lang] = t.text
+            fields["engines"][lang] = t.engine
+        else:
+            fields["untranslated"][lang] = t.reason
+    return fields
+
+
+def translated_texts(translations: Mapping[str, Translation]) -> dict[str, str]:
+    """The texts among ``translations``, by language."""
+    return {lang: t.text for lang, t in translations.items() if isinstance(t, Translated)}
+
+
+@dataclass(frozen=True, slots=True)
 class CaptionFrame:
     """One caption update. Interims may change (droppable, superseded by the next one with the
     same ``caption_id``); a final never changes and must be delivered."""
@@ -50,12 +102,9 @@ class CaptionFrame:
     start_s: float
     end_s: float
     is_final: bool
-    #: target language -> translated text (finals always; interims when cheap enough)
-    translations: Mapping[str, str] = field(default_factory=dict)
-    #: target language -> engine that produced it ("apertium", "argos", "whisper", ...)
-    engines: Mapping[str, str] = field(default_factory=dict)
-    #: target language -> why there is no translation ("no translation es→ja")
-    untranslated: Mapping[str, str] = field(default_factory=dict)
+    #: target language -> its translation or why there is none (finals always; interims when
+    #: cheap enough)
+    translations: Mapping[str, Translation] = field(default_factory=dict)
     #: stable prefix of ``text`` that later interims will not change (for flicker-free display)
     stable_chars: int = 0
     #: a final's recognised words with their probabilities (empty for interims)

@@ -17,10 +17,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
-from .frames import AudioChunk, CaptionFrame, Samples
+from .frames import AudioChunk, CaptionFrame, Samples, Translation, Untranslated
 from .glossary import Glossary, apply_to_source, protect, recognition_hint, restore, with_hint
 from .streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream, StreamingSettings
 from .vad import SileroVad, VadSettings
@@ -32,21 +31,13 @@ class Recognizer(Protocol):
     def recognize(self, audio: Samples, *, lang: str | None, prompt: str) -> Hypothesis: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TranslationResult:
-    text: str | None
-    engine: str | None = None
-    #: why there is no translation, e.g. "no translation es→ja"
-    reason: str | None = None
-
-
 class TranslateFn(Protocol):
     """Translate a caption's text ``source→target``. ``english`` is Whisper's translation of
     its audio, where the pipeline made one (finals whose route starts with Whisper)."""
 
     def __call__(
         self, text: str, source: str, target: str, *, english: str | None = None
-    ) -> TranslationResult: ...
+    ) -> Translation: ...
 
 
 #: Whisper's speech → English translation of an utterance's audio (runs on the decode thread,
@@ -58,8 +49,8 @@ NeedsSpeechFn = Callable[[str, frozenset[str]], bool]
 
 def no_translation(
     text: str, source: str, target: str, *, english: str | None = None
-) -> TranslationResult:
-    return TranslationResult(None, None, f"no translation {source}→{target}")
+) -> Translation:
+    return Untranslated(f"no translation {source}→{target}")
 
 
 class CaptionPipeline:
@@ -289,9 +280,7 @@ class CaptionPipeline:
                 self._emit(self._frame(update))
 
     def _frame(self, update: CaptionUpdate) -> CaptionFrame:
-        translations: dict[str, str] = {}
-        engines: dict[str, str] = {}
-        untranslated: dict[str, str] = {}
+        translations: dict[str, Translation] = {}
         with self._work:
             glossary = self._glossaries.get(update.speaker_id, ())
         text = apply_to_source(update.text, update.lang, glossary) if glossary else update.text
@@ -299,19 +288,14 @@ class CaptionPipeline:
             targets = self._targets if update.targets is None else update.targets
             for target in sorted(targets - {update.lang}):
                 try:
-                    result = translate_with_glossary(
+                    translations[target] = translate_with_glossary(
                         self._translate, text, update.lang, target, glossary, update.english
                     )
                 except Exception as exc:  # an engine failing costs its translation, not the caption
                     log.warning("translation %s→%s failed: %s", update.lang, target, exc)
-                    result = TranslationResult(
-                        None, None, f"translation {update.lang}→{target} failed"
+                    translations[target] = Untranslated(
+                        f"translation {update.lang}→{target} failed"
                     )
-                if result.text is not None:
-                    translations[target] = result.text
-                    engines[target] = result.engine or ""
-                else:
-                    untranslated[target] = result.reason or f"no translation {update.lang}→{target}"
         return CaptionFrame(
             caption_id=update.caption_id,
             speaker_id=update.speaker_id,
@@ -321,8 +305,6 @@ class CaptionPipeline:
             end_s=update.end_s,
             is_final=update.final,
             translations=translations,
-            engines=engines,
-            untranslated=untranslated,
             stable_chars=update.stable_chars,
             words=update.words,
         )
@@ -335,7 +317,7 @@ def translate_with_glossary(
     target: str,
     glossary: Glossary,
     english: str | None = None,
-) -> TranslationResult:
+) -> Translation:
     """``translate`` with the glossary's terms protected as placeholders and replaced by their
     renderings afterwards (Whisper's own English translation of the audio included)."""
     if not glossary:
@@ -348,7 +330,7 @@ def translate_with_glossary(
         target,
         english=None if english_protected is None else english_protected.text,
     )
-    if result.text is None:
+    if isinstance(result, Untranslated):
         return result
     out = restore(result.text, protected)
     if english_protected is not None:

@@ -1,18 +1,14 @@
-"""The wire format between :class:`interpret.client.SpeechWorker` and ``python -m
-interpret.worker``.
+"""The messages between :class:`interpret.supervisor.SpeechWorker` and ``python -m
+interpret.worker``, one :mod:`interpret.framing` frame each.
 
-Every message is one binary frame: an 8-byte header (big-endian ``u32`` JSON length, ``u32``
-payload length), a UTF-8 JSON object, then the payload. Only audio has a payload: its samples as
-little-endian ``float32`` or ``int16`` bytes (never a JSON array: 16 kHz audio as JSON costs
-~50x the bytes and the CPU to match). Every dataclass is encoded field by field, never pickled:
-a bad frame fails here as a :class:`WireFormatError`.
+Only audio has a payload: its samples as little-endian ``float32`` or ``int16`` bytes. Every
+dataclass is encoded field by field, never pickled: a bad frame fails here as a
+:class:`~interpret.framing.WireFormatError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -20,21 +16,13 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from .compose import PipelineConfig
-from .frames import AudioChunk, CaptionFrame, Word
+from .frames import AudioChunk, CaptionFrame, Translated, Translation, Untranslated, Word
+from .framing import Fields, WireFormatError
+from .framing import encode_frame as frame
 from .glossary import Glossary, entries_json, parse_entries
-
-HEADER = struct.Struct(">II")
-#: longest JSON part either side accepts (a config or a caption is a few KiB)
-MAX_JSON_BYTES = 1 << 20
-#: longest payload: 30 s of float32 audio is 1.9 MiB
-MAX_PAYLOAD_BYTES = 4 << 20
 
 SampleFormat = Literal["f32", "s16"]
 _DTYPES: Mapping[str, np.dtype[Any]] = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
-
-
-class WireFormatError(Exception):
-    """A frame that is not a known message; the other side is broken."""
 
 
 # -- parent -> worker ------------------------------------------------------------------------
@@ -158,82 +146,44 @@ class WorkerError:
 
 @dataclass(frozen=True, slots=True)
 class TextTranslation:
-    """The answer to :class:`TranslateText`: per target, a translation (and its engine) or
-    why there is none."""
+    """The answer to :class:`TranslateText`: per target, a translation or why there is none."""
 
     request_id: int
-    translations: Mapping[str, str]
-    engines: Mapping[str, str]
-    untranslated: Mapping[str, str]
+    translations: Mapping[str, Translation]
 
 
 #: :class:`CaptionFrame` travels as itself
 Outbound = Ready | Pong | WorkerError | TextTranslation | CaptionFrame
 
 
-# -- frames ----------------------------------------------------------------------------------
-def frame(header: Mapping[str, Any], payload: bytes = b"") -> bytes:
-    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
-    return HEADER.pack(len(text), len(payload)) + text + payload
-
-
-def frame_sizes(head: bytes) -> tuple[int, int]:
-    """The JSON and payload lengths announced by an 8-byte header (validated)."""
-    json_len, payload_len = HEADER.unpack(head)
-    if json_len > MAX_JSON_BYTES or payload_len > MAX_PAYLOAD_BYTES:
-        raise WireFormatError(f"frame of {json_len} + {payload_len} bytes is too long")
-    return json_len, payload_len
-
-
-def _load(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WireFormatError(f"{what}: not JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise WireFormatError(f"{what}: expected an object")
-    return obj
-
-
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    try:
-        value = obj[key]
-    except KeyError:
-        raise WireFormatError(f"{what}: missing {key!r}") from None
-    if isinstance(value, bool) and kind is not bool:
-        raise WireFormatError(f"{what}: {key!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise WireFormatError(f"{what}: {key!r} has the wrong type")
-    return value
-
-
-def _text(obj: Mapping[str, Any], key: str, what: str) -> str:
-    value: str = _get(obj, key, str, what)
-    return value
-
-
-def _optional_text(obj: Mapping[str, Any], key: str, what: str) -> str | None:
-    value: str | None = _get(obj, key, (str, type(None)), what)
-    return value
-
-
-def _number(obj: Mapping[str, Any], key: str, what: str) -> float:
-    return float(_get(obj, key, (int, float), what))
-
-
-def _str_map(obj: Mapping[str, Any], key: str, what: str) -> dict[str, str]:
-    value = _get(obj, key, dict, what)
-    if not all(isinstance(v, str) for v in value.values()):
-        raise WireFormatError(f"{what}: {key!r} must map strings to strings")
-    return dict(value)
-
-
-def _words(obj: Mapping[str, Any], what: str) -> tuple[Word, ...]:
-    raw = obj.get("words", [])
+# -- shared parts ----------------------------------------------------------------------------
+def _words(f: Fields) -> tuple[Word, ...]:
+    raw: Any = f.raw("words") if f.has("words") else []
     try:
         return tuple(Word(float(a), float(b), str(t), float(p)) for a, b, t, p in raw)
     except (TypeError, ValueError):
-        raise WireFormatError(f"{what}: 'words' must be [start, end, text, probability]s") from None
+        raise f.bad("words", "[start, end, text, probability]s") from None
+
+
+def _translations_json(translations: Mapping[str, Translation]) -> dict[str, dict[str, str]]:
+    return {
+        lang: {"text": t.text, "engine": t.engine}
+        if isinstance(t, Translated)
+        else {"reason": t.reason}
+        for lang, t in translations.items()
+    }
+
+
+def _translations(f: Fields) -> dict[str, Translation]:
+    """Per language ``{"text", "engine"}`` or ``{"reason"}``: a result is one or the other."""
+    result: dict[str, Translation] = {}
+    for lang, t in f.items("translations"):
+        result[lang] = (
+            Untranslated(t.text("reason"))
+            if t.has("reason")
+            else Translated(t.text("text"), t.text("engine"))
+        )
+    return result
 
 
 # -- parent -> worker ------------------------------------------------------------------------
@@ -276,69 +226,54 @@ def encode_command(command: Command) -> bytes:
 
 
 def decode_inbound(header: bytes, payload: bytes) -> Inbound:
-    what = "command"
-    obj = _load(header, what)
-    op = _text(obj, "op", what)
+    f = Fields.load(header, "command")
+    op = f.text("op")
     if op != "audio" and payload:
-        raise WireFormatError(f"{what}: {op!r} carries no payload")
+        raise f.error(f"{op!r} carries no payload")
     match op:
         case "audio":
-            fmt = _text(obj, "format", what)
+            fmt = f.text("format")
             dtype = _DTYPES.get(fmt)
             if dtype is None:
-                raise WireFormatError(f"{what}: unknown sample format {fmt!r}")
+                raise f.error(f"unknown sample format {fmt!r}")
             if len(payload) % dtype.itemsize:
-                raise WireFormatError(f"{what}: {len(payload)} bytes is not whole {fmt} samples")
+                raise f.error(f"{len(payload)} bytes is not whole {fmt} samples")
             raw = np.frombuffer(payload, dtype=dtype)
             samples = raw.astype(np.float32) / 32768.0 if fmt == "s16" else raw.astype(np.float32)
-            return AudioChunk(
-                _text(obj, "speaker_id", what), samples, _number(obj, "start_s", what)
-            )
+            return AudioChunk(f.text("speaker_id"), samples, f.number("start_s"))
         case "configure":
-            return Configure(from_json(PipelineConfig, _get(obj, "config", dict, what)))
+            return Configure(from_json(PipelineConfig, f.object("config")))
         case "add_speaker":
-            return AddSpeaker(_text(obj, "speaker_id", what), _optional_text(obj, "lang", what))
+            return AddSpeaker(f.text("speaker_id"), f.optional_text("lang"))
         case "remove_speaker":
-            return RemoveSpeaker(_text(obj, "speaker_id", what))
+            return RemoveSpeaker(f.text("speaker_id"))
         case "set_speaker_lang":
-            speaker_id = _text(obj, "speaker_id", what)
-            return SetSpeakerLang(speaker_id, _optional_text(obj, "lang", what))
+            speaker_id = f.text("speaker_id")
+            return SetSpeakerLang(speaker_id, f.optional_text("lang"))
         case "set_targets":
-            langs = _get(obj, "langs", list, what)
-            if not all(isinstance(lang, str) for lang in langs):
-                raise WireFormatError(f"{what}: 'langs' must be a list of strings")
-            return SetTargets(tuple(langs))
+            return SetTargets(f.texts("langs"))
         case "set_speaker_targets":
-            speaker_id = _text(obj, "speaker_id", what)
-            langs = _get(obj, "langs", list, what)
-            if not all(isinstance(lang, str) for lang in langs):
-                raise WireFormatError(f"{what}: 'langs' must be a list of strings")
-            return SetSpeakerTargets(speaker_id, tuple(langs))
+            speaker_id = f.text("speaker_id")
+            return SetSpeakerTargets(speaker_id, f.texts("langs"))
         case "set_glossary":
-            speaker_id = _text(obj, "speaker_id", what)
-            entries = _get(obj, "entries", list, what)
-            if not all(isinstance(e, dict) for e in entries):
-                raise WireFormatError(f"{what}: 'entries' must be a list of objects")
+            speaker_id = f.text("speaker_id")
+            entries = f.raw("entries")
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise f.bad("entries", "a list of objects")
             try:
                 return SetGlossary(speaker_id, parse_entries(entries))
             except ValueError as exc:
-                raise WireFormatError(f"{what}: {exc}") from None
+                raise f.error(str(exc)) from None
         case "ping":
-            return Ping(int(_get(obj, "nonce", int, what)))
+            return Ping(f.integer("nonce"))
         case "translate":
-            targets = _get(obj, "targets", list, what)
-            if not all(isinstance(lang, str) for lang in targets):
-                raise WireFormatError(f"{what}: 'targets' must be a list of strings")
             return TranslateText(
-                _get(obj, "request_id", int, what),
-                _text(obj, "text", what),
-                _text(obj, "source", what),
-                tuple(targets),
+                f.integer("request_id"), f.text("text"), f.text("source"), f.texts("targets")
             )
         case "close":
             return Close()
         case _:
-            raise WireFormatError(f"{what}: unknown op {op!r}")
+            raise f.error(f"unknown op {op!r}")
 
 
 # -- worker -> parent ------------------------------------------------------------------------
@@ -356,9 +291,7 @@ def encode_outbound(message: Outbound) -> bytes:
                     "start_s": m.start_s,
                     "end_s": m.end_s,
                     "is_final": m.is_final,
-                    "translations": dict(m.translations),
-                    "engines": dict(m.engines),
-                    "untranslated": dict(m.untranslated),
+                    "translations": _translations_json(m.translations),
                     "stable_chars": m.stable_chars,
                     "words": [[w.start_s, w.end_s, w.text, w.probability] for w in m.words],
                 }
@@ -372,72 +305,59 @@ def encode_outbound(message: Outbound) -> bytes:
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
         case TextTranslation():
+            translations = _translations_json(m.translations)
             return frame(
-                {
-                    "t": "translated",
-                    "request_id": m.request_id,
-                    "translations": dict(m.translations),
-                    "engines": dict(m.engines),
-                    "untranslated": dict(m.untranslated),
-                }
+                {"t": "translated", "request_id": m.request_id, "translations": translations}
             )
 
 
 def decode_outbound(header: bytes, payload: bytes) -> Outbound:
-    what = "worker message"
-    obj = _load(header, what)
+    f = Fields.load(header, "worker message")
     if payload:
-        raise WireFormatError(f"{what}: unexpected payload")
-    tag = _text(obj, "t", what)
+        raise f.error("unexpected payload")
+    tag = f.text("t")
     match tag:
         case "caption":
             return CaptionFrame(
-                caption_id=_text(obj, "caption_id", what),
-                speaker_id=_text(obj, "speaker_id", what),
-                lang=_text(obj, "lang", what),
-                text=_text(obj, "text", what),
-                start_s=_number(obj, "start_s", what),
-                end_s=_number(obj, "end_s", what),
-                is_final=_get(obj, "is_final", bool, what),
-                translations=_str_map(obj, "translations", what),
-                engines=_str_map(obj, "engines", what),
-                untranslated=_str_map(obj, "untranslated", what),
-                stable_chars=_get(obj, "stable_chars", int, what),
-                words=_words(obj, what),
+                caption_id=f.text("caption_id"),
+                speaker_id=f.text("speaker_id"),
+                lang=f.text("lang"),
+                text=f.text("text"),
+                start_s=f.number("start_s"),
+                end_s=f.number("end_s"),
+                is_final=f.boolean("is_final"),
+                translations=_translations(f),
+                stable_chars=f.integer("stable_chars"),
+                words=_words(f),
             )
         case "ready":
             return Ready(
-                _get(obj, "pid", int, what),
-                _number(obj, "load_s", what),
-                _number(obj, "warm_up_s", what),
+                f.integer("pid"),
+                f.number("load_s"),
+                f.number("warm_up_s"),
             )
         case "pong":
-            suppressed = obj.get("suppressed", {})
+            suppressed = f.raw("suppressed") if f.has("suppressed") else {}
             if not isinstance(suppressed, dict) or not all(
                 isinstance(k, str) and type(v) is int for k, v in suppressed.items()
             ):
-                raise WireFormatError(f"{what}: 'suppressed' must map reasons to counts")
+                raise f.bad("suppressed", "an object of counts")
             return Pong(
-                _get(obj, "nonce", int, what),
-                _get(obj, "dropped_chunks", int, what),
-                _get(obj, "decodes", int, what),
+                f.integer("nonce"),
+                f.integer("dropped_chunks"),
+                f.integer("decodes"),
                 suppressed,
             )
         case "translated":
-            return TextTranslation(
-                _get(obj, "request_id", int, what),
-                _str_map(obj, "translations", what),
-                _str_map(obj, "engines", what),
-                _str_map(obj, "untranslated", what),
-            )
+            return TextTranslation(f.integer("request_id"), _translations(f))
         case "error":
             return WorkerError(
-                _text(obj, "message", what),
-                _get(obj, "fatal", bool, what),
-                _get(obj, "retryable", bool, what),
+                f.text("message"),
+                f.boolean("fatal"),
+                f.boolean("retryable"),
             )
         case _:
-            raise WireFormatError(f"{what}: unknown type {tag!r}")
+            raise f.error(f"unknown type {tag!r}")
 
 
 # -- settings dataclasses --------------------------------------------------------------------

@@ -26,33 +26,14 @@ import sys
 import threading
 from typing import BinaryIO
 
+from . import wire
+from .audio_queue import AudioCommandQueue
 from .compose import build_pipeline, load_models, router_translate_fn
-from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame, Translation, Untranslated
+from .framing import WireFormatError, read_frame
 from .models import ModelError
 from .pipeline import CaptionPipeline, TranslateFn
-from .wire import (
-    HEADER,
-    AddSpeaker,
-    Close,
-    Configure,
-    Inbound,
-    Outbound,
-    Ping,
-    Pong,
-    Ready,
-    RemoveSpeaker,
-    SetGlossary,
-    SetSpeakerLang,
-    SetSpeakerTargets,
-    SetTargets,
-    TextTranslation,
-    TranslateText,
-    WireFormatError,
-    WorkerError,
-    decode_inbound,
-    encode_outbound,
-    frame_sizes,
-)
+from .processes import claim_stdout
 
 log = logging.getLogger("interpret.worker")
 
@@ -64,20 +45,6 @@ DRAIN_TIMEOUT_S = 30.0
 MAX_QUEUED_TEXTS = 64
 
 
-def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
-    """One frame's JSON and payload; None at a clean end of input."""
-    head = stream.read(HEADER.size)
-    if not head:
-        return None
-    if len(head) < HEADER.size:
-        raise WireFormatError("input ended inside a frame header")
-    json_len, payload_len = frame_sizes(head)
-    body = stream.read(json_len + payload_len)
-    if len(body) < json_len + payload_len:
-        raise WireFormatError("input ended inside a frame")
-    return body[:json_len], body[json_len:]
-
-
 class Output:
     """Frames to the parent, whole and in order, from any thread."""
 
@@ -85,8 +52,8 @@ class Output:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, message: Outbound) -> None:
-        data = encode_outbound(message)
+    def send(self, message: wire.Outbound) -> None:
+        data = wire.encode_outbound(message)
         with self._lock:
             try:
                 self._stream.write(data)
@@ -103,31 +70,21 @@ class Ingest:
     ) -> None:
         self._pipeline = pipeline
         self._output = output
-        self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
-        self._items: collections.deque[Inbound] = collections.deque()
-        self._audio: dict[str, collections.deque[AudioChunk]] = {}
-        self._queued_samples: dict[str, int] = {}
+        self._items = AudioCommandQueue[wire.Command](max_queued_s=max_queued_s)
         self._cond = threading.Condition()
         self._ended = False
         #: stream time of each speaker's first sample: the pipeline counts from 0, the parent's
         #: clock does not (a restarted worker joins a stream in the middle)
         self._offsets: dict[str, float] = {}
-        self.dropped_chunks = 0
         self._sent_suppressed: dict[str, int] = {}
 
-    def put(self, item: Inbound) -> None:
+    @property
+    def dropped_chunks(self) -> int:
+        return self._items.dropped_chunks
+
+    def put(self, item: wire.Inbound) -> None:
         with self._cond:
             self._items.append(item)
-            if isinstance(item, AudioChunk):
-                queue = self._audio.setdefault(item.speaker_id, collections.deque())
-                queue.append(item)
-                n = self._queued_samples.get(item.speaker_id, 0) + len(item.samples)
-                while n > self._max_samples and len(queue) > 1:
-                    oldest = queue.popleft()
-                    self._items.remove(oldest)  # AudioChunk compares by identity
-                    n -= len(oldest.samples)
-                    self.dropped_chunks += 1
-                self._queued_samples[item.speaker_id] = n
             self._cond.notify()
 
     def end(self) -> None:
@@ -148,7 +105,7 @@ class Ingest:
             if counts != self._sent_suppressed:
                 self._sent_suppressed = counts
                 p = self._pipeline
-                self._output.send(Pong(0, self.dropped_chunks, p.decodes, counts))
+                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts))
 
     def run(self) -> None:
         """Apply queued items until the end of input; a decoder failure ends the process."""
@@ -162,35 +119,32 @@ class Ingest:
                 if not self._items:
                     return
                 item = self._items.popleft()
-                if isinstance(item, AudioChunk):
-                    self._audio[item.speaker_id].popleft()
-                    self._queued_samples[item.speaker_id] -= len(item.samples)
             match item:
                 case AudioChunk():
                     self._offsets.setdefault(item.speaker_id, item.start_s)
                     p.push(item)
-                case AddSpeaker():
+                case wire.AddSpeaker():
                     p.add_speaker(item.speaker_id, item.lang)
-                case RemoveSpeaker():
+                case wire.RemoveSpeaker():
                     p.remove_speaker(item.speaker_id)
                     self._offsets.pop(item.speaker_id, None)
-                case SetSpeakerLang():
+                case wire.SetSpeakerLang():
                     p.set_speaker_lang(item.speaker_id, item.lang)
-                case SetTargets():
+                case wire.SetTargets():
                     p.set_targets(item.langs)
-                case SetSpeakerTargets():
+                case wire.SetSpeakerTargets():
                     p.set_speaker_targets(item.speaker_id, item.langs)
-                case SetGlossary():
+                case wire.SetGlossary():
                     p.set_glossary(item.speaker_id, item.glossary)
-                case Ping():
+                case wire.Ping():
                     counts = p.suppressed_counts()
-                    self._output.send(Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
-                case Configure() | Close() | TranslateText():
+                    self._output.send(wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
+                case wire.Configure() | wire.Close() | wire.TranslateText():
                     pass  # handled by the reader
 
     def _fail(self, message: str) -> None:
         log.error("%s; exiting", message)
-        self._output.send(WorkerError(message, fatal=True))
+        self._output.send(wire.WorkerError(message, fatal=True))
         os._exit(3)  # the reader thread is blocked on stdin: nothing else would end it
 
 
@@ -204,18 +158,18 @@ class TextTranslations:
         self._translate = translate
         self._output = output
         self._max_queued = max_queued
-        self._items: collections.deque[TranslateText] = collections.deque()
+        self._items: collections.deque[wire.TranslateText] = collections.deque()
         self._cond = threading.Condition()
         self._ended = False
 
-    def put(self, request: TranslateText) -> None:
+    def put(self, request: wire.TranslateText) -> None:
         with self._cond:
             if len(self._items) < self._max_queued:
                 self._items.append(request)
                 self._cond.notify()
                 return
-        busy = dict.fromkeys(request.targets, "translation is busy")
-        self._output.send(TextTranslation(request.request_id, {}, {}, busy))
+        busy = dict.fromkeys(request.targets, Untranslated("translation is busy"))
+        self._output.send(wire.TextTranslation(request.request_id, busy))
 
     def end(self) -> None:
         with self._cond:
@@ -232,25 +186,18 @@ class TextTranslations:
                 request = self._items.popleft()
             self._output.send(self.translate(request))
 
-    def translate(self, request: TranslateText) -> TextTranslation:
-        translations: dict[str, str] = {}
-        engines: dict[str, str] = {}
-        untranslated: dict[str, str] = {}
+    def translate(self, request: wire.TranslateText) -> wire.TextTranslation:
+        translations: dict[str, Translation] = {}
         for target in request.targets:
             try:
-                result = self._translate(request.text, request.source, target)
+                translations[target] = self._translate(request.text, request.source, target)
             except Exception as exc:  # an engine failing costs this translation only
                 # the exception's type only: its message might quote the (private) text
                 kind = type(exc).__name__
                 log.warning("text translation %s→%s failed: %s", request.source, target, kind)
-                untranslated[target] = f"translation {request.source}→{target} failed"
-                continue
-            if result.text is not None:
-                translations[target] = result.text
-                engines[target] = result.engine or "unknown"
-            else:
-                untranslated[target] = result.reason or f"no translation {request.source}→{target}"
-        return TextTranslation(request.request_id, translations, engines, untranslated)
+                reason = f"translation {request.source}→{target} failed"
+                translations[target] = Untranslated(reason)
+        return wire.TextTranslation(request.request_id, translations)
 
 
 def serve(stdin: BinaryIO, output: Output) -> int:
@@ -258,8 +205,8 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     first = read_frame(stdin)
     if first is None:
         return 0
-    command = decode_inbound(*first)
-    if not isinstance(command, Configure):
+    command = wire.decode_inbound(*first)
+    if not isinstance(command, wire.Configure):
         raise WireFormatError(f"the first frame must configure, not {type(command).__name__}")
     holder: list[Ingest] = []
     try:
@@ -267,7 +214,7 @@ def serve(stdin: BinaryIO, output: Output) -> int:
         models = load_models(command.config)
         built = build_pipeline(command.config, lambda f: holder[0].emit(f), loaded=models)
     except ModelError as exc:
-        output.send(WorkerError(str(exc), fatal=True, retryable=False))
+        output.send(wire.WorkerError(str(exc), fatal=True, retryable=False))
         return 2
     ingest = Ingest(built.pipeline, output)
     holder.append(ingest)
@@ -277,15 +224,15 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     thread.start()
     text_thread = threading.Thread(target=texts.run, name="text", daemon=True)
     text_thread.start()
-    output.send(Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
+    output.send(wire.Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
     try:
         while (raw := read_frame(stdin)) is not None:
-            item = decode_inbound(*raw)
-            if isinstance(item, Close):
+            item = wire.decode_inbound(*raw)
+            if isinstance(item, wire.Close):
                 break
-            if isinstance(item, Configure):
+            if isinstance(item, wire.Configure):
                 raise WireFormatError("configured twice")
-            if isinstance(item, TranslateText):
+            if isinstance(item, wire.TranslateText):
                 texts.put(item)
                 continue
             # a Ping is answered in order with what came before it: the Pong says those are applied
@@ -335,18 +282,17 @@ def main() -> int:
         level=os.environ.get("PARLEY_WORKER_LOG_LEVEL", "WARNING"), handlers=[handler]
     )
     # Frames own fd 1; anything else that prints (C libraries too) goes to stderr.
-    protocol_fd = os.dup(1)
-    os.dup2(2, 1)
+    protocol_fd = claim_stdout()
     sys.stdout = sys.stderr
     output = Output(os.fdopen(protocol_fd, "wb"))
     try:
         return serve(sys.stdin.buffer, output)
     except WireFormatError as exc:
-        output.send(WorkerError(f"wire protocol: {exc}", fatal=True, retryable=False))
+        output.send(wire.WorkerError(f"wire protocol: {exc}", fatal=True, retryable=False))
         return 2
     except Exception as exc:  # boundary: report, exit, be restarted
         log.exception("speech worker failed")
-        output.send(WorkerError(f"{type(exc).__name__}: {exc}", fatal=True))
+        output.send(wire.WorkerError(f"{type(exc).__name__}: {exc}", fatal=True))
         return 1
 
 

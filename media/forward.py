@@ -11,15 +11,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fractions
+import math
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48_000)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The part of the event loop the forwarding reads time from and sets timers on (the
+    running loop in production; tests pass a fake one and step it)."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
 
 def vp8_is_keyframe(frame: bytes) -> bool:
@@ -57,7 +71,9 @@ class SubscriberTrack(MediaStreamTrack):
     hears silence, and the RTP timestamps jump by the time held when frames come again.
     """
 
-    def __init__(self, kind: str, *, max_frames: int, subscriber_id: str = "") -> None:
+    def __init__(
+        self, kind: str, *, max_frames: int, subscriber_id: str = "", clock: Clock | None = None
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.subscriber_id = subscriber_id
@@ -65,7 +81,7 @@ class SubscriberTrack(MediaStreamTrack):
         self._max_frames = max_frames
         self._queue: deque[EncodedFrame] = deque()
         self._wakeup = asyncio.Event()
-        self._clock = asyncio.get_running_loop()
+        self._clock: Clock = asyncio.get_running_loop() if clock is None else clock
         # Frames are accepted only while "live": from the sender's first recv() (the connection
         # is up), or after a re-attachment once the subscriber's answer made the m-line active.
         self._live = False
@@ -180,14 +196,76 @@ class SubscriberTrack(MediaStreamTrack):
         self._wakeup.set()
 
 
+class KeyframeRequestPolicy:
+    """When to send a PLI upstream: a pure function of the times it is given (no event loop, no
+    timers), so that its tests step a number instead of sleeping.
+
+    Requests are coalesced: at most one PLI per ``min_interval_s``, and a keyframe that arrives
+    meanwhile satisfies every pending request. A PLI may go unanswered (Chrome ignores one that
+    comes within 300 ms of the previous; RTCP can be lost): ``retry_s`` after a PLI, if a
+    subscriber still waits for a keyframe, another one is requested. The owner calls
+    :meth:`poll` at :attr:`wake_at_s`, and reads that again after every call.
+    """
+
+    def __init__(self, *, min_interval_s: float, retry_s: float = 1.0) -> None:
+        self._min_interval_s = min_interval_s
+        self._retry_s = max(retry_s, min_interval_s)
+        self._send_at_s: float | None = None
+        self._retry_at_s: float | None = None
+        self._last_sent_s = -math.inf
+        #: keyframe requests (the retries included), PLIs sent, retries
+        self.requests = 0
+        self.sent = 0
+        self.retries = 0
+
+    @property
+    def pending(self) -> bool:
+        """A PLI is due (now or once the interval since the last one has passed)."""
+        return self._send_at_s is not None
+
+    @property
+    def wake_at_s(self) -> float | None:
+        """When :meth:`poll` has something to do; None: nothing until the next request."""
+        due = [t for t in (self._send_at_s, self._retry_at_s) if t is not None]
+        return min(due, default=None)
+
+    def request(self, now_s: float) -> None:
+        """Someone needs a keyframe (a new subscriber, a PLI/FIR, an overflow, a lost picture)."""
+        self.requests += 1
+        if self._send_at_s is None:
+            self._send_at_s = max(now_s, self._last_sent_s + self._min_interval_s)
+
+    def keyframe_arrived(self) -> None:
+        """A keyframe satisfies every pending request (the retry still checks)."""
+        self._send_at_s = None
+
+    def poll(self, now_s: float, *, can_send: bool, waiting: bool) -> bool:
+        """Advance to ``now_s``; True: send one PLI now. ``can_send``: the publisher's media
+        SSRC is known (until then its first frame will be a keyframe anyway, and the retry
+        checks again); ``waiting``: a live subscriber still waits for a keyframe."""
+        if self._retry_at_s is not None and self._retry_at_s <= now_s:
+            self._retry_at_s = None
+            if waiting:
+                self.retries += 1
+                self.request(now_s)
+        if self._send_at_s is None or self._send_at_s > now_s:
+            return False
+        self._send_at_s = None
+        if self._retry_at_s is None:
+            self._retry_at_s = now_s + self._retry_s
+        if not can_send:
+            return False
+        self._last_sent_s = now_s
+        self.sent += 1
+        return True
+
+
 class EncodedSource:
     """One published track: receives encoded frames and fans them out to subscriber tracks.
 
-    Keyframe requests (a new subscriber, a subscriber's PLI/FIR, an overflowing subscriber) are
-    coalesced: at most one PLI upstream per ``pli_min_interval_s``, and a keyframe that arrives
-    meanwhile satisfies every pending request. A PLI may go unanswered (Chrome ignores one that
-    comes within 300 ms of the previous; RTCP can be lost): while a subscriber still waits for a
-    keyframe ``pli_retry_s`` after a PLI, another one is sent.
+    Keyframe requests (a new subscriber, a subscriber's PLI/FIR, an overflowing subscriber) go
+    through a :class:`KeyframeRequestPolicy`; this class only keeps one timer at the time the
+    policy names, and sends the PLIs it asks for.
     """
 
     def __init__(
@@ -197,25 +275,36 @@ class EncodedSource:
         send_pli: Callable[[int], Coroutine[Any, Any, None]],
         pli_min_interval_s: float,
         pli_retry_s: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         self.kind = kind
         self._send_pli = send_pli
-        self._pli_min_interval_s = pli_min_interval_s
-        self._pli_retry_s = max(pli_retry_s, pli_min_interval_s)
-        self._retry: asyncio.TimerHandle | None = None
+        self._keyframes = KeyframeRequestPolicy(
+            min_interval_s=pli_min_interval_s, retry_s=pli_retry_s
+        )
+        self._clock: Clock = asyncio.get_running_loop() if clock is None else clock
+        self._timer: Timer | None = None
+        self._timer_at_s: float | None = None
+        self._ignored_requests = 0  # audio, or after the end: counted, never sent
         self._subscribers: set[SubscriberTrack] = set()
-        self._loop = asyncio.get_running_loop()
-        self._pending_pli: asyncio.TimerHandle | None = None
-        self._last_pli_s = -1e9
         self._pli_tasks: set[asyncio.Task[None]] = set()
         self._ended = False
         #: the publisher's media SSRC (never its RTX SSRC: a PLI addressed there is ignored)
         self.media_ssrc: int | None = None
         self.frames_in = 0
         self.keyframes_in = 0
-        self.pli_requests = 0
-        self.pli_sent = 0
-        self.pli_retries = 0
+
+    @property
+    def pli_requests(self) -> int:
+        return self._keyframes.requests + self._ignored_requests
+
+    @property
+    def pli_sent(self) -> int:
+        return self._keyframes.sent
+
+    @property
+    def pli_retries(self) -> int:
+        return self._keyframes.retries
 
     @property
     def subscribers(self) -> frozenset[SubscriberTrack]:
@@ -232,9 +321,9 @@ class EncodedSource:
         self.frames_in += 1
         if frame.keyframe and self.kind == "video":
             self.keyframes_in += 1
-            if self._pending_pli is not None:
-                self._pending_pli.cancel()
-                self._pending_pli = None
+            if self._keyframes.pending:
+                self._keyframes.keyframe_arrived()
+                self._set_timer()
         for track in self._subscribers:
             track.push(frame)
 
@@ -255,39 +344,43 @@ class EncodedSource:
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, coalesced and rate-limited."""
-        self.pli_requests += 1
-        if self.kind != "video" or self._ended or self._pending_pli is not None:
+        if self.kind != "video" or self._ended:
+            self._ignored_requests += 1
             return
-        delay_s = max(0.0, self._last_pli_s + self._pli_min_interval_s - self._loop.time())
-        self._pending_pli = self._loop.call_later(delay_s, self._fire_pli)
+        self._keyframes.request(self._clock.time())
+        self._set_timer()
 
-    def _fire_pli(self) -> None:
-        self._pending_pli = None
+    def _set_timer(self) -> None:
+        """Keep one timer, at the policy's :attr:`~KeyframeRequestPolicy.wake_at_s`."""
+        wake_at_s = self._keyframes.wake_at_s
+        if wake_at_s == self._timer_at_s:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at_s = wake_at_s
+        self._timer = None if wake_at_s is None else self._clock.call_at(wake_at_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # The loop may run a timer up to its clock resolution early: it is due all the same.
+        now_s = max(self._clock.time(), self._timer_at_s or 0.0)
+        self._timer = self._timer_at_s = None
         if self._ended:
             return
-        if self._retry is None:
-            self._retry = self._loop.call_later(self._pli_retry_s, self._retry_if_waiting)
-        if self.media_ssrc is None:
-            return  # nothing received yet (its first frame will be a keyframe); retry checks
-        self._last_pli_s = self._loop.time()
-        self.pli_sent += 1
-        task = self._loop.create_task(self._send_pli(self.media_ssrc), name="pli")
-        self._pli_tasks.add(task)
-        task.add_done_callback(self._pli_tasks.discard)
-
-    def _retry_if_waiting(self) -> None:
-        self._retry = None
-        if not self._ended and any(t.waiting_for_keyframe for t in self._subscribers):
-            self.pli_retries += 1
-            self.request_keyframe()
+        waiting = any(t.waiting_for_keyframe for t in self._subscribers)
+        ssrc = self.media_ssrc
+        if self._keyframes.poll(now_s, can_send=ssrc is not None, waiting=waiting):
+            assert ssrc is not None
+            task = asyncio.get_running_loop().create_task(self._send_pli(ssrc), name="pli")
+            self._pli_tasks.add(task)
+            task.add_done_callback(self._pli_tasks.discard)
+        self._set_timer()
 
     async def aclose(self) -> None:
         """Detach every subscriber and stop asking for keyframes (idempotent)."""
         self._ended = True
-        for timer in (self._pending_pli, self._retry):
-            if timer is not None:
-                timer.cancel()
-        self._pending_pli = self._retry = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at_s = None
         for track in list(self._subscribers):
             track.detach()
         self._subscribers.clear()

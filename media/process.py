@@ -1,6 +1,6 @@
 """Rooms in media worker processes: each room's SFU gets a process (and a core) of its own.
 
-The signaling loop then only relays small JSON lines (:mod:`media.wire`) to and from
+The signaling loop then only relays small frames (:mod:`media.wire`) to and from
 ``python -m media.worker`` over pipes. A worker that dies takes only its own room with it: every
 peer of that room gets :class:`media.api.PeerFailed`, so the server removes them with a clear
 error, and pending calls raise :class:`media.errors.MediaWorkerError`.
@@ -9,17 +9,16 @@ error, and pending calls raise :class:`media.errors.MediaWorkerError`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
-import os
-import site
-import sys
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from interpret import processes
+from interpret.framing import WireFormatError, receive_frame
+from interpret.processes import stop_worker
 
 from .api import EmitEvent, Kind, MediaSettings, OnAudio, PeerFailed, SpeakerAudio, TrackSource
 from .errors import MediaError, MediaWorkerError
@@ -37,7 +36,6 @@ from .wire import (
     Reply,
     Request,
     Unpublish,
-    WireFormatError,
     decode_worker_message,
     encode_request,
 )
@@ -274,14 +272,10 @@ class WorkerRoom:
         assert stdout is not None
         while True:
             try:
-                line = await stdout.readline()
-            except ValueError:  # a line over MAX_FRAME_BYTES
-                self._abandon("it wrote an oversized frame")
-                break
-            if not line:
-                break
-            try:
-                message = decode_worker_message(line)
+                raw = await receive_frame(stdout, max_json_bytes=MAX_FRAME_BYTES)
+                if raw is None:
+                    break
+                message = decode_worker_message(*raw)
             except WireFormatError as exc:
                 self._abandon(f"it broke the wire protocol: {exc}")
                 break
@@ -327,40 +321,4 @@ class WorkerRoom:
 # -- processes -----------------------------------------------------------------------------------
 async def spawn_worker() -> asyncio.subprocess.Process:
     """Start ``python -m media.worker``; it waits for :class:`media.wire.Init` on stdin."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        WORKER_MODULE,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=None,  # logs go straight to the server's stderr
-        env=_worker_environment(os.environ),
-        limit=MAX_FRAME_BYTES,
-    )
-
-
-async def stop_worker(process: asyncio.subprocess.Process, timeout_s: float) -> int:
-    """End of input, then SIGTERM, then SIGKILL, ``timeout_s`` apart; returns the exit status."""
-    if process.stdin is not None and not process.stdin.is_closing():
-        process.stdin.close()  # a worker that is not serving a request exits on end of input
-    escalation: tuple[Callable[[], None] | None, ...] = (None, process.terminate, process.kill)
-    for send_signal in escalation:
-        if process.returncode is not None:
-            break
-        if send_signal is not None:
-            with contextlib.suppress(ProcessLookupError):
-                send_signal()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await process.wait()
-    return await process.wait()
-
-
-def _worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment, plus the directory holding ``media`` when it is not installed
-    (a source checkout), so that the worker runs exactly this code."""
-    env = dict(environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in site.getsitepackages():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
+    return await processes.spawn_worker(WORKER_MODULE)

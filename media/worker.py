@@ -16,6 +16,9 @@ import signal
 import sys
 from typing import Literal
 
+from interpret.framing import WireFormatError, receive_frame
+from interpret.processes import claim_stdout
+
 from . import hooks
 from .api import MediaEvent, MediaSettings
 from .errors import MediaError
@@ -34,7 +37,6 @@ from .wire import (
     Reply,
     Request,
     Unpublish,
-    WireFormatError,
     WorkerMessage,
     decode_request,
     encode_worker_message,
@@ -102,12 +104,12 @@ class WorkerSession:
         """Read requests; returns Close's request id, or why input stopped."""
         while True:
             try:
-                line = await requests.readline()
-                if not line:
+                raw = await receive_frame(requests, max_json_bytes=MAX_FRAME_BYTES)
+                if raw is None:
                     log.info("input ended; the parent is gone")
                     return "eof"
-                request = decode_request(line)
-            except (WireFormatError, ValueError) as exc:  # ValueError: line over the limit
+                request = decode_request(*raw)
+            except WireFormatError as exc:
                 log.error("bad request from the parent: %s", exc)
                 return "bad"
             if isinstance(request.command, Close):
@@ -151,11 +153,9 @@ async def _stdio() -> tuple[asyncio.StreamReader, asyncio.BaseTransport, asyncio
     """Async streams on stdin and on the original stdout; fd 1 then points at stderr, so that a
     stray ``print`` in some library lands in the logs instead of corrupting the wire."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_FRAME_BYTES)
+    reader = asyncio.StreamReader()
     stdin, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    wire_fd = os.dup(sys.stdout.fileno())
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    wire = os.fdopen(wire_fd, "wb", buffering=0)
+    wire = os.fdopen(claim_stdout(), "wb", buffering=0)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wire)
     return reader, stdin, asyncio.StreamWriter(transport, protocol, reader, loop)
 
@@ -176,11 +176,11 @@ async def serve_stdio() -> int:
     requests, stdin, out = await _stdio()
     status = EXIT_BAD_REQUEST
     try:
-        line = await requests.readline()
-        if not line:
-            return EXIT_OK  # a spare worker that was never used
         try:
-            first = decode_request(line)
+            raw = await receive_frame(requests, max_json_bytes=MAX_FRAME_BYTES)
+            if raw is None:
+                return EXIT_OK  # a spare worker that was never used
+            first = decode_request(*raw)
         except WireFormatError as exc:
             log.error("media worker: bad first request: %s", exc)
             return EXIT_BAD_REQUEST

@@ -20,6 +20,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from interpret.frames import translated_texts
 from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
@@ -331,7 +332,7 @@ class App:
                 "participant_id": frame.speaker_id,
                 "lang": frame.lang,
                 "text": frame.text,
-                "translations": dict(frame.translations),
+                "translations": translated_texts(frame.translations),
                 "start_s": round(frame.start_s, 3),
                 "end_s": round(frame.end_s, 3),
                 "machine_generated": True,

@@ -1,5 +1,5 @@
 """The speech worker's shell: speakers' decoded audio (:mod:`media.tap`) → the speech worker
-process (:mod:`interpret.client`) → its caption frames → the rooms' side
+process (:mod:`interpret.supervisor`) → its caption frames → the rooms' side
 (:class:`CaptionRouter`, implemented by :class:`server.features.captions.CaptionsFeature`,
 which routes each caption to its readers).
 
@@ -14,30 +14,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
-from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig
-from interpret.frames import CaptionFrame
+from interpret.frames import CaptionFrame, Translated, Translation, Untranslated
 from interpret.glossary import Glossary, protect, restore
-from interpret.wire import TextTranslation
+from interpret.supervisor import SpeechWorker
 from media.tap import SpeakerAudioQueue
 
 from .features.captions import Routed, Speaker
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TextResult:
-    """A text translated into several languages (see :meth:`CaptionService.translate_text`)."""
-
-    translations: dict[str, str] = field(default_factory=dict)
-    engines: dict[str, str] = field(default_factory=dict)
-    untranslated: dict[str, str] = field(default_factory=dict)
 
 
 class CaptionRouter(Protocol):
@@ -154,7 +143,7 @@ class CaptionService:
 
     async def translate_text(
         self, text: str, source: str, targets: tuple[str, ...]
-    ) -> TextTranslation:
+    ) -> Mapping[str, Translation]:
         """Chat translation by the captions' engines, in the speech worker."""
         return await self._worker.translate(text, source, targets)
 
@@ -172,21 +161,19 @@ class CaptionService:
 
     async def translate_glossed(
         self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
-    ) -> TextResult:
+    ) -> dict[str, Translation]:
         """``text`` into each target by the speech worker (never on this loop), with the
         glossary's terms protected and rendered as for captions."""
-        result = TextResult()
+        result: dict[str, Translation] = {}
 
         async def one(target: str) -> None:
             protected = protect(text, source, target, glossary)
-            answer = await self._worker.translate(protected.text, source, [target])
-            if target in answer.translations:
-                result.translations[target] = restore(answer.translations[target], protected)
-                result.engines[target] = answer.engines.get(target, "")
-            else:
-                result.untranslated[target] = answer.untranslated.get(
-                    target, f"no translation {source}→{target}"
-                )
+            answer = (await self._worker.translate(protected.text, source, [target])).get(
+                target, Untranslated(f"no translation {source}→{target}")
+            )
+            if isinstance(answer, Translated):
+                answer = Translated(restore(answer.text, protected), answer.engine)
+            result[target] = answer
 
         async with asyncio.TaskGroup() as tg:
             for target in targets:

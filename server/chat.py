@@ -21,9 +21,11 @@ import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
+
+from interpret.frames import Translated, Translation
 
 from . import outbound, protocol
 from .context import Peer, RoomContext
@@ -41,19 +43,9 @@ CHAT_MAX_QUEUED_JOBS = 64
 CHAT_SHED_TRANSLATION_QUEUED_JOBS = 8
 
 
-class TextTranslationResult(Protocol):
-    """What the speech worker answers (:class:`interpret.wire.TextTranslation`)."""
-
-    @property
-    def translations(self) -> Mapping[str, str]: ...
-    @property
-    def engines(self) -> Mapping[str, str]: ...
-    @property
-    def untranslated(self) -> Mapping[str, str]: ...
-
-
-#: translate ``text`` from a language into targets (:meth:`interpret.client.SpeechWorker.translate`)
-TranslateText = Callable[[str, str, tuple[str, ...]], Awaitable[TextTranslationResult]]
+#: translate ``text`` from a language into targets
+#: (:meth:`interpret.supervisor.SpeechWorker.translate`)
+TranslateText = Callable[[str, str, tuple[str, ...]], Awaitable[Mapping[str, Translation]]]
 
 
 @dataclass(slots=True)
@@ -307,6 +299,10 @@ class RoomChat:
         except Exception as exc:  # the worker is down or restarting: deliver untranslated
             log.warning("chat translation unavailable", room=self._live.name, error=str(exc))
             return dict.fromkeys(missing, TRANSLATION_DOWN)
-        for lang, text in result.translations.items():
-            message.translations[lang] = (text, result.engines.get(lang, "unknown"))
-        return {lang: reason for lang, reason in result.untranslated.items() if lang in missing}
+        reasons: dict[str, str] = {}
+        for lang, translation in result.items():
+            if isinstance(translation, Translated):
+                message.translations[lang] = (translation.text, translation.engine)
+            elif lang in missing:
+                reasons[lang] = translation.reason
+        return reasons

@@ -182,7 +182,7 @@ def interpret(
     speaker: Annotated[str, typer.Option(help="Speaker id in the events.")] = "speaker",
 ) -> None:
     """Caption a recording with the live pipeline: one JSON object per caption event per line."""
-    from .captioning import CaptionLog, feed_file, load_audio, write_subtitles
+    from .file_captions import CaptionLog, feed_file, load_audio, write_subtitles
 
     targets = [t.strip() for t in to.split(",") if t.strip()]
     log_sink = CaptionLog(out=sys.stdout)

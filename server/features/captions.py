@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from interpret.frames import CaptionFrame
+from interpret.frames import CaptionFrame, translation_fields
 from interpret.glossary import Glossary
 
 from ..channels import RoomChannels
@@ -62,9 +62,7 @@ def caption_of(
         stable_chars=frame.stable_chars,
         start_s=frame.start_s,
         end_s=frame.end_s,
-        translations={k: v for k, v in frame.translations.items() if k in languages},
-        engines={k: v for k, v in frame.engines.items() if k in languages},
-        untranslated={k: v for k, v in frame.untranslated.items() if k in languages},
+        **translation_fields(frame.translations, languages),
         channel=channel,
         avg_logprob=None if logprob is None else round(logprob, 3),
         words=()
@@ -133,9 +131,7 @@ def transcript_line(
         text=frame.text,
         start_s=max(0.0, base + frame.start_s),
         end_s=max(0.0, base + frame.end_s),
-        translations=dict(frame.translations),
-        engines=dict(frame.engines),
-        untranslated=dict(frame.untranslated),
+        **translation_fields(frame.translations),
         latency_s=latency_s,
     )
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal, Protocol
 
+from interpret.frames import Translation
 from interpret.glossary import Glossary
 
 from .. import protocol
-from ..chat import RoomChat, TextTranslationResult, TranslateText
+from ..chat import RoomChat, TranslateText
 from ..context import Peer, RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
 from ..settings import ChatSettings
@@ -25,11 +26,11 @@ class ChatTranslator(Protocol):
 
     async def translate_text(
         self, text: str, source: str, targets: tuple[str, ...]
-    ) -> TextTranslationResult: ...
+    ) -> Mapping[str, Translation]: ...
 
     async def translate_glossed(
         self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
-    ) -> TextTranslationResult: ...
+    ) -> Mapping[str, Translation]: ...
 
 
 class Recorder(Protocol):
@@ -79,7 +80,7 @@ class ChatFeature(BaseFeature):
 
         async def translate(
             text: str, source: str, targets: tuple[str, ...]
-        ) -> TextTranslationResult:
+        ) -> Mapping[str, Translation]:
             glossary = self._glossary(room_name)
             if glossary:
                 return await translator.translate_glossed(text, source, targets, glossary)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import structlog
 
+from interpret.frames import Translated, Translation
 from interpret.glossary import Glossary, entries_json, parse_entries
 
 from .. import outbound, protocol
-from ..chat import TextTranslationResult
 from ..context import Peer, RoomContext, Sender
 from ..outbound import Caption
 from ..protocol import ClientMessage, ProtocolError
@@ -33,7 +33,7 @@ class Retranslator(Protocol):
 
     async def translate_glossed(
         self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
-    ) -> TextTranslationResult: ...
+    ) -> Mapping[str, Translation]: ...
 
     def glossary_changed(self, room: str, glossary: Glossary) -> None: ...
 
@@ -202,7 +202,7 @@ class CorrectionsFeature(BaseFeature):
             for target in targets:
                 line.untranslated[target] = "captions are off on this server"
             return
-        result: TextTranslationResult | None
+        result: Mapping[str, Translation] | None
         try:
             async with asyncio.timeout(self._settings.retranslate_timeout_ms / 1000):
                 result = await self._retranslator.translate_glossed(
@@ -214,10 +214,11 @@ class CorrectionsFeature(BaseFeature):
             log.warning("retranslation failed", error=type(exc).__name__)
             result = None
         for target in targets:
-            if result is not None and target in result.translations:
-                line.translations[target] = result.translations[target]
-                line.engines[target] = result.engines.get(target, "")
+            translation = None if result is None else result.get(target)
+            if isinstance(translation, Translated):
+                line.translations[target] = translation.text
+                line.engines[target] = translation.engine
                 line.untranslated.pop(target, None)
             else:
-                reason = None if result is None else result.untranslated.get(target)
+                reason = None if translation is None else translation.reason
                 line.untranslated[target] = reason or "the correction was not translated"

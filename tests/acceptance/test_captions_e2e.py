@@ -59,7 +59,7 @@ async def test_spanish_reader_gets_captions_of_english_speech(captioning_app: Ap
     # the same model offline on the same clip: the bar for the live finals' accuracy
     from interpret.models import ModelResolver
     from interpret.transcribe import WhisperRecognizer, words_text
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     offline = WhisperRecognizer(ModelResolver().resolve("base")).recognize(
         load_audio(clip), lang="en"

@@ -1,48 +1,50 @@
-"""A virtual clock for async units that take their time from the event loop (``loop.time()``,
-``call_later``): the test's ``asyncio.sleep(0.25)`` then takes no wall time, nothing else on the
-machine can stretch it, and the order of timers is kept."""
+"""A clock that moves only when a test says so: ``time()`` and ``call_at()`` like the event
+loop's (:class:`media.forward.Clock`), timers run synchronously by :meth:`FakeClock.advance`."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec
-
-P = ParamSpec("P")
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose ``time()`` jumps to the next timer whenever nothing is ready to run.
+@dataclass(eq=False)
+class FakeTimer:
+    when: float
+    callback: Callable[[], object]
+    cancelled: bool = False
 
-    It reads the base loop's ready queue and timer heap (``_ready``, ``_scheduled``): asyncio has
-    no public hook for the clock. The jump never passes a live timer (the heap's head is the
-    earliest), so callbacks run in the order and at the loop times a real clock would give them.
-    """
+    def cancel(self) -> None:
+        self.cancelled = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._virtual_now_s = 0.0
+
+class FakeClock:
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.now_s = start_s
+        self._timers: list[FakeTimer] = []
 
     def time(self) -> float:
-        return self._virtual_now_s
+        return self.now_s
 
-    def _run_once(self) -> None:
-        ready: Any = getattr(self, "_ready")  # noqa: B009 (private: see the class docstring)
-        scheduled: Any = getattr(self, "_scheduled")  # noqa: B009
-        if not ready and scheduled:
-            self._virtual_now_s = max(self._virtual_now_s, scheduled[0].when())
-        super()._run_once()  # type: ignore[misc]
+    def call_at(self, when: float, callback: Callable[[], object], /) -> FakeTimer:
+        timer = FakeTimer(when, callback)
+        self._timers.append(timer)
+        return timer
 
+    @property
+    def timers(self) -> list[float]:
+        """When the timers still set will run."""
+        return sorted(t.when for t in self._timers if not t.cancelled)
 
-def on_virtual_clock(
-    test: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, None]:
-    """Run an async test on a fresh :class:`VirtualClockLoop` (a plain test for pytest)."""
-
-    @functools.wraps(test)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-            runner.run(test(*args, **kwargs))
-
-    return run
+    def advance(self, seconds: float = 0.0) -> None:
+        """Move time on by ``seconds``, running each timer due on the way at its own time."""
+        end_s = self.now_s + seconds
+        while True:
+            self._timers = [t for t in self._timers if not t.cancelled]
+            due = [t for t in self._timers if t.when <= end_s]
+            if not due:
+                break
+            timer = min(due, key=lambda t: t.when)
+            self._timers.remove(timer)
+            self.now_s = max(self.now_s, timer.when)
+            timer.callback()
+        self.now_s = end_s

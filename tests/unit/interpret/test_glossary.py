@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from interpret.frames import Translated
 from interpret.glossary import (
     GlossaryEntry,
     apply_to_source,
@@ -14,7 +15,7 @@ from interpret.glossary import (
     restore,
     with_hint,
 )
-from interpret.pipeline import TranslationResult, translate_with_glossary
+from interpret.pipeline import translate_with_glossary
 
 GLOSSARY = (
     GlossaryEntry("Sintra", "en", {"es": "la villa de Sintra"}),
@@ -68,11 +69,9 @@ def test_entries_round_trip_and_bad_entries_are_refused() -> None:
 def test_translate_with_glossary_around_a_translate_function() -> None:
     seen: list[str] = []
 
-    def upper(
-        text: str, source: str, target: str, *, english: str | None = None
-    ) -> TranslationResult:
+    def upper(text: str, source: str, target: str, *, english: str | None = None) -> Translated:
         seen.append(text)
-        return TranslationResult(text.upper(), "fake")
+        return Translated(text.upper(), "fake")
 
     out = translate_with_glossary(upper, "we met in Sintra", "en", "es", GLOSSARY)
     assert out.text == "WE MET IN la villa de Sintra" and out.engine == "fake"
@@ -88,8 +87,8 @@ def test_real_apertium_keeps_the_configured_rendering() -> None:
 
         def apertium(
             text: str, source: str, target: str, *, english: str | None = None
-        ) -> TranslationResult:
-            return TranslationResult(translator.translate(text), "apertium")
+        ) -> Translated:
+            return Translated(translator.translate(text), "apertium")
 
         plain = apertium("The Bank of England raised the rates.", "en", "es").text
         glossary = (GlossaryEntry("Bank of England", "en", keep=True),)

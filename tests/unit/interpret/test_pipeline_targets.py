@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from interpret.pipeline import CaptionPipeline, TranslationResult
+from interpret.frames import Translated
+from interpret.pipeline import CaptionPipeline
 from interpret.streaming import CaptionUpdate
 
 
@@ -22,11 +23,9 @@ def update(speaker_id: str, final: bool = True) -> CaptionUpdate:
 def test_each_speaker_is_translated_into_their_own_targets() -> None:
     asked: list[tuple[str, str]] = []
 
-    def translate(
-        text: str, source: str, target: str, *, english: str | None = None
-    ) -> TranslationResult:
+    def translate(text: str, source: str, target: str, *, english: str | None = None) -> Translated:
         asked.append((source, target))
-        return TranslationResult(f"{text}@{target}", "fake")
+        return Translated(f"{text}@{target}", "fake")
 
     pipeline = CaptionPipeline(
         recognizer=None,  # type: ignore[arg-type]

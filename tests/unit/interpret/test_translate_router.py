@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from interpret.frames import Translated, Untranslated
 from interpret.translate import NoRouteError, Translator
 from interpret.translate_apertium import DEFAULT_MODE_DIRS
 from interpret.translate_argos import install_argos_package
@@ -208,11 +209,11 @@ def test_text_takes_a_text_route_where_whisper_translates_speech() -> None:
         assert str(speech) == "whisper fr→en"  # finals with their audio keep Whisper's
         translate = router_translate_fn(router)
         text = translate("Bonjour à tous.", "fr", "en")
-        assert text.text and text.engine == "apertium", text
+        assert isinstance(text, Translated) and text.engine == "apertium", text
         assert "all" in text.text.lower(), text  # "Greeting to all."
-        assert translate("Bonjour", "fr", "en", english="Hello").text == "Hello"
+        heard = translate("Bonjour", "fr", "en", english="Hello")
+        assert isinstance(heard, Translated) and heard.text == "Hello"
         untranslatable = translate("Guten Tag", "de", "en")  # only Whisper has de→en here
-        assert untranslatable.text is None
-        assert untranslatable.reason == "no translation de→en"
+        assert untranslatable == Untranslated("no translation de→en")
     finally:
         router.close()

@@ -14,7 +14,7 @@ from tests.support.paths import evalset_dir
 
 @pytest.fixture(scope="module")
 def english() -> tuple[np.ndarray, dict]:
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     base = evalset_dir() / "longform" / "en_fleurs_concat"
     return load_audio(base.with_suffix(".flac")), json.loads(base.with_suffix(".json").read_text())

@@ -12,10 +12,18 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from interpret.client import SpeechWorker
 from interpret.compose import PipelineConfig, TranslationSettings
-from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from interpret.frames import (
+    ASR_SAMPLE_RATE,
+    AudioChunk,
+    CaptionFrame,
+    Translated,
+    Translation,
+    Untranslated,
+)
+from interpret.framing import WireFormatError, frame_sizes, split_frame
 from interpret.streaming import StreamingSettings
+from interpret.supervisor import SpeechWorker
 from interpret.transcribe import GuardSettings, RecognizerSettings
 from interpret.wire import (
     AddSpeaker,
@@ -30,23 +38,19 @@ from interpret.wire import (
     SetTargets,
     TextTranslation,
     TranslateText,
-    WireFormatError,
     WorkerError,
     decode_inbound,
     decode_outbound,
     encode_audio,
     encode_command,
     encode_outbound,
-    frame_sizes,
 )
 from tests.support.paths import evalset_dir
 from tests.support.waits import TIME_SCALE, wait_until
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    json_len, payload_len = frame_sizes(data[:8])
-    assert len(data) == 8 + json_len + payload_len
-    return data[8 : 8 + json_len], data[8 + json_len :]
+    return split_frame(data)  # one whole frame, or a WireFormatError
 
 
 # -- (a) wire codec --------------------------------------------------------------------------
@@ -114,9 +118,10 @@ def test_audio_round_trip(fmt: str) -> None:
             start_s=1.25,
             end_s=2.5,
             is_final=True,
-            translations={"es": "Hola mundo"},
-            engines={"es": "apertium"},
-            untranslated={"ja": "no translation en→ja"},
+            translations={
+                "es": Translated("Hola mundo", "apertium"),
+                "ja": Untranslated("no translation en→ja"),
+            },
             stable_chars=5,
         ),
         CaptionFrame("c2", "bob", "de", "Hal", 0.0, 0.4, False),
@@ -124,7 +129,10 @@ def test_audio_round_trip(fmt: str) -> None:
         Pong(3, 2, 40),
         Pong(0, 0, 7, {"repeat": 2, "short_tail": 1}),
         WorkerError("boom", fatal=True, retryable=False),
-        TextTranslation(3, {"es": "Buenos días"}, {"es": "apertium"}, {"ja": "no translation"}),
+        TextTranslation(
+            3,
+            {"es": Translated("Buenos días", "apertium"), "ja": Untranslated("no translation")},
+        ),
     ],
 )
 def test_events_round_trip(message: object) -> None:
@@ -170,7 +178,7 @@ def test_caption_with_missing_field_is_refused() -> None:
 
 
 def _clip(clip_id: str) -> tuple[np.ndarray, str]:
-    from server.captioning import load_audio
+    from server.file_captions import load_audio
 
     manifest = evalset_dir() / "manifest.jsonl"
     if not manifest.is_file():
@@ -242,9 +250,10 @@ async def test_real_worker_captions_and_translates(worker: SpeechWorker) -> None
     print(f"\nfinal: {final.text!r} → {final.translations}")
     assert final.speaker_id == "alice" and final.lang == "en"
     assert len(_words(final.text) & _words(reference)) >= 5, final.text
-    assert final.translations.get("es"), final.untranslated
-    assert final.engines["es"] == "apertium"
-    assert _words(final.translations["es"]) != _words(final.text)
+    spanish = final.translations.get("es")
+    assert isinstance(spanish, Translated), spanish
+    assert spanish.engine == "apertium"
+    assert _words(spanish.text) != _words(final.text)
     # the worker runs below our CPU priority (the SFU's loop wins over recognition)
     assert worker.pid is not None
     assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.nice(0) + 5)
@@ -291,7 +300,7 @@ async def test_killed_worker_restarts_and_captions_resume(worker: SpeechWorker) 
     assert resume_s <= 5.0 * TIME_SCALE
     final = next(f for f in frames[n_before:] if f.is_final)
     assert final.start_s >= half / ASR_SAMPLE_RATE - 0.5  # on the parent's stream clock
-    assert final.translations.get("es")
+    assert isinstance(final.translations.get("es"), Translated)
 
 
 @pytest.mark.models
@@ -331,31 +340,32 @@ class _Frames:
 
 
 def test_text_translations_report_each_target_and_never_drop_silently() -> None:
-    from interpret.pipeline import TranslationResult
     from interpret.worker import Output, TextTranslations
 
     def translate(
         text: str, source: str, target: str, *, english: str | None = None
-    ) -> TranslationResult:
+    ) -> Translation:
         if target == "fr":
             raise RuntimeError("engine crashed")
         if target == "ja":
-            return TranslationResult(None, None, f"no translation {source}→{target}")
-        return TranslationResult(text.upper(), "apertium")
+            return Untranslated(f"no translation {source}→{target}")
+        return Translated(text.upper(), "apertium")
 
     frames = _Frames()
     texts = TextTranslations(translate, Output(frames), max_queued=1)  # type: ignore[arg-type]
     answer = texts.translate(TranslateText(1, "hola", "en", ("es", "fr", "ja")))
     assert answer == TextTranslation(
         1,
-        {"es": "HOLA"},
-        {"es": "apertium"},
-        {"fr": "translation en→fr failed", "ja": "no translation en→ja"},
+        {
+            "es": Translated("HOLA", "apertium"),
+            "fr": Untranslated("translation en→fr failed"),
+            "ja": Untranslated("no translation en→ja"),
+        },
     )
     texts.put(TranslateText(2, "a", "en", ("es",)))  # queued (the thread is not running)
     texts.put(TranslateText(3, "b", "en", ("es",)))  # the queue is full: answered at once
     busy = decode_outbound(*_split(frames.data))
-    assert busy == TextTranslation(3, {}, {}, {"es": "translation is busy"})
+    assert busy == TextTranslation(3, {"es": Untranslated("translation is busy")})
 
 
 def test_guard_counters_ride_on_an_unasked_pong_after_a_final_when_they_change() -> None:

@@ -1,17 +1,19 @@
 """Fan-out logic of the SFU: keyframe gating, bounded queues, coalesced keyframe requests.
 
-The async tests run on a virtual clock (tests.support.clock): their sleeps are loop time, which
-is what the keyframe pacing reads, so a loaded machine cannot stretch them."""
+Time is a :class:`~tests.support.clock.FakeClock` the tests step: nothing here sleeps (an
+``asyncio.sleep(0)`` only lets a task that was just created start pulling)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
 from media.forward import EncodedSource, SubscriberTrack, vp8_is_keyframe
-from tests.support.clock import on_virtual_clock
+from tests.support.clock import FakeClock
 
 KEY = b"\x10\x02\x00\x9d\x01\x2a"  # frame tag bit 0 = 0: keyframe
 DELTA = b"\x11\x02\x00"
@@ -24,33 +26,57 @@ def test_vp8_keyframe_bit() -> None:
 
 
 class PliRecorder:
+    """``send_pli``: records the SSRC when the source decides to send, not when a task runs."""
+
     def __init__(self) -> None:
         self.ssrcs: list[int] = []
 
-    async def __call__(self, ssrc: int) -> None:
+    def __call__(self, ssrc: int) -> Coroutine[Any, Any, None]:
         self.ssrcs.append(ssrc)
+        return asyncio.sleep(0)
 
 
-def source(kind: str = "video", *, interval_s: float = 0.2) -> tuple[EncodedSource, PliRecorder]:
+def source(
+    kind: str = "video",
+    *,
+    clock: FakeClock | None = None,
+    interval_s: float = 0.2,
+    retry_s: float = 1.0,
+) -> tuple[EncodedSource, PliRecorder]:
     pli = PliRecorder()
-    src = EncodedSource(kind, send_pli=pli, pli_min_interval_s=interval_s)
+    src = EncodedSource(
+        kind,
+        send_pli=pli,
+        pli_min_interval_s=interval_s,
+        pli_retry_s=retry_s,
+        clock=FakeClock() if clock is None else clock,
+    )
     src.media_ssrc = 1234
     return src, pli
 
 
-def subscriber(src: EncodedSource, *, max_frames: int = 8) -> SubscriberTrack:
-    track = SubscriberTrack(src.kind, max_frames=max_frames)
+def subscriber(
+    src: EncodedSource, *, max_frames: int = 8, clock: FakeClock | None = None
+) -> SubscriberTrack:
+    track = SubscriberTrack(src.kind, max_frames=max_frames, clock=clock)
     track.attach(src)
     return track
 
 
-@on_virtual_clock
+async def start_pulling(track: SubscriberTrack) -> asyncio.Future[Any]:
+    """What the sender does once the subscriber's connection is up: the first recv()."""
+    recv = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    return recv
+
+
 async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
-    src, pli = source()
+    clock = FakeClock()
+    src, pli = source(clock=clock)
     track = subscriber(src)
     src.push_video_frame(KEY, 0)  # before the subscriber's connection is up: stale
-    recv = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0.01)
+    recv = await start_pulling(track)
+    clock.advance(0)
     assert pli.ssrcs == [1234]  # starting to pull asked the publisher for a keyframe
     src.push_video_frame(DELTA, 3000)  # useless without its keyframe: dropped
     src.push_video_frame(KEY, 6000)
@@ -62,53 +88,60 @@ async def test_video_subscriber_starts_at_a_fresh_keyframe() -> None:
     await src.aclose()
 
 
-@on_virtual_clock
 async def test_keyframe_requests_are_coalesced_and_rate_limited() -> None:
-    src, pli = source(interval_s=0.2)
+    clock = FakeClock()
+    src, pli = source(clock=clock, interval_s=0.2)
     for _ in range(5):
         src.request_keyframe()
-    await asyncio.sleep(0.02)
+    clock.advance(0.02)
     assert len(pli.ssrcs) == 1  # five requests, one PLI
     src.request_keyframe()
-    await asyncio.sleep(0.05)
+    clock.advance(0.05)
     assert len(pli.ssrcs) == 1  # too soon: waits for the interval
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     assert len(pli.ssrcs) == 2
     src.request_keyframe()
     src.push_video_frame(KEY, 0)  # a keyframe arrived meanwhile: the pending request is void
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert len(pli.ssrcs) == 2
     assert src.pli_requests == 7 and src.pli_sent == 2
     await src.aclose()
+    assert clock.timers == []  # closing cancels the retry check too
 
 
-@on_virtual_clock
 async def test_an_unanswered_keyframe_request_is_repeated() -> None:
     """Chrome ignores a PLI that comes within 300 ms of the previous one: a live subscriber
     still waiting for a keyframe must not wait forever."""
-    pli = PliRecorder()
-    src = EncodedSource("video", send_pli=pli, pli_min_interval_s=0.05, pli_retry_s=0.2)
+    clock = FakeClock()
+    src, pli = source(clock=clock, interval_s=0.05, retry_s=0.2)
     src.media_ssrc = 99
     track = subscriber(src)
-    recv = asyncio.ensure_future(track.recv())  # live: asks for a keyframe
-    await asyncio.sleep(0.1)
+    recv = await start_pulling(track)  # live: asks for a keyframe
+    clock.advance(0.1)
     assert pli.ssrcs == [99]
     src.push_video_frame(DELTA, 3000)  # the publisher ignored it: deltas only
-    await asyncio.sleep(0.2)
+    clock.advance(0.2)
     assert pli.ssrcs == [99, 99] and src.pli_retries == 1  # asked again
     src.push_video_frame(KEY, 6000)
     assert bytes(await asyncio.wait_for(recv, 1)) == KEY
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert len(pli.ssrcs) == 2  # satisfied: no more requests
     await src.aclose()
 
 
-@on_virtual_clock
+async def test_audio_sources_count_keyframe_requests_but_never_send_them() -> None:
+    clock = FakeClock()
+    src, pli = source("audio", clock=clock)
+    src.request_keyframe()
+    clock.advance(5)
+    assert (src.pli_requests, src.pli_sent, pli.ssrcs, clock.timers) == (1, 0, [], [])
+    await src.aclose()
+
+
 async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
     src, pli = source()
     track = subscriber(src, max_frames=4)
-    recv = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0)
+    recv = await start_pulling(track)
     src.push_video_frame(KEY, 0)
     await recv
     for i in range(1, 10):  # the sender stalls: queue overflows
@@ -121,12 +154,10 @@ async def test_overflowing_video_subscriber_resyncs_on_next_keyframe() -> None:
     await src.aclose()
 
 
-@on_virtual_clock
 async def test_audio_subscriber_drops_oldest_when_full() -> None:
     src, _ = source("audio")
     track = subscriber(src, max_frames=4)
-    recv = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0)
+    recv = await start_pulling(track)
     for ts in range(0, 960 * 10, 960):
         src.push_audio_packet(b"opus", ts)
     first = await recv
@@ -137,7 +168,6 @@ async def test_audio_subscriber_drops_oldest_when_full() -> None:
     await src.aclose()
 
 
-@on_virtual_clock
 async def test_ending_the_source_detaches_every_subscriber() -> None:
     src, _ = source("audio")
     tracks = [subscriber(src) for _ in range(3)]
@@ -152,41 +182,40 @@ async def test_ending_the_source_detaches_every_subscriber() -> None:
         await asyncio.wait_for(stopped.recv(), 1)
 
 
-@on_virtual_clock
 async def test_reattached_track_waits_for_negotiation_and_keeps_timestamps_continuous() -> None:
-    first, _ = source()
-    track = subscriber(first)
-    recv = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0)
+    clock = FakeClock()
+    first, _ = source(clock=clock)
+    track = subscriber(first, clock=clock)
+    recv = await start_pulling(track)
     first.push_video_frame(KEY, 900_000)
     assert (await recv).pts == 900_000
     await first.aclose()  # the publisher left: the m-line idles
 
-    second, pli = source()
+    second, pli = source(clock=clock)
     track.attach(second)
     second.push_video_frame(KEY, 0)  # m-line not yet active again: dropped
     assert track.forwarded == 1 and pli.ssrcs == []
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     track.negotiated()  # the subscriber's answer re-enabled the m-line
-    await asyncio.sleep(0.01)
+    clock.advance(0)
     assert pli.ssrcs == [1234]
     second.push_video_frame(DELTA, 3000)  # gated until a keyframe
     second.push_video_frame(KEY, 6000)
     frame = await asyncio.wait_for(track.recv(), 1)
     assert bytes(frame) == KEY
-    # continues after the last frame sent, by about the 0.1 s that passed (90 kHz clock)
-    assert 900_000 + 8_000 < frame.pts < 900_000 + 30_000
+    # continues after the last frame sent, by the 0.1 s that passed (90 kHz clock)
+    assert frame.pts == 900_000 + 9_000
     second.push_video_frame(DELTA, 9000)
     assert (await track.recv()).pts == frame.pts + 3000
     await second.aclose()
 
 
-@on_virtual_clock
 async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
-    src, pli = source()
+    clock = FakeClock()
+    src, pli = source(clock=clock)
     track = subscriber(src)
     track.request_keyframe()
-    await asyncio.sleep(0.01)
+    clock.advance(0)
     assert pli.ssrcs == [1234]
     track.detach()
     track.request_keyframe()  # nobody to ask
@@ -194,12 +223,10 @@ async def test_subscriber_keyframe_request_goes_to_the_current_source() -> None:
     await src.aclose()
 
 
-@on_virtual_clock
 async def test_picture_loss_holds_subscribers_until_a_keyframe() -> None:
     src, pli = source()
     track = subscriber(src)
-    recv = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0)
+    recv = await start_pulling(track)
     src.push_video_frame(KEY, 0)
     await recv
     src.push_video_frame(DELTA, 3000)
@@ -208,6 +235,5 @@ async def test_picture_loss_holds_subscribers_until_a_keyframe() -> None:
     src.push_video_frame(DELTA, 9000)  # references the lost picture: held back
     src.push_video_frame(KEY, 12000)
     assert (await asyncio.wait_for(track.recv(), 1)).pts == 12000
-    await asyncio.sleep(0.01)
     assert src.pli_requests == 2  # start + loss (the keyframes answered both)
     await src.aclose()

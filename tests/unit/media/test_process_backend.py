@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from interpret.framing import receive_frame
 from media.api import MediaEvent, MediaSettings, OfferReady, PeerFailed
 from media.errors import (
     MediaStateError,
@@ -228,7 +229,7 @@ async def test_a_worker_that_ignores_close_is_killed() -> None:
 
 async def test_a_worker_that_garbles_its_output_is_killed() -> None:
     fake_worker = (
-        "import sys; sys.stdin.readline(); print('not json', flush=True); sys.stdin.read()"
+        "import sys; sys.stdin.buffer.read(8); print('not a frame', flush=True); sys.stdin.read()"
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -250,7 +251,8 @@ async def test_a_worker_exits_when_the_server_is_gone() -> None:
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(encode_request(Request(1, Init("orphan", SETTINGS, logging.INFO))))
     process.stdin.write(encode_request(Request(2, AddPeer("p"))))
-    assert decode_worker_message(await process.stdout.readline()) == Reply(1)
-    assert decode_worker_message(await process.stdout.readline()) == Reply(2)
+    for request_id in (1, 2):
+        frame = await receive_frame(process.stdout)
+        assert frame is not None and decode_worker_message(*frame) == Reply(request_id)
     process.stdin.close()
     assert await asyncio.wait_for(process.wait(), 10 * TIME_SCALE) == 0

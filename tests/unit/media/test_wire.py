@@ -9,8 +9,10 @@ import logging
 import numpy as np
 import pytest
 
+from interpret import framing
 from interpret.frames import AudioChunk
 from media import errors
+from media import wire as media_wire
 from media.api import (
     IceServer,
     MediaSettings,
@@ -35,7 +37,6 @@ from media.wire import (
     Reply,
     Request,
     Unpublish,
-    WireFormatError,
     WorkerMessage,
     decode_request,
     decode_worker_message,
@@ -95,16 +96,14 @@ WORKER_MESSAGES: list[WorkerMessage] = [
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
 def test_request_round_trip(command: Command) -> None:
     request = Request(41, command)
-    line = encode_request(request)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1  # one frame, one line
-    assert decode_request(line) == request
+    header, payload = framing.split_frame(encode_request(request))  # exactly one frame
+    assert payload == b""
+    assert decode_request(header, payload) == request
 
 
 @pytest.mark.parametrize("message", WORKER_MESSAGES, ids=lambda m: type(m).__name__)
 def test_worker_message_round_trip(message: WorkerMessage) -> None:
-    line = encode_worker_message(message)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    decoded = decode_worker_message(line)
+    decoded = decode_worker_message(*framing.split_frame(encode_worker_message(message)))
     assert decoded == message
     assert type(decoded) is type(message)
 
@@ -113,7 +112,7 @@ def test_worker_message_round_trip(message: WorkerMessage) -> None:
 def test_each_room_error_is_raised_again_as_its_own_type(error_type: str) -> None:
     exc = ERROR_TYPES[error_type]("p9: revision 3 is not the outstanding offer")
     info = ErrorInfo.from_exception(exc)
-    reply = decode_worker_message(encode_worker_message(Reply(5, info)))
+    reply = decode_worker_message(*framing.split_frame(encode_worker_message(Reply(5, info))))
     assert isinstance(reply, Reply) and reply.error is not None
     again = reply.error.to_exception()
     assert type(again) is type(exc)
@@ -147,8 +146,8 @@ def test_an_unexpected_exception_travels_as_a_plain_media_error() -> None:
 
 def test_settings_codec_covers_every_field() -> None:
     """A field added to MediaSettings must be added to the codec too (this then fails)."""
-    line = encode_request(Request(1, Init("r", SETTINGS, logging.INFO)))
-    encoded = json.loads(line)["settings"]
+    header, _ = framing.split_frame(encode_request(Request(1, Init("r", SETTINGS, logging.INFO))))
+    encoded = json.loads(header)["settings"]
     assert set(encoded) == {f.name for f in dataclasses.fields(MediaSettings)}
     # every field differs from its default, so a field dropped on decoding would show
     for f in dataclasses.fields(MediaSettings):
@@ -175,8 +174,14 @@ def test_settings_codec_covers_every_field() -> None:
     ],
 )
 def test_bad_requests_are_wire_format_errors(line: bytes) -> None:
-    with pytest.raises(WireFormatError):
+    with pytest.raises(framing.WireFormatError):
         decode_request(line)
+
+
+def test_a_request_carries_no_payload() -> None:
+    header, _ = framing.split_frame(encode_request(Request(1, GetStats())))
+    with pytest.raises(framing.WireFormatError):
+        decode_request(header, b"\x00")
 
 
 @pytest.mark.parametrize(
@@ -192,29 +197,40 @@ def test_bad_requests_are_wire_format_errors(line: bytes) -> None:
         b'{"t": "offer", "peer_id": "p", "sdp": "v=0", "revision": 1,'
         b' "slots": {"0": {"direction": "sideways", "kind": "audio",'
         b' "participant_id": "p", "track_id": null}}}\n',
-        b'{"t": "audio", "peer_id": "p", "track_id": "t", "start_s": 0, "pcm": "not base64!"}\n',
-        b'{"t": "audio", "peer_id": "p", "track_id": "t", "start_s": 0, "pcm": "AAA="}\n',
-        b'{"t": "audio", "peer_id": "p", "track_id": "t", "pcm": "AAAAAA=="}\n',
+        b'{"t": "audio", "peer_id": "p", "track_id": "t"}\n',
     ],
 )
 def test_bad_worker_messages_are_wire_format_errors(line: bytes) -> None:
-    with pytest.raises(WireFormatError):
+    with pytest.raises(framing.WireFormatError):
         decode_worker_message(line)
+
+
+@pytest.mark.parametrize(
+    "header, payload",
+    [
+        (b'{"t": "audio", "peer_id": "p", "track_id": "t", "start_s": 0}', b"\x00\x00\x00"),
+        (b'{"t": "failed", "peer_id": "p", "reason": "x"}', b"\x00\x00\x00\x00"),
+    ],
+)
+def test_a_payload_must_be_whole_samples_of_audio(header: bytes, payload: bytes) -> None:
+    with pytest.raises(framing.WireFormatError):
+        decode_worker_message(header, payload)
 
 
 def test_speaker_audio_travels_exactly() -> None:
     samples = np.random.default_rng(3).uniform(-1, 1, 1600).astype(np.float32)
     message = SpeakerAudio("", "p1", "p1-audio-1", AudioChunk("p1", samples, 12.3))
-    line = encode_worker_message(message)
-    assert line.count(b"\n") == 1 and len(line) < 9000  # ≈ 8.5 kB per 100 ms
-    decoded = decode_worker_message(line)
+    header, payload = framing.split_frame(encode_worker_message(message))
+    assert len(payload) == 1600 * 4 and len(header) < 100  # raw float32, 6.4 kB per 100 ms
+    decoded = decode_worker_message(header, payload)
     assert isinstance(decoded, SpeakerAudio)
     assert (decoded.peer_id, decoded.track_id, decoded.chunk.start_s) == ("p1", "p1-audio-1", 12.3)
     assert decoded.chunk.speaker_id == "p1" and decoded.chunk.samples.dtype == np.float32
     assert np.array_equal(decoded.chunk.samples, samples)
 
 
-def test_a_wire_format_error_is_a_worker_error() -> None:
-    """So the parent handles a garbled worker like a dead one."""
-    assert issubclass(WireFormatError, errors.MediaWorkerError)
-    assert issubclass(errors.MediaWorkerError, errors.MediaError)
+def test_the_media_workers_speak_the_speech_workers_frames() -> None:
+    """One codec, one WireFormatError: the parent turns it into a MediaWorkerError when it
+    gives up on a garbled worker (tests/media/test_process_backend.py)."""
+    assert media_wire.WireFormatError is framing.WireFormatError
+    assert media_wire.encode_frame is framing.encode_frame

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
+from interpret.frames import Translated
 from interpret.languages import KNOWN_LANGUAGES, WHISPER_LANGUAGES
 from server.channels import MAX_CHANNELS_PER_ROOM, ChannelError, RoomChannels
 from server.chat import TRANSLATION_BUSY, RoomChat
@@ -85,13 +86,6 @@ def test_channels_per_room_are_capped() -> None:
 
 
 # -- 2. chat translation jobs ----------------------------------------------------------------
-@dataclass
-class FakeResult:
-    translations: dict[str, str]
-    engines: dict[str, str] = field(default_factory=dict)
-    untranslated: dict[str, str] = field(default_factory=dict)
-
-
 class FakeClient:
     def __init__(self) -> None:
         self.languages = frozenset({"es"})
@@ -115,12 +109,12 @@ async def test_chat_job_queue_is_bounded_and_never_loses_an_accepted_message() -
     calls: list[str] = []
     called = asyncio.Event()
 
-    async def translate(text: str, source: str, targets: tuple[str, ...]) -> FakeResult:
+    async def translate(text: str, source: str, targets: tuple[str, ...]) -> dict[str, Translated]:
         calls.append(text)
         called.set()
         if len(calls) == 1:
             await stuck.wait()
-        return FakeResult({t: f"{text}@{t}" for t in targets})
+        return {t: Translated(f"{text}@{t}", "fake") for t in targets}
 
     room = FakeRoom()
     reader = FakeClient()

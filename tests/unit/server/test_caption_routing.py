@@ -3,7 +3,7 @@ deliveries out; the transcript's clock injected. No event loop, no socket, no wo
 
 from __future__ import annotations
 
-from interpret.frames import CaptionFrame, Word
+from interpret.frames import CaptionFrame, Translated, Word
 from server.channels import Listening, RoomChannels
 from server.features.captions import CaptionsFeature, route, transcript_line
 from server.features.corrections import CorrectionsFeature
@@ -11,7 +11,10 @@ from server.settings import load_settings
 
 from .fakes import FakeRoom
 
-TRANSLATIONS = {"fr": "bonjour", "de": "hallo", "es": "hola"}
+TRANSLATIONS = {
+    lang: Translated(text, "argos")
+    for lang, text in {"fr": "bonjour", "de": "hallo", "es": "hola"}.items()
+}
 
 
 def frame(
@@ -26,7 +29,6 @@ def frame(
         end_s=2.0,
         is_final=final,
         translations=TRANSLATIONS,
-        engines=dict.fromkeys(TRANSLATIONS, "argos"),
         stable_chars=5 if final else 3,
         words=(Word(1.0, 2.0, " hello", 0.9),) if final else (),
     )

@@ -13,7 +13,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame, Samples
+from interpret.frames import (
+    ASR_SAMPLE_RATE,
+    AudioChunk,
+    CaptionFrame,
+    Samples,
+    translation_fields,
+)
 from interpret.pipeline import CaptionPipeline
 
 
@@ -57,11 +63,12 @@ class CaptionLog:
             "emitted_s": round(emitted_s, 3),
             "stable_chars": frame.stable_chars,
         }
-        if frame.translations or frame.is_final:
-            event["translations"] = dict(frame.translations)
-            event["engines"] = dict(frame.engines)
-        if frame.untranslated:
-            event["untranslated"] = dict(frame.untranslated)
+        translations = translation_fields(frame.translations)
+        if translations["translations"] or frame.is_final:
+            event["translations"] = translations["translations"]
+            event["engines"] = translations["engines"]
+        if translations["untranslated"]:
+            event["untranslated"] = translations["untranslated"]
         with self._lock:
             self.out.write(json.dumps(event, ensure_ascii=False) + "\n")
             self.out.flush()

@@ -17,18 +17,16 @@ import collections
 import contextlib
 import itertools
 import logging
-import os
-import site
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 
+from .audio_queue import AudioCommandQueue
 from .compose import PipelineConfig
-from .frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+from .frames import AudioChunk, CaptionFrame, Translation
+from .framing import WireFormatError, receive_frame
 from .glossary import Glossary
+from .processes import kill_worker, spawn_worker
 from .wire import (
-    HEADER,
     AddSpeaker,
     Close,
     Command,
@@ -44,12 +42,10 @@ from .wire import (
     SetTargets,
     TextTranslation,
     TranslateText,
-    WireFormatError,
     WorkerError,
     decode_outbound,
     encode_audio,
     encode_command,
-    frame_sizes,
 )
 
 log = logging.getLogger(__name__)
@@ -89,7 +85,6 @@ class SpeechWorker:
         self._nice = nice
         self._start_timeout_s = start_timeout_s
         self._close_timeout_s = close_timeout_s
-        self._max_samples = int(max_queued_s * ASR_SAMPLE_RATE)
         self._max_captions = max_captions
         self._max_start_failures = max_start_failures
         self._max_backoff_s = max_backoff_s
@@ -100,9 +95,7 @@ class SpeechWorker:
         self._targets: tuple[str, ...] = config.targets
         self._speaker_targets: dict[str, tuple[str, ...]] = {}
         # outgoing queue (see the module docstring)
-        self._out: collections.deque[Command | AudioChunk] = collections.deque()
-        self._out_audio: dict[str, collections.deque[AudioChunk]] = {}
-        self._out_samples: dict[str, int] = {}
+        self._out = AudioCommandQueue[Command](max_queued_s=max_queued_s)
         self._out_wake = asyncio.Event()
         # captions
         self._captions: collections.deque[CaptionFrame] = collections.deque()
@@ -118,8 +111,6 @@ class SpeechWorker:
         self._closed = False
         #: times the worker was started again after dying
         self.restarts = 0
-        #: audio chunks dropped here (oldest first) because the worker was slow or restarting
-        self.dropped_chunks = 0
         #: captions dropped here (interims only) because nobody read them
         self.dropped_captions = 0
         #: the latest worker's Ready (load and warm-up times), and when it came (monotonic)
@@ -143,7 +134,7 @@ class SpeechWorker:
     @property
     def suppressed(self) -> dict[str, int]:
         """Captions the worker's text guards changed, dropped or decoded again, by reason,
-        since this client started (across worker restarts)."""
+        since this supervisor started (across worker restarts)."""
         total = collections.Counter(self._suppressed_before)
         total.update(self._suppressed_now)
         return dict(total)
@@ -151,7 +142,12 @@ class SpeechWorker:
     @property
     def queued_chunks(self) -> int:
         """Audio chunks waiting here for the worker's pipe."""
-        return sum(len(queue) for queue in self._out_audio.values())
+        return self._out.queued_chunks
+
+    @property
+    def dropped_chunks(self) -> int:
+        """Audio chunks dropped here (oldest first) because the worker was slow or restarting."""
+        return self._out.dropped_chunks
 
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> Ready:
@@ -224,20 +220,14 @@ class SpeechWorker:
         if self._closing or chunk.speaker_id not in self._speakers:
             return
         self._out.append(chunk)
-        queue = self._out_audio.setdefault(chunk.speaker_id, collections.deque())
-        queue.append(chunk)
-        n = self._out_samples.get(chunk.speaker_id, 0) + len(chunk.samples)
-        while n > self._max_samples and len(queue) > 1:
-            oldest = queue.popleft()
-            self._out.remove(oldest)  # AudioChunk compares by identity
-            n -= len(oldest.samples)
-            self.dropped_chunks += 1
-        self._out_samples[chunk.speaker_id] = n
         self._out_wake.set()
 
-    async def translate(self, text: str, source: str, targets: Iterable[str]) -> TextTranslation:
+    async def translate(
+        self, text: str, source: str, targets: Iterable[str]
+    ) -> Mapping[str, Translation]:
         """Translate ``text`` (e.g. a chat message) ``source`` → each target with the captions'
-        engines, in the worker (never on this loop). Raises :class:`SpeechWorkerError` when no
+        engines, in the worker (never on this loop): per target, its translation or why there
+        is none. Raises :class:`SpeechWorkerError` when no
         worker is up or it dies meanwhile; callers bound the wait (``asyncio.timeout``)."""
         if self._closing or not self._up:
             raise SpeechWorkerError("the speech worker is not running", retryable=True)
@@ -246,7 +236,7 @@ class SpeechWorker:
         self._texts[request_id] = future
         self._send(TranslateText(request_id, text, source, tuple(targets)))
         try:
-            return await future
+            return (await future).translations
         finally:
             self._texts.pop(request_id, None)
 
@@ -283,7 +273,7 @@ class SpeechWorker:
         """Run workers one after another until closed or hopeless."""
         failures = 0  # starts in a row that did not reach Ready
         while not self._closing:
-            process = await _spawn(self._nice)
+            process = await spawn_worker(WORKER_MODULE, env={"PARLEY_WORKER_NICE": str(self._nice)})
             self._process = process
             became_ready = await self._run(process)
             if self._error is not None or self._closing:
@@ -349,8 +339,6 @@ class SpeechWorker:
                 while self._out:
                     item = self._out.popleft()
                     if isinstance(item, AudioChunk):
-                        self._out_audio[item.speaker_id].popleft()
-                        self._out_samples[item.speaker_id] -= len(item.samples)
                         stdin.write(encode_audio(item, self._sample_format))
                     else:
                         stdin.write(encode_command(item))
@@ -370,12 +358,10 @@ class SpeechWorker:
         assert stdout is not None
         while True:
             try:
-                head = await stdout.readexactly(HEADER.size)
-                json_len, payload_len = frame_sizes(head)
-                body = await stdout.readexactly(json_len + payload_len)
-                message = decode_outbound(body[:json_len], body[json_len:])
-            except asyncio.IncompleteReadError:
-                return
+                raw = await receive_frame(stdout)
+                if raw is None:
+                    return
+                message = decode_outbound(*raw)
             except WireFormatError as exc:
                 log.error("speech worker broke the wire protocol: %s; killing it", exc)
                 self._kill()
@@ -413,30 +399,5 @@ class SpeechWorker:
         self._captions_wake.set()
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-
-
-async def _spawn(nice: int = 0) -> asyncio.subprocess.Process:
-    env = _worker_environment(os.environ)
-    env["PARLEY_WORKER_NICE"] = str(nice)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        WORKER_MODULE,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=None,  # logs go straight to the parent's stderr
-        env=env,
-    )
-
-
-def _worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment, plus the directory holding ``interpret`` when it is not
-    installed (a source checkout), so that the worker runs exactly this code."""
-    env = dict(environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in site.getsitepackages():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
+        if self._process is not None:
+            kill_worker(self._process)
