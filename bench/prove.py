@@ -166,6 +166,10 @@ def write_docs(meta: dict[str, Any]) -> Path:
     captions = DOCS / "benchmarks" / "captions.md"
     if captions.exists():
         out += ["", captions.read_text(encoding="utf-8").rstrip()]
+    # the broadcast (issue 15): bench/broadcast.py writes its section (and plot), copied here
+    broadcast = DOCS / "benchmarks" / "broadcast.md"
+    if broadcast.exists():
+        out += ["", broadcast.read_text(encoding="utf-8").rstrip()]
     path = DOCS / "benchmarks.md"
     DOCS.mkdir(exist_ok=True)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")

@@ -162,14 +162,21 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
 
 
 def subtitle_playlist(
-    segments: Sequence[SegmentEntry], *, target_duration_s: int, ended: bool
+    segments: Sequence[SegmentEntry],
+    *,
+    target_duration_s: int,
+    ended: bool,
+    playlist_type: str | None = None,
 ) -> str:
     """A WebVTT media playlist over the same segments (sequence numbers, durations, dates,
-    discontinuities) as the video's, so that players line them up; ``uri`` names the .vtt."""
+    discontinuities) as the video's, so that players line them up; ``uri`` names the .vtt.
+    Any media playlist of listed segments too (the recording's, ``playlist_type`` "EVENT" while
+    it grows, "VOD" once ended)."""
     first = segments[0].sequence if segments else 0
-    lines = [
-        "#EXTM3U",
-        "#EXT-X-VERSION:6",
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6"]
+    if playlist_type is not None:
+        lines.append(f"#EXT-X-PLAYLIST-TYPE:{playlist_type}")
+    lines += [
         f"#EXT-X-TARGETDURATION:{target_duration_s}",
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
     ]

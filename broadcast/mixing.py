@@ -22,13 +22,19 @@ MAX_BUFFER_SAMPLES = 2 * AUDIO_RATE // 5
 PREBUFFER_SAMPLES = 5 * CHUNK_SAMPLES
 
 
+#: weight of each tick in a voice's mean buffer depth (20 ms ticks: about 1 s of memory)
+DEPTH_EMA_WEIGHT = 0.02
+
+
 class _Voice:
-    __slots__ = ("chunks", "samples", "primed")
+    __slots__ = ("chunks", "samples", "primed", "depth")
 
     def __init__(self) -> None:
         self.chunks: deque[np.ndarray] = deque()
         self.samples = 0
         self.primed = False
+        #: mean samples waiting here: how long after arriving a sample goes into the program
+        self.depth = float(PREBUFFER_SAMPLES)
 
 
 class AudioMixer:
@@ -55,7 +61,21 @@ class AudioMixer:
         with self._lock:
             self._voices.pop(participant_id, None)
 
+    def delay_s(self, participant_id: str) -> float:
+        """How long a participant's audio waits here before it is mixed (a recent mean): the
+        program plays their words this much after they reached the worker."""
+        with self._lock:
+            voice = self._voices.get(participant_id)
+            depth = voice.depth if voice is not None else float(PREBUFFER_SAMPLES)
+        return depth / AUDIO_RATE
+
     def _take(self, voice: _Voice) -> np.ndarray:
+        out = self._take_chunk(voice)
+        # what is still waiting after this chunk: the time a sample arriving now waits
+        voice.depth += DEPTH_EMA_WEIGHT * (voice.samples - voice.depth)
+        return out
+
+    def _take_chunk(self, voice: _Voice) -> np.ndarray:
         out = np.zeros(CHUNK_SAMPLES, np.int16)
         if not voice.primed:
             if voice.samples < PREBUFFER_SAMPLES:

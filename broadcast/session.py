@@ -49,6 +49,8 @@ class FinalCaption:
     #: monotonic time the words ended (arrival minus the server's latency)
     end_mono_s: float
     duration_s: float
+    #: a correction of an earlier final (same ``caption_id``): its texts replace that one's
+    corrected: bool = False
 
 
 def announce_only(addresses: list[str]) -> None:
@@ -182,6 +184,7 @@ class RoomSession:
                     translations=dict(message.get("translations", {})),
                     end_mono_s=time.monotonic() - latency_s,
                     duration_s=max(0.0, float(message["end_s"]) - float(message["start_s"])),
+                    corrected=bool(message.get("corrected")),
                 )
             )
             return

@@ -13,7 +13,7 @@ its start moved to that segment's start (late, but shown), never dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .hls import MPEGTS_HZ
@@ -60,9 +60,19 @@ class VttPackager:
         if kept:
             self.cues.append(Cue(cue_id, start_s, end_s, kept))
 
-    def segment(self, epoch: Epoch, start_s: float, duration_s: float) -> dict[str, str]:
-        """The WebVTT of each track for the segment at media time ``start_s`` (seconds since
-        ``epoch``'s origin) lasting ``duration_s``."""
+    def correct(self, cue_id: str, texts: Mapping[str, str]) -> bool:
+        """A corrected final: later segments show ``texts`` instead (True if the cue is kept)."""
+        kept = {track: text for track, text in texts.items() if track in self.tracks and text}
+        found = False
+        for index, cue in enumerate(self.cues):
+            if cue.cue_id == cue_id:
+                self.cues[index] = Cue(cue.cue_id, cue.start_s, cue.end_s, kept)
+                found = True
+        return found
+
+    def place(self, epoch: Epoch, start_s: float, duration_s: float) -> list[Cue]:
+        """The cues shown in the segment at media time ``start_s`` (seconds since ``epoch``'s
+        origin) lasting ``duration_s``; a late cue is moved to this segment's start."""
         seg_start = epoch.origin_s + start_s
         seg_end = seg_start + duration_s
         chosen: list[Cue] = []
@@ -76,22 +86,33 @@ class VttPackager:
                 self.placed.add(cue.cue_id)
         self.cues = [c for c in self.cues if c.end_s > seg_end - KEEP_S]
         self.placed &= {c.cue_id for c in self.cues}
-        header = f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{epoch.mpegts},LOCAL:00:00:00.000\n"
-        documents: dict[str, str] = {}
-        for track in self.tracks:
-            blocks = [header]
-            for cue in sorted(chosen, key=lambda c: c.start_s):
-                text = cue.texts.get(track)
-                if text is None:
-                    continue
-                local_start = max(0.0, cue.start_s - epoch.origin_s)
-                local_end = max(local_start + 0.001, cue.end_s - epoch.origin_s)
-                blocks.append(
-                    f"{cue.cue_id}\n{timestamp(local_start)} --> {timestamp(local_end)}\n"
-                    f"{escape(text)}\n"
-                )
-            documents[track] = "\n".join(blocks)
-        return documents
+        return chosen
+
+    def segment(self, epoch: Epoch, start_s: float, duration_s: float) -> dict[str, str]:
+        """The WebVTT of each track for the segment at media time ``start_s`` lasting
+        ``duration_s`` (:meth:`place`, then :func:`render_segment`)."""
+        return render_segment(self.tracks, epoch, self.place(epoch, start_s, duration_s))
+
+
+def render_segment(tracks: Sequence[str], epoch: Epoch, cues: Sequence[Cue]) -> dict[str, str]:
+    """Track name -> the WebVTT document of one segment holding ``cues`` (times local to the
+    epoch, whose time 0 is the PTS in ``X-TIMESTAMP-MAP``)."""
+    header = f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{epoch.mpegts},LOCAL:00:00:00.000\n"
+    documents: dict[str, str] = {}
+    for track in tracks:
+        blocks = [header]
+        for cue in sorted(cues, key=lambda c: c.start_s):
+            text = cue.texts.get(track)
+            if text is None:
+                continue
+            local_start = max(0.0, cue.start_s - epoch.origin_s)
+            local_end = max(local_start + 0.001, cue.end_s - epoch.origin_s)
+            blocks.append(
+                f"{cue.cue_id}\n{timestamp(local_start)} --> {timestamp(local_end)}\n"
+                f"{escape(text)}\n"
+            )
+        documents[track] = "\n".join(blocks)
+    return documents
 
 
 def timestamp(seconds: float) -> str:
@@ -101,6 +122,11 @@ def timestamp(seconds: float) -> str:
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def srt_timestamp(seconds: float) -> str:
+    """SRT time ``HH:MM:SS,mmm``."""
+    return timestamp(seconds).replace(".", ",")
 
 
 def escape(text: str) -> str:

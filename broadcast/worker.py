@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from .hls import (
 from .mixing import CHUNK_SAMPLES, AudioMixer, VideoSources
 from .program import FLOOR, ActiveSpeaker, audio_plan, floor_members, video_source
 from .session import FinalCaption, RoomSession, announce_only
-from .webvtt import Epoch, VttPackager, media_time_s
+from .vod import VodRecorder
+from .webvtt import Epoch, VttPackager, media_time_s, render_segment
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class BroadcastJob:
     segment_prefix: str = "seg"
     #: the server's [media] ice_host_addresses (empty: every non-loopback address)
     ice_host_addresses: tuple[str, ...] = ()
+    #: where the broadcast is kept as a recording (broadcast.vod); None: not kept
+    vod_dir: Path | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BroadcastJob:
@@ -86,6 +90,7 @@ class BroadcastJob:
             ffmpeg=str(data.get("ffmpeg", "ffmpeg")),
             segment_prefix=str(data.get("segment_prefix", "seg")),
             ice_host_addresses=tuple(data.get("ice_host_addresses", ())),
+            vod_dir=Path(data["vod_dir"]) if data.get("vod_dir") else None,
         )
 
 
@@ -193,6 +198,14 @@ class BroadcastWorker:
         self._clock: ProgramClock | None = None
         self._subs: list[SegmentEntry] = []
         self._target_s = 1
+        #: finals and corrections from the event loop, taken by the packager thread
+        self._incoming: deque[FinalCaption] = deque()
+        self._master: str | None = None
+        self.vod: VodRecorder | None = None
+        if job.vod_dir is not None:
+            self.vod = VodRecorder(
+                directory=job.vod_dir, live_dir=job.out_dir, tracks=self.tracks, room=job.room
+            )
 
     def encoder_config(self, channels: list[str]) -> EncoderConfig:
         job = self.job
@@ -210,9 +223,27 @@ class BroadcastWorker:
         )
 
     def _on_caption(self, caption: FinalCaption) -> None:
-        texts = cue_texts(caption, self.job.caption_languages)
-        start = caption.end_mono_s - caption.duration_s
-        self.packager.add(caption.caption_id, start, caption.end_mono_s, texts)
+        self._incoming.append(caption)  # deque: safe across threads; the packager takes it
+
+    def _take_captions(self) -> None:
+        """New finals become cues; a correction replaces the texts of its cue, in the cues
+        still to be placed and in the recording's segments (the live ones stay)."""
+        while self._incoming:
+            caption = self._incoming.popleft()
+            texts = cue_texts(caption, self.job.caption_languages)
+            if caption.corrected:
+                self.packager.correct(caption.caption_id, texts)
+                if self.vod is not None:
+                    self.vod.correct(caption.caption_id, texts)
+                continue
+            # the words reached the server at end_mono_s; the program plays them after the
+            # mixer's buffer (its jitter margin), so the cue goes there too
+            end = caption.end_mono_s + self.mixer.delay_s(caption.participant_id)
+            self.packager.add(caption.caption_id, end - caption.duration_s, end, texts)
+            if self.vod is not None:
+                cue = self.packager.cues[-1] if self.packager.cues else None
+                if cue is not None and cue.cue_id == caption.caption_id:
+                    self.vod.add_cue(cue)  # as said (the live one may be shown late)
 
     def _wanted_channels(self) -> tuple[str, ...]:
         known = list(self.job.channels)
@@ -246,6 +277,8 @@ class BroadcastWorker:
             return 1
         await asyncio.sleep(0.3)  # the channels message follows joined
         resume = self._adopt_earlier_run()
+        if self.vod is not None:
+            await asyncio.to_thread(self.vod.adopt)
         encoder = self._start_run(resume=resume)
         packager = asyncio.create_task(self._package_forever(), name="caption-packager")
         stop = asyncio.create_task(self.stop_requested.wait(), name="stop-requested")
@@ -281,10 +314,10 @@ class BroadcastWorker:
     def _start_run(self, *, resume: bool) -> Encoder:
         self._channels = self._wanted_channels()
         config = self.encoder_config(list(self._channels))
-        write_atomically(
-            self.job.out_dir / "master.m3u8",
-            master_playlist(config.video, config.audio, self.tracks, audio_kbps=config.audio_kbps),
+        self._master = master_playlist(
+            config.video, config.audio, self.tracks, audio_kbps=config.audio_kbps
         )
+        write_atomically(self.job.out_dir / "master.m3u8", self._master)
         encoder = Encoder(config, resume=resume)
         encoder.start()
         self._epoch = None
@@ -301,8 +334,7 @@ class BroadcastWorker:
 
     def _finish(self) -> None:
         """EXT-X-ENDLIST on every playlist: the broadcast is over."""
-        names = rendition_names(self.job.video)
-        names += rendition_names(audio_renditions(list(self._channels)))
+        names = self._media_names()
         for name in names:
             path = self.job.out_dir / name / "index.m3u8"
             if path.exists():
@@ -310,6 +342,15 @@ class BroadcastWorker:
                 if "#EXT-X-ENDLIST" not in text:
                     write_atomically(path, text.rstrip("\n") + "\n#EXT-X-ENDLIST\n")
         self._write_subtitle_playlists(ended=True)
+        if self.vod is not None:
+            with self._package_lock:
+                self.vod.write_playlists(self._master, ended=True)
+                audio = rendition_names(audio_renditions(list(self._channels)))
+                self.vod.finish(ffmpeg=self.job.ffmpeg, video=self.job.video[0].name, audio=audio)
+
+    def _media_names(self) -> list[str]:
+        names = rendition_names(self.job.video)
+        return names + rendition_names(audio_renditions(list(self._channels)))
 
     # -- captions --------------------------------------------------------------------------------
     async def _package_forever(self) -> None:
@@ -337,7 +378,9 @@ class BroadcastWorker:
             self._package_locked()
 
     def _package_locked(self) -> None:
-        """WebVTT for each video segment not handled yet, then the subtitle playlists."""
+        """WebVTT for each video segment not handled yet, then the subtitle playlists (and the
+        recording's new segments and playlists)."""
+        self._take_captions()
         video_dir = self.job.out_dir / self.job.video[0].name
         try:
             playlist = parse_media_playlist((video_dir / "index.m3u8").read_text())
@@ -361,25 +404,29 @@ class BroadcastWorker:
                 # the first segment of this run: its first frame is the run's media time 0
                 self._epoch = Epoch(origin_s=origin, mpegts=pts)
             start = media_time_s(pts, self._epoch.mpegts)
-            documents = self.packager.segment(self._epoch, start, segment.duration_s)
+            cues = self.packager.place(self._epoch, start, segment.duration_s)
+            documents = render_segment(self.packager.tracks, self._epoch, cues)
             uri = f"{self.job.segment_prefix}_{segment.sequence:05d}.vtt"
             for track, document in documents.items():
                 folder = self.job.out_dir / track
                 folder.mkdir(parents=True, exist_ok=True)
                 write_atomically(folder / uri, document)
-            self._subs.append(
-                SegmentEntry(
-                    segment.sequence,
-                    uri,
-                    segment.duration_s,
-                    segment.program_date_time,
-                    segment.discontinuity,
-                )
+            entry = SegmentEntry(
+                segment.sequence,
+                uri,
+                segment.duration_s,
+                segment.program_date_time,
+                segment.discontinuity,
             )
+            self._subs.append(entry)
+            if self.vod is not None:
+                self.vod.add_captions(entry, self._epoch, start)
             self._last_seq = segment.sequence
             wrote = True
         if wrote:
             self._write_subtitle_playlists(ended=False)
+        if self.vod is not None and (self.vod.collect_media(self._media_names()) or wrote):
+            self.vod.write_playlists(self._master, ended=False)
 
     def _write_subtitle_playlists(self, *, ended: bool) -> None:
         keep = self._subs[-self.job.list_size :]

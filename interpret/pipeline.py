@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -93,6 +94,8 @@ class CaptionPipeline:
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.decodes = 0
+        #: seconds spent in the recognizer (and speech translation) since start
+        self.decode_s = 0.0
         #: captions the text guards changed, dropped or decoded again, by reason
         #: (``parley_asr_suppressed_total{reason}``)
         self.suppressed: collections.Counter[str] = collections.Counter()
@@ -237,13 +240,16 @@ class CaptionPipeline:
                         return
                     self._busy = True
                     glossary = self._glossaries.get(picked[0].speaker_id, ())
+                began = time.perf_counter()
                 if isinstance(picked[0], CaptionUpdate):
                     self._speech_translate(picked[0], picked[1])
+                    self.decode_s += time.perf_counter() - began
                     continue
                 stream, job = picked
                 prompt = with_hint(job.prompt, recognition_hint(glossary, job.lang))
                 hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=prompt)
                 with self._work:
+                    self.decode_s += time.perf_counter() - began
                     self.decodes += 1
                     update = stream.on_result(job, hypothesis)
                     if update is not None:

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 from .audio_queue import AudioCommandQueue
 from .compose import PipelineConfig
@@ -32,6 +32,7 @@ from .wire import (
     Command,
     Configure,
     Outbound,
+    Ping,
     Pong,
     Ready,
     RemoveSpeaker,
@@ -117,6 +118,14 @@ class SpeechWorker:
         self.ready: Ready | None = None
         self.ready_at: float | None = None
         self.last_pong: Pong | None = None
+        #: when :attr:`last_pong` came (monotonic)
+        self.last_pong_at: float | None = None
+        self._ping_ids = itertools.count(1)
+        #: called with True when a worker process is ready, False when it stops (a pool moves
+        #: its speakers at once instead of waiting for the restart)
+        self.on_state: Callable[[bool], None] | None = None
+        #: called with every Pong (a remote worker's relay passes them on)
+        self.on_pong: Callable[[Pong], None] | None = None
         # the guards' counters: those of workers that died, plus the running one's
         self._suppressed_before: collections.Counter[str] = collections.Counter()
         self._suppressed_now: dict[str, int] = {}
@@ -240,6 +249,13 @@ class SpeechWorker:
         finally:
             self._texts.pop(request_id, None)
 
+    def ping(self, nonce: int | None = None) -> int:
+        """Ask for a :class:`Pong` (answered after everything queued before it is applied);
+        returns its nonce (``nonce``, or a new one)."""
+        nonce = next(self._ping_ids) if nonce is None else nonce
+        self._send(Ping(nonce))
+        return nonce
+
     def _send(self, command: Command) -> None:
         if not self._closing:
             self._out.append(command)
@@ -310,7 +326,9 @@ class SpeechWorker:
                 await reader
                 writer.cancel()
         finally:
-            self._up = False
+            was_up, self._up = self._up, False
+            if was_up and self.on_state is not None:
+                self.on_state(False)
             for future in self._texts.values():
                 if not future.done():
                     future.set_exception(
@@ -378,11 +396,15 @@ class SpeechWorker:
                 self.ready, self.ready_at = message, time.monotonic()
                 self._up = True
                 ready.set()
+                if self.on_state is not None:
+                    self.on_state(True)
                 if self._first_ready is not None and not self._first_ready.done():
                     self._first_ready.set_result(message)
             case Pong():
-                self.last_pong = message
+                self.last_pong, self.last_pong_at = message, time.monotonic()
                 self._suppressed_now = dict(message.suppressed)
+                if self.on_pong is not None:
+                    self.on_pong(message)
             case TextTranslation():
                 future = self._texts.get(message.request_id)
                 if future is not None and not future.done():

@@ -1,7 +1,8 @@
 """The messages between :class:`interpret.supervisor.SpeechWorker` and ``python -m
 interpret.worker``, one :mod:`interpret.framing` frame each.
 
-Only audio has a payload: its samples as little-endian ``float32`` or ``int16`` bytes. Every
+Only audio has a payload: its samples as little-endian ``float32`` or ``int16`` bytes, or (to
+a remote worker, :mod:`interpret.opus`) Opus packets, decoded by the worker. Every
 dataclass is encoded field by field, never pickled: a bad frame fails here as a
 :class:`~interpret.framing.WireFormatError`.
 """
@@ -22,6 +23,8 @@ from .framing import encode_frame as frame
 from .glossary import Glossary, entries_json, parse_entries
 
 SampleFormat = Literal["f32", "s16"]
+#: bumped when a remote worker and a server of different versions cannot understand each other
+PROTOCOL_VERSION = 1
 _DTYPES: Mapping[str, np.dtype[Any]] = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
 
 
@@ -95,6 +98,16 @@ class Close:
     """Finish every speaker's last final, then exit (end of input does the same)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OpusAudio:
+    """A speaker's audio as Opus packets (to a remote worker): the worker decodes it with the
+    speaker's decoder (:class:`interpret.opus.OpusSpeakers`)."""
+
+    speaker_id: str
+    start_s: float
+    payload: bytes
+
+
 #: :class:`AudioChunk` travels as itself (with a payload)
 Command = (
     Configure
@@ -108,7 +121,7 @@ Command = (
     | TranslateText
     | Close
 )
-Inbound = Command | AudioChunk
+Inbound = Command | AudioChunk | OpusAudio
 
 
 # -- worker -> parent ------------------------------------------------------------------------
@@ -132,6 +145,8 @@ class Pong:
     #: by reason (``parley_asr_suppressed_total``). Also sent unasked (nonce 0) after a final
     #: when it changed: a handful of small counters.
     suppressed: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: seconds its decoder has spent decoding since the worker started (the pool's load signal)
+    decode_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +167,19 @@ class TextTranslation:
     translations: Mapping[str, Translation]
 
 
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """A remote worker's first frame: its name, where it decodes, how many speakers it serves
+    in real time, and the protocol it speaks. The server answers with :class:`Configure`."""
+
+    name: str
+    device: str
+    capacity: int
+    version: int = PROTOCOL_VERSION
+
+
 #: :class:`CaptionFrame` travels as itself
-Outbound = Ready | Pong | WorkerError | TextTranslation | CaptionFrame
+Outbound = Ready | Pong | WorkerError | TextTranslation | Announce | CaptionFrame
 
 
 # -- shared parts ----------------------------------------------------------------------------
@@ -197,6 +223,11 @@ def encode_audio(chunk: AudioChunk, sample_format: SampleFormat = "f32") -> byte
     return frame({**header, "format": sample_format}, data)
 
 
+def encode_opus_audio(audio: OpusAudio) -> bytes:
+    header = {"op": "audio", "speaker_id": audio.speaker_id, "start_s": audio.start_s}
+    return frame({**header, "format": "opus"}, audio.payload)
+
+
 def encode_command(command: Command) -> bytes:
     c = command
     match c:
@@ -233,6 +264,8 @@ def decode_inbound(header: bytes, payload: bytes) -> Inbound:
     match op:
         case "audio":
             fmt = f.text("format")
+            if fmt == "opus":
+                return OpusAudio(f.text("speaker_id"), f.number("start_s"), payload)
             dtype = _DTYPES.get(fmt)
             if dtype is None:
                 raise f.error(f"unknown sample format {fmt!r}")
@@ -300,7 +333,8 @@ def encode_outbound(message: Outbound) -> bytes:
             return frame({"t": "ready", "pid": m.pid, "load_s": m.load_s, "warm_up_s": m.warm_up_s})
         case Pong():
             fields = {"nonce": m.nonce, "dropped_chunks": m.dropped_chunks, "decodes": m.decodes}
-            return frame({"t": "pong", **fields, "suppressed": dict(m.suppressed)})
+            extra = {"suppressed": dict(m.suppressed), "decode_s": round(m.decode_s, 3)}
+            return frame({"t": "pong", **fields, **extra})
         case WorkerError():
             error = {"message": m.message, "fatal": m.fatal, "retryable": m.retryable}
             return frame({"t": "error", **error})
@@ -309,6 +343,9 @@ def encode_outbound(message: Outbound) -> bytes:
             return frame(
                 {"t": "translated", "request_id": m.request_id, "translations": translations}
             )
+        case Announce():
+            who = {"name": m.name, "device": m.device}
+            return frame({"t": "announce", **who, "capacity": m.capacity, "version": m.version})
 
 
 def decode_outbound(header: bytes, payload: bytes) -> Outbound:
@@ -347,9 +384,17 @@ def decode_outbound(header: bytes, payload: bytes) -> Outbound:
                 f.integer("dropped_chunks"),
                 f.integer("decodes"),
                 suppressed,
+                f.number("decode_s") if f.has("decode_s") else 0.0,
             )
         case "translated":
             return TextTranslation(f.integer("request_id"), _translations(f))
+        case "announce":
+            announce = Announce(
+                f.text("name"), f.text("device"), f.integer("capacity"), f.integer("version")
+            )
+            if announce.capacity < 1:
+                raise f.bad("capacity", "at least 1")
+            return announce
         case "error":
             return WorkerError(
                 f.text("message"),

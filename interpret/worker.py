@@ -32,6 +32,7 @@ from .compose import build_pipeline, load_models, router_translate_fn
 from .frames import AudioChunk, CaptionFrame, Translation, Untranslated
 from .framing import WireFormatError, read_frame
 from .models import ModelError
+from .opus import OpusSpeakers
 from .pipeline import CaptionPipeline, TranslateFn
 from .processes import claim_stdout
 
@@ -82,7 +83,7 @@ class Ingest:
     def dropped_chunks(self) -> int:
         return self._items.dropped_chunks
 
-    def put(self, item: wire.Inbound) -> None:
+    def put(self, item: wire.Command | AudioChunk) -> None:
         with self._cond:
             self._items.append(item)
             self._cond.notify()
@@ -105,7 +106,7 @@ class Ingest:
             if counts != self._sent_suppressed:
                 self._sent_suppressed = counts
                 p = self._pipeline
-                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts))
+                self._output.send(wire.Pong(0, self.dropped_chunks, p.decodes, counts, p.decode_s))
 
     def run(self) -> None:
         """Apply queued items until the end of input; a decoder failure ends the process."""
@@ -138,7 +139,8 @@ class Ingest:
                     p.set_glossary(item.speaker_id, item.glossary)
                 case wire.Ping():
                     counts = p.suppressed_counts()
-                    self._output.send(wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts))
+                    pong = wire.Pong(item.nonce, self.dropped_chunks, p.decodes, counts, p.decode_s)
+                    self._output.send(pong)
                 case wire.Configure() | wire.Close() | wire.TranslateText():
                     pass  # handled by the reader
 
@@ -225,6 +227,7 @@ def serve(stdin: BinaryIO, output: Output) -> int:
     text_thread = threading.Thread(target=texts.run, name="text", daemon=True)
     text_thread.start()
     output.send(wire.Ready(os.getpid(), round(built.load_s, 3), round(built.warm_up_s, 3)))
+    opus = OpusSpeakers()  # a speaker's Opus decoder (audio that came over a network link)
     try:
         while (raw := read_frame(stdin)) is not None:
             item = wire.decode_inbound(*raw)
@@ -235,6 +238,10 @@ def serve(stdin: BinaryIO, output: Output) -> int:
             if isinstance(item, wire.TranslateText):
                 texts.put(item)
                 continue
+            if isinstance(item, wire.OpusAudio):
+                item = opus.decode(item.speaker_id, item.start_s, item.payload)
+            elif isinstance(item, wire.RemoveSpeaker):
+                opus.forget(item.speaker_id)
             # a Ping is answered in order with what came before it: the Pong says those are applied
             ingest.put(item)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from interpret.frames import AudioChunk
 
@@ -33,6 +33,23 @@ class IceServer:
     urls: tuple[str, ...]
     username: str | None = None
     credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JanusSettings:
+    """Where the Janus media engine is and the secrets it was configured with (never Janus's
+    shipped defaults: the composition root refuses them). Given to
+    :class:`media.janus_room.JanusMediaBackend` beside the :class:`MediaSettings` (of which it
+    uses ``audio_tap`` only: Janus does ICE, keyframes and queues itself)."""
+
+    #: Janus's WebSocket transport, e.g. ``ws://10.0.0.5:8188``
+    url: str
+    #: ``general.api_secret`` of janus.jcfg, sent with every request
+    api_secret: str
+    #: ``general.admin_key`` of janus.plugin.videoroom.jcfg: creating rooms and RTP forwarders
+    admin_key: str
+    #: the address of this machine that Janus sends the audio taps' RTP to (``rtp_forward``)
+    tap_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +116,17 @@ class PeerFailed:
     reason: str
 
 
-MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed
+@dataclass(frozen=True, slots=True)
+class PublishAnswer:
+    """The engine's answer to a client's offer for its publish peer connection (engines whose
+    publishers offer, i.e. Janus: see :class:`PublisherOffers`)."""
+
+    peer_id: str
+    sdp: str
+    revision: int
+
+
+MediaEvent = OfferReady | TrackPublished | TrackUnpublished | PeerFailed | PublishAnswer
 EmitEvent = Callable[[MediaEvent], None]
 
 
@@ -154,6 +181,24 @@ class MediaRoom(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PublisherOffers(MediaRoom, Protocol):
+    """A room on an engine where a publisher's own peer connection makes the offer (Janus).
+
+    The client sends its media on a second peer connection (send-only) and offers it; the room
+    answers with :class:`PublishAnswer`. The first peer connection still only receives, with
+    the server as the offerer (:class:`OfferReady`). :meth:`MediaRoom.publish` declares which
+    (kind, source) the client may offer; an offered track that was not declared is refused.
+    """
+
+    async def publish_offer(
+        self, peer_id: str, sdp: str, revision: int, sources: Mapping[str, TrackSource]
+    ) -> None:
+        """The client's offer for its publish peer connection; ``sources`` says what each of
+        its ``mid``s carries (camera, microphone or screen)."""
+        ...
 
 
 class MediaBackend(Protocol):

@@ -20,7 +20,7 @@ from interpret.framing import WireFormatError, receive_frame
 from interpret.processes import claim_stdout
 
 from . import hooks
-from .api import MediaEvent, MediaSettings
+from .api import MediaEvent, MediaSettings, PublishAnswer
 from .errors import MediaError
 from .sfu import SfuRoom
 from .wire import (
@@ -75,6 +75,7 @@ class WorkerSession:
             self._stuck.set()
 
     def _emit(self, event: MediaEvent) -> None:
+        assert not isinstance(event, PublishAnswer), "the aiortc SFU's publishers never offer"
         self.send(event)
 
     async def run(self, requests: asyncio.StreamReader) -> int:

@@ -10,6 +10,9 @@
 #   npm       - installs the pinned puppeteer-core that drives Firefox (tests/browser/firefox/, no
 #               browser download: the tests run `npm ci` with PUPPETEER_SKIP_DOWNLOAD=1)
 #   firefox-esr - the Firefox participant of tests/browser/test_browser_firefox.py (WebDriver BiDi)
+#   janus     - the Janus media engine's acceptance test (tests/acceptance/test_janus_backend.py
+#               starts its own, hardened, in a network namespace); the packaged service, which
+#               would listen everywhere with Janus's shipped admin secret, is stopped and disabled
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu
@@ -22,6 +25,7 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+[ -x /usr/bin/janus ] || missing="$missing janus"
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"
 SUDO=""
@@ -30,3 +34,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+if command -v systemctl >/dev/null 2>&1 && [ -x /usr/bin/janus ]; then
+    $SUDO systemctl disable --now janus.service >/dev/null 2>&1 || true
+fi

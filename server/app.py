@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import hmac
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -25,23 +27,27 @@ from media.api import MediaBackend, OnAudio
 from media.inline import InlineMediaBackend
 from media.tap import SpeakerAudioQueue
 
+from .audience.compose import build_audience
 from .broadcast import LIVE_PREFIX, BroadcastManager, worker_url
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics, gather_live_state
 from .origins import WILDCARD_HOSTS, OriginPolicy, origin_policy, proxied_refusal, served_hosts
+from .recordings import PREFIX as RECORDINGS_PREFIX
 from .retention import Retention
-from .settings import Settings
+from .settings import ConfigError, Settings
 from .tls import TlsFiles, local_names, server_context, tls_files
 
 if TYPE_CHECKING:
     from interpret.frames import CaptionFrame
 
+    from .audience.service import AudienceService
     from .captions import CaptionService
 from . import outbound
 from .connection import ClientConnection
 from .context import Feature
 from .features import Dispatch
+from .features.audience import AudienceFeature
 from .features.broadcast import BroadcastFeature
 from .features.captions import CaptionsFeature
 from .features.channels import ChannelsFeature
@@ -50,10 +56,14 @@ from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
 from .features.moderation import ModerationFeature
 from .features.presence import PresenceFeature
-from .signaling import SignalingServer
+from .signaling import CLOSE_TRY_AGAIN_LATER, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
+#: where remote speech workers connect (``parley speech-worker --connect``)
+SPEECH_WORKER_PATH = "/speech-worker"
+#: shortest shared secret accepted for remote speech workers
+MIN_WORKER_SECRET_BYTES = 16
 __all__ = ["App", "build_media_backend", "configure_logging"]
 
 
@@ -62,6 +72,11 @@ def build_media_backend(settings: Settings, *, on_audio: OnAudio | None = None) 
         settings.media.to_media_settings(),
         audio_tap=settings.media.audio_tap or settings.captions.enabled,
     )
+    if settings.media.backend == "janus":
+        from media.janus_room import JanusMediaBackend
+
+        janus = settings.media.to_janus_settings()
+        return JanusMediaBackend(media_settings, janus=janus, on_audio=on_audio)
     if media_settings.isolation == "process":
         from media.process import ProcessMediaBackend
 
@@ -89,6 +104,23 @@ class ListenError(Exception):
         self.errno = cause.errno
 
 
+def _worker_secret(path: str) -> bytes | None:
+    """The shared secret of remote speech workers, from ``[captions] worker_secret_file``."""
+    if not path:
+        return None
+    try:
+        secret = Path(path).expanduser().read_bytes().strip()
+    except OSError as exc:
+        why = f"captions.worker_secret_file: cannot read {path}: {exc.strerror}"
+        raise ConfigError(why) from exc
+    if len(secret) < MIN_WORKER_SECRET_BYTES:
+        raise ConfigError(
+            f"captions.worker_secret_file: the secret has {len(secret)} bytes; use at least "
+            f"{MIN_WORKER_SECRET_BYTES} (openssl rand -hex 32)"
+        )
+    return secret
+
+
 class App:
     """The running server: ``start()``, then ``stop()`` (idempotent)."""
 
@@ -112,8 +144,12 @@ class App:
                 audio=self.speaker_audio,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
+                workers=settings.captions.local_workers(),
+                speakers_per_worker=settings.captions.speakers_per_worker,
             )
             self.signaling.on_languages_changed = self.captions.languages_changed
+        #: the secret remote speech workers present (None: they are refused)
+        self.worker_secret = _worker_secret(settings.captions.worker_secret_file)
         self.static = StaticFiles()
         self.broadcasts = BroadcastManager(
             settings=settings, verifier=self.signaling.admission.verifier
@@ -124,6 +160,10 @@ class App:
         if self.captions is not None:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
         self.retention = Retention(settings.retention, settings.server.data_path())
+        self.broadcasts.recordings = self.retention.recordings
+        #: audience (issue 16): questions, comments and polls from viewers (made with the
+        #: features: it renders a room's glossary as captions do)
+        self.audience: AudienceService | None = None
         self.signaling.use(Dispatch(self._features()))
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
@@ -144,8 +184,9 @@ class App:
 
     def _features(self) -> list[Feature]:
         """The room features, in the order their hooks run (a new feature: its module in
-        ``server/features/``, and one line here). A joiner gets ``joined``, then the notice,
-        the chat history, the broadcast state and the glossary, in this order."""
+        ``server/features/``, and one line here). A joiner gets ``joined``, then the notice
+        (and ``captions_status`` while captions are paused), the chat history, the broadcast
+        state and the glossary, in this order."""
         settings, captions = self.settings, self.captions
         retention = self.retention if self.retention.enabled else None
         corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
@@ -159,8 +200,16 @@ class App:
             broadcasts=self.broadcasts, rooms_on_air=settings.broadcast.rooms
         )
         self.signaling.membership.hidden_seats = broadcast
+        self.audience = build_audience(
+            settings,
+            self.retention,
+            translator=captions,
+            glossary=corrections.glossary,
+            may_watch=self.broadcasts.may_watch,
+            verifier=self.signaling.admission.verifier,
+        )
         return [
-            MediaFeature(limits=settings.limits),
+            MediaFeature(limits=settings.limits, engine=settings.media.backend),
             PresenceFeature(retention=settings.retention, transcriber=captions),
             ChatFeature(
                 settings=settings.chat,
@@ -169,6 +218,7 @@ class App:
                 retention=retention,
             ),
             broadcast,
+            AudienceFeature(audience=self.audience),
             corrections,
             channels,
             ModerationFeature(doors=self.signaling.membership),
@@ -182,10 +232,25 @@ class App:
 
     @property
     def ready(self) -> bool:
-        """What /readyz says: started, not draining, the speech worker (if any) up."""
+        """What /readyz says: started, not draining, a speech worker up (if captions are on and
+        this server runs local workers; with remote workers only it is ready without one, and
+        captions wait for one)."""
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready or not, and the detail line /readyz gives."""
         if self.phase != "ready":
-            return False
-        return self.captions is None or self.captions.worker.up
+            return False, self.phase
+        if self.captions is None:
+            return True, "ready"
+        pool = self.captions.worker
+        workers = pool.workers()
+        up = sum(w.up for w in workers)
+        if up:
+            return True, f"ready; speech workers up: {up} of {len(workers)}"
+        if pool.configured_workers == 0:
+            return True, "ready; captions paused: no speech worker connected"
+        return False, "speech worker down"
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -193,13 +258,15 @@ class App:
             if self.phase != "ready":  # starting or draining: try another server
                 return text_response(503, "Service Unavailable", f"{self.phase}\n")
             return self._admit(request)  # None: go on with the WebSocket handshake
+        if path == SPEECH_WORKER_PATH:
+            return self._admit_worker(connection, request)
         if path == "/healthz":
             return text_response(200, "OK", "ok\n")
         if path == "/readyz":
-            if self.ready:
-                return text_response(200, "OK", "ready\n")
-            reason = "speech worker down" if self.phase == "ready" else self.phase
-            return text_response(503, "Service Unavailable", f"not ready: {reason}\n")
+            ready, detail = self.readiness()
+            if ready:
+                return text_response(200, "OK", f"{detail}\n")
+            return text_response(503, "Service Unavailable", f"not ready: {detail}\n")
         if path == "/metrics" and self.settings.metrics.enabled:
             state = await gather_live_state(
                 ready=self.ready,
@@ -207,10 +274,23 @@ class App:
                 captions=self.captions,
                 speaker_audio=self.speaker_audio,
                 forward_totals=self.metrics.forward_totals,
+                audience=self.audience,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
+            if self.audience is not None:  # audience (issue 16): its socket and documents
+                if self.audience.is_socket_path(path):
+                    return (
+                        self._admit(request)
+                        if self.phase == "ready"
+                        else text_response(503, "Service Unavailable", f"{self.phase}\n")
+                    )
+                document = self.audience.document_response(path, request.headers)
+                if document is not None:
+                    return document
             return await self.broadcasts.http_response(path, request.headers)
+        if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
+            return await asyncio.to_thread(self.retention.recordings.http_response, path)
         response = self.static.response(path)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
@@ -228,6 +308,59 @@ class App:
                 self._warned_proxied = True  # once: the operator has to act, not read floods
                 log.warning("open mode refuses proxied requests", reason=refusal)
         return None if refusal is None else text_response(403, "Forbidden", f"{refusal}\n")
+
+    def _admit_worker(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A remote speech worker may connect with the shared secret (constant-time compare);
+        every refusal is logged with its reason (never the secret)."""
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        if self.captions is None:
+            return text_response(404, "Not Found", "captions are off\n")
+        if self.phase in ("draining", "stopped"):
+            return text_response(503, "Service Unavailable", f"{self.phase}\n")
+        if self.worker_secret is None:
+            reason = "remote speech workers are not enabled ([captions] worker_secret_file)"
+        else:
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+            if not presented:
+                reason = "no secret presented"
+            elif hmac.compare_digest(presented, self.worker_secret):
+                return None  # go on with the WebSocket handshake
+            else:
+                reason = "wrong secret"
+        log.warning("speech worker refused", reason=reason, address=address)
+        return text_response(403, "Forbidden", f"{reason}\n")
+
+    async def _serve_worker(self, connection: ServerConnection) -> None:
+        from interpret.framing import WireFormatError
+        from interpret.remote import decode_message
+        from interpret.wire import PROTOCOL_VERSION, Announce
+
+        assert self.captions is not None
+        log = structlog.get_logger(__name__)
+        address = connection.remote_address[0] if connection.remote_address else "?"
+        try:
+            async with asyncio.timeout(self.settings.limits.hello_timeout_s):
+                announce = decode_message(await connection.recv())
+        except (TimeoutError, WireFormatError) as exc:
+            log.warning("speech worker refused", reason=f"no announce ({exc})", address=address)
+            await connection.close(1002, "announce first")
+            return
+        if not isinstance(announce, Announce) or announce.version != PROTOCOL_VERSION:
+            log.warning("speech worker refused", reason="protocol", address=address)
+            await connection.close(1002, f"speech worker protocol {PROTOCOL_VERSION} expected")
+            return
+        log.info(
+            "speech worker connected",
+            name=announce.name,
+            device=announce.device,
+            capacity=announce.capacity,
+            address=address,
+        )
+        worker_id = await self.captions.worker.serve_remote(connection, announce)
+        log.info("speech worker left", worker=worker_id, address=address)
 
     async def _origin_policy(self) -> OriginPolicy:
         s, tls = self.settings.server, self.settings.tls
@@ -265,6 +398,8 @@ class App:
             await self.stop()
             raise
         loop = asyncio.get_running_loop()
+        if self.audience is not None:
+            self.audience.start()
         self._probe = loop.create_task(self.metrics.probe_loop_lag(), name="loop-lag-probe")
         if self.retention.enabled:
             self._purger = loop.create_task(self.retention.run_purger(), name="retention-purger")
@@ -273,7 +408,7 @@ class App:
     async def _listen(self) -> Server:
         s = self.settings.server
         return await serve(
-            self.signaling.handle,
+            self._handle,
             s.host,
             s.port,
             process_request=self._route,
@@ -284,6 +419,26 @@ class App:
             compression=None,
             ssl=None if self.tls is None else server_context(self.tls),
         )
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        """Every WebSocket: /ws (signaling), a remote speech worker (/speech-worker, admitted by
+        the route), or an audience socket (/live/<room>/audience, issue 16)."""
+        path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
+        if path == SPEECH_WORKER_PATH and self.captions is not None:
+            await self._serve_worker(ws)
+            return
+        if self.audience is not None and self.audience.is_socket_path(path):
+            address = self.signaling.client_address(ws)
+            refused = self.signaling.connections.open(address)
+            if refused is not None:
+                await ws.close(CLOSE_TRY_AGAIN_LATER, refused)
+                return
+            try:
+                await self.audience.handle(ws, address)
+            finally:
+                self.signaling.connections.close(address)
+            return
+        await self.signaling.handle(ws)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -315,6 +470,8 @@ class App:
             except TimeoutError:
                 log.warning("connections did not close in time")
         await self.broadcasts.aclose()
+        if self.audience is not None:
+            await self.audience.aclose()
         await self.media.aclose()
         if self.captions is not None:
             await self.captions.aclose()

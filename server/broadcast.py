@@ -35,6 +35,7 @@ from . import outbound
 from .auth import AuthError, TokenVerifier
 from .context import RoomContext
 from .protocol import ProtocolError
+from .recordings import Recordings
 from .settings import Settings
 from .web import text_response
 
@@ -47,6 +48,9 @@ WATCH_PATH = "/watch.html"
 RESTART_DELAY_S = 1.0
 #: a worker that was asked to stop gets this long to write its last segments and ENDLIST
 STOP_TIMEOUT_S = 15.0
+#: and, when the broadcast is kept, this much more to finish its recording (the MP4 remux of a
+#: long broadcast: copying, no encoding); ``stop`` returns after STOP_TIMEOUT_S meanwhile
+RECORDING_FINISH_S = 600.0
 _ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PART = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 _TYPES = {
@@ -84,6 +88,8 @@ class BroadcastManager:
         self.ws_url = ""
         #: supervisors of broadcasts whose room closed (their workers finish by themselves)
         self._ending: set[asyncio.Task[None]] = set()
+        #: where broadcasts are kept ([retention] keeps "broadcasts"; set by the App), or None
+        self.recordings: Recordings | None = None
 
     def is_on_air(self, room: str) -> bool:
         return room in self.active
@@ -138,9 +144,28 @@ class BroadcastManager:
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
-        if current.supervisor is not None:
-            await current.supervisor
+        supervisor = current.supervisor
+        if supervisor is not None:
+            await asyncio.wait({supervisor}, timeout=STOP_TIMEOUT_S)
+            if not supervisor.done():  # the recording is being finished: awaited by aclose
+                self._ending.add(supervisor)
+                supervisor.add_done_callback(self._ending.discard)
         log.info("broadcast stopped", room=room)
+
+    async def recordings_of(self, room: str) -> tuple[bool, list[dict[str, Any]]]:
+        """Whether this server keeps broadcasts, and ``room``'s recordings (newest first; the
+        one on air, if any, still being recorded)."""
+        recordings = self.recordings
+        if recordings is None:
+            return False, []
+        current = self.active.get(room)
+        on_air = None if current is None else current.broadcast_id
+        return True, await asyncio.to_thread(recordings.listing, room, on_air=on_air)
+
+    def may_watch(self, room: str, headers: Headers) -> bool:
+        """Whether a request with ``headers`` may watch ``room`` (its room token, in token
+        mode)."""
+        return self._may_watch(room, headers)
 
     def room_closed(self, room: str) -> None:
         """The room ended: its worker sees its socket close and ends the stream by itself."""
@@ -195,6 +220,11 @@ class BroadcastManager:
             "ffmpeg": b.ffmpeg,
             "segment_prefix": current.broadcast_id,
             "ice_host_addresses": list(self.settings.media.ice_host_addresses),
+            "vod_dir": (
+                None
+                if self.recordings is None
+                else str(self.recordings.folder(current.room, current.broadcast_id))
+            ),
         }
 
     async def _supervise(self, current: RoomBroadcast) -> None:
@@ -231,8 +261,9 @@ class BroadcastManager:
             log.warning("broadcast worker exited", room=current.room, code=code)
             await asyncio.sleep(RESTART_DELAY_S)
         if current.stopping and current.process.returncode is None:
+            timeout_s = STOP_TIMEOUT_S + (RECORDING_FINISH_S if self.recordings else 0.0)
             try:
-                await asyncio.wait_for(current.process.wait(), STOP_TIMEOUT_S)
+                await asyncio.wait_for(current.process.wait(), timeout_s)
             except TimeoutError:
                 current.process.kill()
                 await current.process.wait()

@@ -1,12 +1,13 @@
-"""The speech worker's shell: speakers' decoded audio (:mod:`media.tap`) → the speech worker
-process (:mod:`interpret.supervisor`) → its caption frames → the rooms' side
+"""The speech workers' shell: speakers' decoded audio (:mod:`media.tap`) → the speech workers'
+pool (:mod:`interpret.pool`) → their caption frames → the rooms' side
 (:class:`CaptionRouter`, implemented by :class:`server.features.captions.CaptionsFeature`,
 which routes each caption to its readers).
 
-One speech worker serves every room of this server. Speakers are participants (their id is the
-speaker id); the worker translates each speaker's captions into the languages the readers of
-their room read (never another room's: one room's readers cannot make the worker translate
-every room), and each client gets only its own languages.
+A pool of speech workers (:class:`interpret.pool.SpeechPool`) serves every room of this
+server, each speaker on one worker. Speakers are participants (their id is the speaker id);
+their worker translates each speaker's captions into the languages the readers of their room
+read (never another room's: one room's readers cannot make the worker translate every room),
+and each client gets only its own languages.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import structlog
 from interpret.compose import PipelineConfig
 from interpret.frames import CaptionFrame, Translated, Translation, Untranslated
 from interpret.glossary import Glossary, protect, restore
-from interpret.supervisor import SpeechWorker
+from interpret.pool import PoolSettings, SpeechPool
 from media.tap import SpeakerAudioQueue
 
 from .features.captions import Routed, Speaker
+from .outbound import CaptionsStatus
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +53,13 @@ class CaptionRouter(Protocol):
         """Send a caption to its readers; None when the room is gone."""
         ...
 
+    def tell_everyone(self, message: str) -> None:
+        """Send ``message`` to every client of every room (``captions_status``)."""
+        ...
+
 
 class CaptionService:
-    """Owns the speech worker and the two tasks that feed it and fan its captions out."""
+    """Owns the speech workers' pool and the two tasks that feed it and fan its captions out."""
 
     def __init__(
         self,
@@ -62,9 +68,15 @@ class CaptionService:
         audio: SpeakerAudioQueue,
         close_timeout_s: float = 30.0,
         worker_nice: int = 5,
+        workers: int = 1,
+        speakers_per_worker: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._worker = SpeechWorker(config, close_timeout_s=close_timeout_s, nice=worker_nice)
+        pool = PoolSettings(workers=workers, speakers_per_worker=speakers_per_worker)
+        self._worker = SpeechPool(
+            config, settings=pool, close_timeout_s=close_timeout_s, nice=worker_nice
+        )
+        self._worker.on_availability = self._availability_changed
         self._audio = audio
         self._clock = clock
         #: the rooms' side: who speaks where, who reads what, delivery (set by the App:
@@ -85,12 +97,32 @@ class CaptionService:
         self.on_final: Callable[[str, CaptionFrame], None] | None = None
 
     @property
-    def worker(self) -> SpeechWorker:
+    def worker(self) -> SpeechPool:
         return self._worker
+
+    @property
+    def paused(self) -> bool:
+        """No speech worker is up: captions wait (clients are told with ``captions_status``)."""
+        return not self._worker.up
+
+    def status_message(self) -> str:
+        """``captions_status`` (PROTOCOL.md): live, or paused while no speech worker is up."""
+        return CaptionsStatus(state="paused" if self.paused else "live").encode()
+
+    def _availability_changed(self, available: bool) -> None:
+        """A speech worker came up while none was, or the last one went down: every client of
+        every room is told."""
+        if self.router is not None:
+            self.router.tell_everyone(self.status_message())
 
     async def start(self) -> None:
         ready = await self._worker.start()
-        log.info("speech worker ready", load_s=round(ready.load_s, 2))
+        if ready is None:
+            log.warning("no local speech worker: captions wait for a remote one")
+        else:
+            workers = self._worker.workers()
+            up = sum(w.up for w in workers)
+            log.info("speech workers ready", up=up, of=len(workers), load_s=round(ready.load_s, 2))
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._feed(), name="captions-feed"),

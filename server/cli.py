@@ -17,6 +17,7 @@ from . import __version__
 from .config_cli import config as config_app
 from .models_cli import models
 from .settings import ConfigError, defaults_text, load_settings
+from .workers_cli import speech_worker, workers
 
 cli = typer.Typer(
     add_completion=False,
@@ -264,6 +265,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
+cli.command()(workers)
+cli.command("speech-worker")(speech_worker)
 cli.add_typer(models, name="models")
 cli.add_typer(config_app, name="config")
 

@@ -111,6 +111,11 @@ class Feature(Protocol):
         (changing nothing)."""
         ...
 
+    def joined_fields(self, room: RoomContext, participant: Participant) -> Mapping[str, object]:
+        """Fields the joiner's ``joined`` gets from this feature (built before it is sent; a
+        hidden seat gets none)."""
+        ...
+
     def on_joined(self, room: RoomContext, peer: Peer) -> None:
         """Right after ``joined`` (synchronously: nothing comes between, before anyone else
         hears of the joiner): the joiner's first messages."""

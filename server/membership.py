@@ -27,6 +27,7 @@ from media.api import (
     MediaRoom,
     OfferReady,
     PeerFailed,
+    PublishAnswer,
     TrackPublished,
     TrackUnpublished,
 )
@@ -156,6 +157,9 @@ class LiveRoom:
         elif isinstance(event, TrackUnpublished):
             if self.registry.remove_track(self.name, event.peer_id, event.track_id):
                 self.broadcast(outbound.TrackUnpublished(event.peer_id, event.track_id).encode())
+        elif isinstance(event, PublishAnswer):
+            if client is not None:  # the Janus engine answers a client's publish offer
+                client.send(outbound.PublishAnswer(event.sdp, event.revision).encode())
         elif isinstance(event, PeerFailed) and client is not None:
             client.abort("media_failed", f"media connection failed: {event.reason}", CLOSE_INTERNAL)
 
@@ -261,6 +265,9 @@ class Membership:
         member.attach(live, participant)
         live.clients[pid] = member
         live.seats[pid] = seat
+        extra: dict[str, object] = {}
+        for feature in self.features:  # a host's audience link, the media engine...
+            extra.update(feature.joined_fields(live, participant))
         joined = outbound.Joined(
             participant_id=pid,
             room=name,
@@ -278,6 +285,7 @@ class Membership:
                 now_s=self.admission.wall_clock(),
                 not_after_s=seat.expires_s,
             ),
+            extra=extra,
         )
         member.send(joined.encode())
         for feature in self.features:

@@ -24,8 +24,10 @@ from prometheus_client.registry import Collector
 from . import __version__
 
 if TYPE_CHECKING:
+    from interpret.pool import WorkerInfo
     from media.tap import SpeakerAudioQueue
 
+    from .audience.service import AudienceService
     from .captions import CaptionService
     from .signaling import SignalingServer
 
@@ -64,6 +66,13 @@ class LiveState:
     dropped_interim_captions: int = 0
     #: reason -> captions the speech worker's text guards changed, dropped or decoded again
     asr_suppressed: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: audience (issue 16): (text, language) translations asked, items held, refusals by code
+    audience_translations: int = 0
+    audience_items: int = 0
+    audience_translation_jobs: int = 0
+    audience_refused: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: each speech worker of the pool (no speaker names: counts only)
+    speech_workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
 
 
 class ForwardTotals:
@@ -100,6 +109,7 @@ async def gather_live_state(
     captions: CaptionService | None,
     speaker_audio: SpeakerAudioQueue | None,
     forward_totals: ForwardTotals,
+    audience: AudienceService | None = None,
 ) -> LiveState:
     """Read every part once (media stats are awaited: a media worker process answers them)."""
     state = LiveState(ready=ready, rooms=len(signaling.rooms))
@@ -132,6 +142,12 @@ async def gather_live_state(
         state.asr_dropped_chunks += worker.dropped_chunks
         state.dropped_interim_captions = worker.dropped_captions
         state.asr_suppressed = worker.suppressed
+        state.speech_workers = worker.workers()
+    if audience is not None:
+        state.audience_translations = audience.translate_calls
+        state.audience_items = sum(len(r.board.items) for r in audience.rooms.values())
+        state.audience_refused = dict(audience.refused)
+        state.audience_translation_jobs = audience.pending_translations
     return state
 
 
@@ -194,6 +210,7 @@ class LiveStateCollector(Collector):
             "Interim captions dropped because nobody read them (finals are never dropped)",
             value=s.dropped_interim_captions,
         )
+        yield from _speech_worker_families(s.speech_workers)
         suppressed = CounterMetricFamily(
             "parley_asr_suppressed",
             "Caption text the recognizer's guards changed, dropped or decoded again (repeated"
@@ -203,9 +220,103 @@ class LiveStateCollector(Collector):
         for reason in sorted({*ASR_SUPPRESSED_REASONS, *s.asr_suppressed}):
             suppressed.add_metric([reason], s.asr_suppressed.get(reason, 0))
         yield suppressed
+        yield CounterMetricFamily(
+            "parley_audience_translations",
+            "Audience texts translated, counted per target language (grows with languages and"
+            " approved questions, not with readers)",
+            value=s.audience_translations,
+        )
+        yield GaugeMetricFamily(
+            "parley_audience_items", "Audience questions and comments held", value=s.audience_items
+        )
+        yield GaugeMetricFamily(
+            "parley_audience_translation_jobs",
+            "Audience translation jobs queued or running",
+            value=s.audience_translation_jobs,
+        )
+        refused = CounterMetricFamily(
+            "parley_audience_refused", "Audience messages refused, by code", labels=["code"]
+        )
+        for code, count in sorted(s.audience_refused.items()):
+            refused.add_metric([code], count)
+        yield refused
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected live; nothing to check at registration
+
+
+#: why a speaker left a worker (interpret.placement.MoveReason, less "placed")
+MOVE_REASONS = ("worker_down", "lagging", "balance")
+
+
+def _speech_worker_families(workers: list[WorkerInfo]) -> Iterator[Metric]:
+    """One series per speech worker of the pool (``worker`` = local-N or a remote name)."""
+    label = ["worker"]
+    yield GaugeMetricFamily(
+        "parley_speech_workers_up", "Speech workers up", value=sum(w.up for w in workers)
+    )
+    info = GaugeMetricFamily(
+        "parley_speech_worker_info",
+        "A speech worker: kind (local or remote), model, device; 1 while up",
+        labels=["worker", "kind", "model", "device"],
+    )
+    families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+        "speakers": GaugeMetricFamily(
+            "parley_speech_worker_speakers", "Speakers placed on the worker", labels=label
+        ),
+        "capacity": GaugeMetricFamily(
+            "parley_speech_worker_capacity",
+            "Speakers the worker serves in real time (its weight in placement)",
+            labels=label,
+        ),
+        "rtf": GaugeMetricFamily(
+            "parley_speech_worker_real_time_factor",
+            "Decode seconds per second of audio the worker received (last window)",
+            labels=label,
+        ),
+        "busy": GaugeMetricFamily(
+            "parley_speech_worker_busy_ratio",
+            "Decode seconds per second of wall time (1: the decoder never rests)",
+            labels=label,
+        ),
+        "queue": GaugeMetricFamily(
+            "parley_speech_worker_queue_seconds",
+            "Audio waiting for the worker, plus how long its last load report is overdue",
+            labels=label,
+        ),
+        "restarts": CounterMetricFamily(
+            "parley_speech_worker_restarts",
+            "Times the worker process was started again after dying",
+            labels=label,
+        ),
+        "dropped": CounterMetricFamily(
+            "parley_speech_worker_dropped_chunks",
+            "Audio chunks dropped (oldest first) on the way to the worker",
+            labels=label,
+        ),
+    }
+    moves = CounterMetricFamily(
+        "parley_speech_worker_moves",
+        "Speakers moved off the worker, by reason",
+        labels=["worker", "reason"],
+    )
+    for w in workers:
+        info.add_metric([w.worker_id, w.kind, w.model, w.device], int(w.up))
+        for key, value in (
+            ("speakers", w.speakers),
+            ("capacity", w.capacity),
+            ("rtf", w.real_time_factor),
+            ("busy", w.busy),
+            ("queue", w.queue_s),
+            ("restarts", w.restarts),
+            ("dropped", w.dropped_chunks),
+        ):
+            families[key].add_metric([w.worker_id], value)
+        for reason in sorted({*MOVE_REASONS, *w.moves_out}):
+            moves.add_metric([w.worker_id, reason], w.moves_out.get(reason, 0))
+    yield info
+    yield from families.values()
+    yield moves
 
 
 class ServerMetrics:

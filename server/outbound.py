@@ -89,6 +89,24 @@ class Joined(ServerMessage):
     #: hosts only: who waits in the lobby
     lobby: Sequence[Mapping[str, Any]] | None = field(default=None, metadata=OMIT_NONE)
     ice_servers: Sequence[Mapping[str, Any]] = ()
+    #: what the room's features add (a host's ``moderate_url``, ``media_engine``...): after the
+    #: others, before ``ice_servers``
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "participant_id": self.participant_id,
+            "room": self.room,
+            "role": self.role,
+            "participants": _plain(self.participants),
+        }
+        if self.room_settings is not None:
+            out["room_settings"] = _plain(self.room_settings)
+        if self.lobby is not None:
+            out["lobby"] = _plain(self.lobby)
+        out.update(_plain(self.extra))
+        out["ice_servers"] = _plain(self.ice_servers)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +168,15 @@ class Offer(ServerMessage):
     sdp: str
     revision: int
     slots: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAnswer(ServerMessage):
+    """Janus engine: the answer to a client's ``publish_offer``."""
+
+    type: ClassVar[str] = "publish_answer"
+    sdp: str
+    revision: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +319,23 @@ class Broadcast(ServerMessage):
             "watch_url": self.watch_url,
             "pinned": self.pinned,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Recordings(ServerMessage):
+    """A host's ``recordings``: whether this server keeps broadcasts, and the room's."""
+
+    type: ClassVar[str] = "recordings"
+    kept: bool
+    recordings: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionsStatus(ServerMessage):
+    """Captions are ``live``, or ``paused`` while no speech worker is up."""
+
+    type: ClassVar[str] = "captions_status"
+    state: str
 
 
 @dataclass(frozen=True, slots=True)

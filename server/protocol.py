@@ -107,6 +107,19 @@ class Answer(_ClientMessage):
     revision: int
 
 
+class PublishOffer(_ClientMessage):
+    """Janus engine only: the client's offer for its send-only publish peer connection."""
+
+    type: Literal["publish_offer"]
+    sdp: Sdp
+    revision: int
+    #: mid -> what the m-line sends
+    sources: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=32)], TrackSource],
+        Field(max_length=8),
+    ]
+
+
 class Mute(_ClientMessage):
     type: Literal["mute"]
     track_id: TrackId
@@ -297,6 +310,12 @@ class BroadcastPin(BroadcastAction):
     participant_id: ParticipantId | None = None
 
 
+class BroadcastRecordings(BroadcastAction):
+    """A host asks for the room's kept broadcasts (``[retention]`` keeps ``broadcasts``)."""
+
+    type: Literal["recordings"]
+
+
 class BroadcasterJoin(_ClientMessage):
     """The broadcast worker's join (hidden, uncounted), with the secret the server gave it."""
 
@@ -311,6 +330,7 @@ ClientMessage = (
     | Publish
     | Unpublish
     | Answer
+    | PublishOffer
     | Mute
     | Leave
     | Captions
@@ -334,15 +354,17 @@ ClientMessage = (
     | BroadcastStart
     | BroadcastStop
     | BroadcastPin
+    | BroadcastRecordings
     | BroadcasterJoin
 )
 CLIENT_TYPES = frozenset(
     {"hello", "join", "publish", "unpublish", "answer", "mute", "leave", "captions"}
+    | {"publish_offer"}
     | {"chat", "hand", "transcription"}
     | {"mute_participant", "remove_participant", "room_settings", "admit", "deny", "end_meeting"}
     | {"correct", "glossary_set", "export"}
     | {"listen", "on_air", "off_air", "handover_request", "handover_answer"}
-    | {"broadcast_start", "broadcast_stop", "broadcast_pin", "broadcaster_join"}
+    | {"broadcast_start", "broadcast_stop", "broadcast_pin", "broadcaster_join", "recordings"}
 )
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(
     Annotated[ClientMessage, Field(discriminator="type")]

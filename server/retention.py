@@ -11,6 +11,10 @@ per file that carries the room and kind, never the text; the next hour's file st
 
 Callers (captions here; chat when it exists) call ``record(room, kind, fields)`` with what is
 worth keeping; the time is added here.
+
+``"broadcasts"`` in ``kinds`` keeps each broadcast as a recording (server/recordings.py, written
+by the broadcast worker under ``data_dir/recordings/``), deleted ``max_age_h`` after it ended by
+the same purge.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from typing import Any, Literal
 
 import structlog
 
+from .recordings import Recordings
 from .settings import RetentionSettings
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["captions", "chat"]
+Kind = Literal["captions", "chat", "broadcasts", "audience"]
 
 
 class Retention:
@@ -46,6 +51,10 @@ class Retention:
         #: the files that reached ``max_file_bytes`` this hour (one warning each)
         self._full: set[Path] = set()
         self._full_hour = ""
+        #: broadcasts kept as recordings; None: not kept
+        self.recordings: Recordings | None = None
+        if "broadcasts" in self._kinds:
+            self.recordings = Recordings(data_dir / "recordings")
 
     @property
     def enabled(self) -> bool:
@@ -55,11 +64,31 @@ class Retention:
         """One sentence for the start banner: what is stored, and where."""
         if not self.enabled:
             return "nothing: captions and chat live in memory and vanish with their room"
-        kinds = " and ".join(sorted(self._kinds))
-        return (
-            f"final {kinds} as JSON lines under {self.directory}/<room>/, "
-            f"deleted after {self.settings.max_age_h:g} h"
-        )
+        kept = []
+        lines = sorted(self._kinds - {"broadcasts", "audience"})
+        if lines:
+            kept.append(f"final {' and '.join(lines)} as JSON lines under {self.directory}/<room>/")
+        if "audience" in self._kinds:
+            kept.append(f"audience exports (JSON + CSV) under {self.directory}/<room>/")
+        if self.recordings is not None:
+            kept.append(f"broadcasts as recordings under {self.recordings.directory}/<room>/")
+        return f"{'; '.join(kept)}, deleted after {self.settings.max_age_h:g} h"
+
+    def write_export(self, room: str, json_text: str, csv_text: str) -> None:
+        """An ended room's audience (``kinds`` has "audience"): JSON and CSV beside its other
+        records, deleted with them (PROTOCOL.md "Audience")."""
+        if "audience" not in self._kinds:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        directory = self.directory / room
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for suffix, text in ((".json", json_text), (".csv", csv_text)):
+                (directory / f"audience-{now:%Y-%m-%dT%H%M%S}{suffix}").write_text(
+                    text, encoding="utf-8"
+                )
+        except OSError as exc:
+            log.error("cannot store the audience export", room=room, error=exc.strerror)
 
     def record(self, room: str, kind: Kind, fields: Mapping[str, Any]) -> None:
         """Keep one record (a final caption, a chat message) if ``kind`` is retained.
@@ -102,12 +131,13 @@ class Retention:
         self.written += 1
 
     def purge(self, *, now_s: float | None = None) -> int:
-        """Delete files whose newest record is older than ``max_age_h``; returns how many."""
-        if not self.directory.is_dir():
-            return 0
+        """Delete files whose newest record is older than ``max_age_h`` (and recordings that
+        ended longer ago); returns how many."""
         cutoff = (time.time() if now_s is None else now_s) - self.settings.max_age_h * 3600
-        removed = 0
-        for path in self.directory.glob("*/*.jsonl"):
+        removed = 0 if self.recordings is None else self.recordings.purge(cutoff)
+        if not self.directory.is_dir():
+            return removed
+        for path in [*self.directory.glob("*/*.jsonl"), *self.directory.glob("*/audience-*")]:
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
@@ -124,5 +154,5 @@ class Retention:
         while True:
             removed = await asyncio.to_thread(self.purge)
             if removed:
-                log.info("purged old transcripts", files=removed)
+                log.info("purged old transcripts and recordings", files=removed)
             await asyncio.sleep(self.settings.purge_interval_s)

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from media.api import IceServer, MediaSettings
+from media.api import IceServer, JanusSettings, MediaSettings
 
 from .origins import OriginError, parse_origin
 
@@ -97,13 +97,47 @@ class IceServerSettings(_Section):
     credential: str | None = None
 
 
+#: what Debian's janus package ships (janus.jcfg, janus.plugin.videoroom.jcfg): never accepted
+JANUS_SHIPPED_SECRETS = frozenset({"janusrocks", "janusoverlord", "supersecret"})
+
+
 class MediaConfig(_Section):
+    backend: Literal["aiortc", "janus"]
     isolation: Literal["inline", "process"]
+    janus_url: str
+    janus_api_secret: str
+    janus_admin_key: str
+    janus_tap_host: str
     ice_servers: list[IceServerSettings]
     ice_host_addresses: list[str]
     pli_min_interval_ms: int = Field(ge=0)
     subscriber_queue_frames: int = Field(ge=4)
     audio_tap: bool
+
+    @model_validator(mode="after")
+    def _janus_is_configured(self) -> MediaConfig:
+        if self.backend != "janus":
+            return self
+        if not self.janus_url.startswith(("ws://", "wss://")):
+            raise ValueError("media.backend = 'janus' needs media.janus_url (ws:// or wss://)")
+        for key in ("janus_api_secret", "janus_admin_key"):
+            value = getattr(self, key)
+            if len(value) < 16 or value in JANUS_SHIPPED_SECRETS:
+                raise ValueError(
+                    f"media.{key} must be set to Janus's own secret (16+ characters, never the "
+                    "one Janus ships with)"
+                )
+        if self.isolation != "inline":
+            raise ValueError("media.backend = 'janus' keeps rooms in Janus: isolation = 'inline'")
+        return self
+
+    def to_janus_settings(self) -> JanusSettings:
+        return JanusSettings(
+            url=self.janus_url,
+            api_secret=self.janus_api_secret,
+            admin_key=self.janus_admin_key,
+            tap_host=self.janus_tap_host,
+        )
 
     def to_media_settings(self) -> MediaSettings:
         return MediaSettings(
@@ -160,6 +194,13 @@ class CaptionSettings(_Section):
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
     worker_nice: int = Field(ge=0, le=19)
+    #: local speech worker processes: "auto" (one per cpu_threads cores), or a number (0: none,
+    #: remote workers only)
+    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
+    #: speakers one local worker serves in real time (its weight when speakers are placed)
+    speakers_per_worker: int = Field(ge=1, le=256)
+    #: the shared secret remote speech workers present (empty: none may connect)
+    worker_secret_file: str
     #: languages captions are read in here; the start log warns about those nothing reaches
     translation_languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
 
@@ -174,6 +215,14 @@ class CaptionSettings(_Section):
             if reason is not None:
                 raise ValueError(reason)
         return model
+
+    def local_workers(self, cores: int | None = None) -> int:
+        """How many local speech workers to run."""
+        if self.workers != "auto":
+            return self.workers
+        from interpret.pool import auto_workers
+
+        return auto_workers(self.cpu_threads, cores)
 
     def pipeline_config(self) -> Any:
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""
@@ -246,7 +295,7 @@ class MetricsSettings(_Section):
 
 class RetentionSettings(_Section):
     mode: Literal["none", "jsonl"]
-    kinds: list[Literal["captions", "chat"]]
+    kinds: list[Literal["captions", "chat", "broadcasts", "audience"]]
     max_age_h: float = Field(gt=0)
     purge_interval_s: float = Field(ge=1)
     max_file_bytes: int = Field(ge=1024)
@@ -291,6 +340,21 @@ class BroadcastSettings(_Section):
         return Path(self.dir).expanduser() if self.dir else data_path / "broadcast"
 
 
+class AudienceSettings(_Section):
+    """``[audience]``: questions, comments and polls from viewers (server/audience/)."""
+
+    enabled: bool
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]]
+    pivot_lang: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+    max_chars: int = Field(ge=10, le=5000)
+    per_viewer_per_min: int = Field(ge=1, le=1000)
+    per_address_per_min: int = Field(ge=1, le=100_000)
+    max_pending: int = Field(ge=1, le=100_000)
+    group_threshold: float = Field(gt=0, le=1)
+    document_max_age_s: int = Field(ge=1, le=60)
+    translate_queue_max: int = Field(ge=1, le=100_000)
+
+
 class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
@@ -306,6 +370,7 @@ class Settings(_Section):
     logging: LoggingSettings
     interpreting: InterpretingSettings
     broadcast: BroadcastSettings
+    audience: AudienceSettings
 
     @model_validator(mode="after")
     def _media_sections_fit_a_full_room(self) -> Settings:

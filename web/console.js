@@ -83,6 +83,11 @@ class ConsoleView {
       for (const row of this.rows.values()) this.labelSpeaker(row, this.captions.get(row.dataset.captionId));
     });
     $("glossary-save").addEventListener("click", () => this.saveGlossary());
+    session.addEventListener("joined", () => this.renderBroadcast());
+    session.addEventListener("broadcast", () => this.renderBroadcast());
+    session.addEventListener("recordings", (ev) => this.renderRecordings(ev.detail));
+    $("broadcast-button").addEventListener("click", () => session.setBroadcast(!session.broadcast.onAir));
+    $("recordings-button").addEventListener("click", () => session.requestRecordings());
     const exports = [["json", null, "JSON"]];
     for (const lang of this.languages) exports.push(["vtt", lang, `WebVTT ${lang.toUpperCase()}`], ["srt", lang, `SRT ${lang.toUpperCase()}`]);
     $("export-buttons").replaceChildren(...exports.map(([format, lang, text]) => {
@@ -94,6 +99,41 @@ class ConsoleView {
       button.addEventListener("click", () => session.requestExport(format, lang));
       return button;
     }));
+  }
+
+  /** "On air to the public" for everyone; hosts start and stop the broadcast and list its
+   * recordings (PROTOCOL.md "Broadcast"). */
+  renderBroadcast() {
+    const { onAir, watchUrl } = this.session.broadcast;
+    const badge = $("broadcast-badge");
+    badge.hidden = !onAir;
+    if (watchUrl) badge.href = watchUrl;
+    $("broadcast-tools").hidden = this.session.myRole !== "host";
+    const button = $("broadcast-button");
+    setText(button, onAir ? "broadcast.stop" : "broadcast.start");
+    button.setAttribute("aria-pressed", String(onAir));
+  }
+
+  renderRecordings({ kept, recordings }) {
+    const items = recordings.map((r) => {
+      const li = document.createElement("li");
+      const when = r.started_at ? new Date(r.started_at * 1000).toLocaleString() : r.recording_id;
+      const minutes = r.duration_s ? Math.round(r.duration_s / 6) / 10 : 0;
+      const label = document.createElement("span"); // its own element: a language change rewrites it
+      setText(label, r.recording ? "console.recordingNow" : "console.recordingItem", { when, minutes });
+      li.append(label);
+      for (const file of r.files) {
+        const a = Object.assign(document.createElement("a"), { href: file.url, download: "", textContent: file.name });
+        li.append(" ", a);
+      }
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement("li");
+      setText(li, kept ? "console.noRecordings" : "console.recordingsOff");
+      items.push(li);
+    }
+    $("recordings-list").replaceChildren(...items);
   }
 
   onGlossary({ entries, by }) {

@@ -1,4 +1,5 @@
-// Parley wire protocol v1 client (see PROTOCOL.md): one WebSocket + one RTCPeerConnection.
+// Parley wire protocol v1 client (see PROTOCOL.md): one WebSocket + one RTCPeerConnection
+// (two on a Janus-backed server: `pubPc`, which we offer, sends; PROTOCOL.md "Janus engine").
 // No DOM access here: the UI (room.js) listens to the events this module dispatches.
 //
 // Events (all CustomEvent; read `event.detail`):
@@ -14,6 +15,7 @@
 //   "hand"          {participantId, raised}
 //   "transcription" {participantId, optOut}
 //   "captionsunavailable" {}                the server has no captions ([captions] off)
+//   "captionsstatus" {state}                "paused" (no speech worker is up) or "live" again
 //   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
 //   "closed"        {code, reason, failure} the socket closed for good; the session is over
 //                                           (failure: {code, message} when media could not
@@ -205,6 +207,12 @@ export class ParleySession extends EventTarget {
     this._slots = {};
     this._pendingSlots = null;
     this._offerChain = Promise.resolve();
+    // Janus engine (PROTOCOL.md "Janus engine"): we offer a second, send-only connection
+    this.mediaEngine = "parley";
+    this.pubPc = null;
+    this._publishRevision = 0;
+    this._publishChain = Promise.resolve();
+    this._publishAnswered = null; // resolves the outstanding publish_offer
   }
 
   /** Open the socket, say hello, join the room and publish. Resolves once joined. */
@@ -302,7 +310,10 @@ export class ParleySession extends EventTarget {
     if (this.local.has("screen")) throw new Error("already sharing a screen");
     this.local.set("screen", { track, trackId: null, muted: false, source: "screen" });
     track.addEventListener("ended", () => this.stopScreen(), { once: true }); // the browser's "Stop sharing"
-    if (this.state === "joined") this._send({ type: "publish", kinds: ["video"], source: "screen" });
+    if (this.state === "joined") {
+      this._send({ type: "publish", kinds: ["video"], source: "screen" });
+      if (this.pubPc) this._queuePublishOffer();
+    }
   }
 
   stopScreen() {
@@ -311,6 +322,7 @@ export class ParleySession extends EventTarget {
     this.local.delete("screen");
     entry.track.stop();
     if (entry.trackId) this._send({ type: "unpublish", track_id: entry.trackId });
+    if (this.pubPc) this._queuePublishOffer();
     this._emit("screenstopped", {});
   }
 
@@ -341,7 +353,8 @@ export class ParleySession extends EventTarget {
     const entry = this.local.get(kind);
     if (!entry) return false;
     track.enabled = !entry.muted;
-    const sender = this.pc ? this.pc.getSenders().find((s) => s.track === entry.track) : null;
+    const senders = [this.pc, this.pubPc].flatMap((pc) => (pc ? pc.getSenders() : []));
+    const sender = senders.find((s) => s.track === entry.track) || null;
     if (sender) await sender.replaceTrack(track);
     const old = entry.track;
     entry.track = track;
@@ -352,6 +365,11 @@ export class ParleySession extends EventTarget {
   /** A host starts (true) or stops (false) broadcasting the room to the public. */
   setBroadcast(onAir) {
     this._send({ type: onAir ? "broadcast_start" : "broadcast_stop" });
+  }
+
+  /** A host asks for the room's kept broadcasts (answered by a `recordings` event). */
+  requestRecordings() {
+    this._send({ type: "recordings" });
   }
 
   /** Leave the room. Resolves when the server has closed the socket (or after a timeout). */
@@ -466,6 +484,7 @@ export class ParleySession extends EventTarget {
     for (const entry of [...this.remoteTracks.values()]) this._removeRemote(entry.mid);
     if (this.pc) this.pc.close();
     this.pc = null;
+    this._closePublishConnection();
     clearTimeout(this._pcTimer);
     clearTimeout(this._stableTimer);
     this._slots = {};
@@ -506,6 +525,67 @@ export class ParleySession extends EventTarget {
     this._rejoinDelayMs = ICE_REJOIN_DELAYS_MS[this._iceRejoins];
     this._iceRejoins += 1;
     this.simulateDrop();
+  }
+
+  // -- Janus engine: the publish connection (PROTOCOL.md "Janus engine") ---------------------
+  _createPublishConnection(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc === this.pubPc && pc.connectionState === "failed") this._onMediaFailed();
+    });
+    return pc;
+  }
+
+  _closePublishConnection() {
+    if (this.pubPc) this.pubPc.close();
+    this.pubPc = null;
+    this._publishChain = Promise.resolve();
+    if (this._publishAnswered) this._publishAnswered.resolve(null);
+    this._publishAnswered = null;
+  }
+
+  /** One publish offer at a time; changes meanwhile go into the next one. */
+  _queuePublishOffer() {
+    const pc = this.pubPc;
+    this._publishChain = this._publishChain
+      .then(() => this._publishOffer(pc))
+      .catch((err) => {
+        if (this.state === "closed" || pc !== this.pubPc) return;
+        console.error("publish offer", err);
+        this._fail("client", `could not publish: ${err}`);
+      });
+  }
+
+  async _publishOffer(pc) {
+    if (!pc || pc !== this.pubPc || pc.signalingState === "closed") return;
+    const sending = new Set([...this.local.values()].map((e) => e.track));
+    for (const t of pc.getTransceivers()) {
+      // a track we no longer publish (a stopped screen share): its m-line goes inactive
+      if (t.direction !== "inactive" && !sending.has(t.sender.track)) {
+        await t.sender.replaceTrack(null);
+        t.direction = "inactive";
+      }
+    }
+    const sources = {};
+    for (const [key, entry] of this.local) {
+      let transceiver = pc.getTransceivers().find((t) => t.sender.track === entry.track);
+      if (!transceiver) transceiver = pc.addTransceiver(entry.track, { direction: "sendonly" });
+      entry.publishTransceiver = transceiver;
+      sources[key] = transceiver;
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    const bySource = {};
+    for (const [key, transceiver] of Object.entries(sources)) {
+      bySource[transceiver.mid] = key === "screen" ? "screen" : key === "audio" ? "microphone" : "camera";
+    }
+    this._publishRevision += 1;
+    const revision = this._publishRevision;
+    const answered = new Promise((resolve) => { this._publishAnswered = { revision, resolve }; });
+    this._send({ type: "publish_offer", sdp: pc.localDescription.sdp, revision, sources: bySource });
+    const sdp = await answered;
+    if (sdp === null || pc !== this.pubPc) return; // torn down meanwhile
+    await pc.setRemoteDescription({ type: "answer", sdp });
   }
 
   _createPeerConnection(iceServers) {
@@ -642,6 +722,9 @@ ParleySession.prototype._handlers = {
     this.state = "joined";
     this.participantId = msg.participant_id;
     this.myRole = msg.role || null;
+    // a host's link to moderate the audience's questions and polls (PROTOCOL.md "Audience")
+    this.audience = { moderateUrl: msg.moderate_url ?? null };
+    this._emit("audience", this.audience);
     this._attempt = 0;
     if (reconnected) this.reconnects += 1;
     if (this.captionsAvailable !== false) this._send({ type: "captions", languages: this.languages });
@@ -652,6 +735,12 @@ ParleySession.prototype._handlers = {
       if (this.listening.channel !== "floor" || this.listening.interpreter_captions) this._sendListen();
     }
     if (this.local.has("screen")) this._send({ type: "publish", kinds: ["video"], source: "screen" });
+    this.mediaEngine = msg.media_engine || "parley";
+    this._closePublishConnection();
+    if (this.mediaEngine === "janus" && this.local.size) {
+      this.pubPc = this._createPublishConnection(this.iceServers);
+      this._queuePublishOffer();
+    }
     this.room = msg.room;
     this.participants.clear();
     for (const p of msg.participants || []) this._handlers.participant_joined.call(this, { participant: p }, true);
@@ -727,6 +816,13 @@ ParleySession.prototype._handlers = {
       });
   },
 
+  publish_answer(msg) {
+    const answered = this._publishAnswered;
+    if (!answered || msg.revision !== answered.revision) return; // an older offer's answer
+    this._publishAnswered = null;
+    answered.resolve(msg.sdp);
+  },
+
   server_closing(msg) {
     // the socket closes with 1001 next; we reconnect as after any drop, and the UI says why
     this._emit("serverclosing", { reason: msg.reason, flushTimeoutMs: msg.flush_timeout_ms });
@@ -774,6 +870,10 @@ ParleySession.prototype._handlers = {
     this._emit("glossary", { entries: this.glossary, by: msg.by ?? null });
   },
 
+  recordings(msg) {
+    this._emit("recordings", { kept: Boolean(msg.kept), recordings: msg.recordings || [] });
+  },
+
   export(msg) {
     this._emit("export", { format: msg.format, lang: msg.lang ?? null, filename: msg.filename, content: msg.content });
   },
@@ -783,6 +883,11 @@ ParleySession.prototype._handlers = {
     if (msg.listening) this.listening = { ...msg.listening };
     if (typeof msg.duck_volume === "number") this.duckVolume = msg.duck_volume;
     this._emit("channels", { event: msg.event || null });
+  },
+
+  captions_status(msg) {
+    this.captionsPaused = msg.state === "paused";
+    this._emit("captionsstatus", { state: msg.state });
   },
 
   caption(msg) {
@@ -797,6 +902,10 @@ ParleySession.prototype._handlers = {
       return;
     }
     this.lastError = { code: msg.code, message: msg.message, ref: msg.ref ?? null };
+    if (msg.ref === "publish_offer" && this._publishAnswered) {
+      this._publishAnswered.resolve(null); // refused: nothing published; the next change retries
+      this._publishAnswered = null;
+    }
     if (this.state === "reconnecting" && msg.ref === "join") {
       // the rejoin was refused (e.g. rate_limited): drop this socket, the next attempt follows
       this._emit("error", this.lastError);

@@ -159,6 +159,11 @@ class RoomView {
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
     session.addEventListener("joined", () => this.renderBroadcast());
     session.addEventListener("broadcast", () => this.renderBroadcast());
+    session.addEventListener("audience", () => {
+      const link = $("moderate-link"); // a host's moderation page (issue 16)
+      link.href = session.audience.moderateUrl || "#";
+      link.hidden = !session.audience.moderateUrl;
+    });
     $("broadcast-button").addEventListener("click", () => {
       session.setBroadcast(!session.broadcast.onAir);
     });
@@ -349,6 +354,19 @@ class RoomView {
     $("notice").hidden = false;
     // Captions may show once the notice is on screen: it always comes first.
     this.captions.consent();
+  }
+
+  /** No speech worker is up (paused) or one is again (live): say so on the CC button, and once
+   * as a toast at each change. */
+  onCaptionsStatus(state) {
+    const paused = state === "paused";
+    if (paused) setAttr($("cc-button"), "title", "captions.paused");
+    else {
+      $("cc-button").removeAttribute("title");
+      $("cc-button").removeAttribute("data-i18n-title");
+    }
+    $("cc-button").classList.toggle("paused", paused);
+    this.toast(paused ? "captions.paused" : "captions.resumed");
   }
 
   onCaptionsUnavailable() {

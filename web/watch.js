@@ -6,6 +6,7 @@
 
 import Hls from "./vendor/hls/hls.esm.js";
 import { takeLinkToken } from "./linktoken.js";
+import { startAudience } from "./audience.js";
 
 const MASTER_POLL_MS = 10_000;
 const RETRY_MS = 3_000;
@@ -131,6 +132,8 @@ function startHls() {
     enableWorker: false, // the page's CSP allows no blob: worker; segments are small
     liveSyncDurationCount: 2,
     liveMaxLatencyDurationCount: 6,
+    // after a stall, play up to 10 % faster back to 2 segments behind live (else it stays late)
+    maxLiveSyncPlaybackRate: 1.1,
     renderTextTracksNatively: true,
     xhrSetup: token ? (xhr) => xhr.setRequestHeader("Authorization", `Bearer ${token}`) : undefined,
   });
@@ -228,3 +231,4 @@ setInterval(() => {
 }, 1000);
 
 load();
+startAudience({ room, token }); // questions and polls (issue 16)

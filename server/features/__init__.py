@@ -8,12 +8,12 @@ feature is one new module here plus one line in that list.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 
 from ..context import Feature, Peer, RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
-from ..rooms import Role
+from ..rooms import Participant, Role
 
 __all__ = ["BaseFeature", "Dispatch"]
 
@@ -27,6 +27,9 @@ class BaseFeature:
 
     async def handle(self, sender: Sender, msg: ClientMessage) -> None:
         raise ProtocolError("unknown_type", f"unknown message type {msg.type!r}", msg.type)
+
+    def joined_fields(self, room: RoomContext, participant: Participant) -> Mapping[str, object]:
+        return {}
 
     def on_joined(self, room: RoomContext, peer: Peer) -> None:
         return None

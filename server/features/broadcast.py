@@ -1,16 +1,16 @@
 """Broadcast controls (PROTOCOL.md "Broadcast"): the host's ``broadcast_start``,
-``broadcast_stop`` and ``broadcast_pin``, the ``broadcast`` state everybody in the room is told,
-rooms that go on air when they open (``[broadcast] rooms``), and who may take a room's hidden
-seat (its broadcast worker). The worker processes and ``/live/`` are
-:class:`server.broadcast.BroadcastManager`'s."""
+``broadcast_stop``, ``broadcast_pin`` and ``recordings`` (the room's kept broadcasts), the
+``broadcast`` state everybody in the room is told, rooms that go on air when they open
+(``[broadcast] rooms``), and who may take a room's hidden seat (its broadcast worker). The
+worker processes, the recordings and ``/live/`` are :class:`server.broadcast.BroadcastManager`'s."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import structlog
 
-from .. import protocol
+from .. import outbound, protocol
 from ..context import Peer, RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
 from ..rooms import Role
@@ -38,6 +38,8 @@ class Broadcasts(Protocol):
 
     def room_closed(self, room: str) -> None: ...
 
+    async def recordings_of(self, room: str) -> tuple[bool, list[dict[str, Any]]]: ...
+
 
 class BroadcastFeature(BaseFeature):
     """The host's broadcast controls; also the membership's judge of hidden seats
@@ -47,6 +49,7 @@ class BroadcastFeature(BaseFeature):
         protocol.BroadcastStart,
         protocol.BroadcastStop,
         protocol.BroadcastPin,
+        protocol.BroadcastRecordings,
     )
     roles: ClassVar[frozenset[Role] | None] = frozenset({"host"})
     forbidden = "only a host may send {type}"
@@ -64,6 +67,9 @@ class BroadcastFeature(BaseFeature):
         if manager is None:
             raise ProtocolError("bad_state", "broadcasting is off on this server", msg.type)
         match msg:
+            case protocol.BroadcastRecordings():
+                kept, items = await manager.recordings_of(room.name)
+                sender.peer.send(outbound.Recordings(kept=kept, recordings=items).encode())
             case protocol.BroadcastStart():
                 manager.start(room, me.participant_id)
             case protocol.BroadcastStop():

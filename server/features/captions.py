@@ -228,6 +228,12 @@ class CaptionsFeature(BaseFeature):
             delivery.peer.send_caption(delivery.caption.encode(), final=frame.is_final)
         return routed
 
+    def tell_everyone(self, message: str) -> None:
+        """Send ``message`` to every client of every room (hidden seats included)."""
+        for room in list(self._rooms.values()):
+            for peer in list(room.clients.values()):
+                peer.send(message)
+
     # -- hooks ----------------------------------------------------------------------------------
     async def on_left(self, room: RoomContext, participant_id: str) -> None:
         if self._service is not None:

@@ -1,17 +1,20 @@
-"""Publishing and receiving (PROTOCOL.md "Media"): ``publish``, ``unpublish``, ``answer`` and
-``mute`` of one's own tracks. The rules are here (viewers do not publish; a source has one kind;
-an answer's size is capped); the media plane (:mod:`media.api`) does the rest."""
+"""Publishing and receiving (PROTOCOL.md "Media"): ``publish``, ``unpublish``, ``answer``,
+``publish_offer`` (the Janus engine) and ``mute`` of one's own tracks. The rules are here
+(viewers do not publish; a source has one kind; an SDP's size is capped); the media plane
+(:mod:`media.api`) does the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from media.api import PublisherOffers
 from media.errors import MediaStateError, SdpError, StaleAnswerError, UnknownPeerError
 
 from .. import outbound, protocol
-from ..context import Sender
+from ..context import RoomContext, Sender
 from ..protocol import ClientMessage, ProtocolError
+from ..rooms import Participant
 from ..settings import LimitSettings
 from . import BaseFeature
 
@@ -26,11 +29,20 @@ class MediaFeature(BaseFeature):
         protocol.Publish,
         protocol.Unpublish,
         protocol.Answer,
+        protocol.PublishOffer,
         protocol.Mute,
     )
 
-    def __init__(self, *, limits: LimitSettings) -> None:
+    def __init__(self, *, limits: LimitSettings, engine: str = "aiortc") -> None:
+        """``engine``: ``[media] backend`` (``"janus"``: publishers offer, PROTOCOL.md "Janus
+        engine")."""
         self._limits = limits
+        self._engine = engine
+
+    def joined_fields(self, room: RoomContext, participant: Participant) -> Mapping[str, object]:
+        if self._engine == "janus":
+            return {"media_engine": "janus"}  # PROTOCOL.md "Janus engine": publish offers
+        return {}
 
     async def handle(self, sender: Sender, msg: ClientMessage) -> None:
         room, participant = sender.room, sender.participant
@@ -47,6 +59,15 @@ class MediaFeature(BaseFeature):
                 case protocol.Answer(sdp=sdp, revision=revision):
                     check_sdp_limits(sdp, self._limits)
                     await media.answer(pid, sdp, revision)
+                case protocol.PublishOffer(sdp=sdp, revision=revision, sources=sources):
+                    if participant.role == "viewer":
+                        raise ProtocolError("forbidden", "viewers cannot publish", msg.type)
+                    if not isinstance(media, PublisherOffers):
+                        raise ProtocolError(
+                            "bad_state", "this server's media engine makes the offers", msg.type
+                        )
+                    check_sdp_limits(sdp, self._limits)
+                    await media.publish_offer(pid, sdp, revision, sources)
                 case protocol.Mute(track_id=track_id, muted=muted):
                     track = participant.tracks.get(track_id)
                     if track is None:
@@ -72,7 +93,8 @@ def check_publish(role: str, kinds: Sequence[str], source: str | None) -> None:
 
 
 def check_sdp_limits(sdp: str, limits: LimitSettings) -> None:
-    """An answer's size and media sections are capped (``[limits]``)."""
+    """An SDP's (an answer's, a publish offer's) size and media sections are capped
+    (``[limits]``)."""
     if len(sdp) > limits.max_sdp_chars:
         raise ProtocolError(
             "bad_message", f"sdp: longer than {limits.max_sdp_chars} characters", "answer"

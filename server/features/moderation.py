@@ -72,7 +72,8 @@ class ModerationFeature(BaseFeature):
             case protocol.MuteParticipant(participant_id=target_id, kinds=kinds):
                 mute(room, state, by, target_id, kinds)
             case protocol.RemoveParticipant(participant_id=target_id):
-                target = room.clients.get(target_id)
+                # the broadcast worker's hidden seat is nobody's to remove (it is in no list)
+                target = None if target_id in room.hidden else room.clients.get(target_id)
                 if target is None:
                     raise ProtocolError("bad_state", f"no participant {target_id} here", msg.type)
                 if target_id == by:

@@ -31,13 +31,24 @@ def transcription_notice(retention: RetentionSettings) -> str:
 
 
 class Transcriber(Protocol):
-    """What opting out needs of the captions (:class:`server.captions.CaptionService`)."""
+    """What opting out and joining need of the captions
+    (:class:`server.captions.CaptionService`)."""
 
     def set_opt_out(self, participant_id: str, opt_out: bool) -> None: ...
 
+    @property
+    def paused(self) -> bool:
+        """No speech worker is up (captions wait)."""
+        ...
+
+    def status_message(self) -> str:
+        """``captions_status``."""
+        ...
+
 
 class PresenceFeature(BaseFeature):
-    """Hands, the transcription notice (when the server transcribes), opting out."""
+    """Hands, the transcription notice (when the server transcribes) and whether captions are
+    paused, opting out."""
 
     messages: ClassVar[tuple[type[ClientMessage], ...]] = (protocol.Hand, protocol.Transcription)
 
@@ -51,6 +62,9 @@ class PresenceFeature(BaseFeature):
         # before any caption or chat history (PROTOCOL.md "Transcription consent")
         if self._notice is not None:
             peer.send(outbound.Notice(kind="transcription", text=self._notice).encode())
+        if self._transcriber is not None and self._transcriber.paused:
+            # no speech worker now: say so (live again is told too: the captions' shell)
+            peer.send(self._transcriber.status_message())
 
     async def handle(self, sender: Sender, msg: ClientMessage) -> None:
         me, pid = sender.participant, sender.participant.participant_id

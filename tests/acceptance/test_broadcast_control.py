@@ -109,6 +109,14 @@ async def test_hosts_broadcast_everyone_sees_it_nobody_sees_the_worker(
                    for m in host.messages)  # fmt: skip
     assert len(live.hidden) == 1 and len(live.clients) == 4
 
+    # a host cannot remove (or mute) the hidden seat: for them it is nobody
+    [hidden] = live.hidden
+    await host.send({"type": "remove_participant", "participant_id": hidden})
+    assert (await host.expect("error", ref="remove_participant"))["code"] == "bad_state"
+    await host.send({"type": "mute_participant", "participant_id": hidden, "kinds": ["audio"]})
+    assert (await host.expect("error", ref="mute_participant"))["code"] == "bad_state"
+    assert live.hidden == {hidden}
+
     # a wrong secret is refused
     intruder_url = ws_url(app)
     async with connect(intruder_url, origin=ws_origin(intruder_url)) as ws:

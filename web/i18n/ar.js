@@ -100,6 +100,8 @@ export default {
   "notify.hand": "رفع {name} يده",
   "captions.label": "ترجمة نصية مباشرة · مولَّدة آليًا",
   "captions.offOnServer": "الترجمة النصية متوقفة على هذا الخادم",
+  "captions.paused": "الترجمة النصية متوقفة مؤقتًا: لا تعمل أي عملية لمعالجة الكلام",
+  "captions.resumed": "عادت الترجمة النصية",
   "captions.untranslated": "الأصل بـ{lang}: لا تتوفر ترجمة",
   "captions.originalTag": "(الأصل)",
   "controls.mute": "كتم الصوت",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} ← قناة {lang}",
   "console.downloaded": "نُزّل {filename}",
   "console.openAs": "فُتحت وحدة التحكم باسم {name}",
+  "console.recordings": "تسجيلات البث",
+  "console.recordingItem": "{when}، {minutes} دقيقة:",
+  "console.recordingNow": "{when}: على الهواء الآن",
+  "console.noRecordings": "لا توجد تسجيلات لهذه الغرفة.",
+  "console.recordingsOff": "هذا الخادم لا يحتفظ بالتسجيلات.",
   "glossary.noEquals": "المتوقع «مصطلح = …»",
   "glossary.emptyTerm": "المصطلح فارغ",
   "glossary.longTerm": "المصطلح أطول من 100 حرف",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "أدخل ترجمات أو «keep»",
   "broadcast.badge": "على الهواء للجمهور",
   "broadcast.start": "البث للجمهور",
-  "broadcast.stop": "إيقاف البث"
+  "broadcast.stop": "إيقاف البث",
+  "audience.moderate": "إدارة أسئلة الجمهور"
 };

@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} raised a hand",
   "captions.label": "Live captions · machine-generated",
   "captions.offOnServer": "Captions are off on this server",
+  "captions.paused": "Captions paused: no speech worker is running",
+  "captions.resumed": "Captions are back",
   "captions.untranslated": "Original in {lang}: no translation available",
   "captions.originalTag": "(original)",
   "controls.mute": "Mute",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} → {lang} channel",
   "console.downloaded": "Downloaded {filename}",
   "console.openAs": "Console open as {name}",
+  "console.recordings": "Recordings of broadcasts",
+  "console.recordingItem": "{when}, {minutes} min:",
+  "console.recordingNow": "{when}: still on air",
+  "console.noRecordings": "No recordings of this room.",
+  "console.recordingsOff": "This server keeps no recordings.",
   "glossary.noEquals": "expected “term = …”",
   "glossary.emptyTerm": "the term is empty",
   "glossary.longTerm": "the term is longer than 100 characters",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "give renderings or “keep”",
   "broadcast.badge": "On air to the public",
   "broadcast.start": "Broadcast to the public",
-  "broadcast.stop": "Stop the broadcast"
+  "broadcast.stop": "Stop the broadcast",
+  "audience.moderate": "Moderate the audience"
 };

@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} ha levantado la mano",
   "captions.label": "Subtítulos en directo · generados por máquina",
   "captions.offOnServer": "Los subtítulos están desactivados en este servidor",
+  "captions.paused": "Subtítulos en pausa: no hay ningún proceso de voz en marcha",
+  "captions.resumed": "Los subtítulos han vuelto",
   "captions.untranslated": "Original en {lang}: no hay traducción disponible",
   "captions.originalTag": "(original)",
   "controls.mute": "Silenciar",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} → canal {lang}",
   "console.downloaded": "Descargado: {filename}",
   "console.openAs": "Consola abierta como {name}",
+  "console.recordings": "Grabaciones de las emisiones",
+  "console.recordingItem": "{when}, {minutes} min:",
+  "console.recordingNow": "{when}: en directo",
+  "console.noRecordings": "No hay grabaciones de esta sala.",
+  "console.recordingsOff": "Este servidor no guarda grabaciones.",
   "glossary.noEquals": "se esperaba «término = …»",
   "glossary.emptyTerm": "el término está vacío",
   "glossary.longTerm": "el término tiene más de 100 caracteres",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "indica traducciones o «keep»",
   "broadcast.badge": "En directo para el público",
   "broadcast.start": "Emitir al público",
-  "broadcast.stop": "Detener la emisión"
+  "broadcast.stop": "Detener la emisión",
+  "audience.moderate": "Moderar al público"
 };

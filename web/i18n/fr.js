@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} a levé la main",
   "captions.label": "Sous-titres en direct · générés par machine",
   "captions.offOnServer": "Les sous-titres sont désactivés sur ce serveur",
+  "captions.paused": "Sous-titres en pause : aucun processus de reconnaissance vocale ne tourne",
+  "captions.resumed": "Les sous-titres sont de retour",
   "captions.untranslated": "Original en {lang} : pas de traduction disponible",
   "captions.originalTag": "(original)",
   "controls.mute": "Couper",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} → canal {lang}",
   "console.downloaded": "Téléchargé : {filename}",
   "console.openAs": "Console ouverte au nom de {name}",
+  "console.recordings": "Enregistrements des diffusions",
+  "console.recordingItem": "{when}, {minutes} min :",
+  "console.recordingNow": "{when} : en direct",
+  "console.noRecordings": "Aucun enregistrement de cette salle.",
+  "console.recordingsOff": "Ce serveur ne garde pas d’enregistrements.",
   "glossary.noEquals": "« terme = … » attendu",
   "glossary.emptyTerm": "le terme est vide",
   "glossary.longTerm": "le terme dépasse 100 caractères",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "donnez des traductions ou « keep »",
   "broadcast.badge": "En direct pour le public",
   "broadcast.start": "Diffuser au public",
-  "broadcast.stop": "Arrêter la diffusion"
+  "broadcast.stop": "Arrêter la diffusion",
+  "audience.moderate": "Modérer le public"
 };

@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name}: поднята рука",
   "captions.label": "Живые субтитры · созданы машиной",
   "captions.offOnServer": "Субтитры на этом сервере отключены",
+  "captions.paused": "Субтитры приостановлены: не работает ни один обработчик речи",
+  "captions.resumed": "Субтитры снова работают",
   "captions.untranslated": "Оригинал ({lang}): перевода нет",
   "captions.originalTag": "(оригинал)",
   "controls.mute": "Выкл. звук",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} → канал {lang}",
   "console.downloaded": "Скачано: {filename}",
   "console.openAs": "Пульт открыт: {name}",
+  "console.recordings": "Записи трансляций",
+  "console.recordingItem": "{when}, {minutes} мин:",
+  "console.recordingNow": "{when}: идёт трансляция",
+  "console.noRecordings": "Записей этой комнаты нет.",
+  "console.recordingsOff": "Этот сервер не хранит записи.",
   "glossary.noEquals": "ожидается «термин = …»",
   "glossary.emptyTerm": "пустой термин",
   "glossary.longTerm": "термин длиннее 100 символов",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "укажите переводы или «keep»",
   "broadcast.badge": "В эфире для публики",
   "broadcast.start": "Транслировать для публики",
-  "broadcast.stop": "Остановить трансляцию"
+  "broadcast.stop": "Остановить трансляцию",
+  "audience.moderate": "Модерация зрителей"
 };

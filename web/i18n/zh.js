@@ -100,6 +100,8 @@ export default {
   "notify.hand": "{name} 举手了",
   "captions.label": "实时字幕 · 机器生成",
   "captions.offOnServer": "此服务器已关闭字幕",
+  "captions.paused": "字幕已暂停：没有正在运行的语音处理进程",
+  "captions.resumed": "字幕已恢复",
   "captions.untranslated": "原文为{lang}：暂无译文",
   "captions.originalTag": "（原文）",
   "controls.mute": "静音",
@@ -226,6 +228,11 @@ export default {
   "console.channelLine": "{name} → {lang} 频道",
   "console.downloaded": "已下载 {filename}",
   "console.openAs": "已以 {name} 身份打开控制台",
+  "console.recordings": "直播录像",
+  "console.recordingItem": "{when}，{minutes} 分钟：",
+  "console.recordingNow": "{when}：正在直播",
+  "console.noRecordings": "此会议室没有录像。",
+  "console.recordingsOff": "此服务器不保存录像。",
   "glossary.noEquals": "应为“术语 = …”",
   "glossary.emptyTerm": "术语为空",
   "glossary.longTerm": "术语超过 100 个字符",
@@ -233,5 +240,6 @@ export default {
   "glossary.noRenderings": "请给出译法或“keep”",
   "broadcast.badge": "正在向公众直播",
   "broadcast.start": "向公众直播",
-  "broadcast.stop": "停止直播"
+  "broadcast.stop": "停止直播",
+  "audience.moderate": "管理观众提问"
 };

@@ -128,6 +128,7 @@ def test_audio_round_trip(fmt: str) -> None:
         Ready(123, 1.5, 0.25),
         Pong(3, 2, 40),
         Pong(0, 0, 7, {"repeat": 2, "short_tail": 1}),
+        Pong(9, 0, 12, {}, 3.25),
         WorkerError("boom", fatal=True, retryable=False),
         TextTranslation(
             3,
@@ -373,6 +374,7 @@ def test_guard_counters_ride_on_an_unasked_pong_after_a_final_when_they_change()
 
     class Pipeline:
         decodes = 5
+        decode_s = 2.5
         counts: dict[str, int] = {}
 
         def suppressed_counts(self) -> dict[str, int]:
@@ -392,6 +394,6 @@ def test_guard_counters_ride_on_an_unasked_pong_after_a_final_when_they_change()
     pipeline.counts = {"repeat": 1}
     ingest.emit(CaptionFrame("c2", "s", "en", "Hi", 1.0, 2.0, False))
     ingest.emit(final)
-    assert out.sent[-1] == Pong(0, 0, 5, {"repeat": 1})
+    assert out.sent[-1] == Pong(0, 0, 5, {"repeat": 1}, 2.5)
     ingest.emit(final)
     assert not isinstance(out.sent[-1], Pong)  # unchanged: not sent again

@@ -50,6 +50,8 @@ class FakeRoom:
         self.registry = RoomRegistry(max_participants=10, new_id=self._next_id)
         self._ids = 0
         self.clients: dict[str, FakePeer] = {}
+        #: ids in ``clients`` that are no participant (a broadcast worker's seat)
+        self.hidden: set[str] = set()
         self.media: MediaRoom | None = None
         self.started_monotonic = started_monotonic
         self.started_at_unix = 1_700_000_000.0

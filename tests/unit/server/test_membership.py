@@ -249,3 +249,33 @@ def test_removal_refuses_the_seat_afterwards() -> None:
     with pytest.raises(ProtocolError) as refused:
         join(doors, Member("Bob"), client_id="bobs-browser")
     assert refused.value.code == "removed"
+
+
+class Fields(BaseFeature):
+    """Adds a field to hosts' ``joined`` (as the audience's moderation link does)."""
+
+    def joined_fields(self, room: RoomContext, participant: Participant) -> dict[str, object]:
+        return {"extra": participant.role} if participant.role == "host" else {}
+
+
+def test_features_add_fields_to_joined() -> None:
+    doors, _, _ = membership()
+    doors.features = [Fields(), BaseFeature()]
+    ann, bob = Member("Ann"), Member("Bob")
+    join(doors, ann)
+    join(doors, bob)
+    assert ann.sent[0]["extra"] == "host"
+    assert "extra" not in bob.sent[0]
+
+
+def test_a_publish_answer_goes_to_its_peer_only() -> None:
+    from media.api import PublishAnswer
+
+    doors, _, _ = membership()
+    ann, bob = Member("Ann"), Member("Bob")
+    join(doors, ann)
+    join(doors, bob)
+    live = doors.rooms["r"]
+    live.on_media_event(PublishAnswer(peer_id=bob.pid, sdp="v=0", revision=2))
+    assert bob.sent[-1] == {"type": "publish_answer", "sdp": "v=0", "revision": 2}
+    assert "publish_answer" not in ann.types()

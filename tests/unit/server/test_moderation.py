@@ -11,7 +11,7 @@ from server import protocol
 from server.features import Dispatch
 from server.features.moderation import CLOSE_REMOVED, ModerationFeature
 from server.protocol import ProtocolError
-from server.rooms import Room
+from server.rooms import Participant, Room
 
 from .fakes import FakePeer, FakeRoom, run
 
@@ -167,3 +167,20 @@ def test_the_lobby_and_the_end_are_the_doors(dispatch: Dispatch, doors: Doors) -
         ("deny", "r", "w2"),
         ("end_meeting", "r", pid(host)),
     ]
+
+
+def test_the_hidden_seat_is_nobodys_to_remove_or_mute(dispatch: Dispatch, doors: Doors) -> None:
+    room = FakeRoom()
+    host = room.join("Hana", role="host")
+    worker = FakePeer(Participant("broadcast-1", "broadcast", "viewer"))
+    room.clients["broadcast-1"] = worker
+    room.hidden.add("broadcast-1")
+    for fields in (
+        {"type": "remove_participant"},
+        {"type": "mute_participant", "kinds": ["audio"]},
+    ):
+        with pytest.raises(ProtocolError) as refused:
+            send(dispatch, host, room, participant_id="broadcast-1", **fields)
+        assert refused.value.code == "bad_state"
+        assert refused.value.message == "no participant broadcast-1 here"
+    assert doors.calls == [] and worker.sent == []

@@ -91,3 +91,46 @@ def test_one_caption_for_live_and_corrected_lines() -> None:
         ["en"],
         "i1",
     )
+
+
+def test_features_fields_in_joined_come_before_the_ice_servers() -> None:
+    joined = outbound.Joined(
+        "p1",
+        "r",
+        "host",
+        [],
+        room_settings={"locked": False},
+        lobby=[],
+        ice_servers=[{"urls": "stun:x"}],
+        extra={"moderate_url": "/moderate.html?room=r#key=k", "media_engine": "janus"},
+    )
+    wire = json.loads(joined.encode())
+    assert list(wire) == [
+        "type",
+        "participant_id",
+        "room",
+        "role",
+        "participants",
+        "room_settings",
+        "lobby",
+        "moderate_url",
+        "media_engine",
+        "ice_servers",
+    ]
+    assert wire["media_engine"] == "janus"
+
+
+def test_captions_status_publish_answer_and_recordings() -> None:
+    assert outbound.CaptionsStatus("paused").encode() == (
+        '{"type":"captions_status","state":"paused"}'
+    )
+    assert json.loads(outbound.PublishAnswer("v=0", 3).encode()) == {
+        "type": "publish_answer",
+        "sdp": "v=0",
+        "revision": 3,
+    }
+    assert json.loads(outbound.Recordings(kept=False, recordings=[]).encode()) == {
+        "type": "recordings",
+        "kept": False,
+        "recordings": [],
+    }

@@ -106,3 +106,40 @@ def test_every_default_is_documented() -> None:
             while j >= 0 and "=" in lines[j] and not lines[j].startswith("#"):
                 j -= 1
             assert j >= 0 and lines[j].startswith("#"), f"undocumented: {line}"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[media]\nbackend = 'janus'\n", "janus_url"),
+        (
+            "[media]\nbackend = 'janus'\njanus_url = 'ws://10.0.0.5:8188'\n"
+            "janus_api_secret = 'janusrocks'\njanus_admin_key = 'x' \n",
+            "janus_api_secret",
+        ),
+        (
+            "[media]\nbackend = 'janus'\njanus_url = 'ws://10.0.0.5:8188'\n"
+            f"janus_api_secret = '{'a' * 20}'\njanus_admin_key = 'supersecret'\n",
+            "janus_admin_key",
+        ),
+    ],
+)
+def test_janus_needs_its_url_and_real_secrets(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(path)
+
+
+def test_janus_backend_is_chosen_from_settings(tmp_path: Path) -> None:
+    from media.janus_room import JanusMediaBackend
+    from server.app import build_media_backend
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        "[media]\nbackend = 'janus'\njanus_url = 'ws://10.0.0.5:8188'\n"
+        f"janus_api_secret = '{'a' * 20}'\njanus_admin_key = '{'b' * 20}'\n"
+    )
+    s = load_settings(path)
+    assert s.media.to_janus_settings().url == "ws://10.0.0.5:8188"
+    assert isinstance(build_media_backend(s), JanusMediaBackend)

@@ -1,0 +1,247 @@
+"""``parley speech-worker --connect wss://server/speech-worker``: a speech worker on another
+machine that dials the server, announces itself (:class:`~interpret.wire.Announce`: name,
+device, capacity), and serves the speakers the server places on it.
+
+This end relays: the frames of the link go to a local :class:`~interpret.supervisor.SpeechWorker`
+(its own ``python -m interpret.worker`` child, models loaded once) and its captions, pongs and
+translations go back. Audio arrives as Opus and is decoded here, per speaker. If the child dies,
+this worker leaves the link at once (the server moves its speakers, with their audio since their
+last final, to another worker) and connects again as a new worker once a new child is ready.
+A server that refuses the secret is not asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import ssl
+from dataclasses import dataclass
+
+from .compose import PipelineConfig
+from .frames import AudioChunk, Untranslated
+from .framing import WireFormatError, split_frame
+from .opus import OpusSpeakers
+from .remote import FrameLink
+from .supervisor import SpeechWorker, SpeechWorkerError
+from .wire import (
+    AddSpeaker,
+    Announce,
+    Close,
+    Configure,
+    Inbound,
+    OpusAudio,
+    Ping,
+    RemoveSpeaker,
+    SetGlossary,
+    SetSpeakerLang,
+    SetSpeakerTargets,
+    SetTargets,
+    TextTranslation,
+    TranslateText,
+    WorkerError,
+    decode_inbound,
+    encode_outbound,
+)
+
+log = logging.getLogger("interpret.remote_worker")
+
+PATH = "/speech-worker"
+#: frames a link carries: a Configure, captions with words (a few KiB), Opus audio
+MAX_MESSAGE_BYTES = 4 << 20
+
+
+class RefusedError(Exception):
+    """The server refused this worker (a wrong secret, remote workers not enabled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteWorkerSettings:
+    url: str
+    secret: str
+    name: str
+    device: str = "cpu"
+    #: CPU threads of the recognizer (None: the server's setting)
+    cpu_threads: int | None = None
+    #: speakers this worker serves in real time (its weight in the server's placement)
+    capacity: int = 2
+    nice: int = 0
+    max_backoff_s: float = 10.0
+
+
+def for_device(config: PipelineConfig, settings: RemoteWorkerSettings) -> PipelineConfig:
+    """The server's pipeline configuration, on this worker's device."""
+    rec = config.recognizer
+    compute_type = "float16" if settings.device == "cuda" else rec.compute_type
+    recognizer = dataclasses.replace(
+        rec,
+        device=settings.device,
+        compute_type=compute_type,
+        cpu_threads=settings.cpu_threads or rec.cpu_threads,
+    )
+    return dataclasses.replace(config, recognizer=recognizer)
+
+
+def decode_link_message(message: str | bytes) -> Inbound:
+    if isinstance(message, str):
+        raise WireFormatError("a text message on a speech worker link")
+    return decode_inbound(*split_frame(message))
+
+
+async def serve_link(link: FrameLink, settings: RemoteWorkerSettings) -> None:
+    """One connection's life: announce, configure, serve until the server closes it (or our
+    worker process dies)."""
+    announce = Announce(settings.name, settings.device, settings.capacity)
+    await link.send(encode_outbound(announce))
+    first = decode_link_message(await link.recv())
+    if not isinstance(first, Configure):
+        raise WireFormatError(f"the server's first frame must configure, not {first!r}")
+    worker = SpeechWorker(for_device(first.config, settings), nice=settings.nice)
+    try:
+        ready = await worker.start()
+    except SpeechWorkerError as exc:
+        error = WorkerError(str(exc), fatal=True, retryable=exc.retryable)
+        await link.send(encode_outbound(error))
+        raise
+    out: asyncio.Queue[bytes] = asyncio.Queue()
+    lost = asyncio.Event()
+    worker.on_state = lambda up: None if up else lost.set()
+    worker.on_pong = lambda pong: out.put_nowait(encode_outbound(pong))
+    await link.send(encode_outbound(ready))
+    log.info("serving (model load %.2f s)", ready.load_s)
+    relay = Relay(worker, out)
+    died_first = False
+    try:
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(relay.send_all(link), name="link-write")
+            captions = tg.create_task(relay.captions(), name="link-captions")
+            reader = tg.create_task(relay.read(link, tg), name="link-read")
+            died = tg.create_task(lost.wait(), name="worker-lost")
+            await asyncio.wait([reader, died], return_when=asyncio.FIRST_COMPLETED)
+            if died.done():
+                died_first = True
+                for task in (writer, captions, reader):
+                    task.cancel()
+            else:
+                died.cancel()
+                await worker.aclose()  # the last finals are decoded and relayed
+                await captions
+                await out.join()
+                writer.cancel()
+    finally:
+        await worker.aclose()
+    if died_first:
+        log.error("the worker process died: leaving, so that the server moves its speakers")
+        await link.close(1011, "worker process died")
+        raise ConnectionResetError("the worker process died")
+    await link.close(1000, "done")
+
+
+class Relay:
+    """Frames from the link to the worker; the worker's captions and answers to ``out``."""
+
+    def __init__(self, worker: SpeechWorker, out: asyncio.Queue[bytes]) -> None:
+        self._worker = worker
+        self._out = out
+        self._opus = OpusSpeakers()
+
+    async def send_all(self, link: FrameLink) -> None:
+        while True:
+            data = await self._out.get()
+            try:
+                await link.send(data)
+            finally:
+                self._out.task_done()
+
+    async def captions(self) -> None:
+        async for frame in self._worker.captions():
+            self._out.put_nowait(encode_outbound(frame))
+
+    async def read(self, link: FrameLink, tg: asyncio.TaskGroup) -> None:
+        """Until the server's Close (or the link ends)."""
+        while True:
+            try:
+                message = await link.recv()
+            except Exception:  # noqa: BLE001 - the link ended: stop as after a Close
+                return
+            item = decode_link_message(message)
+            if isinstance(item, Close):
+                return
+            if isinstance(item, TranslateText):
+                tg.create_task(self._translate(item), name="link-translate")
+                continue
+            self.apply(item)
+
+    def apply(self, item: Inbound) -> None:
+        w = self._worker
+        match item:
+            case OpusAudio():
+                w.push(self._opus.decode(item.speaker_id, item.start_s, item.payload))
+            case AudioChunk():
+                w.push(item)
+            case AddSpeaker():
+                w.add_speaker(item.speaker_id, item.lang)
+            case RemoveSpeaker():
+                w.remove_speaker(item.speaker_id)
+                self._opus.forget(item.speaker_id)
+            case SetSpeakerLang():
+                w.set_speaker_lang(item.speaker_id, item.lang)
+            case SetTargets():
+                w.set_targets(item.langs)
+            case SetSpeakerTargets():
+                w.set_speaker_targets(item.speaker_id, item.langs)
+            case SetGlossary():
+                w.set_glossary(item.speaker_id, item.glossary)
+            case Ping():
+                w.ping(item.nonce)
+            case Configure():
+                raise WireFormatError("configured twice")
+            case Close() | TranslateText():
+                pass  # handled by read()
+
+    async def _translate(self, request: TranslateText) -> None:
+        try:
+            translations = await self._worker.translate(
+                request.text, request.source, request.targets
+            )
+        except SpeechWorkerError:
+            translations = dict.fromkeys(request.targets, Untranslated("the worker restarts"))
+        self._out.put_nowait(encode_outbound(TextTranslation(request.request_id, translations)))
+
+
+async def run(settings: RemoteWorkerSettings, *, ssl_context: ssl.SSLContext | None) -> None:
+    """Connect, serve, and connect again (with backoff) until refused or cancelled."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    url = settings.url
+    failures = 0
+    while True:
+        try:
+            async with connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {settings.secret}"},
+                ssl=ssl_context if url.startswith("wss:") else None,
+                max_size=MAX_MESSAGE_BYTES,
+                compression=None,
+                open_timeout=15,
+            ) as link:
+                log.info("connected to %s", url)
+                failures = 0
+                await serve_link(link, settings)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            reason = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+            if status in (401, 403):
+                raise RefusedError(f"the server refused this worker ({status}): {reason}") from None
+            log.warning("the server answered %s (%s); trying again", status, reason)
+        except SpeechWorkerError as exc:
+            if not exc.retryable:
+                raise
+            log.error("the worker could not start: %s", exc)
+        except (OSError, TimeoutError, WireFormatError, ConnectionError) as exc:
+            log.warning("link to %s failed: %s", url, exc)
+        except Exception as exc:  # noqa: BLE001 - a closed link (websockets' ConnectionClosed)
+            log.warning("link to %s ended: %s", url, type(exc).__name__)
+        failures += 1
+        await asyncio.sleep(min(settings.max_backoff_s, 0.5 * 2 ** min(failures, 5)))
