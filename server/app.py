@@ -41,9 +41,22 @@ from .tls import TlsFiles, local_names, server_context, tls_files
 if TYPE_CHECKING:
     from interpret.frames import CaptionFrame
 
+    from .audience.service import AudienceService
     from .captions import CaptionService
-from . import protocol
-from .signaling import CLOSE_TRY_AGAIN_LATER, ClientConnection, SignalingServer
+from . import outbound
+from .connection import ClientConnection
+from .context import Feature
+from .features import Dispatch
+from .features.audience import AudienceFeature
+from .features.broadcast import BroadcastFeature
+from .features.captions import CaptionsFeature
+from .features.channels import ChannelsFeature
+from .features.chat import ChatFeature
+from .features.corrections import CorrectionsFeature
+from .features.media import MediaFeature
+from .features.moderation import ModerationFeature
+from .features.presence import PresenceFeature
+from .signaling import CLOSE_TRY_AGAIN_LATER, SignalingServer
 from .web import StaticFiles, bytes_response, text_response
 
 WS_PATH = "/ws"
@@ -129,29 +142,29 @@ class App:
             self.captions = CaptionService(
                 config=settings.captions.pipeline_config(),
                 audio=self.speaker_audio,
-                signaling=self.signaling,
                 close_timeout_s=settings.server.shutdown_flush_timeout_s,
                 worker_nice=settings.captions.worker_nice,
                 workers=settings.captions.local_workers(),
                 speakers_per_worker=settings.captions.speakers_per_worker,
             )
-            self.signaling.captions = self.captions
+            self.signaling.on_languages_changed = self.captions.languages_changed
         #: the secret remote speech workers present (None: they are refused)
         self.worker_secret = _worker_secret(settings.captions.worker_secret_file)
         self.static = StaticFiles()
-        self.broadcasts = BroadcastManager(settings=settings, signaling=self.signaling)
-        self.signaling.broadcasts = self.broadcasts
+        self.broadcasts = BroadcastManager(
+            settings=settings, verifier=self.signaling.admission.verifier
+        )
         self.metrics = ServerMetrics(
             loop_lag_interval_s=settings.metrics.loop_lag_interval_ms / 1000
         )
         if self.captions is not None:
             self.captions.on_final_latency = self.metrics.caption_latency.observe
         self.retention = Retention(settings.retention, settings.server.data_path())
-        self.signaling.retention = self.retention
         self.broadcasts.recordings = self.retention.recordings
-        # audience (issue 16): questions, comments and polls from viewers
-        self.audience = build_audience(settings, self.signaling, self.retention)
-        self.signaling.audience = self.audience
+        #: audience (issue 16): questions, comments and polls from viewers (made with the
+        #: features: it renders a room's glossary as captions do)
+        self.audience: AudienceService | None = None
+        self.signaling.use(Dispatch(self._features()))
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -168,6 +181,49 @@ class App:
         #: requests that came through a proxy are refused (server.origins.proxied_refusal)
         self.auto_open = settings.auth.mode == "auto" and settings.auth_mode() == "open"
         self._warned_proxied = False
+
+    def _features(self) -> list[Feature]:
+        """The room features, in the order their hooks run (a new feature: its module in
+        ``server/features/``, and one line here). A joiner gets ``joined``, then the notice
+        (and ``captions_status`` while captions are paused), the chat history, the broadcast
+        state and the glossary, in this order."""
+        settings, captions = self.settings, self.captions
+        retention = self.retention if self.retention.enabled else None
+        corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
+        channels = ChannelsFeature(settings=settings.interpreting, recognizer=captions)
+        routing = CaptionsFeature(
+            rooms=self.signaling.rooms, channels=channels, notes=corrections, service=captions
+        )
+        if captions is not None:
+            captions.router = routing
+        broadcast = BroadcastFeature(
+            broadcasts=self.broadcasts, rooms_on_air=settings.broadcast.rooms
+        )
+        self.signaling.membership.hidden_seats = broadcast
+        self.audience = build_audience(
+            settings,
+            self.retention,
+            translator=captions,
+            glossary=corrections.glossary,
+            may_watch=self.broadcasts.may_watch,
+            verifier=self.signaling.admission.verifier,
+        )
+        return [
+            MediaFeature(limits=settings.limits, engine=settings.media.backend),
+            PresenceFeature(retention=settings.retention, transcriber=captions),
+            ChatFeature(
+                settings=settings.chat,
+                translator=captions,
+                glossary=corrections.glossary,
+                retention=retention,
+            ),
+            broadcast,
+            AudienceFeature(audience=self.audience),
+            corrections,
+            channels,
+            ModerationFeature(doors=self.signaling.membership),
+            routing,
+        ]
 
     @property
     def port(self) -> int:
@@ -218,6 +274,7 @@ class App:
                 captions=self.captions,
                 speaker_audio=self.speaker_audio,
                 forward_totals=self.metrics.forward_totals,
+                audience=self.audience,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
@@ -441,16 +498,13 @@ class App:
 
     def _tell_clients_closing(self) -> list[ClientConnection]:
         """``server_closing`` to everybody in a room or a lobby (PROTOCOL.md)."""
-        message = protocol.encode(
-            "server_closing",
+        message = outbound.ServerClosing(
             reason="shutdown",
             flush_timeout_ms=int(self.settings.server.shutdown_flush_timeout_s * 1000),
-        )
-        told: list[ClientConnection] = []
-        for live in list(self.signaling.rooms.values()):
-            for client in [*live.clients.values(), *live.waiting.values()]:
-                client.send(message)
-                told.append(client)
+        ).encode()
+        told = [c for c in self.signaling.connections_open if c.live is not None]
+        for client in told:
+            client.send(message)
         return told
 
     async def run_forever(self) -> None:

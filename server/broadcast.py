@@ -6,7 +6,9 @@ the ``/live/<room>/...`` files for small audiences (nginx serves them in product
 
 The worker joins like a client, so the room's own fan-out (participants, channels, captions)
 reaches it; it is kept out of the registry, so it is in no participant list, counts against no
-limit, never becomes host, and the room closes when its last real participant leaves.
+limit, never becomes host, and the room closes when its last real participant leaves (its hidden
+seat: :meth:`server.membership.Membership.join_hidden`). The host's controls and the state the
+room is told: :mod:`server.features.broadcast`.
 """
 
 from __future__ import annotations
@@ -23,22 +25,19 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from . import channels, protocol
-from .auth import AuthError
+from . import outbound
+from .auth import AuthError, TokenVerifier
+from .context import RoomContext
 from .protocol import ProtocolError
 from .recordings import Recordings
-from .rooms import Participant
+from .settings import Settings
 from .web import text_response
-
-if TYPE_CHECKING:
-    from .settings import Settings
-    from .signaling import ClientConnection, LiveRoom, SignalingServer
 
 log = structlog.get_logger(__name__)
 
@@ -79,9 +78,10 @@ class RoomBroadcast:
 class BroadcastManager:
     """Every room's broadcast: its worker process and the state the room is told."""
 
-    def __init__(self, *, settings: Settings, signaling: SignalingServer) -> None:
+    def __init__(self, *, settings: Settings, verifier: TokenVerifier | None) -> None:
         self.settings = settings
-        self.signaling = signaling
+        #: checks the room tokens of watchers (None: no key, open mode)
+        self.verifier = verifier
         self.directory = settings.broadcast.directory(settings.server.data_path())
         self.active: dict[str, RoomBroadcast] = {}
         #: the /ws URL workers connect to (set by the App once it listens)
@@ -100,18 +100,17 @@ class BroadcastManager:
 
     def state_message(self, room: str) -> str:
         current = self.active.get(room)
-        fields: dict[str, Any] = {"on_air": current is not None}
-        if current is not None:
-            fields["by"] = current.by
-            fields["watch_url"] = f"{WATCH_PATH}?room={room}"
-            fields["pinned"] = current.pinned
-        return protocol.encode("broadcast", **fields)
+        if current is None:
+            return outbound.Broadcast(on_air=False).encode()
+        return outbound.Broadcast(
+            on_air=True, by=current.by, watch_url=f"{WATCH_PATH}?room={room}", pinned=current.pinned
+        ).encode()
 
-    def announce(self, live: LiveRoom) -> None:
+    def announce(self, live: RoomContext) -> None:
         live.broadcast(self.state_message(live.name))
 
     # -- start / stop ----------------------------------------------------------------------------
-    def start(self, live: LiveRoom, by: str | None) -> None:
+    def start(self, live: RoomContext, by: str | None) -> None:
         if live.name in self.active:
             raise ProtocolError("bad_state", "this room is already broadcast", "broadcast_start")
         if shutil.which(self.settings.broadcast.ffmpeg) is None:
@@ -153,6 +152,21 @@ class BroadcastManager:
                 supervisor.add_done_callback(self._ending.discard)
         log.info("broadcast stopped", room=room)
 
+    async def recordings_of(self, room: str) -> tuple[bool, list[dict[str, Any]]]:
+        """Whether this server keeps broadcasts, and ``room``'s recordings (newest first; the
+        one on air, if any, still being recorded)."""
+        recordings = self.recordings
+        if recordings is None:
+            return False, []
+        current = self.active.get(room)
+        on_air = None if current is None else current.broadcast_id
+        return True, await asyncio.to_thread(recordings.listing, room, on_air=on_air)
+
+    def may_watch(self, room: str, headers: Headers) -> bool:
+        """Whether a request with ``headers`` may watch ``room`` (its room token, in token
+        mode)."""
+        return self._may_watch(room, headers)
+
     def room_closed(self, room: str) -> None:
         """The room ended: its worker sees its socket close and ends the stream by itself."""
         current = self.active.pop(room, None)
@@ -178,7 +192,7 @@ class BroadcastManager:
         if self._ending:
             await asyncio.gather(*self._ending, return_exceptions=True)
 
-    def pin(self, live: LiveRoom, participant_id: str | None) -> None:
+    def pin(self, live: RoomContext, participant_id: str | None) -> None:
         current = self.active.get(live.name)
         if current is None:
             raise ProtocolError("bad_state", "this room is not broadcast", "broadcast_pin")
@@ -286,7 +300,7 @@ class BroadcastManager:
         """Open mode and ``public``: anyone; else a room token of this room (any role)."""
         if self.settings.auth_mode() == "open" or self.settings.broadcast.public:
             return True
-        verifier = self.signaling.verifier
+        verifier = self.verifier
         value = headers.get("Authorization", "")
         if verifier is None or not value.startswith("Bearer "):
             return False
@@ -297,7 +311,6 @@ class BroadcastManager:
         return True
 
 
-# -- signaling hooks ------------------------------------------------------------------------------
 def worker_url(settings: Settings, port: int, tls: bool) -> str:
     """Where the worker reaches this server: its own listener, on loopback when it listens on
     every address."""
@@ -309,121 +322,3 @@ def worker_url(settings: Settings, port: int, tls: bool) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{'wss' if tls else 'ws'}://{host}:{port}/ws"
-
-
-async def handle(client: ClientConnection, msg: protocol.BroadcastAction) -> None:
-    live, me = client.live, client.participant
-    manager = client.server.broadcasts
-    if live is None or me is None:
-        raise ProtocolError("not_joined", f"{msg.type} needs a joined participant", msg.type)
-    if me.role != "host":
-        raise ProtocolError("forbidden", f"only a host may send {msg.type}", msg.type)
-    if manager is None:
-        raise ProtocolError("bad_state", "broadcasting is off on this server", msg.type)
-    match msg:
-        case protocol.BroadcastRecordings():
-            recordings = manager.recordings
-            current = manager.active.get(live.name)
-            items = (
-                []
-                if recordings is None
-                else await asyncio.to_thread(
-                    recordings.listing,
-                    live.name,
-                    on_air=None if current is None else current.broadcast_id,
-                )
-            )
-            client.send(
-                protocol.encode("recordings", kept=recordings is not None, recordings=items)
-            )
-        case protocol.BroadcastStart():
-            manager.start(live, me.participant_id)
-        case protocol.BroadcastStop():
-            if not manager.is_on_air(live.name):
-                raise ProtocolError("bad_state", "this room is not broadcast", msg.type)
-            await manager.stop(live.name)
-            manager.announce(live)
-        case protocol.BroadcastPin(participant_id=target):
-            if target is not None and client.server.registry.participant(live.name, target) is None:
-                raise ProtocolError("bad_state", f"no participant {target} here", msg.type)
-            manager.pin(live, target)
-
-
-def on_joined(
-    server: SignalingServer, live: LiveRoom, client: ClientConnection, created: bool
-) -> None:
-    """A participant joined: they learn that the room is on air; a room listed in
-    ``[broadcast] rooms`` starts broadcasting when it opens."""
-    manager = server.broadcasts
-    if manager is None:
-        return
-    if (
-        created
-        and live.name in server.settings.broadcast.rooms
-        and not manager.is_on_air(live.name)
-    ):
-        try:
-            manager.start(live, None)
-        except ProtocolError as exc:
-            log.error("cannot broadcast room", room=live.name, reason=exc.message)
-    if manager.is_on_air(live.name):
-        client.send(manager.state_message(live.name))
-
-
-async def join_broadcaster(client: ClientConnection, msg: protocol.BroadcasterJoin) -> None:
-    """The worker's hidden seat: all tracks, no holds, the room's messages, no registry entry."""
-    server = client.server
-    manager = server.broadcasts
-    if client.participant is not None or client.lobby_id is not None:
-        raise ProtocolError("already_joined", "this socket already joined a room", msg.type)
-    if manager is None or not manager.check_secret(msg.room, msg.secret):
-        raise ProtocolError("forbidden", "not this room's broadcaster", msg.type)
-    async with server._membership:
-        live = server.rooms.get(msg.room)
-        state = server.registry.get(msg.room)
-        if live is None or live.media is None or state is None:
-            raise ProtocolError("bad_state", "the room is closed", msg.type)
-        pid = f"broadcast-{secrets.token_hex(4)}"
-        client.attach(live, Participant(pid, "broadcast", "viewer"))
-        live.clients[pid] = client
-        live.hidden.add(pid)
-        client.send(
-            protocol.encode(
-                "joined",
-                participant_id=pid,
-                room=live.name,
-                role="broadcaster",
-                participants=[p.to_wire() for p in state.participants.values()],
-                ice_servers=[],
-            )
-        )
-        client.send(manager.state_message(live.name))
-        await live.media.add_peer(pid, [])
-        if live.channels.in_use:
-            duck = server.settings.interpreting.duck_volume
-            client.send(channels.channels_message(live, pid, None, duck))
-            await channels.apply(live)
-    log.info("broadcaster joined", room=live.name)
-
-
-async def hidden_left(server: SignalingServer, live: LiveRoom, participant_id: str) -> None:
-    """The worker's socket closed (with the membership lock held)."""
-    live.clients.pop(participant_id, None)
-    live.hidden.discard(participant_id)
-    live.channels.applied_holds.pop(participant_id, None)
-    if live.media is not None:
-        await live.media.remove_peer(participant_id)
-    if server.captions is not None:
-        server.captions.languages_changed()
-
-
-def on_room_closed(server: SignalingServer, live: LiveRoom) -> None:
-    """The room closed (last participant left, or ended): the worker's socket is closed too."""
-    for pid in list(live.hidden):
-        client = live.clients.pop(pid, None)
-        if client is not None:
-            client.detach()
-            client.close_soon(1000, "room_closed")
-    live.hidden.clear()
-    if server.broadcasts is not None:
-        server.broadcasts.room_closed(live.name)

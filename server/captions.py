@@ -1,5 +1,7 @@
-"""Live captions in rooms: speakers' decoded audio (media tap) → the speech worker process →
-caption messages to every participant, in the languages each one reads.
+"""The speech workers' shell: speakers' decoded audio (:mod:`media.tap`) → the speech workers'
+pool (:mod:`interpret.pool`) → their caption frames → the rooms' side
+(:class:`CaptionRouter`, implemented by :class:`server.features.captions.CaptionsFeature`,
+which routes each caption to its readers).
 
 A pool of speech workers (:class:`interpret.pool.SpeechPool`) serves every room of this
 server, each speaker on one worker. Speakers are participants (their id is the speaker id);
@@ -13,30 +15,47 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import structlog
 
 from interpret.compose import PipelineConfig
-from interpret.frames import (
-    CaptionFrame,
-    Translated,
-    Translation,
-    Untranslated,
-    translation_fields,
-)
+from interpret.frames import CaptionFrame, Translated, Translation, Untranslated
 from interpret.glossary import Glossary, protect, restore
 from interpret.pool import PoolSettings, SpeechPool
 from media.tap import SpeakerAudioQueue
 
-from . import protocol
-from .interpreting import transcript_of
-from .transcript import TranscriptLine
-
-if TYPE_CHECKING:
-    from .signaling import SignalingServer
+from .features.captions import Routed, Speaker
+from .outbound import CaptionsStatus
 
 log = structlog.get_logger(__name__)
+
+
+class CaptionRouter(Protocol):
+    """What the service needs of the rooms (:class:`server.features.captions.CaptionsFeature`)."""
+
+    def readers(self) -> Mapping[str, Iterable[frozenset[str]]]:
+        """Room -> the languages each of its participants reads."""
+        ...
+
+    def speaker(self, room: str, participant_id: str) -> Speaker | None:
+        """A new speaker's language and glossary; None when they are gone."""
+        ...
+
+    def deliver(
+        self,
+        room: str,
+        frame: CaptionFrame,
+        *,
+        latency_s: float | None,
+        audio_offset_s: float | None,
+    ) -> Routed | None:
+        """Send a caption to its readers; None when the room is gone."""
+        ...
+
+    def tell_everyone(self, message: str) -> None:
+        """Send ``message`` to every client of every room (``captions_status``)."""
+        ...
 
 
 class CaptionService:
@@ -47,11 +66,11 @@ class CaptionService:
         *,
         config: PipelineConfig,
         audio: SpeakerAudioQueue,
-        signaling: SignalingServer,
         close_timeout_s: float = 30.0,
         worker_nice: int = 5,
         workers: int = 1,
         speakers_per_worker: int = 2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         pool = PoolSettings(workers=workers, speakers_per_worker=speakers_per_worker)
         self._worker = SpeechPool(
@@ -59,7 +78,10 @@ class CaptionService:
         )
         self._worker.on_availability = self._availability_changed
         self._audio = audio
-        self._signaling = signaling
+        self._clock = clock
+        #: the rooms' side: who speaks where, who reads what, delivery (set by the App:
+        #: :class:`server.features.captions.CaptionsFeature`)
+        self.router: CaptionRouter | None = None
         self._speakers: dict[str, str] = {}  # participant id -> room
         #: participants who asked not to be transcribed: their audio is not fed to the worker
         self._opted_out: set[str] = set()
@@ -85,13 +107,13 @@ class CaptionService:
 
     def status_message(self) -> str:
         """``captions_status`` (PROTOCOL.md): live, or paused while no speech worker is up."""
-        return protocol.encode("captions_status", state="paused" if self.paused else "live")
+        return CaptionsStatus(state="paused" if self.paused else "live").encode()
 
     def _availability_changed(self, available: bool) -> None:
-        message = self.status_message()
-        for live in list(self._signaling.rooms.values()):
-            for client in list(live.clients.values()):
-                client.send(message)
+        """A speech worker came up while none was, or the last one went down: every client of
+        every room is told."""
+        if self.router is not None:
+            self.router.tell_everyone(self.status_message())
 
     async def start(self) -> None:
         ready = await self._worker.start()
@@ -127,10 +149,9 @@ class CaptionService:
     def languages_changed(self) -> None:
         """A client changed what it reads (or left): each speaker's captions are translated
         into what the readers of their room read."""
-        readers = {
-            name: [client.languages for client in live.clients.values()]
-            for name, live in self._signaling.rooms.items()
-        }
+        if self.router is None:
+            return
+        readers = self.router.readers()
         for speaker_id, targets in speaker_targets(self._speakers, readers).items():
             self._set_targets(speaker_id, targets)
 
@@ -198,82 +219,36 @@ class CaptionService:
     # -- tasks -------------------------------------------------------------------------------
     async def _feed(self) -> None:
         async for item in self._audio:
-            if item.peer_id in self._opted_out:
+            if item.peer_id in self._opted_out or self.router is None:
                 continue
             if item.peer_id not in self._speakers:
-                client = self._client(item.room_id, item.peer_id)
-                if client is None:
+                speaker = self.router.speaker(item.room_id, item.peer_id)
+                if speaker is None:
                     continue  # already gone
                 self._speakers[item.peer_id] = item.room_id
-                self._worker.add_speaker(item.peer_id, client.recognition_lang)
+                self._worker.add_speaker(item.peer_id, speaker.lang)
                 self.languages_changed()  # their room's readers' languages
-                if client.live is not None and client.live.glossary:
-                    self._worker.set_glossary(item.peer_id, client.live.glossary)
+                if speaker.glossary:
+                    self._worker.set_glossary(item.peer_id, speaker.glossary)
             self._worker.push(item.chunk)
-            self._clock_offsets[item.peer_id] = time.monotonic() - item.chunk.end_s
+            self._clock_offsets[item.peer_id] = self._clock() - item.chunk.end_s
 
     async def _fan_out(self) -> None:
         async for frame in self._worker.captions():
             room = self._speakers.get(frame.speaker_id)
-            live = None if room is None else self._signaling.rooms.get(room)
-            if live is None:
+            if room is None or self.router is None:
                 continue
             offset = self._clock_offsets.get(frame.speaker_id)
             latency_s = None
             if frame.is_final and offset is not None:
-                latency_s = max(0.0, time.monotonic() - offset - frame.end_s)
-                if self.on_final_latency is not None:
-                    self.on_final_latency(latency_s)
-            channel = live.channels.channel_of(frame.speaker_id)
-            if channel is not None:
-                # an interpreter on air: their channel's captions, not part of the meeting's
-                # transcript (that is the floor's), for those who take them and for the console
-                for client in list(live.clients.values()):
-                    if _reads_channel(live, client, channel):
-                        message = caption_message(
-                            frame, frozenset(), latency_s=latency_s, channel=channel
-                        )
-                        client.send_caption(message, final=frame.is_final)
-                continue
-            if frame.is_final and self.on_final is not None and room is not None:
+                latency_s = max(0.0, self._clock() - offset - frame.end_s)
+            routed = self.router.deliver(room, frame, latency_s=latency_s, audio_offset_s=offset)
+            if routed is None:
+                continue  # the room is gone
+            if latency_s is not None and self.on_final_latency is not None:
+                self.on_final_latency(latency_s)
+            if routed.transcribed and self.on_final is not None:
                 self.on_final(room, frame)
-            if frame.is_final:
-                self._record(live, frame, offset, latency_s)
-            for pid, client in list(live.clients.items()):
-                languages = client.languages
-                taken = live.channels.taken_languages(pid, languages) - {frame.lang}
-                message = caption_message(frame, languages - taken, latency_s=latency_s)
-                client.send_caption(message, final=frame.is_final)
-
-    def _record(
-        self, live: Any, frame: CaptionFrame, offset: float | None, latency_s: float | None
-    ) -> None:
-        """Keep the final in the room's transcript (times on the room's clock)."""
-        if not frame.text.strip():
-            return
-        base = (offset if offset is not None else time.monotonic() - frame.end_s) - (
-            live.started_monotonic
-        )
-        speaker = live.clients.get(frame.speaker_id)
-        name = speaker.participant.name if speaker is not None and speaker.participant else ""
-        max_lines = self._signaling.settings.interpreting.transcript_max_lines
-        transcript_of(live, max_lines).add(
-            TranscriptLine(
-                caption_id=frame.caption_id,
-                speaker_id=frame.speaker_id,
-                speaker_name=name,
-                lang=frame.lang,
-                text=frame.text,
-                start_s=max(0.0, base + frame.start_s),
-                end_s=max(0.0, base + frame.end_s),
-                **translation_fields(frame.translations),
-                latency_s=latency_s,
-            )
-        )
-
-    def _client(self, room: str, participant_id: str) -> Any:
-        live = self._signaling.rooms.get(room)
-        return None if live is None else live.clients.get(participant_id)
 
 
 def speaker_targets(
@@ -283,51 +258,3 @@ def speaker_targets(
     the readers of their room read (``readers``: room -> each client's languages)."""
     rooms = {room: frozenset().union(*languages) for room, languages in readers.items()}
     return {speaker: rooms.get(room, frozenset()) for speaker, room in speakers.items()}
-
-
-def _reads_channel(live: Any, client: Any, channel: str) -> bool:
-    """Whether ``client`` gets the captions of ``channel``'s interpreter: interpreters and hosts
-    (the console shows every stream), and readers of the channel's language who take them."""
-    participant = client.participant
-    if participant is None:
-        return False
-    if participant.role in ("interpreter", "host"):
-        return True
-    listening = live.channels.listening_of(participant.participant_id)
-    return bool(listening.interpreter_captions and channel in client.languages)
-
-
-def caption_message(
-    frame: CaptionFrame,
-    languages: frozenset[str],
-    *,
-    latency_s: float | None = None,
-    channel: str | None = None,
-) -> str:
-    """The ``caption`` message for a client reading ``languages`` (PROTOCOL.md); ``channel``:
-    the speaker is an interpreter on air in it (their speech, recognised; no machine
-    translation)."""
-    extra: dict[str, Any] = {}
-    if channel is not None:
-        extra["channel"] = channel
-    if frame.is_final:
-        logprob = frame.avg_logprob
-        if logprob is not None:
-            extra["avg_logprob"] = round(logprob, 3)
-            extra["words"] = [[w.text.strip(), round(w.probability, 3)] for w in frame.words]
-        if latency_s is not None:
-            extra["latency_ms"] = round(latency_s * 1000)
-    return protocol.encode(
-        "caption",
-        caption_id=frame.caption_id,
-        participant_id=frame.speaker_id,
-        lang=frame.lang,
-        text=frame.text,
-        final=frame.is_final,
-        stable_chars=frame.stable_chars,
-        start_s=round(frame.start_s, 3),
-        end_s=round(frame.end_s, 3),
-        **translation_fields(frame.translations, languages),
-        machine_generated=True,
-        **extra,
-    )

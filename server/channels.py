@@ -14,26 +14,16 @@ with none) or declines; a request nobody answers lapses after ``handover_timeout
 While an interpreter is on air their speech is recognised in the channel's language like anyone's,
 and listeners reading that language may take these captions instead of machine translation.
 
-The state here is pure; :func:`apply` turns it into media holds and ``channels`` messages.
+The state here is pure; :mod:`server.features.channels` turns it into media holds and
+``channels`` messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import structlog
-
-from . import protocol
-from .protocol import ProtocolError
-
-if TYPE_CHECKING:
-    from .signaling import ClientConnection, LiveRoom
-
-log = structlog.get_logger(__name__)
+from typing import Any
 
 FLOOR = "floor"
 #: language channels a room lists at most (every one is in each ``channels`` message, and the
@@ -244,143 +234,3 @@ def audio_holds(
         held.discard(pid)
         holds[pid] = frozenset(held)
     return holds
-
-
-# -- I/O: messages in, holds and state out -----------------------------------------------------
-def channels_message(
-    live: LiveRoom, participant_id: str, event: dict[str, Any] | None, duck_volume: float
-) -> str:
-    channels = live.channels
-    fields: dict[str, Any] = {
-        "channels": channels.to_wire(time.monotonic()),
-        "listening": channels.listening_of(participant_id).to_wire(),
-        "duck_volume": duck_volume,
-    }
-    if event is not None:
-        fields["event"] = event
-    return protocol.encode("channels", **fields)
-
-
-def broadcast(live: LiveRoom, event: dict[str, Any] | None, duck_volume: float) -> None:
-    for pid, client in list(live.clients.items()):
-        client.send(channels_message(live, pid, event, duck_volume))
-
-
-async def apply(live: LiveRoom) -> None:
-    """Bring the media plane's audio holds in line with the room's channels (only changes are
-    sent; a room that never used channels sends nothing)."""
-    channels = live.channels
-    async with channels.lock:
-        if live.media is None:
-            return
-        holds = audio_holds(live.clients, channels.listening, channels.on_air)
-        for hidden in live.hidden:  # the broadcast worker gets every voice (server.broadcast)
-            holds[hidden] = frozenset()
-        for pid, held in holds.items():
-            if channels.applied_holds.get(pid, frozenset()) == held:
-                continue
-            try:
-                await live.media.hold_audio(pid, held)
-            except Exception as exc:  # the peer left meanwhile: its holds go with it
-                log.debug("hold_audio failed", participant=pid, error=type(exc).__name__)
-                continue
-            channels.applied_holds[pid] = held
-
-
-def _recognition_changed(client: ClientConnection, participant_id: str) -> None:
-    """An interpreter's speech is recognised in their channel's language while on air."""
-    captions = client.server.captions
-    live = client.live
-    other = None if live is None else live.clients.get(participant_id)
-    if captions is not None and other is not None:
-        captions.speaker_lang_changed(participant_id, other.recognition_lang)
-
-
-async def handle(client: ClientConnection, msg: protocol.ChannelAction) -> None:
-    live, me = client.live, client.participant
-    if live is None or me is None:
-        raise ProtocolError("not_joined", f"{msg.type} needs a joined participant", msg.type)
-    settings = client.server.settings.interpreting
-    channels = live.channels
-    pid = me.participant_id
-    event: dict[str, Any]
-    if not isinstance(msg, protocol.Listen) and me.role not in ON_AIR_ROLES:
-        raise ProtocolError("forbidden", f"only interpreters may {msg.type}", msg.type)
-    try:
-        match msg:
-            case protocol.Listen(channel=channel, duck=duck, interpreter_captions=captions):
-                channels.listening[pid] = Listening(channel, duck, captions)
-                await apply(live)
-                client.send(channels_message(live, pid, None, settings.duck_volume))
-                return
-            case protocol.OnAir(channel=channel):
-                left = channels.go_on_air(pid, channel)
-                event = {"type": "on_air", "channel": channel, "participant_id": pid}
-                if left is not None:
-                    event["left"] = left
-                _recognition_changed(client, pid)
-            case protocol.OffAir():
-                left = channels.go_off_air(pid)
-                if left is None:
-                    raise ChannelError("bad_state", "you are not on air")
-                event = {"type": "off_air", "channel": left, "participant_id": pid}
-                _recognition_changed(client, pid)
-            case protocol.HandoverRequest(channel=channel):
-                timeout_s = settings.handover_timeout_s
-                holder = channels.request_handover(pid, channel, time.monotonic() + timeout_s)
-                loop = asyncio.get_running_loop()
-                channels.requests[channel].timer = loop.call_later(
-                    timeout_s, _expire, live, channel, settings.duck_volume
-                )
-                event = {"type": "handover_requested", "channel": channel, "by": pid, "to": holder}
-            case protocol.HandoverAnswer(channel=channel, accept=accept):
-                requester = channels.answer_handover(pid, channel, accept)
-                event = {
-                    "type": "handover_accepted" if accept else "handover_declined",
-                    "channel": channel,
-                    "from": pid,
-                    "to": requester,
-                }
-                if accept:
-                    _recognition_changed(client, pid)
-                    _recognition_changed(client, requester)
-    except ChannelError as exc:
-        raise ProtocolError(exc.code, exc.message, msg.type, **exc.details) from None
-    log.info("channel " + event["type"], room=live.name, channel=event["channel"], by=pid)
-    await apply(live)
-    broadcast(live, event, settings.duck_volume)
-
-
-def _expire(live: LiveRoom, channel: str, duck_volume: float) -> None:
-    requester = live.channels.expire(channel, time.monotonic())
-    if requester is not None:
-        log.info("channel handover_expired", room=live.name, channel=channel)
-        event = {"type": "handover_expired", "channel": channel, "by": requester}
-        broadcast(live, event, duck_volume)
-
-
-async def on_joined(live: LiveRoom, client: ClientConnection, duck_volume: float) -> None:
-    """A participant joined (media peer added): their holds and everyone's (they are floor)."""
-    if not live.channels.in_use:
-        return
-    assert client.participant is not None
-    client.send(channels_message(live, client.participant.participant_id, None, duck_volume))
-    await apply(live)
-
-
-async def on_left(live: LiveRoom, participant_id: str, duck_volume: float) -> None:
-    """A participant left: off air, their handover request withdrawn, holds recomputed."""
-    channels = live.channels
-    if not channels.in_use:
-        return
-    asked = [c for c, pending in channels.requests.items() if pending.by == participant_id]
-    was_on_air = channels.participant_left(participant_id)
-    if was_on_air is not None:
-        event = {"type": "off_air", "channel": was_on_air, "participant_id": participant_id}
-    elif asked:
-        event = {"type": "handover_withdrawn", "channel": asked[0], "by": participant_id}
-    else:
-        await apply(live)
-        return
-    await apply(live)
-    broadcast(live, event, duck_volume)

@@ -21,16 +21,14 @@ import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from interpret.frames import Translated, Translation
 
-from . import protocol
-
-if TYPE_CHECKING:
-    from .signaling import ClientConnection, LiveRoom
+from . import outbound, protocol
+from .context import Peer, RoomContext
 
 log = structlog.get_logger(__name__)
 
@@ -65,28 +63,33 @@ class ChatMessage:
     translations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def to_wire(self, languages: Iterable[str], untranslated: Mapping[str, str]) -> dict[str, Any]:
-        """The ``chat`` message for a reader of ``languages`` (PROTOCOL.md)."""
+        """The ``chat`` message's fields for a reader of ``languages`` (PROTOCOL.md)."""
+        return self.for_reader(languages, untranslated).fields()
+
+    def for_reader(
+        self, languages: Iterable[str], untranslated: Mapping[str, str]
+    ) -> outbound.Chat:
+        """The ``chat`` message for a reader of ``languages``: the translations made, and why
+        the others are missing."""
         wanted = [lang for lang in sorted(set(languages)) if lang != self.lang]
         made = {lang: self.translations[lang] for lang in wanted if lang in self.translations}
-        wire: dict[str, Any] = {
-            "message_id": self.message_id,
-            "from": self.sender_id,
-            "from_name": self.sender_name,
-            "private": self.to is not None,
-            "lang": self.lang,
-            "text": self.text,
-            "translations": {lang: text for lang, (text, _) in made.items()},
-            "engines": {lang: engine for lang, (_, engine) in made.items()},
-            "untranslated": {
+        return outbound.Chat(
+            message_id=self.message_id,
+            sender_id=self.sender_id,
+            sender_name=self.sender_name,
+            private=self.to is not None,
+            lang=self.lang,
+            text=self.text,
+            translations={lang: text for lang, (text, _) in made.items()},
+            engines={lang: engine for lang, (_, engine) in made.items()},
+            untranslated={
                 lang: untranslated.get(lang, TRANSLATION_DOWN)
                 for lang in wanted
                 if lang not in made
             },
-            "sent_at": round(self.sent_at, 3),
-        }
-        if self.to is not None:
-            wire["to"] = self.to
-        return wire
+            sent_at=round(self.sent_at, 3),
+            to=self.to,
+        )
 
 
 class ChatHistory:
@@ -118,7 +121,7 @@ class ChatHistory:
         return [m for m in self._kept if m.seq < seq]
 
 
-def reading_languages(client: ClientConnection) -> frozenset[str]:
+def reading_languages(client: Peer) -> frozenset[str]:
     """What a client reads chat in: its caption languages and the language it speaks."""
     spoken = client.spoken_lang
     return client.languages | ({spoken} if spoken else frozenset())
@@ -129,7 +132,7 @@ class RoomChat:
 
     def __init__(
         self,
-        live: LiveRoom,
+        live: RoomContext,
         *,
         history_max_messages: int,
         translate: TranslateText | None,
@@ -163,7 +166,7 @@ class RoomChat:
         return len(self._jobs) >= self._max_queued_jobs
 
     # -- called by the signaling side (synchronously, on the loop) ---------------------------
-    def joined(self, client: ClientConnection, participant_id: str) -> None:
+    def joined(self, client: Peer, participant_id: str) -> None:
         """A participant entered: from now on they get messages live; older room messages
         come as one ``chat_history``."""
         since = self.history.next_seq
@@ -172,11 +175,11 @@ class RoomChat:
             return
         if self._full:  # at once, with the translations made so far: the order still holds
             languages = reading_languages(client)
-            wires = [
-                m.to_wire(languages, dict.fromkeys(languages, TRANSLATION_BUSY))
+            lines = [
+                m.for_reader(languages, dict.fromkeys(languages, TRANSLATION_BUSY))
                 for m in self.history.before(since)
             ]
-            client.send(protocol.encode("chat_history", messages=wires))
+            client.send(outbound.ChatHistory(lines).encode())
             return
         self._enqueue(lambda: self._send_history(client, participant_id, since))
 
@@ -237,7 +240,7 @@ class RoomChat:
             finally:
                 self._shedding = False
 
-    def _recipients(self, message: ChatMessage) -> list[ClientConnection]:
+    def _recipients(self, message: ChatMessage) -> list[Peer]:
         clients = self._live.clients
         if message.to is None:
             ids = [pid for pid in clients if self._since.get(pid, 0) <= message.seq]
@@ -250,12 +253,9 @@ class RoomChat:
         wanted = frozenset().union(*(reading_languages(c) for c in recipients))
         untranslated = await self._translate_into(message, wanted)
         for client in self._recipients(message):  # whoever is still here
-            wire = message.to_wire(reading_languages(client), untranslated)
-            client.send(protocol.encode("chat", **wire))
+            client.send(message.for_reader(reading_languages(client), untranslated).encode())
 
-    async def _send_history(
-        self, client: ClientConnection, participant_id: str, since: int
-    ) -> None:
+    async def _send_history(self, client: Peer, participant_id: str, since: int) -> None:
         messages = self.history.before(since)
         languages = reading_languages(client)
         untranslated: dict[str, dict[str, str]] = {}
@@ -267,8 +267,8 @@ class RoomChat:
             )
         if self._live.clients.get(participant_id) is not client:
             return  # gone meanwhile
-        wires = [m.to_wire(languages, untranslated[m.message_id]) for m in messages]
-        client.send(protocol.encode("chat_history", messages=wires))
+        lines = [m.for_reader(languages, untranslated[m.message_id]) for m in messages]
+        client.send(outbound.ChatHistory(lines).encode())
 
     async def _translate_into(
         self, message: ChatMessage, languages: Iterable[str], *, timeout_s: float | None = None

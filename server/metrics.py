@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from interpret.pool import WorkerInfo
     from media.tap import SpeakerAudioQueue
 
+    from .audience.service import AudienceService
     from .captions import CaptionService
     from .signaling import SignalingServer
 
@@ -108,6 +109,7 @@ async def gather_live_state(
     captions: CaptionService | None,
     speaker_audio: SpeakerAudioQueue | None,
     forward_totals: ForwardTotals,
+    audience: AudienceService | None = None,
 ) -> LiveState:
     """Read every part once (media stats are awaited: a media worker process answers them)."""
     state = LiveState(ready=ready, rooms=len(signaling.rooms))
@@ -141,11 +143,11 @@ async def gather_live_state(
         state.dropped_interim_captions = worker.dropped_captions
         state.asr_suppressed = worker.suppressed
         state.speech_workers = worker.workers()
-    if signaling.audience is not None:
-        state.audience_translations = signaling.audience.translate_calls
-        state.audience_items = sum(len(r.board.items) for r in signaling.audience.rooms.values())
-        state.audience_refused = dict(signaling.audience.refused)
-        state.audience_translation_jobs = signaling.audience.pending_translations
+    if audience is not None:
+        state.audience_translations = audience.translate_calls
+        state.audience_items = sum(len(r.board.items) for r in audience.rooms.values())
+        state.audience_refused = dict(audience.refused)
+        state.audience_translation_jobs = audience.pending_translations
     return state
 
 

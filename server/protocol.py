@@ -1,5 +1,5 @@
-"""The wire protocol of PROTOCOL.md as typed messages: parse what clients send, build what the
-server sends. Pure: no I/O, no event loop."""
+"""The wire protocol of PROTOCOL.md as typed messages: parse what clients send (what the server
+sends: :mod:`server.outbound`). Pure: no I/O, no event loop."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from pydantic import (
 )
 
 from interpret.languages import KNOWN_LANGUAGES
+
+from .outbound import Error
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
@@ -136,7 +138,7 @@ class Captions(_ClientMessage):
 
 # -- room features (PROTOCOL.md "Room features"): chat, hands, transcription opt-out -------
 class RoomFeature(_ClientMessage):
-    """Base of the messages :mod:`server.room_features` handles (joined participants only)."""
+    """Base of the room-feature messages (joined participants only)."""
 
     type: str
 
@@ -404,14 +406,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_message", problems, ref=kind) from None
 
 
-# -- server -> client ------------------------------------------------------------------------
-def encode(message_type: str, **fields: Any) -> str:
-    """Serialize a server message (``type`` first, then the fields as given)."""
-    return json.dumps({"type": message_type, **fields}, separators=(",", ":"), ensure_ascii=False)
-
-
+# -- server -> client: server.outbound ---------------------------------------------------------
 def error(code: str, message: str, ref: str | None = None, **details: Any) -> str:
-    fields: dict[str, Any] = {"code": code, "message": message}
-    if ref is not None:
-        fields["ref"] = ref
-    return encode("error", **fields, **details)
+    """An ``error`` message, serialized (:class:`server.outbound.Error`)."""
+    return Error(code, message, ref, details).encode()

@@ -97,6 +97,24 @@ class Room:
     def settings_to_wire(self, *, password: bool) -> dict[str, Any]:
         return {"locked": self.locked, "lobby": self.lobby, "password": password}
 
+    def configure(
+        self,
+        *,
+        locked: bool | None = None,
+        lobby: bool | None = None,
+        password: str | None = None,
+        clear_password: bool = False,
+    ) -> None:
+        """A host's room settings; None leaves a setting as it is."""
+        if locked is not None:
+            self.locked = locked
+        if lobby is not None:
+            self.lobby = lobby
+        if clear_password:
+            self.password = None
+        elif password is not None:
+            self.password = password
+
 
 def random_id() -> str:
     return secrets.token_urlsafe(6)
@@ -211,14 +229,9 @@ class RoomRegistry:
     ) -> Room:
         """A host's room settings; None leaves a setting as it is."""
         state = self._rooms[room]
-        if locked is not None:
-            state.locked = locked
-        if lobby is not None:
-            state.lobby = lobby
-        if clear_password:
-            state.password = None
-        elif password is not None:
-            state.password = password
+        state.configure(
+            locked=locked, lobby=lobby, password=password, clear_password=clear_password
+        )
         return state
 
     def _fresh_id(self, state: Room) -> str:

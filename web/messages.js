@@ -49,7 +49,7 @@ export function mediaErrorKey(errors, want = { audio: true, video: true }) {
   return "media.failed";
 }
 
-/** The server's default notice (server/room_features.py TRANSCRIPTION_NOTICE), recognized. */
+/** The server's default notice (server/features/presence.py TRANSCRIPTION_NOTICE), recognized. */
 const DEFAULT_NOTICE = /^This meeting is transcribed and translated by machine while it runs: what you say is shown to the others as captions, which may contain errors\. (Captions are not stored\.|This server stores (final captions|room chat|final captions and room chat) for up to ([\d.]+) hours\.) You can ask not to be transcribed\.$/;
 
 /**

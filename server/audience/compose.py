@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from websockets.datastructures import Headers
 
 from interpret.frames import Translation
+from interpret.glossary import Glossary
 
 from .board import BoardLimits
 from .service import AudienceConfig, AudienceService
 
 if TYPE_CHECKING:
+    from ..auth import TokenVerifier
     from ..retention import Retention
     from ..settings import Settings
-    from ..signaling import SignalingServer
+
+
+class GlossedTranslator(Protocol):
+    """What the audience needs of the captions (:class:`server.captions.CaptionService`)."""
+
+    async def translate_glossed(
+        self, text: str, source: str, targets: Iterable[str], glossary: Glossary = ()
+    ) -> Mapping[str, Translation]: ...
 
 
 def audience_languages(settings: Settings) -> tuple[str, ...]:
@@ -26,8 +37,17 @@ def audience_languages(settings: Settings) -> tuple[str, ...]:
 
 
 def build_audience(
-    settings: Settings, signaling: SignalingServer, retention: Retention
+    settings: Settings,
+    retention: Retention,
+    *,
+    translator: GlossedTranslator | None,
+    glossary: Callable[[str], Glossary],
+    may_watch: Callable[[str, Headers], bool],
+    verifier: TokenVerifier | None,
 ) -> AudienceService | None:
+    """``translator``: the captions (None when off); ``glossary``: a room's glossary (its terms
+    are rendered as in captions); ``may_watch``: whether a request may watch a room's broadcast
+    (:meth:`server.broadcast.BroadcastManager.may_watch`)."""
     a = settings.audience
     if not a.enabled:
         return None
@@ -49,21 +69,14 @@ def build_audience(
     async def translate(
         room: str, text: str, source: str, targets: tuple[str, ...]
     ) -> Mapping[str, Translation]:
-        captions = signaling.captions
-        if captions is None:
+        if translator is None:
             raise RuntimeError("captions are off")
-        live = signaling.rooms.get(room)
-        glossary = live.glossary if live is not None else ()
-        return await captions.translate_glossed(text, source, targets, glossary)
-
-    def may_watch(room: str, headers: object) -> bool:
-        manager = signaling.broadcasts
-        return manager is not None and manager._may_watch(room, headers)  # type: ignore[arg-type]
+        return await translator.translate_glossed(text, source, targets, glossary(room))
 
     return AudienceService(
         config,
         translate=translate if settings.captions.enabled else None,
         may_watch=may_watch,
-        verifier=signaling.verifier,
+        verifier=verifier,
         export=retention.write_export if retention.enabled else None,
     )

@@ -1,7 +1,7 @@
 """Rooms in media worker processes (``[media] isolation = "process"``), with real workers.
 
 The acceptance tests run the real server in this process and real aiortc clients beside it;
-the backend tests drive :class:`ProcessMediaBackend` directly, as ``server/signaling.py`` does.
+the backend tests drive :class:`ProcessMediaBackend` directly, as ``server/membership.py`` does.
 """
 
 from __future__ import annotations

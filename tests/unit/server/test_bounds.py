@@ -254,13 +254,26 @@ class FakeWorker:
 @dataclass
 class Reader:
     languages: frozenset[str] = frozenset()
-    live: Any = None
-    recognition_lang: str | None = "en"
+    spoken_lang: str | None = "en"
 
 
 @dataclass
-class Signaling:
+class Router:
+    """The rooms' side of the caption service (server.features.captions.CaptionsFeature)."""
+
     rooms: dict[str, FakeRoom] = field(default_factory=dict)
+
+    def readers(self) -> dict[str, list[frozenset[str]]]:
+        return {n: [c.languages for c in r.clients.values()] for n, r in self.rooms.items()}
+
+    def speaker(self, room: str, participant_id: str) -> Any:
+        from server.features.captions import Speaker
+
+        reader = self.rooms[room].clients.get(participant_id) if room in self.rooms else None
+        return None if reader is None else Speaker(reader.spoken_lang, ())
+
+    def deliver(self, room: str, frame: Any, **_: Any) -> None:
+        return None
 
 
 async def test_one_rooms_readers_do_not_make_another_rooms_speaker_translated() -> None:
@@ -270,18 +283,15 @@ async def test_one_rooms_readers_do_not_make_another_rooms_speaker_translated() 
     from media.tap import SpeakerAudioQueue
     from server.captions import CaptionService
 
-    signaling = Signaling()
+    router = Router()
     room_a, room_b = FakeRoom("A"), FakeRoom("B")
-    signaling.rooms.update(A=room_a, B=room_b)
+    router.rooms.update(A=room_a, B=room_b)
     room_a.clients["reader"] = Reader(frozenset({"fr"}))
     room_b.clients["bob"] = Reader()
     room_b.clients["bea"] = Reader(frozenset({"de"}))
     audio = SpeakerAudioQueue(max_chunks=8)
-    service = CaptionService(
-        config=PipelineConfig(),
-        audio=audio,
-        signaling=signaling,  # type: ignore[arg-type]
-    )
+    service = CaptionService(config=PipelineConfig(), audio=audio)
+    service.router = router
     worker = FakeWorker()
     service._worker = worker  # type: ignore[assignment]
     service.languages_changed()

@@ -122,7 +122,7 @@ def test_the_servers_notice_is_said_in_the_readers_language() -> None:
     import shutil
     import subprocess
 
-    from server.room_features import transcription_notice
+    from server.features.presence import transcription_notice
     from server.settings import RetentionSettings
 
     node = shutil.which("node")
