@@ -44,7 +44,7 @@ bench-sfu: $(STAMP)
 	$(PY) bench/sfu.py --sweep 1,8,32 --seconds 20 --json bench/results/sfu.json
 
 ## The figures in docs/benchmarks.md: reliability long forms, Parley next to Janus, capacity
-## (one command, about 25 min on 2 quiet cores; needs root for apt-get janus and unshare -n).
+## (one command, about 60 min on 2 quiet cores, the 30-minute soak included; needs root for apt-get janus and unshare -n).
 bench: $(STAMP)
 	PYTHONPATH=. $(PY) bench/prove.py --long
 

@@ -35,7 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.interpret import EVALSET, TARGETS, feed_realtime, utterance_latencies  # noqa: E402
+from bench.interpret import (  # noqa: E402
+    EVALSET,
+    TARGETS,
+    feed_realtime,
+    invented_runs,
+    normalize,
+    utterance_latencies,
+)
 
 LANGS = ["en", "es", "de", "fr", "pt"]
 
@@ -119,6 +126,21 @@ class PoolPipeline:
         return {w.worker_id: w.speakers for w in self._pool.workers()}
 
 
+def live_wer(events: Path, meta: dict[str, Any]) -> float:
+    """WER (%) of the finals, in start order, against the references of the segments fed."""
+    import jiwer
+
+    finals = [
+        e
+        for e in (json.loads(line) for line in events.read_text().splitlines() if line.strip())
+        if e.get("event") == "final"
+    ]
+    finals.sort(key=lambda e: (float(e.get("start_s", 0)), float(e.get("emitted_s", 0))))
+    ref = normalize(" ".join(seg["reference"] for seg in meta["segments"]))
+    hyp = normalize(" ".join(e.get("text", "") for e in finals)) or "<empty>"
+    return round(100 * jiwer.wer(ref, hyp), 2)
+
+
 def children_cpu_s() -> float:
     """CPU seconds of worker processes that have exited (the pool's, once closed)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -174,6 +196,9 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
                 "p95_s": p95(lat),
                 "utterances": len(meta["segments"]),
                 "missing": missing,
+                # the words must not change with the load: WER of the finals on this cut
+                "wer": live_wer(path, meta),
+                "invented_runs": invented_runs(path, meta)["invented_runs"],
             }
         row = {
             "speakers": k,
@@ -225,13 +250,19 @@ def gpu_name() -> str | None:
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        "| speakers | languages | final p50 / p95 s | real time | CPU cores used |",
-        "|---|---|---|---|---|",
+        "| speakers | languages | final p50 / p95 s | real time | CPU cores used"
+        " | WER % per speaker |",
+        "|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
+        wers = ", ".join(
+            f"{sid.split('-')[0]} {s['wer']}"
+            for sid, s in r.get("per_speaker", {}).items()
+            if "wer" in s
+        )
         lines.append(
             f"| {r['speakers']} | {','.join(r['langs'])} | {r['final_p50_s']} / {r['final_p95_s']}"
-            f" | {'yes' if r['realtime'] else 'no'} | {r['cpu_cores_used']} |"
+            f" | {'yes' if r['realtime'] else 'no'} | {r['cpu_cores_used']} | {wers or '–'} |"
         )
     lines.append(
         f"\n**Capacity: {report['capacity_speakers']} simultaneous speaker(s)** (Whisper"

@@ -1,14 +1,16 @@
 """Soak with room isolation: four speakers (counter video + looping evalset speech, captions on)
-in two rooms for ``PARLEY_SOAK_S`` seconds (90 in CI, 1,800 in the long form); the server's
-memory, file descriptors and asyncio tasks stay flat (slopes reported). A host in room A forges
-host actions, track ids and chat aimed at room B's people: nobody in B hears of it, and nobody
-receives another room's media or captions."""
+in two rooms for ``PARLEY_SOAK_S`` seconds (90 in CI, 1,800 in the long form), their speech
+placed on a pool of two speech workers, one of which is killed midway (issue 17); the server's
+memory, file descriptors and asyncio tasks stay flat (slopes reported) and every utterance gets
+a final caption. A host in room A forges host actions, track ids and chat aimed at room B's
+people: nobody in B hears of it, and nobody receives another room's media or captions."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -29,6 +31,11 @@ SPEAKERS = {
     "b2": ("B", "fr"),
 }
 SECRET = "forged-from-room-A"
+#: silence after each loop of a speaker's clip: one utterance per loop, counted
+GAP_S = 2.0
+#: an utterance counts as captioned when a final's audio span overlaps it (± this, the stream
+#: clock starts at the first sample the server receives, not the first one sent)
+SLACK_S = 0.75
 
 
 def speech(lang: str) -> str:
@@ -37,7 +44,7 @@ def speech(lang: str) -> str:
 
 @pytest.mark.timeout(SOAK_S + 300)
 async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart() -> None:
-    app = App(loopback_settings(captions={"enabled": True}))
+    app = App(loopback_settings(captions={"enabled": True, "workers": 2, "cpu_threads": 1}))
     await app.start()
     try:
         url = ws_url(app)
@@ -60,6 +67,8 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
                     speech(lang),
                     "--lang",
                     lang,
+                    "--gap-s",
+                    str(GAP_S),
                     timeout_s=SOAK_S + 120,
                 )
             )
@@ -69,8 +78,26 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
         samples: dict[str, list[tuple[float, float]]] = {"rss_mib": [], "fds": [], "tasks": []}
         t0 = time.monotonic()
         forged = False
+        assert app.captions is not None
+        pool = app.captions.worker
+        killed: dict[str, Any] = {}
+        worker_rss: dict[int, list[tuple[float, float]]] = {}
         while not all(p.done() for p in peers.values()):
             now = time.monotonic() - t0
+            for info in pool.workers():
+                if info.pid is not None and info.up:
+                    try:
+                        worker_rss.setdefault(info.pid, []).append(
+                            (now, rss_bytes(info.pid) / 2**20)
+                        )
+                    except (OSError, RuntimeError):
+                        pass  # exited between the listing and the read
+            if not killed and now >= SOAK_S / 2:
+                # the busiest worker dies mid-utterance: its speakers move, nothing is lost
+                victim = max(pool.workers(), key=lambda w: w.speakers)
+                assert victim.pid is not None and victim.speakers > 0, pool.workers()
+                killed = {"worker": victim.worker_id, "speakers": victim.speakers, "at_s": now}
+                os.kill(victim.pid, signal.SIGKILL)
             if now < SOAK_S - 2:  # the speakers leave at SOAK_S (after they joined)
                 samples["rss_mib"].append((now, rss_bytes(pid) / 2**20))
                 samples["fds"].append((now, open_fds(pid)))
@@ -85,7 +112,9 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
                 forged = True
             await asyncio.sleep(2.0)
         results = {name: task.result() for name, task in peers.items()}
-        assert forged
+        assert forged and killed
+        moves = dict(getattr(pool, "moves", {}))
+        restarts = {w.worker_id: w.restarts for w in pool.workers()}
         b = app.signaling.registry.get("B")
         assert b is None or not any(
             t.muted for p in b.participants.values() for t in p.tracks.values()
@@ -120,10 +149,24 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
         figures[f"{key}_slope_per_min"] = round(slope_per_min(steady), 3)
         figures[f"{key}_range"] = [min(v for _, v in steady), max(v for _, v in steady)]
     figures["finals"] = {n: r["finals"] for n, r in results.items()}
+    figures["worker_killed"] = killed
+    figures["worker_restarts"] = restarts
+    figures["placement_moves"] = moves
+    figures["worker_rss_mib_range"] = {
+        str(pid): [round(min(v for _, v in series)), round(max(v for _, v in series))]
+        for pid, series in worker_rss.items()
+    }
+    uncaptioned = uncaptioned_utterances(results, ids)
+    figures["utterances"] = {n: u["spoken"] for n, u in uncaptioned.items()}
+    figures["uncaptioned"] = {n: u["missed"] for n, u in uncaptioned.items()}
     report("soak", figures)
     print(f"soak: {json.dumps(figures)}")
     # a leak of one caption, one packet or one frame per second would be megabytes a minute;
     # the CI window is short, so the bound is on growth, the long form's slope is the figure
+    # every utterance of every speaker (each loop of the clip, fully spoken) got a final, the
+    # killed worker's included: its speakers moved and their audio was replayed
+    assert all(not u["missed"] for u in uncaptioned.values()), uncaptioned
+    assert restarts[killed["worker"]] >= 1, restarts  # the pool brought it back
     rss = [v for t, v in samples["rss_mib"] if t >= SOAK_S / 3]
     assert max(rss) - rss[0] <= 16, rss
     # no growth: the second half of the steady window never exceeds the first half's peak
@@ -132,6 +175,32 @@ async def test_soak_four_speakers_with_captions_stays_flat_and_rooms_stay_apart(
         steady = [v for t, v in samples[key] if t >= SOAK_S / 3]
         half = len(steady) // 2
         assert max(steady[half:]) <= max(steady[:half]) + margin, (key, steady)
+
+
+def uncaptioned_utterances(results: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """Per speaker: the utterances spoken (loops of the clip sent in full, with time for their
+    final to arrive) and those no final's audio span overlaps, as heard by anyone in the room."""
+    out: dict[str, Any] = {}
+    for name, r in results.items():
+        room = SPEAKERS[name][0]
+        spans = [
+            span
+            for other, o in results.items()
+            if SPEAKERS[other][0] == room
+            for span in o["final_spans"].get(ids[name], [])
+        ]
+        period, speech = r["period_s"], r["speech_s"]
+        spoken = int((r["sent_s"] - speech - GAP_S) // period)  # the last one's final had time
+        missed = [
+            round(k * period, 1)
+            for k in range(max(spoken, 0))
+            if not any(
+                start <= k * period + speech + SLACK_S and end >= k * period - SLACK_S
+                for start, end in spans
+            )
+        ]
+        out[name] = {"spoken": spoken, "missed": missed}
+    return out
 
 
 async def forge(forger: RawClient, b: Any) -> None:

@@ -76,9 +76,23 @@ class Blackout:
 
 
 class LoopingSpeech(FileAudio):
-    """A recording played again and again in real time (a speaker who keeps talking)."""
+    """A recording played again and again in real time (a speaker who keeps talking), each time
+    followed by ``gap_s`` of silence: one utterance per ``period_s``."""
+
+    def __init__(self, path: str, *, gap_s: float = 0.0) -> None:
+        super().__init__(path)
+        self.speech_s = len(self.pcm) / 48_000
+        self.pcm = np.concatenate([self.pcm, np.zeros(int(gap_s * 48_000), np.int16)])
+        self.period_s = len(self.pcm) / 48_000
+        #: monotonic time of the very first sample (``started_s`` moves on each loop)
+        self.first_s: float | None = None
+
+    def sent_s(self) -> float:
+        return 0.0 if self.first_s is None else time.monotonic() - self.first_s
 
     async def recv(self) -> AudioFrame:
+        if self.first_s is None:
+            self.first_s = time.monotonic()
         if self._samples >= len(self.pcm) and self.started_s is not None:
             self.started_s += len(self.pcm) / 48_000
             self._samples = 0
@@ -175,7 +189,7 @@ async def speaker(args: argparse.Namespace) -> dict[str, Any]:
         room=args.room,
         name=args.name,
         video=CounterVideo(160, 120),
-        audio=LoopingSpeech(args.speech),
+        audio=(voice := LoopingSpeech(args.speech, gap_s=args.gap_s)),
         decode=True,
         keep_audio_s=1.0,
         lang=args.lang,
@@ -196,6 +210,11 @@ async def speaker(args: argparse.Namespace) -> dict[str, Any]:
             {m["participant_id"] for m in client.messages if m["type"] == "caption"}
         ),
         "finals": sum(1 for m in client.messages if m["type"] == "caption" and m["final"]),
+        # audio time spans of the finals heard, per speaker (no text): what was captioned
+        "final_spans": final_spans(client.messages),
+        "speech_s": voice.speech_s,
+        "period_s": voice.period_s,
+        "sent_s": voice.sent_s(),
         "message_types": sorted({m["type"] for m in client.messages}),
         "messages": [
             {k: v for k, v in m.items() if k not in ("sdp", "_received_s")}
@@ -206,6 +225,14 @@ async def speaker(args: argparse.Namespace) -> dict[str, Any]:
     }
     await client.leave()
     return result
+
+
+def final_spans(messages: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    spans: dict[str, list[list[float]]] = {}
+    for m in messages:
+        if m["type"] == "caption" and m["final"]:
+            spans.setdefault(m["participant_id"], []).append([m["start_s"], m["end_s"]])
+    return spans
 
 
 def main() -> None:
@@ -219,6 +246,7 @@ def main() -> None:
     ap.add_argument("--blackout-s", type=float, default=5.0)
     ap.add_argument("--speech", default="")
     ap.add_argument("--lang", default=None)
+    ap.add_argument("--gap-s", type=float, default=0.0, help="silence after each loop of --speech")
     ap.add_argument("--forge", default="", help="JSON list of messages to send after joining")
     ap.add_argument("--ice-address", default="127.0.0.1")
     args = ap.parse_args()
