@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from .frames import AudioChunk, CaptionFrame, Samples, Translation, Untranslated
@@ -30,6 +30,23 @@ log = logging.getLogger(__name__)
 
 class Recognizer(Protocol):
     def recognize(self, audio: Samples, *, lang: str | None, prompt: str) -> Hypothesis: ...
+
+
+class BatchRequest(Protocol):
+    """One buffer of a batch: :class:`interpret.transcribe.BatchItem` has these fields."""
+
+    @property
+    def audio(self) -> Samples: ...
+    @property
+    def lang(self) -> str | None: ...
+    @property
+    def prompt(self) -> str: ...
+
+
+#: builds one item of a batch (the recognizer's own type)
+BatchItemFn = Callable[[Samples, str | None, str], BatchRequest]
+#: a recognizer's ``recognize_batch``: several speakers' buffers in one call (a GPU's batch)
+RecognizeBatchFn = Callable[[Sequence[BatchRequest]], Sequence[Hypothesis]]
 
 
 class TranslateFn(Protocol):
@@ -69,8 +86,22 @@ class CaptionPipeline:
         translate_interims: bool = True,
         translate_speech: SpeechTranslateFn | None = None,
         needs_speech: NeedsSpeechFn | None = None,
+        batch_size: int = 1,
+        batch_item: BatchItemFn | None = None,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be ≥ 1")
+        recognize_batch: RecognizeBatchFn | None = getattr(recognizer, "recognize_batch", None)
+        if batch_size > 1 and (batch_item is None or recognize_batch is None):
+            raise ValueError(
+                "batch_size > 1 needs a recognizer with recognize_batch and batch_item"
+            )
         self._recognizer = recognizer
+        self._recognize_batch = recognize_batch
+        #: decodes of different speakers due at once go to the recognizer together, up to this
+        #: many (1: one at a time, the CPU's best; a GPU decodes a batch in about one's time)
+        self._batch_size = batch_size
+        self._batch_item = batch_item
         self._translate_speech = translate_speech
         self._needs_speech = needs_speech
         #: finals waiting for Whisper's English translation of their audio
@@ -94,6 +125,8 @@ class CaptionPipeline:
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.decodes = 0
+        #: recognizer calls (a batch of several decodes is one call)
+        self.recognizer_calls = 0
         #: seconds spent in the recognizer (and speech translation) since start
         self.decode_s = 0.0
         #: captions the text guards changed, dropped or decoded again, by reason
@@ -213,13 +246,20 @@ class CaptionPipeline:
             else:
                 self._out.put(update)
 
-    def _pick(self) -> tuple[SpeakerStream, DecodeJob] | tuple[CaptionUpdate, Samples] | None:
+    def _pick(self) -> list[tuple[SpeakerStream, DecodeJob]] | tuple[CaptionUpdate, Samples] | None:
+        """The next work, lock held: a speech translation a final waits for, or the most
+        urgent decodes, one per speaker, up to the batch size."""
         if self._speech_jobs:  # a final waits for it: before any decode
             return self._speech_jobs.pop(0)
+        picked: list[tuple[SpeakerStream, DecodeJob]] = []
         for stream in sorted(self._speakers.values(), key=lambda s: s.urgency()):
-            job = stream.next_job()
+            job = stream.next_job()  # starts the job: only asked while there is room for it
             if job is not None:
-                return stream, job
+                picked.append((stream, job))
+                if len(picked) >= self._batch_size:
+                    break
+        if picked:
+            return picked
         for speaker_id, stream in list(self._speakers.items()):
             if stream.closing and not stream.next_job_pending():
                 del self._speakers[speaker_id]
@@ -239,27 +279,51 @@ class CaptionPipeline:
                     if picked is None:
                         return
                     self._busy = True
-                    glossary = self._glossaries.get(picked[0].speaker_id, ())
+                    if isinstance(picked, tuple):
+                        speech: tuple[CaptionUpdate, Samples] | None = picked
+                        jobs: list[tuple[SpeakerStream, DecodeJob]] = []
+                    else:
+                        speech, jobs = None, picked
+                    prompts = [
+                        with_hint(
+                            job.prompt,
+                            recognition_hint(self._glossaries.get(stream.speaker_id, ()), job.lang),
+                        )
+                        for stream, job in jobs
+                    ]
                 began = time.perf_counter()
-                if isinstance(picked[0], CaptionUpdate):
-                    self._speech_translate(picked[0], picked[1])
+                if speech is not None:
+                    self._speech_translate(*speech)
                     self.decode_s += time.perf_counter() - began
                     continue
-                stream, job = picked
-                prompt = with_hint(job.prompt, recognition_hint(glossary, job.lang))
-                hypothesis = self._recognizer.recognize(job.audio, lang=job.lang, prompt=prompt)
+                hypotheses = self._recognize(jobs, prompts)
                 with self._work:
                     self.decode_s += time.perf_counter() - began
-                    self.decodes += 1
-                    update = stream.on_result(job, hypothesis)
-                    if update is not None:
-                        self._queue_updates([update, *stream.take_ready()], stream)
+                    self.decodes += len(jobs)
+                    self.recognizer_calls += 1
+                    for (stream, job), hypothesis in zip(jobs, hypotheses, strict=True):
+                        update = stream.on_result(job, hypothesis)
+                        if update is not None:
+                            self._queue_updates([update, *stream.take_ready()], stream)
         except BaseException as exc:  # the worker reports it and is restarted
             log.exception("decoder failed")
             with self._work:
                 self.error = exc
                 self._busy = False
                 self._work.notify_all()
+
+    def _recognize(
+        self, jobs: list[tuple[SpeakerStream, DecodeJob]], prompts: list[str]
+    ) -> Sequence[Hypothesis]:
+        if len(jobs) == 1:
+            job = jobs[0][1]
+            return [self._recognizer.recognize(job.audio, lang=job.lang, prompt=prompts[0])]
+        assert self._batch_item is not None and self._recognize_batch is not None
+        items = [
+            self._batch_item(job.audio, job.lang, prompt)
+            for (_, job), prompt in zip(jobs, prompts, strict=True)
+        ]
+        return list(self._recognize_batch(items))
 
     def _speech_translate(self, update: CaptionUpdate, audio: Samples) -> None:
         assert self._translate_speech is not None

@@ -65,6 +65,8 @@ class RemoteWorkerSettings:
     cpu_threads: int | None = None
     #: speakers this worker serves in real time (its weight in the server's placement)
     capacity: int = 2
+    #: speakers' decodes batched into one Whisper call (None: the server's setting)
+    batch_size: int | None = None
     nice: int = 0
     max_backoff_s: float = 10.0
 
@@ -79,7 +81,9 @@ def for_device(config: PipelineConfig, settings: RemoteWorkerSettings) -> Pipeli
         compute_type=compute_type,
         cpu_threads=settings.cpu_threads or rec.cpu_threads,
     )
-    return dataclasses.replace(config, recognizer=recognizer)
+    return dataclasses.replace(
+        config, recognizer=recognizer, batch_size=settings.batch_size or config.batch_size
+    )
 
 
 def decode_link_message(message: str | bytes) -> Inbound:

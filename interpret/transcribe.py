@@ -37,6 +37,7 @@ from .guards import GuardSettings, WindowScores, collapse, drop_reason, rescue_r
 from .streaming import Hypothesis
 
 __all__ = [
+    "BatchItem",
     "EncoderWindow",
     "GuardSettings",
     "Recognition",
@@ -178,27 +179,10 @@ class WhisperRecognizer:
         alignment pass, ≈ segment-accurate).
         """
         started = time.perf_counter()
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError("audio must be mono (1-D)")
+        audio, empty = self._checked(audio, lang=lang, task=task, started=started)
+        if empty is not None:
+            return empty
         duration_s = len(audio) / ASR_SAMPLE_RATE
-        if duration_s > WINDOW_S:
-            raise ValueError(f"audio is {duration_s:.1f} s; one call decodes at most {WINDOW_S} s")
-        if not self.multilingual and (task == "translate" or lang not in (None, "en")):
-            raise RecognizerError("this model is English-only")
-        if duration_s < MIN_AUDIO_S or float(np.max(np.abs(audio))) < self.guards.min_peak:
-            # nothing a word fits in, or digital/near silence: Whisper would only invent words
-            return Recognition(
-                words=[],
-                lang="en" if task == "translate" else (lang or ""),
-                lang_probability=0.0,
-                source_lang=lang or "",
-                task=task,
-                duration_s=duration_s,
-                compute_s=time.perf_counter() - started,
-                encoder_s=0.0,
-            )
-
         from faster_whisper.tokenizer import Tokenizer
 
         m = self._model
@@ -206,19 +190,9 @@ class WhisperRecognizer:
         content_frames, encoder_input = self._features(audio, encoder_s)
         encoder_output = m.encode(encoder_input)
         source_lang, lang_probability = lang or "en", 1.0
-        switching = (
-            lang is not None
-            and task == "transcribe"
-            and self.switch_probability < 1.0
-            and duration_s >= self.switch_min_s
-        )
-        if self.multilingual and (lang is None or switching):
+        if self._detects(lang, task, duration_s):
             ranked = m.model.detect_language(encoder_output)[0]
-            token, probability = ranked[0]
-            detected = token[2:-2]  # "<|en|>"
-            if lang is None or (detected != lang and probability >= self.switch_probability):
-                source_lang, lang_probability = detected, probability
-        detected_probability = float(lang_probability) if lang is None else 1.0
+            source_lang, lang_probability = self._chosen_lang(lang, ranked)
         tokenizer = Tokenizer(m.hf_tokenizer, self.multilingual, task=task, language=source_lang)
         options = self._options(tokenizer, prompt, beam_size, duration_s)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
@@ -236,11 +210,265 @@ class WhisperRecognizer:
         if word_timestamps:
             aligned = self._align(raw, tokenizer, encoder_output, content_frames)
         else:
-            aligned = [
-                _spread_words(tokenizer.decode(t), start, end, math.exp(window.avg_logprob))
-                for start, end, t in raw
-            ]
+            aligned = self._spread(raw, tokenizer, window)
+        return self._recognition(
+            raw,
+            aligned,
+            tokenizer,
+            window,
+            lang=lang,
+            task=task,
+            source_lang=source_lang,
+            lang_probability=lang_probability,
+            duration_s=duration_s,
+            started=started,
+            encoder_s=encoder_s,
+        )
 
+    def recognize_batch(
+        self, items: Sequence[BatchItem], *, word_timestamps: bool = True
+    ) -> list[Recognition]:
+        """Several buffers, e.g. several speakers' windows, in one encoder call, one decoder
+        call and one alignment call per language: what a worker on a GPU does with the
+        decodes its speakers have due at once (CTranslate2 runs a batch in about the time of
+        one item there). The results are in ``items``' order and each is what
+        :meth:`recognize` gives for its item: buffers share an encoder call only when their
+        windows have the same length, and a decoder call only when their prompts do. An item
+        whose first decode would fall back to a higher temperature is decoded again alone.
+        """
+        started = time.perf_counter()
+        results: list[Recognition | None] = [None] * len(items)
+        live: list[tuple[int, BatchItem, Samples]] = []
+        for i, item in enumerate(items):
+            audio, empty = self._checked(
+                item.audio, lang=item.lang, task="transcribe", started=started
+            )
+            if empty is not None:
+                results[i] = empty
+            else:
+                live.append((i, item, audio))
+        if len(live) == 1:
+            i, item, audio = live[0]
+            results[i] = self.recognize(
+                audio, lang=item.lang, prompt=item.prompt, word_timestamps=word_timestamps
+            )
+        elif live:
+            # one encoder call per window length: padding a buffer to a longer window than its
+            # own would change its words, and which buffers meet in a batch is a matter of
+            # timing (``encoder_window="full"``: one length, every buffer batched together)
+            by_window: dict[float, list[tuple[int, BatchItem, Samples]]] = {}
+            for entry in live:
+                duration_s = len(entry[2]) / ASR_SAMPLE_RATE
+                by_window.setdefault(self._encoder_s(duration_s), []).append(entry)
+            for group in by_window.values():
+                for i, recognition in self._decode_batch(group, word_timestamps, started):
+                    results[i] = recognition
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    def _decode_batch(
+        self,
+        live: Sequence[tuple[int, BatchItem, Samples]],
+        word_timestamps: bool,
+        started: float,
+    ) -> list[tuple[int, Recognition]]:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_compression_ratio
+
+        m = self._model
+        durations = [len(audio) / ASR_SAMPLE_RATE for _, _, audio in live]
+        encoder_s = max(self._encoder_s(d) for d in durations)
+        features = [self._features(audio, encoder_s) for _, _, audio in live]
+        content_frames = [frames for frames, _ in features]
+        encoder_output = m.encode(np.stack([f for _, f in features]))
+        ranked: list[Any] = []
+        if any(
+            self._detects(item.lang, "transcribe", d)
+            for (_, item, _), d in zip(live, durations, strict=True)
+        ):
+            ranked = m.model.detect_language(encoder_output)
+        langs: list[tuple[str, float]] = []
+        tokenizers: list[Any] = []
+        prompts: list[list[int]] = []
+        options: list[Any] = []
+        for row, ((_, item, _), duration_s) in enumerate(zip(live, durations, strict=True)):
+            chosen = (item.lang or "en", 1.0)
+            if self._detects(item.lang, "transcribe", duration_s):
+                chosen = self._chosen_lang(item.lang, ranked[row])
+            langs.append(chosen)
+            tokenizer = Tokenizer(
+                m.hf_tokenizer, self.multilingual, task="transcribe", language=chosen[0]
+            )
+            tokenizers.append(tokenizer)
+            options.append(self._options(tokenizer, item.prompt, None, duration_s))
+            previous = tokenizer.encode(" " + item.prompt.strip()) if item.prompt.strip() else []
+            prompts.append(m.get_prompt(tokenizer, previous))
+        first = options[0]
+        # CTranslate2 decodes a batch whose prompts put <|startoftranscript|> at one position:
+        # rows are decoded together when their prompts have the same length (no prompt, or
+        # the same number of previous-text tokens); the encoder pass above was one for all
+        by_length: dict[int, list[int]] = {}
+        for row, prompt in enumerate(prompts):
+            by_length.setdefault(len(prompt), []).append(row)
+        generated: dict[int, Any] = {}
+        for rows in by_length.values():
+            results = m.model.generate(
+                _rows(encoder_output, rows, len(live)),
+                [prompts[r] for r in rows],
+                beam_size=first.beam_size,
+                patience=first.patience,
+                length_penalty=first.length_penalty,
+                repetition_penalty=first.repetition_penalty,
+                no_repeat_ngram_size=first.no_repeat_ngram_size,
+                max_length=max(len(prompts[r]) + options[r].max_new_tokens for r in rows),
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=first.suppress_blank,
+                suppress_tokens=first.suppress_tokens,
+                max_initial_timestamp_index=int(
+                    round(first.max_initial_timestamp / _TIME_PRECISION_S)
+                ),
+            )
+            generated.update(zip(rows, results, strict=True))
+        out: list[tuple[int, Recognition]] = []
+        kept: list[int] = []  # rows decided by the batch (no temperature fallback due)
+        windows: dict[int, WindowScores] = {}
+        raws: dict[int, list[tuple[float, float, list[int]]]] = {}
+        for row, result in sorted(generated.items()):
+            tokens = result.sequences_ids[0]
+            avg_logprob = (
+                result.scores[0] * (len(tokens) ** first.length_penalty) / (len(tokens) + 1)
+            )
+            ratio = get_compression_ratio(tokenizers[row].decode(tokens).strip())
+            if len(self.temperatures) > 1 and _needs_fallback(
+                options[row], result, avg_logprob, ratio
+            ):
+                i, item, audio = live[row]
+                out.append(
+                    (
+                        i,
+                        self.recognize(
+                            audio,
+                            lang=item.lang,
+                            prompt=item.prompt,
+                            word_timestamps=word_timestamps,
+                        ),
+                    )
+                )
+                continue
+            kept.append(row)
+            windows[row] = WindowScores(
+                no_speech_prob=float(result.no_speech_prob),
+                avg_logprob=float(avg_logprob),
+                compression_ratio=float(ratio),
+                temperature=0.0,
+            )
+            raws[row] = _split_at_timestamps(tokens, tokenizers[row], durations[row])
+        aligned: dict[int, list[list[_RawWord]]] = {}
+        if word_timestamps:
+            by_lang: dict[str, list[int]] = {}
+            for row in kept:
+                by_lang.setdefault(langs[row][0], []).append(row)
+            for rows in by_lang.values():
+                group = self._align_many(
+                    [raws[r] for r in rows],
+                    tokenizers[rows[0]],
+                    _rows(encoder_output, rows, len(live)),
+                    [content_frames[r] for r in rows],
+                )
+                aligned.update(zip(rows, group, strict=True))
+        else:
+            aligned = {r: self._spread(raws[r], tokenizers[r], windows[r]) for r in kept}
+        for row in kept:
+            i, item, _ = live[row]
+            out.append(
+                (
+                    i,
+                    self._recognition(
+                        raws[row],
+                        aligned[row],
+                        tokenizers[row],
+                        windows[row],
+                        lang=item.lang,
+                        task="transcribe",
+                        source_lang=langs[row][0],
+                        lang_probability=langs[row][1],
+                        duration_s=durations[row],
+                        started=started,
+                        encoder_s=encoder_s,
+                    ),
+                )
+            )
+        return out
+
+    def _checked(
+        self, audio: Samples, *, lang: str | None, task: Task, started: float
+    ) -> tuple[Samples, Recognition | None]:
+        """``audio`` as contiguous float32, and the empty result when it holds nothing to
+        decode (too short, or digital silence: Whisper would only invent words)."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError("audio must be mono (1-D)")
+        duration_s = len(audio) / ASR_SAMPLE_RATE
+        if duration_s > WINDOW_S:
+            raise ValueError(f"audio is {duration_s:.1f} s; one call decodes at most {WINDOW_S} s")
+        if not self.multilingual and (task == "translate" or lang not in (None, "en")):
+            raise RecognizerError("this model is English-only")
+        if duration_s < MIN_AUDIO_S or float(np.max(np.abs(audio))) < self.guards.min_peak:
+            return audio, Recognition(
+                words=[],
+                lang="en" if task == "translate" else (lang or ""),
+                lang_probability=0.0,
+                source_lang=lang or "",
+                task=task,
+                duration_s=duration_s,
+                compute_s=time.perf_counter() - started,
+                encoder_s=0.0,
+            )
+        return audio, None
+
+    def _detects(self, lang: str | None, task: Task, duration_s: float) -> bool:
+        """Is the language detected (none declared, or code-switching may override it)?"""
+        switching = (
+            lang is not None
+            and task == "transcribe"
+            and self.switch_probability < 1.0
+            and duration_s >= self.switch_min_s
+        )
+        return self.multilingual and (lang is None or switching)
+
+    def _chosen_lang(self, lang: str | None, ranked: Sequence[Any]) -> tuple[str, float]:
+        token, probability = ranked[0]
+        detected = token[2:-2]  # "<|en|>"
+        if lang is None or (detected != lang and probability >= self.switch_probability):
+            return detected, float(probability)
+        return lang, 1.0
+
+    def _spread(
+        self, raw: Sequence[tuple[float, float, list[int]]], tokenizer: Any, window: WindowScores
+    ) -> list[list[_RawWord]]:
+        return [
+            _spread_words(tokenizer.decode(t), start, end, math.exp(window.avg_logprob))
+            for start, end, t in raw
+        ]
+
+    def _recognition(
+        self,
+        raw: Sequence[tuple[float, float, list[int]]],
+        aligned: Sequence[Sequence[_RawWord]],
+        tokenizer: Any,
+        window: WindowScores,
+        *,
+        lang: str | None,
+        task: Task,
+        source_lang: str,
+        lang_probability: float,
+        duration_s: float,
+        started: float,
+        encoder_s: float,
+    ) -> Recognition:
+        """Segments through the hallucination guards, words collapsed: the result."""
+        detected_probability = float(lang_probability) if lang is None else 1.0
         segments: list[SegmentInfo] = []
         words: list[Word] = []
         for (start_s, end_s, tokens), seg_raw_words in zip(raw, aligned, strict=True):
@@ -377,35 +605,92 @@ class WhisperRecognizer:
     ) -> list[list[_RawWord]]:
         """Word times by cross-attention alignment (faster-whisper's ``find_alignment``, one
         pass over every segment's tokens), split back into segments by token count."""
+        return self._align_many([raw], tokenizer, encoder_output, [content_frames])[0]
+
+    def _align_many(
+        self,
+        raws: Sequence[Sequence[tuple[float, float, list[int]]]],
+        tokenizer: Any,
+        encoder_output: Any,
+        content_frames: Sequence[int],
+    ) -> list[list[list[_RawWord]]]:
+        """:meth:`_align` of a batch (one row of ``encoder_output`` per item, one language):
+        one alignment call for every item that has words."""
         from faster_whisper.transcribe import merge_punctuations
 
-        per_segment = [[t for t in tokens if t < tokenizer.eot] for _, _, tokens in raw]
-        text_tokens = [t for tokens in per_segment for t in tokens]
-        out: list[list[_RawWord]] = [[] for _ in raw]
-        if not text_tokens:
+        per_item = [
+            [[t for t in tokens if t < tokenizer.eot] for _, _, tokens in raw] for raw in raws
+        ]
+        text_tokens = [[t for tokens in segs for t in tokens] for segs in per_item]
+        out: list[list[list[_RawWord]]] = [[[] for _ in raw] for raw in raws]
+        rows = [i for i, tokens in enumerate(text_tokens) if tokens]
+        if not rows:
             return out
-        alignment = self._model.find_alignment(
-            tokenizer, [text_tokens], encoder_output, max(1, content_frames)
-        )[0]
-        merge_punctuations(alignment, _PREPEND_PUNCTUATION, _APPEND_PUNCTUATION)
-        index, used = 0, 0
-        for timing in alignment:
-            while index < len(raw) - 1 and used >= len(per_segment[index]):
-                index, used = index + 1, 0
-            if timing["word"]:
-                out[index].append(
-                    (
-                        float(timing["start"]),
-                        float(timing["end"]),
-                        str(timing["word"]),
-                        float(timing["probability"]),
+        alignments = self._model.find_alignment(
+            tokenizer,
+            [text_tokens[i] for i in rows],
+            _rows(encoder_output, rows, len(raws)),
+            [max(1, content_frames[i]) for i in rows],
+        )
+        for i, alignment in zip(rows, alignments, strict=True):
+            merge_punctuations(alignment, _PREPEND_PUNCTUATION, _APPEND_PUNCTUATION)
+            index, used = 0, 0
+            for timing in alignment:
+                while index < len(raws[i]) - 1 and used >= len(per_item[i][index]):
+                    index, used = index + 1, 0
+                if timing["word"]:
+                    out[i][index].append(
+                        (
+                            float(timing["start"]),
+                            float(timing["end"]),
+                            str(timing["word"]),
+                            float(timing["probability"]),
+                        )
                     )
-                )
-            used += len(timing["tokens"])
+                used += len(timing["tokens"])
         return out
 
 
+def _rows(encoder_output: Any, rows: Sequence[int], batch: int) -> Any:
+    """Rows ``rows`` of a CTranslate2 encoder output of ``batch`` rows (itself when all)."""
+    if list(rows) == list(range(batch)):
+        return encoder_output
+    import ctranslate2
+
+    if encoder_output.device != "cpu":
+        encoder_output = encoder_output.to_device(ctranslate2.Device.cpu)
+    array = np.asarray(encoder_output)
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[list(rows)]))
+
+
 _RawWord = tuple[float, float, str, float]  # start_s, end_s, text, probability
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One buffer of :meth:`WhisperRecognizer.recognize_batch` (``recognize``'s arguments)."""
+
+    audio: Samples
+    lang: str | None = None
+    prompt: str = ""
+
+
+def _needs_fallback(options: Any, result: Any, avg_logprob: float, ratio: float) -> bool:
+    """faster-whisper's ``generate_with_fallback`` rule for its first (temperature 0) decode."""
+    too_repetitive = (
+        options.compression_ratio_threshold is not None
+        and ratio > options.compression_ratio_threshold
+    )
+    needs = too_repetitive or (
+        options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    )
+    silence = (
+        options.no_speech_threshold is not None
+        and result.no_speech_prob > options.no_speech_threshold
+        and options.log_prob_threshold is not None
+        and avg_logprob < options.log_prob_threshold
+    )
+    return bool(needs and not silence)
 
 
 def _split_at_timestamps(

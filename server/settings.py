@@ -199,6 +199,8 @@ class CaptionSettings(_Section):
     workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)]
     #: speakers one local worker serves in real time (its weight when speakers are placed)
     speakers_per_worker: int = Field(ge=1, le=256)
+    #: decodes of different speakers due at once sent to Whisper as one batch (1 on a CPU)
+    batch_size: int = Field(ge=1, le=64)
     #: the shared secret remote speech workers present (empty: none may connect)
     worker_secret_file: str
     #: languages captions are read in here; the start log warns about those nothing reaches
@@ -236,6 +238,7 @@ class CaptionSettings(_Section):
                 pair_engines={k: tuple(v) for k, v in self.pair_engines.items()},
                 translate_interims=self.translate_interims,
             ),
+            batch_size=self.batch_size,
         )
 
 

@@ -155,6 +155,15 @@ def speech_worker(
         int | None,
         typer.Option(help="Speakers served in real time (default: 2 on cpu, 8 on cuda)."),
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Speakers' decodes sent to Whisper as one batch (default: 8 on cuda, else the"
+            " server's [captions] batch_size).",
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="How the server lists it (default: this host's name).")
     ] = None,
@@ -193,6 +202,7 @@ def speech_worker(
         device=device,
         cpu_threads=threads,
         capacity=capacity or (8 if device == "cuda" else 2),
+        batch_size=batch_size or (8 if device == "cuda" else None),
     )
     logging.basicConfig(
         level=logging.INFO,

@@ -213,3 +213,32 @@ def test_english_only_model_refuses_other_languages(tmp_path: Path) -> None:
     assert timed(tiny, audio, lang=None).lang == "en"
     with pytest.raises(RecognizerError):
         tiny.recognize(audio, lang="es")
+
+
+@pytest.mark.models
+def test_a_batch_gives_each_speaker_what_their_buffer_gives_alone(
+    recognizer: WhisperRecognizer,
+) -> None:
+    """Issue 17, GPU batching: several speakers' windows (languages, prompts, a silent one) in
+    one encoder call and one decoder call; each result is the one its buffer gives alone (the
+    windows are cut to the same length, so the padding is the same)."""
+    from interpret.transcribe import BatchItem
+
+    seconds = int(6 * ASR_SAMPLE_RATE)
+    en, _ = clip("en_fleurs-en-000")
+    es, _ = clip("es_fleurs-es-000")
+    de, _ = clip("de_fleurs-de-000")
+    items = [
+        BatchItem(en[:seconds], "en", ""),
+        BatchItem(es[:seconds], "es", "Se recomienda"),
+        BatchItem(np.zeros(seconds, np.float32), "en", ""),  # digital silence: no decode
+        BatchItem(de[:seconds], None, ""),  # language detected inside the batch
+    ]
+    alone = [recognizer.recognize(i.audio, lang=i.lang, prompt=i.prompt) for i in items]
+    batch = recognizer.recognize_batch(items)
+    assert [r.lang for r in batch] == [r.lang for r in alone] == ["en", "es", "en", "de"]
+    for one, many in zip(alone, batch, strict=True):
+        assert words_text(many.words) == words_text(one.words)
+        assert [round(w.start_s, 2) for w in many.words] == [round(w.start_s, 2) for w in one.words]
+    assert batch[2].words == [] and words_text(batch[0].words)
+    assert recognizer.recognize_batch([]) == []
