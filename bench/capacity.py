@@ -159,6 +159,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.threads,
+        encoder_window=args.encoder_window,
     )
     config = PipelineConfig(recognizer=recognizer, batch_size=args.batch)
     t_load = time.monotonic()
@@ -232,6 +233,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "workers": args.workers,
         "batch_size": args.batch,
+        "encoder_window": args.encoder_window,
         "model_load_s": round(load_s, 1),
         "runs": runs,
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
@@ -323,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="speech worker processes in a pool (0: one pipeline in this process)",
+    )
+    ap.add_argument(
+        "--encoder-window",
+        choices=["fit", "full"],
+        default="fit",
+        help="the recognizer's encoder window (full: Whisper's 30 s, a GPU worker's)",
     )
     ap.add_argument(
         "--batch",

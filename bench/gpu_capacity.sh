@@ -23,7 +23,7 @@ mkdir -p bench/results
 BATCH="${PARLEY_GPU_BATCH:-8}"
 if [ "${PARLEY_CAPACITY_DEVICE:-cuda}" = cpu ]; then
     exec $PY bench/capacity.py --model base --device cpu --compute-type int8 --threads 2 \
-        --batch "$BATCH" --p95-goal-s 2.5 --speakers "${PARLEY_GPU_SPEAKERS:-2}" \
+        --encoder-window full --batch "$BATCH" --p95-goal-s 2.5 --speakers "${PARLEY_GPU_SPEAKERS:-2}" \
         --stream-s "${PARLEY_CAPACITY_STREAM_S:-20}" \
         --json "${PARLEY_CAPACITY_JSON:-bench/results/capacity-cpu-batched.json}"
 fi
@@ -38,5 +38,5 @@ resolve_model(sys.argv[1])
     MODEL=base
 fi
 exec $PY bench/capacity.py --model "$MODEL" --device cuda --compute-type float16 --threads 4 \
-    --batch "$BATCH" --p95-goal-s 2.5 --speakers "${PARLEY_GPU_SPEAKERS:-1,4,8,12,16,24,32,48}" --stream-s 30 \
+    --encoder-window full --batch "$BATCH" --p95-goal-s 2.5 --speakers "${PARLEY_GPU_SPEAKERS:-1,4,8,12,16,24,32,48}" --stream-s 30 \
     --json bench/results/capacity-gpu.json

@@ -80,6 +80,10 @@ def for_device(config: PipelineConfig, settings: RemoteWorkerSettings) -> Pipeli
         device=settings.device,
         compute_type=compute_type,
         cpu_threads=settings.cpu_threads or rec.cpu_threads,
+        # on a GPU every window is Whisper's 30 s (cheap there): all speakers' windows have
+        # one length, so they all batch together (a shorter "fit" window batches only with
+        # windows of its own length)
+        encoder_window="full" if settings.device == "cuda" else rec.encoder_window,
     )
     return dataclasses.replace(
         config, recognizer=recognizer, batch_size=settings.batch_size or config.batch_size
