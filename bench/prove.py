@@ -173,7 +173,11 @@ def write_docs(meta: dict[str, Any]) -> Path:
                 out.append(f"![final caption latency per number of speakers, {title}]({plot})")
         else:
             out.append("(not run)")
-    out += ["", "### Per GPU (bench/gpu_capacity.py, Whisper small float16, p95 ≤ 2.5 s)", ""]
+    out += [
+        "",
+        "### Per GPU (bench/gpu_capacity.sh, Whisper small float16, 30 s windows, batches of up to 8 speakers' decodes, p95 ≤ 2.5 s)",
+        "",
+    ]
     if gpu:
         out.append(capacity_report.markdown(gpu))
         out.append(f"GPU: {gpu.get('gpu', 'unknown')}.")
