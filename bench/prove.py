@@ -175,7 +175,8 @@ def write_docs(meta: dict[str, Any]) -> Path:
             out.append("(not run)")
     out += [
         "",
-        "### Per GPU (bench/gpu_capacity.sh, Whisper small float16, 30 s windows, batches of up to 8 speakers' decodes, p95 ≤ 2.5 s)",
+        "### Per GPU (bench/gpu_capacity.sh, Whisper small float16, 30 s windows,"
+        " batches of up to 8 speakers' decodes, p95 ≤ 2.5 s)",
         "",
     ]
     if gpu:
