@@ -20,6 +20,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
@@ -200,7 +201,13 @@ class Peer:
                 pass
         while self._dirty and not self._awaiting_answer and not self._closed:
             self._dirty = False
-            await self.pc.setLocalDescription(await self.pc.createOffer())
+            try:
+                await self.pc.setLocalDescription(await self.pc.createOffer())
+            except InvalidStateError:
+                # aiortc closes the connection by itself once the other side has closed DTLS
+                # (it left); a renegotiation for someone else's departure then finds it closed
+                log.debug("peer %s: connection closed, no offer", self.peer_id)
+                return
             if self._closed:
                 return
             self._revision += 1

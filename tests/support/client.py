@@ -270,6 +270,8 @@ class ParleyClient:
         #: what arrives from each participant's screen (their camera is in ``remote``)
         self.remote_screen: dict[str, RemoteMedia] = {}
         self.slots: dict[str, dict[str, Any]] = {}
+        #: the last participant seen on each m-line (see ``_media_of``)
+        self._mid_owner: dict[str, str] = {}
         self.errors: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.t_join: float | None = None
@@ -415,9 +417,12 @@ class ParleyClient:
         self._spawn(self._consume(track, mid))
 
     def _media_of(self, mid: str) -> RemoteMedia:
-        """Whose media arrives on ``mid`` now (the server reuses m-lines for new tracks)."""
+        """Whose media arrives on ``mid`` now (the server reuses m-lines for new tracks). A
+        slot freed by a renegotiation (its publisher left) has no participant: frames still in
+        the decoder's queue then are its last owner's."""
         slot = self.slots.get(mid, {})
-        pid = slot.get("participant_id", "?")
+        pid = slot.get("participant_id") or self._mid_owner.get(mid, "?")
+        self._mid_owner[mid] = pid
         remote = self.remote_screen if slot.get("source") == "screen" else self.remote
         return remote.setdefault(pid, RemoteMedia(pid))
 
