@@ -211,7 +211,7 @@ def test_questions_moderated_translated_voted_and_a_poll(
 STAGE_ROOM = "stage"
 #: the floor's RMS (float samples) above which the broadcast carries a voice; the muted host's
 #: floor is digital silence (below 1e-4)
-VOICE_RMS = 0.003
+VOICE_RMS = 0.001
 
 
 def broadcast_config(live_dir: Path) -> str:
