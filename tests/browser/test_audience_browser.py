@@ -13,7 +13,9 @@ viewer who asked a question; the watch page asks for camera and microphone (Chro
 devices: the test pattern and a speech WAV) and joins the room as a participant over real
 WebRTC; the host's room page decodes their video and their audio carries energy, and the
 broadcast's floor audio (the HLS segments on disk, the host being muted) carries their voice
-within seconds; dismissed, the page has left the room and hls.js plays the stream again."""
+within seconds while its picture is their camera (the name the worker draws under it reads
+theirs); dismissed, the page has left the room, the broadcast shows the host again, and hls.js
+plays the stream again."""
 
 from __future__ import annotations
 
@@ -243,6 +245,18 @@ def floor_segments(live_dir: Path) -> list[tuple[str, float]]:
     return out
 
 
+def wait_file(folder: Path, pattern: str, text: str, timeout_s: float = 30.0) -> str:
+    """Until the one file matching ``pattern`` under ``folder`` reads ``text``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        files = list(folder.glob(pattern))
+        content = files[0].read_text().strip() if len(files) == 1 else None
+        if content == text:
+            return content
+        assert time.monotonic() < deadline, (files, content)
+        time.sleep(0.25)
+
+
 def wait_stream_playing(page: Any, timeout_ms: int = 60_000) -> dict[str, Any]:
     """Until hls.js plays: the position and the decoded frames advance."""
     wait_until(page, "() => Boolean(window.watch.hls) && !window.watch.onStage", timeout_ms)
@@ -265,7 +279,11 @@ def test_viewer_on_stage_is_heard_and_seen_then_back_on_the_stream(
     live_dir = tmp_path / "live"
     speech = evalset_dir() / "audio" / "en" / "fleurs-en-000.ogg"
     mic = make_speech_wav(tmp_path / "speech.wav", speech, lead_s=0.0, take_s=8.0, tail_s=0.0)
-    with ServerProcess(tmp_path, broadcast_config(live_dir), netns=host_netns) as server:
+    # the broadcast worker's work folder (there: the name it draws under the program's picture)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**os.environ, "TMPDIR": str(work)}
+    with ServerProcess(tmp_path, broadcast_config(live_dir), netns=host_netns, env=env) as server:
         base = server.http_url
         with launched_chromium(host_netns, tmp_path, mic) as browser:
             try:
@@ -329,6 +347,9 @@ def test_viewer_on_stage_is_heard_and_seen_then_back_on_the_stream(
                     time.sleep(0.5)
                 delay_s = time.monotonic() - on_stage_at
                 print(f"in the broadcast's floor {delay_s:.1f} s after joining: {heard}")
+                # ...and its picture: the active speaker's camera, their name drawn under it
+                shown = wait_file(work, "parley-broadcast-*/speaker.txt", "Vera")
+                print(f"the program shows {shown!r} {time.monotonic() - on_stage_at:.1f} s after")
 
                 # dismissed: the page leaves the room and plays the stream again
                 moderator.locator("#stage-list button.dismiss-stage").click()
@@ -342,6 +363,8 @@ def test_viewer_on_stage_is_heard_and_seen_then_back_on_the_stream(
                     f"() => !window.parley.participants.has({json.dumps(pid)})",
                     TIMEOUT_MS,
                 )
+                # the broadcast's picture is back on the room's host
+                wait_file(work, "parley-broadcast-*/speaker.txt", "Hana")
                 back = wait_stream_playing(viewer, TIMEOUT_MS)
                 print(f"back on the stream: {back['status']}")
                 assert viewer.evaluate("() => window.stage.ended") in ("dismissed", "stage_ended")
