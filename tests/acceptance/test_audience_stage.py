@@ -1,7 +1,8 @@
 """On stage (issue 16 point 5), through the real server's sockets: a moderator invites the viewer
 who asked a question; the viewer accepts and gets a stage pass, the one credential that lets it
-join the room as a participant (past the lobby, and in token mode without a token of its own);
-dismissed, its room socket closes with 4004 and the pass is dead. Bad input gets its documented
+join the room as a participant (past the lobby, and in token mode without a token of its own),
+one seat per pass (a second join takes it over, as a reconnect does); dismissed, its room
+socket closes with 4004 and the pass is dead. Bad input gets its documented
 answer (PROTOCOL.md "Audience: on stage"): an unknown item, a viewer who is not watching, accept
 without an invitation, a replayed expired invitation, a banned viewer, a viewer inviting, a
 forged or dead pass. (Real media on stage, in Chromium with a live broadcast:
@@ -94,6 +95,17 @@ async def test_invite_accept_join_dismiss_and_every_bad_input() -> None:
         queue = await moderator.queue(lambda q: q["stage"] and q["stage"][0]["state"] == "on_stage")
         assert queue["stage"][0]["participant_id"] == joined["participant_id"]
         assert "stage_pass" not in json.dumps(queue)
+        # one pass, one seat: a second join with it takes the seat over (as a reconnect does)
+        rejoined = await join_with(app, accepted["stage_pass"])
+        first, joined = joined, await rejoined.recv("joined")
+        assert (await guest.error())["code"] == "replaced"
+        assert await guest.closed() == 4003
+        assert (await host.recv("participant_left"))["participant_id"] == first["participant_id"]
+        guest = rejoined
+        queue = await moderator.queue(
+            lambda q: q["stage"] and q["stage"][0]["participant_id"] == joined["participant_id"]
+        )
+        assert queue["stage"][0]["state"] == "on_stage"
 
         # dismissed: closed 4004, the viewer is told, the pass is dead
         dismissed = await moderator.call({"type": "stage_dismiss", "invite_id": invited["id"]})
