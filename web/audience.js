@@ -92,7 +92,7 @@ function english(key, params = {}) {
 }
 
 /** Questions and polls on the watch page (elements from watch.html), and in the room page's
- * Questions panel (the same ids, web/index.html); `stream` stops and resumes the watch page's
+ * chat panel (the same ids, web/index.html); `stream` stops and resumes the watch page's
  * player while the viewer is on stage (web/stage.js); `say(key, params)` words the messages. */
 export function startAudience({ room, token, lang = null, stream = { leave() {}, back() {} }, say = english }) {
   const $ = (id) => document.getElementById(id);

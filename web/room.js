@@ -235,7 +235,7 @@ class RoomView {
     return t("room.you", { name: this.session.name });
   }
 
-  /** The room's audience questions and polls in the Questions panel (issue 16): participants
+  /** The room's audience questions and polls in the chat panel (issue 16): participants
    * ask and vote as viewers do, over the same socket and documents (web/audience.js). */
   startAudience() {
     if (this.audience || !$("audience")) return;

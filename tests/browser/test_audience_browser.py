@@ -4,7 +4,7 @@ speaks back. The host joins the room page and gets the moderation link; three vi
 the same); the moderation page, in Spanish, shows them as two groups, one of two; after
 approval each viewer reads both questions in their own language; each viewer's votes count once.
 A poll written in English is answered from the Spanish and French pages; its live result shows
-both votes. The host asks from the room page's Questions panel and votes there (participants
+both votes. The host asks from the room page's chat panel and votes there (participants
 use the same socket and documents). The screenshot goes to the test's tmp dir
 (docs/screenshots/audience.png with PARLEY_UPDATE_DOCS=1).
 
@@ -168,8 +168,9 @@ def test_questions_moderated_translated_voted_and_a_poll(
                 print(json.dumps(polls, ensure_ascii=False))
                 assert [o["votes"] for o in polls["en"]["options"]] == [1, 1]
                 assert polls["es"]["question"] != "Did you like the talk?"
-                # a participant asks from the room page's Questions panel, and votes there
-                host.get_by_role("button", name="Questions", exact=True).click()
+                # a participant asks from the room page (the chat panel's audience questions),
+                # and votes there
+                host.locator("button[data-panel='panel-chat']").click()
                 wait_until(host, "() => window.audience.connected")
                 host.get_by_label("Your question or comment").fill(FROM_ROOM)
                 host.locator("#ask-send").click()
