@@ -244,6 +244,7 @@ function leaveStream() {
   video.removeAttribute("src");
   video.load();
   video.hidden = true;
+  document.getElementById("watch-controls").hidden = true; // the stream's choices, meanwhile moot
   setStatus("On stage");
 }
 
@@ -251,6 +252,7 @@ function leaveStream() {
 function backToStream() {
   state.onStage = false;
   video.hidden = false;
+  document.getElementById("watch-controls").hidden = false;
   setStatus("Back to the broadcast…");
   load();
 }

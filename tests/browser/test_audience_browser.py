@@ -338,6 +338,7 @@ def test_viewer_on_stage_is_heard_and_seen_then_back_on_the_stream(
                 assert "Vera" in names, names
                 # the viewer's page receives the room (the host's camera)
                 wait_until(viewer, "() => window.parley.remoteTracks.size >= 1")
+                viewer.screenshot(path=str(tmp_path / "on-stage.png"), full_page=True)
                 # ...and so does the broadcast: the floor carries their voice within seconds
                 deadline = time.monotonic() + 60
                 while True:
