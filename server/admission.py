@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from . import protocol
 from .auth import AuthError, Grant, TokenVerifier, password_matches
@@ -22,7 +22,16 @@ from .rooms import JoinRefusedError, Role, Room, RoomRegistry
 from .settings import Settings
 
 #: errors that mean a credential was wrong (they start the backoff; the room's bucket is kept)
-CREDENTIAL_FAILURES = frozenset({"token_invalid", "wrong_password"})
+CREDENTIAL_FAILURES = frozenset({"token_invalid", "wrong_password", "stage_pass_invalid"})
+
+
+class StagePasses(Protocol):
+    """Who holds a stage pass (:class:`server.audience.service.AudienceService`: a viewer a
+    moderator invited on stage, PROTOCOL.md "Audience: on stage")."""
+
+    def redeem_stage_pass(self, room: str, stage_pass: str) -> Grant | None:
+        """The pass's grant (a participant's seat), or None when it is not valid."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,8 @@ class Ticket:
     name: str
     role: Role
     seat: Seat
+    #: a stage pass's join: a moderator invited it, so it passes the room's lock and lobby
+    invited: bool = False
 
 
 class Admission:
@@ -85,6 +96,8 @@ class Admission:
         #: seats a host removed, ``<room>\n<seat>``, until the token (or the open-mode ban)
         #: ends; kept here, not in the room, so that emptying the room does not forgive them
         self.removed_seats = ExpiringSet()
+        #: redeems stage passes (None: the audience is off; set by the composition root)
+        self.stage_passes: StagePasses | None = None
 
     def check(self, msg: protocol.Join, *, connection_id: str, address: str) -> Ticket:
         """The checks before the membership lock, in order; charges the room's join rate."""
@@ -126,7 +139,8 @@ class Admission:
                 "join",
                 retry_after_ms=retry_after_ms(wait_s),
             )
-        return Ticket(msg.room, name, "participant" if role is None else role, seat)
+        role = "participant" if role is None else role
+        return Ticket(msg.room, name, role, seat, invited=msg.stage_pass is not None)
 
     def decide(
         self, ticket: Ticket, password: str | None, *, address: str, live_rooms: int
@@ -135,7 +149,7 @@ class Admission:
         room may have got one meanwhile), rooms per server and new rooms per address."""
         state = self.registry.get(ticket.room)
         try:
-            decision = self.registry.admission(ticket.room, ticket.role)
+            decision = self.registry.admission(ticket.room, ticket.role, invited=ticket.invited)
         except JoinRefusedError as exc:
             raise ProtocolError(exc.code, exc.message, "join") from None
         if ticket.seat.token_seat is None:
@@ -173,7 +187,18 @@ class Admission:
 
     def _identify(self, msg: protocol.Join) -> tuple[str, Role | None, Grant | None]:
         """(display name, role or None = open-mode default, the token's grant if one was
-        given)."""
+        given). A stage pass comes first (a token beside it is not looked at)."""
+        if msg.stage_pass is not None:
+            grant = None
+            if self.stage_passes is not None:
+                grant = self.stage_passes.redeem_stage_pass(msg.room, msg.stage_pass)
+            if grant is None:
+                raise ProtocolError(
+                    "stage_pass_invalid",
+                    "this stage pass is not valid (ended, expired, or for another room)",
+                    "join",
+                )
+            return grant.name or msg.name, grant.role, grant
         if msg.token is not None:
             if self.verifier is None:
                 raise ProtocolError(

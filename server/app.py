@@ -208,6 +208,9 @@ class App:
             may_watch=self.broadcasts.may_watch,
             verifier=self.signaling.admission.verifier,
         )
+        if self.audience is not None:  # on stage: a pass admits an invited viewer, dismissal
+            self.audience.stage_doors = self.signaling.membership  # takes them out
+            self.signaling.admission.stage_passes = self.audience
         return [
             MediaFeature(limits=settings.limits, engine=settings.media.backend),
             PresenceFeature(retention=settings.retention, transcriber=captions),

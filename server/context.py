@@ -83,6 +83,11 @@ class RoomContext(Protocol):
         """Send ``message`` to every participant (but ``exclude``)."""
         ...
 
+    def token_seat(self, participant_id: str) -> str | None:
+        """The seat the participant's credential holds (a room token's ``jti:…``, a stage
+        pass's ``stage:<invite_id>``), or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Sender:

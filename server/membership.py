@@ -132,6 +132,10 @@ class LiveRoom:
             if participant_id != exclude:
                 client.send(message)
 
+    def token_seat(self, participant_id: str) -> str | None:
+        seat = self.seats.get(participant_id)
+        return None if seat is None else seat.token_seat
+
     def send_to_hosts(self, message: str) -> None:
         state = self.state
         if state is None:

@@ -87,6 +87,8 @@ class Join(_ClientMessage):
     role: Literal["participant", "interpreter", "viewer"] | None = None
     #: the client's own random id (open mode: what a host's removal refuses)
     client_id: ClientId | None = None
+    #: a viewer invited on stage: the pass its ``stage_accept`` got (PROTOCOL.md "Audience")
+    stage_pass: Annotated[str, StringConstraints(min_length=16, max_length=64)] | None = None
 
 
 class Publish(_ClientMessage):

@@ -151,17 +151,21 @@ class RoomRegistry:
         state.participants[participant.participant_id] = participant
         return state, participant, created
 
-    def admission(self, room: str, role: Role) -> Literal["enter", "lobby"]:
+    def admission(
+        self, room: str, role: Role, *, invited: bool = False
+    ) -> Literal["enter", "lobby"]:
         """Whether a join may enter now or waits in the lobby; raises :class:`JoinRefusedError`
-        (``room_locked``, ``room_full``). Hosts pass locks and lobbies. Changes nothing."""
+        (``room_locked``, ``room_full``). Hosts, and viewers a moderator invited on stage, pass
+        locks and lobbies. Changes nothing."""
         state = self._rooms.get(room)
         if state is None:
             return "enter"
-        if role != "host" and state.locked:
+        passes = role == "host" or invited
+        if not passes and state.locked:
             raise JoinRefusedError("room_locked", f"room {room!r} is locked")
         if len(state.participants) >= self._max_participants:
             raise RoomFullError(room, self._max_participants)
-        if role != "host" and state.lobby:
+        if not passes and state.lobby:
             if len(state.waiting) >= self._max_participants:
                 raise JoinRefusedError("room_full", f"the lobby of room {room!r} is full")
             return "lobby"

@@ -356,6 +356,9 @@ class AudienceSettings(_Section):
     group_threshold: float = Field(gt=0, le=1)
     document_max_age_s: int = Field(ge=1, le=60)
     translate_queue_max: int = Field(ge=1, le=100_000)
+    stage_invite_ttl_s: float = Field(gt=0, le=3600)
+    stage_join_window_s: float = Field(gt=0, le=600)
+    max_on_stage: int = Field(ge=1, le=16)
 
 
 class Settings(_Section):

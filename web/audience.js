@@ -4,6 +4,8 @@
 // documents /live/<room>/questions.<lang>.json and polls.<lang>.json (a CDN can carry them).
 // AudienceSocket has no DOM; startAudience is the page's glue.
 
+import { startStage } from "./stage.js";
+
 const DOCUMENT_POLL_MS = 2000;
 const RECONNECT_MS = 3000;
 const VIEWER_KEY = "parley.viewer";
@@ -65,7 +67,9 @@ export class AudienceSocket {
   }
 }
 
-const ANSWERS = {
+/** What the page says, in English (the room page says it in its reader's language: web/i18n's
+ * catalogs have each under `audience.<key>`). */
+const ENGLISH = {
   accepted: "Sent: a moderator will see it.",
   too_long: "That is too long.",
   empty: "Write something first.",
@@ -75,13 +79,25 @@ const ANSWERS = {
   banned: "A moderator blocked questions from you for this event.",
   queue_full: "The moderators have too many questions waiting: try again later.",
   closed: "Not connected: try again in a moment.",
+  answering: "answering now",
+  answered: "answered",
+  asked: "asked {count}×",
+  translatedFrom: "translated from {lang}",
+  vote: "Vote for this question ({votes} votes)",
+  pollClosed: "{question} (closed)",
 };
 
-/** The watch page's questions and polls (elements from watch.html). */
-export function startAudience({ room, token }) {
+function english(key, params = {}) {
+  return (ENGLISH[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+/** Questions and polls on the watch page (elements from watch.html), and in the room page's
+ * chat panel (the same ids, web/index.html); `stream` stops and resumes the watch page's
+ * player while the viewer is on stage (web/stage.js); `say(key, params)` words the messages. */
+export function startAudience({ room, token, lang = null, stream = { leave() {}, back() {} }, say = english }) {
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
-  const pageLang = (params.get("lang") || navigator.language || "en").slice(0, 2).toLowerCase();
+  const pageLang = (lang || params.get("lang") || navigator.language || "en").slice(0, 2).toLowerCase();
   const state = {
     room,
     lang: pageLang,
@@ -103,6 +119,7 @@ export function startAudience({ room, token }) {
   const kind = /** @type {HTMLSelectElement} */ ($("ask-kind"));
   const status = $("ask-status");
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  let stage = { onPush(_message) {} };
 
   const socket = new AudienceSocket({
     room,
@@ -114,18 +131,23 @@ export function startAudience({ room, token }) {
       section.hidden = false;
       refresh();
     },
+    onPush(message) {
+      stage.onPush(message); // stage_invite, stage_ended
+    },
     onClose() {
       state.connected = false;
       setTimeout(() => socket.open(), RECONNECT_MS);
     },
   });
   socket.open();
+  stage = startStage({ room, socket, lang: pageLang, stream });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const answer = await socket.request({ type: "ask", kind: kind.value, text: text.value, lang: pageLang });
     state.lastAnswer = answer;
-    status.textContent = answer.type === "accepted" ? ANSWERS.accepted : ANSWERS[answer.code] || answer.message;
+    const known = answer.type === "accepted" ? "accepted" : answer.code in ENGLISH ? answer.code : null;
+    status.textContent = known ? say(known) : answer.message;
     if (answer.type === "accepted") text.value = "";
   });
 
@@ -157,16 +179,16 @@ export function startAudience({ room, token }) {
         const meta = document.createElement("span");
         meta.className = "question-meta";
         const bits = [];
-        if (q.status === "live") bits.push("answering now");
-        if (q.status === "answered") bits.push("answered");
-        if (q.asked > 1) bits.push(`asked ${q.asked}×`);
-        if (q.lang !== q.original_lang) bits.push(`translated from ${q.original_lang}`);
+        if (q.status === "live") bits.push(say("answering"));
+        if (q.status === "answered") bits.push(say("answered"));
+        if (q.asked > 1) bits.push(say("asked", { count: q.asked }));
+        if (q.lang !== q.original_lang) bits.push(say("translatedFrom", { lang: q.original_lang }));
         meta.textContent = bits.join(" · ");
         const button = document.createElement("button");
         button.type = "button";
         button.className = "vote";
         button.textContent = `▲ ${q.votes}`;
-        button.setAttribute("aria-label", `Vote for this question (${q.votes} votes)`);
+        button.setAttribute("aria-label", say("vote", { votes: q.votes }));
         button.disabled = state.voted.has(q.id);
         button.addEventListener("click", () => vote(q.id));
         li.append(button, p, meta);
@@ -180,7 +202,7 @@ export function startAudience({ room, token }) {
         box.className = "poll";
         box.dataset.id = poll.id;
         const legend = document.createElement("legend");
-        legend.textContent = poll.question + (poll.closed ? " (closed)" : "");
+        legend.textContent = poll.closed ? say("pollClosed", { question: poll.question }) : poll.question;
         box.append(legend);
         poll.options.forEach((option, index) => {
           const button = document.createElement("button");

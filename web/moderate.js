@@ -2,7 +2,9 @@
 // sent to hosts when they join) or a host token opens the room's audience socket as a moderator.
 // The queue arrives pushed, in the moderator's language, grouped; each group is approved,
 // dismissed, answered live or marked answered; a viewer is banned for the rest of the event.
-// Polls are written here in the moderator's language; the export downloads JSON and CSV.
+// Polls are written here in the moderator's language; the export downloads JSON and CSV. "Invite
+// on stage" asks a question's author into the room (PROTOCOL.md "Audience: on stage"); the stage
+// list shows who is invited or on stage, each with "Dismiss".
 
 import { AudienceSocket, viewerId } from "./audience.js";
 import { takeLinkToken } from "./linktoken.js";
@@ -19,7 +21,9 @@ if (hash.get("key")) {
 const token = key ? null : takeLinkToken()(room);
 const lang = (params.get("lang") || navigator.language || "en").slice(0, 2).toLowerCase();
 
-const state = { room, lang, role: "", groups: [], polls: [], lastAnswer: /** @type {any} */ (null) };
+const state = {
+  room, lang, role: "", groups: [], polls: [], stage: [], lastAnswer: /** @type {any} */ (null),
+};
 window.moderation = state;
 $("mod-title").textContent = `Audience · ${room}`;
 
@@ -35,6 +39,7 @@ const socket = new AudienceSocket({
     if (message.type !== "queue") return;
     state.groups = message.groups;
     state.polls = message.polls;
+    state.stage = message.stage || [];
     render();
   },
   onClose() {
@@ -81,7 +86,11 @@ function render() {
         p.className = "original";
         p.lang = item.lang;
         p.textContent = `[${item.lang}] ${item.original}${item.banned ? " (banned)" : ""}`;
-        originals.append(p, button("Ban", () => act({ type: "ban", id: item.id }), "ban"));
+        originals.append(
+          p,
+          button("Ban", () => act({ type: "ban", id: item.id }), "ban"),
+          button("Invite on stage", () => act({ type: "stage_invite", id: item.id }), "invite"),
+        );
       }
       const actions = document.createElement("div");
       actions.className = "actions";
@@ -90,8 +99,22 @@ function render() {
         button("Dismiss", () => act({ type: "moderate", id: group.id, action: "dismiss" }), "dismiss"),
         button("Answer live", () => act({ type: "moderate", id: group.id, action: "live" }), "live"),
         button("Answered", () => act({ type: "moderate", id: group.id, action: "answered" }), "answered"),
+        // the group's first asker; the others' buttons are under "Originals"
+        button("Invite on stage", () => act({ type: "stage_invite", id: group.items[0].id }), "invite"),
       );
       li.append(text, meta, originals, actions);
+      return li;
+    }),
+  );
+  const STAGE_STATES = { invited: "invited", accepted: "joining", on_stage: "on stage" };
+  $("stage-list").replaceChildren(
+    ...state.stage.map((invitation) => {
+      const li = document.createElement("li");
+      li.dataset.inviteId = invitation.invite_id;
+      li.dataset.state = invitation.state;
+      const label = document.createElement("span");
+      label.textContent = `${invitation.name || "Anonymous viewer"} · ${STAGE_STATES[invitation.state]}`;
+      li.append(label, button("Dismiss", () => act({ type: "stage_dismiss", invite_id: invitation.invite_id }), "dismiss-stage"));
       return li;
     }),
   );

@@ -23,7 +23,8 @@
 //   "serverclosing" {reason, flushTimeoutMs} the server announced its shutdown (`server_closing`)
 //
 // Reconnect: a socket that closes with anything but 1000 (leave), 1008 (protocol violation),
-// 1009 (too big), 4001 (removed by a host) or 4002 (meeting ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
+// 1009 (too big), 4001 (removed by a host), 4002 (meeting ended) or 4004 (a viewer's time on
+// stage ended) is reopened with backoff (RECONNECT_DELAYS_MS) and the session joins the same
 // room again under the same name, with the same local tracks, mutes and caption languages.
 // The server removed the old participant when the old socket closed, so nobody sees a ghost;
 // our participant_id changes.
@@ -49,7 +50,8 @@ const ICE_GATHERING_TIMEOUT_MS = 5000;
 /** Waits before each reconnect attempt; after the last one the session closes. */
 export const RECONNECT_DELAYS_MS = Object.freeze([250, 500, 1000, 2000, 4000, 4000, 8000, 8000]);
 /** Close codes after which reconnecting cannot help. */
-const FINAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4001, 4002]); // 4001 removed, 4002 meeting ended
+// 4001 removed, 4002 meeting ended, 4004 stage ended (PROTOCOL.md "Audience: on stage")
+const FINAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4001, 4002, 4004]);
 /** How long the peer connection may stay "disconnected" before we rejoin. */
 const PC_DISCONNECTED_GRACE_MS = 5000;
 /** Waits before each rejoin after media that had connected failed; then the session closes. */
@@ -153,17 +155,19 @@ export class ParleySession extends EventTarget {
   /**
    * @param {{url: string, room: string, name: string, localStream?: MediaStream|null,
    *          token?: string|null, lang?: string|null, languages?: string[], reconnect?: boolean,
-   *          WebSocketImpl?: typeof WebSocket}} options
+   *          WebSocketImpl?: typeof WebSocket, stagePass?: string|null}} options
    *   token: a room token (PROTOCOL.md "Access control"); lang: the language we speak (null =
-   *   detected); languages: the caption languages we read
+   *   detected); languages: the caption languages we read; stagePass: a viewer invited on stage
+   *   joins with the pass its `stage_accept` got (PROTOCOL.md "Audience: on stage")
    */
-  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null, clientId = null }) {
+  constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null, clientId = null, stagePass = null }) {
     super();
     this.url = url;
     this.room = room;
     this.name = name;
     this.role = role; // open mode: "interpreter" or "viewer" instead of participant
     this.token = token; // a room token from the join link (PROTOCOL.md "Access control")
+    this.stagePass = stagePass; // a viewer invited on stage (PROTOCOL.md "Audience")
     // our own random id (PROTOCOL.md `join.client_id`): in open mode a host's removal refuses it
     this.clientId = clientId || randomClientId();
     this.localStream = localStream;
@@ -708,6 +712,7 @@ ParleySession.prototype._handlers = {
     // publishing with the join puts our publish slots in the first offer (one round trip)
     const join = { type: "join", room: this.room, name: this.name, publish: ["audio", "video"].filter((k) => this.local.has(k)) };
     if (this.token) join.token = this.token;
+    if (this.stagePass) join.stage_pass = this.stagePass;
     if (this.lang) join.lang = this.lang;
     if (this.role) join.role = this.role;
     join.client_id = this.clientId;

@@ -13,8 +13,9 @@ import { ChannelsView, channelOf, volumes } from "./channels.js";
 import { takeLinkToken } from "./linktoken.js";
 import { DevicesView } from "./devices.js";
 import { wireControls } from "./controls.js";
-import { bindLanguagePicker, onLanguageChange, setAttr, setText, t, translatePage } from "./i18n.js";
+import { bindLanguagePicker, onLanguageChange, setAttr, setText, t, translatePage, uiLanguage } from "./i18n.js";
 import { joinErrorKey, noticeMessage } from "./messages.js";
+import { startAudience } from "./audience.js";
 
 /** Catalog keys of the media failures protocol.js reports (MEDIA_FAILURES codes). */
 const MEDIA_FAILURE_KEYS = { ice_failed: "left.iceFailed", ice_failed_relay: "left.iceFailedRelay", ice_lost: "left.iceLost" };
@@ -158,6 +159,7 @@ class RoomView {
     });
     session.addEventListener("joined", (ev) => this.onJoined(ev.detail));
     session.addEventListener("joined", () => this.renderBroadcast());
+    session.addEventListener("joined", () => this.startAudience());
     session.addEventListener("broadcast", () => this.renderBroadcast());
     session.addEventListener("audience", () => {
       const link = $("moderate-link"); // a host's moderation page (issue 16)
@@ -231,6 +233,18 @@ class RoomView {
 
   youName() {
     return t("room.you", { name: this.session.name });
+  }
+
+  /** The room's audience questions and polls in the chat panel (issue 16): participants
+   * ask and vote as viewers do, over the same socket and documents (web/audience.js). */
+  startAudience() {
+    if (this.audience || !$("audience")) return;
+    this.audience = startAudience({
+      room: this.session.room,
+      token: this.session.token,
+      lang: this.session.lang || uiLanguage(), // what they write in (and read the lists in)
+      say: (key, params) => t(`audience.${key}`, params),
+    });
   }
 
   onJoined({ reconnected }) {

@@ -34,6 +34,8 @@ const state = {
   wantAudio: params.get("audio") || "",
   wantCaptions: params.get("captions") || "",
   behindS: /** @type {number|null} */ (null),
+  /** the viewer is in the room (web/stage.js): the stream is stopped meanwhile */
+  onStage: false,
 };
 window.watch = state;
 
@@ -174,6 +176,7 @@ function startNative() {
 }
 
 function restart() {
+  if (state.onStage) return;
   if (state.hls) state.hls.destroy();
   state.hls = null;
   state.master = "";
@@ -182,6 +185,7 @@ function restart() {
 }
 
 async function load() {
+  if (state.onStage) return; // web/stage.js calls backToStream() when the stage ends
   if (!room) {
     setStatus("No room given (watch.html?room=NAME).");
     return;
@@ -205,7 +209,7 @@ setInterval(async () => {
   if (!state.hls || state.ended || !state.master) return;
   try {
     const master = await fetchMaster();
-    if (master !== state.master) {
+    if (master !== state.master && !state.onStage) {
       state.hls.destroy();
       state.hls = null;
       state.master = master;
@@ -230,5 +234,29 @@ setInterval(() => {
   if (behind !== null && !video.paused) setStatus(`live · ${Math.round(behind)} s behind`, true);
 }, 1000);
 
+/** On stage (web/stage.js): the stream stops while the viewer is in the room... */
+function leaveStream() {
+  state.onStage = true;
+  if (state.hls) state.hls.destroy();
+  state.hls = null;
+  state.master = "";
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  video.hidden = true;
+  document.getElementById("watch-controls").hidden = true; // the stream's choices, meanwhile moot
+  setStatus("On stage");
+}
+
+/** ...and plays again when they are back to watching. */
+function backToStream() {
+  state.onStage = false;
+  video.hidden = false;
+  document.getElementById("watch-controls").hidden = false;
+  setStatus("Back to the broadcast…");
+  load();
+}
+
 load();
-startAudience({ room, token }); // questions and polls (issue 16)
+// questions, polls and the stage (issue 16)
+startAudience({ room, token, stream: { leave: leaveStream, back: backToStream } });

@@ -12,6 +12,7 @@ from interpret.glossary import Glossary
 
 from .board import BoardLimits
 from .service import AudienceConfig, AudienceService
+from .stage import StageLimits
 
 if TYPE_CHECKING:
     from ..auth import TokenVerifier
@@ -64,6 +65,11 @@ def build_audience(
         document_max_age_s=a.document_max_age_s,
         translate_queue_max=a.translate_queue_max,
         translate_timeout_s=settings.chat.translate_timeout_ms / 1000 * 4,
+        stage=StageLimits(
+            invite_ttl_s=a.stage_invite_ttl_s,
+            join_window_s=a.stage_join_window_s,
+            max_on_stage=a.max_on_stage,
+        ),
     )
 
     async def translate(

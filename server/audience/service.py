@@ -13,7 +13,13 @@ Queues and their policies:
   moderator approves it;
 * a moderator's queue view: **latest state**: a change marks it stale; the moderator's own
   pusher sends the newest view, at most every ``PUSH_INTERVAL_S``;
-* a viewer's answers: one per message it sent, sent before its next message is read.
+* a viewer's answers: one per message it sent, sent before its next message is read;
+* pushes to a viewer (``stage_invite``, ``stage_ended``): one task per push, bounded by
+  ``PUSH_TIMEOUT_S`` (a viewer that does not read loses the push, never slows the sender).
+
+On stage (PROTOCOL.md "Audience: on stage"): the invitations are :mod:`.stage`'s; a pass is
+redeemed by the room's admission (:meth:`AudienceService.redeem_stage_pass`), and a dismissed
+participant is taken out of the room through :class:`StageDoors` (the membership).
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -39,12 +45,13 @@ from websockets.http11 import Response
 
 from interpret.frames import Translated, Translation
 
-from ..auth import AuthError
+from ..auth import AuthError, Grant
 from ..web import text_response
 from . import wire
 from .board import AudienceBoard, BoardLimits
 from .export import export_csv, export_json, export_records
 from .polls import PollBook
+from .stage import Invitation, StageBook, StageLimits
 from .text import AudienceError
 
 if TYPE_CHECKING:
@@ -58,6 +65,14 @@ TranslateFor = Callable[[str, str, str, tuple[str, ...]], Awaitable[Mapping[str,
 MayWatch = Callable[[str, Headers], bool]
 
 PUSH_INTERVAL_S = 0.25
+#: a push to a viewer that is not sent by then is dropped (and its socket closed)
+PUSH_TIMEOUT_S = 5.0
+#: how often invitations and passes are checked for expiry
+STAGE_TICK_S = 1.0
+#: the room socket of a participant whose time on stage ended (PROTOCOL.md "Close codes")
+CLOSE_STAGE_ENDED = 4004
+#: how long a stage seat's credentials (e.g. TURN) may last at most
+STAGE_SEAT_TTL_S = 3600.0
 HELLO_TIMEOUT_S = 10.0
 #: messages a socket may send a second (bursts up to twice that)
 SOCKET_MESSAGES_PER_S = 20.0
@@ -75,6 +90,15 @@ class AudienceConfig:
     document_max_age_s: int = 1
     translate_queue_max: int = 256
     translate_timeout_s: float = 10.0
+    stage: StageLimits = field(default_factory=StageLimits)
+
+
+class StageDoors(Protocol):
+    """What the stage needs of the membership (:class:`server.membership.Membership`)."""
+
+    async def expel(self, room: str, participant_id: str, *, close_code: int, reason: str) -> None:
+        """Take a participant out of the room (closed with ``close_code``)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -90,10 +114,13 @@ class RoomAudience:
     name: str
     board: AudienceBoard
     polls: PollBook
+    stage: StageBook
     moderator_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     #: moderators' "stale" flags, by connection
     moderators: dict[int, tuple[str, asyncio.Event]] = field(default_factory=dict)
     sockets: set[ServerConnection] = field(default_factory=set)
+    #: the open sockets of each viewer id (where its stage invitations are pushed)
+    viewers: dict[str, set[ServerConnection]] = field(default_factory=dict)
     rendered: dict[tuple[str, str], _Rendered] = field(default_factory=dict)
 
     def changed(self) -> None:
@@ -141,8 +168,12 @@ class AudienceService:
         self.refused: collections.Counter[str] = collections.Counter()
         #: (room, item, lang) queued or being translated: never asked twice
         self._inflight: set[tuple[str, str, str]] = set()
-        #: closings of the sockets of rooms that ended (awaited by :meth:`aclose`)
+        #: closings of the sockets of rooms that ended, and pushes to viewers (awaited by
+        #: :meth:`aclose`)
         self._closing: set[asyncio.Task[None]] = set()
+        self._stage_clock: asyncio.Task[None] | None = None
+        #: takes dismissed participants out of their room (set by the composition root)
+        self.stage_doors: StageDoors | None = None
 
     @property
     def pending_translations(self) -> int:
@@ -156,7 +187,8 @@ class AudienceService:
             board = AudienceBoard(
                 languages=self.config.languages, pivot=self.config.pivot, limits=self.config.limits
             )
-            room = self.rooms[name] = RoomAudience(name, board, PollBook())
+            stage = StageBook(self.config.stage)
+            room = self.rooms[name] = RoomAudience(name, board, PollBook(), stage)
         return room
 
     def on_joined(self, name: str, role: str) -> dict[str, str]:
@@ -183,17 +215,19 @@ class AudienceService:
             task.add_done_callback(self._closing.discard)
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._runner is None:
-            self._runner = asyncio.get_running_loop().create_task(
-                self._run_translations(), name="audience-translations"
-            )
+            self._runner = loop.create_task(self._run_translations(), name="audience-translations")
+        if self._stage_clock is None:
+            self._stage_clock = loop.create_task(self._run_stage_clock(), name="audience-stage")
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        for task in (self._runner, self._stage_clock):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._runner = self._stage_clock = None
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -266,6 +300,7 @@ class AudienceService:
             await ws.close(CLOSE_FORBIDDEN, "token_required")
             return
         room.sockets.add(ws)
+        room.viewers.setdefault(hello.viewer_id, set()).add(ws)
         board = room.board
         await ws.send(
             wire.encode(
@@ -297,6 +332,11 @@ class AudienceService:
         finally:
             room.sockets.discard(ws)
             room.moderators.pop(id(ws), None)
+            mine = room.viewers.get(hello.viewer_id)
+            if mine is not None:
+                mine.discard(ws)
+                if not mine:
+                    del room.viewers[hello.viewer_id]
 
     def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool, bool]:
         """(the token's name, is a moderator, holds a valid room token or the moderator key):
@@ -337,7 +377,10 @@ class AudienceService:
                 allowance -= 1
                 msg = wire.parse(raw)
                 ref = msg.type
-                reply = self._apply(room, msg, hello, name, address, moderator=moderator)
+                if isinstance(msg, wire.StageMessage):
+                    reply = await self._apply_stage(room, msg, hello, address, moderator=moderator)
+                else:
+                    reply = self._apply(room, msg, hello, name, address, moderator=moderator)
             except AudienceError as exc:
                 self.refused[exc.code] += 1
                 fields: dict[str, Any] = {"code": exc.code, "message": exc.message, "ref": ref}
@@ -395,6 +438,10 @@ class AudienceService:
                 return wire.encode("accepted", ref="moderate", id=item_id)
             case wire.Ban(id=item_id):
                 board.ban(item_id, now)
+                banned = {i.viewer_id for i in board.items.values() if i.banned}
+                for invitation in list(room.stage.live.values()):
+                    if invitation.viewer_id in banned:
+                        self._end_stage(room, room.stage.end(invitation.invite_id, "banned"))
                 return wire.encode("accepted", ref="ban", id=item_id)
             case wire.PollCreate(question=question, options=options, lang=lang):
                 poll = room.polls.create(lang=lang, question=question, options=options, now=now)
@@ -438,9 +485,153 @@ class AudienceService:
                     lang=lang,
                     groups=room.board.queue(lang),
                     polls=room.polls.document(lang)["polls"],
+                    stage=room.stage.views(self._clock()),
                 )
             )
             await asyncio.sleep(PUSH_INTERVAL_S)
+
+    # -- on stage --------------------------------------------------------------------------------
+    async def _apply_stage(
+        self,
+        room: RoomAudience,
+        msg: wire.StageMessage,
+        hello: wire.Hello,
+        address: str,
+        *,
+        moderator: bool,
+    ) -> str:
+        """A stage message's answer (PROTOCOL.md "Audience: on stage")."""
+        stage, now = room.stage, self._clock()
+        room.changed()  # whatever the answer, moderators see the stage as it is now
+        match msg:
+            case wire.StageAccept(invite_id=invite_id):
+                if room.board.is_banned(hello.viewer_id, address):
+                    raise AudienceError("banned", "a moderator blocked you for this event")
+                invitation = stage.accept(hello.viewer_id, invite_id, now)
+                assert invitation.stage_pass is not None and invitation.join_by is not None
+                return wire.encode(
+                    "accepted",
+                    ref=msg.type,
+                    id=invite_id,
+                    room=room.name,
+                    stage_pass=invitation.stage_pass,
+                    name=invitation.name,
+                    join_within_ms=max(0, round((invitation.join_by - now) * 1000)),
+                )
+            case wire.StageLeave(invite_id=invite_id):
+                await self._expel(room, stage.leave(hello.viewer_id, invite_id, now))
+                return wire.encode("accepted", ref=msg.type, id=invite_id)
+        if not moderator:
+            raise AudienceError("forbidden", f"only a moderator may send {msg.type}")
+        match msg:
+            case wire.StageInvite(id=item_id):
+                item = room.board.items.get(item_id)
+                if item is None:
+                    raise AudienceError("not_found", f"no item {item_id}")
+                if room.board.is_banned(item.viewer_id, item.address):
+                    raise AudienceError("banned", "this viewer is banned for this event")
+                if not room.viewers.get(item.viewer_id):
+                    raise AudienceError("not_connected", "this viewer is not watching now")
+                stage.expire(now)
+                invitation = stage.invite(
+                    viewer_id=item.viewer_id, item_id=item_id, name=item.name, now=now
+                )
+                self._push_viewer(
+                    room,
+                    item.viewer_id,
+                    wire.encode(
+                        "stage_invite",
+                        invite_id=invitation.invite_id,
+                        item_id=item_id,
+                        expires_in_ms=round(self.config.stage.invite_ttl_s * 1000),
+                    ),
+                )
+                log.info("stage invite", room=room.name, invite=invitation.invite_id)
+                return wire.encode("accepted", ref=msg.type, id=invitation.invite_id)
+            case wire.StageDismiss(invite_id=invite_id):
+                invitation = stage.end(invite_id, "dismissed")
+                self._end_stage(room, invitation, expel=False)
+                await self._expel(room, invitation)
+                return wire.encode("accepted", ref=msg.type, id=invite_id)
+        raise AudienceError("bad_message", f"unknown message {msg.type}")
+
+    def _end_stage(self, room: RoomAudience, invitation: Invitation, *, expel: bool = True) -> None:
+        """Tell the viewer's pages that the invitation or the stage ended; ``expel``: and take
+        a participant on stage out of the room (in a task of its own)."""
+        reason = room.stage.ended_reason(invitation.invite_id)
+        self._push_viewer(
+            room,
+            invitation.viewer_id,
+            wire.encode("stage_ended", invite_id=invitation.invite_id, reason=reason),
+        )
+        room.changed()
+        if expel and invitation.participant_id is not None and self.stage_doors is not None:
+            self._own(self._expel(room, invitation), f"audience-stage-expel-{invitation.invite_id}")
+
+    async def _expel(self, room: RoomAudience, invitation: Invitation) -> None:
+        pid, invitation.participant_id = invitation.participant_id, None
+        if pid is not None and self.stage_doors is not None:
+            await self.stage_doors.expel(
+                room.name, pid, close_code=CLOSE_STAGE_ENDED, reason="stage_ended"
+            )
+            log.info("stage ended", room=room.name, invite=invitation.invite_id)
+
+    def _push_viewer(self, room: RoomAudience, viewer_id: str, message: str) -> None:
+        for ws in list(room.viewers.get(viewer_id, ())):
+            self._own(self._push(ws, message), "audience-push")
+
+    def _own(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _push(ws: ServerConnection, message: str) -> None:
+        try:
+            async with asyncio.timeout(PUSH_TIMEOUT_S):
+                await ws.send(message)
+        except TimeoutError:
+            await ws.close(1008, "not_reading")
+        except ConnectionClosed:
+            pass
+
+    async def _run_stage_clock(self) -> None:
+        while True:
+            await asyncio.sleep(STAGE_TICK_S)
+            now = self._clock()
+            for room in list(self.rooms.values()):
+                if room.stage.live:
+                    for invitation in room.stage.expire(now):
+                        self._end_stage(room, invitation)
+
+    def redeem_stage_pass(self, room: str, stage_pass: str) -> Grant | None:
+        """What a ``join`` with ``stage_pass`` into ``room`` is granted (a participant's seat,
+        ``stage:<invite_id>``), or None: no such pass, or it ended or expired."""
+        audience = self.rooms.get(room)
+        now = self._clock()
+        invitation = None if audience is None else audience.stage.redeem(stage_pass, now)
+        if audience is None or invitation is None:
+            return None
+        audience.changed()
+        return Grant(
+            room=room,
+            role="participant",
+            name=invitation.name,
+            expires_s=now + STAGE_SEAT_TTL_S,
+            seat=f"stage:{invitation.invite_id}",
+        )
+
+    def stage_joined(self, room: str, invite_id: str, participant_id: str) -> None:
+        """The pass's join entered the room as ``participant_id``."""
+        audience = self.rooms.get(room)
+        if audience is not None and audience.stage.joined(invite_id, participant_id):
+            audience.changed()
+
+    def stage_left(self, room: str, participant_id: str) -> None:
+        """A participant left the room (it may rejoin with its pass within the join window)."""
+        audience = self.rooms.get(room)
+        if audience is not None and audience.stage.left(participant_id, self._clock()):
+            audience.changed()
 
     # -- translation -----------------------------------------------------------------------------
     def _translate_pending(self, room: RoomAudience, lang: str) -> None:

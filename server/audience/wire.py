@@ -16,6 +16,7 @@ MAX_WIRE_TEXT_CHARS = 20_000
 ViewerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 ItemId = Annotated[str, StringConstraints(pattern=r"^[qp][0-9]{1,9}$")]
 WireText = Annotated[str, StringConstraints(max_length=MAX_WIRE_TEXT_CHARS)]
+InviteId = Annotated[str, StringConstraints(pattern=r"^s[0-9a-f]{12}$")]
 
 
 class _Message(BaseModel):
@@ -76,10 +77,49 @@ class Export(_Message):
     type: Literal["export"]
 
 
+class StageInvite(_Message):
+    """A moderator invites the author of question or comment ``id`` on stage."""
+
+    type: Literal["stage_invite"]
+    id: ItemId
+
+
+class StageDismiss(_Message):
+    """A moderator ends an invitation or a viewer's time on stage."""
+
+    type: Literal["stage_dismiss"]
+    invite_id: InviteId
+
+
+class StageAccept(_Message):
+    type: Literal["stage_accept"]
+    invite_id: InviteId
+
+
+class StageLeave(_Message):
+    """The viewer declines the invitation, or leaves the stage."""
+
+    type: Literal["stage_leave"]
+    invite_id: InviteId
+
+
 ViewerMessage = Ask | Vote | PollVote
 ModeratorMessage = Moderate | Ban | PollCreate | PollClose | Export
+StageMessage = StageInvite | StageDismiss | StageAccept | StageLeave
 AudienceMessage = Annotated[
-    Hello | Ask | Vote | PollVote | Moderate | Ban | PollCreate | PollClose | Export,
+    Hello
+    | Ask
+    | Vote
+    | PollVote
+    | Moderate
+    | Ban
+    | PollCreate
+    | PollClose
+    | Export
+    | StageInvite
+    | StageDismiss
+    | StageAccept
+    | StageLeave,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[AudienceMessage] = TypeAdapter(AudienceMessage)

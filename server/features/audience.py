@@ -1,6 +1,7 @@
 """The audience's side of a room (issue 16; PROTOCOL.md "Audience"): a room's board of
 questions, comments and polls exists while the room lives, its hosts get the moderation link in
-their ``joined``, and it is exported (when kept) and dropped when the room closes. The board,
+their ``joined``, a viewer invited on stage is followed in and out of the room, and the board is
+exported (when kept) and dropped when the room closes. The board,
 its sockets and documents are :class:`server.audience.service.AudienceService`'s."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..context import RoomContext
+from ..context import Peer, RoomContext
 from ..rooms import Participant
 from . import BaseFeature
 
@@ -21,6 +22,14 @@ class Audience(Protocol):
         ...
 
     def room_closed(self, name: str) -> None: ...
+
+    def stage_joined(self, room: str, invite_id: str, participant_id: str) -> None:
+        """A viewer's stage pass entered the room as ``participant_id``."""
+        ...
+
+    def stage_left(self, room: str, participant_id: str) -> None:
+        """``participant_id`` left the room (on stage or not)."""
+        ...
 
 
 class AudienceFeature(BaseFeature):
@@ -35,6 +44,18 @@ class AudienceFeature(BaseFeature):
         if self._audience is None:
             return {}
         return self._audience.on_joined(room.name, participant.role)
+
+    def on_joined(self, room: RoomContext, peer: Peer) -> None:
+        participant = peer.participant
+        seat = None if participant is None else room.token_seat(participant.participant_id)
+        if self._audience is not None and participant is not None and seat is not None:
+            kind, _, invite_id = seat.partition(":")
+            if kind == "stage":  # a viewer a moderator invited is on stage now
+                self._audience.stage_joined(room.name, invite_id, participant.participant_id)
+
+    async def on_left(self, room: RoomContext, participant_id: str) -> None:
+        if self._audience is not None:
+            self._audience.stage_left(room.name, participant_id)
 
     async def on_room_closed(self, room: RoomContext) -> None:
         if self._audience is not None:  # exported, then dropped

@@ -55,6 +55,8 @@ class FakeRoom:
         self.media: MediaRoom | None = None
         self.started_monotonic = started_monotonic
         self.started_at_unix = 1_700_000_000.0
+        #: token seats by participant id (see RoomContext.token_seat)
+        self.seats: dict[str, str] = {}
 
     def _next_id(self) -> str:
         self._ids += 1
@@ -68,6 +70,9 @@ class FakeRoom:
         for pid, peer in self.clients.items():
             if pid != exclude:
                 peer.send(message)
+
+    def token_seat(self, participant_id: str) -> str | None:
+        return self.seats.get(participant_id)
 
     def join(
         self, name: str, role: Role = "participant", languages: frozenset[str] = frozenset()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from server.admission import Admission, Ticket
+from server.auth import Grant
 from server.protocol import Join, ProtocolError, parse_client_message
 from server.rooms import RoomRegistry
 from server.settings import load_settings
@@ -116,3 +117,55 @@ def test_under_the_lock_lock_capacity_lobby_and_new_rooms() -> None:
     assert refused.value.code == "rate_limited" and refused.value.details["retry_after_ms"] > 0
     clock.now_s += 60.0
     assert doors.decide(other, None, address="a", live_rooms=0) == "enter"
+
+
+class Passes:
+    """Stands in for the audience's stage passes (the real ones: server/audience/stage.py)."""
+
+    def __init__(self, valid: dict[str, str | None]) -> None:
+        self.valid = valid
+
+    def redeem_stage_pass(self, room: str, stage_pass: str) -> Grant | None:
+        if stage_pass not in self.valid:
+            return None
+        name = self.valid[stage_pass]
+        return Grant(room, "participant", name, 1_700_003_600.0, f"stage:{stage_pass[:4]}")
+
+
+def test_a_stage_pass_admits_its_viewer_past_lock_and_lobby_but_not_a_full_room() -> None:
+    doors, registry, *_ = admission(credential_failures_free=1)
+    doors.stage_passes = Passes({"good-pass-000000": "Vera", "anon-pass-000000": None})
+    registry.join("vault", "Host", "host")
+    state = registry.get("vault")
+    assert state is not None
+    state.configure(locked=True, lobby=True)
+    ticket = doors.check(
+        join(room="vault", stage_pass="good-pass-000000", role="viewer"),
+        connection_id="c1",
+        address="a",
+    )
+    # no password asked, the token's-name rule applies, a participant whatever `role` said
+    assert (ticket.name, ticket.role, ticket.invited) == ("Vera", "participant", True)
+    assert ticket.seat.token_seat == "stage:good"
+    assert doors.decide(ticket, None, address="a", live_rooms=1) == "enter"
+    anon = doors.check(
+        join(room="vault", stage_pass="anon-pass-000000"), connection_id="c2", address="b"
+    )
+    assert anon.name == "Ann"  # an anonymous viewer's own name
+    registry.join("vault", "Other", "participant")  # the room is full now (2)
+    assert refusal_of_decide(doors, ticket) == "room_full"
+    # a dead or forged pass is a failed credential: it starts the backoff
+    assert refusal(doors, join(stage_pass="dead-pass-000000")) == "stage_pass_invalid"
+    assert refusal(doors, join(stage_pass="dead-pass-000000")) == "stage_pass_invalid"
+    assert refusal(doors, join(stage_pass="good-pass-000000")) == "rate_limited"
+
+
+def test_without_an_audience_no_pass_is_valid() -> None:
+    doors, *_ = admission()
+    assert refusal(doors, join(stage_pass="good-pass-000000")) == "stage_pass_invalid"
+
+
+def refusal_of_decide(doors: Admission, ticket: Ticket) -> str:
+    with pytest.raises(ProtocolError) as refused:
+        doors.decide(ticket, None, address="a", live_rooms=1)
+    return refused.value.code
