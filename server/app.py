@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from .audience.service import AudienceService
     from .captions import CaptionService
+    from .cluster.node import ClusterNode
 from . import outbound
 from .connection import ClientConnection
 from .context import Feature
@@ -52,6 +53,7 @@ from .features.broadcast import BroadcastFeature
 from .features.captions import CaptionsFeature
 from .features.channels import ChannelsFeature
 from .features.chat import ChatFeature
+from .features.cluster import ClusterFeature
 from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
 from .features.moderation import ModerationFeature
@@ -164,6 +166,8 @@ class App:
         #: audience (issue 16): questions, comments and polls from viewers (made with the
         #: features: it renders a room's glossary as captions do)
         self.audience: AudienceService | None = None
+        #: this node's part in a cluster (issue 18; None: a single node)
+        self.cluster: ClusterNode | None = self._cluster_node()
         self.signaling.use(Dispatch(self._features()))
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
@@ -208,7 +212,11 @@ class App:
             may_watch=self.broadcasts.may_watch,
             verifier=self.signaling.admission.verifier,
         )
+        cluster: list[Feature] = []
+        if self.cluster is not None:
+            cluster.append(ClusterFeature(directory=self.cluster))
         return [
+            *cluster,
             MediaFeature(limits=settings.limits, engine=settings.media.backend),
             PresenceFeature(retention=settings.retention, transcriber=captions),
             ChatFeature(
@@ -224,6 +232,91 @@ class App:
             ModerationFeature(doors=self.signaling.membership),
             routing,
         ]
+
+    def _cluster_node(self) -> ClusterNode | None:
+        """The cluster membership when ``[cluster] redis_url`` is set (its address is known
+        once the port is: :meth:`start`)."""
+        c = self.settings.cluster
+        if not c.enabled:
+            return None
+        from redis.asyncio import Redis
+
+        from . import __version__
+        from .cluster.node import ClusterNode, NodeLoad
+        from .cluster.placement import Keys
+
+        membership = self.signaling.membership
+
+        def load() -> NodeLoad:
+            rooms = membership.rooms
+            return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms))
+
+        node = ClusterNode(
+            redis=Redis.from_url(
+                c.redis_url,
+                socket_timeout=c.redis_timeout_s,
+                socket_connect_timeout=c.redis_timeout_s,
+                decode_responses=True,
+            ),
+            keys=Keys(c.key_prefix),
+            node_id=c.node_id,
+            address=c.node_address,
+            capacity=c.capacity,
+            version=__version__,
+            heartbeat_interval_s=c.heartbeat_interval_s,
+            node_ttl_s=c.node_ttl_s,
+            load=load,
+        )
+        membership.placement = node
+
+        def lost(room: str, owner: str) -> None:
+            address = next((n.address for n in node.stats.nodes if n.node_id == owner), None)
+            if address is not None:
+                membership.moved(room, owner, address)
+
+        node.on_lost = lost
+        return node
+
+    async def _join_cluster(self) -> None:
+        """Register this node (its address and id from the listening port when not
+        configured); Redis must answer."""
+        from .cluster.placement import default_node_id
+
+        assert self.cluster is not None
+        s = self.settings.server
+        if not self.cluster.address:
+            scheme = "wss" if self.tls is not None else "ws"
+            host = f"[{s.host}]" if ":" in s.host else s.host
+            self.cluster.address = f"{scheme}://{host}:{self.port}{WS_PATH}"
+        if not self.cluster.node_id:
+            self.cluster.node_id = default_node_id(self.cluster.address)
+        try:
+            await self.cluster.start()
+        except Exception as exc:
+            raise ConfigError(
+                f"cluster.redis_url: cannot register this node with Redis ({exc})"
+            ) from exc
+        structlog.get_logger(__name__).info(
+            "joined the cluster", node=self.cluster.node_id, address=self.cluster.address
+        )
+
+    def _cluster_origins(self) -> frozenset[str]:
+        """The page origins of the cluster's live nodes: their pages may open this node's
+        socket (a client sent on by ``redirect``)."""
+        if self.cluster is None:
+            return frozenset()
+        from .cluster.placement import page_origin
+
+        return frozenset(page_origin(a) for a in self.cluster.addresses())
+
+    def _cluster_sockets(self) -> list[str]:
+        """What this node's pages may connect to besides their own origin: the live nodes'
+        sockets (``connect-src`` of the Content-Security-Policy)."""
+        if self.cluster is None:
+            return []
+        from .cluster.placement import socket_origin
+
+        return sorted({socket_origin(a) for a in self.cluster.addresses()})
 
     @property
     def port(self) -> int:
@@ -275,6 +368,7 @@ class App:
                 speaker_audio=self.speaker_audio,
                 forward_totals=self.metrics.forward_totals,
                 audience=self.audience,
+                cluster=None if self.cluster is None else self.cluster.stats,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
@@ -291,7 +385,7 @@ class App:
             return await self.broadcasts.http_response(path, request.headers)
         if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
             return await asyncio.to_thread(self.retention.recordings.http_response, path)
-        response = self.static.response(path)
+        response = self.static.response(path, connect_src=self._cluster_sockets())
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
     def _admit(self, request: Request) -> Response | None:
@@ -299,7 +393,7 @@ class App:
         decided automatically, one that came through a proxy (PROTOCOL.md); else None."""
         assert self.origins is not None
         log = structlog.get_logger(__name__)
-        refusal = self.origins.refusal(request.headers)
+        refusal = self.origins.refusal(request.headers, also=self._cluster_origins())
         if refusal is not None:
             log.info("websocket refused", reason="origin")
         elif self.auto_open:
@@ -394,6 +488,8 @@ class App:
             await self.media.start()
             if self.captions is not None:
                 await self.captions.start()
+            if self.cluster is not None:
+                await self._join_cluster()
         except BaseException:
             await self.stop()
             raise
@@ -451,6 +547,8 @@ class App:
         await asyncio.gather(*background, return_exceptions=True)
         log = structlog.get_logger(__name__)
         began = asyncio.get_running_loop().time()
+        if self.cluster is not None:  # first: the rooms are free for the other nodes at once
+            await self.cluster.leave()
         self.broadcasts.begin_shutdown()
         clients = self._tell_clients_closing()
         if self.captions is not None:
@@ -473,6 +571,8 @@ class App:
         if self.audience is not None:
             await self.audience.aclose()
         await self.media.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
         if self.captions is not None:
             await self.captions.aclose()
         if self.speaker_audio is not None:

@@ -50,10 +50,20 @@ def serve(
             "directory) | files (tls.cert_file, tls.key_file); overrides tls.mode.",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="redis://HOST:PORT/DB: join the cluster of nodes placing rooms through this "
+            "Redis (overrides cluster.redis_url; see cluster.node_address).",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: web client at http://HOST:PORT/, signaling at ws://HOST:PORT/ws
     (https:// and wss:// with --tls)."""
     overrides: dict[str, Any] = {}
+    if cluster is not None:
+        overrides["cluster"] = {"redis_url": cluster}
     if tls is not None:
         overrides["tls"] = {"mode": tls}
     if host is not None:
