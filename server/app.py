@@ -301,13 +301,14 @@ class App:
         )
 
     def _cluster_origins(self) -> frozenset[str]:
-        """The page origins of the cluster's live nodes: their pages may open this node's
-        socket (a client sent on by ``redirect``)."""
+        """The page origins of the cluster's nodes, live or seen before: their pages may open
+        this node's socket (a client sent on by ``redirect``, or reconnecting after its node
+        died)."""
         if self.cluster is None:
             return frozenset()
         from .cluster.placement import page_origin
 
-        return frozenset(page_origin(a) for a in self.cluster.addresses())
+        return frozenset(page_origin(a) for a in self.cluster.known_addresses())
 
     def _cluster_sockets(self) -> list[str]:
         """What this node's pages may connect to besides their own origin: the live nodes'

@@ -55,6 +55,10 @@ export const VIDEO_CONSTRAINTS = Object.freeze({ width: { ideal: 640 }, height: 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 /** Waits before each reconnect attempt; after the last one the session closes. */
 export const RECONNECT_DELAYS_MS = Object.freeze([250, 500, 1000, 2000, 4000, 4000, 8000, 8000]);
+/** The steps in a cluster: a dead node's rooms move once its heartbeat expires (3 s by
+ * default), so the first seconds are tried every second rather than with a growing wait. */
+export const CLUSTER_RECONNECT_DELAYS_MS = Object.freeze(
+  [250, 500, 1000, 1000, 1000, 1000, 2000, 4000, 4000, 8000, 8000]);
 /** How long a reconnecting socket may take to open before the next attempt. */
 const CONNECT_TIMEOUT_MS = 5000;
 /** Redirects followed in a row without joining (a loop between nodes is a bug: stop). */
@@ -62,8 +66,8 @@ export const MAX_REDIRECTS = 4;
 
 /**
  * Where and when reconnect attempt `attempt` (0-based) goes: our own server first, then each
- * other node the cluster named, all of them at each step of RECONNECT_DELAYS_MS; null once
- * every step was tried.
+ * other node the cluster named, all of them at each step of RECONNECT_DELAYS_MS (in a cluster
+ * CLUSTER_RECONNECT_DELAYS_MS); null once every step was tried.
  * @param {number} attempt
  * @param {string} homeUrl the socket URL the session started with
  * @param {string[]} nodes the cluster's node URLs from `joined.cluster` (may be empty)
@@ -71,9 +75,10 @@ export const MAX_REDIRECTS = 4;
  */
 export function reconnectPlan(attempt, homeUrl, nodes) {
   const urls = [homeUrl, ...nodes.filter((u) => u !== homeUrl)];
+  const delays = urls.length > 1 ? CLUSTER_RECONNECT_DELAYS_MS : RECONNECT_DELAYS_MS;
   const step = Math.floor(attempt / urls.length);
-  if (step >= RECONNECT_DELAYS_MS.length) return null;
-  return { url: urls[attempt % urls.length], delayMs: RECONNECT_DELAYS_MS[step] };
+  if (step >= delays.length) return null;
+  return { url: urls[attempt % urls.length], delayMs: delays[step] };
 }
 
 /** Close codes after which reconnecting cannot help. */

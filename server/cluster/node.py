@@ -37,6 +37,8 @@ from .placement import (
 
 log = structlog.get_logger(__name__)
 
+#: node addresses remembered for the origin check (oldest forgotten first)
+KNOWN_ADDRESSES = 256
 #: how long a client waits before joining again when the cluster cannot place its room
 RETRY_AFTER_MS = 1000
 
@@ -100,6 +102,9 @@ class ClusterNode:
         self._leave = redis.register_script(LEAVE_SCRIPT)
         self._task: asyncio.Task[None] | None = None
         self._left = False
+        #: every node address seen, the latest last (bounded: KNOWN_ADDRESSES): pages a node
+        #: served stay open after it died, and may open the other nodes' sockets
+        self._known: dict[str, None] = {}
 
     # -- what the node says about itself ---------------------------------------------------------
     def me(self) -> NodeInfo:
@@ -112,6 +117,11 @@ class ClusterNode:
             rooms=len(load.rooms),
             version=self.version,
         )
+
+    def known_addresses(self) -> list[str]:
+        """The addresses of the live nodes and of those seen before (dead ones' pages are
+        still open in browsers: their origins may open this node's socket)."""
+        return [self.address, *self._known]
 
     def addresses(self) -> list[str]:
         """The live nodes' addresses, this one first (clients try them when theirs is gone)."""
@@ -153,6 +163,11 @@ class ClusterNode:
             await self.redis.srem(self.keys.nodes, *gone)
         self._redis_back()
         self.stats.nodes = nodes
+        for node in nodes:
+            self._known.pop(node.address, None)
+            self._known[node.address] = None
+        while len(self._known) > KNOWN_ADDRESSES:
+            del self._known[next(iter(self._known))]  # the longest unseen
         for key in lost:
             room = self.keys.room_of(key)
             owner = await self.redis.get(key)

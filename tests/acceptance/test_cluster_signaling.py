@@ -157,6 +157,8 @@ async def test_nodes_place_rooms_redirect_and_take_over_a_dead_nodes_rooms(tmp_p
             await asyncio.sleep(0.1)
         assert await store.smembers("parley:nodes") == {node_id(b)}
         assert "parley_cluster_takeovers_total 1.0" in metrics_text(b)
+        # the dead node's pages are still open in browsers: they may open B's socket
+        assert not await asyncio.to_thread(_refused_origin, b.ws_url, f"http://{HOST}:{a.port}")
 
         # a node stopped on purpose frees its rooms at once (no wait for the heartbeat to expire)
         a.start()

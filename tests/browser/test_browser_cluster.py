@@ -149,10 +149,15 @@ def test_two_pages_on_two_nodes_meet_and_survive_the_rooms_node_dying(
                 time.sleep(0.2)
         browser_ns, _ = lan.host(20)
         executable = chromium_executable(browser_ns, tmp_path)
+        # the nodes serve plain http on LAN addresses, which are no secure context (no
+        # getUserMedia): a deployment has TLS (config/cluster/), the test names its origins
+        insecure = ",".join(f"http://{n.host}:{PORT}" for n in (a, b))
+        args = [
+            *chromium_args(speech_wav),
+            f"--unsafely-treat-insecure-origin-as-secure={insecure}",
+        ]
         with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=str(executable), headless=True, args=chromium_args(speech_wav)
-            )
+            browser = pw.chromium.launch(executable_path=str(executable), headless=True, args=args)
             try:
                 alice = open_page(browser, a.http_url, "Alice", ROOM, log)
                 alice.evaluate(CAPTURE_CAPTIONS_JS)

@@ -4,7 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { MAX_REDIRECTS, RECONNECT_DELAYS_MS, ParleySession, reconnectPlan } from "../../../web/protocol.js";
+import {
+  CLUSTER_RECONNECT_DELAYS_MS, MAX_REDIRECTS, RECONNECT_DELAYS_MS, ParleySession, reconnectPlan,
+} from "../../../web/protocol.js";
 
 const A = "ws://10.0.0.11:8750/ws";
 const B = "ws://10.0.0.12:8750/ws";
@@ -19,9 +21,12 @@ test("a single server: every attempt goes home with the usual backoff", () => {
 test("a cluster: home first, then each other node, at every backoff step", () => {
   const plans = [0, 1, 2, 3].map((i) => reconnectPlan(i, A, [A, B]));
   assert.deepEqual(plans.map((p) => p.url), [A, B, A, B]);
-  assert.deepEqual(plans.map((p) => p.delayMs), [RECONNECT_DELAYS_MS[0], RECONNECT_DELAYS_MS[0],
-    RECONNECT_DELAYS_MS[1], RECONNECT_DELAYS_MS[1]]);
-  assert.equal(reconnectPlan(2 * RECONNECT_DELAYS_MS.length, B, [A, B]), null);
+  const steps = CLUSTER_RECONNECT_DELAYS_MS;
+  assert.deepEqual(plans.map((p) => p.delayMs), [steps[0], steps[0], steps[1], steps[1]]);
+  assert.equal(reconnectPlan(2 * steps.length, B, [A, B]), null);
+  // a dead node's heartbeat expires in seconds: every node is tried at least every second then
+  const firstSeconds = steps.slice(0, 6);
+  assert.ok(firstSeconds.every((ms) => ms <= 1000));
   assert.equal(reconnectPlan(1, B, [A, B]).url, A); // a page of B tries A second
 });
 
