@@ -61,6 +61,12 @@ def main() -> int:
         print(f"redis {redis.url}; logs under {work}")
         for node in nodes:
             print(f"node {node.http_url}/?room=demo   (pid {node.pid}, log {node.log_path})")
+        origins = ",".join(node.http_url for node in nodes)
+        print(
+            "plain http on LAN addresses is no secure context (no camera): open them in\n"
+            f"  chromium --unsafely-treat-insecure-origin-as-secure={origins} "
+            "--user-data-dir=$(mktemp -d)"
+        )
         print("Ctrl-C stops the cluster")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
