@@ -31,6 +31,7 @@ from .placement import (
     Keys,
     NodeInfo,
     choose_node,
+    expect_one_more,
     live_nodes,
     placement_of,
 )
@@ -243,6 +244,12 @@ class ClusterNode:
             if placement.here:
                 return None
             self.stats.redirects += 1
+            # the directory's loads are as old as the last heartbeat: count this join on its
+            # node now, so that rooms made faster than heartbeats do not all go to one node
+            self.stats.nodes = [
+                expect_one_more(n, new_room=not previous) if n.node_id == placement.node_id else n
+                for n in self.stats.nodes
+            ]
             return placement.node_id, placement.address
         raise ProtocolError(
             "cluster_unavailable",

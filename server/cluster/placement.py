@@ -12,6 +12,7 @@ address (:func:`placement_of`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,12 @@ class NodeInfo:
     @property
     def full(self) -> bool:
         return self.load >= self.capacity
+
+
+def expect_one_more(node: NodeInfo, *, new_room: bool) -> NodeInfo:
+    """``node`` as it will be once a join this node sent there arrives (its next heartbeat
+    says so for sure; until then placement counts it)."""
+    return dataclasses.replace(node, load=node.load + 1, rooms=node.rooms + int(new_room))
 
 
 def choose_node(nodes: Iterable[NodeInfo], *, prefer: str) -> NodeInfo | None:

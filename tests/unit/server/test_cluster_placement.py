@@ -13,6 +13,7 @@ from server.cluster.placement import (
     check_node_id,
     choose_node,
     default_node_id,
+    expect_one_more,
     live_nodes,
     page_origin,
     placement_of,
@@ -47,6 +48,15 @@ def test_a_tie_goes_to_the_asking_node_then_the_lowest_id() -> None:
     nodes = [node("a", 5), node("b", 5), node("c", 5)]
     assert choose_node(nodes, prefer="c") == nodes[2]  # no redirect when it is as good
     assert choose_node(nodes, prefer="z") == nodes[0]  # every node picks the same one
+
+
+def test_joins_sent_to_a_node_count_before_its_next_heartbeat() -> None:
+    a, b = node("a", 10), node("b", 9)
+    b = expect_one_more(b, new_room=True)
+    assert (b.load, b.rooms) == (10, 2)
+    b = expect_one_more(b, new_room=False)
+    chosen = choose_node([a, b], prefer="z")
+    assert chosen is not None and chosen.node_id == "a"  # b's expected load is higher now
 
 
 def test_full_nodes_get_no_new_room() -> None:
