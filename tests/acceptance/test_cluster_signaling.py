@@ -198,3 +198,48 @@ def _refused_origin(url: str, origin: str) -> bool:
             return False
     except InvalidStatus as exc:
         return exc.response.status_code == 403
+
+
+async def test_a_node_that_missed_its_heartbeats_hands_its_lost_room_over(tmp_path: Path) -> None:
+    """Node A is frozen (SIGSTOP) past its heartbeat's life: B takes its room over. When A
+    wakes up, its next heartbeat finds the room held by B: A's participant gets ``redirect`` to
+    B and its socket closes with 4004 (one room, one node, even after a partition)."""
+    redis = RedisServer(tmp_path, host=HOST, port=free_port())
+    redis.start()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = ServerProcess(tmp_path / "a", node_config(tmp_path / "a", redis.url))
+    b = ServerProcess(tmp_path / "b", node_config(tmp_path / "b", redis.url))
+    clients: list[RawClient] = []
+    try:
+        a.start()
+        b.start()
+        for node in (a, b):
+            assert await wait_until(lambda n=node: n.metrics().get("parley_cluster_nodes") == 2, 5)
+        alice, joined = await join(a.ws_url, "alpha", "Alice")
+        clients.append(alice)
+        assert joined["type"] == "joined" and joined["cluster"]["node"] == node_id(a)
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        try:
+            while True:
+                bob, reply = await join(b.ws_url, "alpha", "Bob")
+                clients.append(bob)
+                if reply["type"] == "joined":
+                    break
+                assert time.monotonic() - frozen < (TTL_S + 3) * TIME_SCALE, reply
+                await asyncio.sleep(0.1)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        moved = await alice.recv("redirect", timeout_s=5 * TIME_SCALE)
+        assert moved == {"type": "redirect", "room": "alpha", "node": node_id(b), "url": b.ws_url}
+        assert await alice.closed() == 4004
+        assert "parley_cluster_lost_rooms_total 1.0" in metrics_text(a)
+        assert "room moved to another node" in a.log_text()
+    finally:
+        for client in clients:
+            await client.close()
+        a.stop()
+        b.stop()
+        redis.stop()
