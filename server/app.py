@@ -235,15 +235,10 @@ class App:
 
     def _cluster_node(self) -> ClusterNode | None:
         """The cluster membership when ``[cluster] redis_url`` is set (its address is known
-        once the port is: :meth:`start`)."""
-        c = self.settings.cluster
-        if not c.enabled:
+        once the port is: :meth:`_join_cluster`)."""
+        if not self.settings.cluster.enabled:
             return None
-        from redis.asyncio import Redis
-
-        from . import __version__
-        from .cluster.node import ClusterNode, NodeLoad
-        from .cluster.placement import Keys
+        from .cluster.node import NodeLoad, cluster_node
 
         membership = self.signaling.membership
 
@@ -251,47 +246,20 @@ class App:
             rooms = membership.rooms
             return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms))
 
-        node = ClusterNode(
-            redis=Redis.from_url(
-                c.redis_url,
-                socket_timeout=c.redis_timeout_s,
-                socket_connect_timeout=c.redis_timeout_s,
-                decode_responses=True,
-            ),
-            keys=Keys(c.key_prefix),
-            node_id=c.node_id,
-            address=c.node_address,
-            capacity=c.capacity,
-            version=__version__,
-            heartbeat_interval_s=c.heartbeat_interval_s,
-            node_ttl_s=c.node_ttl_s,
-            load=load,
-        )
+        node = cluster_node(self.settings.cluster, load=load)
         membership.placement = node
-
-        def lost(room: str, owner: str) -> None:
-            address = next((n.address for n in node.stats.nodes if n.node_id == owner), None)
-            if address is not None:
-                membership.moved(room, owner, address)
-
-        node.on_lost = lost
+        node.on_lost = membership.moved
         return node
 
     async def _join_cluster(self) -> None:
-        """Register this node (its address and id from the listening port when not
-        configured); Redis must answer."""
-        from .cluster.placement import default_node_id
-
+        """Register this node (its address from the listening port when not configured);
+        Redis must answer."""
         assert self.cluster is not None
         s = self.settings.server
-        if not self.cluster.address:
-            scheme = "wss" if self.tls is not None else "ws"
-            host = f"[{s.host}]" if ":" in s.host else s.host
-            self.cluster.address = f"{scheme}://{host}:{self.port}{WS_PATH}"
-        if not self.cluster.node_id:
-            self.cluster.node_id = default_node_id(self.cluster.address)
+        scheme = "wss" if self.tls is not None else "ws"
+        host = f"[{s.host}]" if ":" in s.host else s.host
         try:
-            await self.cluster.start()
+            await self.cluster.start(default_address=f"{scheme}://{host}:{self.port}{WS_PATH}")
         except Exception as exc:
             raise ConfigError(
                 f"cluster.redis_url: cannot register this node with Redis ({exc})"
@@ -299,25 +267,6 @@ class App:
         structlog.get_logger(__name__).info(
             "joined the cluster", node=self.cluster.node_id, address=self.cluster.address
         )
-
-    def _cluster_origins(self) -> frozenset[str]:
-        """The page origins of the cluster's nodes, live or seen before: their pages may open
-        this node's socket (a client sent on by ``redirect``, or reconnecting after its node
-        died)."""
-        if self.cluster is None:
-            return frozenset()
-        from .cluster.placement import page_origin
-
-        return frozenset(page_origin(a) for a in self.cluster.known_addresses())
-
-    def _cluster_sockets(self) -> list[str]:
-        """What this node's pages may connect to besides their own origin: the live nodes'
-        sockets (``connect-src`` of the Content-Security-Policy)."""
-        if self.cluster is None:
-            return []
-        from .cluster.placement import socket_origin
-
-        return sorted({socket_origin(a) for a in self.cluster.addresses()})
 
     @property
     def port(self) -> int:
@@ -386,7 +335,8 @@ class App:
             return await self.broadcasts.http_response(path, request.headers)
         if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
             return await asyncio.to_thread(self.retention.recordings.http_response, path)
-        response = self.static.response(path, connect_src=self._cluster_sockets())
+        sockets = [] if self.cluster is None else self.cluster.socket_origins()
+        response = self.static.response(path, connect_src=sockets)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
     def _admit(self, request: Request) -> Response | None:
@@ -394,7 +344,8 @@ class App:
         decided automatically, one that came through a proxy (PROTOCOL.md); else None."""
         assert self.origins is not None
         log = structlog.get_logger(__name__)
-        refusal = self.origins.refusal(request.headers, also=self._cluster_origins())
+        cluster_pages = frozenset() if self.cluster is None else self.cluster.page_origins()
+        refusal = self.origins.refusal(request.headers, also=cluster_pages)
         if refusal is not None:
             log.info("websocket refused", reason="origin")
         elif self.auto_open:

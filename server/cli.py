@@ -89,6 +89,9 @@ def serve(
     except ListenError as exc:  # one line, not a traceback: the reason and what to do
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(1) from None
+    except ConfigError as exc:  # found at start, e.g. Redis of [cluster] unreachable
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 _TTL_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -22,7 +22,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from .. import __version__
 from ..protocol import ProtocolError
+from ..settings import ClusterSettings
 from .placement import (
     CLAIM_SCRIPT,
     HEARTBEAT_SCRIPT,
@@ -31,9 +33,12 @@ from .placement import (
     Keys,
     NodeInfo,
     choose_node,
+    default_node_id,
     expect_one_more,
     live_nodes,
+    page_origin,
     placement_of,
+    socket_origin,
 )
 
 log = structlog.get_logger(__name__)
@@ -67,6 +72,26 @@ class NodeLoad:
     rooms: list[str]
 
 
+def cluster_node(settings: ClusterSettings, *, load: Callable[[], NodeLoad]) -> ClusterNode:
+    """This node's membership as ``[cluster]`` configures it (nothing is connected yet)."""
+    return ClusterNode(
+        redis=Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            decode_responses=True,
+        ),
+        keys=Keys(settings.key_prefix),
+        node_id=settings.node_id,
+        address=settings.node_address,
+        capacity=settings.capacity,
+        version=__version__,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        node_ttl_s=settings.node_ttl_s,
+        load=load,
+    )
+
+
 class ClusterNode:
     """Implements :class:`server.membership.RoomPlacement` for the membership."""
 
@@ -94,14 +119,16 @@ class ClusterNode:
         self.placement_ttl_ms = self.ttl_ms * PLACEMENT_TTL_FACTOR
         self._load = load
         self.stats = ClusterStats()
-        #: live rooms another node took (set by the composition root: their clients are sent on)
-        self.on_lost: Callable[[str, str], None] = lambda room, owner: None
+        #: a live room another node took: (room, its node id, its address); set by the
+        #: composition root (the membership sends the room's clients there)
+        self.on_lost: Callable[[str, str, str], None] = lambda room, node, address: None
         #: rooms that closed here since the last heartbeat (their placement is deleted then)
         self._closed: set[str] = set()
         self._claim = redis.register_script(CLAIM_SCRIPT)
         self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)
         self._leave = redis.register_script(LEAVE_SCRIPT)
         self._task: asyncio.Task[None] | None = None
+        self._registered = False
         self._left = False
         #: every node address seen, the latest last (bounded: KNOWN_ADDRESSES): pages a node
         #: served stay open after it died, and may open the other nodes' sockets
@@ -124,15 +151,32 @@ class ClusterNode:
         still open in browsers: their origins may open this node's socket)."""
         return [self.address, *self._known]
 
+    def page_origins(self) -> frozenset[str]:
+        """The origins of the pages of the cluster's nodes, live or seen before: they may open
+        this node's socket (a client sent on by ``redirect``, or reconnecting after its node
+        died)."""
+        return frozenset(page_origin(a) for a in self.known_addresses())
+
+    def socket_origins(self) -> list[str]:
+        """What this node's pages may connect to besides their own origin: the live nodes'
+        sockets (``connect-src`` of the Content-Security-Policy)."""
+        return sorted({socket_origin(a) for a in self.addresses()})
+
     def addresses(self) -> list[str]:
         """The live nodes' addresses, this one first (clients try them when theirs is gone)."""
         others = [n.address for n in self.stats.nodes if n.node_id != self.node_id]
         return [self.address, *sorted(set(others))]
 
     # -- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Register (one heartbeat, which must reach Redis), then heartbeat in the background."""
+    async def start(self, *, default_address: str) -> None:
+        """Register (one heartbeat, which must reach Redis), then heartbeat in the background.
+        ``default_address``: this node's address when none is configured (and its id then)."""
+        if not self.address:
+            self.address = default_address
+        if not self.node_id:
+            self.node_id = default_node_id(self.address)
         await self.beat()
+        self._registered = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="cluster-heartbeat")
 
     async def _run(self) -> None:
@@ -170,16 +214,18 @@ class ClusterNode:
         while len(self._known) > KNOWN_ADDRESSES:
             del self._known[next(iter(self._known))]  # the longest unseen
         for key in lost:
-            room = self.keys.room_of(key)
-            owner = await self.redis.get(key)
+            owner = str(await self.redis.get(key) or "")
             self.stats.lost_rooms += 1
             log.warning("room taken over by another node", node=self.node_id, owner=owner)
-            self.on_lost(room, str(owner or ""))
+            address = next((n.address for n in nodes if n.node_id == owner), None)
+            if address is not None:
+                self.on_lost(self.keys.room_of(key), owner, address)
 
     async def leave(self) -> None:
         """Stop heartbeating and free this node's rooms at once (a node stopping on purpose:
         its clients reconnect and the next join places each room anew). Idempotent."""
-        if self._left:
+        if self._left or not self._registered:
+            self._left = True
             return
         self._left = True
         if self._task is not None:
