@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from interpret.frames import translated_texts
@@ -268,6 +269,28 @@ class App:
             "joined the cluster", node=self.cluster.node_id, address=self.cluster.address
         )
 
+    async def _live_elsewhere(self, path: str, full_path: str) -> Response | None:
+        """In a cluster, a room's broadcast and audience documents (``/live/<room>/...``) are
+        its node's: a request that reached another node is sent there (307; not the audience
+        socket, which a browser cannot follow: it connects through the room's node)."""
+        if self.cluster is None or (
+            self.audience is not None and self.audience.is_socket_path(path)
+        ):
+            return None
+        room = path[len(LIVE_PREFIX) :].split("/", 1)[0]
+        if not room or room in self.signaling.rooms:
+            return None
+        holder = await self.cluster.holder(room)
+        if holder is None:
+            return None
+        from .cluster.placement import http_base
+
+        location = http_base(holder.address) + full_path
+        headers = Headers(
+            [("Location", location), ("Content-Length", "0"), ("Cache-Control", "no-store")]
+        )
+        return Response(307, "Temporary Redirect", headers, b"")
+
     @property
     def port(self) -> int:
         assert self._server is not None
@@ -322,6 +345,9 @@ class App:
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
+            elsewhere = await self._live_elsewhere(path, request.path)
+            if elsewhere is not None:
+                return elsewhere
             if self.audience is not None:  # audience (issue 16): its socket and documents
                 if self.audience.is_socket_path(path):
                     return (

@@ -304,6 +304,19 @@ class ClusterNode:
             retry_after_ms=RETRY_AFTER_MS,
         )
 
+    async def holder(self, room: str) -> NodeInfo | None:
+        """The live node that holds ``room`` when it is another one (read only: nothing is
+        claimed); None when it is this one, nobody, or Redis does not answer (then this node
+        answers for itself)."""
+        try:
+            owner = await self.redis.get(self.keys.room(room))
+        except (RedisError, OSError) as exc:
+            self._redis_failed("holder", exc)
+            return None
+        if not owner or owner == self.node_id:
+            return None
+        return next((n for n in self.stats.nodes if n.node_id == owner), None)
+
     def closed(self, room: str) -> None:
         """The room's last participant left here: its placement is deleted at the next
         heartbeat (bounded: at most one entry per room this node held)."""

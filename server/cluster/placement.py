@@ -77,6 +77,16 @@ def page_origin(address: str) -> str:
     return f"{scheme}://{host}" + ("" if port is None or port == default else f":{port}")
 
 
+def http_base(address: str) -> str:
+    """The node's HTTP base from its socket address: ``wss://meet.example.org/node/a/ws`` ->
+    ``https://meet.example.org/node/a`` (what a proxy routes to that node); its documents
+    (``/live/<room>/...``) are under it."""
+    parts = urlsplit(address)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    path = parts.path.removesuffix("/").removesuffix("/ws")
+    return f"{scheme}://{parts.netloc}{path}"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """What a node says about itself in its heartbeat key (JSON)."""

@@ -113,6 +113,11 @@ async def test_nodes_place_rooms_redirect_and_take_over_a_dead_nodes_rooms(tmp_p
         refused = await asyncio.to_thread(_refused_origin, a.ws_url, "http://evil.example")
         assert refused
         assert f"ws://{HOST}:{a.port}" in page_csp(b)  # B's pages may connect to A's socket
+        # the room's broadcast and audience documents are its node's: B sends a reader there
+        status, location = await asyncio.to_thread(_get, b, "/live/alpha/master.m3u8?x=1")
+        assert (status, location) == (307, f"http://{HOST}:{a.port}/live/alpha/master.m3u8?x=1")
+        status, location = await asyncio.to_thread(_get, a, "/live/alpha/master.m3u8")
+        assert status == 404 and location is None  # A holds the room: no broadcast, no loop
 
         # by load: A holds 2 participants, B none: a new room asked at A goes to B
         await asyncio.sleep(INTERVAL_S * 2)  # A's load reaches Redis with its next heartbeat
@@ -186,6 +191,20 @@ async def test_nodes_place_rooms_redirect_and_take_over_a_dead_nodes_rooms(tmp_p
         a.stop()
         b.stop()
         redis.stop()
+
+
+def _get(server: ServerProcess, path: str) -> tuple[int, str | None]:
+    """A GET that does not follow redirects: (status, Location)."""
+    import http.client
+
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=5)
+    try:
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        reply.read()
+        return reply.status, reply.getheader("Location")
+    finally:
+        connection.close()
 
 
 def _refused_origin(url: str, origin: str) -> bool:

@@ -14,6 +14,7 @@ from server.cluster.placement import (
     choose_node,
     default_node_id,
     expect_one_more,
+    http_base,
     live_nodes,
     page_origin,
     placement_of,
@@ -120,6 +121,8 @@ def test_origins_of_node_addresses() -> None:
     assert page_origin("wss://Meet.Example.org:443/n/a/ws") == "https://meet.example.org"
     assert page_origin("ws://[::1]:80/ws") == "http://[::1]"
     assert socket_origin("wss://meet.example.org/n/a/ws") == "wss://meet.example.org"
+    assert http_base("wss://meet.example.org/node/a/ws") == "https://meet.example.org/node/a"
+    assert http_base("ws://10.0.0.2:8750/ws") == "http://10.0.0.2:8750"
 
 
 def test_keys() -> None:
