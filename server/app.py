@@ -194,7 +194,9 @@ class App:
         state and the glossary, in this order."""
         settings, captions = self.settings, self.captions
         retention = self.retention if self.retention.enabled else None
-        corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
+        corrections = CorrectionsFeature(
+            settings=settings.interpreting, retranslator=captions, snapshots=self.cluster
+        )
         channels = ChannelsFeature(settings=settings.interpreting, recognizer=captions)
         routing = CaptionsFeature(
             rooms=self.signaling.rooms, channels=channels, notes=corrections, service=captions

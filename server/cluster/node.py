@@ -43,6 +43,8 @@ from .placement import (
 
 log = structlog.get_logger(__name__)
 
+#: how long a room's snapshot outlives its last write (a day of meetings)
+SNAPSHOT_TTL_S = 86_400
 #: node addresses remembered for the origin check (oldest forgotten first)
 KNOWN_ADDRESSES = 256
 #: how long a client waits before joining again when the cluster cannot place its room
@@ -124,6 +126,9 @@ class ClusterNode:
         self.on_lost: Callable[[str, str, str], None] = lambda room, node, address: None
         #: rooms that closed here since the last heartbeat (their placement is deleted then)
         self._closed: set[str] = set()
+        #: room snapshots to write (None: delete) at the next heartbeat, the latest per (room,
+        #: kind): bounded by the rooms here times the kinds (the glossary)
+        self._snapshots: dict[tuple[str, str], str | None] = {}
         self._claim = redis.register_script(CLAIM_SCRIPT)
         self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)
         self._leave = redis.register_script(LEAVE_SCRIPT)
@@ -201,6 +206,7 @@ class ClusterNode:
             keys=[self.keys.node(self.node_id), self.keys.nodes], args=args
         )
         self._closed.difference_update(closed)
+        await self._flush_snapshots()
         ids = sorted(str(i) for i in await self.redis.smembers(self.keys.nodes))
         values = await self.redis.mget([self.keys.node(i) for i in ids]) if ids else []
         nodes, gone = live_nodes(list(zip(ids, values, strict=True)))
@@ -234,6 +240,7 @@ class ClusterNode:
                 await self._task
         rooms = [self.keys.room(r) for r in {*self._load().rooms, *self._closed}]
         try:
+            await self._flush_snapshots()  # the node that takes a room over finds its glossary
             await self._leave(
                 keys=[self.keys.node(self.node_id), self.keys.nodes], args=[self.node_id, *rooms]
             )
@@ -303,6 +310,37 @@ class ClusterNode:
             "join",
             retry_after_ms=RETRY_AFTER_MS,
         )
+
+    # -- room snapshots (what outlives a dead node: the glossary) ----------------------------
+    def save(self, room: str, kind: str, value: str | None) -> None:
+        """Keep ``value`` in Redis for the node that may take ``room`` over (written with the
+        next heartbeat; None deletes it)."""
+        self._snapshots[(room, kind)] = value
+
+    async def load(self, room: str, kind: str) -> str | None:
+        try:
+            value = await self.redis.get(self.keys.snapshot(room, kind))
+        except (RedisError, OSError) as exc:
+            self._redis_failed("snapshot", exc)
+            return None
+        return None if value is None else str(value)
+
+    async def _flush_snapshots(self) -> None:
+        pending, self._snapshots = self._snapshots, {}
+        if not pending:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (room, kind), value in pending.items():
+                    key = self.keys.snapshot(room, kind)
+                    if value is None:
+                        pipe.delete(key)
+                    else:
+                        pipe.set(key, value, ex=SNAPSHOT_TTL_S)
+                await pipe.execute()
+        except BaseException:
+            self._snapshots = {**pending, **self._snapshots}  # the next heartbeat tries again
+            raise
 
     async def holder(self, room: str) -> NodeInfo | None:
         """The live node that holds ``room`` when it is another one (read only: nothing is

@@ -276,6 +276,9 @@ class Keys:
     def room(self, room: str) -> str:
         return f"{self.prefix}:room:{room}"
 
+    def snapshot(self, room: str, kind: str) -> str:
+        return f"{self.prefix}:snapshot:{kind}:{room}"
+
     def room_of(self, key: str) -> str:
         return key.removeprefix(f"{self.prefix}:room:")
 

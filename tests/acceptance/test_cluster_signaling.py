@@ -131,10 +131,21 @@ async def test_nodes_place_rooms_redirect_and_take_over_a_dead_nodes_rooms(tmp_p
         assert "parley_cluster_redirects_total 1.0" in text
         assert "parley_cluster_redis_up 1.0" in text
 
-        # node failure: A is killed; its room is placed anew on B once A's heartbeat expired
-        for client in clients:
+        # the host's glossary is kept in Redis for the node that may take the room over
+        entries = [{"term": "Parley", "keep": True}]
+        await alice.send({"type": "glossary_set", "entries": entries})
+        assert (await alice.recv("glossary"))["entries"][0]["term"] == "Parley"
+        for _ in range(int(4 * INTERVAL_S / 0.1)):
+            if await store.get("parley:snapshot:glossary:alpha"):
+                break
+            await asyncio.sleep(0.1)
+        assert await store.get("parley:snapshot:glossary:alpha")
+
+        # node failure: A is killed (Alice still in the room); its room is placed anew on B once
+        # A's heartbeat expired, with the glossary
+        for client in clients[1:]:
             await client.close()
-        clients.clear()
+        clients[1:] = []
         a.stop(sig=signal.SIGKILL)
         killed = time.monotonic()
         redirects = 0
@@ -149,6 +160,10 @@ async def test_nodes_place_rooms_redirect_and_take_over_a_dead_nodes_rooms(tmp_p
             assert time.monotonic() - killed < (TTL_S + 3) * TIME_SCALE, "never taken over"
             await asyncio.sleep(0.1)
         took_s = time.monotonic() - killed
+        restored = await dave.recv("glossary")
+        assert restored["entries"] == [
+            {"term": "Parley", "lang": None, "renderings": {}, "keep": True}
+        ], restored
         print(
             f"\nroom taken over {took_s:.2f} s after the kill "
             f"({redirects} redirects to the dead node)"
