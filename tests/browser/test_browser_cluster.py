@@ -58,7 +58,10 @@ def node_config(data: Path, address: str, redis_url: str) -> str:
     return (
         f'[server]\ndata_dir = "{data}"\n[auth]\nmode = "open"\n'
         f'[media]\nice_host_addresses = ["{address}"]\n'
-        "[captions]\nenabled = true\nworkers = 1\ncpu_threads = 1\n"
+        # tiny.en: real captions at a quarter of base's CPU (two nodes and Chromium share the
+        # machine; what is tested is that captions follow the room, not their quality)
+        '[captions]\nenabled = true\nworkers = 1\ncpu_threads = 1\nmodel = "tiny.en"\n'
+        'translation_engines = ["apertium"]\n'
         f'[cluster]\nredis_url = "{redis_url}"\nheartbeat_interval_s = 1.0\nnode_ttl_s = 3.0\n'
     )
 
