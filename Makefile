@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test check lint typecheck system-deps translation-deps clean bench-sfu bench bench-short
+.PHONY: run test check lint typecheck system-deps translation-deps clean bench-sfu bench bench-short cluster-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+## A local cluster (issue 18) in network namespaces: Redis + 2 nodes, reachable from this machine
+## (root; README "A cluster of nodes"). ARGS="--nodes 3 --captions".
+cluster-demo: $(STAMP) system-deps
+	$(PY) scripts/cluster_demo.py $(ARGS)
 
 ## Everything CI checks: lint (ruff check + format, node --check), mypy --strict, the tests.
 check: test

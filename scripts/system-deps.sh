@@ -14,6 +14,8 @@
 #               starts its own, hardened, in a network namespace); the packaged service, which
 #               would listen everywhere with Janus's shipped admin secret, is stopped and disabled
 #   coturn    - a real TURN server for the time-limited credential test (it starts its own on loopback)
+#   redis-server - the cluster tests (issue 18) start their own Redis (a free port or a namespace);
+#               the packaged service is stopped and disabled (the tests need none running)
 # Needs root (or sudo). Does nothing when everything is present.
 set -eu
 sh "$(dirname "$0")/translation-deps.sh"
@@ -26,6 +28,7 @@ command -v firefox-esr >/dev/null 2>&1 || missing="$missing firefox-esr"
 command -v turnserver >/dev/null 2>&1 || missing="$missing coturn"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 [ -x /usr/bin/janus ] || missing="$missing janus"
+[ -x /usr/bin/redis-server ] || missing="$missing redis-server"
 [ -z "$missing" ] && exit 0
 echo "installing system packages:$missing"
 SUDO=""
@@ -36,4 +39,7 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends $missing
 if command -v systemctl >/dev/null 2>&1 && [ -x /usr/bin/janus ]; then
     $SUDO systemctl disable --now janus.service >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -x /usr/bin/redis-server ]; then
+    $SUDO systemctl disable --now redis-server.service >/dev/null 2>&1 || true
 fi

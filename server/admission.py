@@ -99,8 +99,11 @@ class Admission:
         #: redeems stage passes (None: the audience is off; set by the composition root)
         self.stage_passes: StagePasses | None = None
 
-    def check(self, msg: protocol.Join, *, connection_id: str, address: str) -> Ticket:
-        """The checks before the membership lock, in order; charges the room's join rate."""
+    def check(
+        self, msg: protocol.Join, *, connection_id: str, address: str, charge: bool = True
+    ) -> Ticket:
+        """The checks before the membership lock, in order; charges the room's join rate
+        (unless ``charge`` is False: the caller does, :meth:`charge_join`)."""
         keys = (f"conn:{connection_id}", f"addr:{address}")
         now = self.clock()
         wait_s = max(self.credential_failures.wait_s(key, now) for key in keys)
@@ -131,16 +134,22 @@ class Admission:
             raise ProtocolError("forbidden", "viewers cannot publish", "join")
         if len(set(msg.publish)) != len(msg.publish):
             raise ProtocolError("bad_message", "publish: kinds must be distinct", "join")
-        wait_s = self.join_limiter.take(msg.room, self.clock())
+        if charge:
+            self.charge_join(msg.room)
+        role = "participant" if role is None else role
+        return Ticket(msg.room, name, role, seat, invited=msg.stage_pass is not None)
+
+    def charge_join(self, room: str) -> None:
+        """The room's join rate (the last check of :meth:`check`; a cluster node charges it
+        only once it knows the room lives here: a redirected join is not this room's)."""
+        wait_s = self.join_limiter.take(room, self.clock())
         if wait_s > 0:
             raise ProtocolError(
                 "rate_limited",
-                f"too many joins into room {msg.room!r}; retry later",
+                f"too many joins into room {room!r}; retry later",
                 "join",
                 retry_after_ms=retry_after_ms(wait_s),
             )
-        role = "participant" if role is None else role
-        return Ticket(msg.room, name, role, seat, invited=msg.stage_pass is not None)
 
     def decide(
         self, ticket: Ticket, password: str | None, *, address: str, live_rooms: int

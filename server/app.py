@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from interpret.frames import translated_texts
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from .audience.service import AudienceService
     from .captions import CaptionService
+    from .cluster.node import ClusterNode
 from . import outbound
 from .connection import ClientConnection
 from .context import Feature
@@ -52,6 +54,7 @@ from .features.broadcast import BroadcastFeature
 from .features.captions import CaptionsFeature
 from .features.channels import ChannelsFeature
 from .features.chat import ChatFeature
+from .features.cluster import ClusterFeature
 from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
 from .features.moderation import ModerationFeature
@@ -164,6 +167,8 @@ class App:
         #: audience (issue 16): questions, comments and polls from viewers (made with the
         #: features: it renders a room's glossary as captions do)
         self.audience: AudienceService | None = None
+        #: this node's part in a cluster (issue 18; None: a single node)
+        self.cluster: ClusterNode | None = self._cluster_node()
         self.signaling.use(Dispatch(self._features()))
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
@@ -189,7 +194,9 @@ class App:
         state and the glossary, in this order."""
         settings, captions = self.settings, self.captions
         retention = self.retention if self.retention.enabled else None
-        corrections = CorrectionsFeature(settings=settings.interpreting, retranslator=captions)
+        corrections = CorrectionsFeature(
+            settings=settings.interpreting, retranslator=captions, snapshots=self.cluster
+        )
         channels = ChannelsFeature(settings=settings.interpreting, recognizer=captions)
         routing = CaptionsFeature(
             rooms=self.signaling.rooms, channels=channels, notes=corrections, service=captions
@@ -211,7 +218,11 @@ class App:
         if self.audience is not None:  # on stage: a pass admits an invited viewer, dismissal
             self.audience.stage_doors = self.signaling.membership  # takes them out
             self.signaling.admission.stage_passes = self.audience
+        cluster: list[Feature] = []
+        if self.cluster is not None:
+            cluster.append(ClusterFeature(directory=self.cluster))
         return [
+            *cluster,
             MediaFeature(limits=settings.limits, engine=settings.media.backend),
             PresenceFeature(retention=settings.retention, transcriber=captions),
             ChatFeature(
@@ -227,6 +238,63 @@ class App:
             ModerationFeature(doors=self.signaling.membership),
             routing,
         ]
+
+    def _cluster_node(self) -> ClusterNode | None:
+        """The cluster membership when ``[cluster] redis_url`` is set (its address is known
+        once the port is: :meth:`_join_cluster`)."""
+        if not self.settings.cluster.enabled:
+            return None
+        from .cluster.node import NodeLoad, cluster_node
+
+        membership = self.signaling.membership
+
+        def load() -> NodeLoad:
+            rooms = membership.rooms
+            return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms))
+
+        node = cluster_node(self.settings.cluster, load=load)
+        membership.placement = node
+        node.on_lost = membership.moved
+        return node
+
+    async def _join_cluster(self) -> None:
+        """Register this node (its address from the listening port when not configured);
+        Redis must answer."""
+        assert self.cluster is not None
+        s = self.settings.server
+        scheme = "wss" if self.tls is not None else "ws"
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        try:
+            await self.cluster.start(default_address=f"{scheme}://{host}:{self.port}{WS_PATH}")
+        except Exception as exc:
+            raise ConfigError(
+                f"cluster.redis_url: cannot register this node with Redis ({exc})"
+            ) from exc
+        structlog.get_logger(__name__).info(
+            "joined the cluster", node=self.cluster.node_id, address=self.cluster.address
+        )
+
+    async def _live_elsewhere(self, path: str, full_path: str) -> Response | None:
+        """In a cluster, a room's broadcast and audience documents (``/live/<room>/...``) are
+        its node's: a request that reached another node is sent there (307; not the audience
+        socket, which a browser cannot follow: it connects through the room's node)."""
+        if self.cluster is None or (
+            self.audience is not None and self.audience.is_socket_path(path)
+        ):
+            return None
+        room = path[len(LIVE_PREFIX) :].split("/", 1)[0]
+        if not room or room in self.signaling.rooms:
+            return None
+        holder = await self.cluster.holder(room)
+        if holder is None:
+            return None
+        from .cluster.placement import http_base
+
+        location = http_base(holder.address) + full_path
+        headers = Headers(
+            [("Location", location), ("Content-Length", "0"), ("Cache-Control", "no-store")]
+        )
+        return Response(307, "Temporary Redirect", headers, b"")
 
     @property
     def port(self) -> int:
@@ -278,9 +346,13 @@ class App:
                 speaker_audio=self.speaker_audio,
                 forward_totals=self.metrics.forward_totals,
                 audience=self.audience,
+                cluster=None if self.cluster is None else self.cluster.stats,
             )
             return bytes_response(200, "OK", METRICS_CONTENT_TYPE, self.metrics.render(state))
         if path.startswith(LIVE_PREFIX):
+            elsewhere = await self._live_elsewhere(path, request.path)
+            if elsewhere is not None:
+                return elsewhere
             if self.audience is not None:  # audience (issue 16): its socket and documents
                 if self.audience.is_socket_path(path):
                     return (
@@ -294,7 +366,8 @@ class App:
             return await self.broadcasts.http_response(path, request.headers)
         if path.startswith(RECORDINGS_PREFIX) and self.retention.recordings is not None:
             return await asyncio.to_thread(self.retention.recordings.http_response, path)
-        response = self.static.response(path)
+        sockets = [] if self.cluster is None else self.cluster.socket_origins()
+        response = self.static.response(path, connect_src=sockets)
         return response if response is not None else text_response(404, "Not Found", "not found\n")
 
     def _admit(self, request: Request) -> Response | None:
@@ -302,7 +375,8 @@ class App:
         decided automatically, one that came through a proxy (PROTOCOL.md); else None."""
         assert self.origins is not None
         log = structlog.get_logger(__name__)
-        refusal = self.origins.refusal(request.headers)
+        cluster_pages = frozenset() if self.cluster is None else self.cluster.page_origins()
+        refusal = self.origins.refusal(request.headers, also=cluster_pages)
         if refusal is not None:
             log.info("websocket refused", reason="origin")
         elif self.auto_open:
@@ -397,6 +471,8 @@ class App:
             await self.media.start()
             if self.captions is not None:
                 await self.captions.start()
+            if self.cluster is not None:
+                await self._join_cluster()
         except BaseException:
             await self.stop()
             raise
@@ -454,6 +530,8 @@ class App:
         await asyncio.gather(*background, return_exceptions=True)
         log = structlog.get_logger(__name__)
         began = asyncio.get_running_loop().time()
+        if self.cluster is not None:  # first: the rooms are free for the other nodes at once
+            await self.cluster.leave()
         self.broadcasts.begin_shutdown()
         clients = self._tell_clients_closing()
         if self.captions is not None:
@@ -476,6 +554,8 @@ class App:
         if self.audience is not None:
             await self.audience.aclose()
         await self.media.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
         if self.captions is not None:
             await self.captions.aclose()
         if self.speaker_audio is not None:

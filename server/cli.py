@@ -50,10 +50,20 @@ def serve(
             "directory) | files (tls.cert_file, tls.key_file); overrides tls.mode.",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="redis://HOST:PORT/DB: join the cluster of nodes placing rooms through this "
+            "Redis (overrides cluster.redis_url; see cluster.node_address).",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: web client at http://HOST:PORT/, signaling at ws://HOST:PORT/ws
     (https:// and wss:// with --tls)."""
     overrides: dict[str, Any] = {}
+    if cluster is not None:
+        overrides["cluster"] = {"redis_url": cluster}
     if tls is not None:
         overrides["tls"] = {"mode": tls}
     if host is not None:
@@ -79,6 +89,9 @@ def serve(
     except ListenError as exc:  # one line, not a traceback: the reason and what to do
         typer.echo(f"parley: {exc}", err=True)
         raise typer.Exit(1) from None
+    except ConfigError as exc:  # found at start, e.g. Redis of [cluster] unreachable
+        typer.echo(f"parley: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 _TTL_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

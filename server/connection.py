@@ -23,10 +23,10 @@ import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import protocol
+from . import outbound, protocol
 from .context import Peer, RoomContext
 from .limits import TokenBucket
-from .membership import LiveRoom, Membership
+from .membership import LiveRoom, Membership, RedirectedError
 from .outbox import Outbox, OutboxFullError
 from .protocol import ClientMessage, ProtocolError
 from .rooms import Participant
@@ -185,6 +185,13 @@ class ConnectionCore:
         elif self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
             actions += self.abort("too_many_errors", "too many errors in a row")
         return actions
+
+    def redirected(self, message: str) -> list[Action]:
+        """The join's room lives on another node: the client is told where (``message``) and
+        may join again here within ``join_timeout_s`` (it normally closes and goes there)."""
+        self._join_deadline_s = self.clock() + self._limits.join_timeout_s
+        self.handled()
+        return [Send(message)]
 
     def join_refused(self, exc: ProtocolError) -> list[Action]:
         """A refused ``join``: the client may try again, within ``join_timeout_s`` plus the
@@ -429,6 +436,13 @@ class ClientConnection:
             if isinstance(msg, protocol.Join):
                 try:
                     await self._membership.join(self, msg)
+                except RedirectedError as moved:
+                    log.info("join redirected", room=msg.room, node=moved.node_id)
+                    redirect = outbound.Redirect(
+                        room=moved.room, node=moved.node_id, url=moved.address
+                    )
+                    self._do(self.core.redirected(redirect.encode()))
+                    return
                 except ProtocolError as exc:
                     # for operators watching for guessing; never the token or password itself
                     (log.debug if exc.code == "rate_limited" else log.info)(

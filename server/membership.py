@@ -49,6 +49,8 @@ CLOSE_INTERNAL = 1011
 CLOSE_MEETING_ENDED = 4002
 #: a second join with the same token took this connection's seat
 CLOSE_REPLACED = 4003
+#: the room moved to another node of the cluster (after ``redirect``)
+CLOSE_MOVED = 4005
 
 LobbyExit = Literal["admitted", "denied", "left"]
 
@@ -94,6 +96,30 @@ class HiddenSeats(Protocol):
     def greet(self, room: RoomContext, peer: Peer) -> None:
         """Right after the hidden seat's ``joined``."""
         ...
+
+
+class RoomPlacement(Protocol):
+    """Where rooms live when several nodes share them (:class:`server.cluster.node.ClusterNode`;
+    None on a single node)."""
+
+    async def place(self, room: str) -> tuple[str, str] | None:
+        """None: ``room`` lives here; else ``(node id, address)`` of the node that holds it.
+        Raises :class:`ProtocolError` when it cannot be placed now."""
+        ...
+
+    def closed(self, room: str) -> None:
+        """``room``'s last participant left this node."""
+        ...
+
+
+class RedirectedError(Exception):
+    """The join's room lives on another node: the client is sent there (``redirect``)."""
+
+    def __init__(self, room: str, node_id: str, address: str) -> None:
+        super().__init__(f"room lives on node {node_id}")
+        self.room = room
+        self.node_id = node_id
+        self.address = address
 
 
 @dataclass(slots=True)
@@ -188,15 +214,26 @@ class Membership:
         self.features: Sequence[Feature] = ()
         #: who may take hidden seats (None: nobody; set by the composition root)
         self.hidden_seats: HiddenSeats | None = None
+        #: where rooms live in a cluster (None: a single node; set by the composition root)
+        self.placement: RoomPlacement | None = None
         self._lock = asyncio.Lock()
 
     # -- joining --------------------------------------------------------------------------------
     async def join(self, member: Member, msg: protocol.Join) -> None:
         """Admit ``msg``'s join into the room or its lobby, or raise :class:`ProtocolError`.
         Every refusal happens before any room state changes."""
+        # in a cluster, a room that is not live here may live on another node: the client is
+        # sent there (``redirect``) before this node charges the room's join rate
+        placing = self.placement is not None and msg.room not in self.rooms
         ticket = self.admission.check(
-            msg, connection_id=member.connection_id, address=member.address
+            msg, connection_id=member.connection_id, address=member.address, charge=not placing
         )
+        if placing:
+            assert self.placement is not None
+            elsewhere = await self.placement.place(ticket.room)
+            if elsewhere is not None:
+                raise RedirectedError(ticket.room, *elsewhere)
+            self.admission.charge_join(ticket.room)
         async with self._lock:
             if ticket.seat.token_seat is not None:
                 await self._vacate_seat(ticket.room, ticket.seat.token_seat)
@@ -449,6 +486,8 @@ class Membership:
             if live.media is not None:
                 await live.media.aclose()
             self.rooms.pop(live.name, None)
+            if self.placement is not None:
+                self.placement.closed(live.name)
             self._close_hidden(live)
             self._close_lobby(live)
             await self._closed(live)
@@ -465,6 +504,8 @@ class Membership:
             live = self.rooms.pop(room, None)
             if live is None:
                 return
+            if self.placement is not None:
+                self.placement.closed(room)
             self.registry.close(room)
             ended = outbound.MeetingEnded(by).encode()
             members = [*live.clients.values(), *(w.member for w in live.waiting.values())]
@@ -483,6 +524,18 @@ class Membership:
                 await self._left(live, participant_id)
             await self._closed(live)
             log.info("meeting ended", room=room, by=by)
+
+    def moved(self, room: str, node_id: str, address: str) -> None:
+        """Another node holds ``room`` now (this one missed its heartbeats meanwhile): everyone
+        here is sent there (``redirect``) and closed; their sockets' ends remove them."""
+        live = self.rooms.get(room)
+        if live is None:
+            return
+        message = outbound.Redirect(room=room, node=node_id, url=address).encode()
+        for member in [*live.clients.values(), *(w.member for w in live.waiting.values())]:
+            member.send(message)
+            member.close_soon(CLOSE_MOVED, "moved")
+        log.warning("room moved to another node", room=room, node=node_id)
 
     async def _hidden_left(self, live: LiveRoom, participant_id: str) -> None:
         """A hidden seat's socket closed (lock held): nobody is told."""

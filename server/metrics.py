@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from .audience.service import AudienceService
     from .captions import CaptionService
+    from .cluster.node import ClusterStats
     from .signaling import SignalingServer
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,8 @@ class LiveState:
     audience_refused: dict[str, int] = dataclasses.field(default_factory=dict)
     #: each speech worker of the pool (no speaker names: counts only)
     speech_workers: list[WorkerInfo] = dataclasses.field(default_factory=list)
+    #: this node's part in a cluster (issue 18; None: a single node)
+    cluster: ClusterStats | None = None
 
 
 class ForwardTotals:
@@ -110,9 +113,10 @@ async def gather_live_state(
     speaker_audio: SpeakerAudioQueue | None,
     forward_totals: ForwardTotals,
     audience: AudienceService | None = None,
+    cluster: ClusterStats | None = None,
 ) -> LiveState:
     """Read every part once (media stats are awaited: a media worker process answers them)."""
-    state = LiveState(ready=ready, rooms=len(signaling.rooms))
+    state = LiveState(ready=ready, rooms=len(signaling.rooms), cluster=cluster)
     per_room: dict[object, Mapping[str, Mapping[str, int]]] = {}
     for live in list(signaling.rooms.values()):
         state.participants += len(live.clients) - len(live.hidden)
@@ -240,9 +244,40 @@ class LiveStateCollector(Collector):
         for code, count in sorted(s.audience_refused.items()):
             refused.add_metric([code], count)
         yield refused
+        if s.cluster is not None:
+            yield from _cluster_families(s.cluster)
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected live; nothing to check at registration
+
+
+def _cluster_families(c: ClusterStats) -> Iterator[Metric]:
+    """This node in its cluster, and the live nodes as its last heartbeat read them."""
+    yield GaugeMetricFamily(
+        "parley_cluster_redis_up", "1 while Redis answered the last command", value=int(c.redis_up)
+    )
+    yield GaugeMetricFamily("parley_cluster_nodes", "Live nodes of the cluster", value=len(c.nodes))
+    rooms = GaugeMetricFamily(
+        "parley_cluster_node_rooms", "Rooms on each live node", labels=["node"]
+    )
+    load = GaugeMetricFamily(
+        "parley_cluster_node_load", "Participants on each live node", labels=["node"]
+    )
+    capacity = GaugeMetricFamily(
+        "parley_cluster_node_capacity", "Participants each live node takes", labels=["node"]
+    )
+    for node in c.nodes:
+        rooms.add_metric([node.node_id], node.rooms)
+        load.add_metric([node.node_id], node.load)
+        capacity.add_metric([node.node_id], node.capacity)
+    yield from (rooms, load, capacity)
+    for name, value, what in (
+        ("parley_cluster_redirects", c.redirects, "Joins sent on to the room's node"),
+        ("parley_cluster_takeovers", c.takeovers, "Rooms placed anew after their node died"),
+        ("parley_cluster_lost_rooms", c.lost_rooms, "Live rooms another node took over"),
+        ("parley_cluster_redis_errors", c.redis_errors, "Redis commands that failed"),
+    ):
+        yield CounterMetricFamily(name, what, value=value)
 
 
 #: why a speaker left a worker (interpret.placement.MoveReason, less "placed")

@@ -80,8 +80,9 @@ class OriginPolicy:
     allowed: frozenset[str]
     origin_required: bool
 
-    def refusal(self, headers: Headers) -> str | None:
-        """None when the request's ``Origin`` may open /ws, else why not."""
+    def refusal(self, headers: Headers, *, also: frozenset[str] = frozenset()) -> str | None:
+        """None when the request's ``Origin`` may open /ws, else why not (``also``: origins
+        allowed besides, e.g. the pages of the cluster's other nodes)."""
         values = headers.get_all("Origin")
         origin = ", ".join(values) if values else None  # several: not one origin, refused
         if origin is None:
@@ -96,7 +97,7 @@ class OriginPolicy:
             normalized = parse_origin(origin)
         except OriginError:
             normalized = None
-        if normalized is not None and normalized in self.allowed:
+        if normalized is not None and (normalized in self.allowed or normalized in also):
             return None
         shown = origin if len(origin) <= 100 else origin[:100] + "..."
         return (

@@ -78,6 +78,16 @@ class Error(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class Redirect(ServerMessage):
+    """The room lives on another node of the cluster: join it at ``url``."""
+
+    type: ClassVar[str] = "redirect"
+    room: str
+    node: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Joined(ServerMessage):
     type: ClassVar[str] = "joined"
     participant_id: str

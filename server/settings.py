@@ -26,6 +26,7 @@ from pydantic import (
 
 from media.api import IceServer, JanusSettings, MediaSettings
 
+from .cluster.placement import ClusterConfigError, check_node_address, check_node_id
 from .origins import OriginError, parse_origin
 
 #: environment variables ``PARLEY_SERVER__PORT=9000`` set ``[server] port``
@@ -361,6 +362,63 @@ class AudienceSettings(_Section):
     max_on_stage: int = Field(ge=1, le=16)
 
 
+class ClusterSettings(_Section):
+    """``[cluster]``: several nodes placing rooms through one Redis (server/cluster/)."""
+
+    #: ``redis://host:port/db`` (``rediss://`` for TLS, ``unix:///path``); "" = a single node
+    redis_url: str
+    #: the URL clients reach this node's signaling at ("" = ws(s)://server.host:port/ws)
+    node_address: str
+    #: this node's id in Redis ("" = made from the address)
+    node_id: str
+    #: participants this node takes before placement prefers the others
+    capacity: int = Field(ge=1)
+    heartbeat_interval_s: float = Field(gt=0, le=60)
+    node_ttl_s: float = Field(gt=0, le=600)
+    key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    redis_timeout_s: float = Field(gt=0, le=30)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (or empty)")
+        return value
+
+    @field_validator("node_address")
+    @classmethod
+    def _node_address(cls, value: str) -> str:
+        if value:
+            try:
+                check_node_address(value)
+            except ClusterConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str) -> str:
+        if value:
+            try:
+                check_node_id(value)
+            except ClusterConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_outlives_beats(self) -> ClusterSettings:
+        if self.node_ttl_s < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                "cluster.node_ttl_s must be at least 2 x cluster.heartbeat_interval_s (one late "
+                "heartbeat must not make a live node look dead)"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.redis_url)
+
+
 class Settings(_Section):
     server: ServerSettings
     rooms: RoomSettings
@@ -377,6 +435,7 @@ class Settings(_Section):
     interpreting: InterpretingSettings
     broadcast: BroadcastSettings
     audience: AudienceSettings
+    cluster: ClusterSettings
 
     @model_validator(mode="after")
     def _media_sections_fit_a_full_room(self) -> Settings:
@@ -404,6 +463,16 @@ class Settings(_Section):
                 f"server.host = {self.server.host!r} is reachable from other machines but no "
                 "access control is configured: set auth.secret (or auth.secret_file / "
                 "auth.public_key_path) for room tokens, or auth.mode = 'open' to let anyone in"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_cluster_node_has_an_address(self) -> Settings:
+        c = self.cluster
+        if c.enabled and not c.node_address and self.server.host in ("", "0.0.0.0", "::"):
+            raise ValueError(
+                "cluster.redis_url is set and server.host is a wildcard: set "
+                "cluster.node_address to the ws:// or wss:// URL clients reach this node at"
             )
         return self
 

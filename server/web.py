@@ -31,6 +31,13 @@ _CSP = "; ".join(
 )
 
 
+def csp(connect_src: list[str]) -> str:
+    """The pages' Content-Security-Policy, ``connect_src`` added to ``connect-src``."""
+    if not connect_src:
+        return _CSP
+    return _CSP.replace("connect-src 'self'", " ".join(["connect-src 'self'", *connect_src]))
+
+
 class StaticFiles:
     """Files of the ``web`` package, read once at start (they are small)."""
 
@@ -52,8 +59,10 @@ class StaticFiles:
     def __contains__(self, path: str) -> bool:
         return path in self._files
 
-    def response(self, path: str) -> Response | None:
-        """The file at ``path`` (``/`` is ``/index.html``), or None when there is none."""
+    def response(self, path: str, *, connect_src: list[str] | None = None) -> Response | None:
+        """The file at ``path`` (``/`` is ``/index.html``), or None when there is none;
+        ``connect_src``: sockets its page may open besides its own origin's (a cluster's
+        nodes)."""
         path = path.split("?", 1)[0]
         if path == "/":
             path = "/index.html"
@@ -68,7 +77,7 @@ class StaticFiles:
                 ("Cache-Control", "no-cache"),
                 ("X-Content-Type-Options", "nosniff"),
                 ("Referrer-Policy", "no-referrer"),
-                ("Content-Security-Policy", _CSP),
+                ("Content-Security-Policy", csp(connect_src or [])),
             ]
         )
         return Response(200, "OK", headers, body)

@@ -17,6 +17,8 @@
 //   "captionsunavailable" {}                the server has no captions ([captions] off)
 //   "captionsstatus" {state}                "paused" (no speech worker is up) or "live" again
 //   "reconnecting"  {attempt, delayMs, code} the socket dropped; rejoining (media and captions too)
+//   "redirect"      {url, node}             the room lives on another node of the cluster; we
+//                                           join it there (PROTOCOL.md "Clusters")
 //   "closed"        {code, reason, failure} the socket closed for good; the session is over
 //                                           (failure: {code, message} when media could not
 //                                           flow, e.g. "ice_failed": see MEDIA_FAILURES)
@@ -28,6 +30,11 @@
 // room again under the same name, with the same local tracks, mutes and caption languages.
 // The server removed the old participant when the old socket closed, so nobody sees a ghost;
 // our participant_id changes.
+//
+// Clusters (PROTOCOL.md "Clusters"): a `redirect` during a join sends the session to the room's
+// node at once (a new socket, hello, join; at most MAX_REDIRECTS in a row). `joined.cluster`
+// lists the live nodes; reconnecting then tries our own server first and each node in turn at
+// every backoff step (reconnectPlan), so that a dead node's clients reach a live one.
 //
 // Media (ICE) failure: a peer connection that never connected in this session is a
 // configuration problem (UDP blocked and no TURN relay) that rejoining cannot fix: the session
@@ -49,6 +56,32 @@ export const VIDEO_CONSTRAINTS = Object.freeze({ width: { ideal: 640 }, height: 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 /** Waits before each reconnect attempt; after the last one the session closes. */
 export const RECONNECT_DELAYS_MS = Object.freeze([250, 500, 1000, 2000, 4000, 4000, 8000, 8000]);
+/** The steps in a cluster: a dead node's rooms move once its heartbeat expires (3 s by
+ * default), so the first seconds are tried every second rather than with a growing wait. */
+export const CLUSTER_RECONNECT_DELAYS_MS = Object.freeze(
+  [250, 500, 1000, 1000, 1000, 1000, 2000, 4000, 4000, 8000, 8000]);
+/** How long a reconnecting socket may take to open before the next attempt. */
+const CONNECT_TIMEOUT_MS = 5000;
+/** Redirects followed in a row without joining (a loop between nodes is a bug: stop). */
+export const MAX_REDIRECTS = 4;
+
+/**
+ * Where and when reconnect attempt `attempt` (0-based) goes: our own server first, then each
+ * other node the cluster named, all of them at each step of RECONNECT_DELAYS_MS (in a cluster
+ * CLUSTER_RECONNECT_DELAYS_MS); null once every step was tried.
+ * @param {number} attempt
+ * @param {string} homeUrl the socket URL the session started with
+ * @param {string[]} nodes the cluster's node URLs from `joined.cluster` (may be empty)
+ * @returns {{url: string, delayMs: number}|null}
+ */
+export function reconnectPlan(attempt, homeUrl, nodes) {
+  const urls = [homeUrl, ...nodes.filter((u) => u !== homeUrl)];
+  const delays = urls.length > 1 ? CLUSTER_RECONNECT_DELAYS_MS : RECONNECT_DELAYS_MS;
+  const step = Math.floor(attempt / urls.length);
+  if (step >= delays.length) return null;
+  return { url: urls[attempt % urls.length], delayMs: delays[step] };
+}
+
 /** Close codes after which reconnecting cannot help. */
 // 4001 removed, 4002 meeting ended, 4004 stage ended (PROTOCOL.md "Audience: on stage")
 const FINAL_CLOSE_CODES = new Set([1000, 1008, 1009, 4001, 4002, 4004]);
@@ -163,6 +196,10 @@ export class ParleySession extends EventTarget {
   constructor({ url, room, name, localStream = null, token = null, lang = null, languages = [], reconnect = true, WebSocketImpl = WebSocket, role = null, clientId = null, stagePass = null }) {
     super();
     this.url = url;
+    this.homeUrl = url; // where reconnecting starts (a redirect changes `url`, not this)
+    this.nodes = []; // the cluster's node URLs (`joined.cluster.nodes`), tried when ours is gone
+    this.node = null; // the cluster node we are on
+    this._redirects = 0; // redirects followed since the last `joined`
     this.room = room;
     this.name = name;
     this.role = role; // open mode: "interpreter" or "viewer" instead of participant
@@ -232,9 +269,18 @@ export class ParleySession extends EventTarget {
   _open() {
     const ws = new this.WebSocketImpl(this.url);
     this.ws = ws;
+    // reconnecting, a host that vanished (a dead cluster node) may never answer: give up on it
+    // and try the next (the first connection keeps the browser's own, longer, patience)
+    clearTimeout(this._connectTimer);
+    if (this.state === "reconnecting") {
+      this._connectTimer = setTimeout(() => {
+        if (ws === this.ws && ws.readyState === 0) ws.close();
+      }, CONNECT_TIMEOUT_MS);
+    }
     // Events of a socket we already replaced are ignored.
     ws.addEventListener("open", () => {
       if (ws !== this.ws) return;
+      clearTimeout(this._connectTimer);
       this._send({ type: "hello", protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
     });
     ws.addEventListener("message", (ev) => { if (ws === this.ws) this._onMessage(ev.data); });
@@ -465,8 +511,9 @@ export class ParleySession extends EventTarget {
   _onClose(code, reason) {
     if (this.state === "closed") return;
     const joinedBefore = this.participantId !== null;
+    const plan = reconnectPlan(this._attempt, this.homeUrl, this.nodes);
     const retry = this.reconnectEnabled && !this._leaving && joinedBefore && !FINAL_CLOSE_CODES.has(code)
-      && this._attempt < RECONNECT_DELAYS_MS.length;
+      && plan !== null;
     if (!retry) {
       this._finalClose(code, reason);
       return;
@@ -474,7 +521,9 @@ export class ParleySession extends EventTarget {
     // Forget this connection's media and room view; keep local tracks for the rejoin.
     this._teardownConnection();
     this.state = "reconnecting";
-    const delayMs = this._rejoinDelayMs ?? RECONNECT_DELAYS_MS[this._attempt];
+    const delayMs = this._rejoinDelayMs ?? plan.delayMs;
+    this.url = plan.url;
+    this._redirects = 0; // a chain of redirects is counted per attempt
     this._rejoinDelayMs = null;
     this._attempt += 1;
     this._emit("reconnecting", { attempt: this._attempt, delayMs, code });
@@ -501,6 +550,7 @@ export class ParleySession extends EventTarget {
   }
 
   _finalClose(code, reason) {
+    clearTimeout(this._connectTimer);
     this.state = "closed";
     this.closeCode = code;
     if (this._joinWaiter) {
@@ -719,8 +769,33 @@ ParleySession.prototype._handlers = {
     this._send(join);
   },
 
+  redirect(msg) {
+    // the room lives on another node (PROTOCOL.md "Clusters"): join it there, now
+    if (this._redirects >= MAX_REDIRECTS) {
+      this._fail("redirect_loop", `sent on ${this._redirects} times without joining`);
+      if (this.ws) this.ws.close(4000, "redirect loop");
+      return;
+    }
+    this._redirects += 1;
+    const old = this.ws;
+    if (this.state === "joined") {
+      // our room moved while we were in it: rejoin as after a drop, on the new node
+      this._teardownConnection();
+      this.state = "reconnecting";
+    }
+    this.url = msg.url;
+    this._emit("redirect", { url: msg.url, node: msg.node });
+    this._open(); // the old socket's events are ignored from now on
+    if (old) old.close(1000, "redirected");
+  },
+
   joined(msg) {
     const reconnected = this.participantId !== null;
+    this._redirects = 0;
+    if (msg.cluster) {
+      this.node = msg.cluster.node;
+      this.nodes = [...(msg.cluster.nodes || [])];
+    }
     if (this.pc) this.pc.close();
     this.iceServers = msg.ice_servers || [];
     this.pc = this._createPeerConnection(this.iceServers);

@@ -6,6 +6,7 @@ memory only) and glossary live here."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ class Retranslator(Protocol):
     ) -> Mapping[str, Translation]: ...
 
     def glossary_changed(self, room: str, glossary: Glossary) -> None: ...
+
+
+class Snapshots(Protocol):
+    """Where a room's glossary outlives its node (a cluster's Redis:
+    :class:`server.cluster.node.ClusterNode`; None on a single node)."""
+
+    def save(self, room: str, kind: str, value: str | None) -> None:
+        """Keep ``value`` for ``room`` (None: forget it), soon (not awaited)."""
+        ...
+
+    async def load(self, room: str, kind: str) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -89,11 +101,17 @@ class CorrectionsFeature(BaseFeature):
         settings: InterpretingSettings,
         retranslator: Retranslator | None,
         clock: Callable[[], float] = time.monotonic,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self._settings = settings
         self._retranslator = retranslator
         self._clock = clock
         self._rooms: dict[str, RoomNotes] = {}
+        #: a clustered node keeps each room's glossary in Redis: the node that takes a room
+        #: over from a dead one restores it (the transcript is not kept: it is lost)
+        self._snapshots = snapshots
+        #: rooms whose snapshot was looked for since they opened here
+        self._restored: set[str] = set()
 
     def _notes(self, room: RoomContext) -> RoomNotes:
         notes = self._rooms.get(room.name)
@@ -119,8 +137,33 @@ class CorrectionsFeature(BaseFeature):
         if glossary:
             peer.send(glossary_message(glossary, None))
 
+    async def on_peer_added(self, room: RoomContext, peer: Peer) -> None:
+        """The room's first joiner here: a glossary its previous node kept is restored (the
+        room was taken over from a dead node) and everyone in the room gets it."""
+        if self._snapshots is None or room.name in self._restored:
+            return
+        self._restored.add(room.name)
+        if self.glossary(room.name):
+            return
+        value = await self._snapshots.load(room.name, "glossary")
+        if not value:
+            return
+        try:
+            glossary = parse_entries(json.loads(value))
+        except ValueError:  # another version's layout: start without it
+            log.warning("glossary snapshot unreadable", room=room.name)
+            return
+        self._notes(room).glossary = glossary
+        room.broadcast(glossary_message(glossary, None))
+        if self._retranslator is not None:
+            self._retranslator.glossary_changed(room.name, glossary)
+        log.info("glossary restored", room=room.name, entries=len(glossary))
+
     async def on_room_closed(self, room: RoomContext) -> None:
         self._rooms.pop(room.name, None)
+        self._restored.discard(room.name)
+        if self._snapshots is not None:  # the meeting is over: its glossary with it
+            self._snapshots.save(room.name, "glossary", None)
 
     async def handle(self, sender: Sender, msg: ClientMessage) -> None:
         room, me = sender.room, sender.participant
@@ -137,6 +180,8 @@ class CorrectionsFeature(BaseFeature):
                     )
                 glossary = parse_entries(e.model_dump() for e in entries)
                 self._notes(room).glossary = glossary
+                if self._snapshots is not None:
+                    self._snapshots.save(room.name, "glossary", json.dumps(entries_json(glossary)))
                 room.broadcast(glossary_message(glossary, me.participant_id))
                 if self._retranslator is not None:
                     self._retranslator.glossary_changed(room.name, glossary)

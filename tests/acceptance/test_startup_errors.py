@@ -58,3 +58,22 @@ def test_an_unknown_model_fails_config_check_and_serve_fast(tmp_path: Path) -> N
     # captions off: the model is not needed, so not checked
     config.write_text('[captions]\nenabled = false\nmodel = "huge"\n')
     assert run("config", "check", str(config)).returncode == 0
+
+
+def test_a_cluster_node_without_its_redis_says_so_and_exits(tmp_path: Path) -> None:
+    """Issue 18: ``--cluster`` with a Redis nobody answers at: one line naming the key and the
+    reason, exit 2, no traceback (the node never serves rooms it cannot place)."""
+    config = tmp_path / "parley.toml"
+    config.write_text("[captions]\nenabled = false\n")
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    out = run(
+        "serve", "--config", str(config), "--port", "0", "--cluster", f"redis://127.0.0.1:{port}/0"
+    )
+    print(out.stderr)
+    assert out.returncode == 2
+    assert "parley: cluster.redis_url: cannot register this node with Redis" in out.stderr
+    assert f"127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
+    bad = run("serve", "--config", str(config), "--port", "0", "--cluster", "http://redis:6379")
+    assert bad.returncode == 2 and "cluster.redis_url: must be a redis://" in bad.stderr

@@ -163,3 +163,20 @@ def test_a_full_outbox_closes_without_a_message_once() -> None:
     actions = c.abort("outbox_full", "not reading")
     assert actions == [Close(CLOSE_POLICY, "outbox_full", aborted=True)]
     assert c.abort("media_failed", "gone") == [] and c.close(4001, "removed") == []
+
+
+def test_a_redirected_join_is_no_error_and_leaves_time_to_join_again() -> None:
+    """Issue 18: the room lives on another node; the client is told where (``redirect``), its
+    error streak is not touched, and it may still join here within ``join_timeout_s``."""
+    clock = Clock()
+    clock.now_s = 0.0
+    c = core(clock, join_timeout_s=30)
+    c.receive(HELLO)
+    for _ in range(MAX_ERRORS_IN_A_ROW + 1):  # more redirects than the error streak allows
+        clock.now_s += 1.0
+        c.receive(JOIN)
+        redirect = '{"type":"redirect","room":"r","node":"b","url":"ws://b/ws"}'
+        actions = c.redirected(redirect)
+        assert codes(actions) == ["redirect"] and not c.closing
+    assert c.deadline_s() == clock.now_s + 30
+    assert not c.joined

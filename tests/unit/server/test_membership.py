@@ -13,7 +13,13 @@ from server import protocol
 from server.admission import Admission
 from server.context import Peer, RoomContext
 from server.features import BaseFeature
-from server.membership import CLOSE_MEETING_ENDED, LiveRoom, Membership
+from server.membership import (
+    CLOSE_MEETING_ENDED,
+    CLOSE_MOVED,
+    LiveRoom,
+    Membership,
+    RedirectedError,
+)
 from server.outbound import Notice
 from server.protocol import ClientMessage, ProtocolError
 from server.rooms import Participant, RoomRegistry
@@ -279,3 +285,62 @@ def test_a_publish_answer_goes_to_its_peer_only() -> None:
     live.on_media_event(PublishAnswer(peer_id=bob.pid, sdp="v=0", revision=2))
     assert bob.sent[-1] == {"type": "publish_answer", "sdp": "v=0", "revision": 2}
     assert "publish_answer" not in ann.types()
+
+
+class Placement:
+    """Where rooms live (issue 18), as a cluster node would answer: here, or another node."""
+
+    def __init__(self, elsewhere: dict[str, tuple[str, str]]) -> None:
+        self.elsewhere = elsewhere
+        self.asked: list[str] = []
+        self.closed_rooms: list[str] = []
+
+    async def place(self, room: str) -> tuple[str, str] | None:
+        self.asked.append(room)
+        return self.elsewhere.get(room)
+
+    def closed(self, room: str) -> None:
+        self.closed_rooms.append(room)
+
+
+def test_a_room_placed_on_another_node_redirects_the_join_and_changes_nothing() -> None:
+    doors, media, log = membership()
+    placement = Placement({"r": ("b", "ws://10.0.0.12:8750/ws")})
+    doors.placement = placement
+    ann = Member("Ann")
+    with pytest.raises(RedirectedError) as caught:
+        join(doors, ann)
+    assert (caught.value.room, caught.value.node_id) == ("r", "b")
+    assert caught.value.address == "ws://10.0.0.12:8750/ws"
+    assert ann.sent == [] and media.calls == [] and log == [] and doors.rooms == {}
+
+
+def test_a_room_placed_here_is_asked_once_and_its_closing_frees_it() -> None:
+    doors, media, _ = membership()
+    placement = Placement({})
+    doors.placement = placement
+    ann, bob = Member("Ann"), Member("Bob")
+    join(doors, ann)
+    join(doors, bob)  # live here: the cluster is not asked again
+    assert placement.asked == ["r"]
+    assert ann.live is not None
+    live = ann.live
+    run(doors.disconnected(ann, live))  # type: ignore[arg-type]
+    assert placement.closed_rooms == []
+    run(doors.disconnected(bob, live))  # type: ignore[arg-type]
+    assert placement.closed_rooms == ["r"]
+
+
+def test_a_room_another_node_took_sends_everyone_there() -> None:
+    doors, _, _ = membership()
+    doors.placement = Placement({})
+    ann = Member("Ann")
+    join(doors, ann)
+    doors.moved("r", "b", "ws://10.0.0.12:8750/ws")
+    assert ann.sent[-1] == {
+        "type": "redirect",
+        "room": "r",
+        "node": "b",
+        "url": "ws://10.0.0.12:8750/ws",
+    }
+    assert ann.closed == (CLOSE_MOVED, "moved")
