@@ -94,7 +94,7 @@ def copy_plot(source: Path) -> str | None:
 
 
 #: docs/benchmarks/<name>.md sections in the order the page shows them
-SECTION_ORDER = ("captions", "broadcast", "audience")
+SECTION_ORDER = ("captions", "broadcast", "audience", "cluster")
 
 
 def section_files() -> list[Path]:
