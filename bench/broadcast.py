@@ -13,7 +13,7 @@
    speech it captions (the program's floor audio aligned with the clip by envelope
    correlation; the evalset's VAD speech_start/speech_end per utterance); the CPU of the
    broadcast worker and its ffmpeg.
-2. **One rendition** (captions off): the worker's CPU only.
+2. **One rendition, then two** (captions off, nothing watching): the worker's CPU only.
 3. **Origin capacity**: Debian's nginx with config/nginx-broadcast.conf (worker_processes 1)
    serving a live replay of run 1's recording; simulated viewers (bench/hls_viewers.py) in
    steps; per step nginx's CPU, requests/s, bytes/s, stalls. Viewers per origin core =
@@ -46,14 +46,18 @@ from bench.broadcast_live import (  # noqa: E402
     align,
     caption_offsets,
     chromium_glass,
+    cue_listed,
     file_envelope,
+    player_position,
     program_audio,
+    shown_cues,
     summary,
     video_latency,
     vtt_cues,
 )
 from bench.broadcast_report import markdown, plot  # noqa: E402
 from bench.hls_viewers import LiveReplay, ViewerStats, viewer  # noqa: E402
+from broadcast.worker import CAPTION_WAIT_S  # noqa: E402
 from tests.support.broadcast_watch import start_nginx  # noqa: E402
 from tests.support.client import FileAudio, ParleyClient  # noqa: E402
 from tests.support.server import ServerProcess, free_port  # noqa: E402
@@ -164,8 +168,15 @@ def analyse(watcher: Watcher, clip: Path, recording: Path | None) -> dict[str, A
     meta = json.loads(clip.with_suffix(".json").read_text())
     window = (first_pts, first_pts + len(envelope) / 100)
     figures: dict[str, Any] = {"latency": latency}
-    for name, segments in (("captions", subs), ("vod_captions", vod_subs)):
+    positions = player_position(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
+    for name, segments in (
+        ("captions", subs),
+        ("shown_captions", subs),
+        ("vod_captions", vod_subs),
+    ):
         cues = vtt_cues(segments)
+        if name == "shown_captions":
+            cues = shown_cues(cues, cue_listed(segments), positions)
         rows = caption_offsets(
             cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *window
         )
@@ -289,6 +300,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "segment_s": SEGMENT_S,
+        "caption_wait_s": CAPTION_WAIT_S,
         "mode": "short" if args.short else "long",
         "load_before": loadavg(),
     }
@@ -305,6 +317,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             tmp / "one", args.renditions.split(",")[0], args.cpu_seconds, captions=False,
             watch=False, chromium=False,
         )  # fmt: skip
+        print(f"[broadcast] one rendition {out['one_rendition'].get('worker_cpu')}", flush=True)
+        (tmp / "two_cpu").mkdir()
+        out["two_renditions_cpu"] = await live_run(
+            tmp / "two_cpu", args.renditions, args.cpu_seconds, captions=False,
+            watch=False, chromium=False,
+        )  # fmt: skip
+        print(
+            f"[broadcast] two renditions {out['two_renditions_cpu'].get('worker_cpu')}", flush=True
+        )
         recording = out["two_renditions"].get("recording")
         if recording and args.viewers:
             steps = [int(v) for v in args.viewers.split(",")]

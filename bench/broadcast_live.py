@@ -200,6 +200,50 @@ def vtt_cues(segments: list[Fetched]) -> list[tuple[float, float, str, str]]:
     return sorted(cues.values())
 
 
+def cue_listed(segments: list[Fetched]) -> dict[str, float]:
+    """Cue id -> when the first caption segment holding it was listed (wall clock)."""
+    listed: dict[str, float] = {}
+    for segment in segments:
+        for block in segment.body.decode().split("\n\n")[1:]:
+            match = _CUE.match(block.strip())
+            if match:
+                listed.setdefault(match.group(1), segment.listed_s)
+    return listed
+
+
+def player_position(video: list[Fetched], hold_back_s: float) -> list[tuple[float, float]]:
+    """(wall clock, media time s) at each video listing: where a player that plays
+    ``hold_back_s`` behind the newest listed segment's end is then (the model of
+    :func:`video_latency`)."""
+    points = []
+    newest = float("-inf")
+    for segment in video:
+        decoded = decode_ts(segment.body, "video")
+        if decoded and decoded[0].pts is not None:
+            first = decoded[0]
+            newest = max(newest, float(first.pts * first.time_base) + segment.duration_s)
+            points.append((segment.listed_s, newest - hold_back_s))
+    return points
+
+
+def shown_cues(
+    cues: list[tuple[float, float, str, str]],
+    listed: dict[str, float],
+    positions: list[tuple[float, float]],
+) -> list[tuple[float, float, str, str]]:
+    """The cues as a player shows them: from their start, or from where the player was when
+    their caption segment was listed, if that is later (a cue listed after its time shows late,
+    until its end; one listed after its end never shows)."""
+    shown = []
+    for start, end, cue_id, text in cues:
+        at = listed.get(cue_id)
+        position = max((p for t, p in positions if t <= at), default=None) if at else None
+        begin = start if position is None else max(start, position)
+        if begin < end:
+            shown.append((begin, end, cue_id, text))
+    return shown
+
+
 def program_audio(segments: list[Fetched], rate: int = 100) -> tuple[float, np.ndarray]:
     """The floor audio's envelope (RMS per 1/rate s) from its first PTS (s)."""
     samples: list[np.ndarray] = []

@@ -75,6 +75,7 @@ def markdown(result: dict[str, Any]) -> str:
     one = result.get("one_rendition", {})
     latency = two.get("latency", {})
     captions = two.get("captions", {})
+    shown = two.get("shown_captions", {})
     vod = two.get("vod_captions", {})
     chromium = two.get("chromium", {})
     out = [
@@ -98,7 +99,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"| glass-to-origin, camera → segment listed at /live/, s |"
         f" {_s(latency.get('origin_s'))} | {_s(latency.get('origin_s'), 'p95')} | |",
     ]
-    for label, figures in (("live", captions), ("recording (VOD)", vod)):
+    for label, figures in (
+        ("live, as a player shows them", shown),
+        ("live, cue times in the WebVTT", captions),
+        ("recording (VOD)", vod),
+    ):
         out += [
             f"| {label}: caption cue start − speech start, s |"
             f" {_s(figures.get('start_offset_s'))} |"
@@ -116,15 +121,22 @@ def markdown(result: dict[str, Any]) -> str:
         f" correlation {captions.get('alignment_correlation', '–')}). Speech times: the evalset's"
         " VAD `speech_start`/`speech_end` per utterance of the English long form (looped), placed"
         " on the program's clock by correlating the HLS floor audio with the clip; each cue is"
-        " matched to the utterance whose reference shares most of its words. A live cue can only"
-        " be shown once its final caption exists, i.e. after the whole utterance plus the"
-        " recognition's latency (the live offset is that); the recording places each cue where"
-        " its words were said (broadcast/vod.py).",
+        " matched to the utterance whose reference shares most of its words; per utterance its"
+        " first cue's start and its last cue's end count. Live, the cues roll up from the"
+        " interims' stable words, each from where its words begin in the utterance's audio, and a"
+        f" caption segment is written {result.get('caption_wait_s', 2):g} s after its media"
+        " (broadcast/webvtt.py, worker.py); *as a player shows them*: a cue whose caption"
+        " segment was listed after the player (the model above: 2 s behind the newest segment's"
+        " end) had passed its start shows from where the player then was. The recording shows"
+        " the finals, each where its words were said (broadcast/vod.py).",
         "",
         "| broadcast worker + its ffmpeg | renditions | CPU % of one core | run-queue wait % |",
         "|---|---|---|---|",
     ]
-    for run in (one, two):  # the worker's process tree: the worker, its ffmpeg
+    two_cpu = result.get("two_renditions_cpu", {})
+    for run in (one, two_cpu, two):  # the worker's process tree: the worker, its ffmpeg
+        if not run:
+            continue
         cpu = run.get("worker_cpu", {})
         out.append(
             f"| {'captions on' if run.get('captions') else 'captions off'}, {run.get('seconds')} s"
@@ -135,9 +147,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Run-queue wait is the time the worker's threads were ready but had no core (per cent of"
         " one core, summed over threads): above 100 % the two cores were saturated by others, so"
-        " the CPU figures are what the worker got (x264 `ultrafast`, 25 fps, the test picture),"
-        " and the 2-rendition run also had the speech worker (captions on) competing; the"
-        " stream kept up (glass-to-origin above).",
+        " the CPU figures are what the worker got (x264 `ultrafast`, 25 fps, the test picture);"
+        " the captions-on run also had the speech worker and Chromium competing; the stream kept"
+        " up (glass-to-origin above).",
     ]
     origin = result.get("origin")
     out += ["", "Origin: nginx 1 worker process, config/nginx-broadcast.conf, a live replay of the"
@@ -184,11 +196,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     two = result.get("two_renditions", {})
-    for x, key in enumerate(("captions", "vod_captions")):
+    for x, key in enumerate(("shown_captions", "captions", "vod_captions")):
         rows = two.get(key, {}).get("utterances", [])
         left.plot([x - 0.1] * len(rows), [r["start_offset_s"] for r in rows], "o", label=None)
         left.plot([x + 0.1] * len(rows), [r["end_offset_s"] for r in rows], "x", label=None)
-    left.set_xticks([0, 1], ["live", "recording (VOD)"])
+    left.set_xticks([0, 1, 2], ["live, shown", "live, WebVTT", "recording (VOD)"])
     left.axhline(-1, color="red", linestyle=":")
     left.axhline(1, color="red", linestyle=":")
     left.set_title("caption cue − speech: start (o), end (x)")
