@@ -45,6 +45,7 @@ from bench.broadcast_live import (  # noqa: E402
     Watcher,
     align,
     caption_offsets,
+    chromium_cues,
     chromium_glass,
     cue_listed,
     file_envelope,
@@ -151,11 +152,14 @@ async def live_run(
     if recordings:
         result["recording"] = str(recordings[-1])
     if watch:
-        result.update(analyse(watcher, clip, recordings[-1] if recordings else None))
+        late = result.get("chromium", {}).get("cue_late_s")
+        result.update(analyse(watcher, clip, recordings[-1] if recordings else None, late))
     return result
 
 
-def analyse(watcher: Watcher, clip: Path, recording: Path | None) -> dict[str, Any]:
+def analyse(
+    watcher: Watcher, clip: Path, recording: Path | None, late: dict[str, float] | None
+) -> dict[str, Any]:
     video, audio, subs = (watcher.got.get(t, []) for t in watcher.tracks)
     vod_subs = [
         Fetched(0, p.name, 0.0, 0.0, p.read_bytes())
@@ -169,14 +173,17 @@ def analyse(watcher: Watcher, clip: Path, recording: Path | None) -> dict[str, A
     window = (first_pts, first_pts + len(envelope) / 100)
     figures: dict[str, Any] = {"latency": latency}
     positions = player_position(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
-    for name, segments in (
-        ("captions", subs),
-        ("shown_captions", subs),
-        ("vod_captions", vod_subs),
-    ):
+    runs = [("captions", subs), ("shown_captions", subs), ("vod_captions", vod_subs)]
+    if late is not None:
+        runs.append(("chromium_captions", subs))
+    for name, segments in runs:
         cues = vtt_cues(segments)
         if name == "shown_captions":
             cues = shown_cues(cues, cue_listed(segments), positions)
+        elif name == "chromium_captions":
+            written = len(cues)
+            cues = chromium_cues(cues, late or {})
+            print(f"[broadcast] Chromium showed {len(cues)} of {written} cues", flush=True)
         rows = caption_offsets(
             cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *window
         )
@@ -312,6 +319,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             chromium=args.chromium,
         )  # fmt: skip
         print(f"[broadcast] live {json.dumps(out['two_renditions'])[:1500]}", flush=True)
+        if args.live_only:
+            out["load_after"] = loadavg()
+            return out
         (tmp / "one").mkdir()
         out["one_rendition"] = await live_run(
             tmp / "one", args.renditions.split(",")[0], args.cpu_seconds, captions=False,
@@ -348,6 +358,10 @@ def main() -> int:
     ap.add_argument(
         "--no-chromium", dest="chromium", action="store_false",
         help="no watch page in Chromium (glass-to-glass then only computed)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--live-only", action="store_true",
+        help="the live run only (latency and captions; no CPU runs, no origin)",
     )  # fmt: skip
     args = ap.parse_args()
     args.seconds = args.seconds or (60 if args.short else 120)

@@ -244,6 +244,17 @@ def shown_cues(
     return shown
 
 
+def chromium_cues(
+    cues: list[tuple[float, float, str, str]], late: dict[str, float]
+) -> list[tuple[float, float, str, str]]:
+    """The cues Chromium showed, from when it showed them (a cue it never showed is left out)."""
+    return [
+        (start + max(0.0, late[cue_id]), end, cue_id, text)
+        for start, end, cue_id, text in cues
+        if cue_id in late and start + max(0.0, late[cue_id]) < end
+    ]
+
+
 def program_audio(segments: list[Fetched], rate: int = 100) -> tuple[float, np.ndarray]:
     """The floor audio's envelope (RMS per 1/rate s) from its first PTS (s)."""
     samples: list[np.ndarray] = []
@@ -375,10 +386,28 @@ GLASS_JS = """() => {
 }"""
 
 
+#: the cues the page's showing caption track has active now: id -> how long after its start
+#: (the page's media time) it is first seen active
+CUES_JS = """() => {
+  const v = document.getElementById('watch-video');
+  const seen = window.__cues || (window.__cues = {});
+  for (const t of v.textTracks) {
+    if (t.mode !== 'showing' || !t.activeCues) continue;
+    for (const c of t.activeCues) {
+      const id = c.id.replace(/^hlsjscc.*?_/, '');  // hls.js prefixes the file's id
+      if (id && !(id in seen)) seen[id] = v.currentTime - c.startTime;
+    }
+  }
+  return Object.keys(seen).length;
+}"""
+
+
 def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, Any]:
-    """Headless Chromium plays the watch page; every 250 ms the picture it shows is read back:
-    glass-to-glass = now - the camera's time in that picture (a thread of its own: Playwright's
-    sync API runs no event loop)."""
+    """Headless Chromium plays the watch page with the original-language captions on; every
+    250 ms the picture it shows is read back: glass-to-glass = now - the camera's time in that
+    picture (a thread of its own: Playwright's sync API runs no event loop); every 100 ms the
+    active caption cues: how late each first showed (``cue_late_s``: id -> s after its start,
+    on the page's own timeline)."""
     from tests.support.browser import launched_chromium, silent_wav
     from tests.support.netns import Namespace
 
@@ -394,15 +423,25 @@ def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, An
                 if time.monotonic() > deadline:
                     return {"error": "the watch page did not play"}
                 page.wait_for_timeout(250)
+            page.get_by_label("Captions", exact=True).select_option(index=1)  # the original
             page.wait_for_timeout(3000)  # settled at its live position
             end = time.monotonic() + seconds
+            tick = 0
             while time.monotonic() < end:
-                got = page.evaluate(GLASS_JS)
-                if got is not None:
-                    samples.append(got["glass_ms"] / 1000)
-                    if got["hls_latency_s"] is not None:
-                        latencies.append(float(got["hls_latency_s"]))
-                page.wait_for_timeout(250)
+                if tick % 3 == 0:
+                    got = page.evaluate(GLASS_JS)
+                    if got is not None:
+                        samples.append(got["glass_ms"] / 1000)
+                        if got["hls_latency_s"] is not None:
+                            latencies.append(float(got["hls_latency_s"]))
+                page.evaluate(CUES_JS)
+                tick += 1
+                page.wait_for_timeout(80)
+            late = page.evaluate("() => window.__cues || {}")
     finally:
         netns.close()
-    return {"glass_s": summary(samples), "hls_latency_s": summary(latencies)}
+    return {
+        "glass_s": summary(samples),
+        "hls_latency_s": summary(latencies),
+        "cue_late_s": {str(k): round(float(v), 3) for k, v in late.items()},
+    }

@@ -76,6 +76,7 @@ def markdown(result: dict[str, Any]) -> str:
     latency = two.get("latency", {})
     captions = two.get("captions", {})
     shown = two.get("shown_captions", {})
+    chromium_cues = two.get("chromium_captions", {})
     vod = two.get("vod_captions", {})
     chromium = two.get("chromium", {})
     out = [
@@ -100,7 +101,8 @@ def markdown(result: dict[str, Any]) -> str:
         f" {_s(latency.get('origin_s'))} | {_s(latency.get('origin_s'), 'p95')} | |",
     ]
     for label, figures in (
-        ("live, as a player shows them", shown),
+        ("live, as the watch page in Chromium showed them", chromium_cues),
+        ("live, as a player shows them (model)", shown),
         ("live, cue times in the WebVTT", captions),
         ("recording (VOD)", vod),
     ):
@@ -125,10 +127,13 @@ def markdown(result: dict[str, Any]) -> str:
         " first cue's start and its last cue's end count. Live, the cues roll up from the"
         " interims' stable words, each from where its words begin in the utterance's audio, and a"
         f" caption segment is written {result.get('caption_wait_s', 2):g} s after its media"
-        " (broadcast/webvtt.py, worker.py); *as a player shows them*: a cue whose caption"
-        " segment was listed after the player (the model above: 2 s behind the newest segment's"
-        " end) had passed its start shows from where the player then was. The recording shows"
-        " the finals, each where its words were said (broadcast/vod.py).",
+        " (broadcast/webvtt.py, worker.py). *As the watch page showed them*: the page in"
+        " headless Chromium (original-language track on) is polled every 80 ms for its active"
+        " cues, and a cue first seen active after its start counts from then (a cue never seen"
+        " active is left out). *As a player shows them (model)*: a cue whose caption segment"
+        " was listed after the model player (2 s behind the newest segment's end) had passed its"
+        " start counts from where that player then was. The recording shows the finals, each"
+        " where its words were said (broadcast/vod.py).",
         "",
         "| broadcast worker + its ffmpeg | renditions | CPU % of one core | run-queue wait % |",
         "|---|---|---|---|",
@@ -196,11 +201,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     two = result.get("two_renditions", {})
-    for x, key in enumerate(("shown_captions", "captions", "vod_captions")):
+    keys = ("chromium_captions", "shown_captions", "captions", "vod_captions")
+    for x, key in enumerate(keys):
         rows = two.get(key, {}).get("utterances", [])
         left.plot([x - 0.1] * len(rows), [r["start_offset_s"] for r in rows], "o", label=None)
         left.plot([x + 0.1] * len(rows), [r["end_offset_s"] for r in rows], "x", label=None)
-    left.set_xticks([0, 1, 2], ["live, shown", "live, WebVTT", "recording (VOD)"])
+    left.set_xticks([0, 1, 2, 3], ["live, Chromium", "live, model", "live, WebVTT", "VOD"])
     left.axhline(-1, color="red", linestyle=":")
     left.axhline(1, color="red", linestyle=":")
     left.set_title("caption cue − speech: start (o), end (x)")

@@ -9,10 +9,10 @@ origin and PTS, while the earlier ones keep theirs.
 A final caption arrives a second or more after its words were said: after the whole utterance
 (often 5-15 s) plus the recognition's latency. Live, a caption shown only from its final would be
 that late, so the live tracks are rolled up from interims (:class:`RollUp`): each time an
-interim's stable words grow, a cue shows the utterance's words so far from the moment the new
-words began (their place in the utterance's audio, by their share of its words); the final adds
-the rest. The worker writes a caption segment a little after its media (``CAPTION_WAIT_S`` in
-broadcast/worker.py), so the words that were said in it have become stable by then. A cue that
+interim's words grow, a cue shows the utterance's words so far from the moment the new words
+began (their place in the utterance's audio, by their share of its words); the final adds the
+rest. The worker writes a caption segment a little after its media (``CAPTION_WAIT_S`` in
+broadcast/worker.py), so that the interims of the words said in it have arrived by then. A cue that
 still missed its segments goes into the next one written, its start moved to that segment's
 start (late, but shown), never dropped. The recording shows the finals, each where its words
 were said (broadcast/vod.py).
@@ -172,9 +172,17 @@ class RollUp:
 
     ``original`` names the track whose text is the caption's own; every other track's text is
     the caption's translation, of which a rolled-up cue shows the same share of words as of the
-    original's stable words."""
+    original's words shown.
+
+    ``stable_only``: a cue shows only an interim's stable words (they never change on screen).
+    Off (the broadcast's choice), it shows the interim's every word, from where the previous
+    cue stopped to the interim's end: a word shows about one interim sooner (LocalAgreement-2
+    makes a word stable at the second interim that has it), which is what a player about 3 s
+    behind the speaker can wait for; a word the recognizer revises is shown revised by the
+    next cue (the text rolls up, as live television captions do)."""
 
     original: str
+    stable_only: bool = False
     open: dict[str, _Open] = field(default_factory=dict)
 
     def interim(
@@ -185,9 +193,12 @@ class RollUp:
         texts: Mapping[str, str],
         stable_chars: int,
     ) -> list[CueSpec]:
-        """An interim between monotonic ``start_s`` and ``end_s``: a cue when its stable words
-        grew by MIN_NEW_WORDS, from the audio where they begin to where they end."""
+        """An interim between monotonic ``start_s`` and ``end_s``: a cue when its words shown
+        (see ``stable_only``) grew by MIN_NEW_WORDS, from the audio where the new ones begin
+        to where they end."""
         text = texts.get(self.original, "")
+        if not self.stable_only:
+            stable_chars = len(text)
         every = words_of(text)
         stable = words_of(text, stable_chars)
         state = self.open.get(caption_id)

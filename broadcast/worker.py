@@ -58,10 +58,10 @@ LANGUAGE_NAMES = {
 PACKAGER_INTERVAL_S = 0.25
 ORIGINAL_TRACK = "s_orig"
 #: a live caption segment is written this long after its media ended (on the program's clock),
-#: so that the words said in it have become stable interims by then (a word is stable at the
-#: second interim that has it: about 2 s plus a decode after it was said); a player plays
-#: about 3 s behind the newest segment, so it still fetches the segment before it plays it
-CAPTION_WAIT_S = 2.0
+#: so that the interims of the words said in it have arrived (the first about 0.8 s of speech
+#: plus a decode after the words began, then one a second); a player plays about 3 s behind
+#: the speaker and polls its playlists every second, so it still fetches the segment in time
+CAPTION_WAIT_S = 1.5
 #: captions waiting for the packager (drop-oldest: at 4 passes a second it never fills)
 INCOMING_MAX = 1000
 

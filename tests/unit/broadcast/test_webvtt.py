@@ -95,7 +95,7 @@ def test_whole_words_of_a_stable_prefix() -> None:
 
 
 def test_stable_words_roll_up_from_where_they_were_said_and_the_final_ends_them() -> None:
-    rollup = RollUp(original="s_orig")
+    rollup = RollUp(original="s_orig", stable_only=True)
     text = "one two three four five six seven eight"
     # 4 s of speech from 10.0: one stable word is not worth a cue
     assert rollup.interim("c", 10.0, 12.0, {"s_orig": text[:13]}, stable_chars=4) == []
@@ -128,8 +128,23 @@ def test_a_final_without_interims_is_one_cue_over_its_utterance() -> None:
     assert packager.cues[0].end_s == 5.0 + MIN_CUE_S
 
 
-def test_rolled_up_cues_keep_their_times_in_the_segments_that_were_not_written_yet() -> None:
+def test_every_word_of_an_interim_rolls_up_when_not_only_stable_ones_are_shown() -> None:
     rollup = RollUp(original="s_orig")
+    [first] = rollup.interim("c", 3.0, 4.0, {"s_orig": "bonjour à", "s_es": "hola a"}, 0)
+    assert (first.start_s, first.end_s) == (3.0, 4.0)
+    assert first.texts == {"s_orig": "bonjour à", "s_es": "hola a"}
+    # revised and grown: the next cue shows the revision, from where the first one stopped
+    [second] = rollup.interim("c", 3.0, 5.0, {"s_orig": "bonjour à tous les amis"}, 7)
+    assert (second.start_s, second.end_s, second.texts) == (
+        4.0,
+        5.0,
+        {"s_orig": "bonjour à tous les amis"},
+    )
+    assert rollup.interim("c", 3.0, 5.5, {"s_orig": "bonjour à tous les amis ce"}, 7) == []
+
+
+def test_rolled_up_cues_keep_their_times_in_the_segments_that_were_not_written_yet() -> None:
+    rollup = RollUp(original="s_orig", stable_only=True)
     packager = VttPackager(tracks=("s_orig",))
     epoch = Epoch(0.0, 0)
     [cue] = rollup.interim("c", 0.2, 2.2, {"s_orig": "alpha beta gamma delta"}, 11)
