@@ -8,8 +8,8 @@
    that shows the monotonic time in its pixels: bench/broadcast_live.py) starts the broadcast;
    a watcher polls the origin (Parley's /live/) every 0.1 s and keeps every segment. Figures:
    glass-to-origin (capture -> its segment listed) and glass-to-glass for a player that plays
-   like the watch page's hls.js (``liveSyncDurationCount`` 2: 2 target durations behind the
-   newest listed segment's end), median and p95 over every frame; caption cue start vs the
+   like the watch page's hls.js (``liveSyncDuration`` 2.5 s behind the newest listed
+   segment's end), median and p95 over every frame; caption cue start vs the
    speech it captions (the program's floor audio aligned with the clip by envelope
    correlation; the evalset's VAD speech_start/speech_end per utterance); the CPU of the
    broadcast worker and its ffmpeg.
@@ -66,7 +66,7 @@ from tests.support.server import ServerProcess, free_port  # noqa: E402
 LONGFORM = Path("/work/shared/evalset/longform")
 ROOM = "bench"
 SEGMENT_S = 1.0
-HOLD_BACK_SEGMENTS = 2  # web/watch.js: liveSyncDurationCount
+HOLD_BACK_S = 2.5  # web/watch.js: liveSyncDuration
 
 
 def config(tmp: Path, renditions: str, *, captions: bool) -> str:
@@ -152,30 +152,44 @@ async def live_run(
     if recordings:
         result["recording"] = str(recordings[-1])
     if watch:
-        late = result.get("chromium", {}).get("cue_late_s")
-        result.update(analyse(watcher, clip, recordings[-1] if recordings else None, late))
+        chromium = result.get("chromium", {})
+        result.update(
+            analyse(
+                watcher,
+                clip,
+                recordings[-1] if recordings else None,
+                chromium.get("cue_late_s"),
+                chromium.get("watching_from"),
+            )
+        )
     return result
 
 
 def analyse(
-    watcher: Watcher, clip: Path, recording: Path | None, late: dict[str, float] | None
+    watcher: Watcher,
+    clip: Path,
+    recording: Path | None,
+    late: dict[str, float] | None,
+    watching_from: float | None,
 ) -> dict[str, Any]:
     video, audio, subs = (watcher.got.get(t, []) for t in watcher.tracks)
     vod_subs = [
         Fetched(0, p.name, 0.0, 0.0, p.read_bytes())
         for p in sorted((recording / "s_orig").glob("*.vtt") if recording else [])
     ]
-    latency = video_latency(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
+    latency = video_latency(video, HOLD_BACK_S)
     first_pts, envelope = program_audio(audio)
     reference = file_envelope(clip)
     zero_s, correlation = align(envelope, reference)
     meta = json.loads(clip.with_suffix(".json").read_text())
     window = (first_pts, first_pts + len(envelope) / 100)
     figures: dict[str, Any] = {"latency": latency}
-    positions = player_position(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
+    positions = player_position(video, HOLD_BACK_S)
     runs = [("captions", subs), ("shown_captions", subs), ("vod_captions", vod_subs)]
     if late is not None:
         runs.append(("chromium_captions", subs))
+    # Chromium counts only the utterances said after it began to look (where a player was then)
+    seen_from = max((p for t, p in positions if t <= (watching_from or 0.0)), default=None)
     for name, segments in runs:
         cues = vtt_cues(segments)
         if name == "shown_captions":
@@ -184,8 +198,11 @@ def analyse(
             written = len(cues)
             cues = chromium_cues(cues, late or {})
             print(f"[broadcast] Chromium showed {len(cues)} of {written} cues", flush=True)
+        span = window
+        if name == "chromium_captions" and seen_from is not None:
+            span = (max(window[0], seen_from), window[1])
         rows = caption_offsets(
-            cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *window
+            cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *span
         )
         starts = [r["start_offset_s"] for r in rows]
         figures[name] = {
@@ -308,6 +325,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "segment_s": SEGMENT_S,
         "caption_wait_s": CAPTION_WAIT_S,
+        "hold_back_s": HOLD_BACK_S,
         "mode": "short" if args.short else "long",
         "load_before": loadavg(),
     }

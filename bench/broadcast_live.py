@@ -126,7 +126,7 @@ def decode_ts(body: bytes, kind: str) -> list[Any]:
 def video_latency(segments: list[Fetched], hold_back_s: float) -> dict[str, Any]:
     """Per frame: capture (from its pixels) -> its segment listed at the origin; and -> shown by
     a player that plays ``hold_back_s`` behind the newest listed segment's end (hls.js:
-    liveSyncDurationCount x target duration), i.e. at the first listing whose media end
+    liveSyncDuration), i.e. at the first listing whose media end
     reaches the frame's time + hold_back_s."""
     frames: list[tuple[float, float, int]] = []  # (pts s, captured s, segment index)
     ends: list[tuple[float, float]] = []  # (media end s, listed s)
@@ -413,6 +413,7 @@ def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, An
 
     samples: list[float] = []
     latencies: list[float] = []
+    watching_from: float | None = None
     netns = Namespace(isolated=False)
     try:
         with launched_chromium(netns, folder, silent_wav(folder / "mic.wav")) as browser:
@@ -425,6 +426,7 @@ def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, An
                 page.wait_for_timeout(250)
             page.get_by_label("Captions", exact=True).select_option(index=1)  # the original
             page.wait_for_timeout(3000)  # settled at its live position
+            watching_from = time.time()
             end = time.monotonic() + seconds
             tick = 0
             while time.monotonic() < end:
@@ -444,4 +446,5 @@ def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, An
         "glass_s": summary(samples),
         "hls_latency_s": summary(latencies),
         "cue_late_s": {str(k): round(float(v), 3) for k, v in late.items()},
+        "watching_from": watching_from,
     }

@@ -85,7 +85,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result['date']} ({result['mode']} form) on 2 shared cores; load average"
         f" before {' / '.join(result['load_before'])}, after {' / '.join(result['load_after'])}"
         " (other work on the machine: the timing figures are pessimistic). Segment length"
-        f" **{result['segment_s']:g} s**, hls.js `liveSyncDurationCount` 2 (web/watch.js).",
+        f" **{result['segment_s']:g} s**, hls.js `liveSyncDuration`"
+        f" {result.get('hold_back_s', 2.5):g} s (web/watch.js).",
         "",
         "| figure | median | p95 | goal |",
         "|---|---|---|---|",
@@ -130,8 +131,9 @@ def markdown(result: dict[str, Any]) -> str:
         " (broadcast/webvtt.py, worker.py). *As the watch page showed them*: the page in"
         " headless Chromium (original-language track on) is polled every 80 ms for its active"
         " cues, and a cue first seen active after its start counts from then (a cue never seen"
-        " active is left out). *As a player shows them (model)*: a cue whose caption segment"
-        " was listed after the model player (2 s behind the newest segment's end) had passed its"
+        " active is left out; only utterances said after it began to look count). *As a player"
+        " shows them (model)*: a cue whose caption segment was listed after the model player"
+        " (as far behind the newest segment's end as hls.js) had passed its"
         " start counts from where that player then was. The recording shows the finals, each"
         " where its words were said (broadcast/vod.py).",
         "",

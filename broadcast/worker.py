@@ -59,9 +59,10 @@ PACKAGER_INTERVAL_S = 0.25
 ORIGINAL_TRACK = "s_orig"
 #: a live caption segment is written this long after its media ended (on the program's clock),
 #: so that the interims of the words said in it have arrived (the first about 0.8 s of speech
-#: plus a decode after the words began, then one a second); a player plays about 3 s behind
-#: the speaker and polls its playlists every second, so it still fetches the segment in time
-CAPTION_WAIT_S = 1.5
+#: plus a decode after the words began, then one a second); the watch page plays 2.5 s behind
+#: the newest segment's end and polls its playlists every second, so it still fetches the
+#: segment in time
+CAPTION_WAIT_S = 1.75
 #: captions waiting for the packager (drop-oldest: at 4 passes a second it never fills)
 INCOMING_MAX = 1000
 
