@@ -320,6 +320,27 @@ def _me() -> int:
     return os.getpid()
 
 
+async def cpu_only(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    measured = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    measured["load_before"] = loadavg()
+    with tempfile.TemporaryDirectory(prefix="parley-bench-broadcast-") as name:
+        tmp = Path(name)
+        for key, renditions in (
+            ("one_rendition", args.renditions.split(",")[0]),
+            ("two_renditions_cpu", args.renditions),
+        ):
+            (tmp / key).mkdir()
+            out[key] = await live_run(
+                tmp / key, renditions, args.cpu_seconds, captions=False, watch=False,
+                chromium=False,
+            )  # fmt: skip
+            print(f"[broadcast] {key} {out[key].get('worker_cpu')}", flush=True)
+    measured["load_after"] = loadavg()
+    out["cpu_measured"] = measured
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -378,6 +399,10 @@ def main() -> int:
         help="no watch page in Chromium (glass-to-glass then only computed)",
     )  # fmt: skip
     ap.add_argument(
+        "--cpu-only", action="store_true",
+        help="only the worker's CPU (1 and 2 renditions), into the existing --json's figures",
+    )  # fmt: skip
+    ap.add_argument(
         "--live-only", action="store_true",
         help="the live run only (latency and captions; no CPU runs, no origin)",
     )  # fmt: skip
@@ -386,7 +411,12 @@ def main() -> int:
     args.cpu_seconds = args.cpu_seconds or (20 if args.short else 60)
     args.viewers = args.viewers or ("100,300,1000,2000" if args.short else "100,300,1000,2000,3000")
     args.step_s = args.step_s or (10 if args.short else 20)
-    result = asyncio.run(main_async(args))
+    if args.cpu_only:
+        # the worker's CPU again (e.g. on a quieter machine), into the figures of an earlier run
+        result = json.loads(args.json.read_text())
+        result.update(asyncio.run(cpu_only(args)))
+    else:
+        result = asyncio.run(main_async(args))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     args.json.with_suffix(".md").write_text(markdown(result))

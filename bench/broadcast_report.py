@@ -126,7 +126,9 @@ def markdown(result: dict[str, Any]) -> str:
         " on the program's clock by correlating the HLS floor audio with the clip; each cue is"
         " matched to the utterance whose reference shares most of its words; per utterance its"
         " first cue's start and its last cue's end count. Live, the cues roll up from the"
-        " interims' stable words, each from where its words begin in the utterance's audio, and a"
+        " interims (about one a second), each from where its new words begin in the utterance's"
+        " audio (by their share of its words), the final completing it; an utterance the"
+        " recognizer had no time to give interims for shows from its final only, late. A"
         f" caption segment is written {result.get('caption_wait_s', 2):g} s after its media"
         " (broadcast/webvtt.py, worker.py). *As the watch page showed them*: the page in"
         " headless Chromium (original-language track on) is polled every 80 ms for its active"
@@ -150,6 +152,13 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {run.get('renditions', '–')} | {cpu.get('cpu_pct', '–')} |"
             f" {cpu.get('runqueue_wait_pct', '–')} |"
         )
+    measured = result.get("cpu_measured")
+    if measured:
+        out += [
+            "",
+            f"The captions-off runs: measured {measured['date']}, load average before"
+            f" {' / '.join(measured['load_before'])}, after {' / '.join(measured['load_after'])}.",
+        ]
     out += [
         "",
         "Run-queue wait is the time the worker's threads were ready but had no core (per cent of"
