@@ -171,6 +171,15 @@ def markdown(result: dict[str, Any]) -> str:
     out += ["", "Origin: nginx 1 worker process, config/nginx-broadcast.conf, a live replay of the"
             " recording above; each viewer one keep-alive connection, 3 playlists every second"
             " and each new segment (360p video, floor audio, original captions).", ""]  # fmt: skip
+    if result.get("origin_measured"):
+        m = result["origin_measured"]
+        out[-1:] = [
+            "",
+            f"The origin steps: measured {m['date']} ({m.get('note', 'another run')}), load"
+            f" average before {' / '.join(m['load_before'])}, after"
+            f" {' / '.join(m['load_after'])}.",
+            "",
+        ]
     if origin:
         out += [
             "| viewers | stalls | requests/s | Mbit/s | nginx CPU % | clients CPU % |"
