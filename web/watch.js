@@ -133,9 +133,9 @@ function startHls() {
     // 2.5 s behind the newest segment's end: the captions of what plays are written 1.75 s
     // after its media (broadcast/worker.py CAPTION_WAIT_S) and fetched a playlist poll later
     liveSyncDuration: 2.5,
-    // further behind than this (a long stall), it jumps to live: a busy machine's player must
-    // not jump at every hiccup (a jump loses audio)
-    liveMaxLatencyDuration: 12,
+    // further behind than this (a long stall), it jumps back to live (12 s let a busy
+    // machine's player stay 9 s behind: bench/broadcast.py)
+    liveMaxLatencyDuration: 6,
     // after a stall, play up to 10 % faster back to 2.5 s behind live (else it stays late)
     maxLiveSyncPlaybackRate: 1.1,
     renderTextTracksNatively: true,
