@@ -8,12 +8,12 @@
    that shows the monotonic time in its pixels: bench/broadcast_live.py) starts the broadcast;
    a watcher polls the origin (Parley's /live/) every 0.1 s and keeps every segment. Figures:
    glass-to-origin (capture -> its segment listed) and glass-to-glass for a player that plays
-   like the watch page's hls.js (``liveSyncDurationCount`` 2: 2 target durations behind the
-   newest listed segment's end), median and p95 over every frame; caption cue start vs the
+   like the watch page's hls.js (``liveSyncDuration`` 2.5 s behind the newest listed
+   segment's end), median and p95 over every frame; caption cue start vs the
    speech it captions (the program's floor audio aligned with the clip by envelope
    correlation; the evalset's VAD speech_start/speech_end per utterance); the CPU of the
    broadcast worker and its ffmpeg.
-2. **One rendition** (captions off): the worker's CPU only.
+2. **One rendition, then two** (captions off, nothing watching): the worker's CPU only.
 3. **Origin capacity**: Debian's nginx with config/nginx-broadcast.conf (worker_processes 1)
    serving a live replay of run 1's recording; simulated viewers (bench/hls_viewers.py) in
    steps; per step nginx's CPU, requests/s, bytes/s, stalls. Viewers per origin core =
@@ -45,15 +45,20 @@ from bench.broadcast_live import (  # noqa: E402
     Watcher,
     align,
     caption_offsets,
+    chromium_cues,
     chromium_glass,
+    cue_listed,
     file_envelope,
+    player_position,
     program_audio,
+    shown_cues,
     summary,
     video_latency,
     vtt_cues,
 )
 from bench.broadcast_report import markdown, plot  # noqa: E402
 from bench.hls_viewers import LiveReplay, ViewerStats, viewer  # noqa: E402
+from broadcast.worker import CAPTION_WAIT_S  # noqa: E402
 from tests.support.broadcast_watch import start_nginx  # noqa: E402
 from tests.support.client import FileAudio, ParleyClient  # noqa: E402
 from tests.support.server import ServerProcess, free_port  # noqa: E402
@@ -61,7 +66,7 @@ from tests.support.server import ServerProcess, free_port  # noqa: E402
 LONGFORM = Path("/work/shared/evalset/longform")
 ROOM = "bench"
 SEGMENT_S = 1.0
-HOLD_BACK_SEGMENTS = 2  # web/watch.js: liveSyncDurationCount
+HOLD_BACK_S = 2.5  # web/watch.js: liveSyncDuration
 
 
 def config(tmp: Path, renditions: str, *, captions: bool) -> str:
@@ -147,27 +152,57 @@ async def live_run(
     if recordings:
         result["recording"] = str(recordings[-1])
     if watch:
-        result.update(analyse(watcher, clip, recordings[-1] if recordings else None))
+        chromium = result.get("chromium", {})
+        result.update(
+            analyse(
+                watcher,
+                clip,
+                recordings[-1] if recordings else None,
+                chromium.get("cue_late_s"),
+                chromium.get("watching_from"),
+            )
+        )
     return result
 
 
-def analyse(watcher: Watcher, clip: Path, recording: Path | None) -> dict[str, Any]:
+def analyse(
+    watcher: Watcher,
+    clip: Path,
+    recording: Path | None,
+    late: dict[str, float] | None,
+    watching_from: float | None,
+) -> dict[str, Any]:
     video, audio, subs = (watcher.got.get(t, []) for t in watcher.tracks)
     vod_subs = [
         Fetched(0, p.name, 0.0, 0.0, p.read_bytes())
         for p in sorted((recording / "s_orig").glob("*.vtt") if recording else [])
     ]
-    latency = video_latency(video, HOLD_BACK_SEGMENTS * SEGMENT_S)
+    latency = video_latency(video, HOLD_BACK_S)
     first_pts, envelope = program_audio(audio)
     reference = file_envelope(clip)
     zero_s, correlation = align(envelope, reference)
     meta = json.loads(clip.with_suffix(".json").read_text())
     window = (first_pts, first_pts + len(envelope) / 100)
     figures: dict[str, Any] = {"latency": latency}
-    for name, segments in (("captions", subs), ("vod_captions", vod_subs)):
+    positions = player_position(video, HOLD_BACK_S)
+    runs = [("captions", subs), ("shown_captions", subs), ("vod_captions", vod_subs)]
+    if late is not None:
+        runs.append(("chromium_captions", subs))
+    # Chromium counts only the utterances said after it began to look (where a player was then)
+    seen_from = max((p for t, p in positions if t <= (watching_from or 0.0)), default=None)
+    for name, segments in runs:
         cues = vtt_cues(segments)
+        if name == "shown_captions":
+            cues = shown_cues(cues, cue_listed(segments), positions)
+        elif name == "chromium_captions":
+            written = len(cues)
+            cues = chromium_cues(cues, late or {})
+            print(f"[broadcast] Chromium showed {len(cues)} of {written} cues", flush=True)
+        span = window
+        if name == "chromium_captions" and seen_from is not None:
+            span = (max(window[0], seen_from), window[1])
         rows = caption_offsets(
-            cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *window
+            cues, first_pts + zero_s, len(reference) / 100, meta["segments"], *span
         )
         starts = [r["start_offset_s"] for r in rows]
         figures[name] = {
@@ -285,10 +320,33 @@ def _me() -> int:
     return os.getpid()
 
 
+async def cpu_only(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    measured = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    measured["load_before"] = loadavg()
+    with tempfile.TemporaryDirectory(prefix="parley-bench-broadcast-") as name:
+        tmp = Path(name)
+        for key, renditions in (
+            ("one_rendition", args.renditions.split(",")[0]),
+            ("two_renditions_cpu", args.renditions),
+        ):
+            (tmp / key).mkdir()
+            out[key] = await live_run(
+                tmp / key, renditions, args.cpu_seconds, captions=False, watch=False,
+                chromium=False,
+            )  # fmt: skip
+            print(f"[broadcast] {key} {out[key].get('worker_cpu')}", flush=True)
+    measured["load_after"] = loadavg()
+    out["cpu_measured"] = measured
+    return out
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "segment_s": SEGMENT_S,
+        "caption_wait_s": CAPTION_WAIT_S,
+        "hold_back_s": HOLD_BACK_S,
         "mode": "short" if args.short else "long",
         "load_before": loadavg(),
     }
@@ -300,11 +358,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             chromium=args.chromium,
         )  # fmt: skip
         print(f"[broadcast] live {json.dumps(out['two_renditions'])[:1500]}", flush=True)
+        if args.live_only:
+            out["load_after"] = loadavg()
+            return out
         (tmp / "one").mkdir()
         out["one_rendition"] = await live_run(
             tmp / "one", args.renditions.split(",")[0], args.cpu_seconds, captions=False,
             watch=False, chromium=False,
         )  # fmt: skip
+        print(f"[broadcast] one rendition {out['one_rendition'].get('worker_cpu')}", flush=True)
+        (tmp / "two_cpu").mkdir()
+        out["two_renditions_cpu"] = await live_run(
+            tmp / "two_cpu", args.renditions, args.cpu_seconds, captions=False,
+            watch=False, chromium=False,
+        )  # fmt: skip
+        print(
+            f"[broadcast] two renditions {out['two_renditions_cpu'].get('worker_cpu')}", flush=True
+        )
         recording = out["two_renditions"].get("recording")
         if recording and args.viewers:
             steps = [int(v) for v in args.viewers.split(",")]
@@ -328,12 +398,25 @@ def main() -> int:
         "--no-chromium", dest="chromium", action="store_false",
         help="no watch page in Chromium (glass-to-glass then only computed)",
     )  # fmt: skip
+    ap.add_argument(
+        "--cpu-only", action="store_true",
+        help="only the worker's CPU (1 and 2 renditions), into the existing --json's figures",
+    )  # fmt: skip
+    ap.add_argument(
+        "--live-only", action="store_true",
+        help="the live run only (latency and captions; no CPU runs, no origin)",
+    )  # fmt: skip
     args = ap.parse_args()
     args.seconds = args.seconds or (60 if args.short else 120)
     args.cpu_seconds = args.cpu_seconds or (20 if args.short else 60)
     args.viewers = args.viewers or ("100,300,1000,2000" if args.short else "100,300,1000,2000,3000")
     args.step_s = args.step_s or (10 if args.short else 20)
-    result = asyncio.run(main_async(args))
+    if args.cpu_only:
+        # the worker's CPU again (e.g. on a quieter machine), into the figures of an earlier run
+        result = json.loads(args.json.read_text())
+        result.update(asyncio.run(cpu_only(args)))
+    else:
+        result = asyncio.run(main_async(args))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     args.json.with_suffix(".md").write_text(markdown(result))

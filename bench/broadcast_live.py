@@ -126,7 +126,7 @@ def decode_ts(body: bytes, kind: str) -> list[Any]:
 def video_latency(segments: list[Fetched], hold_back_s: float) -> dict[str, Any]:
     """Per frame: capture (from its pixels) -> its segment listed at the origin; and -> shown by
     a player that plays ``hold_back_s`` behind the newest listed segment's end (hls.js:
-    liveSyncDurationCount x target duration), i.e. at the first listing whose media end
+    liveSyncDuration), i.e. at the first listing whose media end
     reaches the frame's time + hold_back_s."""
     frames: list[tuple[float, float, int]] = []  # (pts s, captured s, segment index)
     ends: list[tuple[float, float]] = []  # (media end s, listed s)
@@ -198,6 +198,61 @@ def vtt_cues(segments: list[Fetched]) -> list[tuple[float, float, str, str]]:
                 start, end = base + _seconds(*g[1:5]), base + _seconds(*g[5:9])
                 cues[g[0]] = (start, end, g[0], g[9])
     return sorted(cues.values())
+
+
+def cue_listed(segments: list[Fetched]) -> dict[str, float]:
+    """Cue id -> when the first caption segment holding it was listed (wall clock)."""
+    listed: dict[str, float] = {}
+    for segment in segments:
+        for block in segment.body.decode().split("\n\n")[1:]:
+            match = _CUE.match(block.strip())
+            if match:
+                listed.setdefault(match.group(1), segment.listed_s)
+    return listed
+
+
+def player_position(video: list[Fetched], hold_back_s: float) -> list[tuple[float, float]]:
+    """(wall clock, media time s) at each video listing: where a player that plays
+    ``hold_back_s`` behind the newest listed segment's end is then (the model of
+    :func:`video_latency`)."""
+    points = []
+    newest = float("-inf")
+    for segment in video:
+        decoded = decode_ts(segment.body, "video")
+        if decoded and decoded[0].pts is not None:
+            first = decoded[0]
+            newest = max(newest, float(first.pts * first.time_base) + segment.duration_s)
+            points.append((segment.listed_s, newest - hold_back_s))
+    return points
+
+
+def shown_cues(
+    cues: list[tuple[float, float, str, str]],
+    listed: dict[str, float],
+    positions: list[tuple[float, float]],
+) -> list[tuple[float, float, str, str]]:
+    """The cues as a player shows them: from their start, or from where the player was when
+    their caption segment was listed, if that is later (a cue listed after its time shows late,
+    until its end; one listed after its end never shows)."""
+    shown = []
+    for start, end, cue_id, text in cues:
+        at = listed.get(cue_id)
+        position = max((p for t, p in positions if t <= at), default=None) if at else None
+        begin = start if position is None else max(start, position)
+        if begin < end:
+            shown.append((begin, end, cue_id, text))
+    return shown
+
+
+def chromium_cues(
+    cues: list[tuple[float, float, str, str]], late: dict[str, float]
+) -> list[tuple[float, float, str, str]]:
+    """The cues Chromium showed, from when it showed them (a cue it never showed is left out)."""
+    return [
+        (start + max(0.0, late[cue_id]), end, cue_id, text)
+        for start, end, cue_id, text in cues
+        if cue_id in late and start + max(0.0, late[cue_id]) < end
+    ]
 
 
 def program_audio(segments: list[Fetched], rate: int = 100) -> tuple[float, np.ndarray]:
@@ -331,15 +386,34 @@ GLASS_JS = """() => {
 }"""
 
 
+#: the cues the page's showing caption track has active now: id -> how long after its start
+#: (the page's media time) it is first seen active
+CUES_JS = """() => {
+  const v = document.getElementById('watch-video');
+  const seen = window.__cues || (window.__cues = {});
+  for (const t of v.textTracks) {
+    if (t.mode !== 'showing' || !t.activeCues) continue;
+    for (const c of t.activeCues) {
+      const id = c.id.replace(/^hlsjscc.*?_/, '');  // hls.js prefixes the file's id
+      if (id && !(id in seen)) seen[id] = v.currentTime - c.startTime;
+    }
+  }
+  return Object.keys(seen).length;
+}"""
+
+
 def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, Any]:
-    """Headless Chromium plays the watch page; every 250 ms the picture it shows is read back:
-    glass-to-glass = now - the camera's time in that picture (a thread of its own: Playwright's
-    sync API runs no event loop)."""
+    """Headless Chromium plays the watch page with the original-language captions on; every
+    250 ms the picture it shows is read back: glass-to-glass = now - the camera's time in that
+    picture (a thread of its own: Playwright's sync API runs no event loop); every 100 ms the
+    active caption cues: how late each first showed (``cue_late_s``: id -> s after its start,
+    on the page's own timeline)."""
     from tests.support.browser import launched_chromium, silent_wav
     from tests.support.netns import Namespace
 
     samples: list[float] = []
     latencies: list[float] = []
+    watching_from: float | None = None
     netns = Namespace(isolated=False)
     try:
         with launched_chromium(netns, folder, silent_wav(folder / "mic.wav")) as browser:
@@ -350,15 +424,27 @@ def chromium_glass(watch_url: str, seconds: float, folder: Path) -> dict[str, An
                 if time.monotonic() > deadline:
                     return {"error": "the watch page did not play"}
                 page.wait_for_timeout(250)
+            page.get_by_label("Captions", exact=True).select_option(index=1)  # the original
             page.wait_for_timeout(3000)  # settled at its live position
+            watching_from = time.time()
             end = time.monotonic() + seconds
+            tick = 0
             while time.monotonic() < end:
-                got = page.evaluate(GLASS_JS)
-                if got is not None:
-                    samples.append(got["glass_ms"] / 1000)
-                    if got["hls_latency_s"] is not None:
-                        latencies.append(float(got["hls_latency_s"]))
-                page.wait_for_timeout(250)
+                if tick % 3 == 0:
+                    got = page.evaluate(GLASS_JS)
+                    if got is not None:
+                        samples.append(got["glass_ms"] / 1000)
+                        if got["hls_latency_s"] is not None:
+                            latencies.append(float(got["hls_latency_s"]))
+                page.evaluate(CUES_JS)
+                tick += 1
+                page.wait_for_timeout(80)
+            late = page.evaluate("() => window.__cues || {}")
     finally:
         netns.close()
-    return {"glass_s": summary(samples), "hls_latency_s": summary(latencies)}
+    return {
+        "glass_s": summary(samples),
+        "hls_latency_s": summary(latencies),
+        "cue_late_s": {str(k): round(float(v), 3) for k, v in late.items()},
+        "watching_from": watching_from,
+    }

@@ -75,6 +75,8 @@ def markdown(result: dict[str, Any]) -> str:
     one = result.get("one_rendition", {})
     latency = two.get("latency", {})
     captions = two.get("captions", {})
+    shown = two.get("shown_captions", {})
+    chromium_cues = two.get("chromium_captions", {})
     vod = two.get("vod_captions", {})
     chromium = two.get("chromium", {})
     out = [
@@ -83,7 +85,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result['date']} ({result['mode']} form) on 2 shared cores; load average"
         f" before {' / '.join(result['load_before'])}, after {' / '.join(result['load_after'])}"
         " (other work on the machine: the timing figures are pessimistic). Segment length"
-        f" **{result['segment_s']:g} s**, hls.js `liveSyncDurationCount` 2 (web/watch.js).",
+        f" **{result['segment_s']:g} s**, hls.js `liveSyncDuration`"
+        f" {result.get('hold_back_s', 2.5):g} s (web/watch.js).",
         "",
         "| figure | median | p95 | goal |",
         "|---|---|---|---|",
@@ -98,7 +101,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"| glass-to-origin, camera → segment listed at /live/, s |"
         f" {_s(latency.get('origin_s'))} | {_s(latency.get('origin_s'), 'p95')} | |",
     ]
-    for label, figures in (("live", captions), ("recording (VOD)", vod)):
+    for label, figures in (
+        ("live, as the watch page in Chromium showed them", chromium_cues),
+        ("live, as a player shows them (model)", shown),
+        ("live, cue times in the WebVTT", captions),
+        ("recording (VOD)", vod),
+    ):
         out += [
             f"| {label}: caption cue start − speech start, s |"
             f" {_s(figures.get('start_offset_s'))} |"
@@ -116,33 +124,62 @@ def markdown(result: dict[str, Any]) -> str:
         f" correlation {captions.get('alignment_correlation', '–')}). Speech times: the evalset's"
         " VAD `speech_start`/`speech_end` per utterance of the English long form (looped), placed"
         " on the program's clock by correlating the HLS floor audio with the clip; each cue is"
-        " matched to the utterance whose reference shares most of its words. A live cue can only"
-        " be shown once its final caption exists, i.e. after the whole utterance plus the"
-        " recognition's latency (the live offset is that); the recording places each cue where"
-        " its words were said (broadcast/vod.py).",
+        " matched to the utterance whose reference shares most of its words; per utterance its"
+        " first cue's start and its last cue's end count. Live, the cues roll up from the"
+        " interims (about one a second), each from where its new words begin in the utterance's"
+        " audio (by their share of its words), the final completing it; an utterance the"
+        " recognizer had no time to give interims for shows from its final only, late. A"
+        f" caption segment is written {result.get('caption_wait_s', 2):g} s after its media"
+        " (broadcast/webvtt.py, worker.py). *As the watch page showed them*: the page in"
+        " headless Chromium (original-language track on) is polled every 80 ms for its active"
+        " cues, and a cue first seen active after its start counts from then (a cue never seen"
+        " active is left out; only utterances said after it began to look count). *As a player"
+        " shows them (model)*: a cue whose caption segment was listed after the model player"
+        " (as far behind the newest segment's end as hls.js) had passed its"
+        " start counts from where that player then was. The recording shows the finals, each"
+        " where its words were said (broadcast/vod.py).",
         "",
         "| broadcast worker + its ffmpeg | renditions | CPU % of one core | run-queue wait % |",
         "|---|---|---|---|",
     ]
-    for run in (one, two):  # the worker's process tree: the worker, its ffmpeg
+    two_cpu = result.get("two_renditions_cpu", {})
+    for run in (one, two_cpu, two):  # the worker's process tree: the worker, its ffmpeg
+        if not run:
+            continue
         cpu = run.get("worker_cpu", {})
         out.append(
             f"| {'captions on' if run.get('captions') else 'captions off'}, {run.get('seconds')} s"
             f" | {run.get('renditions', '–')} | {cpu.get('cpu_pct', '–')} |"
             f" {cpu.get('runqueue_wait_pct', '–')} |"
         )
+    measured = result.get("cpu_measured")
+    if measured:
+        out += [
+            "",
+            f"The captions-off runs: measured {measured['date']}, load average before"
+            f" {' / '.join(measured['load_before'])}, after {' / '.join(measured['load_after'])}.",
+        ]
     out += [
         "",
         "Run-queue wait is the time the worker's threads were ready but had no core (per cent of"
         " one core, summed over threads): above 100 % the two cores were saturated by others, so"
-        " the CPU figures are what the worker got (x264 `ultrafast`, 25 fps, the test picture),"
-        " and the 2-rendition run also had the speech worker (captions on) competing; the"
-        " stream kept up (glass-to-origin above).",
+        " the CPU figures are what the worker got (x264 `ultrafast`, 25 fps, the test picture);"
+        " the captions-on run also had the speech worker and Chromium competing; the stream kept"
+        " up (glass-to-origin above).",
     ]
     origin = result.get("origin")
     out += ["", "Origin: nginx 1 worker process, config/nginx-broadcast.conf, a live replay of the"
             " recording above; each viewer one keep-alive connection, 3 playlists every second"
             " and each new segment (360p video, floor audio, original captions).", ""]  # fmt: skip
+    if result.get("origin_measured"):
+        m = result["origin_measured"]
+        out[-1:] = [
+            "",
+            f"The origin steps: measured {m['date']} ({m.get('note', 'another run')}), load"
+            f" average before {' / '.join(m['load_before'])}, after"
+            f" {' / '.join(m['load_after'])}.",
+            "",
+        ]
     if origin:
         out += [
             "| viewers | stalls | requests/s | Mbit/s | nginx CPU % | clients CPU % |"
@@ -184,11 +221,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     two = result.get("two_renditions", {})
-    for x, key in enumerate(("captions", "vod_captions")):
+    keys = ("chromium_captions", "shown_captions", "captions", "vod_captions")
+    for x, key in enumerate(keys):
         rows = two.get(key, {}).get("utterances", [])
         left.plot([x - 0.1] * len(rows), [r["start_offset_s"] for r in rows], "o", label=None)
         left.plot([x + 0.1] * len(rows), [r["end_offset_s"] for r in rows], "x", label=None)
-    left.set_xticks([0, 1], ["live", "recording (VOD)"])
+    left.set_xticks([0, 1, 2, 3], ["live, Chromium", "live, model", "live, WebVTT", "VOD"])
     left.axhline(-1, color="red", linestyle=":")
     left.axhline(1, color="red", linestyle=":")
     left.set_title("caption cue − speech: start (o), end (x)")

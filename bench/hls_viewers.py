@@ -24,7 +24,7 @@ from pathlib import Path
 
 from broadcast.hls import SegmentEntry, parse_media_playlist, subtitle_playlist
 
-#: a player starts once it holds this many segments (hls.js: liveSyncDurationCount 2 + 1)
+#: a player starts once it holds this many segments (hls.js: liveSyncDuration 2.5 s + 1)
 START_SEGMENTS = 3
 
 

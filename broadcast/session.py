@@ -40,15 +40,20 @@ class RoomView:
 
 
 @dataclass(frozen=True, slots=True)
-class FinalCaption:
+class RoomCaption:
+    """A caption of the floor: an interim (``final`` False: its first ``stable_chars``
+    characters will not change) or a final."""
+
     caption_id: str
     participant_id: str
     lang: str
     text: str
     translations: dict[str, str]
-    #: monotonic time the words ended (arrival minus the server's latency)
+    #: monotonic time of the audio at the caption's end (arrival minus the server's latency)
     end_mono_s: float
     duration_s: float
+    final: bool = True
+    stable_chars: int = 0
     #: a correction of an earlier final (same ``caption_id``): its texts replace that one's
     corrected: bool = False
 
@@ -88,7 +93,7 @@ class RoomSession:
         caption_languages: list[str],
         mixer: AudioMixer,
         video: VideoSources,
-        on_caption: Callable[[FinalCaption], None],
+        on_caption: Callable[[RoomCaption], None],
         on_change: Callable[[], None],
     ) -> None:
         self.url, self.room, self._secret = url, room, secret
@@ -173,10 +178,12 @@ class RoomSession:
             view.channels = [c["channel"] for c in message.get("channels", [])]
         elif kind == "broadcast" and "pinned" in message:
             view.pinned = message.get("pinned")
-        elif kind == "caption" and message.get("final") and not message.get("channel"):
+        elif kind == "caption" and not message.get("channel"):
+            # the floor's captions, interims too (the live stream shows their stable words
+            # when they were said); latency_ms places them on this process's clock
             latency_s = float(message.get("latency_ms", 0)) / 1000
             self.on_caption(
-                FinalCaption(
+                RoomCaption(
                     caption_id=str(message["caption_id"]),
                     participant_id=str(message["participant_id"]),
                     lang=str(message["lang"]),
@@ -184,6 +191,8 @@ class RoomSession:
                     translations=dict(message.get("translations", {})),
                     end_mono_s=time.monotonic() - latency_s,
                     duration_s=max(0.0, float(message["end_s"]) - float(message["start_s"])),
+                    final=bool(message.get("final")),
+                    stable_chars=int(message.get("stable_chars", 0)),
                     corrected=bool(message.get("corrected")),
                 )
             )

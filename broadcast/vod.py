@@ -10,10 +10,10 @@ Layout of ``<recording>/`` (the server lists and serves it to hosts)::
 
 Media segments are hard links to ffmpeg's live ones (a copy across file systems), taken before
 ffmpeg deletes them from the live window. The VOD's caption segments are Parley's own files, not
-links, and are timed better than the live ones: a final caption arrives after its words (their
-length plus the recognition's latency), so the live stream can only show it from the next
-segment on, late; the VOD places each cue at the time its words were said, writing again the
-segments it had already written (:meth:`VodRecorder.add_cue`). A correction (a final caption
+links, and hold the final captions rather than the live stream's rolled-up interims: a final
+arrives after its words (their length plus the recognition's latency), and the VOD places it at
+the time its words were said, writing again the segments it had already written
+(:meth:`VodRecorder.add_cue`). A correction (a final caption
 again, same id) rewrites every VOD segment that shows the cue, while the live segments already
 published stay as they were (players cache them forever).
 """

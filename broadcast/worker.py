@@ -33,9 +33,18 @@ from .hls import (
 )
 from .mixing import CHUNK_SAMPLES, AudioMixer, VideoSources
 from .program import FLOOR, ActiveSpeaker, audio_plan, floor_members, video_source
-from .session import FinalCaption, RoomSession, announce_only
+from .session import RoomCaption, RoomSession, announce_only
 from .vod import VodRecorder
-from .webvtt import Epoch, VttPackager, media_time_s, render_segment
+from .webvtt import (
+    MAX_CUE_S,
+    MIN_CUE_S,
+    Cue,
+    Epoch,
+    RollUp,
+    VttPackager,
+    media_time_s,
+    render_segment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,14 @@ LANGUAGE_NAMES = {
 }  # fmt: skip
 PACKAGER_INTERVAL_S = 0.25
 ORIGINAL_TRACK = "s_orig"
+#: a live caption segment is written this long after its media ended (on the program's clock),
+#: so that the interims of the words said in it have arrived (the first about 0.8 s of speech
+#: plus a decode after the words began, then one a second); the watch page plays 2.5 s behind
+#: the newest segment's end and polls its playlists every second, so it still fetches the
+#: segment in time
+CAPTION_WAIT_S = 1.75
+#: captions waiting for the packager (drop-oldest: at 4 passes a second it never fills)
+INCOMING_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +132,7 @@ def subtitle_tracks(languages: tuple[str, ...]) -> tuple[SubtitleTrack, ...]:
     )  # fmt: skip
 
 
-def cue_texts(caption: FinalCaption, languages: tuple[str, ...]) -> dict[str, str]:
+def cue_texts(caption: RoomCaption, languages: tuple[str, ...]) -> dict[str, str]:
     """Track name -> the caption's text for it: the original, and each language from the
     spoken text or its machine translation (none when untranslated)."""
     texts = {ORIGINAL_TRACK: caption.text}
@@ -199,7 +216,8 @@ class BroadcastWorker:
         self._subs: list[SegmentEntry] = []
         self._target_s = 1
         #: finals and corrections from the event loop, taken by the packager thread
-        self._incoming: deque[FinalCaption] = deque()
+        self._incoming: deque[RoomCaption] = deque(maxlen=INCOMING_MAX)
+        self.rollup = RollUp(original=ORIGINAL_TRACK)
         self._master: str | None = None
         self.vod: VodRecorder | None = None
         if job.vod_dir is not None:
@@ -222,7 +240,7 @@ class BroadcastWorker:
             segment_prefix=job.segment_prefix,
         )
 
-    def _on_caption(self, caption: FinalCaption) -> None:
+    def _on_caption(self, caption: RoomCaption) -> None:
         self._incoming.append(caption)  # deque: safe across threads; the packager takes it
 
     def _take_captions(self) -> None:
@@ -232,18 +250,30 @@ class BroadcastWorker:
             caption = self._incoming.popleft()
             texts = cue_texts(caption, self.job.caption_languages)
             if caption.corrected:
-                self.packager.correct(caption.caption_id, texts)
+                self.packager.correct(caption.caption_id, self.rollup.whole(texts))
                 if self.vod is not None:
                     self.vod.correct(caption.caption_id, texts)
                 continue
             # the words reached the server at end_mono_s; the program plays them after the
-            # mixer's buffer (its jitter margin), so the cue goes there too
+            # mixer's buffer (its jitter margin), so the cues go there too
             end = caption.end_mono_s + self.mixer.delay_s(caption.participant_id)
-            self.packager.add(caption.caption_id, end - caption.duration_s, end, texts)
-            if self.vod is not None:
-                cue = self.packager.cues[-1] if self.packager.cues else None
-                if cue is not None and cue.cue_id == caption.caption_id:
-                    self.vod.add_cue(cue)  # as said (the live one may be shown late)
+            start = end - caption.duration_s
+            if not caption.final:
+                specs = self.rollup.interim(
+                    caption.caption_id, start, end, texts, caption.stable_chars
+                )
+            else:
+                specs = [self.rollup.final(caption.caption_id, start, end, texts)]
+                if self.vod is not None:
+                    # the recording shows the final whole, where it was said
+                    kept = {t: x for t, x in texts.items() if x and t in self.packager.tracks}
+                    stop = min(max(end, start + MIN_CUE_S), start + MAX_CUE_S)
+                    if kept:
+                        self.vod.add_cue(Cue(caption.caption_id, start, stop, kept))
+            for spec in specs:
+                self.packager.add(
+                    spec.cue_id, spec.start_s, spec.end_s, spec.texts, stretch=spec.last
+                )
 
     def _wanted_channels(self) -> tuple[str, ...]:
         known = list(self.job.channels)
@@ -279,6 +309,10 @@ class BroadcastWorker:
         resume = self._adopt_earlier_run()
         if self.vod is not None:
             await asyncio.to_thread(self.vod.adopt)
+            recorded = self.vod.captions[-1].entry.sequence if self.vod.captions else -1
+            for entry in self._subs:  # the earlier run's uncaptioned segments, empty
+                if entry.sequence > recorded:
+                    self.vod.add_captions(entry, Epoch(0.0, 0), 0.0)
         encoder = self._start_run(resume=resume)
         packager = asyncio.create_task(self._package_forever(), name="caption-packager")
         stop = asyncio.create_task(self.stop_requested.wait(), name="stop-requested")
@@ -330,7 +364,7 @@ class BroadcastWorker:
             self._clock.stopping.set()
             self._clock.join(timeout=2.0)
         encoder.stop()
-        self._package_once()
+        self._package_once(flush=True)
 
     def _finish(self) -> None:
         """EXT-X-ENDLIST on every playlist: the broadcast is over."""
@@ -371,14 +405,35 @@ class BroadcastWorker:
         with contextlib.suppress(OSError):
             subs = (self.job.out_dir / ORIGINAL_TRACK / "index.m3u8").read_text()
             self._subs = list(parse_media_playlist(subs).segments)
+        # the segments the earlier run had not captioned yet (CAPTION_WAIT_S): empty caption
+        # segments, so that the subtitle playlists keep the video's numbering
+        done = self._subs[-1].sequence if self._subs else -1
+        for segment in video.segments:
+            if segment.sequence <= done:
+                continue
+            uri = f"{self.job.segment_prefix}_{segment.sequence:05d}.vtt"
+            for track in self.tracks:
+                folder = self.job.out_dir / track.name
+                folder.mkdir(parents=True, exist_ok=True)
+                write_atomically(folder / uri, "WEBVTT\n")
+            self._subs.append(
+                SegmentEntry(
+                    segment.sequence,
+                    uri,
+                    segment.duration_s,
+                    segment.program_date_time,
+                    segment.discontinuity,
+                )
+            )
         return True
 
-    def _package_once(self) -> None:
+    def _package_once(self, *, flush: bool = False) -> None:
         with self._package_lock:
-            self._package_locked()
+            self._package_locked(flush=flush)
 
-    def _package_locked(self) -> None:
-        """WebVTT for each video segment not handled yet, then the subtitle playlists (and the
+    def _package_locked(self, *, flush: bool) -> None:
+        """WebVTT for each video segment not handled yet whose media ended CAPTION_WAIT_S ago
+        (every one when ``flush``: the run ended), then the subtitle playlists (and the
         recording's new segments and playlists)."""
         self._take_captions()
         video_dir = self.job.out_dir / self.job.video[0].name
@@ -404,6 +459,9 @@ class BroadcastWorker:
                 # the first segment of this run: its first frame is the run's media time 0
                 self._epoch = Epoch(origin_s=origin, mpegts=pts)
             start = media_time_s(pts, self._epoch.mpegts)
+            ends_at = self._epoch.origin_s + start + segment.duration_s
+            if not flush and time.monotonic() < ends_at + CAPTION_WAIT_S:
+                break  # its words may not be stable yet: a later pass
             cues = self.packager.place(self._epoch, start, segment.duration_s)
             documents = render_segment(self.packager.tracks, self._epoch, cues)
             uri = f"{self.job.segment_prefix}_{segment.sequence:05d}.vtt"

@@ -240,12 +240,12 @@ class CaptionService:
                 continue
             offset = self._clock_offsets.get(frame.speaker_id)
             latency_s = None
-            if frame.is_final and offset is not None:
+            if offset is not None:
                 latency_s = max(0.0, self._clock() - offset - frame.end_s)
             routed = self.router.deliver(room, frame, latency_s=latency_s, audio_offset_s=offset)
             if routed is None:
                 continue  # the room is gone
-            if latency_s is not None and self.on_final_latency is not None:
+            if frame.is_final and latency_s is not None and self.on_final_latency is not None:
                 self.on_final_latency(latency_s)
             if routed.transcribed and self.on_final is not None:
                 self.on_final(room, frame)

@@ -132,9 +132,13 @@ async function play() {
 function startHls() {
   const hls = new Hls({
     enableWorker: false, // the page's CSP allows no blob: worker; segments are small
-    liveSyncDurationCount: 2,
-    liveMaxLatencyDurationCount: 6,
-    // after a stall, play up to 10 % faster back to 2 segments behind live (else it stays late)
+    // 2.5 s behind the newest segment's end: the captions of what plays are written 1.75 s
+    // after its media (broadcast/worker.py CAPTION_WAIT_S) and fetched a playlist poll later
+    liveSyncDuration: 2.5,
+    // further behind than this (a long stall), it jumps back to live (12 s let a busy
+    // machine's player stay 9 s behind: bench/broadcast.py)
+    liveMaxLatencyDuration: 6,
+    // after a stall, play up to 10 % faster back to 2.5 s behind live (else it stays late)
     maxLiveSyncPlaybackRate: 1.1,
     renderTextTracksNatively: true,
     xhrSetup: token ? (xhr) => xhr.setRequestHeader("Authorization", `Bearer ${token}`) : undefined,

@@ -68,7 +68,7 @@ def caption_of(
         words=()
         if logprob is None
         else tuple((w.text.strip(), round(w.probability, 3)) for w in frame.words),
-        latency_ms=None if latency_s is None or not frame.is_final else round(latency_s * 1000),
+        latency_ms=None if latency_s is None else round(latency_s * 1000),
     )
 
 

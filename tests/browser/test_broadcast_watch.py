@@ -212,8 +212,10 @@ def test_watch_page_plays_floor_channel_and_captions(host_netns: Namespace, tmp_
                 procs = []
                 playlist = live_dir / ROOM / "v0" / "index.m3u8"
                 wait_for(lambda: "#EXT-X-ENDLIST" in playlist.read_text(), 30, "ENDLIST", page)
+                # the caption playlists end too, once their last segments are written (the
+                # worker writes them after ffmpeg's last: CAPTION_WAIT_S)
                 for sub in (live_dir / ROOM).glob("s_*/index.m3u8"):
-                    assert "#EXT-X-ENDLIST" in sub.read_text(), sub
+                    wait_for(lambda s=sub: "#EXT-X-ENDLIST" in s.read_text(), 10, str(sub), page)
                 assert not [line for line in log if "pageerror" in line], log
             # no caption text in the server's log (the worker logs to it too)
             server_log = server.log_path.read_text(errors="replace")

@@ -1,9 +1,21 @@
 """WebVTT caption segments (broadcast/webvtt.py): X-TIMESTAMP-MAP, cue times on the program's
-timeline, late finals, and the rebase when ffmpeg restarts (a new epoch: new origin, new PTS)."""
+timeline, late finals, the rebase when ffmpeg restarts (a new epoch: new origin, new PTS), and
+live cues rolled up from interims as the words are said."""
 
 from __future__ import annotations
 
-from broadcast.webvtt import MIN_CUE_S, Epoch, VttPackager, escape, media_time_s, timestamp
+from broadcast.webvtt import (
+    MIN_CUE_S,
+    ROLLUP_CHARS,
+    Epoch,
+    RollUp,
+    VttPackager,
+    escape,
+    media_time_s,
+    tail,
+    timestamp,
+    words_of,
+)
 
 
 def cues(document: str) -> list[tuple[str, str]]:
@@ -71,3 +83,73 @@ def test_restart_rebases_on_the_new_epoch() -> None:
 def test_media_time_from_pts_wraps() -> None:
     assert media_time_s(126_000 + 90_000, 126_000) == 1.0
     assert media_time_s(45_000, (1 << 33) - 45_000) == 1.0
+
+
+def test_whole_words_of_a_stable_prefix() -> None:
+    assert words_of("the slow channels", 7) == ["the"]  # "slow" cut mid-word
+    assert words_of("the slow channels", 8) == ["the", "slow"]
+    assert words_of("the slow channels", 8 + 1 + 100) == ["the", "slow", "channels"]
+    assert words_of("the slow", 0) == []
+    assert tail(["a" * 50, "b" * 30, "c" * 20], limit=ROLLUP_CHARS) == "b" * 30 + " " + "c" * 20
+    assert tail(["x" * 100]) == "x" * 100  # one word always shows
+
+
+def test_stable_words_roll_up_from_where_they_were_said_and_the_final_ends_them() -> None:
+    rollup = RollUp(original="s_orig", stable_only=True)
+    text = "one two three four five six seven eight"
+    # 4 s of speech from 10.0: one stable word is not worth a cue
+    assert rollup.interim("c", 10.0, 12.0, {"s_orig": text[:13]}, stable_chars=4) == []
+    # 2 of 4 words stable after 2 s of audio: they took the first half of it
+    [first] = rollup.interim(
+        "c", 10.0, 12.0, {"s_orig": "one two three four", "s_es": "uno dos tres cuatro"}, 8
+    )
+    assert (first.start_s, first.end_s, first.last) == (10.0, 11.0, False)
+    assert first.texts == {"s_orig": "one two", "s_es": "uno dos"}
+    # no new stable word: nothing
+    assert rollup.interim("c", 10.0, 12.5, {"s_orig": "one two three four x"}, 8) == []
+    # 6 of 8 stable after 4 s: the cue starts where the last one stopped and shows them all
+    [second] = rollup.interim("c", 10.0, 14.0, {"s_orig": text}, len("one two three four five six"))
+    assert (second.start_s, second.end_s) == (11.0, 13.0)
+    assert second.texts == {"s_orig": "one two three four five six"}
+    assert second.cue_id != first.cue_id
+    final = rollup.final("c", 10.0, 14.2, {"s_orig": text + " nine", "s_es": "todo"})
+    assert (final.cue_id, final.start_s, final.end_s, final.last) == ("c", 13.0, 14.2, True)
+    assert final.texts == {"s_orig": text + " nine", "s_es": "todo"}
+    assert rollup.open == {}
+
+
+def test_a_final_without_interims_is_one_cue_over_its_utterance() -> None:
+    rollup = RollUp(original="s_orig")
+    final = rollup.final("d", 5.0, 6.5, {"s_orig": "short one"})
+    assert (final.start_s, final.end_s, final.texts) == (5.0, 6.5, {"s_orig": "short one"})
+    packager = VttPackager(tracks=("s_orig",))
+    packager.add(final.cue_id, final.start_s, final.end_s, final.texts, stretch=final.last)
+    # the last cue of an utterance stays on screen MIN_CUE_S
+    assert packager.cues[0].end_s == 5.0 + MIN_CUE_S
+
+
+def test_every_word_of_an_interim_rolls_up_when_not_only_stable_ones_are_shown() -> None:
+    rollup = RollUp(original="s_orig")
+    [first] = rollup.interim("c", 3.0, 4.0, {"s_orig": "bonjour à", "s_es": "hola a"}, 0)
+    assert (first.start_s, first.end_s) == (3.0, 4.0)
+    assert first.texts == {"s_orig": "bonjour à", "s_es": "hola a"}
+    # revised and grown: the next cue shows the revision, from where the first one stopped
+    [second] = rollup.interim("c", 3.0, 5.0, {"s_orig": "bonjour à tous les amis"}, 7)
+    assert (second.start_s, second.end_s, second.texts) == (
+        4.0,
+        5.0,
+        {"s_orig": "bonjour à tous les amis"},
+    )
+    assert rollup.interim("c", 3.0, 5.5, {"s_orig": "bonjour à tous les amis ce"}, 7) == []
+
+
+def test_rolled_up_cues_keep_their_times_in_the_segments_that_were_not_written_yet() -> None:
+    rollup = RollUp(original="s_orig", stable_only=True)
+    packager = VttPackager(tracks=("s_orig",))
+    epoch = Epoch(0.0, 0)
+    [cue] = rollup.interim("c", 0.2, 2.2, {"s_orig": "alpha beta gamma delta"}, 11)
+    packager.add(cue.cue_id, cue.start_s, cue.end_s, cue.texts, stretch=cue.last)
+    # shown from 0.2 s, not stretched (the next cue of the utterance follows at 1.2 s)
+    assert cues(packager.segment(epoch, 0.0, 1.0)["s_orig"]) == [
+        ("00:00:00.200 --> 00:00:01.200", "alpha beta")
+    ]
