@@ -115,6 +115,10 @@ class CaptionPipeline:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._speakers: dict[str, SpeakerStream] = {}
+        #: streams of speakers who came back (placed on this worker again, or rejoined) while
+        #: their last final was still being decoded: it finishes there, new audio goes to a
+        #: new stream
+        self._draining: list[SpeakerStream] = []
         #: speaker -> their room's glossary (applied to recognition and translation)
         self._glossaries: dict[str, Glossary] = {}
         self._targets: frozenset[str] = frozenset()
@@ -156,6 +160,10 @@ class CaptionPipeline:
         for thread in self._threads:
             thread.join(timeout_s)
 
+    def _streams(self) -> list[SpeakerStream]:
+        """Every stream with work, the draining ones included (lock held)."""
+        return [*self._speakers.values(), *self._draining]
+
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no decode is pending or running (e.g. after the last audio)."""
 
@@ -163,7 +171,7 @@ class CaptionPipeline:
             return (
                 not self._busy
                 and not self._speech_jobs
-                and all(s.next_job_pending() is False for s in self._speakers.values())
+                and all(s.next_job_pending() is False for s in self._streams())
             )
 
         with self._work:
@@ -177,6 +185,11 @@ class CaptionPipeline:
     # -- speakers and listeners ------------------------------------------------------------
     def add_speaker(self, speaker_id: str, lang: str | None = None) -> None:
         with self._work:
+            old = self._speakers.get(speaker_id)
+            if old is not None and old.closing:
+                # back before their last final was done (a pool moved them away and back):
+                # a closing stream takes no audio, and would have dropped theirs for good
+                self._draining.append(self._speakers.pop(speaker_id))
             if speaker_id not in self._speakers:
                 stream = self._vad.stream(self._vad_settings)
                 self._speakers[speaker_id] = SpeakerStream(
@@ -252,7 +265,7 @@ class CaptionPipeline:
         if self._speech_jobs:  # a final waits for it: before any decode
             return self._speech_jobs.pop(0)
         picked: list[tuple[SpeakerStream, DecodeJob]] = []
-        for stream in sorted(self._speakers.values(), key=lambda s: s.urgency()):
+        for stream in sorted(self._streams(), key=lambda s: s.urgency()):
             job = stream.next_job()  # starts the job: only asked while there is room for it
             if job is not None:
                 picked.append((stream, job))
@@ -260,6 +273,7 @@ class CaptionPipeline:
                     break
         if picked:
             return picked
+        self._draining = [s for s in self._draining if s.next_job_pending()]
         for speaker_id, stream in list(self._speakers.items()):
             if stream.closing and not stream.next_job_pending():
                 del self._speakers[speaker_id]

@@ -79,8 +79,10 @@ class LoopingSpeech(FileAudio):
     """A recording played again and again in real time (a speaker who keeps talking), each time
     followed by ``gap_s`` of silence: one utterance per ``period_s``."""
 
-    def __init__(self, path: str, *, gap_s: float = 0.0) -> None:
+    def __init__(self, path: str, *, gap_s: float = 0.0, speak_s: float | None = None) -> None:
         super().__init__(path)
+        #: silence after this many seconds (the captions of what was said have time to come)
+        self.speak_s = speak_s
         self.speech_s = len(self.pcm) / 48_000
         self.pcm = np.concatenate([self.pcm, np.zeros(int(gap_s * 48_000), np.int16)])
         self.period_s = len(self.pcm) / 48_000
@@ -96,7 +98,10 @@ class LoopingSpeech(FileAudio):
         if self._samples >= len(self.pcm) and self.started_s is not None:
             self.started_s += len(self.pcm) / 48_000
             self._samples = 0
-        return await super().recv()
+        frame = await super().recv()
+        if self.speak_s is not None and self.sent_s() > self.speak_s:
+            frame.planes[0].update(bytes(frame.planes[0].buffer_size))
+        return frame
 
 
 async def blackout(args: argparse.Namespace) -> dict[str, Any]:
@@ -189,7 +194,7 @@ async def speaker(args: argparse.Namespace) -> dict[str, Any]:
         room=args.room,
         name=args.name,
         video=CounterVideo(160, 120),
-        audio=(voice := LoopingSpeech(args.speech, gap_s=args.gap_s)),
+        audio=(voice := LoopingSpeech(args.speech, gap_s=args.gap_s, speak_s=args.speak_s)),
         decode=True,
         keep_audio_s=1.0,
         lang=args.lang,
@@ -247,6 +252,7 @@ def main() -> None:
     ap.add_argument("--speech", default="")
     ap.add_argument("--lang", default=None)
     ap.add_argument("--gap-s", type=float, default=0.0, help="silence after each loop of --speech")
+    ap.add_argument("--speak-s", type=float, default=None, help="silence after this many seconds")
     ap.add_argument("--forge", default="", help="JSON list of messages to send after joining")
     ap.add_argument("--ice-address", default="127.0.0.1")
     args = ap.parse_args()
