@@ -15,6 +15,12 @@ text (issue 12: "nachdem der Damm 1963 erbaut worden war, nachdem der Damm …")
   (". ? !") after at least ``min_final_speech_s`` of speech, or when the pause grows long
   (``long_pause_s``: the speaker stopped). Otherwise the segment goes on, and the next pause
   decode covers both halves.
+- Whisper, hearing the audio stop, ends a mid-sentence hesitation with a period too. So a
+  sentence end ends the caption once its pause reaches ``sentence_pause_s``; when speech comes
+  back sooner, the segment is decoded again with the first ``confirm_speech_s`` of that speech
+  (the *confirm decode*): the caption ends at the pause only if the sentence end is still there
+  and the next word does not start in lower case (a capital proves nothing: German nouns), and
+  then with that decode's words up to the pause (it heard how the sentence ends).
 - Long segments are cut at a sentence end inside a pause decode (``sentence_cut_after_s``), at
   a clause end at a pause (``clause_cut_after_s``), or, for a speaker who never pauses, at the
   bound by a decode of exactly ``max_segment_s`` of audio.
@@ -29,12 +35,13 @@ text (issue 12: "nachdem der Damm 1963 erbaut worden war, nachdem der Damm …")
   longer pause (``short_long_pause_s``) before it ends a caption.
 
 Finals depend only on the audio, never on when a decode finished: every decode a final can come
-from covers a window fixed by audio times (segment start, pause start), and each decision waits
-until the audio says how long the pause was. An idle and a busy machine give the same finals;
-only interims (every ``interim_interval_s`` of new audio while the recognizer is free, committed
-with LocalAgreement-2 so they do not flicker) depend on timing. One exception: the guard that
-compares a final with its interims (``interim_mismatch``, rare) decodes the same audio again
-without prompt and keeps whichever of the two its interims support better.
+from covers a window fixed by audio times (segment start, pause start, the onset after a pause),
+and each decision waits until the audio says how long the pause was. An idle and a busy machine
+give the same finals; only interims (every ``interim_interval_s`` of new audio while the
+recognizer is free, committed with LocalAgreement-2 so they do not flicker) depend on timing.
+One exception: the guard that compares a final with its interims (``interim_mismatch``, rare)
+decodes the same audio again without prompt and keeps whichever of the two its interims
+support better.
 """
 
 from __future__ import annotations
@@ -67,10 +74,14 @@ class StreamingSettings:
     #: a sentence end the recognizer heard at a pause ends the caption if at least this much
     #: speech came before it; a shorter fragment waits for ``long_pause_s``
     min_final_speech_s: float = 2.0
-    #: a sentence end ends the caption once its pause is this long (a pause the VAD confirmed,
-    #: ``min_silence_ms``, is the least): longer waits out more mid-sentence hesitations that
-    #: Whisper, hearing the audio stop, ends with a period, and adds to every final's latency
-    sentence_pause_s: float = 0.0
+    #: a sentence end ends the caption once its pause is this long (the speaker stopped) ...
+    sentence_pause_s: float = 1.2
+    #: ... or, when speech comes back sooner, if it is still there when the audio up to this
+    #: long after that speech's onset is decoded (the *confirm decode*): Whisper, hearing the
+    #: audio stop, ends a mid-sentence hesitation with a period ("… zum Ufer." | "von Kowloon
+    #: fahren.") and drops it once it hears the sentence go on. The wait adds to every
+    #: final's latency; the confirm decode only to a sentence followed by speech within it.
+    confirm_speech_s: float = 0.6
     #: a pause this long ends the caption whatever the text says (the speaker stopped) ...
     long_pause_s: float = 2.0
     #: ... and this long when less than ``min_final_speech_s`` of speech came before it (a
@@ -119,7 +130,7 @@ class DecodeJob:
     lang: str | None
     #: text before the audio (the previous final, or what precedes the context audio)
     prompt: str = ""
-    #: "interim", "pause", "cut" or "retry"
+    #: "interim", "pause", "confirm", "cut" or "retry"
     kind: str = "interim"
     #: the pause (or cut) this decode is for
     key_s: float | None = None
@@ -207,6 +218,9 @@ class _Segment:
     with_context: set[float] = field(default_factory=set)
     #: pauses to decode without it (with it Whisper gave nothing of the segment's own)
     no_context: set[float] = field(default_factory=set)
+    #: pauses after a sentence end where speech came back soon: did the sentence end hold
+    #: when the speech after the pause was decoded too?
+    confirms: dict[float, bool] = field(default_factory=dict)
 
     @property
     def onset_s(self) -> float:
@@ -316,6 +330,9 @@ class SpeakerStream:
                 return self._start(seg, "retry", seg.retry_s, with_prompt=False)
             if pending not in seg.results:
                 return self._start(seg, "pause", pending)
+            confirm_to = self._confirm_until(seg, pending)
+            if confirm_to is not None and (self.position_s >= confirm_to or self._flushed):
+                return self._start(seg, "confirm", pending, end_s=confirm_to)
             return None  # waiting for the audio to tell how long the pause is
         if self._needs_cut(seg):
             return self._start(seg, "cut", seg.start_s + s.max_segment_s)
@@ -371,7 +388,7 @@ class SpeakerStream:
         ]
         if job.seam_s is not None:
             words = self._after_seam(words, job.seam_s)
-            key = job.key_s
+            key = None if job.kind == "confirm" else job.key_s
             reason = None if key is None else self._context_failed(seg, words, key)
             if key is not None and reason is not None:
                 # Whisper stopped after the context's words, or before the segment's end (a
@@ -403,6 +420,13 @@ class SpeakerStream:
             seg.retry_s = None
         elif job.kind == "pause" and job.key_s is not None:
             seg.results[job.key_s] = [w for w in words if w.start_s < job.key_s + 0.3]
+        elif job.kind == "confirm" and job.key_s is not None:
+            seg.confirms[job.key_s] = self._sentence_holds(seg, words, job.key_s)
+            before = self._before_pause(seg, words, job.key_s)
+            if seg.confirms[job.key_s] and before and _ends(before[-1], _SENTENCE_END):
+                seg.results[job.key_s] = before
+            if not seg.confirms[job.key_s]:
+                self.suppressed["sentence_continued"] += 1
         if job.kind in ("interim", "pause") and job.seam_s is None:
             seg.agreement.insert(words)
             seg.agreement.commit()
@@ -498,26 +522,82 @@ class SpeakerStream:
             finals += outcome
         return finals
 
-    def _decide_pause(self, seg: _Segment, pause: float) -> list[CaptionUpdate] | None:
-        """The decision at a confirmed pause: finals, [] to go on, or None to wait."""
-        s = self.settings
-        words = seg.results[pause]
+    def _pause_length(self, seg: _Segment, pause: float) -> tuple[float, bool]:
+        """How long the pause after run ``seg.decided`` is so far, and whether speech came
+        back after it."""
         index = seg.decided
         resumed = index + 1 < len(seg.runs)
         length = seg.runs[index + 1].onset_s - pause if resumed else self.position_s - pause
         if self._flushed and not resumed:
             length = float("inf")
-        speech = seg.speech_s(pause)
-        sentence = bool(words) and _ends(words[-1], _SENTENCE_END)
+        return length, resumed
+
+    def _sentence_end_at(self, seg: _Segment, pause: float) -> bool:
+        """Did the pause decode end with a sentence end that may end the caption?"""
+        words = seg.results[pause]
         # a short segment decoded with the previous final's audio in front is no fragment
         # decoded on its own: its sentence end counts
+        enough = seg.speech_s(pause) >= self.settings.min_final_speech_s or (
+            pause in seg.with_context
+        )
+        return bool(words) and _ends(words[-1], _SENTENCE_END) and enough
+
+    def _confirm_until(self, seg: _Segment, pause: float) -> float | None:
+        """Where the confirm decode of the sentence end at ``pause`` ends, when the decision
+        there waits for one (speech came back within ``sentence_pause_s``), else None. Fixed by
+        audio times: the finals do not depend on when it runs."""
+        if pause in seg.confirms or not self._sentence_end_at(seg, pause):
+            return None
+        length, resumed = self._pause_length(seg, pause)
+        if not resumed or length >= self.settings.sentence_pause_s:
+            return None
+        return seg.runs[seg.decided + 1].onset_s + self.settings.confirm_speech_s
+
+    def _sentence_holds(self, seg: _Segment, words: list[Word], pause: float) -> bool:
+        """A confirm decode (the speech after ``pause`` too): does the sentence still end at
+        the pause? Not when the last word before the middle of the pause lost its sentence
+        end, or when the first word after it starts in lower case (a sentence continued; a
+        capital proves nothing: German nouns, names)."""
+        before = self._before_pause(seg, words, pause)
+        after = words[len(before) :]
+        if not after:
+            return True  # nothing heard after the pause: nothing against the sentence end
+        if not before or not _ends(before[-1], _SENTENCE_END):
+            return False
+        first = next((ch for ch in after[0].text if ch.isalpha()), "")
+        return not first.islower()
+
+    def _before_pause(self, seg: _Segment, words: list[Word], pause: float) -> list[Word]:
+        """The words of a confirm decode before ``pause``: those with their middle before the
+        middle of the pause (Whisper smears word edges into a pause)."""
+        middle = (pause + seg.runs[seg.decided + 1].onset_s) / 2
+        n = 0
+        while n < len(words) and (words[n].start_s + words[n].end_s) / 2 < middle:
+            n += 1
+        return words[:n]
+
+    def _decide_pause(self, seg: _Segment, pause: float) -> list[CaptionUpdate] | None:
+        """The decision at a confirmed pause: finals, [] to go on, or None to wait."""
+        s = self.settings
+        words = seg.results[pause]
+        index = seg.decided
+        length, resumed = self._pause_length(seg, pause)
+        speech = seg.speech_s(pause)
+        sentence = self._sentence_end_at(seg, pause)
         enough = speech >= s.min_final_speech_s or pause in seg.with_context
         # a comma or "..." at the pause: the recognizer heard the sentence go on
         going_on = bool(words) and (
             _ends(words[-1], _CLAUSE_END) or words[-1].text.rstrip().endswith(("...", "…"))
         )
         long_pause = s.long_pause_s if enough and not going_on else s.short_long_pause_s
-        final = (sentence and enough and length >= s.sentence_pause_s) or length >= long_pause
+        final = length >= long_pause
+        if sentence and not final:
+            if length >= s.sentence_pause_s:
+                final = True
+            elif resumed:
+                if pause not in seg.confirms:
+                    return None  # the confirm decode is due
+                final = seg.confirms[pause]
         if not final and not resumed:
             return None  # the pause may still grow long
         if final:
@@ -646,10 +726,17 @@ class SpeakerStream:
         return f"{self.speaker_id}-{self._epoch}{seg.uid}-{seg.part}"
 
     def _start(
-        self, seg: _Segment, kind: str, key_s: float, *, with_prompt: bool = True
+        self,
+        seg: _Segment,
+        kind: str,
+        key_s: float,
+        *,
+        with_prompt: bool = True,
+        end_s: float | None = None,
     ) -> DecodeJob:
         s = self.settings
-        end_s = key_s + s.tail_pad_s if kind in ("pause", "retry") else key_s
+        if end_s is None:
+            end_s = key_s + s.tail_pad_s if kind in ("pause", "retry") else key_s
         end_s = min(end_s, self.position_s)
         start_s, seam, prompt = seg.start_s, None, ""
         prev = self._previous
@@ -657,7 +744,7 @@ class SpeakerStream:
             prompt = prev.text[-s.context_chars :] if s.context_chars > 0 else ""
         context = (
             self._context_audio(seg, end_s)
-            if kind in ("pause", "retry") and key_s not in seg.no_context
+            if kind in ("pause", "retry", "confirm") and key_s not in seg.no_context
             else None
         )
         if context is not None:
