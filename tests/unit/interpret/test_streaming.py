@@ -156,8 +156,8 @@ def test_a_short_utterance_alone_is_final_after_a_long_pause() -> None:
     job = stream.next_job()
     assert job is not None and job.final and job.offset_s == 0.0
     assert stream.on_result(job, hyp(1, 0.7)) is not None
-    assert not feed(stream, audio(2.0))  # "Yes." alone: more speech may follow
-    finals = feed(stream, audio(1.0))  # 3 s of silence: the speaker stopped
+    assert not feed(stream, audio(0.9))  # "Yes." alone: more speech may follow
+    finals = feed(stream, audio(0.7))  # 2 s of silence (short_long_pause_s): the speaker stopped
     assert [f.text for f in finals] == ["w0."]
 
 
