@@ -41,6 +41,7 @@ ASR_SUPPRESSED_REASONS = (
     "interim_mismatch",
     "repeat",
     "repeat_previous",
+    "sentence_continued",
     "short_tail",
 )
 CAPTION_LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
