@@ -39,20 +39,23 @@ EVALSET = Path(os.environ.get("PARLEY_EVALSET", REPO.parent / "shared" / "evalse
 SCORER = EVALSET.parent / "tools" / "eval_captions.py"
 #: caption target per spoken language (pairs the engines installed here cover, and one that
 #: none covers, to show the "no translation" path)
-TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en"}
+TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en", "it": "es"}
+#: streams made from the FLEURS long-forms
+FLEURS_KINDS = ("plain", "hard", "hard-b")
 FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn", "pt": "por_Latn"}
 
 
 def source(kind: str, lang: str) -> tuple[Any, dict[str, Any], Path]:
-    """A stream's audio, its reference and the reference's path ("plain" or "hard")."""
+    """A stream's audio, its reference and the reference's path: "plain" (the evalset's
+    long-form) or one of bench/hard_streams.py's KINDS (hard, hard-b, heldout, heldout-hard)."""
     from server.captioning import load_audio
 
-    if kind == "hard":
+    if kind != "plain":
         import numpy as np
 
-        from bench.hard_streams import build
+        from bench.hard_streams import stream
 
-        audio_path, ref = build(lang)
+        audio_path, ref = stream(kind, lang)
         return np.load(audio_path), json.loads(ref.read_text()), ref
     ref = EVALSET / "longform" / f"{lang}_fleurs_concat.json"
     audio = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
@@ -295,7 +298,11 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a StreamingSettings override, e.g. --set sentence_pause_s=0.8",
     )
-    ap.add_argument("--streams", default="plain", help="plain,hard (see bench/hard_streams.py)")
+    ap.add_argument(
+        "--streams",
+        default="plain",
+        help="plain,hard; held out: hard-b,heldout,heldout-hard (see bench/hard_streams.py)",
+    )
     ap.add_argument("--runs", type=int, default=1, help="runs of each stream (WER mean/worst)")
     ap.add_argument(
         "--feed",
@@ -365,6 +372,11 @@ def main() -> None:
     for kind in kinds:
         for k in [int(x) for x in args.speakers.split(",")] if langs else []:
             for lang in langs:
+                if (
+                    kind in FLEURS_KINDS
+                    and not (EVALSET / "longform" / f"{lang}_fleurs_concat.json").exists()
+                ):
+                    continue  # no FLEURS long-form of this language (it: held out only)
                 # the scored speaker first, then the next languages of --langs as load
                 group = [langs[(langs.index(lang) + j) % len(langs)] for j in range(k)]
                 for run in range(args.runs):
