@@ -34,10 +34,17 @@ def run_virtual(
     settings: StreamingSettings,
     base_s: float = 0.05,
     per_s: float = 0.08,
+    idle_s: float | None = None,
 ) -> dict[str, int]:
     """Caption every speaker's ``audio`` (speaker id = language) on the virtual clock; write
-    each speaker's events (CaptionLog's format) to ``files``. Returns the guard counters."""
+    each speaker's events (CaptionLog's format) to ``files``. Returns the guard counters.
+    A speaker whose audio ends before the others' is settled ``idle_s`` after its last chunk
+    (the pipeline's ``AUDIO_IDLE_S``), as :class:`~interpret.pipeline.CaptionPipeline` does."""
     import collections
+
+    from interpret.pipeline import AUDIO_IDLE_S
+
+    idle = AUDIO_IDLE_S if idle_s is None else idle_s
 
     suppressed: collections.Counter[str] = collections.Counter()
     streams = {
@@ -94,6 +101,8 @@ def run_virtual(
         for lang, samples in audio.items():
             if i < len(samples):
                 emit(streams[lang].push(samples[i : i + STEP]), now)
+            elif now >= len(samples) / ASR_SAMPLE_RATE + idle and not streams[lang].stopped:
+                emit(streams[lang].flush(), now)  # its audio stopped arriving
         start(now)
     for stream in streams.values():
         emit(stream.flush(), now)

@@ -84,9 +84,13 @@ class CommitPolicy:
         #: the caption being recognized, and the latest final (context for what follows)
         self.seg: Segment | None = None
         self.previous: Previous | None = None
-        #: how far the audio goes (stream time), and whether the speaker stopped sending
+        #: how far the audio goes (stream time), and whether it stopped arriving (the stream
+        #: ended or stalled, the speaker left) and has not resumed since
         self.position_s = 0.0
-        self.flushed = False
+        self.stopped = False
+        #: where the audio stopped (stream time), for the segment being recognized: a pause
+        #: that reaches a stop is as long as a pause gets
+        self._stops: list[float] = []
         self._pending_finals: list[CaptionUpdate] = []
         #: finals (or parts) the text guards changed, dropped or decoded again, by reason
         self.suppressed = collections.Counter[str]() if suppressed is None else suppressed
@@ -108,13 +112,33 @@ class CommitPolicy:
                 open_runs[-1].end_s = end_s
 
     def flush(self) -> list[CaptionUpdate]:
-        """The speaker stopped sending: whatever is being said ends here."""
+        """The audio stopped arriving (the speaker's stream ended or stalled, the speaker
+        left): whatever is being said ends here, and every decision waiting for the audio to
+        tell how long a pause is, or for speech after it, is settled now (the pause reaches
+        the stop: it is as long as a pause gets). Nothing waits for audio that may never come.
+        Audio arriving later (:meth:`resume`) starts afresh after the stop."""
         if self.seg is not None:
             for run in self.seg.runs:
                 if run.end_s is None:
                     run.end_s = self.position_s
-        self.flushed = True
+        if not self.stopped:
+            self.stopped = True
+            start = self.position_s if self.seg is None else self.seg.start_s
+            self._stops = [s for s in self._stops if s >= start]
+            self._stops.append(self.position_s)
         return self.decide()
+
+    def resume(self) -> None:
+        """Audio arrives again after :meth:`flush`."""
+        self.stopped = False
+
+    def _stop_between(self, from_s: float, to_s: float | None) -> float | None:
+        """The first stop of the audio at or after ``from_s`` (and not after ``to_s``)."""
+        eps = 1e-6
+        for stop in self._stops:
+            if stop >= from_s - eps and (to_s is None or stop <= to_s + eps):
+                return stop
+        return None
 
     # -- decode results ----------------------------------------------------------------------
     def on_result(self, job: DecodeJob, hypothesis: Hypothesis) -> CaptionUpdate | None:
@@ -219,7 +243,7 @@ class CommitPolicy:
                 if seg.cut is not None:
                     finals += self._apply_cut(seg, seg.cut, self.settings.max_segment_s)
                     continue
-                if self.flushed and all(r.end_s is not None for r in seg.runs):
+                if self.stopped and all(r.end_s is not None for r in seg.runs):
                     self.seg = None  # nothing left undecided (e.g. an empty rest after a cut)
                 break
             if pause not in seg.results or seg.retry_s is not None:
@@ -235,9 +259,10 @@ class CommitPolicy:
         back after it."""
         index = seg.decided
         resumed = index + 1 < len(seg.runs)
-        length = seg.runs[index + 1].onset_s - pause if resumed else self.position_s - pause
-        if self.flushed and not resumed:
-            length = float("inf")
+        onset = seg.runs[index + 1].onset_s if resumed else None
+        length = (onset if onset is not None else self.position_s) - pause
+        if self._stop_between(pause, onset) is not None:
+            length = float("inf")  # the audio stopped during the pause
         return length, resumed
 
     def _sentence_end_at(self, seg: Segment, pause: float) -> bool:
@@ -259,7 +284,11 @@ class CommitPolicy:
         length, resumed = self._pause_length(seg, pause)
         if not resumed or length >= self.settings.sentence_pause_s:
             return None
-        return seg.runs[seg.decided + 1].onset_s + self.settings.confirm_speech_s
+        onset = seg.runs[seg.decided + 1].onset_s
+        end = onset + self.settings.confirm_speech_s
+        # the audio stopped before the speech after the pause reached that far: what there is
+        stop = self._stop_between(onset, end)
+        return end if stop is None else max(onset, stop)
 
     def _sentence_holds(self, seg: Segment, words: list[Word], pause: float) -> bool:
         """A confirm decode (the speech after ``pause`` too): does the sentence still end at

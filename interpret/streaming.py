@@ -74,6 +74,10 @@ class SpeakerStream:
 
     def push(self, samples: Samples) -> list[CaptionUpdate]:
         """Add audio; returns finals that became ready without another decode."""
+        if not len(samples):
+            return []
+        if self._policy.stopped:
+            self._policy.resume()
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
         self._policy.position_s = self.position_s
         for event in self._vad.push(samples):
@@ -86,8 +90,19 @@ class SpeakerStream:
         self._trim()
         return ready
 
+    @property
+    def stopped(self) -> bool:
+        """Did the audio stop (:meth:`flush`) and not resume since?"""
+        return self._policy.stopped
+
     def flush(self) -> list[CaptionUpdate]:
-        """The speaker stopped sending: whatever is being said ends here."""
+        """The audio stopped arriving (the stream ended or stalled, the speaker left): the
+        utterance in progress ends here and every pending decision is settled (finals that
+        are ready now; the decodes still due run as usual). More audio later starts afresh:
+        its speech is a new utterance. Idempotent until then."""
+        for event in self._vad.end():
+            if isinstance(event, SpeechEnded):
+                self._policy.speech_ended(event.end_s)
         return self._policy.flush()
 
     def next_job(self) -> DecodeJob | None:
@@ -103,7 +118,7 @@ class SpeakerStream:
             if pending not in seg.results:
                 return self._start(seg, "pause", pending)
             confirm_to = self._policy.confirm_until(seg, pending)
-            if confirm_to is not None and (self.position_s >= confirm_to or self._policy.flushed):
+            if confirm_to is not None and self.position_s >= confirm_to - 1e-6:
                 return self._start(seg, "confirm", pending, end_s=confirm_to)
             return None  # waiting for the audio to tell how long the pause is
         if self._policy.needs_cut(seg):
