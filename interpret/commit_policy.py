@@ -21,7 +21,10 @@ text (issue 12: "nachdem der Damm 1963 erbaut worden war, nachdem der Damm …")
   back sooner, the segment is decoded again with the first ``confirm_speech_s`` of that speech
   (the *confirm decode*): the caption ends at the pause only if the sentence end is still there
   and the next word does not start in lower case (a capital proves nothing: German nouns), and
-  then with that decode's words up to the pause (it heard how the sentence ends).
+  then with that decode's words up to the pause (it heard how the sentence ends). For a segment
+  longer than ``confirm_window_s`` the confirm decode hears only its last seconds (the pause
+  decode's words before them as the prompt, and those words kept in front of its own): a
+  decode of the whole segment again would delay the final and what follows it by seconds.
 - Long segments are cut at a sentence end inside a pause decode (``sentence_cut_after_s``), at
   a clause end at a pause (``clause_cut_after_s``), or, for a speaker who never pauses, at the
   bound by a decode of exactly ``max_segment_s`` of audio.
@@ -189,6 +192,13 @@ class CommitPolicy:
             seg.confirms[job.key_s] = self._sentence_holds(seg, words, job.key_s)
             before = self._before_pause(seg, words, job.key_s)
             if seg.confirms[job.key_s] and before and ends(before[-1], SENTENCE_END):
+                tail = self.confirm_tail_from(seg, job.key_s)
+                if tail is not None:
+                    # it heard only the segment's end: the pause decode's words before its
+                    # window, then its own (after those words, where the text shows them)
+                    head = [w for w in seg.results[job.key_s] if w.end_s <= tail[0]]
+                    seam = Previous(join_words(head), tuple(head), seg.start_s, tail[0], "")
+                    before = head + words_after_seam(before, tail[0], seam)
                 seg.results[job.key_s] = before
             if not seg.confirms[job.key_s]:
                 self.suppressed["sentence_continued"] += 1
@@ -289,6 +299,20 @@ class CommitPolicy:
         # the audio stopped before the speech after the pause reached that far: what there is
         stop = self._stop_between(onset, end)
         return end if stop is None else max(onset, stop)
+
+    def confirm_tail_from(self, seg: Segment, pause: float) -> tuple[float, str] | None:
+        """Where the confirm decode of the sentence end at ``pause`` starts when it hears only
+        the end of a long segment (``confirm_window_s``), and its prompt (the pause decode's
+        words before that), at a word boundary of the pause decode; None: the whole segment."""
+        window = self.settings.confirm_window_s
+        if window <= 0 or pause - seg.start_s <= window:
+            return None
+        words = seg.results.get(pause, [])
+        for k in range(1, len(words)):
+            start = (words[k - 1].end_s + words[k].start_s) / 2
+            if pause - start <= window:
+                return start, join_words(words[:k])
+        return None
 
     def _sentence_holds(self, seg: Segment, words: list[Word], pause: float) -> bool:
         """A confirm decode (the speech after ``pause`` too): does the sentence still end at

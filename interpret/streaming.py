@@ -194,6 +194,13 @@ class SpeakerStream:
             if kind in ("pause", "retry", "confirm") and key_s not in seg.no_context
             else None
         )
+        tail = self._policy.confirm_tail_from(seg, key_s) if kind == "confirm" else None
+        if tail is not None:
+            # a confirm decode of a long segment hears only the end of it (and the speech after
+            # the pause): it decides the sentence end, the pause decode's words stay the final's
+            start_s, prompt = tail
+            context = None
+            prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
         if context is not None:
             # right after a final: decode with (the end of) that final's audio in front, and
             # the text before that audio as the prompt; the words after the previous final's

@@ -27,6 +27,11 @@ class StreamingSettings:
     #: fahren.") and drops it once it hears the sentence go on. The wait adds to every
     #: final's latency; the confirm decode only to a sentence followed by speech within it.
     confirm_speech_s: float = 0.6
+    #: the confirm decode of a segment longer than this hears only its last this-many seconds
+    #: before the pause (its first words as the prompt): it decides whether the sentence ends
+    #: there, and costs a short decode instead of the whole segment's (an 18 s segment's pause
+    #: and confirm decodes and the next one's came 3.8 s after the speech). 0: the whole segment
+    confirm_window_s: float = 8.0
     #: a pause this long ends the caption whatever the text says (the speaker stopped) ...
     long_pause_s: float = 2.0
     #: ... and this long when less than ``min_final_speech_s`` of speech came before it (a

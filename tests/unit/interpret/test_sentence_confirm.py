@@ -106,3 +106,31 @@ def test_the_confirmed_finals_do_not_depend_on_decode_timing() -> None:
 
     assert windows(idle_jobs) == windows(busy_jobs)
     assert streams[0].suppressed["sentence_continued"] == 2  # after "1963", "why"
+
+
+def test_the_confirm_decode_of_a_long_segment_hears_only_its_end() -> None:
+    script = [
+        *words(0.5, 8.0, "In the valley below the old town the river dam was built in 1963"),
+        *words(8.8, 10.8, "after the great flood."),
+    ]
+    speech = [(0.5, 8.0), (8.8, 10.8)]
+    tail = Settings(confirm_window_s=4.0)
+    finals, jobs = run(speech, stops_with_a_period(script), 14.0, settings=tail)
+    assert texts(finals) == [
+        "In the valley below the old town the river dam was built in 1963 after the great flood."
+    ]
+    confirm = [j for j in jobs if j.kind == "confirm"]
+    assert len(confirm) == 1
+    assert 8.0 - 4.0 <= confirm[0].offset_s < 8.0  # the segment's last 4 s, at a word boundary
+    assert confirm[0].end_s == 8.8 + Settings().confirm_speech_s
+    assert confirm[0].prompt.endswith("the old town")  # the words before the window
+    # a sentence end that holds: the final keeps the pause decode's words (the whole segment)
+    held = [*script[:-4], *words(8.8, 10.8, "Nobody knew why.")]
+    held[len(script) - 5] = Word(
+        held[len(script) - 5].start_s, held[len(script) - 5].end_s, " 1963."
+    )
+    finals, _ = run(speech, heard(held), 14.0, settings=tail)
+    assert texts(finals) == [
+        "In the valley below the old town the river dam was built in 1963.",
+        "Nobody knew why.",
+    ]
