@@ -114,8 +114,9 @@ class PoolPipeline:
     def push(self, chunk: Any) -> None:
         self._loop.call_soon_threadsafe(self._pool.push, chunk)
 
-    def stop(self, *, drain: bool = True) -> None:
-        """Every worker finishes its finals (the pool's close), then the loop ends."""
+    def stop(self, *, drain: bool = True, timeout_s: float = 30.0) -> None:
+        """Every worker finishes its finals (the pool's close, bounded by the workers'
+        ``close_timeout_s``), then the loop ends."""
         self._run(self._pool.aclose())
         self._forward.result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)

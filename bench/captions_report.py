@@ -31,12 +31,14 @@ def main() -> None:
         merged["model"], merged["threads"] = data["model"], data["threads"]
         merged["runs"] += data["runs"]
     offline = {
-        (r["stream"], r["lang"]): r["offline_wer"]
+        (r["stream"], r["lang"]): (r["offline_wer"], r.get("offline_invented_runs"))
         for r in merged["runs"]
         if r.get("offline_wer") is not None
     }
-    for r in merged["runs"]:  # runs with a second speaker: the same file's offline figure
-        r["offline_wer"] = offline.get((r["stream"], r["lang"]))
+    for r in merged["runs"]:  # runs with a second speaker: the same file's offline figures
+        r["offline_wer"], r["offline_invented_runs"] = offline.get(
+            (r["stream"], r["lang"]), (None, None)
+        )
     merged["summary"] = sorted(
         summarize(merged["runs"]), key=lambda r: (r["stream"] != "hard", r["speakers"], r["lang"])
     )

@@ -8,7 +8,15 @@ with Silero VAD (the one Parley uses) at word boundaries: silences of ≥ 80 ms 
 of speech inside ``speech_start``..``speech_end``. Deterministic: the same seed gives the same
 stream.
 
+Held out (the streaming policy's thresholds were tuned on the FLEURS long-forms): ``heldout``
+joins the evalset's *other* clips of a language (LibriSpeech, JFK, Picovoice SDK test sentences;
+Italian is a language the policy was never run on) with 1 s of silence, as the long-forms are
+made, ``speech_start``/``speech_end`` by Silero VAD (300 ms, no padding); ``heldout-hard``
+stretches its pauses with another pattern (seed 7, silences ≥ 100 ms, 0.5-2.2 s, ≤ 2 a clip),
+and ``hard-b`` the FLEURS long-form's with that pattern.
+
     PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs en,de   # prints the paths
+    PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs it --kind heldout-hard
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import json
 import os
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +42,30 @@ PAUSES_PER_UTTERANCE = 3
 VERSION = 1
 
 
-def internal_pauses(clip: np.ndarray, speech_start: float, speech_end: float) -> list[float]:
+@dataclass(frozen=True)
+class Pattern:
+    """How a hard stream stretches pauses: seed, shortest silence taken for a pause (a shorter
+    one may be a plosive inside a word), the stretched lengths, how many per utterance."""
+
+    seed: int = 12
+    min_silence_ms: int = 80
+    pause_range_s: tuple[float, float] = PAUSE_RANGE_S
+    per_utterance: int = PAUSES_PER_UTTERANCE
+
+
+HELDOUT_PATTERN = Pattern(seed=7, min_silence_ms=100, pause_range_s=(0.5, 2.2), per_utterance=2)
+#: the evalset's clips other than FLEURS that read one speaker's sentence (no stereo dialogue,
+#: no clip without a reference)
+HELDOUT_SOURCES = ("leopard", "cheetah", "wenet", "wlk", "fw_jfk")
+
+
+def internal_pauses(
+    clip: np.ndarray, speech_start: float, speech_end: float, min_silence_ms: int = 80
+) -> list[float]:
     """Mid-points (s, relative to ``clip``) of silences between words inside the speech."""
     from interpret.vad import SileroVad, SpeechEnded, SpeechStarted, VadSettings
 
-    settings = VadSettings(min_silence_ms=80, min_speech_ms=100, speech_pad_ms=0)
+    settings = VadSettings(min_silence_ms=min_silence_ms, min_speech_ms=100, speech_pad_ms=0)
     stream = SileroVad().stream(settings)
     events = stream.push(clip)
     points: list[float] = []
@@ -55,17 +83,93 @@ def internal_pauses(clip: np.ndarray, speech_start: float, speech_end: float) ->
     return points
 
 
-def build(lang: str, *, seed: int = 12, cache: Path = CACHE) -> tuple[Path, Path]:
-    """The hard stream of ``lang``: (audio .npy of float32 16 kHz, reference .json)."""
+def speech_bounds(clip: np.ndarray) -> tuple[float, float]:
+    """Where the speech of a clip starts and ends (s), as the long-forms' JSON gives them:
+    Silero VAD, 300 ms minimum silence, no padding."""
+    from interpret.frames import ASR_SAMPLE_RATE
+    from interpret.vad import SileroVad, SpeechEnded, SpeechStarted, VadSettings
+
+    settings = VadSettings(min_silence_ms=300, speech_pad_ms=0, onset_backtrack_ms=0)
+    events = SileroVad().stream(settings).push(np.concatenate([clip, np.zeros(8000, np.float32)]))
+    starts = [
+        e.start_s if e.onset_s is None else e.onset_s
+        for e in events
+        if isinstance(e, SpeechStarted)
+    ]
+    ends = [e.end_s for e in events if isinstance(e, SpeechEnded)]
+    duration = len(clip) / ASR_SAMPLE_RATE
+    return (starts[0], min(ends[-1], duration)) if starts and ends else (0.0, duration)
+
+
+def heldout_longform(lang: str, *, cache: Path = CACHE) -> tuple[Path, Path]:
+    """The evalset's clips of ``lang`` other than FLEURS joined with 1 s of silence, in
+    manifest order: (audio .npy, reference .json in the long-forms' format)."""
     from server.file_captions import load_audio
 
     cache.mkdir(parents=True, exist_ok=True)
-    audio_path = cache / f"{lang}_hard_v{VERSION}_s{seed}.npy"
+    audio_path = cache / f"{lang}_heldout_v{VERSION}.npy"
     meta_path = audio_path.with_suffix(".json")
     if audio_path.exists() and meta_path.exists():
         return audio_path, meta_path
-    source = json.loads((EVALSET / "longform" / f"{lang}_fleurs_concat.json").read_text())
-    audio = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
+    manifest = [json.loads(line) for line in (EVALSET / "manifest.jsonl").read_text().splitlines()]
+    clips = [
+        c
+        for c in manifest
+        if c["lang"] == lang and any(f"/{s}" in c["audio"] for s in HELDOUT_SOURCES)
+    ]
+    gap = np.zeros(RATE, np.float32)
+    pieces: list[np.ndarray] = []
+    segments: list[dict[str, Any]] = []
+    at = 0.0
+    for c in clips:
+        clip = load_audio(EVALSET / c["audio"])
+        start_s, end_s = speech_bounds(clip)
+        segments.append(
+            {
+                "id": c["id"],
+                "start": round(at, 3),
+                "end": round(at + len(clip) / RATE, 3),
+                "reference": c["reference"],
+                "speech_start": round(at + start_s, 3),
+                "speech_end": round(at + end_s, 3),
+            }
+        )
+        pieces += [clip, gap]
+        at += (len(clip) + len(gap)) / RATE
+    out = np.concatenate(pieces).astype(np.float32)
+    np.save(audio_path, out)
+    meta = {"lang": lang, "duration_s": round(len(out) / RATE, 2), "segments": segments}
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    return audio_path, meta_path
+
+
+def build(
+    lang: str,
+    *,
+    seed: int = 12,
+    cache: Path = CACHE,
+    base: str = "fleurs",
+    pattern: Pattern | None = None,
+) -> tuple[Path, Path]:
+    """The hard stream of ``lang``: (audio .npy of float32 16 kHz, reference .json), from the
+    FLEURS long-form (``base="fleurs"``) or the held-out one (``"heldout"``)."""
+    from server.file_captions import load_audio
+
+    pattern = pattern or Pattern(seed=seed)
+    seed = pattern.seed
+    cache.mkdir(parents=True, exist_ok=True)
+    name = "hard" if pattern == Pattern(seed=seed) else f"hard{pattern.min_silence_ms}ms"
+    prefix = lang if base == "fleurs" else f"{lang}_{base}"
+    audio_path = cache / f"{prefix}_{name}_v{VERSION}_s{seed}.npy"
+    meta_path = audio_path.with_suffix(".json")
+    if audio_path.exists() and meta_path.exists():
+        return audio_path, meta_path
+    if base == "fleurs":
+        source = json.loads((EVALSET / "longform" / f"{lang}_fleurs_concat.json").read_text())
+        audio = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
+    else:
+        base_audio, base_meta = heldout_longform(lang, cache=cache)
+        source, audio = json.loads(base_meta.read_text()), np.load(base_audio)
     rng = random.Random(f"{seed}-{lang}")
     pieces: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
@@ -76,8 +180,8 @@ def build(lang: str, *, seed: int = 12, cache: Path = CACHE) -> tuple[Path, Path
         pieces.append(audio[cursor:a])
         clip = audio[a:b]
         rel_start, rel_end = seg["speech_start"] - seg["start"], seg["speech_end"] - seg["start"]
-        points = internal_pauses(clip, rel_start, rel_end)
-        chosen = sorted(rng.sample(points, min(PAUSES_PER_UTTERANCE, len(points))))
+        points = internal_pauses(clip, rel_start, rel_end, pattern.min_silence_ms)
+        chosen = sorted(rng.sample(points, min(pattern.per_utterance, len(points))))
         new_seg = dict(seg)
         new_seg["start"] = round(seg["start"] + shift, 3)
         added = 0.0
@@ -86,7 +190,7 @@ def build(lang: str, *, seed: int = 12, cache: Path = CACHE) -> tuple[Path, Path
         for point in chosen:
             cut = int(point * RATE)
             pieces.append(clip[at:cut])
-            length = rng.uniform(*PAUSE_RANGE_S)
+            length = rng.uniform(*pattern.pause_range_s)
             # the gap's own quiet, not digital silence: low noise at the clip's floor
             floor = float(np.percentile(np.abs(clip), 5)) or 1e-4
             noise = np.random.default_rng(cut).normal(0, floor, int(length * RATE))
@@ -113,25 +217,41 @@ def build(lang: str, *, seed: int = 12, cache: Path = CACHE) -> tuple[Path, Path
     meta = {
         "lang": lang,
         "duration_s": round(len(out) / RATE, 2),
-        "source": f"longform/{lang}_fleurs_concat",
+        "source": f"longform/{lang}_fleurs_concat" if base == "fleurs" else base,
         "seed": seed,
-        "pause_range_s": PAUSE_RANGE_S,
+        "pause_range_s": pattern.pause_range_s,
+        "min_silence_ms": pattern.min_silence_ms,
         "segments": segments,
     }
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
     return audio_path, meta_path
 
 
+KINDS = ("hard", "hard-b", "heldout", "heldout-hard")
+
+
+def stream(kind: str, lang: str, *, seed: int = 12) -> tuple[Path, Path]:
+    """A built stream's (audio .npy, reference .json), ``kind`` one of :data:`KINDS`."""
+    if kind == "heldout":
+        return heldout_longform(lang)
+    if kind == "heldout-hard":
+        return build(lang, base="heldout", pattern=HELDOUT_PATTERN)
+    if kind == "hard-b":
+        return build(lang, pattern=HELDOUT_PATTERN)
+    return build(lang, seed=seed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--langs", default="en,es,de,fr,pt")
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--kind", choices=KINDS, default="hard")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     for lang in args.langs.split(","):
-        audio_path, meta_path = build(lang, seed=args.seed)
+        audio_path, meta_path = stream(args.kind, lang, seed=args.seed)
         meta = json.loads(meta_path.read_text())
-        n = sum(len(s["stretched_pauses"]) for s in meta["segments"])
+        n = sum(len(s.get("stretched_pauses", [])) for s in meta["segments"])
         print(f"{lang}: {meta['duration_s']} s, {n} pauses stretched -> {audio_path}")
 
 

@@ -39,20 +39,23 @@ EVALSET = Path(os.environ.get("PARLEY_EVALSET", REPO.parent / "shared" / "evalse
 SCORER = EVALSET.parent / "tools" / "eval_captions.py"
 #: caption target per spoken language (pairs the engines installed here cover, and one that
 #: none covers, to show the "no translation" path)
-TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en"}
+TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en", "it": "es"}
+#: streams made from the FLEURS long-forms
+FLEURS_KINDS = ("plain", "hard", "hard-b")
 FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn", "pt": "por_Latn"}
 
 
 def source(kind: str, lang: str) -> tuple[Any, dict[str, Any], Path]:
-    """A stream's audio, its reference and the reference's path ("plain" or "hard")."""
+    """A stream's audio, its reference and the reference's path: "plain" (the evalset's
+    long-form) or one of bench/hard_streams.py's KINDS (hard, hard-b, heldout, heldout-hard)."""
     from server.file_captions import load_audio
 
-    if kind == "hard":
+    if kind != "plain":
         import numpy as np
 
-        from bench.hard_streams import build
+        from bench.hard_streams import stream
 
-        audio_path, ref = build(lang)
+        audio_path, ref = stream(kind, lang)
         return np.load(audio_path), json.loads(ref.read_text()), ref
     ref = EVALSET / "longform" / f"{lang}_fleurs_concat.json"
     audio = load_audio(EVALSET / "longform" / f"{lang}_fleurs_concat.flac")
@@ -61,16 +64,21 @@ def source(kind: str, lang: str) -> tuple[Any, dict[str, Any], Path]:
 
 def invented_runs(events: Path, meta: dict[str, Any], min_run: int = 3) -> dict[str, int]:
     """Insertions in runs of ≥ ``min_run`` words (finals in start order vs all references)."""
-    import jiwer
-
     finals = [
         e
         for e in (json.loads(line) for line in events.read_text().splitlines() if line.strip())
         if e.get("event") == "final"
     ]
     finals.sort(key=lambda e: (float(e.get("start_s", 0)), float(e.get("emitted_s", 0))))
+    return invented_in(meta, " ".join(e.get("text", "") for e in finals), min_run)
+
+
+def invented_in(meta: dict[str, Any], text: str, min_run: int = 3) -> dict[str, int]:
+    """Insertions in runs of ≥ ``min_run`` words of ``text`` against all references."""
+    import jiwer
+
     ref = normalize(" ".join(seg["reference"] for seg in meta["segments"]))
-    hyp = normalize(" ".join(e.get("text", "") for e in finals)) or "<empty>"
+    hyp = normalize(text) or "<empty>"
     out = jiwer.process_words(ref, hyp)
     runs = [
         c.hyp_end_idx - c.hyp_start_idx
@@ -91,8 +99,9 @@ def score(events: Path, ref: Path, target: str) -> dict[str, Any]:
     return result
 
 
-def offline_wer(recognizer: Any, lang: str, audio: Any, meta: dict[str, Any]) -> float:
-    """Each utterance's clip recognized on its own, same model and settings: the baseline."""
+def offline_wer(recognizer: Any, lang: str, audio: Any, meta: dict[str, Any]) -> tuple[float, int]:
+    """Each utterance's clip recognized on its own, same model and settings: the baseline WER,
+    and its own invented ≥ 3-word runs (the model's, not the streaming's)."""
     import jiwer
 
     from interpret.frames import ASR_SAMPLE_RATE
@@ -103,7 +112,8 @@ def offline_wer(recognizer: Any, lang: str, audio: Any, meta: dict[str, Any]) ->
         clip = audio[int(seg["start"] * ASR_SAMPLE_RATE) : int(seg["end"] * ASR_SAMPLE_RATE)]
         hyps.append(normalize(words_text(recognizer.recognize(clip, lang=lang).words)))
         refs.append(normalize(seg["reference"]))
-    return round(100 * jiwer.wer(" ".join(refs), " ".join(hyps)), 2)
+    wer = round(100 * jiwer.wer(" ".join(refs), " ".join(hyps)), 2)
+    return wer, invented_in(meta, " ".join(hyps))["invented_runs"]
 
 
 def normalize(text: str) -> str:
@@ -137,9 +147,17 @@ def translation_quality(events: Path, meta: dict[str, Any], target: str) -> dict
 
 
 def run_streams(
-    pipeline_factory: Any, langs: list[str], out_dir: Path, kind: str = "plain", run: int = 0
+    pipeline_factory: Any,
+    langs: list[str],
+    out_dir: Path,
+    kind: str = "plain",
+    run: int = 0,
+    *,
+    fast: bool = False,
 ) -> tuple[dict[str, Path], Any]:
-    """Feed every language's stream at once (one speaker each), in real time."""
+    """Feed every language's stream at once (one speaker each), in real time, or (``fast``) as
+    fast as the VAD goes, untranslated: the decoder is always behind, which gives the finals of
+    real time (they depend only on the audio), not its latencies."""
     from server.file_captions import CaptionLog
 
     files = {lang: out_dir / f"{kind}-{lang}-k{len(langs)}-r{run}.jsonl" for lang in langs}
@@ -148,17 +166,47 @@ def run_streams(
     def emit(frame: Any) -> None:
         sinks[frame.speaker_id].emit(frame)
 
-    pipeline = pipeline_factory(emit, {TARGETS[lang] for lang in langs})
+    pipeline = pipeline_factory(emit, set() if fast else {TARGETS[lang] for lang in langs})
     audio = {lang: source(kind, lang)[0] for lang in langs}
     for lang in langs:
         pipeline.add_speaker(lang, lang)
-    feed_realtime(pipeline, audio, sinks)
+    feed_realtime(pipeline, audio, sinks, fast=fast)
     return files, pipeline
 
 
-def feed_realtime(pipeline: Any, audio: dict[str, Any], sinks: dict[str, Any]) -> None:
+def run_virtual_streams(
+    models: Any,
+    streaming: Any,
+    langs: list[str],
+    out_dir: Path,
+    kind: str,
+    run: int,
+    decode_s: str,
+) -> tuple[dict[str, Path], Any]:
+    """Every language's stream at once on a virtual clock (bench/virtual_feed.py)."""
+    base_s, per_s = (float(x) for x in decode_s.split(","))
+    from bench.virtual_feed import run_virtual
+
+    files = {lang: out_dir / f"{kind}-{lang}-k{len(langs)}-r{run}.jsonl" for lang in langs}
+    audio = {lang: source(kind, lang)[0] for lang in langs}
+    suppressed = run_virtual(
+        models.recognizer,
+        models.vad,
+        audio,
+        files,
+        settings=streaming,
+        base_s=base_s,
+        per_s=per_s,
+    )
+    return files, argparse.Namespace(suppressed=suppressed)
+
+
+def feed_realtime(
+    pipeline: Any, audio: dict[str, Any], sinks: dict[str, Any], *, fast: bool = False
+) -> None:
     """Start ``pipeline``, push every speaker's audio (``speaker id → samples``) at once at 1×
-    on the wall clock in 100 ms chunks, drain it and close the sinks (their clock starts now)."""
+    on the wall clock (``fast``: without waiting) in 100 ms chunks, drain it and close the
+    sinks (their clock starts now)."""
     from interpret.frames import AudioChunk
 
     pipeline.start()
@@ -168,12 +216,12 @@ def feed_realtime(pipeline: Any, audio: dict[str, Any], sinks: dict[str, Any]) -
     step = 1600
     for i in range(0, max(len(a) for a in audio.values()), step):
         delay = t0 + i / 16000 - time.monotonic()
-        if delay > 0:
+        if delay > 0 and not fast:
             time.sleep(delay)
         for speaker_id, a in audio.items():
             if i < len(a):
                 pipeline.push(AudioChunk(speaker_id, a[i : i + step], i / 16000))
-    pipeline.stop(drain=True)
+    pipeline.stop(drain=True, timeout_s=900.0 if fast else 30.0)
     for sink in sinks.values():
         sink.out.close()
 
@@ -250,8 +298,26 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a StreamingSettings override, e.g. --set sentence_pause_s=0.8",
     )
-    ap.add_argument("--streams", default="plain", help="plain,hard (see bench/hard_streams.py)")
+    ap.add_argument(
+        "--streams",
+        default="plain",
+        help="plain,hard; held out: hard-b,heldout,heldout-hard (see bench/hard_streams.py)",
+    )
     ap.add_argument("--runs", type=int, default=1, help="runs of each stream (WER mean/worst)")
+    ap.add_argument(
+        "--feed",
+        choices=("realtime", "fast", "virtual"),
+        default="realtime",
+        help="fast: push the audio as fast as the VAD goes, no translation (the decoder is"
+        " always behind: the finals of real time, deterministic; latencies meaningless);"
+        " virtual: the streaming policy on a virtual clock, each decode taking --decode-s"
+        " (bench/virtual_feed.py: final latency independent of the machine's load)",
+    )
+    ap.add_argument(
+        "--decode-s",
+        default="0.05,0.08",
+        help="--feed virtual: a decode's cost, BASE,PER: BASE s + PER s per s of its window",
+    )
     ap.add_argument(
         "--first-of-group",
         action="store_true",
@@ -302,17 +368,29 @@ def main() -> None:
 
     results: dict[str, Any] = {"model": args.model, "threads": args.threads, "runs": []}
     kinds = [k for k in args.streams.split(",") if k]
-    offline: dict[tuple[str, str], float] = {}
+    offline: dict[tuple[str, str], tuple[float, int]] = {}
     for kind in kinds:
         for k in [int(x) for x in args.speakers.split(",")] if langs else []:
             for lang in langs:
+                if (
+                    kind in FLEURS_KINDS
+                    and not (EVALSET / "longform" / f"{lang}_fleurs_concat.json").exists()
+                ):
+                    continue  # no FLEURS long-form of this language (it: held out only)
                 # the scored speaker first, then the next languages of --langs as load
                 group = [langs[(langs.index(lang) + j) % len(langs)] for j in range(k)]
                 for run in range(args.runs):
                     load0 = os.getloadavg()[0]
                     cpu0 = time.process_time()
                     wall0 = time.monotonic()
-                    files, pipeline = run_streams(factory, group, out_dir, kind, run)
+                    if args.feed == "virtual":
+                        files, pipeline = run_virtual_streams(
+                            models, streaming, group, out_dir, kind, run, args.decode_s
+                        )
+                    else:
+                        files, pipeline = run_streams(
+                            factory, group, out_dir, kind, run, fast=args.feed == "fast"
+                        )
                     cpu = time.process_time() - cpu0
                     wall = time.monotonic() - wall0
                     _, meta, ref = source(kind, lang)
@@ -335,7 +413,9 @@ def main() -> None:
                     if not args.no_offline and (kind, lang) not in offline:
                         audio, _, _ = source(kind, lang)
                         offline[(kind, lang)] = offline_wer(recognizer, lang, audio, meta)
-                    row["offline_wer"] = offline.get((kind, lang))
+                    row["offline_wer"], row["offline_invented_runs"] = offline.get(
+                        (kind, lang), (None, None)
+                    )
                     results["runs"].append(row)
                     print(json.dumps(row), flush=True)
                     args.json.write_text(json.dumps(results, indent=1))
@@ -407,6 +487,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "with": rs[0].get("with", []),
                 "runs": len(rs),
                 "offline_wer": rs[0].get("offline_wer"),
+                "offline_invented_runs": rs[0].get("offline_invented_runs"),
                 "wer_mean": round(statistics.mean(r["wer"] for r in rs), 2),
                 "wer_worst": max(r["wer"] for r in rs),
                 "wers": [r["wer"] for r in rs],
@@ -477,7 +558,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def table(results: dict[str, Any]) -> str:
     out = io.StringIO()
     out.write(
-        "| stream | speakers | lang→target | offline WER | live WER mean / worst (runs)"
+        "| stream | speakers | lang→target | offline WER (invented runs)"
+        " | live WER mean / worst (runs)"
         " | invented ≥3-word runs per 1k words | final p50 / p95 s | translated p50 / p95 s"
         " | first interim p50 s | guards |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
@@ -488,7 +570,7 @@ def table(results: dict[str, Any]) -> str:
             r["stream"],
             k,
             f"{r['lang']}→{r['target']}",
-            str(r.get("offline_wer", "–")),
+            f"{r.get('offline_wer', '–')} ({r.get('offline_invented_runs', '–')})",
             f"{r['wer_mean']} / {r['wer_worst']} ({r['runs']})",
             f"{r['invented_runs_per_1k']} ({r['invented_runs']})",
             f"{r['final_p50']} / {r['final_p95']}",

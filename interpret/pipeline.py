@@ -27,6 +27,12 @@ from .vad import SileroVad, VadSettings
 
 log = logging.getLogger(__name__)
 
+#: a speaker's audio that has not arrived for this long (wall clock) has stopped (the stream
+#: ended or stalled): their pending caption is settled. Audio comes in 100 ms chunks; 1 s is
+#: well past a scheduling hiccup and adds at most that to the last final of a stream that ends
+#: without the speaker leaving (a speaker who leaves is settled at once).
+AUDIO_IDLE_S = 1.0
+
 
 class Recognizer(Protocol):
     def recognize(self, audio: Samples, *, lang: str | None, prompt: str) -> Hypothesis: ...
@@ -88,6 +94,8 @@ class CaptionPipeline:
         needs_speech: NeedsSpeechFn | None = None,
         batch_size: int = 1,
         batch_item: BatchItemFn | None = None,
+        audio_idle_s: float = AUDIO_IDLE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be ≥ 1")
@@ -119,6 +127,12 @@ class CaptionPipeline:
         #: their last final was still being decoded: it finishes there, new audio goes to a
         #: new stream
         self._draining: list[SpeakerStream] = []
+        #: a speaker whose audio stopped arriving this long ago (wall clock) is settled
+        #: (:meth:`SpeakerStream.flush`): nothing waits for audio that may never come
+        self._audio_idle_s = audio_idle_s
+        self._clock = clock
+        #: speaker -> when their last audio arrived (``clock``)
+        self._last_audio: dict[str, float] = {}
         #: speaker -> their room's glossary (applied to recognition and translation)
         self._glossaries: dict[str, Glossary] = {}
         self._targets: frozenset[str] = frozenset()
@@ -217,6 +231,7 @@ class CaptionPipeline:
                 return
             self._queue_updates(stream.flush(), stream)
             stream.closing = True
+            self._last_audio.pop(speaker_id, None)
             self._work.notify_all()
 
     def set_targets(self, languages: Iterable[str]) -> None:
@@ -236,7 +251,10 @@ class CaptionPipeline:
             stream = self._speakers.get(chunk.speaker_id)
             if stream is None or stream.closing:
                 return
+            now = self._clock()
+            self._last_audio[chunk.speaker_id] = now
             self._queue_updates(stream.push(chunk.samples), stream)
+            self._settle_idle(now)
             self._work.notify_all()
 
     # -- threads ---------------------------------------------------------------------------
@@ -259,9 +277,19 @@ class CaptionPipeline:
             else:
                 self._out.put(update)
 
+    def _settle_idle(self, now: float) -> None:
+        """Settle every speaker whose audio stopped arriving (lock held): a stream that ended
+        without the speaker leaving (a track ended, a stalled network, a file's end) must not
+        keep a caption waiting for a pause to grow or for the speech after it."""
+        for speaker_id, last in self._last_audio.items():
+            stream = self._speakers.get(speaker_id)
+            if stream is not None and not stream.stopped and now - last >= self._audio_idle_s:
+                self._queue_updates(stream.flush(), stream)
+
     def _pick(self) -> list[tuple[SpeakerStream, DecodeJob]] | tuple[CaptionUpdate, Samples] | None:
         """The next work, lock held: a speech translation a final waits for, or the most
         urgent decodes, one per speaker, up to the batch size."""
+        self._settle_idle(self._clock())
         if self._speech_jobs:  # a final waits for it: before any decode
             return self._speech_jobs.pop(0)
         picked: list[tuple[SpeakerStream, DecodeJob]] = []
@@ -277,6 +305,7 @@ class CaptionPipeline:
         for speaker_id, stream in list(self._speakers.items()):
             if stream.closing and not stream.next_job_pending():
                 del self._speakers[speaker_id]
+                self._last_audio.pop(speaker_id, None)
                 self._speaker_targets.pop(speaker_id, None)
         return None
 

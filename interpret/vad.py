@@ -139,6 +139,21 @@ class VadStream:
                 events.append(event)
         return events
 
+    def end(self) -> list[VadEvent]:
+        """The audio stops here (the stream ended or stalled): an utterance in progress ends
+        where its silence began, or here. Audio pushed later is heard afresh: its speech
+        starts a new utterance (a :class:`SpeechStarted`)."""
+        self._candidate_start = None
+        if not self.in_speech:
+            return []
+        end = self._position if self._silence_start is None else self._silence_start
+        self.in_speech = False
+        self._silence_start = None
+        # the next utterance may start right here (the audio stopped mid-speech), not a pad later
+        pad = self.settings.speech_pad_ms * ASR_SAMPLE_RATE // 1000
+        self._last_end = min(end + pad, self._position)
+        return [SpeechEnded(end / ASR_SAMPLE_RATE, self._speech_start / ASR_SAMPLE_RATE)]
+
     def _step(self, p: float) -> VadEvent | None:
         s = self.settings
         rate = ASR_SAMPLE_RATE

@@ -37,13 +37,14 @@ log = structlog.get_logger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 KINDS = ("audio", "video")
 LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-#: reasons always exported (0 until they happen), see interpret.streaming
+#: reasons always exported (0 until they happen), see interpret.commit_policy
 ASR_SUPPRESSED_REASONS = (
     "context_empty",
     "context_short",
     "interim_mismatch",
     "repeat",
     "repeat_previous",
+    "sentence_continued",
     "short_tail",
 )
 CAPTION_LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)

@@ -18,7 +18,8 @@ class ScriptedVad:
         min_silence_s: float = 0.4,
         pauses: tuple[tuple[float, float], ...] = (),
     ) -> None:
-        self.speech = speech
+        self.speech = list(speech)
+        self._ended: set[tuple[float, float]] = set()  # runs ended early by end()
         self.pauses = pauses  # short silences inside an utterance
         self.min_silence_s = min_silence_s
         self.position_s = 0.0
@@ -44,10 +45,23 @@ class ScriptedVad:
                 self.in_speech = True
                 events.append(SpeechStarted(start))
             confirmed = end + self.min_silence_s
-            if before <= confirmed < self.position_s:
+            if before <= confirmed < self.position_s and (start, end) not in self._ended:
                 self.in_speech = False
                 events.append(SpeechEnded(end, start))
         return events
+
+    def end(self) -> list[object]:
+        """The audio stops here: as VadStream.end, a run in progress ends at once (where its
+        speech stopped, or here); speech after the stop starts a new run."""
+        here = self.position_s
+        for i, (start, end) in enumerate(self.speech):
+            if self.in_speech and start <= here < end + self.min_silence_s:
+                self.in_speech = False
+                cut = min(end, here)
+                self.speech[i : i + 1] = [(start, cut), *([(here, end)] if end > here else [])]
+                self._ended.add((start, cut))
+                return [SpeechEnded(cut, start)]
+        return []
 
 
 def audio(seconds: float) -> np.ndarray:

@@ -11,9 +11,18 @@ from interpret.pipeline import CaptionPipeline
 from interpret.streaming import CaptionUpdate
 
 
+class SilentVadStream:
+    """The tests below never push audio: the VAD never heard anything."""
+
+    silence_since_s = None
+
+    def end(self) -> list[Any]:
+        return []
+
+
 class FakeVad:
     def stream(self, settings: Any) -> Any:
-        return None  # the tests below never push audio
+        return SilentVadStream()
 
 
 def update(speaker_id: str, final: bool = True) -> CaptionUpdate:

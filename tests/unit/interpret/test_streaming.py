@@ -67,7 +67,8 @@ def test_pause_decode_becomes_the_final_without_another_decode() -> None:
     assert job.offset_s == 0.5 and abs(job.end_s - 3.65) < 0.06
     update = stream.on_result(job, hyp(6, 3.0))
     assert update is not None and not update.final
-    finals = feed(stream, audio(0.5))  # the VAD confirms the end: that decode was the final
+    assert feed(stream, audio(0.5)) == []  # the VAD confirms the end; the speaker may go on
+    finals = feed(stream, audio(0.6))  # a pause of sentence_pause_s: that decode was the final
     assert len(finals) == 1 and finals[0].final and finals[0].text == "w0 w1 w2 w3 w4 w5."
     assert finals[0].caption_id == update.caption_id
     assert (finals[0].start_s, finals[0].end_s) == (0.5, 3.5)
@@ -79,7 +80,7 @@ def test_end_confirmed_while_decoding_promotes_that_decode() -> None:
     feed(stream, audio(2.2))
     job = stream.next_job()
     assert job is not None
-    assert feed(stream, audio(0.5)) == []  # end confirmed, decode still running
+    assert feed(stream, audio(1.1)) == []  # end confirmed, the pause long, decode still running
     update = stream.on_result(job, hyp(4, 2.0))
     assert update is not None and update.final
 
@@ -91,7 +92,7 @@ def test_speech_resuming_after_a_pause_needs_a_final_decode() -> None:
     feed(stream, audio(2.2))
     pause_job = stream.next_job()  # pause at 2.0
     assert pause_job is not None
-    feed(stream, audio(2.5))  # speech went on; then the end of 4.0 is confirmed at 4.4
+    feed(stream, audio(3.1))  # speech went on; the end of 4.0 is confirmed at 4.4, long by 5.2
     interim = stream.on_result(pause_job, hyp(4, 2.0))
     assert interim is not None and not interim.final  # the pause decode serves as an interim
     final_job = stream.next_job()
@@ -139,7 +140,7 @@ def test_a_short_fragment_is_joined_with_what_follows() -> None:
     settings = StreamingSettings(interim_interval_s=100)
     stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)  # "However," ... the sentence
     finals = []
-    for _ in range(50):
+    for _ in range(60):
         finals += feed(stream, audio(0.1))
         job = stream.next_job()
         if job is not None:
@@ -155,8 +156,8 @@ def test_a_short_utterance_alone_is_final_after_a_long_pause() -> None:
     job = stream.next_job()
     assert job is not None and job.final and job.offset_s == 0.0
     assert stream.on_result(job, hyp(1, 0.7)) is not None
-    assert not feed(stream, audio(2.0))  # "Yes." alone: more speech may follow
-    finals = feed(stream, audio(1.0))  # 3 s of silence: the speaker stopped
+    assert not feed(stream, audio(0.9))  # "Yes." alone: more speech may follow
+    finals = feed(stream, audio(0.7))  # 2 s of silence (short_long_pause_s): the speaker stopped
     assert [f.text for f in finals] == ["w0."]
 
 
@@ -214,16 +215,16 @@ def test_a_clause_end_at_a_pause_ends_only_a_long_segment() -> None:
 def test_the_previous_final_is_the_next_segments_context_unless_long_ago() -> None:
     # (context_gap_s=0: no context audio, which test_commit_policy.py covers)
     settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0, context_gap_s=0)
-    stream = speech_stream([(0.0, 2.5), (3.2, 5.8), (40.0, 42.5)], settings)
+    stream = speech_stream([(0.0, 2.5), (4.0, 6.6), (40.0, 42.5)], settings)
     prompts = []
     for _ in range(450):
         feed(stream, audio(0.1))
         job = stream.next_job()
         if job is not None:
             prompts.append((round(job.offset_s), job.prompt))
-            n = {0: 2, 3: 3, 40: 1}.get(round(job.offset_s), 1)
+            n = {0: 2, 4: 3, 40: 1}.get(round(job.offset_s), 1)
             stream.on_result(job, hyp(n, job.end_s - job.offset_s))
     by_start = dict(prompts)
     assert by_start[0] == ""  # nothing said before
-    assert by_start[3] == "w0 w1."  # the first segment's final, not its own words
+    assert by_start[4] == "w0 w1."  # the first segment's final, not its own words
     assert by_start[40] == ""  # 35 s later: a new topic, no context

@@ -51,3 +51,25 @@ def test_quiet_openings_are_kept_and_utterances_do_not_overlap(english) -> None:
     # backtracking never reaches into the previous utterance
     assert all(start >= end for end, start in zip(ends, starts[1:], strict=False))
     assert all(b >= a for a, b in zip(starts, plain_starts, strict=True))
+
+
+def test_the_end_of_the_audio_ends_the_utterance_and_later_speech_starts_afresh(english) -> None:
+    audio, meta = english
+    first = meta["segments"][0]
+    stop = int((first["speech_start"] + 3.0) * ASR_SAMPLE_RATE) // 1600 * 1600  # mid-speech
+    stream = SileroVad().stream(VadSettings())
+    before: list[SpeechStarted | SpeechEnded] = []
+    for i in range(0, stop, 1600):
+        before += stream.push(audio[i : i + 1600])
+    assert isinstance(before[-1], SpeechStarted) and stream.in_speech
+    ended = stream.end()
+    assert len(ended) == 1 and isinstance(ended[0], SpeechEnded)
+    assert before[-1].start_s < ended[0].end_s <= stop / ASR_SAMPLE_RATE
+    assert not stream.in_speech
+    assert stream.end() == []  # nothing in progress any more
+    # the audio resumes in the middle of the same sentence: heard as a new utterance
+    after: list[SpeechStarted | SpeechEnded] = []
+    for i in range(stop, int(first["end"] * ASR_SAMPLE_RATE), 1600):
+        after += stream.push(audio[i : i + 1600])
+    assert isinstance(after[0], SpeechStarted)
+    assert ended[0].end_s <= after[0].start_s < first["speech_end"]

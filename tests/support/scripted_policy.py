@@ -1,0 +1,97 @@
+"""A scripted recognizer for the unit tests of the caption commit policy: a script says which
+words are spoken when, and a decode hears the script's words inside its window (a decode of a
+fragment hears only the fragment). No model, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from interpret.frames import Word
+from interpret.streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream
+from interpret.streaming import StreamingSettings as Settings
+from tests.support.scripted_vad import ScriptedVad, audio
+
+Answer = Callable[[DecodeJob], list[Word]]
+
+
+def words(start_s: float, end_s: float, text: str) -> list[Word]:
+    """The words of ``text`` spread evenly over ``start_s``..``end_s``."""
+    parts = text.split()
+    step = (end_s - start_s) / len(parts)
+    return [
+        Word(start_s + i * step, start_s + (i + 0.8) * step, f" {w}") for i, w in enumerate(parts)
+    ]
+
+
+def heard(script: list[Word]) -> Answer:
+    def answer(job: DecodeJob) -> list[Word]:
+        return [w for w in script if job.offset_s <= w.start_s and w.end_s <= job.end_s + 0.05]
+
+    return answer
+
+
+def run(
+    speech: list[tuple[float, float]],
+    answer: Answer,
+    seconds: float,
+    *,
+    settings: Settings | None = None,
+    busy_chunks: int = 0,
+    flush: bool = True,
+    streams: list[SpeakerStream] | None = None,
+    times: list[float] | None = None,
+) -> tuple[list[CaptionUpdate], list[DecodeJob]]:
+    """Feed audio in 100 ms chunks; a decode's answer comes ``busy_chunks`` chunks later (a
+    busy machine) or at once. Returns the finals and the decodes made; ``times`` gets the
+    stream time each final came out at."""
+    stream = SpeakerStream("s", ScriptedVad(speech), settings, lang="en")  # type: ignore[arg-type]
+    if streams is not None:
+        streams.append(stream)
+    finals: list[CaptionUpdate] = []
+    jobs: list[DecodeJob] = []
+    running: tuple[DecodeJob, int] | None = None
+    now_s = 0.0
+
+    def out(updates: list[CaptionUpdate]) -> None:
+        new = [u for u in updates if u.final]
+        finals.extend(new)
+        if times is not None:
+            times.extend(now_s for _ in new)
+
+    def answer_job(job: DecodeJob) -> None:
+        got = [Word(w.start_s - job.offset_s, w.end_s - job.offset_s, w.text) for w in answer(job)]
+        update = stream.on_result(job, Hypothesis(got, "en"))
+        ready = [update] if update is not None else []
+        ready += getattr(stream, "take_ready", list)()
+        out(ready)
+
+    for i in range(int(seconds * 10)):
+        now_s = (i + 1) / 10
+        out(stream.push(audio(0.1)))
+        if running is not None and i >= running[1]:
+            answer_job(running[0])
+            running = None
+        if running is None:
+            job = stream.next_job()
+            if job is not None:
+                jobs.append(job)
+                running = (job, i + busy_chunks)
+                if busy_chunks == 0:
+                    answer_job(job)
+                    running = None
+    if flush:
+        out(stream.flush())
+        for _ in range(20):
+            if running is not None:
+                answer_job(running[0])
+                running = None
+            job = stream.next_job()
+            if job is None:
+                break
+            jobs.append(job)
+            answer_job(job)
+    return finals, jobs
+
+
+def texts(finals: list[CaptionUpdate]) -> list[str]:
+    return [f.text for f in finals]
