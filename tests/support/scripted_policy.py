@@ -30,6 +30,19 @@ def heard(script: list[Word]) -> Answer:
     return answer
 
 
+def stops_with_a_period(script: list[Word]) -> Answer:
+    """Whisper on a window that ends in silence after a word: that word gets a period."""
+
+    def answer(job: DecodeJob) -> list[Word]:
+        got = heard(script)(job)
+        if got and job.end_s - got[-1].end_s >= 0.1 and got[-1].text[-1].isalnum():
+            last = got[-1]
+            got[-1] = Word(last.start_s, last.end_s, last.text + ".")
+        return got
+
+    return answer
+
+
 def run(
     speech: list[tuple[float, float]],
     answer: Answer,

@@ -14,22 +14,9 @@ from interpret.frames import AudioChunk, CaptionFrame, Word
 from interpret.pipeline import CaptionPipeline
 from interpret.streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
-from tests.support.scripted_policy import Answer, heard, run, texts, words
+from tests.support.scripted_policy import Answer, heard, run, stops_with_a_period, texts, words
 from tests.support.scripted_vad import ScriptedVad, audio
 from tests.support.waits import wait_until
-
-
-def stops_with_a_period(script: list[Word]) -> Answer:
-    """Whisper on a window that ends in silence after a word: that word gets a period."""
-
-    def answer(job: DecodeJob) -> list[Word]:
-        got = heard(script)(job)
-        if got and job.end_s - got[-1].end_s >= 0.1 and got[-1].text[-1].isalnum():
-            last = got[-1]
-            got[-1] = Word(last.start_s, last.end_s, last.text + ".")
-        return got
-
-    return answer
 
 
 class Feed:

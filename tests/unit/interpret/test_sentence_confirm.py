@@ -7,21 +7,7 @@ from __future__ import annotations
 from interpret.frames import Word
 from interpret.streaming import DecodeJob, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
-from tests.support.scripted_policy import Answer, heard, run, texts, words
-
-
-def stops_with_a_period(script: list[Word]) -> Answer:
-    """Whisper on a window that ends in silence after a word: that word gets a period."""
-
-    def answer(job: DecodeJob) -> list[Word]:
-        got = heard(script)(job)
-        if got and job.end_s - got[-1].end_s >= 0.1 and got[-1].text[-1].isalnum():
-            last = got[-1]
-            got[-1] = Word(last.start_s, last.end_s, last.text + ".")
-        return got
-
-    return answer
-
+from tests.support.scripted_policy import heard, run, stops_with_a_period, texts, words
 
 # "The dam was built in 1963 | (0.8 s) | after the great flood." (then the speaker stops)
 HESITANT = [
