@@ -31,6 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tests.support.cluster import start_cluster
 from tests.support.lan import Lan
 from tests.support.raw import RawClient
 from tests.support.redis_server import RedisServer
@@ -182,29 +183,17 @@ def main() -> None:
     lan = Lan("10.19.0")
     parts: list[Any] = []
     try:
-        redis_ns, redis_ip = lan.host(10)
-        redis = RedisServer(work, host=redis_ip, port=6379, netns=redis_ns)
-        redis.start()
-        parts.append(redis)
-        nodes = []
-        for i in range(args.nodes):
-            ns, ip = lan.host(11 + i)
-            workdir = work / f"node-{i}"
-            workdir.mkdir()
-            config = (
-                f'[server]\ndata_dir = "{workdir}"\n[auth]\nmode = "open"\n'
-                f'[media]\nice_host_addresses = ["{ip}"]\n[captions]\nenabled = false\n'
-                "[limits]\njoins_per_room_per_s = 100\njoin_burst = 100\n"
-                "rooms_created_per_address_per_minute = 10000\n"
-                f'[cluster]\nredis_url = "{redis.url}"\nheartbeat_interval_s = {args.ttl_s / 3}\n'
-                f"node_ttl_s = {args.ttl_s}\n"
-            )
-            node = ServerProcess(workdir, config, host=ip, port=PORT, netns=ns)
-            nodes.append(node)
-            parts.append(node)
-            node.start(wait=False)
-        for node in nodes:
-            node.wait_ready(120)
+        redis, nodes = start_cluster(
+            lan,
+            work,
+            args.nodes,
+            port=PORT,
+            sections="[captions]\nenabled = false\n"
+            "[limits]\njoins_per_room_per_s = 100\njoin_burst = 100\n"
+            "rooms_created_per_address_per_minute = 10000\n",
+            cluster=f"heartbeat_interval_s = {args.ttl_s / 3}\nnode_ttl_s = {args.ttl_s}\n",
+            parts=parts,
+        )
         client_ns, _ = lan.host(30)
         time.sleep(args.ttl_s)  # every node read the others' heartbeats
         with client_ns.entered():  # this thread's sockets are the client machine's

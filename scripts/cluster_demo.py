@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.cluster import start_cluster  # noqa: E402
 from tests.support.lan import Lan  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
@@ -37,27 +38,15 @@ def main() -> int:
     parts: list[RedisServer | ServerProcess] = []
     try:
         lan.join_from_here(1)
-        redis_ns, redis_ip = lan.host(10)
-        redis = RedisServer(work, host=redis_ip, port=6379, netns=redis_ns)
-        redis.start()
-        parts.append(redis)
-        nodes = []
-        for i in range(args.nodes):
-            ns, ip = lan.host(11 + i)
-            workdir = work / f"node-{i}"
-            workdir.mkdir()
-            config = (
-                f'[server]\ndata_dir = "{workdir}"\n[auth]\nmode = "open"\n'
-                f'[media]\nice_host_addresses = ["{ip}"]\n'
-                f"[captions]\nenabled = {'true' if args.captions else 'false'}\n"
-                f'[cluster]\nredis_url = "{redis.url}"\n'
-            )
-            node = ServerProcess(workdir, config, host=ip, port=PORT, netns=ns)
-            node.start(wait=False)
-            nodes.append(node)
-            parts.append(node)
-        for node in nodes:
-            node.wait_ready(180)
+        redis, nodes = start_cluster(
+            lan,
+            work,
+            args.nodes,
+            port=PORT,
+            sections=f"[captions]\nenabled = {'true' if args.captions else 'false'}\n",
+            ready_s=180,
+            parts=parts,
+        )
         print(f"redis {redis.url}; logs under {work}")
         for node in nodes:
             print(f"node {node.http_url}/?room=demo   (pid {node.pid}, log {node.log_path})")
