@@ -51,7 +51,12 @@ def open_page(
     page.goto(f"{base_url}/?room={room}{query}")
     # the link pre-fills the room; the page's modules finish after the load event (web/i18n.js
     # awaits its message catalog at the top level), so wait for it rather than read it at once
-    wait_until(page, f"() => document.getElementById('room-input').value === {json.dumps(room)}")
+    try:
+        wait_until(
+            page, f"() => document.getElementById('room-input').value === {json.dumps(room)}"
+        )
+    except AssertionError as exc:  # say what the page said (a module that failed to load…)
+        raise AssertionError(f"{exc}; {page.url}; page log: {log[-20:]}") from None
     assert page.get_by_label("Room", exact=True).input_value() == room
     page.get_by_label("Your name", exact=True).fill(name)
     page.get_by_role("button", name="Join", exact=True).click()
