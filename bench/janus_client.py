@@ -1,10 +1,16 @@
-"""Janus VideoRoom participants on aiortc, for the side-by-side benchmark (``bench/janus.py``).
+"""Janus participants on aiortc, for the side-by-side benchmark (``bench/janus.py``).
 
-They are :class:`tests.support.client.ParleyClient`s with Janus's JSON API instead of Parley's
-signaling, so the media side (test card, fixed-rate VP8, Opus tone, frame counting, decoding
-check) is exactly what the Parley run uses. One WebSocket session per client, one VideoRoom
-handle; the publisher offers (``joinandconfigure``), a subscriber answers Janus's offer
-(``join`` as ``subscriber`` + ``start``). Non-trickle: aiortc puts its candidates in the SDP.
+:class:`JanusClient`: a standalone Janus VideoRoom's participant. It is a
+:class:`tests.support.client.ParleyClient` with Janus's JSON API instead of Parley's signaling,
+so the media side (test card, fixed-rate VP8, Opus tone, frame counting, decoding check) is
+exactly what the Parley run uses. One WebSocket session per client, one VideoRoom handle; the
+publisher offers (``joinandconfigure``), a subscriber answers Janus's offer (``join`` as
+``subscriber`` + ``start``). Non-trickle: aiortc puts its candidates in the SDP.
+
+:class:`JanusEngineClient`: the publisher of a Parley whose ``[media] backend`` is "janus". It
+speaks Parley's protocol, and publishes the way PROTOCOL.md's "Janus engine" says: its tracks on
+a second, send-only peer connection that it offers (``publish_offer`` → ``publish_answer``).
+Subscribers need nothing new there: they are plain ``ParleyClient``s.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import secrets
 import time
 from typing import Any
 
-from aiortc import RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -190,3 +196,67 @@ class JanusClient(ParleyClient):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.janus.close()
         await self.pc.close()
+
+
+class JanusEngineClient(ParleyClient):
+    """Parley's protocol with the Janus engine's publishing connection (``pub_pc``); the
+    receiving connection is ``pc``, as for every ``ParleyClient``."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.pub_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._publish_revision = 0
+
+    async def join(self) -> None:
+        """Join (``join.publish`` declares the kinds), then offer the publishing connection."""
+        await super().join()
+        if self._joined_message().get("media_engine") != "janus":
+            raise JanusError("the server's media engine is not Janus")
+        if any(self.local.values()):
+            await self._publish_offer()
+
+    def _joined_message(self) -> dict[str, Any]:
+        return next((m for m in self.messages if m["type"] == "joined"), {})
+
+    async def _publish_offer(self) -> None:
+        for track in self.local.values():
+            if track is not None:
+                self.pub_pc.addTransceiver(track, direction="sendonly")
+        await self.pub_pc.setLocalDescription(await self.pub_pc.createOffer())
+        sources = {
+            str(t.mid): "microphone" if t.kind == "audio" else "camera"
+            for t in self.pub_pc.getTransceivers()
+        }
+        self._publish_revision += 1
+        revision = self._publish_revision
+        await self.send(
+            {
+                "type": "publish_offer",
+                "sdp": self.pub_pc.localDescription.sdp,
+                "revision": revision,
+                "sources": sources,
+            }
+        )
+
+        def answer() -> dict[str, Any] | None:
+            return next(
+                (
+                    m
+                    for m in self.messages
+                    if m["type"] == "publish_answer" and m["revision"] == revision
+                ),
+                None,
+            )
+
+        if not await self.wait_for(lambda: answer() is not None or bool(self.errors), 15):
+            raise JanusError(f"{self.name}: no publish_answer within 15 s")
+        reply = answer()
+        if reply is None:
+            raise JanusError(f"{self.name}: publish_offer refused: {self.errors}")
+        await self.pub_pc.setRemoteDescription(
+            RTCSessionDescription(sdp=reply["sdp"], type="answer")
+        )
+
+    async def close(self) -> None:
+        await super().close()
+        await self.pub_pc.close()

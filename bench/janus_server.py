@@ -4,6 +4,11 @@ its own folder, listening on 127.0.0.1 only.
 Only what the benchmark needs is loaded: the VideoRoom plugin and the WebSocket transport (bound
 to 127.0.0.1, API secret set, admin API off). ICE: no STUN, no TURN, candidates only on the
 interfaces ``ice_enforce_list`` names, mDNS ignored, a fixed RTP port range.
+
+Two uses: a standalone Janus whose clients speak its JSON API (one static room, ``ROOM_ID``),
+and the media engine behind Parley's ``[media] backend = "janus"`` (``parley_backend``: no static
+room, the VideoRoom's ``admin_key`` set and ``lock_rtp_forward`` on, as media/janus_room.py
+creates a private room per Parley room, and as an operator should configure it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ JANUS_BIN = "/usr/bin/janus"
 LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 API_SECRET = "parley-bench-api"
 ADMIN_SECRET = "parley-bench-admin"
+#: the VideoRoom's admin_key when Parley drives Janus (16+ characters, as Parley requires)
+ADMIN_KEY = "parley-bench-videoroom-key"
 ROOM_ID = 4242
 HOST = "127.0.0.1"
 
@@ -70,6 +77,8 @@ class JanusConfig:
     interface: str = "lo"
     rtp_ports: tuple[int, int] = (40000, 40999)
     publishers: int = 4
+    #: Janus as Parley's media engine: no static room, ``admin_key`` = ``ADMIN_KEY``
+    parley_backend: bool = False
 
 
 def write_config(cfg: JanusConfig) -> None:
@@ -115,18 +124,7 @@ loggers: {{
         encoding="utf-8",
     )
     (cfg.folder / "janus.plugin.videoroom.jcfg").write_text(
-        f"""general: {{
-    string_ids = false
-}}
-room-{ROOM_ID}: {{
-    description = "parley bench"
-    publishers = {cfg.publishers}
-    bitrate = 0
-    fir_freq = 10
-    audiocodec = "opus"
-    videocodec = "vp8"
-}}
-""",
+        _videoroom_config(cfg),
         encoding="utf-8",
     )
     (cfg.folder / "janus.transport.websockets.jcfg").write_text(
@@ -144,6 +142,28 @@ admin: {{
 """,
         encoding="utf-8",
     )
+
+
+def _videoroom_config(cfg: JanusConfig) -> str:
+    if cfg.parley_backend:
+        return f"""general: {{
+    admin_key = "{ADMIN_KEY}"
+    lock_rtp_forward = true
+    string_ids = false
+}}
+"""
+    return f"""general: {{
+    string_ids = false
+}}
+room-{ROOM_ID}: {{
+    description = "parley bench"
+    publishers = {cfg.publishers}
+    bitrate = 0
+    fir_freq = 10
+    audiocodec = "opus"
+    videocodec = "vp8"
+}}
+"""
 
 
 def argv(cfg: JanusConfig) -> list[str]:

@@ -10,7 +10,8 @@ Steps (each one's failure is recorded and the others still run; every child has 
    sizes through the environment (``PARLEY_FUZZ_EXAMPLES`` 10,000, ``PARLEY_SOAK_S`` 1,800: the
    30-minute soak of four captioned speakers in two rooms on two speech workers, one killed
    midway); figures from ``PARLEY_RELIABILITY_REPORT``;
-2. **janus**: ``bench/janus.py`` (Parley and Janus with the same load, N = 1, 4, 8, 16);
+2. **janus**: ``bench/janus.py`` (the same load on Parley · aiortc, Parley · Janus backend and
+   Janus alone, N = 1, 4, 8, 16);
 3. **capacity**: ``bench/capacity.py`` (Whisper base int8 on this CPU, p95 ≤ 3 s), through a
    pool of two 1-thread speech workers (the server's path) and through one 2-thread pipeline;
 
@@ -145,14 +146,14 @@ def write_docs(meta: dict[str, Any]) -> Path:
         "Soak slopes are least squares over the run after its first third (warm-up), per minute;"
         " RSS in MiB, file descriptors and asyncio tasks as counts.",
         "",
-        "## Parley next to Janus (bench/janus.py)",
+        "## Parley next to Janus: aiortc and Janus backends (bench/janus.py)",
         "",
     ]
     if janus:
         out.append(janus_report.markdown(janus))
         plot = copy_plot(RESULTS / "janus.png")
         if plot:
-            out.append(f"![CPU vs N, Parley and Janus]({plot})")
+            out.append(f"![CPU vs N: Parley on aiortc, Parley on Janus, Janus alone]({plot})")
     else:
         out.append("(not run)")
     out += ["", "## Capacity: simultaneous speakers in real time (bench/capacity.py)", ""]
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             "--json",
             str(RESULTS / "janus.json"),
         ]
-        done.append(run_step("janus", argv_, env, timeout_s=900))
+        # three arms per N (≈ 50 s each at the long sizes)
+        done.append(run_step("janus", argv_, env, timeout_s=1500))
     if "capacity" in steps:
         # the pool first (the server's path), then the one-pipeline baseline
         for name, extra in (

@@ -1,6 +1,9 @@
 """Load generators for ``bench/sfu.py``: one publisher, or a batch of subscribers, per process.
 
-Both are ``tests.support.client.ParleyClient``s speaking the real protocol to the real server.
+Both are ``tests.support.client.ParleyClient``s speaking the real protocol to the real server
+(``--target parley``, or ``parley-janus`` for a server whose ``[media] backend`` is "janus": the
+publisher then offers a second, publishing connection), or Janus VideoRoom's JSON API
+(``--target janus``, bench/janus.py).
 
     python -m bench.sfu_peers publish   --url WS --control DIR --deadline-s MONO [--video-kbps K]
     python -m bench.sfu_peers subscribe --url WS --control DIR --deadline-s MONO --name NAME
@@ -20,6 +23,7 @@ from typing import Any
 
 import aiortc.rtcrtpsender
 import numpy as np
+from aiortc import RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -31,6 +35,7 @@ from media.hooks import restrict_host_addresses
 from tests.support.client import COUNTER_BITS, ParleyClient, SineAudio
 
 from .control import ControlChannel, Json
+from .janus_client import JanusClient, JanusEngineClient
 from .lagprobe import LagProbe
 from .rtpstats import received_by_kind, sent_by_kind
 
@@ -157,11 +162,14 @@ async def publish(args: argparse.Namespace) -> None:
     await client.join()
     if not await client.wait_for(lambda: len(client.published) == 2, 20):
         raise SystemExit(f"publisher: tracks not published: {client.errors}")
-    if not loopback_only(client.pc.localDescription.sdp, args.ice_address):
+    pc = sending_pc(client)
+    if not loopback_only(pc.localDescription.sdp, args.ice_address):
         violations.append("publisher: local description has a non-loopback candidate")
+    if not loopback_only(pc.remoteDescription.sdp, args.ice_address):
+        violations.append("publisher: the server's answer has a non-loopback candidate")
 
     async def snapshot() -> Json:
-        return {"rtp": await sent_by_kind(client.pc), "video_frames": video.frames}
+        return {"rtp": await sent_by_kind(pc), "video_frames": video.frames}
 
     channel.set_snapshot(snapshot)
     channel.ready({"published": client.published, "violations": violations})
@@ -281,12 +289,18 @@ async def subscribe(args: argparse.Namespace) -> None:
 
 
 def client_class(args: argparse.Namespace) -> type[ParleyClient]:
-    """Parley's protocol, or Janus VideoRoom's (``--target janus``, bench/janus.py)."""
+    """Parley's protocol, or Janus VideoRoom's (``--target janus``, bench/janus.py); a publisher
+    of a Parley on Janus (``--target parley-janus``) offers its own publishing connection."""
     if args.target == "janus":
-        from .janus_client import JanusClient
-
         return JanusClient
+    if args.target == "parley-janus" and args.role == "publish":
+        return JanusEngineClient
     return ParleyClient
+
+
+def sending_pc(client: ParleyClient) -> RTCPeerConnection:
+    """The connection that carries the client's own tracks."""
+    return client.pub_pc if isinstance(client, JanusEngineClient) else client.pc
 
 
 def _ints(text: str) -> list[int]:
@@ -297,7 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("role", choices=["publish", "subscribe"])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--target", choices=["parley", "janus"], default="parley")
+    parser.add_argument("--target", choices=["parley", "parley-janus", "janus"], default="parley")
     parser.add_argument("--ice-address", default=LOOPBACK, help="the only ICE host candidate")
     parser.add_argument("--control", type=Path, required=True)
     parser.add_argument("--deadline-s", type=float, required=True, help="time.monotonic() to stop")

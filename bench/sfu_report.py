@@ -123,14 +123,28 @@ def _join_phase_video(raw: Json) -> Json | None:
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys}
 
 
+#: the processes whose CPU is the server's: the server, and the Janus behind a Parley whose
+#: ``[media] backend`` is "janus" (bench/sfu_run.py names that child "janus")
+SERVER_PARTS = ("server", "janus")
+
+
+def _server_parts(window: Window) -> dict[str, float]:
+    """% of one core of each server-side process in ``window``."""
+    return {k: float(window.cpu[k]["cpu_pct"]) for k in SERVER_PARTS if k in window.cpu}
+
+
+def _server_cpu(window: Window) -> float:
+    return round(sum(_server_parts(window).values()), 2)
+
+
 def summarize(raw: Json) -> Json:
     """The figures for one run (see bench/README.md for what each one means)."""
     cfg = raw["config"]
     n = int(cfg["subscribers"])
     base: Window = raw["baseline"]
     loaded: Window = raw["loaded"]
-    cpu_base = float(base.cpu["server"]["cpu_pct"])
-    cpu_loaded = float(loaded.cpu["server"]["cpu_pct"])
+    cpu_base = _server_cpu(base)
+    cpu_loaded = _server_cpu(loaded)
     marginal = cpu_loaded - cpu_base
     per_sub, pps, lost = _subscribers(loaded)
     forwarded = sum(pps.values())
@@ -168,6 +182,7 @@ def summarize(raw: Json) -> Json:
             "loaded": cpu_loaded,
             "marginal": round(marginal, 2),
         },
+        "server_cpu_parts": {"baseline_n0": _server_parts(base), "loaded": _server_parts(loaded)},
         "server_cpu_detail": {"baseline_n0": base.cpu["server"], "loaded": loaded.cpu["server"]},
         "forwarded_pps_by_kind": {k: round(v, 1) for k, v in pps.items()},
         "forwarded_pps_server": None if server_pps is None else round(sum(server_pps.values()), 1),

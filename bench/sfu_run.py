@@ -26,6 +26,8 @@ from .procstat import ProcessCpu, SystemCpu, system_cpu, system_usage, usage
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PROCESS_START_S = 4.0  # interpreter + aiortc import, before the first scheduled join
+#: the SFU under test, see ``RunConfig.target``
+Target = Literal["parley", "parley-janus", "janus"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +51,11 @@ class RunConfig:
     #: niceness of the subscriber processes. 0 by default: at nice 10 they starved at N = 32
     #: (UDP receive-buffer drops, lost packets, fps < 25) although the server was fine.
     subscriber_nice: int = 0
-    #: the SFU under test: Parley, or Debian's Janus VideoRoom (bench/janus.py) with the same
-    #: publisher and subscribers
-    target: Literal["parley", "janus"] = "parley"
+    #: the SFU under test (bench/janus.py compares them with the same publisher and subscribers):
+    #: Parley on its own aiortc SFU; Parley with ``[media] backend = "janus"`` (its signaling,
+    #: Debian's Janus VideoRoom forwarding: both processes' CPU count as the server's); or a
+    #: standalone Janus whose clients speak its JSON API
+    target: Target = "parley"
     #: Janus (libnice) never gathers candidates on a loopback interface: its runs happen in a
     #: private network namespace whose veth ``janus_interface`` has ``janus_address``
     janus_interface: str = "bench0"
@@ -88,11 +92,24 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def write_config(path: Path, *, port: int, participants: int, isolation: str) -> None:
+def write_config(
+    path: Path, *, port: int, participants: int, isolation: str, janus_ws_port: int | None = None
+) -> None:
+    """The server's TOML; with ``janus_ws_port`` its rooms run on that Janus (janus_server)."""
+    janus = ""
+    if janus_ws_port is not None:
+        from .janus_server import ADMIN_KEY, API_SECRET
+        from .janus_server import HOST as JANUS_HOST
+
+        janus = (
+            f'backend = "janus"\njanus_url = "ws://{JANUS_HOST}:{janus_ws_port}"\n'
+            f'janus_api_secret = "{API_SECRET}"\njanus_admin_key = "{ADMIN_KEY}"\n'
+            f'janus_tap_host = "{JANUS_HOST}"\n'
+        )
     path.write_text(
         f'[server]\nhost = "{HOST}"\nport = {port}\n\n'
         f"[rooms]\nmax_participants_per_room = {max(16, participants)}\n\n"
-        f'[media]\nisolation = "{isolation}"\nice_host_addresses = ["{HOST}"]\n\n'
+        f'[media]\nisolation = "{isolation}"\nice_host_addresses = ["{HOST}"]\n{janus}\n'
         # joins arrive every join_interval_s, faster than the default join rate allows
         f"[limits]\njoins_per_room_per_s = 1000.0\njoin_burst = {max(16, participants)}\n"
         f"max_media_sections = {max(64, 2 * participants)}\n"
@@ -163,12 +180,22 @@ def wait_quiet(max_wait_s: float, busy_limit_pct: float) -> float:
 def _start_server(
     cfg: RunConfig, run_dir: Path, env: dict[str, str], deadline_s: float, children: list[Child]
 ) -> tuple[Child, int]:
-    """Start the server (appended to ``children`` at once, so it is always stopped)."""
+    """Start the server (appended to ``children`` at once, so it is always stopped); for
+    ``parley-janus`` Janus first, as the child ``janus``, then Parley."""
     if cfg.target == "janus":
-        return _start_janus(cfg, run_dir, env, children)
+        return _start_janus(cfg, run_dir, env, children, name="server")
+    janus_ws_port = None
+    if cfg.target == "parley-janus":
+        _janus, janus_ws_port = _start_janus(cfg, run_dir, env, children, name="janus")
     port = free_port()
     config = run_dir / "server.toml"
-    write_config(config, port=port, participants=cfg.subscribers + 2, isolation=cfg.isolation)
+    write_config(
+        config,
+        port=port,
+        participants=cfg.subscribers + 2,
+        isolation=cfg.isolation,
+        janus_ws_port=janus_ws_port,
+    )
     if cfg.server == "cli":
         parley = Path(sys.executable).with_name("parley")
         argv = [str(parley)] if parley.exists() else [sys.executable, "-m", "server"]
@@ -207,7 +234,7 @@ def _start_server(
 
 
 def _start_janus(
-    cfg: RunConfig, run_dir: Path, env: dict[str, str], children: list[Child]
+    cfg: RunConfig, run_dir: Path, env: dict[str, str], children: list[Child], *, name: str
 ) -> tuple[Child, int]:
     from . import janus_server
 
@@ -216,10 +243,11 @@ def _start_janus(
         ws_port=free_port(),
         interface=cfg.janus_interface,
         publishers=4,
+        parley_backend=cfg.target == "parley-janus",
     )
     janus_server.write_config(jcfg)
     server = Child(
-        "server",
+        name,
         janus_server.argv(jcfg),
         control_dir=run_dir,
         cwd=REPO,
@@ -252,10 +280,11 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
     deadline_s = time.monotonic() + cfg.budget_s()
     try:
         server, port = _start_server(cfg, run_dir, env, deadline_s, children)
-        url = f"ws://{HOST}:{port}" + ("/ws" if cfg.target == "parley" else "")
+        server_side = list(children)  # the server, and Janus behind Parley for parley-janus
+        url = f"ws://{HOST}:{port}" + ("" if cfg.target == "janus" else "/ws")
         common = ["--url", url, "--control", str(run_dir), "--deadline-s", str(deadline_s)]
         common += ["--target", cfg.target]
-        if cfg.target == "janus":
+        if cfg.target != "parley":
             common += ["--ice-address", cfg.janus_address]
         say(f"server pid {server.pid} on {url}")
         publisher = Child(
@@ -269,7 +298,7 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
         raw["publisher_ready"] = publisher.wait_ready(40)
         time.sleep(cfg.warmup_s)
         say(f"baseline window {cfg.baseline_s:.0f} s (publisher only)")
-        raw["baseline"] = measure([server, publisher], cfg.baseline_s)
+        raw["baseline"] = measure([*server_side, publisher], cfg.baseline_s)
         subs: list[Child] = []
         if cfg.subscribers > 0:
             processes = math.ceil(cfg.subscribers / cfg.subscribers_per_process)
@@ -304,7 +333,7 @@ def run(cfg: RunConfig, run_dir: Path, log: bool = True) -> Json:
             raw["subscribers_ready"] = {c.name: c.wait_ready(wait_s) for c in subs}
         time.sleep(cfg.warmup_s)
         say(f"loaded window {cfg.seconds:.0f} s")
-        raw["loaded"] = measure([server, publisher, *subs], cfg.seconds)
+        raw["loaded"] = measure([*server_side, publisher, *subs], cfg.seconds)
     finally:
         raw["finals"] = {}
         for child in reversed(children):  # subscribers, publisher, then the server
