@@ -17,6 +17,11 @@ Queues and their policies:
 * pushes to a viewer (``stage_invite``, ``stage_ended``): one task per push, bounded by
   ``PUSH_TIMEOUT_S`` (a viewer that does not read loses the push, never slows the sender).
 
+In a cluster (PROTOCOL.md "Clusters"), a room's audience is on the room's node only: a socket
+that reaches another node is answered ``redirect`` with the room's node's audience socket
+(:class:`AudienceDirectory`), and ``welcome`` lists every live node's audience socket of the
+room (where a page reconnects when its node dies).
+
 On stage (PROTOCOL.md "Audience: on stage"): the invitations are :mod:`.stage`'s; a pass is
 redeemed by the room's admission (:meth:`AudienceService.redeem_stage_pass`), and a dismissed
 participant is taken out of the room through :class:`StageDoors` (the membership).
@@ -78,6 +83,8 @@ HELLO_TIMEOUT_S = 10.0
 SOCKET_MESSAGES_PER_S = 20.0
 CLOSE_NO_ROOM = 4404
 CLOSE_FORBIDDEN = 4403
+#: the room's audience is on another node of the cluster (after ``redirect``)
+CLOSE_MOVED = 4005
 _DOC = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/(questions|polls)\.([a-z]{2,3})\.json$")
 _SOCKET = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/audience$")
 
@@ -91,6 +98,21 @@ class AudienceConfig:
     translate_queue_max: int = 256
     translate_timeout_s: float = 10.0
     stage: StageLimits = field(default_factory=StageLimits)
+
+
+class AudienceDirectory(Protocol):
+    """Where rooms' audiences live in a cluster
+    (:class:`server.features.cluster.ClusterAudience`)."""
+
+    async def elsewhere(self, room: str) -> tuple[str, str] | None:
+        """``(node id, audience socket URL)`` of the live node that holds ``room`` when it is
+        another one; None when no other node does (or the cluster cannot say)."""
+        ...
+
+    def welcome_fields(self, room: str) -> Mapping[str, object]:
+        """What ``welcome`` adds in a cluster: this node and every live node's audience socket
+        of ``room``."""
+        ...
 
 
 class StageDoors(Protocol):
@@ -174,6 +196,8 @@ class AudienceService:
         self._stage_clock: asyncio.Task[None] | None = None
         #: takes dismissed participants out of their room (set by the composition root)
         self.stage_doors: StageDoors | None = None
+        #: where rooms that are not here live (a cluster; set by the composition root)
+        self.directory: AudienceDirectory | None = None
 
     @property
     def pending_translations(self) -> int:
@@ -282,10 +306,9 @@ class AudienceService:
         """One viewer's (or moderator's) socket, from ``hello`` to close."""
         path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
         match = _SOCKET.match(path)
-        if match is None or match.group(1) not in self.rooms:
+        if match is None or (match.group(1) not in self.rooms and self.directory is None):
             await ws.close(CLOSE_NO_ROOM, "no_room")
             return
-        room = self.rooms[match.group(1)]
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_S):
                 hello = wire.parse(await ws.recv())
@@ -294,6 +317,10 @@ class AudienceService:
             return
         if not isinstance(hello, wire.Hello):
             await ws.close(1008, "hello_required")
+            return
+        room = self.rooms.get(match.group(1))
+        if room is None:
+            await self._send_elsewhere(ws, match.group(1))
             return
         name, moderator, authorized = self._identify(room, hello)
         if not authorized and not self._may_watch(room.name, Headers()):
@@ -310,6 +337,7 @@ class AudienceService:
                 role="moderator" if moderator else "viewer",
                 languages=list(board.languages),
                 pivot=board.pivot,
+                **({} if self.directory is None else self.directory.welcome_fields(room.name)),
             )
         )
         try:
@@ -337,6 +365,18 @@ class AudienceService:
                 mine.discard(ws)
                 if not mine:
                     del room.viewers[hello.viewer_id]
+
+    async def _send_elsewhere(self, ws: ServerConnection, name: str) -> None:
+        """A room that is not here: ``redirect`` to its node's audience socket (then close
+        4005), or close 4404 when no live node holds it."""
+        found = None if self.directory is None else await self.directory.elsewhere(name)
+        if found is None:
+            await ws.close(CLOSE_NO_ROOM, "no_room")
+            return
+        node, url = found
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(wire.encode("redirect", room=name, node=node, url=url))
+        await ws.close(CLOSE_MOVED, "redirected")
 
     def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool, bool]:
         """(the token's name, is a moderator, holds a valid room token or the moderator key):

@@ -39,6 +39,8 @@ class RunningJanus:
     admin_key: str
     namespace: Namespace
     log_path: Path
+    #: Janus's process (a test may kill it: a media node that dies)
+    pid: int = 0
 
 
 def unavailable() -> str | None:
@@ -149,7 +151,9 @@ def running_janus(folder: Path, *, ws_port: int = 8188) -> Iterator[RunningJanus
             )
         with namespace.entered():
             _wait_listening(ws_port, process, timeout_s=20)
-        yield RunningJanus(f"ws://127.0.0.1:{ws_port}", api_secret, admin_key, namespace, log_path)
+        yield RunningJanus(
+            f"ws://127.0.0.1:{ws_port}", api_secret, admin_key, namespace, log_path, process.pid
+        )
     finally:
         if process is not None:
             process.terminate()
