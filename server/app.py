@@ -171,7 +171,8 @@ class App:
         self.cluster: ClusterNode | None = self._cluster_node()
         self.signaling.use(Dispatch(self._features()))
         if self.audience is not None and self.cluster is not None:  # audiences of rooms that
-            self.audience.directory = ClusterAudience(directory=self.cluster)  # are elsewhere
+            self.audience.directory = ClusterAudience(directory=self.cluster)  # are elsewhere,
+            self.audience.snapshots = self.cluster  # boards that outlive their node
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP

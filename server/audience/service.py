@@ -20,7 +20,9 @@ Queues and their policies:
 In a cluster (PROTOCOL.md "Clusters"), a room's audience is on the room's node only: a socket
 that reaches another node is answered ``redirect`` with the room's node's audience socket
 (:class:`AudienceDirectory`), and ``welcome`` lists every live node's audience socket of the
-room (where a page reconnects when its node dies).
+room (where a page reconnects when its node dies). The board (items, votes, bans, polls, the
+moderator key) is kept in Redis at most once a ``SNAPSHOT_INTERVAL_S`` while it changes
+(:class:`Snapshots`), and restored by the node that takes the room over.
 
 On stage (PROTOCOL.md "Audience: on stage"): the invitations are :mod:`.stage`'s; a pass is
 redeemed by the room's admission (:meth:`AudienceService.redeem_stage_pass`), and a dismissed
@@ -54,6 +56,7 @@ from ..auth import AuthError, Grant
 from ..web import text_response
 from . import wire
 from .board import AudienceBoard, BoardLimits
+from .cluster import AudienceDirectory, Snapshots, decode_snapshot, encode_snapshot
 from .export import export_csv, export_json, export_records
 from .polls import PollBook
 from .stage import Invitation, StageBook, StageLimits
@@ -85,6 +88,9 @@ CLOSE_NO_ROOM = 4404
 CLOSE_FORBIDDEN = 4403
 #: the room's audience is on another node of the cluster (after ``redirect``)
 CLOSE_MOVED = 4005
+#: how often a changed board is handed to the cluster's snapshots (which write it with their
+#: next heartbeat): a board is serialized at most this often, however busy
+SNAPSHOT_INTERVAL_S = 1.0
 _DOC = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/(questions|polls)\.([a-z]{2,3})\.json$")
 _SOCKET = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/audience$")
 
@@ -98,21 +104,6 @@ class AudienceConfig:
     translate_queue_max: int = 256
     translate_timeout_s: float = 10.0
     stage: StageLimits = field(default_factory=StageLimits)
-
-
-class AudienceDirectory(Protocol):
-    """Where rooms' audiences live in a cluster
-    (:class:`server.features.cluster.ClusterAudience`)."""
-
-    async def elsewhere(self, room: str) -> tuple[str, str] | None:
-        """``(node id, audience socket URL)`` of the live node that holds ``room`` when it is
-        another one; None when no other node does (or the cluster cannot say)."""
-        ...
-
-    def welcome_fields(self, room: str) -> Mapping[str, object]:
-        """What ``welcome`` adds in a cluster: this node and every live node's audience socket
-        of ``room``."""
-        ...
 
 
 class StageDoors(Protocol):
@@ -138,6 +129,8 @@ class RoomAudience:
     polls: PollBook
     stage: StageBook
     moderator_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    #: the keys of the nodes this board lived on before (a cluster): their links moderate too
+    former_keys: tuple[str, ...] = ()
     #: moderators' "stale" flags, by connection
     moderators: dict[int, tuple[str, asyncio.Event]] = field(default_factory=dict)
     sockets: set[ServerConnection] = field(default_factory=set)
@@ -198,6 +191,13 @@ class AudienceService:
         self.stage_doors: StageDoors | None = None
         #: where rooms that are not here live (a cluster; set by the composition root)
         self.directory: AudienceDirectory | None = None
+        #: where boards outlive their node (a cluster; set by the composition root)
+        self.snapshots: Snapshots | None = None
+        self._snapshotter: asyncio.Task[None] | None = None
+        #: room -> the (board, polls) versions last handed to the snapshots
+        self._snapshotted: dict[str, tuple[int, int]] = {}
+        #: rooms whose snapshot was looked for since they opened here
+        self._restored: set[str] = set()
 
     @property
     def pending_translations(self) -> int:
@@ -227,6 +227,10 @@ class AudienceService:
     def room_closed(self, name: str) -> None:
         """The room ended: its board is exported (when kept) and dropped; sockets closed."""
         room = self.rooms.pop(name, None)
+        self._restored.discard(name)
+        self._snapshotted.pop(name, None)
+        if self.snapshots is not None:  # the meeting is over: its board with it
+            self.snapshots.save(name, "audience", None)
         if room is None:
             return
         if self._export is not None and (room.board.items or room.polls.polls):
@@ -244,16 +248,68 @@ class AudienceService:
             self._runner = loop.create_task(self._run_translations(), name="audience-translations")
         if self._stage_clock is None:
             self._stage_clock = loop.create_task(self._run_stage_clock(), name="audience-stage")
+        if self._snapshotter is None and self.snapshots is not None:
+            self._snapshotter = loop.create_task(self._run_snapshots(), name="audience-snapshots")
 
     async def aclose(self) -> None:
-        for task in (self._runner, self._stage_clock):
+        for task in (self._runner, self._stage_clock, self._snapshotter):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._runner = self._stage_clock = None
+        self._runner = self._stage_clock = self._snapshotter = None
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- snapshots (a cluster) -------------------------------------------------------------------
+    async def _run_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            try:
+                self.snapshot_changed()
+            except Exception:  # a boundary: the next tick tries again
+                log.exception("audience snapshot failed")
+
+    def snapshot_changed(self) -> None:
+        """Hand every board that changed since its last snapshot to the snapshots."""
+        if self.snapshots is None:
+            return
+        for name, room in self.rooms.items():
+            versions = (room.board.version, room.polls.version)
+            empty = not (room.board.items or room.polls.polls)
+            if empty or self._snapshotted.get(name) == versions:
+                continue
+            self._snapshotted[name] = versions
+            keys = (room.moderator_key, *room.former_keys)
+            value = encode_snapshot(keys, room.board, room.polls)
+            self.snapshots.save(name, "audience", value)
+
+    async def restore(self, name: str) -> None:
+        """The room's first joiner here: the board its previous node kept (the room was taken
+        over from a dead node) is restored, if nothing was asked here meanwhile."""
+        if self.snapshots is None or name in self._restored or name not in self.rooms:
+            return
+        self._restored.add(name)
+        value = await self.snapshots.load(name, "audience")
+        room = self.rooms.get(name)
+        if not value or room is None:
+            return
+        if room.board.items or room.polls.polls:  # asked here meanwhile: this board stands
+            log.warning("audience snapshot not restored: the board changed here", room=name)
+            return
+        c = self.config
+        try:
+            keys, board, polls = decode_snapshot(
+                value, languages=c.languages, pivot=c.pivot, limits=c.limits
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # another version's: start empty
+            log.warning("audience snapshot unreadable", room=name, error=type(exc).__name__)
+            return
+        room.board, room.polls = board, polls
+        room.former_keys = tuple(k for k in keys if k != room.moderator_key)
+        room.rendered.clear()
+        room.changed()
+        log.info("audience restored", room=name, items=len(board.items), polls=len(polls.polls))
 
     # -- HTTP ------------------------------------------------------------------------------------
     @staticmethod
@@ -381,8 +437,9 @@ class AudienceService:
     def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool, bool]:
         """(the token's name, is a moderator, holds a valid room token or the moderator key):
         the room's moderator key or a host token moderates."""
-        if hello.moderator_key is not None and hmac.compare_digest(
-            hello.moderator_key, room.moderator_key
+        given = hello.moderator_key
+        if given is not None and any(
+            hmac.compare_digest(given, key) for key in (room.moderator_key, *room.former_keys)
         ):
             return None, True, True
         if hello.token is None or self._verifier is None:

@@ -157,7 +157,7 @@ class ClusterNode:
         #: rooms that closed here since the last heartbeat (their placement is deleted then)
         self._closed: set[str] = set()
         #: room snapshots to write (None: delete) at the next heartbeat, the latest per (room,
-        #: kind): bounded by the rooms here times the kinds (the glossary)
+        #: kind): bounded by the rooms here times the kinds (the glossary, the audience board)
         self._snapshots: dict[tuple[str, str], str | None] = {}
         self._claim = redis.register_script(CLAIM_SCRIPT)
         self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)

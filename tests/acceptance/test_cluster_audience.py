@@ -3,8 +3,9 @@ nodes on a namespace LAN (tests/support/cluster.py). A room lives on node A; a v
 socket that reaches node B is answered ``redirect`` to A's audience socket (a browser's WebSocket
 cannot follow an HTTP 307), the viewer follows it and asks a question there, and the room's host
 (its moderator link, opened through B as well) sees it in the moderation queue. When A is
-SIGKILLed, the room is taken over by B with the host's rejoin; the viewer reconnects through its
-own node B and asks again there."""
+SIGKILLed, the room is taken over by B with the host's rejoin, and B restores the board A kept in
+Redis (the question, approved; the moderator key): the viewer reconnects through its own node B,
+cannot ask the same again, asks another, and the moderator of A's link sees both."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
@@ -111,6 +113,14 @@ async def join(url: str, page: ServerProcess, name: str) -> tuple[RawClient, dic
             return client, reply
 
 
+def questions_document(node: ServerProcess) -> dict[str, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    assert node.netns is not None
+    url = f"{node.http_url}/live/{ROOM}/questions.en.json"
+    with node.netns.entered(), opener.open(url, timeout=5) as reply:
+        return dict(json.loads(reply.read()))
+
+
 def csp_of(node: ServerProcess, path: str) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     assert node.netns is not None
@@ -124,8 +134,9 @@ async def test_an_audience_socket_on_the_wrong_node_is_sent_to_the_rooms_node(
     lan = Lan("10.18.7")
     parts: list[Any] = []
     sockets: list[Any] = []
+    stores: list[Redis] = []
     try:
-        _, (a, b) = start_cluster(
+        redis, (a, b) = start_cluster(
             lan,
             tmp_path,
             2,
@@ -135,6 +146,9 @@ async def test_an_audience_socket_on_the_wrong_node_is_sent_to_the_rooms_node(
             parts=parts,
         )
         client_ns, _ = lan.host(30)
+        with client_ns.entered():  # its socket is made at its first command, there
+            store = Redis.from_url(redis.url, decode_responses=True)
+            stores.append(store)
         for node in (a, b):
             assert await wait_until(partial(sees_both, node), 10)
         # B's watch page may read A's documents and open A's sockets (connect-src)
@@ -184,8 +198,19 @@ async def test_an_audience_socket_on_the_wrong_node_is_sent_to_the_rooms_node(
                 assert closed.rcvd is not None and closed.rcvd.code == 4404
             assert "Will the slides" not in a.log_text() + b.log_text()  # no question text
 
+            # A keeps the board in Redis (with a heartbeat, at most a second after a change)
+            snapshot_key = f"parley:snapshot:audience:{ROOM}"
+            kept_value = None
+            for _ in range(int(5 * TIME_SCALE / 0.1)):
+                kept_value = await store.get(snapshot_key)
+                if kept_value and '"status":"approved"' in kept_value:
+                    break
+                await asyncio.sleep(0.1)
+            assert kept_value and '"status":"approved"' in kept_value, kept_value
+
             # A dies: the viewer's socket drops; the host rejoins through B, which takes the
-            # room over once A's heartbeat expired; the viewer reconnects home (B), no redirect
+            # room over once A's heartbeat expired, with the board; the viewer and the moderator
+            # (A's moderator key) reconnect home (B): no redirect
             await host.close()
             a.stop(sig=signal.SIGKILL)
             killed = time.monotonic()
@@ -202,22 +227,34 @@ async def test_an_audience_socket_on_the_wrong_node_is_sent_to_the_rooms_node(
                 assert time.monotonic() - killed < (2 * TTL_S + 5) * TIME_SCALE, reply
                 await host.close()
                 await asyncio.sleep(0.1)
-            key = reply["moderate_url"].split("#key=", 1)[1]
+            new_key = reply["moderate_url"].split("#key=", 1)[1]  # B's own; A's link still works
             viewer, welcome, redirects = await open_following(b, viewer_id=viewer_id)
             sockets.append(viewer)
             assert redirects == [] and welcome["cluster"]["node"] == node_id(b), welcome
-            moderator, _, _ = await open_following(
+            moderator, welcome, _ = await open_following(
                 b, viewer_id=secrets.token_urlsafe(12), moderator_key=key
             )
             sockets.append(moderator)
+            assert welcome["role"] == "moderator", welcome
+            other, welcome, _ = await open_following(b, viewer_id=viewer_id, moderator_key=new_key)
+            sockets.append(other)
+            assert welcome["role"] == "moderator", welcome
             again = "And the recording?"
             assert (await call(viewer, {"type": "ask", "text": again}))["type"] == "accepted"
             queue = await queue_until(moderator, lambda q: again in texts(q))
-            # the dead node's board is not carried over (PROTOCOL.md "Clusters")
-            assert question not in texts(queue)
+            # the question asked on A is there, approved; asking it again is a duplicate
+            (kept,) = [g for g in queue["groups"] if g["text"] == question]
+            assert kept["status"] == "approved" and kept["items"][0]["id"] == item_id
+            repeat = await call(viewer, {"type": "ask", "text": question})
+            assert repeat["type"] == "error" and repeat["code"] == "duplicate", repeat
+            document = await asyncio.to_thread(questions_document, b)
+            assert [q["text"] for q in document["questions"]] == [question]
+            assert "audience restored" in b.log_text() and question not in b.log_text()
     finally:
         for socket in sockets:
             await socket.close()
+        for store in stores:
+            await store.aclose()
         for part in reversed(parts):
             part.stop()
         lan.close()
