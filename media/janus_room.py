@@ -576,6 +576,9 @@ class JanusMediaBackend:
         self._connection: JanusConnection | None = None
         self._rooms: dict[str, JanusRoom] = {}
         self._emits: dict[str, EmitEvent] = {}
+        #: one reconnection at a time (a room opening and the cluster's probe may both find the
+        #: connection lost)
+        self._connecting = asyncio.Lock()
 
     async def start(self) -> None:
         connection = JanusConnection(self._janus.url, api_secret=self._janus.api_secret)
@@ -592,10 +595,8 @@ class JanusMediaBackend:
         version, and what this backend has on it. Raises :class:`JanusError` or ``OSError``
         (or ``TimeoutError``) when Janus does not answer."""
         async with asyncio.timeout(timeout_s):
-            if self._connection is None or self._connection.closed:
-                await self.start()
-            assert self._connection is not None
-            info = await self._connection.info(timeout_s=timeout_s)
+            connection = await self._connected()
+            info = await connection.info(timeout_s=timeout_s)
         if info.get("janus") != "server_info":
             raise JanusError(f"unexpected answer to info: {info.get('janus')}")
         rooms = list(self._rooms.values())
@@ -606,13 +607,19 @@ class JanusMediaBackend:
             streams=sum(r.stream_count for r in rooms),
         )
 
+    async def _connected(self) -> JanusConnection:
+        """The connection, opened again if it was lost (Janus came back)."""
+        async with self._connecting:
+            if self._connection is None or self._connection.closed:
+                await self.start()
+            assert self._connection is not None
+            return self._connection
+
     async def open_room(self, room_id: str, emit: EmitEvent) -> JanusRoom:
-        if self._connection is None or self._connection.closed:
-            await self.start()  # first room, or Janus came back after it was lost
-        assert self._connection is not None
+        connection = await self._connected()  # first room, or Janus came back after it was lost
         room = JanusRoom(
             room_id,
-            connection=self._connection,
+            connection=connection,
             janus=self._janus,
             settings=self._settings,
             emit=emit,

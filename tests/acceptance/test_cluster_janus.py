@@ -4,7 +4,8 @@ namespace, tests/support/janus.py: libnice skips loopback), a real ``redis-serve
 forwards media itself. A writes Janus's heartbeat key (address without secrets, load, capacity,
 Janus's version from ``info``, A as its driver) while Janus answers; both nodes show it in
 /metrics. When Janus is SIGKILLed, its key is gone within ``node_ttl_s``, A says ``ready:
-false`` in its own heartbeat, and a new room asked at A goes to B although A is less loaded."""
+false`` in its own heartbeat, and a new room asked at A goes to B although A is less loaded;
+when Janus is back, so are its key and A's readiness."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tests.support.janus import running_janus
+from tests.support.janus import restart_janus, running_janus
 from tests.support.raw import RawClient
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerProcess
@@ -92,6 +94,7 @@ async def test_a_janus_registers_while_it_answers_and_its_node_takes_no_room_wit
         )
         clients: list[RawClient] = []
         store: Redis | None = None
+        restarted: list[subprocess.Popen[bytes]] = []
         try:
             redis.start()
             a.start()
@@ -162,6 +165,24 @@ async def test_a_janus_registers_while_it_answers_and_its_node_takes_no_room_wit
                 assert f'parley_cluster_node_ready{{node="{node_id(a)}"}} 0.0' in text
                 assert await store.smembers("parley:nodes") == {node_id(a), node_id(b)}
                 print(f"\nJanus key gone {gone_s:.2f} s after the kill (node_ttl_s {TTL_S})")
+
+                # Janus is back: A's next probe reconnects, its key and A's readiness return,
+                # and A (0 of 1000) gets the next new room again
+                restarted.append(restart_janus(janus))
+                back = time.monotonic()
+                while not await store.exists(f"parley:media:{MEDIA_ID}"):
+                    assert time.monotonic() - back <= 5 * TIME_SCALE, "Janus never came back"
+                    await asyncio.sleep(0.05)
+                assert await wait_until(lambda: "media server answering again" in a.log_text(), 5)
+                mine = await heartbeat(store, f"parley:node:{node_id(a)}")
+                assert mine is not None and mine["ready"] is True, mine
+                await asyncio.sleep(INTERVAL_S * 2)  # B read A's readiness
+                gina, moved = await join(b, "delta", "Gina")
+                clients.append(gina)
+                assert moved["type"] == "redirect" and moved["node"] == node_id(a), moved
+                gina, joined = await join(a, "delta", "Gina")
+                clients.append(gina)
+                assert joined["type"] == "joined" and joined["media_engine"] == "janus", joined
         finally:
             for client in clients:
                 await client.close()
@@ -170,3 +191,6 @@ async def test_a_janus_registers_while_it_answers_and_its_node_takes_no_room_wit
             a.stop()
             b.stop()
             redis.stop()
+            for process in restarted:
+                process.terminate()
+                process.wait(10)
