@@ -177,6 +177,8 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     lang: pageLang,
     viewerId: viewerId(),
     connected: false,
+    node: /** @type {string|null} */ (null),
+    socketUrl: /** @type {string|null} */ (null),
     languages: [],
     questions: [],
     comments: [],
@@ -200,6 +202,8 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     hello: { viewer_id: state.viewerId, lang: pageLang, token: token || undefined },
     onWelcome(welcome) {
       state.connected = true;
+      state.node = socket.node; // in a cluster: the room's node, whose socket welcomed us
+      state.socketUrl = socket.welcomedUrl;
       state.languages = welcome.languages;
       if (!welcome.languages.includes(state.lang)) state.lang = welcome.pivot;
       section.hidden = false;
