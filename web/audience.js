@@ -304,8 +304,7 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
   function documentsFrom() {
     if (!socket.welcomedUrl) return "";
     const base = documentBase(socket.welcomedUrl, room);
-    const sameOrigin = new URL(base).origin === location.origin;
-    return sameOrigin || token ? "" : base;
+    return token && new URL(base).origin !== location.origin ? "" : base;
   }
 
   async function fetchDocument(name) {
