@@ -83,14 +83,27 @@ class JanusConnection:
         self._handles[handle_id] = on_event
         return JanusHandle(self, handle_id)
 
-    async def request(self, body: Mapping[str, Any], *, handle_id: int = 0) -> Json:
+    async def info(self, *, timeout_s: float = REQUEST_TIMEOUT_S) -> Json:
+        """Janus's ``server_info`` (name, ``version_string``, plugins...): the cheapest request
+        that proves Janus answers (a core request outside the session)."""
+        return await self.request({"janus": "info"}, session=False, timeout_s=timeout_s)
+
+    async def request(
+        self,
+        body: Mapping[str, Any],
+        *,
+        handle_id: int = 0,
+        session: bool = True,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> Json:
         """Send ``body``; return the reply that ends it (``success``, or a plugin ``event``
-        after Janus's ``ack``). Raises :class:`JanusError` on ``error`` or a plugin error."""
+        after Janus's ``ack``). Raises :class:`JanusError` on ``error`` or a plugin error.
+        ``session``: in this connection's session (Janus refuses ``info`` inside one)."""
         if self._ws is None or self._closed:
             raise JanusError("not connected to Janus")
         transaction = secrets.token_hex(8)
         message: Json = {**body, "transaction": transaction, "apisecret": self._api_secret}
-        if self.session_id:
+        if self.session_id and session:
             message["session_id"] = self.session_id
         if handle_id:
             message["handle_id"] = handle_id
@@ -99,7 +112,7 @@ class JanusConnection:
         try:
             await self._ws.send(json.dumps(message))
             while True:
-                reply = await asyncio.wait_for(replies.get(), REQUEST_TIMEOUT_S)
+                reply = await asyncio.wait_for(replies.get(), timeout_s)
                 kind = reply.get("janus")
                 if kind == "error":
                     error = reply.get("error", {})

@@ -127,6 +127,16 @@ class JanusRoom:
         #: called once by aclose() (the backend forgets the room)
         self.on_closed: Callable[[], object] | None = None
 
+    @property
+    def peer_count(self) -> int:
+        return len(self._peers)
+
+    @property
+    def stream_count(self) -> int:
+        return sum(
+            1 for p in self._peers.values() for pub in p.publications.values() if pub.published
+        )
+
     async def create(self) -> None:
         """Create the Janus room (private, with its own secret); called once by the backend."""
         self._control = await self._connection.attach(VIDEOROOM, lambda _event: None)
@@ -542,6 +552,17 @@ class JanusRoom:
             log.error("Janus task %s failed", task.get_name(), exc_info=task.exception())
 
 
+@dataclass(frozen=True, slots=True)
+class JanusStatus:
+    """Janus's answer to ``info``, and this backend's rooms on it."""
+
+    version: str
+    rooms: int
+    participants: int
+    #: published tracks Janus forwards for this backend
+    streams: int
+
+
 class JanusMediaBackend:
     """Implements :class:`media.api.MediaBackend` on one Janus server (one WebSocket, one
     session for every room)."""
@@ -555,20 +576,50 @@ class JanusMediaBackend:
         self._connection: JanusConnection | None = None
         self._rooms: dict[str, JanusRoom] = {}
         self._emits: dict[str, EmitEvent] = {}
+        #: one reconnection at a time (a room opening and the cluster's probe may both find the
+        #: connection lost)
+        self._connecting = asyncio.Lock()
 
     async def start(self) -> None:
         connection = JanusConnection(self._janus.url, api_secret=self._janus.api_secret)
-        await connection.open()
+        try:
+            await connection.open()
+        except BaseException:
+            await connection.aclose()  # its reader task, if the socket opened
+            raise
         connection.on_lost = self._on_lost
         self._connection = connection
 
+    async def status(self, *, timeout_s: float) -> JanusStatus:
+        """Ask Janus ``info`` (reconnecting first if it was lost) within ``timeout_s``: its
+        version, and what this backend has on it. Raises :class:`JanusError` or ``OSError``
+        (or ``TimeoutError``) when Janus does not answer."""
+        async with asyncio.timeout(timeout_s):
+            connection = await self._connected()
+            info = await connection.info(timeout_s=timeout_s)
+        if info.get("janus") != "server_info":
+            raise JanusError(f"unexpected answer to info: {info.get('janus')}")
+        rooms = list(self._rooms.values())
+        return JanusStatus(
+            version=str(info.get("version_string") or info.get("version") or "?"),
+            rooms=len(rooms),
+            participants=sum(r.peer_count for r in rooms),
+            streams=sum(r.stream_count for r in rooms),
+        )
+
+    async def _connected(self) -> JanusConnection:
+        """The connection, opened again if it was lost (Janus came back)."""
+        async with self._connecting:
+            if self._connection is None or self._connection.closed:
+                await self.start()
+            assert self._connection is not None
+            return self._connection
+
     async def open_room(self, room_id: str, emit: EmitEvent) -> JanusRoom:
-        if self._connection is None or self._connection.closed:
-            await self.start()  # first room, or Janus came back after it was lost
-        assert self._connection is not None
+        connection = await self._connected()  # first room, or Janus came back after it was lost
         room = JanusRoom(
             room_id,
-            connection=self._connection,
+            connection=connection,
             janus=self._janus,
             settings=self._settings,
             emit=emit,

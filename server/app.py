@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from .audience.service import AudienceService
     from .captions import CaptionService
-    from .cluster.node import ClusterNode
+    from .cluster.node import ClusterNode, MediaLink
 from . import outbound
 from .connection import ClientConnection
 from .context import Feature
@@ -54,7 +54,7 @@ from .features.broadcast import BroadcastFeature
 from .features.captions import CaptionsFeature
 from .features.channels import ChannelsFeature
 from .features.chat import ChatFeature
-from .features.cluster import ClusterFeature
+from .features.cluster import ClusterAudience, ClusterFeature
 from .features.corrections import CorrectionsFeature
 from .features.media import MediaFeature
 from .features.moderation import ModerationFeature
@@ -170,6 +170,9 @@ class App:
         #: this node's part in a cluster (issue 18; None: a single node)
         self.cluster: ClusterNode | None = self._cluster_node()
         self.signaling.use(Dispatch(self._features()))
+        if self.audience is not None and self.cluster is not None:  # audiences of rooms that
+            self.audience.directory = ClusterAudience(directory=self.cluster)  # are elsewhere,
+            self.audience.snapshots = self.cluster  # boards that outlive their node
         if self.captions is not None and self.retention.enabled:
             self.captions.on_final = self._retain_caption
         #: the certificate served ([tls]); None = plain HTTP
@@ -252,10 +255,34 @@ class App:
             rooms = membership.rooms
             return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms))
 
-        node = cluster_node(self.settings.cluster, load=load)
+        node = cluster_node(self.settings.cluster, load=load, media=self._media_link())
         membership.placement = node
         node.on_lost = membership.moved
         return node
+
+    def _media_link(self) -> MediaLink | None:
+        """The Janus this node drives (``[media] backend = "janus"``), asked ``info`` at each
+        heartbeat: it appears in the cluster directory while it answers."""
+        if self.settings.media.backend != "janus":
+            return None
+        from media.janus_room import JanusMediaBackend
+
+        from .cluster.media import MediaStatus
+        from .cluster.node import MediaLink
+
+        backend = self.media
+        assert isinstance(backend, JanusMediaBackend)
+
+        async def probe(timeout_s: float) -> MediaStatus:
+            status = await backend.status(timeout_s=timeout_s)
+            return MediaStatus(
+                version=status.version,
+                rooms=status.rooms,
+                participants=status.participants,
+                streams=status.streams,
+            )
+
+        return MediaLink(url=self.settings.media.janus_url, probe=probe)
 
     async def _join_cluster(self) -> None:
         """Register this node (its address from the listening port when not configured);
@@ -277,7 +304,8 @@ class App:
     async def _live_elsewhere(self, path: str, full_path: str) -> Response | None:
         """In a cluster, a room's broadcast and audience documents (``/live/<room>/...``) are
         its node's: a request that reached another node is sent there (307; not the audience
-        socket, which a browser cannot follow: it connects through the room's node)."""
+        socket: a browser's WebSocket does not follow an HTTP redirect, so the socket opens
+        here and is answered ``redirect``, :meth:`AudienceService.handle`)."""
         if self.cluster is None or (
             self.audience is not None and self.audience.is_socket_path(path)
         ):

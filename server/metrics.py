@@ -267,11 +267,18 @@ def _cluster_families(c: ClusterStats) -> Iterator[Metric]:
     capacity = GaugeMetricFamily(
         "parley_cluster_node_capacity", "Participants each live node takes", labels=["node"]
     )
+    ready = GaugeMetricFamily(
+        "parley_cluster_node_ready",
+        "1 while a live node takes new rooms (0: its media server is not answering)",
+        labels=["node"],
+    )
     for node in c.nodes:
         rooms.add_metric([node.node_id], node.rooms)
         load.add_metric([node.node_id], node.load)
         capacity.add_metric([node.node_id], node.capacity)
-    yield from (rooms, load, capacity)
+        ready.add_metric([node.node_id], int(node.ready))
+    yield from (rooms, load, capacity, ready)
+    yield from _media_node_families(c)
     for name, value, what in (
         ("parley_cluster_redirects", c.redirects, "Joins sent on to the room's node"),
         ("parley_cluster_takeovers", c.takeovers, "Rooms placed anew after their node died"),
@@ -279,6 +286,42 @@ def _cluster_families(c: ClusterStats) -> Iterator[Metric]:
         ("parley_cluster_redis_errors", c.redis_errors, "Redis commands that failed"),
     ):
         yield CounterMetricFamily(name, what, value=value)
+
+
+def _media_node_families(c: ClusterStats) -> Iterator[Metric]:
+    """The live media nodes (Janus servers) as this node last read them, and whether the one
+    this node drives answered its last probe."""
+    yield GaugeMetricFamily(
+        "parley_cluster_media_nodes",
+        "Live media nodes (Janus servers) of the cluster",
+        value=len(c.media_nodes),
+    )
+    if c.media_up is not None:
+        yield GaugeMetricFamily(
+            "parley_cluster_media_up",
+            "1 while the Janus this node drives answered its last probe",
+            value=int(c.media_up),
+        )
+    labels = ["media", "driver", "version"]
+    load = GaugeMetricFamily(
+        "parley_cluster_media_node_load", "Participants on each live media node", labels=labels
+    )
+    streams = GaugeMetricFamily(
+        "parley_cluster_media_node_streams",
+        "Published tracks each live media node forwards",
+        labels=labels,
+    )
+    capacity = GaugeMetricFamily(
+        "parley_cluster_media_node_capacity",
+        "Participants each live media node takes",
+        labels=labels,
+    )
+    for media in c.media_nodes:
+        names = [media.media_id, media.driver, media.version]
+        load.add_metric(names, media.load)
+        streams.add_metric(names, media.streams)
+        capacity.add_metric(names, media.capacity)
+    yield from (load, streams, capacity)
 
 
 #: why a speaker left a worker (interpret.placement.MoveReason, less "placed")

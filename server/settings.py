@@ -26,6 +26,7 @@ from pydantic import (
 
 from media.api import IceServer, JanusSettings, MediaSettings
 
+from .cluster.media import media_address
 from .cluster.placement import ClusterConfigError, check_node_address, check_node_id
 from .origins import OriginError, parse_origin
 
@@ -121,6 +122,10 @@ class MediaConfig(_Section):
             return self
         if not self.janus_url.startswith(("ws://", "wss://")):
             raise ValueError("media.backend = 'janus' needs media.janus_url (ws:// or wss://)")
+        try:  # a cluster shows it (without secrets) and names its media node after it
+            media_address(self.janus_url)
+        except ClusterConfigError as exc:
+            raise ValueError(f"media.janus_url: {exc}") from None
         for key in ("janus_api_secret", "janus_admin_key"):
             value = getattr(self, key)
             if len(value) < 16 or value in JANUS_SHIPPED_SECRETS:

@@ -2,6 +2,8 @@
 // a comment (in the page's language) and votes over the small socket /live/<room>/audience; the
 // approved questions and the polls are read, in the viewer's language, from the cacheable
 // documents /live/<room>/questions.<lang>.json and polls.<lang>.json (a CDN can carry them).
+// In a cluster the socket follows `redirect` to the room's node, and reconnects through the
+// nodes `welcome.cluster` named when that node dies (PROTOCOL.md "Clusters").
 // AudienceSocket has no DOM; startAudience is the page's glue.
 
 import { startStage } from "./stage.js";
@@ -21,43 +23,115 @@ export function viewerId(storage = globalThis.localStorage) {
   return id;
 }
 
-/** The socket: `hello` on open; `request` resolves with the server's answer (in order). */
+/** Redirects followed in a row without a `welcome` (a loop between nodes is a bug: stop). */
+export const MAX_AUDIENCE_REDIRECTS = 4;
+
+/** The audience socket of `room` on the server this page came from. */
+export function homeAudienceUrl(room, loc = globalThis.location) {
+  const scheme = loc.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${loc.host}/live/${encodeURIComponent(room)}/audience`;
+}
+
+/** Where reconnecting attempt `attempt` (0, 1, ...) goes: our own server first, then each
+ * node `welcome.cluster.nodes` named, in turn (PROTOCOL.md "Clusters": a live node sends the
+ * socket on to the room's node). */
+export function audienceReconnectUrl(attempt, homeUrl, nodes) {
+  const urls = [homeUrl, ...nodes.filter((u) => u !== homeUrl)];
+  return urls[attempt % urls.length];
+}
+
+/** The HTTP base of the node whose audience socket is `socketUrl` (its documents are under
+ * it): `wss://h/node/a/live/r/audience` -> `https://h/node/a`. */
+export function documentBase(socketUrl, room) {
+  const suffix = `/live/${encodeURIComponent(room)}/audience`;
+  const http = socketUrl.replace(/^ws(s?):/, "http$1:");
+  return http.endsWith(suffix) ? http.slice(0, -suffix.length) : http;
+}
+
+/** The socket: `hello` on open; `request` resolves with the server's answer (in order). In a
+ * cluster, `redirect` sends it to the room's node at once (a new socket, the same `hello`), and
+ * `reconnect()` tries our own server and then the nodes the last `welcome` named. */
 export class AudienceSocket {
-  constructor({ room, hello, onWelcome = () => {}, onPush = () => {}, onClose = () => {} }) {
+  constructor({
+    room, hello, url = null, onWelcome = () => {}, onPush = () => {}, onClose = () => {},
+    WebSocketImpl = globalThis.WebSocket,
+  }) {
     this.room = room;
     this.hello = hello;
     this.onWelcome = onWelcome;
     this.onPush = onPush;
     this.onClose = onClose;
+    this.WebSocketImpl = WebSocketImpl;
     /** @type {Array<(answer: any) => void>} */
     this.waiting = [];
     this.ws = null;
+    this.homeUrl = url || homeAudienceUrl(room);
+    this.url = this.homeUrl; // the socket now (a redirect changes it)
+    this.welcomedUrl = null; // the socket whose node welcomed us (its documents are there)
+    this.nodes = []; // every live node's audience socket of this room (`welcome.cluster`)
+    this.node = null;
+    this.redirects = 0;
+    this.attempt = 0;
   }
 
-  open() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/live/${encodeURIComponent(this.room)}/audience`);
+  open(url = this.url) {
+    this.url = url;
+    const ws = new this.WebSocketImpl(url);
     this.ws = ws;
     ws.onopen = () => ws.send(JSON.stringify({ type: "hello", ...this.hello }));
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "welcome") this.onWelcome(message);
-      else if (message.type === "accepted" || message.type === "error" || message.type === "export") {
+      if (message.type === "redirect") this.follow(message);
+      else if (message.type === "welcome") {
+        this.redirects = 0;
+        this.attempt = 0;
+        this.welcomedUrl = url;
+        this.node = message.cluster?.node ?? null;
+        this.nodes = [...(message.cluster?.nodes || [])];
+        this.onWelcome(message);
+      } else if (message.type === "accepted" || message.type === "error" || message.type === "export") {
         const resolve = this.waiting.shift();
         if (resolve) resolve(message);
       } else this.onPush(message);
     };
     ws.onclose = (event) => {
-      for (const resolve of this.waiting.splice(0)) {
-        resolve({ type: "error", code: "closed", message: "not connected" });
-      }
+      this.dropWaiting();
       this.ws = null;
       this.onClose(event);
     };
   }
 
+  /** `redirect {url}`: the room's audience is on another node: go there now. */
+  follow(message) {
+    const old = this.ws;
+    if (!old) return;
+    if (this.redirects >= MAX_AUDIENCE_REDIRECTS) {
+      old.close(4000, "redirect loop"); // onClose: the page reconnects later, from home
+      return;
+    }
+    this.redirects += 1;
+    old.onclose = null; // the old socket's close is not ours to report
+    old.close(1000, "redirected");
+    this.dropWaiting();
+    this.open(message.url);
+  }
+
+  /** After a close: our own server, then each node of the cluster in turn. */
+  reconnect() {
+    const url = audienceReconnectUrl(this.attempt, this.homeUrl, this.nodes);
+    this.attempt += 1;
+    this.redirects = 0;
+    this.open(url);
+  }
+
+  dropWaiting() {
+    for (const resolve of this.waiting.splice(0)) {
+      resolve({ type: "error", code: "closed", message: "not connected" });
+    }
+  }
+
   request(message) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+    if (!this.ws || this.ws.readyState !== this.WebSocketImpl.OPEN) {
       return Promise.resolve({ type: "error", code: "closed", message: "not connected" });
     }
     return new Promise((resolve) => {
@@ -103,6 +177,8 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     lang: pageLang,
     viewerId: viewerId(),
     connected: false,
+    node: /** @type {string|null} */ (null),
+    socketUrl: /** @type {string|null} */ (null),
     languages: [],
     questions: [],
     comments: [],
@@ -126,6 +202,8 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     hello: { viewer_id: state.viewerId, lang: pageLang, token: token || undefined },
     onWelcome(welcome) {
       state.connected = true;
+      state.node = socket.node; // in a cluster: the room's node, whose socket welcomed us
+      state.socketUrl = socket.welcomedUrl;
       state.languages = welcome.languages;
       if (!welcome.languages.includes(state.lang)) state.lang = welcome.pivot;
       section.hidden = false;
@@ -136,7 +214,7 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     },
     onClose() {
       state.connected = false;
-      setTimeout(() => socket.open(), RECONNECT_MS);
+      setTimeout(() => socket.reconnect(), RECONNECT_MS);
     },
   });
   socket.open();
@@ -219,8 +297,19 @@ export function startAudience({ room, token, lang = null, stream = { leave() {},
     );
   }
 
+  /** The documents of the node whose socket welcomed us (in a cluster the room's node: no
+   * 307 per poll, and no dependence on this page's node being alive); with a token, only on
+   * this page's origin (a cross-origin Authorization header needs a preflight, which the
+   * server does not answer: through one front, e.g. nginx, every node is this origin). */
+  function documentsFrom() {
+    if (!socket.welcomedUrl) return "";
+    const base = documentBase(socket.welcomedUrl, room);
+    return token && new URL(base).origin !== location.origin ? "" : base;
+  }
+
   async function fetchDocument(name) {
-    const response = await fetch(`/live/${encodeURIComponent(room)}/${name}.${state.lang}.json`, {
+    const path = `/live/${encodeURIComponent(room)}/${name}.${state.lang}.json`;
+    const response = await fetch(`${documentsFrom()}${path}`, {
       headers,
       cache: "no-cache", // revalidate with the ETag: 304 when nothing changed
     });

@@ -44,7 +44,7 @@ const socket = new AudienceSocket({
   },
   onClose() {
     $("mod-status").textContent = "Disconnected; reconnecting…";
-    setTimeout(() => socket.open(), 3000);
+    setTimeout(() => socket.reconnect(), 3000); // home, then the cluster's nodes
   },
 });
 socket.open();

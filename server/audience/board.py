@@ -298,6 +298,95 @@ class AudienceBoard:
         self.version += 1
         return item
 
+    # -- snapshots (a cluster: the board outlives its node) ---------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Everything :meth:`restored` needs (JSON-ready): the items with their translations,
+        votes and statuses, and the bans. Not the rate buckets (they refill in a minute)."""
+        return {
+            "next": self._next,
+            "items": [
+                {
+                    "id": i.item_id,
+                    "kind": i.kind,
+                    "viewer": i.viewer_id,
+                    "name": i.name,
+                    "address": i.address,
+                    "lang": i.lang,
+                    "text": i.text,
+                    "at": i.submitted_at,
+                    "status": i.status,
+                    "decided_at": i.decided_at,
+                    "group": i.group,
+                    "translations": {k: list(v) for k, v in i.translations.items()},
+                    "votes": sorted(i.votes),
+                    "banned": i.banned,
+                }
+                for i in self.items.values()
+            ],
+            "banned_viewers": sorted(self._banned_viewers),
+            "banned_addresses": sorted(self._banned_addresses),
+        }
+
+    @classmethod
+    def restored(
+        cls,
+        data: Any,
+        *,
+        languages: tuple[str, ...],
+        pivot: str,
+        limits: BoardLimits,
+    ) -> AudienceBoard:
+        """A board as :meth:`snapshot` left it (groups and the grouping index rebuilt). Raises
+        ``ValueError`` (or ``KeyError``/``TypeError``) for a value it cannot read."""
+        board = cls(languages=languages, pivot=pivot, limits=limits)
+        for raw in data["items"]:
+            status = str(raw["status"])
+            kind = str(raw["kind"])
+            if status not in _STATUS_OF.values() and status != "pending":
+                raise ValueError(f"unknown status {status!r}")
+            if kind not in ("question", "comment"):
+                raise ValueError(f"unknown kind {kind!r}")
+            item = AudienceItem(
+                item_id=str(raw["id"]),
+                kind=kind,  # type: ignore[arg-type]  # checked above
+                viewer_id=str(raw["viewer"]),
+                name=None if raw["name"] is None else str(raw["name"]),
+                address=str(raw["address"]),
+                lang=str(raw["lang"]),
+                text=str(raw["text"]),
+                submitted_at=float(raw["at"]),
+                status=status,  # type: ignore[arg-type]  # checked above
+                decided_at=None if raw["decided_at"] is None else float(raw["decided_at"]),
+                group=str(raw["group"]),
+                translations={
+                    str(k): (str(v[0]), str(v[1])) for k, v in dict(raw["translations"]).items()
+                },
+                votes={str(v) for v in raw["votes"]},
+                banned=bool(raw["banned"]),
+            )
+            if not item.item_id.startswith("q") or item.item_id in board.items:
+                raise ValueError(f"bad item id {item.item_id!r}")
+            board.items[item.item_id] = item
+            board._seen.add((item.viewer_id, item.text.casefold()))
+            board._pending += item.status == "pending"
+            leader = board._groups.get(item.group)
+            if item.group != item.item_id and leader is not None:
+                leader.append(item)
+                continue
+            item.group = item.item_id  # a leader (or its leader is gone: it leads)
+            board._groups[item.item_id] = [item]
+            pivot_text = board._pivot_of(item)
+            if pivot_text is not None:
+                mine = tokens(pivot_text)
+                board._leader_tokens[item.item_id] = mine
+                for word in mine:
+                    board._index.setdefault(word, set()).add(item.item_id)
+        board._next = max(int(data["next"]), len(board.items))
+        board._banned_viewers = {str(v) for v in data["banned_viewers"]}
+        board._banned_addresses = {str(a) for a in data["banned_addresses"]}
+        board.version = 1
+        return board
+
     # -- views -----------------------------------------------------------------------------------
     def queue(self, lang: str) -> list[dict[str, Any]]:
         """The moderators' view in ``lang``: the newest ``QUEUE_MAX_GROUPS`` groups, newest

@@ -102,6 +102,51 @@ class PollBook:
             poll.translations[lang] = (question, options)
             self.version += 1
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every poll with its votes (JSON-ready; :meth:`restored` reads it back)."""
+        return [
+            {
+                "id": p.poll_id,
+                "lang": p.lang,
+                "question": p.question,
+                "options": list(p.options),
+                "created_at": p.created_at,
+                "closed_at": p.closed_at,
+                "votes": dict(p.votes),
+                "translations": {k: [q, list(o)] for k, (q, o) in p.translations.items()},
+            }
+            for p in self.polls.values()
+        ]
+
+    @classmethod
+    def restored(cls, data: Any) -> PollBook:
+        """A book as :meth:`snapshot` left it; ``ValueError`` (or ``KeyError``/``TypeError``)
+        for a value it cannot read."""
+        book = cls()
+        for raw in data:
+            options = tuple(str(o) for o in raw["options"])
+            votes = {str(k): int(v) for k, v in dict(raw["votes"]).items()}
+            if not 2 <= len(options) <= MAX_OPTIONS or any(
+                not 0 <= v < len(options) for v in votes.values()
+            ):
+                raise ValueError("a poll's options or votes do not fit")
+            poll = Poll(
+                poll_id=str(raw["id"]),
+                lang=str(raw["lang"]),
+                question=str(raw["question"]),
+                options=options,
+                created_at=float(raw["created_at"]),
+                closed_at=None if raw["closed_at"] is None else float(raw["closed_at"]),
+                votes=votes,
+                translations={
+                    str(k): (str(v[0]), tuple(str(o) for o in v[1]))
+                    for k, v in dict(raw["translations"]).items()
+                },
+            )
+            book.polls[poll.poll_id] = poll
+        book.version = 1
+        return book
+
     def document(self, lang: str) -> dict[str, Any]:
         polls = []
         for poll in self.polls.values():

@@ -17,6 +17,13 @@ Queues and their policies:
 * pushes to a viewer (``stage_invite``, ``stage_ended``): one task per push, bounded by
   ``PUSH_TIMEOUT_S`` (a viewer that does not read loses the push, never slows the sender).
 
+In a cluster (PROTOCOL.md "Clusters"), a room's audience is on the room's node only: a socket
+that reaches another node is answered ``redirect`` with the room's node's audience socket
+(:class:`AudienceDirectory`), and ``welcome`` lists every live node's audience socket of the
+room (where a page reconnects when its node dies). The board (items, votes, bans, polls, the
+moderator key) is kept in Redis at most once a ``SNAPSHOT_INTERVAL_S`` while it changes
+(:class:`Snapshots`), and restored by the node that takes the room over.
+
 On stage (PROTOCOL.md "Audience: on stage"): the invitations are :mod:`.stage`'s; a pass is
 redeemed by the room's admission (:meth:`AudienceService.redeem_stage_pass`), and a dismissed
 participant is taken out of the room through :class:`StageDoors` (the membership).
@@ -49,6 +56,7 @@ from ..auth import AuthError, Grant
 from ..web import text_response
 from . import wire
 from .board import AudienceBoard, BoardLimits
+from .cluster import AudienceDirectory, Snapshots, decode_snapshot, encode_snapshot
 from .export import export_csv, export_json, export_records
 from .polls import PollBook
 from .stage import Invitation, StageBook, StageLimits
@@ -78,6 +86,11 @@ HELLO_TIMEOUT_S = 10.0
 SOCKET_MESSAGES_PER_S = 20.0
 CLOSE_NO_ROOM = 4404
 CLOSE_FORBIDDEN = 4403
+#: the room's audience is on another node of the cluster (after ``redirect``)
+CLOSE_MOVED = 4005
+#: how often a changed board is handed to the cluster's snapshots (which write it with their
+#: next heartbeat): a board is serialized at most this often, however busy
+SNAPSHOT_INTERVAL_S = 1.0
 _DOC = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/(questions|polls)\.([a-z]{2,3})\.json$")
 _SOCKET = re.compile(r"^/live/([A-Za-z0-9_-]{1,64})/audience$")
 
@@ -116,6 +129,8 @@ class RoomAudience:
     polls: PollBook
     stage: StageBook
     moderator_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    #: the keys of the nodes this board lived on before (a cluster): their links moderate too
+    former_keys: tuple[str, ...] = ()
     #: moderators' "stale" flags, by connection
     moderators: dict[int, tuple[str, asyncio.Event]] = field(default_factory=dict)
     sockets: set[ServerConnection] = field(default_factory=set)
@@ -174,6 +189,15 @@ class AudienceService:
         self._stage_clock: asyncio.Task[None] | None = None
         #: takes dismissed participants out of their room (set by the composition root)
         self.stage_doors: StageDoors | None = None
+        #: where rooms that are not here live (a cluster; set by the composition root)
+        self.directory: AudienceDirectory | None = None
+        #: where boards outlive their node (a cluster; set by the composition root)
+        self.snapshots: Snapshots | None = None
+        self._snapshotter: asyncio.Task[None] | None = None
+        #: room -> the (board, polls) versions last handed to the snapshots
+        self._snapshotted: dict[str, tuple[int, int]] = {}
+        #: rooms whose snapshot was looked for since they opened here
+        self._restored: set[str] = set()
 
     @property
     def pending_translations(self) -> int:
@@ -203,6 +227,10 @@ class AudienceService:
     def room_closed(self, name: str) -> None:
         """The room ended: its board is exported (when kept) and dropped; sockets closed."""
         room = self.rooms.pop(name, None)
+        self._restored.discard(name)
+        self._snapshotted.pop(name, None)
+        if self.snapshots is not None:  # the meeting is over: its board with it
+            self.snapshots.save(name, "audience", None)
         if room is None:
             return
         if self._export is not None and (room.board.items or room.polls.polls):
@@ -220,16 +248,68 @@ class AudienceService:
             self._runner = loop.create_task(self._run_translations(), name="audience-translations")
         if self._stage_clock is None:
             self._stage_clock = loop.create_task(self._run_stage_clock(), name="audience-stage")
+        if self._snapshotter is None and self.snapshots is not None:
+            self._snapshotter = loop.create_task(self._run_snapshots(), name="audience-snapshots")
 
     async def aclose(self) -> None:
-        for task in (self._runner, self._stage_clock):
+        for task in (self._runner, self._stage_clock, self._snapshotter):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._runner = self._stage_clock = None
+        self._runner = self._stage_clock = self._snapshotter = None
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- snapshots (a cluster) -------------------------------------------------------------------
+    async def _run_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+            try:
+                self.snapshot_changed()
+            except Exception:  # a boundary: the next tick tries again
+                log.exception("audience snapshot failed")
+
+    def snapshot_changed(self) -> None:
+        """Hand every board that changed since its last snapshot to the snapshots."""
+        if self.snapshots is None:
+            return
+        for name, room in self.rooms.items():
+            versions = (room.board.version, room.polls.version)
+            empty = not (room.board.items or room.polls.polls)
+            if empty or self._snapshotted.get(name) == versions:
+                continue
+            self._snapshotted[name] = versions
+            keys = (room.moderator_key, *room.former_keys)
+            value = encode_snapshot(keys, room.board, room.polls)
+            self.snapshots.save(name, "audience", value)
+
+    async def restore(self, name: str) -> None:
+        """The room's first joiner here: the board its previous node kept (the room was taken
+        over from a dead node) is restored, if nothing was asked here meanwhile."""
+        if self.snapshots is None or name in self._restored or name not in self.rooms:
+            return
+        self._restored.add(name)
+        value = await self.snapshots.load(name, "audience")
+        room = self.rooms.get(name)
+        if not value or room is None:
+            return
+        if room.board.items or room.polls.polls:  # asked here meanwhile: this board stands
+            log.warning("audience snapshot not restored: the board changed here", room=name)
+            return
+        c = self.config
+        try:
+            keys, board, polls = decode_snapshot(
+                value, languages=c.languages, pivot=c.pivot, limits=c.limits
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # another version's: start empty
+            log.warning("audience snapshot unreadable", room=name, error=type(exc).__name__)
+            return
+        room.board, room.polls = board, polls
+        room.former_keys = tuple(k for k in keys if k != room.moderator_key)
+        room.rendered.clear()
+        room.changed()
+        log.info("audience restored", room=name, items=len(board.items), polls=len(polls.polls))
 
     # -- HTTP ------------------------------------------------------------------------------------
     @staticmethod
@@ -282,10 +362,9 @@ class AudienceService:
         """One viewer's (or moderator's) socket, from ``hello`` to close."""
         path = ws.request.path.split("?", 1)[0] if ws.request is not None else ""
         match = _SOCKET.match(path)
-        if match is None or match.group(1) not in self.rooms:
+        if match is None or (match.group(1) not in self.rooms and self.directory is None):
             await ws.close(CLOSE_NO_ROOM, "no_room")
             return
-        room = self.rooms[match.group(1)]
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_S):
                 hello = wire.parse(await ws.recv())
@@ -294,6 +373,10 @@ class AudienceService:
             return
         if not isinstance(hello, wire.Hello):
             await ws.close(1008, "hello_required")
+            return
+        room = self.rooms.get(match.group(1))
+        if room is None:
+            await self._send_elsewhere(ws, match.group(1))
             return
         name, moderator, authorized = self._identify(room, hello)
         if not authorized and not self._may_watch(room.name, Headers()):
@@ -310,6 +393,7 @@ class AudienceService:
                 role="moderator" if moderator else "viewer",
                 languages=list(board.languages),
                 pivot=board.pivot,
+                **({} if self.directory is None else self.directory.welcome_fields(room.name)),
             )
         )
         try:
@@ -338,11 +422,24 @@ class AudienceService:
                 if not mine:
                     del room.viewers[hello.viewer_id]
 
+    async def _send_elsewhere(self, ws: ServerConnection, name: str) -> None:
+        """A room that is not here: ``redirect`` to its node's audience socket (then close
+        4005), or close 4404 when no live node holds it."""
+        found = None if self.directory is None else await self.directory.elsewhere(name)
+        if found is None:
+            await ws.close(CLOSE_NO_ROOM, "no_room")
+            return
+        node, url = found
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(wire.encode("redirect", room=name, node=node, url=url))
+        await ws.close(CLOSE_MOVED, "redirected")
+
     def _identify(self, room: RoomAudience, hello: wire.Hello) -> tuple[str | None, bool, bool]:
         """(the token's name, is a moderator, holds a valid room token or the moderator key):
         the room's moderator key or a host token moderates."""
-        if hello.moderator_key is not None and hmac.compare_digest(
-            hello.moderator_key, room.moderator_key
+        given = hello.moderator_key
+        if given is not None and any(
+            hmac.compare_digest(given, key) for key in (room.moderator_key, *room.former_keys)
         ):
             return None, True, True
         if hello.token is None or self._verifier is None:

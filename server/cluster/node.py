@@ -6,6 +6,14 @@ the rooms that closed, and reads the other nodes' heartbeats (the directory plac
 from). A ``join`` for a room that is not live here asks :meth:`ClusterNode.place`: one Redis
 script claims the room for the least loaded live node, or answers the node that holds it.
 
+A node that drives a Janus server (``[media] backend = "janus"``) asks it ``info`` at each
+heartbeat (:class:`MediaLink`, bounded by half the interval). While Janus answers, the node
+writes Janus's own heartbeat key (:class:`.media.MediaNodeInfo`: address without secrets, load,
+streams, capacity, Janus's version, this node as its driver); when it does not, the node deletes
+that key (it would expire after ``node_ttl_s`` anyway if the node died too) and says
+``ready: false`` in its own heartbeat, so that placement sends new rooms elsewhere; the next
+answer makes it ready again.
+
 When Redis cannot be reached, the rooms that are live here go on (their participants are
 here); joins into other rooms are refused with ``cluster_unavailable`` (and ``retry_after_ms``)
 until Redis answers again; the heartbeat says so in the log once per outage.
@@ -15,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -25,6 +33,7 @@ from redis.exceptions import RedisError
 from .. import __version__
 from ..protocol import ProtocolError
 from ..settings import ClusterSettings
+from .media import MediaNodeInfo, MediaStatus, live_media_nodes, media_node_id
 from .placement import (
     CLAIM_SCRIPT,
     HEARTBEAT_SCRIPT,
@@ -64,6 +73,19 @@ class ClusterStats:
     redis_up: bool = False
     #: the live nodes as last read (this one included)
     nodes: list[NodeInfo] = field(default_factory=list)
+    #: the live media nodes (Janus servers) as last read
+    media_nodes: list[MediaNodeInfo] = field(default_factory=list)
+    #: the media server this node drives answered its last probe (None: it drives none)
+    media_up: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLink:
+    """The media server this node drives: its URL (secrets are stripped before it is shown)
+    and its probe, which raises when the server does not answer."""
+
+    url: str
+    probe: Callable[[float], Awaitable[MediaStatus]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +96,11 @@ class NodeLoad:
     rooms: list[str]
 
 
-def cluster_node(settings: ClusterSettings, *, load: Callable[[], NodeLoad]) -> ClusterNode:
-    """This node's membership as ``[cluster]`` configures it (nothing is connected yet)."""
+def cluster_node(
+    settings: ClusterSettings, *, load: Callable[[], NodeLoad], media: MediaLink | None = None
+) -> ClusterNode:
+    """This node's membership as ``[cluster]`` configures it (nothing is connected yet);
+    ``media``: the Janus it drives, if any."""
     return ClusterNode(
         redis=Redis.from_url(
             settings.redis_url,
@@ -91,6 +116,7 @@ def cluster_node(settings: ClusterSettings, *, load: Callable[[], NodeLoad]) -> 
         heartbeat_interval_s=settings.heartbeat_interval_s,
         node_ttl_s=settings.node_ttl_s,
         load=load,
+        media=media,
     )
 
 
@@ -109,6 +135,7 @@ class ClusterNode:
         heartbeat_interval_s: float,
         node_ttl_s: float,
         load: Callable[[], NodeLoad],
+        media: MediaLink | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -121,13 +148,16 @@ class ClusterNode:
         self.placement_ttl_ms = self.ttl_ms * PLACEMENT_TTL_FACTOR
         self._load = load
         self.stats = ClusterStats()
+        self._media = media
+        #: the media node's id in the directory ("": none)
+        self.media_id = "" if media is None else media_node_id(media.url)
         #: a live room another node took: (room, its node id, its address); set by the
         #: composition root (the membership sends the room's clients there)
         self.on_lost: Callable[[str, str, str], None] = lambda room, node, address: None
         #: rooms that closed here since the last heartbeat (their placement is deleted then)
         self._closed: set[str] = set()
         #: room snapshots to write (None: delete) at the next heartbeat, the latest per (room,
-        #: kind): bounded by the rooms here times the kinds (the glossary)
+        #: kind): bounded by the rooms here times the kinds (the glossary, the audience board)
         self._snapshots: dict[tuple[str, str], str | None] = {}
         self._claim = redis.register_script(CLAIM_SCRIPT)
         self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)
@@ -149,6 +179,8 @@ class ClusterNode:
             capacity=self.capacity,
             rooms=len(load.rooms),
             version=self.version,
+            ready=self.stats.media_up is not False,
+            media=self.media_id,
         )
 
     def known_addresses(self) -> list[str]:
@@ -164,8 +196,10 @@ class ClusterNode:
 
     def socket_origins(self) -> list[str]:
         """What this node's pages may connect to besides their own origin: the live nodes'
-        sockets (``connect-src`` of the Content-Security-Policy)."""
-        return sorted({socket_origin(a) for a in self.addresses()})
+        sockets, and their HTTP origins (a room's audience documents on its node; the ``307``
+        of ``/live/`` goes there) (``connect-src`` of the Content-Security-Policy)."""
+        addresses = self.addresses()
+        return sorted({socket_origin(a) for a in addresses} | {page_origin(a) for a in addresses})
 
     def addresses(self) -> list[str]:
         """The live nodes' addresses, this one first (clients try them when theirs is gone)."""
@@ -195,7 +229,9 @@ class ClusterNode:
                 log.exception("heartbeat failed", node=self.node_id)
 
     async def beat(self) -> None:
-        """One heartbeat: this node's key, its rooms' placements, the directory."""
+        """One heartbeat: the media server's answer, this node's key, its rooms' placements,
+        the media server's key, the directory."""
+        status = await self._probe_media()
         load = self._load()
         me = self.me()
         closed = sorted(self._closed - set(load.rooms))
@@ -207,6 +243,8 @@ class ClusterNode:
         )
         self._closed.difference_update(closed)
         await self._flush_snapshots()
+        if self._media is not None:
+            await self._write_media(status)
         ids = sorted(str(i) for i in await self.redis.smembers(self.keys.nodes))
         values = await self.redis.mget([self.keys.node(i) for i in ids]) if ids else []
         nodes, gone = live_nodes(list(zip(ids, values, strict=True)))
@@ -219,6 +257,7 @@ class ClusterNode:
             self._known[node.address] = None
         while len(self._known) > KNOWN_ADDRESSES:
             del self._known[next(iter(self._known))]  # the longest unseen
+        await self._read_media()
         for key in lost:
             owner = str(await self.redis.get(key) or "")
             self.stats.lost_rooms += 1
@@ -226,6 +265,46 @@ class ClusterNode:
             address = next((n.address for n in nodes if n.node_id == owner), None)
             if address is not None:
                 self.on_lost(self.keys.room_of(key), owner, address)
+
+    # -- the media server this node drives -------------------------------------------------------
+    async def _probe_media(self) -> MediaStatus | None:
+        """The media server's answer (None: it did not answer, or this node drives none);
+        bounded by half the interval, so that the heartbeat stays on time."""
+        if self._media is None:
+            return None
+        try:
+            status = await self._media.probe(self.interval_s / 2)
+        except Exception as exc:  # a boundary: whatever failed, the server did not answer
+            if self.stats.media_up is not False:
+                log.error("media server not answering", media=self.media_id, error=str(exc))
+            self.stats.media_up = False
+            return None
+        if self.stats.media_up is False:
+            log.info("media server answering again", media=self.media_id)
+        self.stats.media_up = True
+        return status
+
+    async def _write_media(self, status: MediaStatus | None) -> None:
+        assert self._media is not None
+        key = self.keys.media_node(self.media_id)
+        if status is None:  # not answering: out of the directory now, not in node_ttl_s
+            await self.redis.delete(key)
+            return
+        info = MediaNodeInfo.of(
+            status, address=self._media.url, driver=self.node_id, capacity=self.capacity
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, info.to_json(), px=self.ttl_ms)
+            pipe.sadd(self.keys.media_nodes, self.media_id)
+            await pipe.execute()
+
+    async def _read_media(self) -> None:
+        ids = sorted(str(i) for i in await self.redis.smembers(self.keys.media_nodes))
+        values = await self.redis.mget([self.keys.media_node(i) for i in ids]) if ids else []
+        media, gone = live_media_nodes(list(zip(ids, values, strict=True)))
+        if gone:
+            await self.redis.srem(self.keys.media_nodes, *gone)
+        self.stats.media_nodes = media
 
     async def leave(self) -> None:
         """Stop heartbeating and free this node's rooms at once (a node stopping on purpose:
@@ -241,6 +320,8 @@ class ClusterNode:
         rooms = [self.keys.room(r) for r in {*self._load().rooms, *self._closed}]
         try:
             await self._flush_snapshots()  # the node that takes a room over finds its glossary
+            if self._media is not None:  # nobody drives it now
+                await self.redis.delete(self.keys.media_node(self.media_id))
             await self._leave(
                 keys=[self.keys.node(self.node_id), self.keys.nodes], args=[self.node_id, *rooms]
             )
@@ -264,7 +345,8 @@ class ClusterNode:
             if chosen is None:
                 raise ProtocolError(
                     "cluster_unavailable",
-                    "every node of this cluster is full; retry later",
+                    "no node of this cluster takes new rooms now (full, or its media server "
+                    "is not answering); retry later",
                     "join",
                     retry_after_ms=RETRY_AFTER_MS * 5,
                 )

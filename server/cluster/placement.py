@@ -8,7 +8,12 @@ id; its node refreshes it with each heartbeat, and it outlives the heartbeat key
 atomically (:data:`CLAIM_SCRIPT`) for the least loaded live node
 (:func:`choose_node`) when the key is absent or names a node whose heartbeat key expired. A
 node that gets a ``join`` for a room placed elsewhere answers ``redirect`` with that node's
-address (:func:`placement_of`)."""
+address (:func:`placement_of`).
+
+A node whose rooms' media a Janus server forwards (``[media] backend = "janus"``) also writes
+that Janus's heartbeat key (``<prefix>:media:<id>``, :class:`MediaNodeInfo`) while Janus
+answers; while it does not, the node says ``ready: false`` in its own heartbeat and placement
+sends new rooms elsewhere (:meth:`NodeInfo.takes_rooms`)."""
 
 from __future__ import annotations
 
@@ -77,6 +82,15 @@ def page_origin(address: str) -> str:
     return f"{scheme}://{host}" + ("" if port is None or port == default else f":{port}")
 
 
+def audience_socket_url(address: str, room: str) -> str:
+    """The audience socket of ``room`` on the node at ``address`` (PROTOCOL.md "Audience"):
+    ``wss://meet.example.org/node/a/ws`` -> ``wss://meet.example.org/node/a/live/<room>/audience``
+    (room names are ``[A-Za-z0-9_-]``: nothing to quote)."""
+    parts = urlsplit(address)
+    path = parts.path.removesuffix("/").removesuffix("/ws")
+    return f"{parts.scheme}://{parts.netloc}{path}/live/{room}/audience"
+
+
 def http_base(address: str) -> str:
     """The node's HTTP base from its socket address: ``wss://meet.example.org/node/a/ws`` ->
     ``https://meet.example.org/node/a`` (what a proxy routes to that node); its documents
@@ -99,6 +113,11 @@ class NodeInfo:
     capacity: int
     rooms: int
     version: str
+    #: False while the media server this node drives does not answer: it takes no new rooms
+    #: (a heartbeat without the field, from an older node, reads True)
+    ready: bool = True
+    #: the id of the media node (Janus) it drives ("": it forwards media itself)
+    media: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -109,6 +128,8 @@ class NodeInfo:
                 "capacity": self.capacity,
                 "rooms": self.rooms,
                 "version": self.version,
+                "ready": self.ready,
+                "media": self.media,
             },
             separators=(",", ":"),
         )
@@ -126,16 +147,25 @@ class NodeInfo:
                 capacity=int(data["capacity"]),
                 rooms=int(data["rooms"]),
                 version=str(data["version"]),
+                ready=data.get("ready", True),
+                media=str(data.get("media", "")),
             )
             check_node_id(info.node_id)
             check_node_address(info.address)
-        except (ValueError, TypeError, KeyError):
+            if not isinstance(info.ready, bool):
+                raise TypeError("ready must be true or false")
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
         return info
 
     @property
     def full(self) -> bool:
         return self.load >= self.capacity
+
+    @property
+    def takes_rooms(self) -> bool:
+        """Whether placement may send a new room here: ready, not full."""
+        return self.ready and self.capacity > 0 and not self.full
 
 
 def expect_one_more(node: NodeInfo, *, new_room: bool) -> NodeInfo:
@@ -146,9 +176,10 @@ def expect_one_more(node: NodeInfo, *, new_room: bool) -> NodeInfo:
 
 def choose_node(nodes: Iterable[NodeInfo], *, prefer: str) -> NodeInfo | None:
     """The node a new room goes to: the least loaded live node (participants over capacity)
-    that is not full; a tie goes to ``prefer`` (the asking node: no redirect), then to the
-    lowest id (every node picks the same). None when every node is full."""
-    open_nodes = [n for n in nodes if not n.full and n.capacity > 0]
+    that takes rooms (not full, its media server answering); a tie goes to ``prefer`` (the
+    asking node: no redirect), then to the lowest id (every node picks the same). None when no
+    node takes rooms."""
+    open_nodes = [n for n in nodes if n.takes_rooms]
     if not open_nodes:
         return None
     return min(open_nodes, key=lambda n: (n.load / n.capacity, n.node_id != prefer, n.node_id))
@@ -281,6 +312,17 @@ class Keys:
 
     def room_of(self, key: str) -> str:
         return key.removeprefix(f"{self.prefix}:room:")
+
+    @property
+    def media_nodes(self) -> str:
+        return f"{self.prefix}:media_nodes"
+
+    @property
+    def media_node_prefix(self) -> str:
+        return f"{self.prefix}:media:"
+
+    def media_node(self, media_id: str) -> str:
+        return f"{self.media_node_prefix}{media_id}"
 
 
 def default_node_id(address: str) -> str:

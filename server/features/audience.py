@@ -31,6 +31,10 @@ class Audience(Protocol):
         """``participant_id`` left the room (on stage or not)."""
         ...
 
+    async def restore(self, name: str) -> None:
+        """The room's first joiner here: restore the board a dead node kept (a cluster)."""
+        ...
+
 
 class AudienceFeature(BaseFeature):
     """Opens a room's audience with its first joiner, gives hosts the moderation link, closes
@@ -52,6 +56,10 @@ class AudienceFeature(BaseFeature):
             kind, _, invite_id = seat.partition(":")
             if kind == "stage":  # a viewer a moderator invited is on stage now
                 self._audience.stage_joined(room.name, invite_id, participant.participant_id)
+
+    async def on_peer_added(self, room: RoomContext, peer: Peer) -> None:
+        if self._audience is not None:
+            await self._audience.restore(room.name)
 
     async def on_left(self, room: RoomContext, participant_id: str) -> None:
         if self._audience is not None:

@@ -2,13 +2,15 @@
 ``parley serve --cluster`` nodes and a real ``redis-server`` (loopback; only the addresses, the
 listen line and the file paths are changed, TLS left out). Clients only know nginx: ``/ws``
 reaches any node, a join for a room on the other node is redirected to ``/node/<id>/ws`` through
-nginx and admitted there; when the room's node is SIGKILLed, joining through ``/ws`` again
-reaches the live node, which takes the room over."""
+nginx and admitted there (an audience socket to ``/node/<id>/live/<room>/audience``); when the
+room's node is SIGKILLed, joining through ``/ws`` again reaches the live node, which takes the
+room over."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import re
 import shutil
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from tests.support.paths import REPO
 from tests.support.raw import RawClient
@@ -78,6 +82,14 @@ async def join(url: str, origin: str, room: str, name: str) -> tuple[RawClient, 
             return client, reply
 
 
+async def audience_hello(url: str, origin: str) -> dict[str, Any]:
+    """An audience socket's first answer to ``hello`` (``welcome`` or ``redirect``)."""
+    async with connect(url, origin=Origin(origin)) as ws:
+        await ws.send(json.dumps({"type": "hello", "viewer_id": "viewer-0001", "lang": "en"}))
+        answer: dict[str, Any] = json.loads(await ws.recv())
+        return answer
+
+
 async def test_the_shipped_nginx_front_routes_joins_to_the_rooms_node(tmp_path: Path) -> None:
     front_port = free_port()
     front = f"{HOST}:{front_port}"
@@ -129,6 +141,20 @@ async def test_the_shipped_nginx_front_routes_joins_to_the_rooms_node(tmp_path: 
         clients.append(bob)
         assert joined["type"] == "joined" and joined["cluster"]["node"] == holder
         assert [p["name"] for p in joined["participants"]] == ["Alice"]
+        # the audience socket too: one that reaches the other node is sent on through nginx
+        audience = f"ws://{front}/live/alpha/audience"
+        for _ in range(4):
+            first = await audience_hello(audience, origin)
+            if first["type"] == "redirect":
+                break
+        assert first == {
+            "type": "redirect",
+            "room": "alpha",
+            "node": holder,
+            "url": f"ws://{front}/node/{holder}/live/alpha/audience",
+        }
+        welcome = await audience_hello(first["url"], origin)
+        assert welcome["type"] == "welcome" and welcome["cluster"]["node"] == holder, welcome
 
         # the room's node dies: joining through nginx again reaches the live node (nginx skips
         # the dead one), which takes the room over once the heartbeat expired

@@ -39,6 +39,8 @@ class RunningJanus:
     admin_key: str
     namespace: Namespace
     log_path: Path
+    #: Janus's process (a test may kill it: a media node that dies)
+    pid: int = 0
 
 
 def unavailable() -> str | None:
@@ -133,23 +135,10 @@ def running_janus(folder: Path, *, ws_port: int = 8188) -> Iterator[RunningJanus
         namespace.run("ip", "link", "set", INTERFACE, "up")
         api_secret, admin_key = secrets.token_hex(16), secrets.token_hex(16)
         write_config(folder, ws_port=ws_port, api_secret=api_secret, admin_key=admin_key)
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    *namespace.prefix,
-                    JANUS_BIN,
-                    "--configs-folder",
-                    str(folder),
-                    "--config",
-                    str(folder / "janus.jcfg"),
-                    "--disable-colors",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        with namespace.entered():
-            _wait_listening(ws_port, process, timeout_s=20)
-        yield RunningJanus(f"ws://127.0.0.1:{ws_port}", api_secret, admin_key, namespace, log_path)
+        process = _start_process(folder, namespace, log_path, ws_port=ws_port)
+        yield RunningJanus(
+            f"ws://127.0.0.1:{ws_port}", api_secret, admin_key, namespace, log_path, process.pid
+        )
     finally:
         if process is not None:
             process.terminate()
@@ -159,6 +148,41 @@ def running_janus(folder: Path, *, ws_port: int = 8188) -> Iterator[RunningJanus
                 process.kill()
                 process.wait()
         namespace.close()
+
+
+def _start_process(
+    folder: Path, namespace: Namespace, log_path: Path, *, ws_port: int
+) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                *namespace.prefix,
+                JANUS_BIN,
+                "--configs-folder",
+                str(folder),
+                "--config",
+                str(folder / "janus.jcfg"),
+                "--disable-colors",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with namespace.entered():
+            _wait_listening(ws_port, process, timeout_s=20)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def restart_janus(running: RunningJanus, *, ws_port: int = 8188) -> subprocess.Popen[bytes]:
+    """Start ``running``'s Janus again (same namespace, configuration and secrets) after a test
+    killed it; the caller stops the new process."""
+    return _start_process(
+        running.log_path.parent, running.namespace, running.log_path, ws_port=ws_port
+    )
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], *, timeout_s: float) -> None:

@@ -113,6 +113,10 @@ def test_every_default_is_documented() -> None:
     [
         ("[media]\nbackend = 'janus'\n", "janus_url"),
         (
+            "[media]\nbackend = 'janus'\njanus_url = 'ws://10.0.0.5:99999'\n",
+            "janus_url: .*Port out of range",
+        ),
+        (
             "[media]\nbackend = 'janus'\njanus_url = 'ws://10.0.0.5:8188'\n"
             "janus_api_secret = 'janusrocks'\njanus_admin_key = 'x' \n",
             "janus_api_secret",
