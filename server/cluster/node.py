@@ -40,6 +40,7 @@ from .placement import (
     placement_of,
     socket_origin,
 )
+from .speech import SpeechDemand
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,8 @@ class NodeLoad:
 
     participants: int
     rooms: list[str]
+    #: its caption demand for the cluster's speech workers (None: it takes no remote worker)
+    speech: SpeechDemand | None = None
 
 
 def cluster_node(settings: ClusterSettings, *, load: Callable[[], NodeLoad]) -> ClusterNode:
@@ -149,6 +152,7 @@ class ClusterNode:
             capacity=self.capacity,
             rooms=len(load.rooms),
             version=self.version,
+            speech=load.speech,
         )
 
     def known_addresses(self) -> list[str]:
