@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -327,7 +328,22 @@ async def _serve_cluster(
     from .cluster.speech_worker import ClusterSpeechWorker
 
     worker = ClusterSpeechWorker(settings, cluster, redis=redis, ssl_context=context)
+    # SIGTERM (systemd's stop): leave the node and the registry at once, not when keys expire
+    main = asyncio.current_task()
+    assert main is not None
+    stopping = asyncio.Event()
+
+    def stop() -> None:
+        stopping.set()
+        main.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
     try:
         await worker.run()
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
     finally:
+        loop.remove_signal_handler(signal.SIGTERM)
         await redis.aclose()

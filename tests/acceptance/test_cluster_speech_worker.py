@@ -218,6 +218,10 @@ async def test_a_cluster_worker_goes_where_captions_are_needed_and_follows_the_r
         )
         assert rec.worker_id in listing.stdout and node_id(stays) in listing.stdout
         assert "1/2" in listing.stdout, listing.stdout
+        # stopped on purpose (SIGTERM), it leaves the registry at once
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 15 * TIME_SCALE) == 0
+        assert await record() is None
         # no caption text in the worker's log
         words = " ".join(str(c["text"]) for c in captions_of(reader, sid)).split()
         logged = worker_log.read_text()
