@@ -98,6 +98,8 @@ class LinkState:
     speakers: set[str] = field(default_factory=set)
     #: the server accepted the link (the connection's backoff starts afresh)
     connected: bool = False
+    #: the models are loaded and the server was told (it places speakers from then on)
+    serving: bool = False
 
 
 def decode_link_message(message: str | bytes) -> Inbound:
@@ -129,7 +131,9 @@ async def serve_link(
     worker.on_pong = lambda pong: out.put_nowait(encode_outbound(pong))
     await link.send(encode_outbound(ready))
     log.info("serving (model load %.2f s)", ready.load_s)
-    relay = Relay(worker, out, state or LinkState())
+    state = state or LinkState()
+    state.serving = True
+    relay = Relay(worker, out, state)
     died_first = False
     try:
         async with asyncio.TaskGroup() as tg:

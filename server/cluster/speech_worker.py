@@ -262,7 +262,7 @@ class ClusterSpeechWorker:
                     log.warning("node %s stopped heartbeating: leaving it", target.node_id)
                     return None
                 now = self.clock()
-                if state.speakers or not state.connected:
+                if state.speakers or not state.serving:
                     idle_since = None
                     continue
                 idle_since = now if idle_since is None else idle_since
