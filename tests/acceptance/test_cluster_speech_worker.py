@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +64,12 @@ def captions_of(client: ParleyClient, speaker: str) -> list[dict[str, Any]]:
         for m in client.messages
         if m["type"] == "caption" and m["participant_id"] == speaker and str(m["text"]).strip()
     ]
+
+
+def metrics_text(node: ServerProcess) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{node.http_url}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
 
 
 def start_worker(
@@ -208,6 +215,15 @@ async def test_a_cluster_worker_goes_where_captions_are_needed_and_follows_the_r
         rec = await record()
         assert rec is not None and rec.node == node_id(stays) and rec.name == "cluster-box"
         assert stays.metrics()["parley_speech_workers_up"] == 1
+        # its /metrics shows each node's caption demand as the heartbeats say it
+        demand = await until(
+            lambda: asyncio.to_thread(metrics_text, stays),
+            lambda text: (
+                f'parley_cluster_node_speech_workers{{node="{node_id(stays)}"}} 1.0' in text
+            ),
+            5,
+        )
+        assert f'parley_cluster_node_captioned_speakers{{node="{node_id(stays)}"}} 1.0' in demand
         # operators see the cluster-wide pool
         listing = await asyncio.to_thread(
             subprocess.run,
