@@ -612,6 +612,16 @@ class SpeechPool:
             total.update(member.handle.suppressed)
         return dict(total)
 
+    @property
+    def speaker_count(self) -> int:
+        """Speakers captioned now (placed on a worker or waiting for one)."""
+        return len(self._speakers)
+
+    @property
+    def waiting_count(self) -> int:
+        """Speakers with no worker up to serve them (captions paused for them)."""
+        return len(self._placement.waiting())
+
     def worker_of(self, speaker_id: str) -> str | None:
         """The worker serving a speaker (None: waiting or unknown)."""
         return self._placement.assignment.get(speaker_id)

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .compose import PipelineConfig
 from .frames import AudioChunk, Untranslated
@@ -90,15 +90,29 @@ def for_device(config: PipelineConfig, settings: RemoteWorkerSettings) -> Pipeli
     )
 
 
+@dataclass(slots=True)
+class LinkState:
+    """What one link serves now, for a caller that decides where the worker goes
+    (``parley speech-worker --cluster``): the speakers placed on it."""
+
+    speakers: set[str] = field(default_factory=set)
+    #: the server accepted the link (the connection's backoff starts afresh)
+    connected: bool = False
+    #: the models are loaded and the server was told (it places speakers from then on)
+    serving: bool = False
+
+
 def decode_link_message(message: str | bytes) -> Inbound:
     if isinstance(message, str):
         raise WireFormatError("a text message on a speech worker link")
     return decode_inbound(*split_frame(message))
 
 
-async def serve_link(link: FrameLink, settings: RemoteWorkerSettings) -> None:
+async def serve_link(
+    link: FrameLink, settings: RemoteWorkerSettings, state: LinkState | None = None
+) -> None:
     """One connection's life: announce, configure, serve until the server closes it (or our
-    worker process dies)."""
+    worker process dies). ``state``: kept up to date with the speakers it serves."""
     announce = Announce(settings.name, settings.device, settings.capacity)
     await link.send(encode_outbound(announce))
     first = decode_link_message(await link.recv())
@@ -117,7 +131,9 @@ async def serve_link(link: FrameLink, settings: RemoteWorkerSettings) -> None:
     worker.on_pong = lambda pong: out.put_nowait(encode_outbound(pong))
     await link.send(encode_outbound(ready))
     log.info("serving (model load %.2f s)", ready.load_s)
-    relay = Relay(worker, out)
+    state = state or LinkState()
+    state.serving = True
+    relay = Relay(worker, out, state)
     died_first = False
     try:
         async with asyncio.TaskGroup() as tg:
@@ -148,9 +164,12 @@ async def serve_link(link: FrameLink, settings: RemoteWorkerSettings) -> None:
 class Relay:
     """Frames from the link to the worker; the worker's captions and answers to ``out``."""
 
-    def __init__(self, worker: SpeechWorker, out: asyncio.Queue[bytes]) -> None:
+    def __init__(
+        self, worker: SpeechWorker, out: asyncio.Queue[bytes], state: LinkState | None = None
+    ) -> None:
         self._worker = worker
         self._out = out
+        self._state = state or LinkState()
         self._opus = OpusSpeakers()
 
     async def send_all(self, link: FrameLink) -> None:
@@ -189,9 +208,11 @@ class Relay:
                 w.push(item)
             case AddSpeaker():
                 w.add_speaker(item.speaker_id, item.lang)
+                self._state.speakers.add(item.speaker_id)
             case RemoveSpeaker():
                 w.remove_speaker(item.speaker_id)
                 self._opus.forget(item.speaker_id)
+                self._state.speakers.discard(item.speaker_id)
             case SetSpeakerLang():
                 w.set_speaker_lang(item.speaker_id, item.lang)
             case SetTargets():
@@ -217,39 +238,69 @@ class Relay:
         self._out.put_nowait(encode_outbound(TextTranslation(request.request_id, translations)))
 
 
-async def run(settings: RemoteWorkerSettings, *, ssl_context: ssl.SSLContext | None) -> None:
-    """Connect, serve, and connect again (with backoff) until refused or cancelled."""
+async def serve_url(
+    url: str,
+    settings: RemoteWorkerSettings,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    state: LinkState | None = None,
+) -> None:
+    """Connect to ``url`` and serve that link until it ends. Raises :class:`RefusedError` when
+    the server refuses this worker (401/403); the link's other failures as they come."""
+    state = state or LinkState()
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
 
+    try:
+        async with connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {settings.secret}"},
+            ssl=ssl_context if url.startswith("wss:") else None,
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
+            open_timeout=15,
+        ) as link:
+            log.info("connected to %s", url)
+            state.connected = True
+            await serve_link(link, settings, state)
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        reason = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+        if status in (401, 403):
+            raise RefusedError(f"the server refused this worker ({status}): {reason}") from None
+        raise ConnectionError(f"the server answered {status} ({reason})") from None
+
+
+def describe(exc: BaseException) -> str:
+    """What ended a link, for the log: the first error inside a task group's group (a closed
+    link seen by the reader and the writer at once), by type (never a frame's content)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return type(exc).__name__
+
+
+def backoff_s(failures: int, max_backoff_s: float) -> float:
+    """How long to wait after ``failures`` failed links in a row."""
+    return min(max_backoff_s, 0.5 * 2.0 ** min(failures, 5))
+
+
+async def run(settings: RemoteWorkerSettings, *, ssl_context: ssl.SSLContext | None) -> None:
+    """Connect, serve, and connect again (with backoff) until refused or cancelled."""
     url = settings.url
     failures = 0
     while True:
+        state = LinkState()
         try:
-            async with connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {settings.secret}"},
-                ssl=ssl_context if url.startswith("wss:") else None,
-                max_size=MAX_MESSAGE_BYTES,
-                compression=None,
-                open_timeout=15,
-            ) as link:
-                log.info("connected to %s", url)
-                failures = 0
-                await serve_link(link, settings)
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            reason = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-            if status in (401, 403):
-                raise RefusedError(f"the server refused this worker ({status}): {reason}") from None
-            log.warning("the server answered %s (%s); trying again", status, reason)
+            await serve_url(url, settings, ssl_context=ssl_context, state=state)
         except SpeechWorkerError as exc:
             if not exc.retryable:
                 raise
             log.error("the worker could not start: %s", exc)
         except (OSError, TimeoutError, WireFormatError, ConnectionError) as exc:
             log.warning("link to %s failed: %s", url, exc)
+        except RefusedError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a closed link (websockets' ConnectionClosed)
-            log.warning("link to %s ended: %s", url, type(exc).__name__)
-        failures += 1
-        await asyncio.sleep(min(settings.max_backoff_s, 0.5 * 2 ** min(failures, 5)))
+            log.warning("link to %s ended: %s", url, describe(exc))
+        failures = 1 if state.connected else failures + 1
+        await asyncio.sleep(backoff_s(failures, settings.max_backoff_s))

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .audience.service import AudienceService
     from .captions import CaptionService
     from .cluster.node import ClusterNode, MediaLink
+    from .cluster.speech import SpeechDemand
 from . import outbound
 from .connection import ClientConnection
 from .context import Feature
@@ -253,7 +254,8 @@ class App:
 
         def load() -> NodeLoad:
             rooms = membership.rooms
-            return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms))
+            speech = self._speech_demand(node.address)
+            return NodeLoad(sum(len(r.clients) for r in rooms.values()), list(rooms), speech)
 
         node = cluster_node(self.settings.cluster, load=load, media=self._media_link())
         membership.placement = node
@@ -283,6 +285,24 @@ class App:
             )
 
         return MediaLink(url=self.settings.media.janus_url, probe=probe)
+
+    def _speech_demand(self, address: str) -> SpeechDemand | None:
+        """What this node tells the cluster's speech workers (``parley speech-worker
+        --cluster``): where they connect and its caption demand; None when it takes no remote
+        worker (captions off, no ``[captions] worker_secret_file``)."""
+        if self.captions is None or self.worker_secret is None:
+            return None
+        from .cluster.speech import SpeechDemand, speech_worker_url
+
+        pool = self.captions.worker
+        up = [w for w in pool.workers() if w.up]
+        return SpeechDemand(
+            url=speech_worker_url(address),
+            speakers=pool.speaker_count,
+            waiting=pool.waiting_count,
+            workers=len(up),
+            capacity=sum(w.capacity for w in up),
+        )
 
     async def _join_cluster(self) -> None:
         """Register this node (its address from the listening port when not configured);

@@ -252,6 +252,41 @@ class LiveStateCollector(Collector):
         return []  # collected live; nothing to check at registration
 
 
+def _cluster_speech_families(c: ClusterStats) -> Iterator[Metric]:
+    """The cluster's caption demand and speech workers, per live node that takes remote
+    workers (what ``parley speech-worker --cluster`` chooses from)."""
+    families = {
+        "speakers": GaugeMetricFamily(
+            "parley_cluster_node_captioned_speakers",
+            "Captioned speakers on each live node",
+            labels=["node"],
+        ),
+        "waiting": GaugeMetricFamily(
+            "parley_cluster_node_waiting_speakers",
+            "Captioned speakers waiting for a speech worker on each live node",
+            labels=["node"],
+        ),
+        "workers": GaugeMetricFamily(
+            "parley_cluster_node_speech_workers",
+            "Speech workers up on each live node",
+            labels=["node"],
+        ),
+        "capacity": GaugeMetricFamily(
+            "parley_cluster_node_speech_capacity",
+            "Speakers the speech workers up on each live node serve",
+            labels=["node"],
+        ),
+    }
+    for node in c.nodes:
+        if node.speech is not None:
+            d = node.speech
+            families["speakers"].add_metric([node.node_id], d.speakers)
+            families["waiting"].add_metric([node.node_id], d.waiting)
+            families["workers"].add_metric([node.node_id], d.workers)
+            families["capacity"].add_metric([node.node_id], d.capacity)
+    yield from families.values()
+
+
 def _cluster_families(c: ClusterStats) -> Iterator[Metric]:
     """This node in its cluster, and the live nodes as its last heartbeat read them."""
     yield GaugeMetricFamily(
@@ -279,6 +314,7 @@ def _cluster_families(c: ClusterStats) -> Iterator[Metric]:
         ready.add_metric([node.node_id], int(node.ready))
     yield from (rooms, load, capacity, ready)
     yield from _media_node_families(c)
+    yield from _cluster_speech_families(c)
     for name, value, what in (
         ("parley_cluster_redirects", c.redirects, "Joins sent on to the room's node"),
         ("parley_cluster_takeovers", c.takeovers, "Rooms placed anew after their node died"),

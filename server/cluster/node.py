@@ -49,6 +49,7 @@ from .placement import (
     placement_of,
     socket_origin,
 )
+from .speech import SpeechDemand
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +95,8 @@ class NodeLoad:
 
     participants: int
     rooms: list[str]
+    #: its caption demand for the cluster's speech workers (None: it takes no remote worker)
+    speech: SpeechDemand | None = None
 
 
 def cluster_node(
@@ -181,6 +184,7 @@ class ClusterNode:
             version=self.version,
             ready=self.stats.media_up is not False,
             media=self.media_id,
+            speech=load.speech,
         )
 
     def known_addresses(self) -> list[str]:

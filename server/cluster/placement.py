@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .speech import SpeechDemand
+
 #: a placement key lives this many heartbeat ttls past its node's last heartbeat
 PLACEMENT_TTL_FACTOR = 2
 
@@ -118,21 +120,24 @@ class NodeInfo:
     ready: bool = True
     #: the id of the media node (Janus) it drives ("": it forwards media itself)
     media: str = ""
+    #: its caption demand, where remote speech workers connect (:mod:`.speech`); None: it
+    #: takes none (captions off, no worker secret, or a node of a version before this field)
+    speech: SpeechDemand | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.node_id,
-                "address": self.address,
-                "load": self.load,
-                "capacity": self.capacity,
-                "rooms": self.rooms,
-                "version": self.version,
-                "ready": self.ready,
-                "media": self.media,
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, object] = {
+            "id": self.node_id,
+            "address": self.address,
+            "load": self.load,
+            "capacity": self.capacity,
+            "rooms": self.rooms,
+            "version": self.version,
+            "ready": self.ready,
+            "media": self.media,
+        }
+        if self.speech is not None:
+            data["speech"] = self.speech.to_dict()
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> NodeInfo | None:
@@ -149,6 +154,8 @@ class NodeInfo:
                 version=str(data["version"]),
                 ready=data.get("ready", True),
                 media=str(data.get("media", "")),
+                # optional (older nodes omit it); unreadable: the node takes no speech worker
+                speech=SpeechDemand.from_dict(data["speech"]) if "speech" in data else None,
             )
             check_node_id(info.node_id)
             check_node_address(info.address)
