@@ -44,9 +44,10 @@ from covers a window fixed by audio times (segment start, pause start, the onset
 and each decision waits until the audio says how long the pause was. An idle and a busy machine
 give the same finals; only interims (every ``interim_interval_s`` of new audio while the
 recognizer is free, committed with LocalAgreement-2 so they do not flicker) depend on timing.
-One exception: the guard that compares a final with its interims (``interim_mismatch``, rare)
-decodes the same audio again without prompt and keeps whichever of the two its interims
-support better.
+The text guard that compares a final with what the segment's earlier pause decodes heard
+(``decode_mismatch``, rare: Whisper reading its prompt instead of the audio) decodes the same
+audio again without prompt and keeps whichever of the two those decodes support better; it
+reads decodes of fixed windows, not the interims, so it does not depend on timing either.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import secrets
 from .agreement import normalized
 from .context import context_failure, words_after_seam
 from .frames import Word
-from .guards import drop_repeated_ngrams, interim_overlap, overlap_with_previous
+from .guards import Evidence, agreement_with, drop_repeated_ngrams, overlap_with_previous
 from .segments import CLAUSE_END, SENTENCE_END, Previous, Run, Segment, ends
 from .stream_frames import CaptionUpdate, DecodeJob, Hypothesis, join_words
 from .streaming_settings import StreamingSettings
@@ -180,8 +181,9 @@ class CommitPolicy:
             seg.cut = words
         elif job.kind == "retry" and job.key_s is not None:
             before = seg.results.get(job.key_s, [])
-            better = interim_overlap(words, seg.interim_keys) > interim_overlap(
-                before, seg.interim_keys
+            evidence = self._earlier_decodes(seg, job.key_s)
+            better = evidence is not None and agreement_with(words, evidence) > agreement_with(
+                before, evidence
             )
             seg.results[job.key_s] = words if better else before
             seg.retried.add(job.key_s)
@@ -205,8 +207,6 @@ class CommitPolicy:
         if job.kind in ("interim", "pause") and job.seam_s is None:
             seg.agreement.insert(words)
             seg.agreement.commit()
-        if job.kind == "interim":
-            seg.interim_keys.update(normalized(w.text) for w in words)
         ready = self.decide()
         if ready:
             self._pending_finals.extend(ready[1:])
@@ -337,6 +337,20 @@ class CommitPolicy:
             n += 1
         return words[:n]
 
+    def _earlier_decodes(self, seg: Segment, pause: float) -> Evidence | None:
+        """What the segment's pause decodes at its earlier pauses heard, for the text guard
+        that compares a final with them: their words, and how far they reach (the last earlier
+        pause). Those decodes cover windows fixed by audio times, so the guard, unlike one
+        reading the interims (which run when the recognizer is free), does not depend on
+        timing. None when there are fewer than 4 such words (nothing to compare with)."""
+        earlier = [k for k in seg.results if k < pause - 1e-6]
+        if not earlier:
+            return None
+        keys = {normalized(w.text) for k in earlier for w in seg.results[k]} - {""}
+        if len(keys) < 4:
+            return None
+        return Evidence(frozenset(keys), max(earlier) + 0.3)
+
     def _decide_pause(self, seg: Segment, pause: float) -> list[CaptionUpdate] | None:
         """The decision at a confirmed pause: finals, [] to go on, or None to wait."""
         s = self.settings
@@ -363,13 +377,13 @@ class CommitPolicy:
         if not final and not resumed:
             return None  # the pause may still grow long
         if final:
+            evidence = self._earlier_decodes(seg, pause)
             if (
                 pause not in seg.retried
-                and len(seg.interim_keys) >= 4
-                and len(words) >= 4
-                and interim_overlap(words, seg.interim_keys) < s.min_interim_overlap
+                and evidence is not None
+                and agreement_with(words, evidence) < s.min_interim_overlap
             ):
-                self.suppressed["interim_mismatch"] += 1
+                self.suppressed["decode_mismatch"] += 1
                 seg.retry_s = pause
                 return None
             return self._finalize(seg, words, pause, index)

@@ -189,9 +189,19 @@ def overlap_with_previous(
     return 0
 
 
-def interim_overlap(words: Sequence[Word], interim_keys: set[str]) -> float:
-    """Share of a final's words that some interim of the same caption also had."""
-    keys = [k for k in _keys(words) if k]
-    if not keys:
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What earlier decodes of the same caption heard: their words (normalized) and how far
+    in the audio they reach."""
+
+    keys: frozenset[str]
+    until_s: float
+
+
+def agreement_with(words: Sequence[Word], evidence: Evidence) -> float:
+    """Share of a final's words, among those inside the audio the earlier decodes covered,
+    that those decodes also had (1.0 when fewer than 4 words are inside: too few to judge)."""
+    keys = [k for k in _keys([w for w in words if w.end_s <= evidence.until_s]) if k]
+    if len(keys) < 4:
         return 1.0
-    return sum(k in interim_keys for k in keys) / len(keys)
+    return sum(k in evidence.keys for k in keys) / len(keys)

@@ -49,7 +49,6 @@ class Segment:
     cut: list[Word] | None = None  # the result of the bound's cut decode
     inflight: DecodeJob | None = None
     decoded_to_s: float = 0.0
-    interim_keys: set[str] = field(default_factory=set)
     heard_lang: str = ""
     #: pauses whose decode had the previous final's audio in front
     with_context: set[float] = field(default_factory=set)

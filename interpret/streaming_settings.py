@@ -59,7 +59,8 @@ class StreamingSettings:
     #: a tail (within ``context_gap_s`` of the previous final) with less speech than this and
     #: no words of its own once decoded with context is dropped
     min_tail_speech_s: float = 1.0
-    #: a final sharing less than this with its own interims is decoded again without prompt
+    #: a final sharing less than this with what the caption's earlier pause decodes heard (in
+    #: the audio they covered) is decoded again without prompt
     min_interim_overlap: float = 0.5
     #: the speaker's previous final (its last this-many characters) is given to Whisper as the
     #: text before the audio, as its own long-form decoding does. 0 disables.

@@ -41,7 +41,7 @@ LOOP_LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 ASR_SUPPRESSED_REASONS = (
     "context_empty",
     "context_short",
-    "interim_mismatch",
+    "decode_mismatch",
     "repeat",
     "repeat_previous",
     "sentence_continued",

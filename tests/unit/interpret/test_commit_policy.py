@@ -118,20 +118,41 @@ def test_a_tail_with_no_words_of_its_own_is_dropped_and_counted() -> None:
     assert streams[0].suppressed["short_tail"] == 1
 
 
-def test_a_final_unlike_its_interims_is_decoded_again_without_prompt() -> None:
-    script = words(0.5, 6.0, "one two three four five six seven eight nine ten.")
+def test_a_final_unlike_its_earlier_pause_decodes_is_decoded_again_without_prompt() -> None:
+    # one sentence over two runs: the pause decode at the first pause (a comma, the caption
+    # goes on) heard "one … six,"; the final's decode at the second pause reads a made-up text
+    script = [*words(0.5, 3.5, "one two three four five six,"), *words(4.0, 6.0, "seven eight.")]
 
     def odd_final(job: DecodeJob) -> list[Word]:
         got = heard(script)(job)
         if job.kind == "pause" and job.end_s > 6.0:  # a made-up final
-            return words(job.offset_s + 0.5, 6.0, "thank you for watching my channel.")
+            return words(job.offset_s + 0.5, 6.0, "thank you for watching my channel today.")
         return got
 
     streams: list[SpeakerStream] = []
-    finals, jobs = run([(0.5, 6.0)], odd_final, 8.0, streams=streams)
+    finals, jobs = run([(0.5, 3.5), (4.0, 6.0)], odd_final, 9.0, streams=streams)
     assert [j.kind for j in jobs][-1] == "retry" and jobs[-1].prompt == ""
-    assert texts(finals) == ["one two three four five six seven eight nine ten."]
-    assert streams[0].suppressed["interim_mismatch"] == 1
+    assert texts(finals) == ["one two three four five six, seven eight."]
+    assert streams[0].suppressed["decode_mismatch"] == 1
+
+
+def test_the_mismatch_guard_reads_no_interim() -> None:
+    # the same made-up final, with interims every 0.5 s and with none (a busy recognizer runs
+    # fewer): the same decision, since timing decides the interims and must not change a final
+    script = [*words(0.5, 3.5, "one two three four five six,"), *words(4.0, 6.0, "seven eight.")]
+
+    def odd_final(job: DecodeJob) -> list[Word]:
+        if job.kind == "pause" and job.end_s > 6.0:
+            return words(job.offset_s + 0.5, 6.0, "thank you for watching my channel today.")
+        return heard(script)(job)
+
+    results = []
+    for interim_interval_s in (0.5, 100.0):
+        settings = Settings(interim_interval_s=interim_interval_s)
+        finals, jobs = run([(0.5, 3.5), (4.0, 6.0)], odd_final, 9.0, settings=settings)
+        results.append((texts(finals), sum(j.kind == "interim" for j in jobs)))
+    assert results[0][1] > 0 and results[1][1] == 0
+    assert results[0][0] == results[1][0] == ["one two three four five six, seven eight."]
 
 
 def test_a_speaker_who_never_pauses_is_cut_at_a_fixed_window() -> None:
