@@ -53,10 +53,6 @@ class SpeakerStream:
         self._keep_s = keep_s
         #: the speaker left: no more audio; forgotten once its last final is out
         self.closing = False
-        #: where the audio was when the last interim's result came, and how much audio arrived
-        #: while it was decoded (its cost, in stream time: at 1x, its wall time)
-        self._interim_done_s = 0.0
-        self._interim_cost_s = 0.0
 
     @property
     def lang(self) -> str | None:
@@ -135,11 +131,8 @@ class SpeakerStream:
         if pause is not None:
             return None
         heard = self.position_s - seg.onset_s
-        rested = self.position_s - self._interim_done_s >= s.interim_rest * self._interim_cost_s
-        if (
-            heard >= s.first_interim_after_s
-            and self.position_s - seg.decoded_to_s >= s.interim_interval_s
-            and rested
+        if heard >= s.first_interim_after_s and (
+            self.position_s - seg.decoded_to_s >= s.interim_interval_s
         ):
             return self._start(seg, "interim", self.position_s)
         return None
@@ -172,10 +165,6 @@ class SpeakerStream:
 
     def on_result(self, job: DecodeJob, hypothesis: Hypothesis) -> CaptionUpdate | None:
         """A decode's result: the caption update it makes (interim or final), or None."""
-        if job.kind == "interim":
-            # an interim's window ends where the audio was when it started
-            self._interim_done_s = self.position_s
-            self._interim_cost_s = max(0.0, self.position_s - job.end_s)
         return self._policy.on_result(job, hypothesis)
 
     def take_ready(self) -> list[CaptionUpdate]:

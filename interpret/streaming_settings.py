@@ -9,12 +9,6 @@ from dataclasses import dataclass
 class StreamingSettings:
     #: new speech needed since the last decode before an interim decode is worth it
     interim_interval_s: float = 1.0
-    #: after an interim, the recognizer rests for this many times as long as it took (in stream
-    #: time) before this speaker's next interim: a pause decode (what a final waits for) then
-    #: finds it free more often. Interims of a 15 s sentence take 1.5-2 s on one core, so
-    #: back-to-back interims kept it always busy and the pause decode waited behind one
-    #: (issue 12, 2 speakers on 2 workers of 1 thread). Finals never read interims.
-    interim_rest: float = 1.0
     #: the first interim waits for this much speech after its onset (0.8 s gave a first interim
     #: 1.0-1.2 s after the onset, 0.5 s gives 0.71-0.76 s, WER unchanged)
     first_interim_after_s: float = 0.5

@@ -8,8 +8,6 @@ see the commit message for the run against the old ``interpret/streaming.py``.
 
 from __future__ import annotations
 
-import itertools
-
 from interpret.frames import Word
 from interpret.streaming import DecodeJob, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
@@ -183,16 +181,3 @@ def test_a_context_decode_that_stops_early_is_redone_without_context() -> None:
 
 
 SECOND = "It was moved to the north of the town."
-
-
-def test_a_slow_recognizer_rests_between_interims() -> None:
-    # decodes take 1.5 s: an interim, then 1.5 s of rest before the next one, so that a pause
-    # decode finds the recognizer free half the time instead of behind an interim
-    script = words(0.5, 12.5, " ".join(f"w{i}" for i in range(30)) + ".")
-    _, jobs = run([(0.5, 12.5)], heard(script), 16.0, busy_chunks=15)
-    starts = [j.end_s for j in jobs if j.kind == "interim"]
-    assert len(starts) >= 2
-    assert all(b - a >= 3.0 - 1e-6 for a, b in itertools.pairwise(starts))
-    eager = Settings(interim_rest=0)
-    _, fast = run([(0.5, 12.5)], heard(script), 16.0, busy_chunks=15, settings=eager)
-    assert len([j for j in fast if j.kind == "interim"]) > len(starts)
