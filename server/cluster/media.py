@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .placement import MAX_NODE_ID_CHARS, ClusterConfigError, check_node_id
+from .placement import MAX_NODE_ID_CHARS, ClusterConfigError, check_node_id, live_heartbeats
 
 
 def media_address(url: str) -> str:
@@ -128,12 +128,4 @@ def live_media_nodes(
     values: Sequence[tuple[str, str | bytes | None]],
 ) -> tuple[list[MediaNodeInfo], list[str]]:
     """``(id, heartbeat value)`` pairs of media nodes -> (live ones, ids to forget)."""
-    live: list[MediaNodeInfo] = []
-    gone: list[str] = []
-    for media_id, value in values:
-        info = None if value is None else MediaNodeInfo.from_json(value)
-        if info is None or info.media_id != media_id:
-            gone.append(media_id)
-        else:
-            live.append(info)
-    return live, gone
+    return live_heartbeats(values, MediaNodeInfo.from_json, lambda m: m.media_id)

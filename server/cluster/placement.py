@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .speech import SpeechDemand
+
+T = TypeVar("T")
 
 #: a placement key lives this many heartbeat ttls past its node's last heartbeat
 PLACEMENT_TTL_FACTOR = 2
@@ -218,20 +220,29 @@ def placement_of(
     return Placement(owner, owner_info.address, here=False, took_over=took_over)
 
 
-def live_nodes(
+def live_heartbeats(
     values: Sequence[tuple[str, str | bytes | None]],
-) -> tuple[list[NodeInfo], list[str]]:
-    """``(id, heartbeat value)`` pairs as read from Redis -> (live nodes, ids whose heartbeat
-    expired or cannot be read: to forget)."""
-    live: list[NodeInfo] = []
+    parse: Callable[[str | bytes], T | None],
+    id_of: Callable[[T], str],
+) -> tuple[list[T], list[str]]:
+    """``(id, heartbeat value)`` pairs as read from Redis -> (the live ones, parsed; ids whose
+    heartbeat expired, cannot be read or names another id: to forget)."""
+    live: list[T] = []
     gone: list[str] = []
-    for node_id, value in values:
-        info = None if value is None else NodeInfo.from_json(value)
-        if info is None or info.node_id != node_id:
-            gone.append(node_id)
+    for key_id, value in values:
+        info = None if value is None else parse(value)
+        if info is None or id_of(info) != key_id:
+            gone.append(key_id)
         else:
             live.append(info)
     return live, gone
+
+
+def live_nodes(
+    values: Sequence[tuple[str, str | bytes | None]],
+) -> tuple[list[NodeInfo], list[str]]:
+    """The Parley nodes' heartbeats -> (live nodes, ids to forget)."""
+    return live_heartbeats(values, NodeInfo.from_json, lambda n: n.node_id)
 
 
 #: KEYS[1] the room's placement key; ARGV: candidate id, placement ttl ms, heartbeat key prefix, the

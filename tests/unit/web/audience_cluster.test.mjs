@@ -5,6 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
+import { fakeSocketClass } from "./fake_socket.mjs";
+
 import {
   AudienceSocket, MAX_AUDIENCE_REDIRECTS, audienceReconnectUrl, documentBase, homeAudienceUrl,
 } from "../../../web/audience.js";
@@ -12,21 +14,7 @@ import {
 const A = "ws://10.0.0.11:8750/live/r/audience";
 const B = "ws://10.0.0.12:8750/live/r/audience";
 
-class FakeSocket {
-  static OPEN = 1;
-  static made = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.closed = null;
-    FakeSocket.made.push(this);
-  }
-  send(data) { this.sent.push(JSON.parse(data)); }
-  close(code, reason) { this.closed = { code, reason }; }
-  opened() { this.readyState = 1; this.onopen(); }
-  receive(message) { this.onmessage({ data: JSON.stringify(message) }); }
-}
+const FakeSocket = fakeSocketClass();
 
 function socketAt(url, events = []) {
   FakeSocket.made = [];

@@ -4,6 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
+import { fakeSocketClass } from "./fake_socket.mjs";
+
 import {
   CLUSTER_RECONNECT_DELAYS_MS, MAX_REDIRECTS, RECONNECT_DELAYS_MS, ParleySession, reconnectPlan,
 } from "../../../web/protocol.js";
@@ -30,22 +32,7 @@ test("a cluster: home first, then each other node, at every backoff step", () =>
   assert.equal(reconnectPlan(1, B, [A, B]).url, A); // a page of B tries A second
 });
 
-class FakeSocket {
-  static OPEN = 1;
-  static made = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.closed = null;
-    this.listeners = {};
-    FakeSocket.made.push(this);
-  }
-  addEventListener(type, fn) { (this.listeners[type] ||= []).push(fn); }
-  send(data) { this.sent.push(JSON.parse(data)); }
-  close(code, reason) { this.closed = { code, reason }; }
-  fire(type, ev = {}) { for (const fn of this.listeners[type] || []) fn(ev); }
-}
+const FakeSocket = fakeSocketClass();
 
 test("redirect: a new socket to the room's node, then hello and the same join", () => {
   FakeSocket.made = [];
