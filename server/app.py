@@ -544,6 +544,9 @@ class App:
             ping_timeout=s.ping_timeout_s,
             max_queue=16,
             compression=None,
+            # a peer that never answers our close frame is dropped after this (websockets'
+            # default, 10 s, kept a stopping server alive 8 s after "stopped")
+            close_timeout=s.shutdown_timeout_s,
             ssl=None if self.tls is None else server_context(self.tls),
         )
 

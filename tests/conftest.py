@@ -21,6 +21,18 @@ hypothesis.settings.register_profile(
 hypothesis.settings.load_profile("parley")
 
 
+@pytest.fixture(autouse=True)
+def _aioice_host_addresses() -> Iterator[None]:
+    """Give back aioice's own choice of ICE host addresses after every test: an in-process
+    server (``App`` with ``ice_host_addresses = ["127.0.0.1"]``) sets it for the whole process
+    (media/hooks.py), and a later test's aiortc clients on a namespace LAN then offered only
+    127.0.0.1 and never connected (test_cluster_speech_worker failed in the full suite only)."""
+    yield
+    hooks = sys.modules.get("media.hooks")
+    if hooks is not None:
+        hooks.restrict_host_addresses([])
+
+
 @pytest.fixture(scope="module")
 def netns() -> Iterator[Namespace]:
     """A loopback-only network namespace for a browser test module (the host's namespace when

@@ -184,8 +184,7 @@ async def test_a_cluster_worker_goes_where_captions_are_needed_and_follows_the_r
         reader, speaker = await speak(dies.ws_url, voice)
         clients += [reader, speaker]
         assert await store.get(f"parley:room:{ROOM}") == node_id(dies)
-        # (CI, 2 cores busy with the whole suite: the move took over 20 s once)
-        await wait_record(node_id(dies), 45)
+        await wait_record(node_id(dies), 20)
         sid = speaker.participant_id or ""
         assert await reader.wait_for(lambda: bool(captions_of(reader, sid)), 30), (
             worker_log.read_text()[-3000:]

@@ -128,15 +128,19 @@ def test_questions_moderated_translated_voted_and_a_poll(
                 assert QUESTIONS["es"] in texts["es"] and QUESTIONS["en"] in texts["en"]
                 assert any("présentation" in t for t in texts["fr"])
                 assert any("slides" in t for t in texts["en"])
-                # each viewer votes for both (clicking twice does nothing more)
+                # each viewer votes for both, by question (the list re-renders and may reorder
+                # as votes arrive); a voted question's button is disabled (the server refuses a
+                # second vote: tests/acceptance/test_audience.py)
                 for page in viewers.values():
-                    for button in page.locator("#questions button.vote").all():
-                        button.click()
-                    page.locator("#questions button.vote").first.click(force=True)
+                    ids = page.evaluate("() => window.audience.questions.map((q) => q.id)")
+                    for qid in ids:
+                        page.locator(f'#questions li[data-id="{qid}"] button.vote').click()
                 for page in viewers.values():
                     wait_until(
                         page,
-                        """() => window.audience.questions.every((q) => q.votes === 3)""",
+                        """() => window.audience.questions.every((q) => q.votes === 3)
+                          && [...document.querySelectorAll('#questions button.vote')]
+                               .every((b) => b.disabled)""",
                         TIMEOUT_MS,
                     )
                 # a poll written in English, answered from the Spanish and French pages

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from media.hooks import restrict_host_addresses
 from tests.support.client import ParleyClient, SineAudio
+from tests.support.origin import ws_origin
 from tests.support.reliability import report, served_config, unhandled_in_log
 from tests.support.server import ServerProcess
 from tests.support.waits import TIME_SCALE
@@ -102,4 +104,46 @@ async def test_server_restarted_mid_meeting_clients_rejoin_without_ghosts(tmp_pa
             with contextlib.suppress(Exception):
                 await client.leave()
         restrict_host_addresses([])
+        server.stop()
+
+
+def test_sigterm_exits_in_its_budget_when_a_client_never_answers_the_close(
+    tmp_path: Path,
+) -> None:
+    """A client whose socket is open but who never reads (a frozen tab, a dead laptop behind a
+    NAT that keeps the TCP session): SIGTERM still ends the server within its documented
+    budget (shutdown_flush_timeout_s + 1 s + shutdown_timeout_s), not after websockets' own
+    10 s close timeout (a stopping node then held its rooms 8 s past "stopped")."""
+    config = served_config(
+        "[captions]\nenabled = false\n",
+        server_section="shutdown_flush_timeout_s = 0.5\nshutdown_timeout_s = 1.0\n",
+    )
+    server = ServerProcess(tmp_path, config)
+    server.start()
+    try:
+        with socket.create_connection((server.host, server.port), timeout=5) as mute:
+            mute.sendall(
+                (
+                    f"GET /ws HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Origin: {ws_origin(server.ws_url)}\r\n\r\n"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = mute.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101"), head
+            # from here on this client reads nothing and answers nothing
+            began = time.monotonic()
+            status = server.stop(timeout_s=30)
+            took_s = time.monotonic() - began
+        print(f"\nexited {took_s:.2f} s after SIGTERM with a mute client (budget 2.5 s)")
+        assert status == 0, server.log_tail()
+        # 2.5 s budget; the slack is for a loaded machine, well under websockets' 10 s
+        assert took_s < 2.5 + 4 * TIME_SCALE, server.log_tail()
+        assert "stopped" in server.log_text()
+    finally:
         server.stop()
