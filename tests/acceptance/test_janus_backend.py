@@ -8,6 +8,7 @@ would (``tests/support/janus_seam.py``). Janus runs in a private network namespa
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -55,8 +56,12 @@ async def test_two_publish_see_and_hear_each_other_late_joiner_gets_a_keyframe(r
     ), summary(a, b)
     assert abs(tone_of(b.media_from("a").audio, 48_000) - 440) < 10
     assert abs(tone_of(a.media_from("b").audio, 48_000) - 660) < 10
+    # frames decoded in order, content intact: the counters drawn in the picture rise (one
+    # frame read wrong is no failure: under CI load a blurred last frame once read as 0)
     counters = b.media_from("a").counters
-    assert counters[-1] > counters[0]  # frames decoded in order, content intact
+    rising = sum(later > earlier for earlier, later in itertools.pairwise(counters))
+    assert max(counters[-5:]) > counters[0], counters
+    assert rising >= (len(counters) - 1) / 2, counters
 
     # captions' input: each speaker's audio, decoded from Janus's rtp_forward at 16 kHz
     assert await wait_until(lambda: {t.peer_id for t in rig.taps} == {"a", "b"}, 10)
