@@ -3,6 +3,7 @@ what every decode of it said), the latest final, and the punctuation the policy 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .agreement import LocalAgreement
@@ -85,3 +86,12 @@ class Previous:
     end_s: float
     #: the text before it (the prompt when its audio is the context)
     prompt: str
+
+    def sure(self, least: float) -> bool:
+        """Did Whisper hear it with at least ``least`` probability per word (the geometric
+        mean)? Text it was unsure of is no prompt for what follows (Whisper's own long-form
+        decoding drops its prompt after a low-confidence window too)."""
+        if least <= 0 or not self.words:
+            return True
+        logs = [math.log(max(w.probability, 1e-6)) for w in self.words]
+        return sum(logs) / len(logs) >= math.log(least)

@@ -187,7 +187,8 @@ class SpeakerStream:
         end_s = min(end_s, self.position_s)
         start_s, seam, prompt = seg.start_s, None, ""
         prev = self._policy.previous
-        if prev is not None and seg.start_s - prev.end_s <= s.context_max_gap_s:
+        sure = prev is not None and prev.sure(s.prompt_min_probability)
+        if prev is not None and sure and seg.start_s - prev.end_s <= s.context_max_gap_s:
             prompt = prev.text[-s.context_chars :] if s.context_chars > 0 else ""
         context = (
             context_window(prev, seg.start_s, end_s, self._audio_start_s, s)
@@ -207,7 +208,7 @@ class SpeakerStream:
             # last words are this segment's
             start_s, prompt = context
             seam = (prev.end_s + seg.start_s) / 2 if prev is not None else None
-            prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
+            prompt = prompt[-s.context_chars :] if s.context_chars > 0 and sure else ""
         job = DecodeJob(
             self.speaker_id,
             seg.uid,

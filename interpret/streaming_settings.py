@@ -65,5 +65,9 @@ class StreamingSettings:
     #: the speaker's previous final (its last this-many characters) is given to Whisper as the
     #: text before the audio, as its own long-form decoding does. 0 disables.
     context_chars: int = 200
+    #: ... when Whisper heard it with at least this probability per word (geometric mean):
+    #: a misheard final ("mar, o mar, fara, e o ar.", 0.3) as the prompt leads the next
+    #: decode astray. 0: always
+    prompt_min_probability: float = 0.5
     #: ... unless it ended longer ago than this (another topic by then)
     context_max_gap_s: float = 30.0

@@ -228,3 +228,22 @@ def test_the_previous_final_is_the_next_segments_context_unless_long_ago() -> No
     assert by_start[0] == ""  # nothing said before
     assert by_start[4] == "w0 w1."  # the first segment's final, not its own words
     assert by_start[40] == ""  # 35 s later: a new topic, no context
+
+
+def test_a_final_whisper_was_unsure_of_is_no_prompt() -> None:
+    """As Whisper's long-form decoding drops its prompt after a low-confidence window: a
+    misheard final ("mar, o mar, fara, e o ar.", 0.3 per word) would lead the next decode
+    astray; a final heard clearly is the next segment's prompt."""
+    settings = StreamingSettings(interim_interval_s=100, context_gap_s=0)
+    for probability, prompt in ((0.3, ""), (0.9, "w0 w1.")):
+        stream = speech_stream([(0.0, 2.5), (4.0, 6.6)], settings)
+        prompts = []
+        for _ in range(100):
+            feed(stream, audio(0.1))
+            job = stream.next_job()
+            if job is not None:
+                prompts.append((round(job.offset_s), job.prompt))
+                got = hyp(2 if round(job.offset_s) == 0 else 3, job.end_s - job.offset_s)
+                heard = [Word(w.start_s, w.end_s, w.text, probability) for w in got.words]
+                stream.on_result(job, Hypothesis(heard, "en"))
+        assert dict(prompts)[4] == prompt, (probability, prompts)
