@@ -471,8 +471,7 @@ class CommitPolicy:
         if words and words[0].start_s < start_s - 0.3:  # words before the VAD heard speech
             start_s = max(seg.start_s, words[0].start_s)
         if text:
-            sure = prev is not None and prev.sure(s.prompt_min_probability)
-            prompt = prev.text if prev is not None and sure else ""
+            prompt = prev.text if prev is not None and prev.sure(s.prompt_min_probability) else ""
             self.previous = Previous(text, tuple(words), seg.start_s, end_s, prompt)
         if not text:
             return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -37,6 +37,13 @@ class Word:
     end_s: float
     text: str
     probability: float = 1.0
+
+
+def avg_logprob(words: Sequence[Word]) -> float | None:
+    """Mean log-probability of ``words`` (Whisper's confidence); None without words."""
+    if not words:
+        return None
+    return sum(math.log(max(w.probability, 1e-6)) for w in words) / len(words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,4 @@ class CaptionFrame:
     @property
     def avg_logprob(self) -> float | None:
         """Mean log-probability of the words (Whisper's confidence); None without words."""
-        if not self.words:
-            return None
-        return sum(math.log(max(w.probability, 1e-6)) for w in self.words) / len(self.words)
+        return avg_logprob(self.words)

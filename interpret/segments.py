@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from .agreement import LocalAgreement
-from .frames import Word
+from .frames import Word, avg_logprob
 from .stream_frames import DecodeJob
 
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
@@ -91,7 +91,5 @@ class Previous:
         """Did Whisper hear it with at least ``least`` probability per word (the geometric
         mean)? Text it was unsure of is no prompt for what follows (Whisper's own long-form
         decoding drops its prompt after a low-confidence window too)."""
-        if least <= 0 or not self.words:
-            return True
-        logs = [math.log(max(w.probability, 1e-6)) for w in self.words]
-        return sum(logs) / len(logs) >= math.log(least)
+        mean = avg_logprob(self.words)
+        return least <= 0 or mean is None or mean >= math.log(least)

@@ -4,6 +4,8 @@ issue-12 behaviour (pauses are not sentence ends, guards) is in test_commit_poli
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from interpret.frames import ASR_SAMPLE_RATE, Word
@@ -212,19 +214,30 @@ def test_a_clause_end_at_a_pause_ends_only_a_long_segment() -> None:
     assert [(f.text.split()[0], f.text.split()[-1]) for f in finals] == [("w0", "w24,")]
 
 
+def decode_prompts(
+    stream: SpeakerStream, answer: Callable[[DecodeJob], Hypothesis], chunks: int
+) -> dict[int, str]:
+    """Feed ``chunks`` of 100 ms, answering each decode at once with ``answer``; the prompt
+    of the (last) decode starting at each second."""
+    prompts: dict[int, str] = {}
+    for _ in range(chunks):
+        feed(stream, audio(0.1))
+        job = stream.next_job()
+        if job is not None:
+            prompts[round(job.offset_s)] = job.prompt
+            stream.on_result(job, answer(job))
+    return prompts
+
+
 def test_the_previous_final_is_the_next_segments_context_unless_long_ago() -> None:
     # (context_gap_s=0: no context audio, which test_commit_policy.py covers)
     settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0, context_gap_s=0)
     stream = speech_stream([(0.0, 2.5), (4.0, 6.6), (40.0, 42.5)], settings)
-    prompts = []
-    for _ in range(450):
-        feed(stream, audio(0.1))
-        job = stream.next_job()
-        if job is not None:
-            prompts.append((round(job.offset_s), job.prompt))
-            n = {0: 2, 4: 3, 40: 1}.get(round(job.offset_s), 1)
-            stream.on_result(job, hyp(n, job.end_s - job.offset_s))
-    by_start = dict(prompts)
+    by_start = decode_prompts(
+        stream,
+        lambda job: hyp({0: 2, 4: 3, 40: 1}.get(round(job.offset_s), 1), job.end_s - job.offset_s),
+        450,
+    )
     assert by_start[0] == ""  # nothing said before
     assert by_start[4] == "w0 w1."  # the first segment's final, not its own words
     assert by_start[40] == ""  # 35 s later: a new topic, no context
@@ -237,13 +250,11 @@ def test_a_final_whisper_was_unsure_of_is_no_prompt() -> None:
     settings = StreamingSettings(interim_interval_s=100, context_gap_s=0)
     for probability, prompt in ((0.3, ""), (0.9, "w0 w1.")):
         stream = speech_stream([(0.0, 2.5), (4.0, 6.6)], settings)
-        prompts = []
-        for _ in range(100):
-            feed(stream, audio(0.1))
-            job = stream.next_job()
-            if job is not None:
-                prompts.append((round(job.offset_s), job.prompt))
-                got = hyp(2 if round(job.offset_s) == 0 else 3, job.end_s - job.offset_s)
-                heard = [Word(w.start_s, w.end_s, w.text, probability) for w in got.words]
-                stream.on_result(job, Hypothesis(heard, "en"))
-        assert dict(prompts)[4] == prompt, (probability, prompts)
+
+        def heard(job: DecodeJob, probability: float = probability) -> Hypothesis:
+            got = hyp(2 if round(job.offset_s) == 0 else 3, job.end_s - job.offset_s)
+            words = [Word(w.start_s, w.end_s, w.text, probability) for w in got.words]
+            return Hypothesis(words, "en")
+
+        prompts = decode_prompts(stream, heard, 100)
+        assert prompts[4] == prompt, (probability, prompts)
