@@ -34,7 +34,9 @@ text (issue 12: "nachdem der Damm 1963 erbaut worden war, nachdem der Damm …")
   Whisper heard a period ("… zum Ufer. | von Kowloon fahren.") is recognized with its first
   half. Its own words are those after the previous final's last words (or after the middle of
   the pause between them); if Whisper gives none (it can stop after the context when a long
-  pause follows), the segment is decoded again without context.
+  pause follows), the segment is decoded again without context. A decode of more than
+  ``context_max_segment_s`` of the segment has no context: the sentence is in its own audio,
+  and the context made the final's decode two to three times as long.
 - A comma at a pause, or a fragment shorter than ``min_final_speech_s``, waits for a pause of
   ``short_long_pause_s`` before it ends a caption, "..." (the speaker trailed off) for
   ``trailing_pause_s``; speech coming back sooner goes on with the segment.
@@ -342,8 +344,11 @@ class CommitPolicy:
         that compares a final with them: their words, and how far they reach (the last earlier
         pause). Those decodes cover windows fixed by audio times, so the guard, unlike one
         reading the interims (which run when the recognizer is free), does not depend on
-        timing. None when there are fewer than 4 such words (nothing to compare with)."""
-        earlier = [k for k in seg.results if k < pause - 1e-6]
+        timing; only the confirmed pauses' decodes count, as a decode made early at a silence
+        that did not last is made only when the recognizer is free then. None when there are
+        fewer than 4 such words (nothing to compare with)."""
+        confirmed = {r.end_s for r in seg.runs if r.end_s is not None}
+        earlier = [k for k in seg.results if k < pause - 1e-6 and k in confirmed]
         if not earlier:
             return None
         keys = {normalized(w.text) for k in earlier for w in seg.results[k]} - {""}

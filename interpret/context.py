@@ -28,6 +28,8 @@ def context_window(
     s, prev = settings, previous
     if prev is None or seg_start_s - prev.end_s > s.context_gap_s:
         return None
+    if end_s - seg_start_s > s.context_max_segment_s:
+        return None  # a long segment hears its sentence in its own audio
     starts = [prev.audio_from_s] + [
         (a.end_s + b.start_s) / 2 for a, b in itertools.pairwise(prev.words)
     ]

@@ -54,6 +54,10 @@ class StreamingSettings:
     #: cut at a pause where Whisper heard a period reads on with its first half
     context_audio_s: float = 12.0
     context_gap_s: float = 4.0
+    #: ... when the decode covers at most this much of the segment: a longer one hears its
+    #: sentence in its own audio, and the context made its decode (the final's latency) 2-3
+    #: times as long (a 7 s segment behind 12 s of context: 1.9 s on 2 AVX2 cores)
+    context_max_segment_s: float = 6.0
     #: no decode window longer than this (Whisper's is 30 s; the cost grows with it)
     max_window_s: float = 24.0
     #: a tail (within ``context_gap_s`` of the previous final) with less speech than this and

@@ -53,11 +53,14 @@ def run(
     flush: bool = True,
     streams: list[SpeakerStream] | None = None,
     times: list[float] | None = None,
+    pauses: tuple[tuple[float, float], ...] = (),
 ) -> tuple[list[CaptionUpdate], list[DecodeJob]]:
     """Feed audio in 100 ms chunks; a decode's answer comes ``busy_chunks`` chunks later (a
     busy machine) or at once. Returns the finals and the decodes made; ``times`` gets the
-    stream time each final came out at."""
-    stream = SpeakerStream("s", ScriptedVad(speech), settings, lang="en")  # type: ignore[arg-type]
+    stream time each final came out at. ``pauses``: silences too short for the VAD to
+    confirm."""
+    vad = ScriptedVad(speech, pauses=pauses)
+    stream = SpeakerStream("s", vad, settings, lang="en")  # type: ignore[arg-type]
     if streams is not None:
         streams.append(stream)
     finals: list[CaptionUpdate] = []

@@ -104,6 +104,25 @@ def test_a_short_tail_after_a_final_is_decoded_with_that_finals_audio() -> None:
     assert texts(finals) == ["The hospital was taken away.", "Of others."]
 
 
+def test_a_long_segment_after_a_final_is_decoded_without_its_audio() -> None:
+    # the context is for a tail; a 10 s sentence is in its own audio, and its decode is the
+    # final's latency
+    script = [
+        *words(0.5, 9.0, "The first sentence runs on for quite a long while here."),
+        *words(10.5, 20.5, "The second one is just as long and ends only much later on."),
+    ]
+    finals, jobs = run([(0.5, 9.0), (10.5, 20.5)], heard(script), 24.0)
+    limit = Settings().context_max_segment_s
+    second = [j for j in jobs if j.final and j.end_s > 10.5 + limit]
+    assert second
+    assert all(j.seam_s is None and j.offset_s >= 10.0 for j in second)
+    # (a short tail still has it: test_a_short_tail_after_a_final_is_decoded_with_...)
+    assert texts(finals) == [
+        "The first sentence runs on for quite a long while here.",
+        "The second one is just as long and ends only much later on.",
+    ]
+
+
 def test_a_tail_with_no_words_of_its_own_is_dropped_and_counted() -> None:
     script = [*words(0.5, 4.0, "The hospital was taken away."), *words(5.4, 6.1, "away.")]
 
@@ -153,6 +172,25 @@ def test_the_mismatch_guard_reads_no_interim() -> None:
         results.append((texts(finals), sum(j.kind == "interim" for j in jobs)))
     assert results[0][1] > 0 and results[1][1] == 0
     assert results[0][0] == results[1][0] == ["one two three four five six, seven eight."]
+
+
+def test_the_mismatch_guard_reads_no_decode_made_only_when_the_recognizer_was_free() -> None:
+    # a decode at a short silence (one the VAD never confirms) is made when the recognizer is
+    # free during it: on a busy machine it is not, and the guard must decide the same
+    script = [*words(0.5, 3.5, "one two three four five six"), *words(3.9, 8.0, "seven eight.")]
+
+    def odd_final(job: DecodeJob) -> list[Word]:
+        if job.kind == "pause" and job.end_s > 8.0:
+            made_up = "thank you all for watching my channel and see you again next time today."
+            return words(job.offset_s + 0.5, 8.0, made_up)
+        return heard(script)(job)
+
+    results = []
+    for busy in (0, 12):
+        finals, jobs = run([(0.5, 8.0)], odd_final, 11.0, busy_chunks=busy, pauses=((3.5, 3.9),))
+        results.append((texts(finals), sum(j.kind == "pause" and j.end_s < 5 for j in jobs)))
+    assert results[0][1] == 1 and results[1][1] == 0  # the decode at the silence: idle only
+    assert results[0][0] == results[1][0]
 
 
 def test_a_speaker_who_never_pauses_is_cut_at_a_fixed_window() -> None:
