@@ -238,7 +238,7 @@ class CommitPolicy:
     # -- the decisions at pauses -------------------------------------------------------------
     def pending_pause(self, seg: Segment) -> float | None:
         """The earliest confirmed pause not decided yet."""
-        confirmed = [r.end_s for r in seg.runs if r.end_s is not None]
+        confirmed = seg.confirmed_pauses
         if seg.decided < len(confirmed):
             return confirmed[seg.decided]
         return None
@@ -347,7 +347,7 @@ class CommitPolicy:
         timing; only the confirmed pauses' decodes count, as a decode made early at a silence
         that did not last is made only when the recognizer is free then. None when there are
         fewer than 4 such words (nothing to compare with)."""
-        confirmed = {r.end_s for r in seg.runs if r.end_s is not None}
+        confirmed = set(seg.confirmed_pauses)
         earlier = [k for k in seg.results if k < pause - 1e-6 and k in confirmed]
         if not earlier:
             return None
@@ -419,7 +419,7 @@ class CommitPolicy:
         """Final of ``words[: i + 1]``; the segment goes on after them (no pause there)."""
         cut = (words[i].end_s + words[i + 1].start_s) / 2
         runs = [r for r in seg.runs if r.end_s is None or r.end_s > cut]
-        confirmed_before = sum(1 for r in seg.runs if r.end_s is not None and r.end_s <= cut)
+        confirmed_before = sum(1 for end in seg.confirmed_pauses if end <= cut)
         if runs and runs[0].start_s < cut:
             first = runs[0]
             runs[0] = Run(cut, max(cut, first.onset_s), first.end_s)

@@ -67,6 +67,11 @@ class Segment:
     def caption_lang(self) -> str:
         return self.heard_lang or self.lang or ""
 
+    @property
+    def confirmed_pauses(self) -> list[float]:
+        """Where the runs the VAD has ended stop: the segment's confirmed pauses, in order."""
+        return [run.end_s for run in self.runs if run.end_s is not None]
+
     def speech_s(self, until_s: float) -> float:
         """Seconds of speech (the runs) from the segment's start up to ``until_s``."""
         total = 0.0
