@@ -381,6 +381,7 @@ def main() -> None:
                 group = [langs[(langs.index(lang) + j) % len(langs)] for j in range(k)]
                 for run in range(args.runs):
                     load0 = os.getloadavg()[0]
+                    reused0 = getattr(recognizer, "encoder_reused", 0)
                     cpu0 = time.process_time()
                     wall0 = time.monotonic()
                     if args.feed == "virtual":
@@ -405,6 +406,9 @@ def main() -> None:
                     row.update(score(files[lang], ref, TARGETS[lang]))
                     row.update(invented_runs(files[lang], meta))
                     row["suppressed"] = dict(getattr(pipeline, "suppressed", {}))
+                    # speech translations made while a pause grew, and those a final used
+                    row["speech_ahead"] = dict(getattr(pipeline, "speech_ahead", {}))
+                    row["encoder_reused"] = getattr(recognizer, "encoder_reused", 0) - reused0
                     row["translation"] = translation_quality(files[lang], meta, TARGETS[lang])
                     row["latencies"] = utterance_latencies(files[lang], meta, TARGETS[lang])
                     row["cpu_s_per_audio_s"] = round(cpu / meta["duration_s"] / k, 3)

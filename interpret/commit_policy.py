@@ -287,6 +287,20 @@ class CommitPolicy:
         )
         return bool(words) and ends(words[-1], SENTENCE_END) and enough
 
+    def likely_final(self) -> tuple[str, float, float] | None:
+        """The final the pending pause makes if the speaker does not go on: its language and
+        the audio it is recognized from (start, end; :meth:`SpeakerStream.audio_of`). There is
+        one when that pause's decode heard a sentence end the caption may end at. For work on
+        the final's audio done while the pause grows (Whisper's speech translation): a final
+        with other audio (the speaker went on) does not use it. None when there is none."""
+        seg = self.seg
+        if seg is None or seg.retry_s is not None:
+            return None
+        pause = self.pending_pause(seg)
+        if pause is None or pause not in seg.results or not self._sentence_end_at(seg, pause):
+            return None
+        return seg.caption_lang, seg.start_s, pause
+
     def confirm_until(self, seg: Segment, pause: float) -> float | None:
         """Where the confirm decode of the sentence end at ``pause`` ends, when the decision
         there waits for one (speech came back within ``sentence_pause_s``), else None. Fixed by

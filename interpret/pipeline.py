@@ -4,7 +4,9 @@ Three kinds of work, each on its own thread so that none waits for another:
 - ingest (the caller of :meth:`CaptionPipeline.push`): VAD and utterance bookkeeping, ~0.4 % of
   a core per speaker;
 - decode (one thread, owns the recognizer): picks the most urgent job over all speakers (finals
-  first, then pause decodes, then the stalest interim) and runs Whisper;
+  first, then pause decodes, then the stalest interim) and runs Whisper; with nothing due, it
+  makes Whisper's speech translation of a final that is likely to come (a sentence end heard at
+  a pause that may still grow), so that the final does not wait for it;
 - output: translates into the languages someone reads and emits frames, superseded interims
   dropped, finals never.
 """
@@ -71,6 +73,17 @@ SpeechTranslateFn = Callable[[Samples, str], str]
 NeedsSpeechFn = Callable[[str, frozenset[str]], bool]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SpeechJob:
+    """Whisper's English translation of a final's audio: for ``update``, or ahead of the final
+    (``update`` None) while its pause grows. ``key``: the final's language and audio span."""
+
+    stream: SpeakerStream
+    key: tuple[str, float, float]
+    audio: Samples
+    update: CaptionUpdate | None = None
+
+
 def no_translation(
     text: str, source: str, target: str, *, english: str | None = None
 ) -> Translation:
@@ -112,8 +125,14 @@ class CaptionPipeline:
         self._batch_item = batch_item
         self._translate_speech = translate_speech
         self._needs_speech = needs_speech
-        #: finals waiting for Whisper's English translation of their audio
-        self._speech_jobs: list[tuple[CaptionUpdate, Samples]] = []
+        #: finals waiting for Whisper's English translation of their audio (as many as there
+        #: are finals: a speaker's next final needs a decode first)
+        self._speech_jobs: list[_SpeechJob] = []
+        #: per stream, the speech translation made ahead of a likely final: its key (language
+        #: and audio span) and the English (None while it is being made); one per stream
+        self._ahead: dict[SpeakerStream, tuple[tuple[str, float, float], str | None]] = {}
+        #: speech translations made ahead of their final, and those a final used
+        self.speech_ahead: collections.Counter[str] = collections.Counter()
         self._vad = vad
         self._emit = emit
         self._translate = translate
@@ -272,10 +291,46 @@ class CaptionPipeline:
                 and update.text
                 and self._needs_speech(update.lang, targets - {update.lang})
             ):
-                self._speech_jobs.append((update, stream.audio_of(update)))
-                self._work.notify_all()
+                key = (update.lang, *update.audio_span)
+                english = self._made_ahead(stream, key)
+                if english is not None:
+                    self._out.put(dataclasses.replace(update, english=english))
+                else:
+                    self._speech_jobs.append(
+                        _SpeechJob(stream, key, stream.audio_of(update), update)
+                    )
+                    self._work.notify_all()
             else:
                 self._out.put(update)
+
+    def _made_ahead(self, stream: SpeakerStream, key: tuple[str, float, float]) -> str | None:
+        """The speech translation made ahead for the final ``key`` of ``stream`` (lock held):
+        the same audio, so the same English as a translation made after the final."""
+        made = self._ahead.get(stream)
+        if made is None or made[0] != key or made[1] is None:
+            return None
+        del self._ahead[stream]
+        self.speech_ahead["used"] += 1
+        return made[1]
+
+    def _speech_ahead_job(self) -> _SpeechJob | None:
+        """With no decode due (lock held): the speech translation of a final likely to come,
+        not made yet. If the speaker goes on, it is thrown away (only the decoder's idle time
+        was spent on it; a decode due meanwhile waits for it)."""
+        if self._translate_speech is None or self._needs_speech is None:
+            return None
+        for stream in self._streams():
+            likely = stream.likely_final()
+            made = self._ahead.get(stream)
+            if likely is None or (made is not None and made[0] == likely):
+                continue
+            lang = likely[0]
+            targets = self._speaker_targets.get(stream.speaker_id, self._targets)
+            if not lang or not self._needs_speech(lang, targets - {lang}):
+                continue
+            self._ahead[stream] = (likely, None)
+            return _SpeechJob(stream, likely, stream.final_audio(likely[1], likely[2]))
+        return None
 
     def _settle_idle(self, now: float) -> None:
         """Settle every speaker whose audio stopped arriving (lock held): a stream that ended
@@ -286,12 +341,17 @@ class CaptionPipeline:
             if stream is not None and not stream.stopped and now - last >= self._audio_idle_s:
                 self._queue_updates(stream.flush(), stream)
 
-    def _pick(self) -> list[tuple[SpeakerStream, DecodeJob]] | tuple[CaptionUpdate, Samples] | None:
-        """The next work, lock held: a speech translation a final waits for, or the most
-        urgent decodes, one per speaker, up to the batch size."""
+    def _pick(self) -> list[tuple[SpeakerStream, DecodeJob]] | _SpeechJob | None:
+        """The next work, lock held: a speech translation a final waits for, the most urgent
+        decodes, one per speaker, up to the batch size, or a speech translation ahead."""
         self._settle_idle(self._clock())
-        if self._speech_jobs:  # a final waits for it: before any decode
-            return self._speech_jobs.pop(0)
+        while self._speech_jobs:  # a final waits for it: before any decode
+            speech = self._speech_jobs.pop(0)
+            english = self._made_ahead(speech.stream, speech.key)
+            if english is None:
+                return speech
+            assert speech.update is not None
+            self._out.put(dataclasses.replace(speech.update, english=english))
         picked: list[tuple[SpeakerStream, DecodeJob]] = []
         for stream in sorted(self._streams(), key=lambda s: s.urgency()):
             job = stream.next_job()  # starts the job: only asked while there is room for it
@@ -301,12 +361,18 @@ class CaptionPipeline:
                     break
         if picked:
             return picked
+        ahead = self._speech_ahead_job()
+        if ahead is not None:
+            return ahead
         self._draining = [s for s in self._draining if s.next_job_pending()]
         for speaker_id, stream in list(self._speakers.items()):
             if stream.closing and not stream.next_job_pending():
                 del self._speakers[speaker_id]
                 self._last_audio.pop(speaker_id, None)
                 self._speaker_targets.pop(speaker_id, None)
+        live = set(self._streams())
+        for stream in [s for s in self._ahead if s not in live]:
+            del self._ahead[stream]
         return None
 
     def _decode_loop(self) -> None:
@@ -322,8 +388,8 @@ class CaptionPipeline:
                     if picked is None:
                         return
                     self._busy = True
-                    if isinstance(picked, tuple):
-                        speech: tuple[CaptionUpdate, Samples] | None = picked
+                    if isinstance(picked, _SpeechJob):
+                        speech: _SpeechJob | None = picked
                         jobs: list[tuple[SpeakerStream, DecodeJob]] = []
                     else:
                         speech, jobs = None, picked
@@ -336,7 +402,7 @@ class CaptionPipeline:
                     ]
                 began = time.perf_counter()
                 if speech is not None:
-                    self._speech_translate(*speech)
+                    self._speech_translate(speech)
                     self.decode_s += time.perf_counter() - began
                     continue
                 hypotheses = self._recognize(jobs, prompts)
@@ -368,14 +434,23 @@ class CaptionPipeline:
         ]
         return list(self._recognize_batch(items))
 
-    def _speech_translate(self, update: CaptionUpdate, audio: Samples) -> None:
+    def _speech_translate(self, job: _SpeechJob) -> None:
         assert self._translate_speech is not None
+        lang = job.key[0]
         try:
-            english = self._translate_speech(audio, update.lang)
+            english: str | None = self._translate_speech(job.audio, lang)
         except Exception:  # costs the translation, not the caption
-            log.exception("speech translation %s→en failed", update.lang)
+            log.exception("speech translation %s→en failed", lang)
             english = None
-        self._out.put(dataclasses.replace(update, english=english))
+        if job.update is not None:
+            self._out.put(dataclasses.replace(job.update, english=english))
+            return
+        with self._work:
+            self.speech_ahead["made"] += 1
+            made = self._ahead.get(job.stream)
+            # failed (None): not tried ahead again; the final's own translation tries again
+            if made is not None and made[0] == job.key:
+                self._ahead[job.stream] = (job.key, english)
 
     def _output_loop(self) -> None:
         while True:

@@ -65,6 +65,11 @@ class CaptionUpdate:
     #: may change, or go with the speaker, before it is translated); None: not yet fixed
     targets: frozenset[str] | None = None
 
+    @property
+    def audio_span(self) -> tuple[float, float]:
+        """Where the audio recognized starts, and where its words end."""
+        return self.start_s if self.audio_from_s is None else self.audio_from_s, self.end_s
+
 
 def join_words(words: Sequence[Word]) -> str:
     """Whisper words carry their leading space ("Hello", " world")."""

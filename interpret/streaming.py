@@ -139,8 +139,16 @@ class SpeakerStream:
 
     def audio_of(self, update: CaptionUpdate) -> Samples:
         """The audio a (final) caption was recognized from, while it is still kept."""
-        start_s = update.start_s if update.audio_from_s is None else update.audio_from_s
-        return self._slice(start_s, update.end_s + self.settings.tail_pad_s)
+        return self.final_audio(*update.audio_span)
+
+    def final_audio(self, start_s: float, end_s: float) -> Samples:
+        """The audio of a final from ``start_s`` whose words end at ``end_s``."""
+        return self._slice(start_s, end_s + self.settings.tail_pad_s)
+
+    def likely_final(self) -> tuple[str, float, float] | None:
+        """The final the pending pause makes if the speaker stops there: its language and
+        :attr:`CaptionUpdate.audio_span` (see :meth:`CommitPolicy.likely_final`), or None."""
+        return self._policy.likely_final()
 
     def next_job_pending(self) -> bool:
         """Is a decode still due or running for this speaker?"""

@@ -22,8 +22,11 @@ The decode itself is faster-whisper's: ``get_prompt``, ``generate_with_fallback`
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,6 +104,11 @@ class Recognition(Hypothesis):
     encoder_s: float = WINDOW_S
 
 
+#: encoder outputs kept (base: ≤ 2.7 MB each for a 26 s window; large: 6.6 MB): a speaker's
+#: final and its translation with a few other speakers' decodes in between
+ENCODED_KEPT = 4
+
+
 class WhisperRecognizer:
     """faster-whisper loaded once; :meth:`recognize` decodes one buffer of ≤ 30 s.
 
@@ -138,6 +146,15 @@ class WhisperRecognizer:
         #: is this sure of it, on at least ``switch_min_s`` of audio (1.0 = never)
         self.switch_probability = switch_probability
         self.switch_min_s = switch_min_s
+        #: the encoder's output for the last few buffers decoded, by their audio: Whisper's
+        #: speech translation of a final's audio comes right after the decode of the same
+        #: audio (a pause decode without context), and then costs only the decoder
+        self._encoded: collections.OrderedDict[tuple[float, bytes], tuple[int, Any]] = (
+            collections.OrderedDict()
+        )
+        self._encoded_lock = threading.Lock()
+        #: decodes that reused an encoder output
+        self.encoder_reused = 0
         # model_dir must be a directory: a name would make faster-whisper download it
         if not (self.model_dir / "model.bin").is_file():
             raise RecognizerError(f"{str(self.model_dir)!r} is not a model directory")
@@ -187,8 +204,7 @@ class WhisperRecognizer:
 
         m = self._model
         encoder_s = self._encoder_s(duration_s)
-        content_frames, encoder_input = self._features(audio, encoder_s)
-        encoder_output = m.encode(encoder_input)
+        content_frames, encoder_output = self._encode(audio, encoder_s)
         source_lang, lang_probability = lang or "en", 1.0
         if self._detects(lang, task, duration_s):
             ranked = m.model.detect_language(encoder_output)[0]
@@ -521,6 +537,24 @@ class WhisperRecognizer:
         return self.recognize(audio, lang=lang, task="translate", word_timestamps=word_timestamps)
 
     # -- internals -----------------------------------------------------------------------
+    def _encode(self, audio: Samples, encoder_s: float) -> tuple[int, Any]:
+        """The number of mel frames with content and the encoder's output, the same as
+        computing it again (kept for the last ``ENCODED_KEPT`` buffers)."""
+        key = (encoder_s, hashlib.blake2b(audio.tobytes(), digest_size=16).digest())
+        with self._encoded_lock:
+            kept = self._encoded.get(key)
+            if kept is not None:
+                self._encoded.move_to_end(key)
+                self.encoder_reused += 1
+                return kept
+        content_frames, encoder_input = self._features(audio, encoder_s)
+        encoded = (content_frames, self._model.encode(encoder_input))
+        with self._encoded_lock:
+            self._encoded[key] = encoded
+            while len(self._encoded) > ENCODED_KEPT:
+                self._encoded.popitem(last=False)
+        return encoded
+
     def _features(self, audio: Samples, encoder_s: float) -> tuple[int, Any]:
         """The number of mel frames with content, and the encoder's input (``encoder_s``)."""
         from faster_whisper.audio import pad_or_trim

@@ -138,6 +138,33 @@ def test_spanish_is_detected_and_translated_to_english(recognizer: WhisperRecogn
 
 
 @pytest.mark.models
+def test_a_translation_after_the_decode_of_the_same_audio_reuses_its_encoder_output(
+    base_dir: Path,
+) -> None:
+    # a final's speech translation (de→en) follows the pause decode of the same audio: it
+    # needs only the decoder then, and gives what it gives alone
+    audio, _ = clip("de_fleurs-de-000")
+    alone = WhisperRecognizer(base_dir, cpu_threads=2).translate_to_english(audio, lang="de")
+    r = WhisperRecognizer(base_dir, cpu_threads=2)
+    heard = r.recognize(audio, lang="de")
+    assert r.encoder_reused == 0
+    after = r.translate_to_english(audio, lang="de")
+    assert r.encoder_reused == 1
+    assert words_text(after.words) == words_text(alone.words)
+    assert len(tokens(words_text(after.words))) >= 5
+    # other audio (a second longer) is encoded anew; the same audio again reuses it
+    longer = np.concatenate([audio, np.zeros(ASR_SAMPLE_RATE, np.float32)])
+    r.recognize(longer, lang="de")
+    assert r.encoder_reused == 1
+    again = r.recognize(audio, lang="de")
+    assert r.encoder_reused == 2
+    assert words_text(again.words) == words_text(heard.words)
+    assert [(w.start_s, w.end_s) for w in again.words] == [
+        (w.start_s, w.end_s) for w in heard.words
+    ]
+
+
+@pytest.mark.models
 @pytest.mark.parametrize("lang", [None, "en"])
 def test_silence_gives_no_words(recognizer: WhisperRecognizer, lang: str | None) -> None:
     zeros = np.zeros(5 * ASR_SAMPLE_RATE, np.float32)
