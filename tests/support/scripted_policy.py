@@ -5,6 +5,7 @@ fragment hears only the fragment). No model, no clock."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from interpret.frames import Word
 from interpret.streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream
@@ -111,3 +112,33 @@ def run(
 
 def texts(finals: list[CaptionUpdate]) -> list[str]:
     return [f.text for f in finals]
+
+
+class ScriptedVads:
+    """What a :class:`~interpret.pipeline.CaptionPipeline` asks for (``vad.stream(settings)``):
+    one scripted VAD per speaker."""
+
+    def __init__(self, speech: list[tuple[float, float]]) -> None:
+        self.speech = speech
+
+    def stream(self, settings: Any) -> ScriptedVad:
+        return ScriptedVad(self.speech)
+
+
+class ScriptedRecognizer:
+    """A pipeline's recognizer: every window starts at the segment's start (``start_s``, no
+    earlier final) and hears the script's words that end inside it."""
+
+    def __init__(self, script: list[Word], lang: str = "en", start_s: float = 0.5) -> None:
+        self.script = script
+        self.lang = lang
+        self.start_s = start_s
+
+    def recognize(self, samples: Any, *, lang: str | None, prompt: str) -> Hypothesis:
+        # the pipeline's jobs carry the audio only: its length tells the window's end
+        end_s = self.start_s + len(samples) / 16000
+        got = [w for w in self.script if w.end_s <= end_s + 0.05]
+        start = self.start_s
+        return Hypothesis(
+            [Word(w.start_s - start, w.end_s - start, w.text) for w in got], self.lang
+        )

@@ -14,7 +14,16 @@ from interpret.frames import AudioChunk, CaptionFrame, Word
 from interpret.pipeline import CaptionPipeline
 from interpret.streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
-from tests.support.scripted_policy import Answer, heard, run, stops_with_a_period, texts, words
+from tests.support.scripted_policy import (
+    Answer,
+    ScriptedRecognizer,
+    ScriptedVads,
+    heard,
+    run,
+    stops_with_a_period,
+    texts,
+    words,
+)
 from tests.support.scripted_vad import ScriptedVad, audio
 from tests.support.waits import wait_until
 
@@ -150,28 +159,6 @@ def test_without_a_stop_the_finals_do_not_change() -> None:
     ended, _ = run([(0.5, 3.0), (6.0, 8.0)], heard(script), 12.0, flush=True)
     open_, _ = run([(0.5, 3.0), (6.0, 8.0)], heard(script), 12.0, flush=False)
     assert texts(ended) == texts(open_) == ["It holds back the river.", "Nobody knew."]
-
-
-class ScriptedVads:
-    """What the pipeline asks for (``vad.stream(settings)``): one scripted VAD per speaker."""
-
-    def __init__(self, speech: list[tuple[float, float]]) -> None:
-        self.speech = speech
-
-    def stream(self, settings: Any) -> ScriptedVad:
-        return ScriptedVad(self.speech)
-
-
-class ScriptedRecognizer:
-    def __init__(self, script: list[Word]) -> None:
-        self.script = script
-
-    def recognize(self, samples: Any, *, lang: str | None, prompt: str) -> Hypothesis:
-        # the pipeline's jobs carry the audio only: its length tells the window's end, and
-        # every window here starts at the segment's start (0.5 s, no earlier final)
-        end_s = 0.5 + len(samples) / 16000
-        got = [w for w in self.script if w.end_s <= end_s + 0.05]
-        return Hypothesis([Word(w.start_s - 0.5, w.end_s - 0.5, w.text) for w in got], "en")
 
 
 def test_the_pipeline_settles_a_speaker_whose_audio_stopped_arriving() -> None:

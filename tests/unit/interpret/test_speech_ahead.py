@@ -12,33 +12,11 @@ from typing import Any
 
 from interpret.frames import AudioChunk, CaptionFrame, Samples, Translated, Word
 from interpret.pipeline import CaptionPipeline
-from interpret.streaming import Hypothesis
-from tests.support.scripted_policy import words
-from tests.support.scripted_vad import ScriptedVad, audio
+from tests.support.scripted_policy import ScriptedRecognizer, ScriptedVads, words
+from tests.support.scripted_vad import audio
 from tests.support.waits import wait_until
 
 SAMPLES_PER_S = 16000
-
-
-class Vads:
-    def __init__(self, speech: list[tuple[float, float]]) -> None:
-        self.speech = speech
-
-    def stream(self, settings: Any) -> ScriptedVad:
-        return ScriptedVad(self.speech)
-
-
-class Recognizer:
-    """Every window starts at the segment's start (0.5 s: no earlier final) and hears the
-    script's words that end inside it."""
-
-    def __init__(self, script: list[Word]) -> None:
-        self.script = script
-
-    def recognize(self, samples: Any, *, lang: str | None, prompt: str) -> Hypothesis:
-        end_s = 0.5 + len(samples) / SAMPLES_PER_S
-        got = [w for w in self.script if w.end_s <= end_s + 0.05]
-        return Hypothesis([Word(w.start_s - 0.5, w.end_s - 0.5, w.text) for w in got], "de")
 
 
 class Harness:
@@ -72,8 +50,8 @@ class Harness:
             return Translated(english or "", "whisper")
 
         self.pipeline = CaptionPipeline(
-            recognizer=Recognizer(script),
-            vad=Vads(speech),  # type: ignore[arg-type]
+            recognizer=ScriptedRecognizer(script, lang="de"),
+            vad=ScriptedVads(speech),  # type: ignore[arg-type]
             emit=emit,
             translate=translate,
             translate_speech=translate_speech,
