@@ -409,6 +409,8 @@ def main() -> None:
                     # speech translations made while a pause grew, and those a final used
                     row["speech_ahead"] = dict(getattr(pipeline, "speech_ahead", {}))
                     row["encoder_reused"] = getattr(recognizer, "encoder_reused", 0) - reused0
+                    # interims that gave way to a decode a final waited for (1x only)
+                    row["interims_abandoned"] = getattr(pipeline, "interims_abandoned", 0)
                     row["translation"] = translation_quality(files[lang], meta, TARGETS[lang])
                     row["latencies"] = utterance_latencies(files[lang], meta, TARGETS[lang])
                     row["cpu_s_per_audio_s"] = round(cpu / meta["duration_s"] / k, 3)

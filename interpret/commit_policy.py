@@ -230,6 +230,13 @@ class CommitPolicy:
             False,
         )
 
+    def abandoned(self, job: DecodeJob) -> None:
+        """An interim ``job`` ended without a result (the pipeline abandoned it for a decode a
+        final waits for): nothing of it is kept, the next decode may start."""
+        seg = self.seg
+        if seg is not None and seg.inflight is job:
+            seg.inflight = None
+
     def take_ready(self) -> list[CaptionUpdate]:
         """Finals concluded together with the one :meth:`on_result` returned."""
         out, self._pending_finals = self._pending_finals, []

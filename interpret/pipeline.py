@@ -24,7 +24,15 @@ from typing import Protocol
 
 from .frames import AudioChunk, CaptionFrame, Samples, Translation, Untranslated
 from .glossary import Glossary, apply_to_source, protect, recognition_hint, restore, with_hint
-from .streaming import CaptionUpdate, DecodeJob, Hypothesis, SpeakerStream, StreamingSettings
+from .streaming import (
+    AbandonFn,
+    CaptionUpdate,
+    DecodeAbandoned,
+    DecodeJob,
+    Hypothesis,
+    SpeakerStream,
+    StreamingSettings,
+)
 from .vad import SileroVad, VadSettings
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,12 @@ AUDIO_IDLE_S = 1.0
 
 
 class Recognizer(Protocol):
-    def recognize(self, audio: Samples, *, lang: str | None, prompt: str) -> Hypothesis: ...
+    def recognize(
+        self, audio: Samples, *, lang: str | None, prompt: str, abandon: AbandonFn | None = None
+    ) -> Hypothesis:
+        """``abandon``: asked between the decode's stages; True raises
+        :class:`~interpret.streaming.DecodeAbandoned`."""
+        ...
 
 
 class BatchRequest(Protocol):
@@ -164,6 +177,8 @@ class CaptionPipeline:
         self.decodes = 0
         #: recognizer calls (a batch of several decodes is one call)
         self.recognizer_calls = 0
+        #: interims abandoned after their encoder or decoder for a decode a final waited for
+        self.interims_abandoned = 0
         #: seconds spent in the recognizer (and speech translation) since start
         self.decode_s = 0.0
         #: captions the text guards changed, dropped or decoded again, by reason
@@ -405,7 +420,15 @@ class CaptionPipeline:
                     self._speech_translate(speech)
                     self.decode_s += time.perf_counter() - began
                     continue
-                hypotheses = self._recognize(jobs, prompts)
+                try:
+                    hypotheses = self._recognize(jobs, prompts)
+                except DecodeAbandoned:
+                    with self._work:
+                        self.decode_s += time.perf_counter() - began
+                        self.interims_abandoned += 1
+                        for stream, job in jobs:
+                            stream.abandon(job)
+                    continue
                 with self._work:
                     self.decode_s += time.perf_counter() - began
                     self.decodes += len(jobs)
@@ -426,13 +449,26 @@ class CaptionPipeline:
     ) -> Sequence[Hypothesis]:
         if len(jobs) == 1:
             job = jobs[0][1]
-            return [self._recognizer.recognize(job.audio, lang=job.lang, prompt=prompts[0])]
+            # an interim gives way to a decode a final waits for (the speaker paused while it
+            # ran): its words would be superseded by that decode's anyway
+            abandon = self._overtaken if job.kind == "interim" else None
+            return [
+                self._recognizer.recognize(
+                    job.audio, lang=job.lang, prompt=prompts[0], abandon=abandon
+                )
+            ]
         assert self._batch_item is not None and self._recognize_batch is not None
         items = [
             self._batch_item(job.audio, job.lang, prompt)
             for (_, job), prompt in zip(jobs, prompts, strict=True)
         ]
         return list(self._recognize_batch(items))
+
+    def _overtaken(self) -> bool:
+        """Is work that a final waits for due now (a decode of any speaker's pause, decision
+        or bound, or a final's speech translation)? Asked by an interim's decode."""
+        with self._work:
+            return bool(self._speech_jobs) or any(s.final_work_due() for s in self._streams())
 
     def _speech_translate(self, job: _SpeechJob) -> None:
         assert self._translate_speech is not None

@@ -3,7 +3,7 @@ what the recognizer heard, and the caption concluded from it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .frames import Samples, Word
@@ -31,6 +31,15 @@ class DecodeJob:
     key_s: float | None = None
     #: words starting before this stream time belong to the context audio, not the segment
     seam_s: float | None = None
+
+
+class DecodeAbandoned(Exception):
+    """A decode stopped before its result because its caller no longer wanted it (an interim
+    overtaken by a decode a final waits for)."""
+
+
+#: asked by the recognizer between a decode's stages: True stops it (:class:`DecodeAbandoned`)
+AbandonFn = Callable[[], bool]
 
 
 @dataclass(slots=True)

@@ -14,12 +14,21 @@ from .commit_policy import CommitPolicy
 from .context import context_window
 from .frames import ASR_SAMPLE_RATE, Samples
 from .segments import Segment
-from .stream_frames import CaptionUpdate, DecodeJob, Hypothesis, join_words
+from .stream_frames import (
+    AbandonFn,
+    CaptionUpdate,
+    DecodeAbandoned,
+    DecodeJob,
+    Hypothesis,
+    join_words,
+)
 from .streaming_settings import StreamingSettings
 from .vad import SpeechEnded, SpeechStarted, VadStream
 
 __all__ = [
+    "AbandonFn",
     "CaptionUpdate",
+    "DecodeAbandoned",
     "DecodeJob",
     "Hypothesis",
     "SpeakerStream",
@@ -110,23 +119,46 @@ class SpeakerStream:
         seg = self._policy.seg
         if seg is None or seg.inflight is not None:
             return None
+        due = self._due(seg)
+        if due is None:
+            return None
+        kind, key_s, end_s = due
+        return self._start(seg, kind, key_s, with_prompt=kind != "retry", end_s=end_s)
+
+    def final_work_due(self) -> bool:
+        """Is a decode that a final waits for due (a pause to decode, a decision's decode, the
+        bound's cut), were the recognizer free? An interim running now is then worth
+        abandoning: its words are superseded by that decode's anyway."""
+        seg = self._policy.seg
+        if seg is None:
+            return False
+        due = self._due(seg)
+        return due is not None and due[0] != "interim"
+
+    def abandon(self, job: DecodeJob) -> None:
+        """``job`` (an interim) was abandoned before its result: the next decode may start."""
+        self._policy.abandoned(job)
+
+    def _due(self, seg: Segment) -> tuple[str, float, float | None] | None:
+        """The decode due for ``seg`` now (kind, key, end or None for the kind's own), if the
+        recognizer were free."""
         s = self.settings
         pending = self._policy.pending_pause(seg)
         if pending is not None:
             if seg.retry_s is not None:
-                return self._start(seg, "retry", seg.retry_s, with_prompt=False)
+                return "retry", seg.retry_s, None
             if pending not in seg.results:
-                return self._start(seg, "pause", pending)
+                return "pause", pending, None
             confirm_to = self._policy.confirm_until(seg, pending)
             if confirm_to is not None and self.position_s >= confirm_to - 1e-6:
-                return self._start(seg, "confirm", pending, end_s=confirm_to)
+                return "confirm", pending, confirm_to
             return None  # waiting for the audio to tell how long the pause is
         if self._policy.needs_cut(seg):
-            return self._start(seg, "cut", seg.start_s + s.max_segment_s)
+            return "cut", seg.start_s + s.max_segment_s, None
         pause = self._vad.silence_since_s
         if pause is not None and pause > seg.start_s and pause not in seg.results:
             if self.position_s >= pause + max(s.pause_decode_after_s, s.tail_pad_s):
-                return self._start(seg, "pause", pause)
+                return "pause", pause, None
             return None
         if pause is not None:
             return None
@@ -134,7 +166,7 @@ class SpeakerStream:
         if heard >= s.first_interim_after_s and (
             self.position_s - seg.decoded_to_s >= s.interim_interval_s
         ):
-            return self._start(seg, "interim", self.position_s)
+            return "interim", self.position_s, None
         return None
 
     def audio_of(self, update: CaptionUpdate) -> Samples:

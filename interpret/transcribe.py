@@ -37,7 +37,7 @@ import numpy as np
 
 from .frames import ASR_SAMPLE_RATE, Samples, Word
 from .guards import GuardSettings, WindowScores, collapse, drop_reason, rescue_repetitive
-from .streaming import Hypothesis
+from .streaming import AbandonFn, DecodeAbandoned, Hypothesis
 
 __all__ = [
     "BatchItem",
@@ -188,12 +188,14 @@ class WhisperRecognizer:
         task: Task = "transcribe",
         word_timestamps: bool = True,
         beam_size: int | None = None,
+        abandon: AbandonFn | None = None,
     ) -> Recognition:
         """Decode ``audio`` (mono float32, 16 kHz, ≤ 30 s). ``lang=None`` detects the language.
 
         Word times are seconds from the start of ``audio``. Without ``word_timestamps`` each
         segment's words get times spread over the segment by character count (cheaper: no
-        alignment pass, ≈ segment-accurate).
+        alignment pass, ≈ segment-accurate). ``abandon`` is asked after the encoder and after
+        the decoder: True raises :class:`DecodeAbandoned` (the rest of the work is not done).
         """
         started = time.perf_counter()
         audio, empty = self._checked(audio, lang=lang, task=task, started=started)
@@ -209,6 +211,8 @@ class WhisperRecognizer:
         if self._detects(lang, task, duration_s):
             ranked = m.model.detect_language(encoder_output)[0]
             source_lang, lang_probability = self._chosen_lang(lang, ranked)
+        if abandon is not None and abandon():
+            raise DecodeAbandoned("after the encoder")
         tokenizer = Tokenizer(m.hf_tokenizer, self.multilingual, task=task, language=source_lang)
         options = self._options(tokenizer, prompt, beam_size, duration_s)
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
@@ -223,6 +227,8 @@ class WhisperRecognizer:
             temperature=float(temperature),
         )
         raw = _split_at_timestamps(result.sequences_ids[0], tokenizer, duration_s)
+        if abandon is not None and abandon():
+            raise DecodeAbandoned("after the decoder")
         if word_timestamps:
             aligned = self._align(raw, tokenizer, encoder_output, content_frames)
         else:

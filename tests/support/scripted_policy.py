@@ -134,7 +134,9 @@ class ScriptedRecognizer:
         self.lang = lang
         self.start_s = start_s
 
-    def recognize(self, samples: Any, *, lang: str | None, prompt: str) -> Hypothesis:
+    def recognize(
+        self, samples: Any, *, lang: str | None, prompt: str, abandon: Any = None
+    ) -> Hypothesis:
         # the pipeline's jobs carry the audio only: its length tells the window's end
         end_s = self.start_s + len(samples) / 16000
         got = [w for w in self.script if w.end_s <= end_s + 0.05]

@@ -23,7 +23,9 @@ class Vads:
 
 
 class Words:
-    def recognize(self, audio: Any, *, lang: str | None, prompt: str) -> Hypothesis:
+    def recognize(
+        self, audio: Any, *, lang: str | None, prompt: str, abandon: Any = None
+    ) -> Hypothesis:
         seconds = len(audio) / ASR_SAMPLE_RATE
         return Hypothesis([Word(0.0, seconds, " Hello there.")], lang or "en")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from interpret.frames import ASR_SAMPLE_RATE
 from interpret.guards import GuardSettings
-from interpret.streaming import Hypothesis
+from interpret.streaming import DecodeAbandoned, Hypothesis
 from interpret.transcribe import Recognition, WhisperRecognizer, words_text
 from tests.support.paths import evalset_dir
 from tests.support.waits import TIME_SCALE
@@ -162,6 +163,34 @@ def test_a_translation_after_the_decode_of_the_same_audio_reuses_its_encoder_out
     assert [(w.start_s, w.end_s) for w in again.words] == [
         (w.start_s, w.end_s) for w in heard.words
     ]
+
+
+@pytest.mark.models
+def test_a_decode_asked_to_stop_stops_between_its_stages(base_dir: Path) -> None:
+    # an interim gives way to a final's pause decode (issue 12): the recognizer asks after
+    # its encoder and after its decoder; a decode not asked to stop gives what it gives alone
+    audio, _ = clip("de_fleurs-de-000")
+    r = WhisperRecognizer(base_dir, cpu_threads=2)
+    alone = r.recognize(audio, lang="de")
+    asked: list[str] = []
+
+    def after(stage: int) -> Callable[[], bool]:
+        def abandon() -> bool:
+            asked.append("asked")
+            return len(asked) == stage
+
+        return abandon
+
+    with pytest.raises(DecodeAbandoned, match="encoder"):
+        r.recognize(audio, lang="de", abandon=after(1))
+    asked.clear()
+    with pytest.raises(DecodeAbandoned, match="decoder"):
+        r.recognize(audio, lang="de", abandon=after(2))
+    asked.clear()
+    kept = r.recognize(audio, lang="de", abandon=after(3))
+    assert asked == ["asked", "asked"]
+    assert words_text(kept.words) == words_text(alone.words)
+    assert len(tokens(words_text(kept.words))) >= 5
 
 
 @pytest.mark.models
