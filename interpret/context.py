@@ -1,11 +1,13 @@
 """Context audio: a segment that starts right after a final is decoded with (the end of) that
 final's audio in front of it, so the second half of a sentence cut at a pause is recognized
 with its first half. Pure functions: where such a window starts, which of its words are the
-segment's own, and when the decode cannot be the segment's final."""
+segment's own, and when the decode cannot be the segment's final; and where an interim of a
+long segment starts (the words the interims agree on stay, as text)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 from .agreement import normalized
 from .frames import Word
@@ -43,6 +45,25 @@ def context_window(
             before = join_words(prev.words[:k])
             return start, f"{prev.prompt} {before}".strip()
     return None
+
+
+def interim_window(
+    committed: Sequence[Word], seg_start_s: float, end_s: float, window_s: float
+) -> tuple[float, str] | None:
+    """Where an interim decode of a segment from ``seg_start_s`` up to ``end_s`` starts when
+    the segment is longer than ``window_s``: between two of the words the interims already
+    agree on (``committed``), at the first such boundary at most ``window_s`` before
+    ``end_s`` (the last one if all lie further back), and the committed text before it (the
+    decode's prompt: whisper_streaming's trimmed buffer). None: the whole segment (it is
+    short, ``window_s`` is 0, or too little is committed). Only interims are trimmed: the
+    decodes a final comes from hear the whole segment."""
+    if window_s <= 0 or end_s - seg_start_s <= window_s or len(committed) < 2:
+        return None
+    starts = [(a.end_s + b.start_s) / 2 for a, b in itertools.pairwise(committed)]
+    k = next((k for k, start in enumerate(starts) if end_s - start <= window_s), len(starts) - 1)
+    if starts[k] <= seg_start_s:
+        return None
+    return starts[k], join_words(committed[: k + 1])
 
 
 def words_after_seam(words: list[Word], seam_s: float, previous: Previous | None) -> list[Word]:

@@ -11,7 +11,7 @@ import collections
 import numpy as np
 
 from .commit_policy import CommitPolicy
-from .context import context_window
+from .context import context_window, interim_window
 from .frames import ASR_SAMPLE_RATE, Samples
 from .segments import Segment
 from .stream_frames import (
@@ -241,6 +241,16 @@ class SpeakerStream:
             # the pause): it decides the sentence end, the pause decode's words stay the final's
             start_s, prompt = tail
             context = None
+            prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
+        trimmed = (
+            interim_window(seg.agreement.committed, seg.start_s, end_s, s.interim_window_s)
+            if kind == "interim"
+            else None
+        )
+        if trimmed is not None:
+            # a long segment's interim: its last seconds, the words agreed before them as text
+            start_s, before = trimmed
+            prompt = f"{prompt} {before}".strip()
             prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
         if context is not None:
             # right after a final: decode with (the end of) that final's audio in front, and

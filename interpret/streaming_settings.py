@@ -12,6 +12,13 @@ class StreamingSettings:
     #: the first interim waits for this much speech after its onset (0.8 s gave a first interim
     #: 1.0-1.2 s after the onset, 0.5 s gives 0.71-0.76 s, WER unchanged)
     first_interim_after_s: float = 0.5
+    #: an interim of a segment longer than this hears about its last this-many seconds: it
+    #: starts between two words the interims agree on, with those words as text before it
+    #: (whisper_streaming's trimmed buffer). An interim's cost grows with its window (2 AVX2
+    #: cores, base int8: 0.53 s for 2-4 s, 0.86 s for 6-8 s, 1.2-1.7 s for 10-16 s), and
+    #: one running when the speaker stops delays the pause decode a final waits for. Pause,
+    #: confirm and cut decodes hear the whole segment. 0: interims hear the whole segment
+    interim_window_s: float = 6.0
     #: silence after which the pause decode starts (before the VAD confirms the pause)
     pause_decode_after_s: float = 0.15
     #: audio after the end of speech given to the decoder (Whisper likes a little silence)
