@@ -16,6 +16,12 @@ from .stream_frames import join_words
 from .streaming_settings import StreamingSettings
 
 
+def word_gaps(words: Sequence[Word]) -> list[float]:
+    """The middle of the gap between each two consecutive words: where a window may start
+    without cutting a word."""
+    return [(a.end_s + b.start_s) / 2 for a, b in itertools.pairwise(words)]
+
+
 def context_window(
     previous: Previous | None,
     seg_start_s: float,
@@ -32,9 +38,7 @@ def context_window(
         return None
     if end_s - seg_start_s > s.context_max_segment_s:
         return None  # a long segment hears its sentence in its own audio
-    starts = [prev.audio_from_s] + [
-        (a.end_s + b.start_s) / 2 for a, b in itertools.pairwise(prev.words)
-    ]
+    starts = [prev.audio_from_s, *word_gaps(prev.words)]
     for k, start in enumerate(starts):
         if (
             start >= kept_from_s
@@ -59,7 +63,7 @@ def interim_window(
     decodes a final comes from hear the whole segment."""
     if window_s <= 0 or end_s - seg_start_s <= window_s or len(committed) < 2:
         return None
-    starts = [(a.end_s + b.start_s) / 2 for a, b in itertools.pairwise(committed)]
+    starts = word_gaps(committed)
     k = next((k for k, start in enumerate(starts) if end_s - start <= window_s), len(starts) - 1)
     if starts[k] <= seg_start_s:
         return None

@@ -229,7 +229,7 @@ class SpeakerStream:
         prev = self._policy.previous
         sure = prev is not None and prev.sure(s.prompt_min_probability)
         if prev is not None and sure and seg.start_s - prev.end_s <= s.context_max_gap_s:
-            prompt = prev.text[-s.context_chars :] if s.context_chars > 0 else ""
+            prompt = self._prompt_end(prev.text)
         context = (
             context_window(prev, seg.start_s, end_s, self._audio_start_s, s)
             if kind in ("pause", "retry", "confirm") and key_s not in seg.no_context
@@ -241,7 +241,7 @@ class SpeakerStream:
             # the pause): it decides the sentence end, the pause decode's words stay the final's
             start_s, prompt = tail
             context = None
-            prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
+            prompt = self._prompt_end(prompt)
         trimmed = (
             interim_window(seg.agreement.committed, seg.start_s, end_s, s.interim_window_s)
             if kind == "interim"
@@ -250,15 +250,14 @@ class SpeakerStream:
         if trimmed is not None:
             # a long segment's interim: its last seconds, the words agreed before them as text
             start_s, before = trimmed
-            prompt = f"{prompt} {before}".strip()
-            prompt = prompt[-s.context_chars :] if s.context_chars > 0 else ""
+            prompt = self._prompt_end(f"{prompt} {before}".strip())
         if context is not None:
             # right after a final: decode with (the end of) that final's audio in front, and
             # the text before that audio as the prompt; the words after the previous final's
             # last words are this segment's
             start_s, prompt = context
             seam = (prev.end_s + seg.start_s) / 2 if prev is not None else None
-            prompt = prompt[-s.context_chars :] if s.context_chars > 0 and sure else ""
+            prompt = self._prompt_end(prompt) if sure else ""
         job = DecodeJob(
             self.speaker_id,
             seg.uid,
@@ -279,6 +278,11 @@ class SpeakerStream:
         else:
             seg.decoded_to_s = max(seg.decoded_to_s, end_s)
         return job
+
+    def _prompt_end(self, text: str) -> str:
+        """The end of ``text`` a decode gets as its prompt (``context_chars``; 0: none)."""
+        chars = self.settings.context_chars
+        return text[-chars:] if chars > 0 else ""
 
     def _slice(self, start_s: float, end_s: float) -> Samples:
         a = max(0, int(round((start_s - self._audio_start_s) * ASR_SAMPLE_RATE)))
