@@ -35,6 +35,20 @@ def _setns(fd: int) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
+# The holder brings ``lo`` up and turns IPv6 off for every link added to the namespace later
+# (``lo`` keeps ::1). Otherwise a link that comes up gets a tentative fe80:: address, and when its
+# duplicate-address detection ends a second or two later the kernel announces the address again:
+# Chromium's network-change notifier takes that for a new network and fails every request in
+# flight with ERR_NETWORK_CHANGED (a page whose modules were loading just then never starts; CI
+# of 2026-12-07 lost two browser tests so). No test address here is IPv6.
+_HOLDER = (
+    "ip link set lo up"
+    " && { [ ! -e /proc/sys/net/ipv6/conf/default/disable_ipv6 ]"
+    " || echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; }"
+    " && echo up && exec sleep 86400"
+)
+
+
 class Namespace:
     """A network namespace with only ``lo`` (up) until the test adds links; or, with
     ``isolated=False``, the test's own namespace (empty ``prefix``, ``entered()`` does nothing)."""
@@ -46,10 +60,7 @@ class Namespace:
         why = available()
         if why is not None:
             raise RuntimeError(f"a private network namespace {why}")
-        holder = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", "ip link set lo up && echo up && exec sleep 86400"],
-            stdout=subprocess.PIPE,
-        )
+        holder = subprocess.Popen(["unshare", "-n", "sh", "-c", _HOLDER], stdout=subprocess.PIPE)
         assert holder.stdout is not None
         if holder.stdout.readline().strip() != b"up":  # e.g. no CAP_SYS_ADMIN
             holder.wait()
