@@ -13,7 +13,9 @@ joins the evalset's *other* clips of a language (LibriSpeech, JFK, Picovoice SDK
 Italian is a language the policy was never run on) with 1 s of silence, as the long-forms are
 made, ``speech_start``/``speech_end`` by Silero VAD (300 ms, no padding); ``heldout-hard``
 stretches its pauses with another pattern (seed 7, silences ≥ 100 ms, 0.5-2.2 s, ≤ 2 a clip),
-and ``hard-b`` the FLEURS long-form's with that pattern.
+and ``hard-b`` the FLEURS long-form's with that pattern. Two more conditions the policy was
+never tuned on, both from the hard stream: ``noisy`` (pink noise 10 dB below the speech, through
+the pauses too) and ``slow`` (the speaker at 0.8 times the speed, pitch kept).
 
     PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs en,de   # prints the paths
     PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs it --kind heldout-hard
@@ -227,7 +229,92 @@ def build(
     return audio_path, meta_path
 
 
-KINDS = ("hard", "hard-b", "heldout", "heldout-hard")
+#: the noisy stream's background: pink noise this many dB below the speech (a fan, a room's
+#: air handling; 10 dB is a loud room), and the slow stream's tempo (pitch kept)
+NOISE_SNR_DB = 10.0
+SLOW_TEMPO = 0.8
+
+
+def speech_rms(audio: np.ndarray, meta: dict[str, Any]) -> float:
+    """RMS of the audio inside the utterances' speech (the stretched pauses count too: they
+    are a few percent of it and near silent)."""
+    parts = [
+        audio[int(seg["speech_start"] * RATE) : int(seg["speech_end"] * RATE)]
+        for seg in meta["segments"]
+    ]
+    joined = np.concatenate(parts).astype(np.float64)
+    return float(np.sqrt(np.mean(joined**2)))
+
+
+def pink_noise(samples: int, seed: str) -> np.ndarray:
+    """Unit-RMS pink (1/f power) noise, deterministic for ``seed``."""
+    rng = np.random.default_rng(abs(hash_seed(seed)))
+    spectrum = np.fft.rfft(rng.normal(0.0, 1.0, samples))
+    freqs = np.fft.rfftfreq(samples, 1 / RATE)
+    spectrum[1:] /= np.sqrt(freqs[1:] / freqs[1])
+    spectrum[0] = 0.0
+    noise = np.fft.irfft(spectrum, samples)
+    return noise / float(np.sqrt(np.mean(noise**2)))
+
+
+def hash_seed(text: str) -> int:
+    """A stable integer for ``text`` (``hash()`` of a str changes per process)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def noisy(lang: str, *, snr_db: float = NOISE_SNR_DB, cache: Path = CACHE) -> tuple[Path, Path]:
+    """The hard stream of ``lang`` in a noisy room: pink noise ``snr_db`` below the speech,
+    all through it (the pauses are noise, not near-silence: where Whisper invents text)."""
+    base_audio, base_meta = build(lang, cache=cache)
+    audio_path = base_audio.with_name(base_audio.stem + f"_pink{snr_db:g}db.npy")
+    meta_path = audio_path.with_suffix(".json")
+    if audio_path.exists() and meta_path.exists():
+        return audio_path, meta_path
+    audio, meta = np.load(base_audio), json.loads(base_meta.read_text())
+    level = speech_rms(audio, meta) / 10 ** (snr_db / 20)
+    mixed = audio + level * pink_noise(len(audio), f"pink-{lang}")
+    np.save(audio_path, np.clip(mixed, -1.0, 1.0).astype(np.float32))
+    meta["noise"] = {"kind": "pink", "snr_db": snr_db}
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    return audio_path, meta_path
+
+
+def slow(lang: str, *, tempo: float = SLOW_TEMPO, cache: Path = CACHE) -> tuple[Path, Path]:
+    """The hard stream of ``lang`` spoken slower: ``tempo`` times the speed, pitch kept
+    (ffmpeg's atempo), every time in the reference scaled to match; its pauses grow too."""
+    import subprocess
+
+    base_audio, base_meta = build(lang, cache=cache)
+    audio_path = base_audio.with_name(base_audio.stem + f"_tempo{tempo:g}.npy")
+    meta_path = audio_path.with_suffix(".json")
+    if audio_path.exists() and meta_path.exists():
+        return audio_path, meta_path
+    audio, meta = np.load(base_audio), json.loads(base_meta.read_text())
+    pcm = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1"]
+        + ["-i", "pipe:0", "-filter:a", f"atempo={tempo}", "-f", "f32le", "pipe:1"],
+        input=audio.astype(np.float32).tobytes(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    out = np.frombuffer(pcm, np.float32)
+    scale = len(out) / len(audio)  # ≈ 1 / tempo
+    for seg in meta["segments"]:
+        for key in ("start", "end", "speech_start", "speech_end"):
+            seg[key] = round(seg[key] * scale, 3)
+        for pause in seg.get("stretched_pauses", []):
+            pause["at_s"] = round(pause["at_s"] * scale, 3)
+            pause["added_s"] = round(pause["added_s"] * scale, 3)
+    meta["duration_s"] = round(len(out) / RATE, 2)
+    meta["tempo"] = tempo
+    np.save(audio_path, out)
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    return audio_path, meta_path
+
+
+KINDS = ("hard", "hard-b", "heldout", "heldout-hard", "noisy", "slow")
 
 
 def stream(kind: str, lang: str, *, seed: int = 12) -> tuple[Path, Path]:
@@ -238,6 +325,10 @@ def stream(kind: str, lang: str, *, seed: int = 12) -> tuple[Path, Path]:
         return build(lang, base="heldout", pattern=HELDOUT_PATTERN)
     if kind == "hard-b":
         return build(lang, pattern=HELDOUT_PATTERN)
+    if kind == "noisy":
+        return noisy(lang)
+    if kind == "slow":
+        return slow(lang)
     return build(lang, seed=seed)
 
 

@@ -41,7 +41,7 @@ SCORER = EVALSET.parent / "tools" / "eval_captions.py"
 #: none covers, to show the "no translation" path)
 TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en", "it": "es"}
 #: streams made from the FLEURS long-forms
-FLEURS_KINDS = ("plain", "hard", "hard-b")
+FLEURS_KINDS = ("plain", "hard", "hard-b", "noisy", "slow")
 FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn", "pt": "por_Latn"}
 
 
@@ -301,7 +301,8 @@ def main() -> None:
     ap.add_argument(
         "--streams",
         default="plain",
-        help="plain,hard; held out: hard-b,heldout,heldout-hard (see bench/hard_streams.py)",
+        help="plain,hard; held out: hard-b,heldout,heldout-hard; new conditions: noisy,slow "
+        "(see bench/hard_streams.py)",
     )
     ap.add_argument("--runs", type=int, default=1, help="runs of each stream (WER mean/worst)")
     ap.add_argument(
