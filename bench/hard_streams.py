@@ -14,8 +14,8 @@ Italian is a language the policy was never run on) with 1 s of silence, as the l
 made, ``speech_start``/``speech_end`` by Silero VAD (300 ms, no padding); ``heldout-hard``
 stretches its pauses with another pattern (seed 7, silences ≥ 100 ms, 0.5-2.2 s, ≤ 2 a clip),
 and ``hard-b`` the FLEURS long-form's with that pattern. Two more conditions the policy was
-never tuned on, both from the hard stream: ``noisy`` (pink noise 10 dB below the speech, through
-the pauses too) and ``slow`` (the speaker at 0.8 times the speed, pitch kept).
+never tuned on, both from the hard stream: ``noisy`` (pink noise 10 dB below each utterance's
+speech, through the pauses too) and ``slow`` (the speaker at 0.8 times the speed, pitch kept).
 
     PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs en,de   # prints the paths
     PYTHONPATH=. .venv/bin/python bench/hard_streams.py --langs it --kind heldout-hard
@@ -229,26 +229,22 @@ def build(
     return audio_path, meta_path
 
 
-#: the noisy stream's background: pink noise this many dB below the speech (a fan, a room's
-#: air handling; 10 dB is a loud room), and the slow stream's tempo (pitch kept)
+#: the noisy stream's background: pink noise this many dB below each utterance's speech (a
+#: fan, a room's air handling; 10 dB is a loud room), and the slow stream's tempo (pitch kept)
 NOISE_SNR_DB = 10.0
 SLOW_TEMPO = 0.8
 
 
-def speech_rms(audio: np.ndarray, meta: dict[str, Any]) -> float:
-    """RMS of the audio inside the utterances' speech (the stretched pauses count too: they
-    are a few percent of it and near silent)."""
-    parts = [
-        audio[int(seg["speech_start"] * RATE) : int(seg["speech_end"] * RATE)]
-        for seg in meta["segments"]
-    ]
-    joined = np.concatenate(parts).astype(np.float64)
-    return float(np.sqrt(np.mean(joined**2)))
+def speech_rms(audio: np.ndarray, seg: dict[str, Any]) -> float:
+    """RMS of an utterance's speech (its stretched pauses count too: they are near silent and
+    a few percent of it)."""
+    part = audio[int(seg["speech_start"] * RATE) : int(seg["speech_end"] * RATE)]
+    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2)))
 
 
 def pink_noise(samples: int, seed: str) -> np.ndarray:
     """Unit-RMS pink (1/f power) noise, deterministic for ``seed``."""
-    rng = np.random.default_rng(abs(hash_seed(seed)))
+    rng = np.random.default_rng(hash_seed(seed))
     spectrum = np.fft.rfft(rng.normal(0.0, 1.0, samples))
     freqs = np.fft.rfftfreq(samples, 1 / RATE)
     spectrum[1:] /= np.sqrt(freqs[1:] / freqs[1])
@@ -264,19 +260,32 @@ def hash_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
+def noise_level(meta: dict[str, Any], audio: np.ndarray, snr_db: float) -> np.ndarray:
+    """Per sample, the noise's RMS: ``snr_db`` below each utterance's speech over the
+    utterance, moving from one level to the next (in dB) across the gap between two."""
+    segments = meta["segments"]
+    levels = [speech_rms(audio, seg) / 10 ** (snr_db / 20) for seg in segments]
+    knots_s = [t for seg in segments for t in (seg["start"], seg["end"])]
+    knots_db = [20 * np.log10(level) for level in levels for _ in (0, 1)]
+    times = np.arange(len(audio)) / RATE
+    return np.asarray(10 ** (np.interp(times, knots_s, knots_db) / 20))
+
+
 def noisy(lang: str, *, snr_db: float = NOISE_SNR_DB, cache: Path = CACHE) -> tuple[Path, Path]:
-    """The hard stream of ``lang`` in a noisy room: pink noise ``snr_db`` below the speech,
-    all through it (the pauses are noise, not near-silence: where Whisper invents text)."""
+    """The hard stream of ``lang`` in a noisy room: pink noise ``snr_db`` below each
+    utterance's speech, all through it (its pauses are noise, not near-silence: where Whisper
+    invents text). Per utterance because the long-forms' clips differ by up to 45 dB in level
+    (one noise level would drown the quiet readers and leave the loud ones clean); a browser's
+    automatic gain control evens them out the same way."""
     base_audio, base_meta = build(lang, cache=cache)
     audio_path = base_audio.with_name(base_audio.stem + f"_pink{snr_db:g}db.npy")
     meta_path = audio_path.with_suffix(".json")
     if audio_path.exists() and meta_path.exists():
         return audio_path, meta_path
     audio, meta = np.load(base_audio), json.loads(base_meta.read_text())
-    level = speech_rms(audio, meta) / 10 ** (snr_db / 20)
-    mixed = audio + level * pink_noise(len(audio), f"pink-{lang}")
-    np.save(audio_path, np.clip(mixed, -1.0, 1.0).astype(np.float32))
-    meta["noise"] = {"kind": "pink", "snr_db": snr_db}
+    noise = noise_level(meta, audio, snr_db) * pink_noise(len(audio), f"pink-{lang}")
+    np.save(audio_path, np.clip(audio + noise, -1.0, 1.0).astype(np.float32))
+    meta["noise"] = {"kind": "pink", "snr_db_per_utterance": snr_db}
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
     return audio_path, meta_path
 

@@ -46,6 +46,11 @@ class GuardSettings:
     max_word_repeats: int = 5
     #: longest n-gram checked for loops
     max_ngram: int = 8
+    #: a window's segment that starts this close to the buffer's end and whose words Whisper's
+    #: own anomaly score marks (improbable, squeezed into no time, or stretched) is text with
+    #: no audio behind it: at the end of a slow speaker's sentence Whisper restarted it, ten
+    #: words at the last 0.02 s ("… développement. Il a ajouté qu'on ne devrait …")
+    tail_anomaly_s: float = 0.3
     #: decoder token budget per second of audio (caps what a loop costs: without it a loop
     #: runs to Whisper's 448 tokens, ≈ 5–10 s of CPU for base on 2 cores)
     max_tokens_per_s: float = 12.0
@@ -91,6 +96,29 @@ def drop_reason(
     if looping:
         return "repetitive"
     return None
+
+
+def word_anomaly(word: Word) -> float:
+    """Whisper's word anomaly score (openai-whisper's ``hallucination_silence_threshold``):
+    improbable (< 0.15), squeezed (< 0.133 s) or stretched (> 2 s)."""
+    duration = word.end_s - word.start_s
+    score = 1.0 if word.probability < 0.15 else 0.0
+    if duration < 0.133:
+        score += (0.133 - duration) * 15
+    if duration > 2.0:
+        score += duration - 2.0
+    return score
+
+
+def anomalous_tail(words: Sequence[Word], duration_s: float, settings: GuardSettings) -> bool:
+    """Is a segment of ``words`` (times in the buffer) one that starts within
+    ``tail_anomaly_s`` of the end of a ``duration_s`` buffer and whose first 8 words score as
+    Whisper's anomalous segment (sum ≥ 3, or about 1 a word)?"""
+    if not words or words[0].start_s < duration_s - settings.tail_anomaly_s:
+        return False
+    scored = [w for w in words if _NORMALIZE.sub("", w.text)][:8]
+    score = sum(word_anomaly(w) for w in scored)
+    return score >= 3 or score + 0.01 >= len(scored)
 
 
 def rescue_repetitive(words: Sequence[Word], settings: GuardSettings) -> list[Word] | None:

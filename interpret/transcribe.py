@@ -36,7 +36,14 @@ from typing import Any, Literal
 import numpy as np
 
 from .frames import ASR_SAMPLE_RATE, Samples, Word
-from .guards import GuardSettings, WindowScores, collapse, drop_reason, rescue_repetitive
+from .guards import (
+    GuardSettings,
+    WindowScores,
+    anomalous_tail,
+    collapse,
+    drop_reason,
+    rescue_repetitive,
+)
 from .streaming import AbandonFn, DecodeAbandoned, Hypothesis
 
 __all__ = [
@@ -82,7 +89,8 @@ class SegmentInfo:
     avg_logprob: float
     compression_ratio: float
     temperature: float
-    #: why :mod:`interpret.guards` dropped it ("no_speech", "repetitive", "beyond_audio")
+    #: why :mod:`interpret.guards` dropped it ("no_speech", "repetitive", "beyond_audio",
+    #: "anomalous_tail")
     dropped: str | None = None
 
 
@@ -505,6 +513,8 @@ class WhisperRecognizer:
                 lang_probability=detected_probability,
                 settings=self.guards,
             )
+            if reason is None and seg_words and anomalous_tail(seg_words, duration_s, self.guards):
+                reason = "anomalous_tail"
             if reason == "repetitive":
                 # the ratio is the whole window's: speech followed by a loop keeps the speech
                 seg_words = rescue_repetitive(seg_words or [], self.guards)

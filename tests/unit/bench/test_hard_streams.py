@@ -1,7 +1,7 @@
 """bench/hard_streams.py's two conditions the caption policy was never tuned on: a noisy room
-(pink noise 10 dB below the speech) and a slow speaker (0.8 times the speed, pitch kept). The
-streams are evaluation material: wrong times in their references would score every caption
-against the wrong words, so the references are checked against the audio itself."""
+(pink noise 10 dB below each utterance's speech) and a slow speaker (0.8 times the speed, pitch
+kept). The streams are evaluation material: wrong times in their references would score every
+caption against the wrong words, so the references are checked against the audio itself."""
 
 from __future__ import annotations
 
@@ -53,12 +53,15 @@ def test_the_noisy_stream_is_the_hard_one_with_noise_10_db_below_its_speech(cach
     assert len(mixed) == len(base)
     assert meta["segments"] == json.loads(hard_meta.read_text())["segments"]
     noise = mixed.astype(np.float64) - base
-    snr = 20 * np.log10(speech_rms(base, meta) / np.sqrt(np.mean(noise**2)))
-    assert snr == pytest.approx(NOISE_SNR_DB, abs=0.3)
+    for seg in meta["segments"]:  # the clips' levels differ by up to 45 dB: per utterance
+        snr = 20 * np.log10(speech_rms(base, seg) / speech_rms(noise, seg))
+        assert snr == pytest.approx(NOISE_SNR_DB, abs=0.5)
     # through the pauses too: the gap between two utterances is noise, not near-silence
-    gap = mixed[int(meta["segments"][0]["end"] * RATE) : int(meta["segments"][1]["start"] * RATE)]
+    first, second = meta["segments"][:2]
+    gap = mixed[int(first["end"] * RATE) : int(second["start"] * RATE)].astype(np.float64)
     assert len(gap) > RATE // 2
-    assert np.sqrt(np.mean(gap.astype(np.float64) ** 2)) > 0.5 * np.sqrt(np.mean(noise**2))
+    quieter = min(speech_rms(noise, first), speech_rms(noise, second))
+    assert np.sqrt(np.mean(gap**2)) > 0.8 * quieter
 
 
 def test_the_slow_stream_scales_every_time_of_its_reference_with_its_audio(cache: Path) -> None:

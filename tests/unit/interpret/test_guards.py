@@ -9,6 +9,7 @@ from interpret.frames import Word
 from interpret.guards import (
     GuardSettings,
     WindowScores,
+    anomalous_tail,
     collapse_repetitions,
     compression_ratio,
     drop_reason,
@@ -104,3 +105,27 @@ def test_speech_followed_by_a_loop_keeps_the_speech() -> None:
     assert words_text(kept) == "the cave is on top of a mountain ein sehr schönes"
     assert rescue_repetitive(words_of("style " * 40), SETTINGS) is not None  # one word left
     assert compression_ratio("style " * 40) > SETTINGS.compression_ratio
+
+
+def test_a_segment_squeezed_into_the_last_instant_is_text_without_audio() -> None:
+    # what base really returned for the end of a slow French speaker's sentence (a 6.75 s
+    # buffer): "… développement." then a restart of it, every word at 6.72 s
+    restart = [
+        Word(6.72, 6.72, " Il", 0.10),
+        Word(6.72, 6.72, " a", 0.92),
+        Word(6.72, 6.72, " ajouté", 0.97),
+        Word(6.72, 6.72, " qu", 0.96),
+        Word(6.72, 6.72, "'on", 1.0),
+        Word(6.72, 6.72, " ne", 0.87),
+    ]
+    assert anomalous_tail(restart, 6.75, SETTINGS)
+    # a segment starting further from the end (0.78 s here) is not looked at
+    assert not anomalous_tail(restart, 7.5, SETTINGS)
+    # six words in 0.24 s are squeezed however well heard (each scores 1.4)
+    quick = [Word(6.47 + 0.04 * i, 6.51 + 0.04 * i, w.text, 0.9) for i, w in enumerate(restart)]
+    assert anomalous_tail(quick, 6.75, SETTINGS)
+    # a last word said and heard is kept; one of no time and doubtful is not
+    assert not anomalous_tail([Word(6.5, 6.7, " oui.", 0.9)], 6.75, SETTINGS)
+    assert not anomalous_tail([Word(6.5, 6.62, " dit.", 0.8)], 6.75, SETTINGS)
+    assert anomalous_tail([Word(6.6, 6.6, " you", 0.3)], 6.75, SETTINGS)
+    assert not anomalous_tail([], 6.75, SETTINGS)
