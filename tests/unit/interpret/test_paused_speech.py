@@ -79,3 +79,37 @@ def test_paused_english_is_captioned_as_well_as_offline(
     for seg in segments:
         mine = [f for f in finals if f.start_s < seg["end"] and f.end_s > seg["start"]]
         assert mine and max(f.end_s for f in mine) <= seg["end"] + 0.5
+
+
+def test_a_slow_speaker_gets_no_sentence_twice(tmp_path: Path) -> None:
+    """French read at 0.8 times the speed with its pauses stretched (bench/hard_streams.py's
+    ``slow``): at the end of a sentence base restarted it in the last instant of the window
+    ("… développement. Il a ajouté qu'on ne devrait …"), and the next final read on from the
+    copy. No run of 5 words may come out twice unless the speaker said it twice."""
+    from bench.hard_streams import slow
+    from interpret.compose import PipelineConfig, build_pipeline
+    from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+
+    audio_path, meta_path = slow("fr", cache=tmp_path)
+    audio, meta = np.load(audio_path), json.loads(meta_path.read_text())
+    finals: list[CaptionFrame] = []
+    built = build_pipeline(PipelineConfig(), lambda f: finals.append(f) if f.is_final else None)
+    pipeline = built.pipeline
+    pipeline.add_speaker("s", "fr")
+    pipeline.start()
+    step = ASR_SAMPLE_RATE // 10
+    for i in range(0, len(audio), step):
+        pipeline.push(AudioChunk("s", audio[i : i + step], i / ASR_SAMPLE_RATE))
+    pipeline.stop(drain=True, timeout_s=180)
+    built.close()
+    assert pipeline.error is None
+
+    def twice(text: str) -> set[tuple[str, ...]]:
+        words = normalize(text).split()
+        grams = [tuple(words[i : i + 5]) for i in range(len(words) - 4)]
+        return {g for g in grams if grams.count(g) > 1}
+
+    live = " ".join(f.text for f in sorted(finals, key=lambda f: f.start_s))
+    said = " ".join(seg["reference"] for seg in meta["segments"])
+    assert len(normalize(live).split()) > 100, live  # it was captioned
+    assert twice(live) - twice(said) == set(), live
