@@ -28,6 +28,7 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,23 +272,37 @@ def noise_level(meta: dict[str, Any], audio: np.ndarray, snr_db: float) -> np.nd
     return np.asarray(10 ** (np.interp(times, knots_s, knots_db) / 20))
 
 
+def derived(
+    lang: str, suffix: str, make: Callable[[np.ndarray, dict[str, Any]], np.ndarray], cache: Path
+) -> tuple[Path, Path]:
+    """A stream made from the hard stream of ``lang`` by ``make`` (its audio and reference ->
+    the new audio; it may change the reference in place), cached as ``<hard stream>_suffix``."""
+    base_audio, base_meta = build(lang, cache=cache)
+    audio_path = base_audio.with_name(f"{base_audio.stem}_{suffix}.npy")
+    meta_path = audio_path.with_suffix(".json")
+    if audio_path.exists() and meta_path.exists():
+        return audio_path, meta_path
+    meta = json.loads(base_meta.read_text())
+    out = make(np.load(base_audio), meta)
+    meta["duration_s"] = round(len(out) / RATE, 2)
+    np.save(audio_path, out.astype(np.float32))
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    return audio_path, meta_path
+
+
 def noisy(lang: str, *, snr_db: float = NOISE_SNR_DB, cache: Path = CACHE) -> tuple[Path, Path]:
     """The hard stream of ``lang`` in a noisy room: pink noise ``snr_db`` below each
     utterance's speech, all through it (its pauses are noise, not near-silence: where Whisper
     invents text). Per utterance because the long-forms' clips differ by up to 45 dB in level
     (one noise level would drown the quiet readers and leave the loud ones clean); a browser's
     automatic gain control evens them out the same way."""
-    base_audio, base_meta = build(lang, cache=cache)
-    audio_path = base_audio.with_name(base_audio.stem + f"_pink{snr_db:g}db.npy")
-    meta_path = audio_path.with_suffix(".json")
-    if audio_path.exists() and meta_path.exists():
-        return audio_path, meta_path
-    audio, meta = np.load(base_audio), json.loads(base_meta.read_text())
-    noise = noise_level(meta, audio, snr_db) * pink_noise(len(audio), f"pink-{lang}")
-    np.save(audio_path, np.clip(audio + noise, -1.0, 1.0).astype(np.float32))
-    meta["noise"] = {"kind": "pink", "snr_db_per_utterance": snr_db}
-    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-    return audio_path, meta_path
+
+    def make(audio: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        noise = noise_level(meta, audio, snr_db) * pink_noise(len(audio), f"pink-{lang}")
+        meta["noise"] = {"kind": "pink", "snr_db_per_utterance": snr_db}
+        return np.asarray(np.clip(audio + noise, -1.0, 1.0))
+
+    return derived(lang, f"pink{snr_db:g}db", make, cache)
 
 
 def slow(lang: str, *, tempo: float = SLOW_TEMPO, cache: Path = CACHE) -> tuple[Path, Path]:
@@ -295,32 +310,27 @@ def slow(lang: str, *, tempo: float = SLOW_TEMPO, cache: Path = CACHE) -> tuple[
     (ffmpeg's atempo), every time in the reference scaled to match; its pauses grow too."""
     import subprocess
 
-    base_audio, base_meta = build(lang, cache=cache)
-    audio_path = base_audio.with_name(base_audio.stem + f"_tempo{tempo:g}.npy")
-    meta_path = audio_path.with_suffix(".json")
-    if audio_path.exists() and meta_path.exists():
-        return audio_path, meta_path
-    audio, meta = np.load(base_audio), json.loads(base_meta.read_text())
-    pcm = subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1"]
-        + ["-i", "pipe:0", "-filter:a", f"atempo={tempo}", "-f", "f32le", "pipe:1"],
-        input=audio.astype(np.float32).tobytes(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    out = np.frombuffer(pcm, np.float32)
-    scale = len(out) / len(audio)  # ≈ 1 / tempo
-    for seg in meta["segments"]:
-        for key in ("start", "end", "speech_start", "speech_end"):
-            seg[key] = round(seg[key] * scale, 3)
-        for pause in seg.get("stretched_pauses", []):
-            pause["at_s"] = round(pause["at_s"] * scale, 3)
-            pause["added_s"] = round(pause["added_s"] * scale, 3)
-    meta["duration_s"] = round(len(out) / RATE, 2)
-    meta["tempo"] = tempo
-    np.save(audio_path, out)
-    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-    return audio_path, meta_path
+    def make(audio: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        pcm = subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE)]
+            + ["-ac", "1", "-i", "pipe:0", "-filter:a", f"atempo={tempo}", "-f", "f32le"]
+            + ["pipe:1"],
+            input=audio.astype(np.float32).tobytes(),
+            capture_output=True,
+            check=True,
+        ).stdout
+        out = np.frombuffer(pcm, np.float32)
+        scale = len(out) / len(audio)  # ≈ 1 / tempo
+        for seg in meta["segments"]:
+            for key in ("start", "end", "speech_start", "speech_end"):
+                seg[key] = round(seg[key] * scale, 3)
+            for pause in seg.get("stretched_pauses", []):
+                pause["at_s"] = round(pause["at_s"] * scale, 3)
+                pause["added_s"] = round(pause["added_s"] * scale, 3)
+        meta["tempo"] = tempo
+        return out
+
+    return derived(lang, f"tempo{tempo:g}", make, cache)
 
 
 KINDS = ("hard", "hard-b", "heldout", "heldout-hard", "noisy", "slow")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,26 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
 
 
+def live_finals(audio: np.ndarray, lang: str) -> tuple[list[Any], Any]:
+    """The finals of ``audio`` through the product's pipeline, pushed as fast as the VAD goes
+    (the decoder falls behind, as on a busy machine), and its recognizer."""
+    from interpret.compose import PipelineConfig, build_pipeline
+    from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+
+    finals: list[CaptionFrame] = []
+    built = build_pipeline(PipelineConfig(), lambda f: finals.append(f) if f.is_final else None)
+    pipeline = built.pipeline
+    pipeline.add_speaker("s", lang)
+    pipeline.start()
+    step = ASR_SAMPLE_RATE // 10
+    for i in range(0, len(audio), step):
+        pipeline.push(AudioChunk("s", audio[i : i + step], i / ASR_SAMPLE_RATE))
+    pipeline.stop(drain=True, timeout_s=180)
+    built.close()
+    assert pipeline.error is None
+    return finals, pipeline._recognizer
+
+
 @pytest.fixture(scope="module")
 def hard_en(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, dict[str, object]]:
     if not (EVALSET / "longform" / "en_fleurs_concat.flac").exists():
@@ -38,26 +59,15 @@ def test_paused_english_is_captioned_as_well_as_offline(
 ) -> None:
     import jiwer
 
-    from interpret.compose import PipelineConfig, build_pipeline
-    from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
+    from interpret.frames import ASR_SAMPLE_RATE
     from interpret.transcribe import words_text
 
     audio, meta = hard_en
     segments = meta["segments"]
     assert isinstance(segments, list)
-    finals: list[CaptionFrame] = []
-    built = build_pipeline(PipelineConfig(), lambda f: finals.append(f) if f.is_final else None)
-    pipeline = built.pipeline
-    pipeline.add_speaker("s", "en")
-    pipeline.start()
-    step = ASR_SAMPLE_RATE // 10
-    for i in range(0, len(audio), step):  # as fast as the VAD goes: the decoder falls behind
-        pipeline.push(AudioChunk("s", audio[i : i + step], i / ASR_SAMPLE_RATE))
-    pipeline.stop(drain=True, timeout_s=120)
-    built.close()
-    assert pipeline.error is None
+    finals, recognizer = live_finals(audio, "en")
 
-    recognizer = pipeline._recognizer  # the same model and settings, each utterance alone
+    # the same model and settings, each utterance alone
     offline, refs = [], []
     for seg in segments:
         clip = audio[int(seg["start"] * ASR_SAMPLE_RATE) : int(seg["end"] * ASR_SAMPLE_RATE)]
@@ -87,22 +97,10 @@ def test_a_slow_speaker_gets_no_sentence_twice(tmp_path: Path) -> None:
     ("… développement. Il a ajouté qu'on ne devrait …"), and the next final read on from the
     copy. No run of 5 words may come out twice unless the speaker said it twice."""
     from bench.hard_streams import slow
-    from interpret.compose import PipelineConfig, build_pipeline
-    from interpret.frames import ASR_SAMPLE_RATE, AudioChunk, CaptionFrame
 
     audio_path, meta_path = slow("fr", cache=tmp_path)
     audio, meta = np.load(audio_path), json.loads(meta_path.read_text())
-    finals: list[CaptionFrame] = []
-    built = build_pipeline(PipelineConfig(), lambda f: finals.append(f) if f.is_final else None)
-    pipeline = built.pipeline
-    pipeline.add_speaker("s", "fr")
-    pipeline.start()
-    step = ASR_SAMPLE_RATE // 10
-    for i in range(0, len(audio), step):
-        pipeline.push(AudioChunk("s", audio[i : i + step], i / ASR_SAMPLE_RATE))
-    pipeline.stop(drain=True, timeout_s=180)
-    built.close()
-    assert pipeline.error is None
+    finals, _ = live_finals(audio, "fr")
 
     def twice(text: str) -> set[tuple[str, ...]]:
         words = normalize(text).split()
