@@ -49,7 +49,7 @@ class GuardSettings:
     #: a window's segment that starts this close to the buffer's end and whose words Whisper's
     #: own anomaly score marks (improbable, squeezed into no time, or stretched) is text with
     #: no audio behind it: at the end of a slow speaker's sentence Whisper restarted it, ten
-    #: words at the last 0.02 s ("… développement. Il a ajouté qu'on ne devrait …")
+    #: words in the last 0.03 s ("… développement. Il a ajouté qu'on ne devrait …")
     tail_anomaly_s: float = 0.3
     #: decoder token budget per second of audio (caps what a loop costs: without it a loop
     #: runs to Whisper's 448 tokens, ≈ 5–10 s of CPU for base on 2 cores)
