@@ -70,16 +70,26 @@ def interim_window(
     return starts[k], join_words(committed[: k + 1])
 
 
+#: a text match of the previous final's last words is the seam only if it ends no earlier than
+#: this long before the last of them started (the same audio, two decodes: Whisper's word times
+#: differ by tenths of a second). A slow French speaker's final ended in misheard words
+#: ("… eu lieu en terrement à lieu" for "… en terrain montagneux"); its last word "lieu" matched
+#: the "lieu" 1.2 s earlier in the next decode, and "en terrain montagneux" came out twice.
+SEAM_SLACK_S = 1.0
+
+
 def words_after_seam(words: list[Word], seam_s: float, previous: Previous | None) -> list[Word]:
     """The words of a decode with context audio that are the segment's own: those after
     the previous final's last words where the text shows them (compared as letters, so
-    "Nicht-Juden gleichermaßen" matches "Nicht-Judengleichermaßen"), else those whose
-    middle lies after ``seam_s`` (Whisper smears a word's start or end into a long pause:
-    "letter, even | (2 s) the middle" gave "even" a start 0.8 s before the seam)."""
+    "Nicht-Juden gleichermaßen" matches "Nicht-Judengleichermaßen") at about the time the
+    final heard them (``SEAM_SLACK_S``), else those whose middle lies after ``seam_s``
+    (Whisper smears a word's start or end into a long pause: "letter, even | (2 s) the
+    middle" gave "even" a start 0.8 s before the seam)."""
     prev = previous
     if prev is not None and prev.words:
         keys = [normalized(w.text) for w in words]
         tail = [normalized(w.text) for w in prev.words]
+        earliest = prev.words[-1].start_s - SEAM_SLACK_S
         for n in range(min(3, len(tail)), 0, -1):
             wanted = "".join(tail[-n:])
             if len(wanted) < 4 and n < len(tail):
@@ -88,7 +98,12 @@ def words_after_seam(words: list[Word], seam_s: float, previous: Previous | None
             ends = []
             for e, (key, word) in enumerate(zip(keys, words, strict=True), start=1):
                 text += key
-                if word.start_s < seam_s + 0.5 and key and text.endswith(wanted):
+                if (
+                    earliest <= word.end_s
+                    and word.start_s < seam_s + 0.5
+                    and key
+                    and text.endswith(wanted)
+                ):
                     ends.append(e)
             if ends:
                 return words[max(ends) :]
