@@ -232,8 +232,9 @@ def feed_realtime(
     pipeline: Any, audio: dict[str, Any], sinks: dict[str, Any], *, fast: bool = False
 ) -> None:
     """Start ``pipeline``, push every speaker's audio (``speaker id → samples``) at once at 1×
-    on the wall clock (``fast``: without waiting) in 100 ms chunks, drain it and close the
-    sinks (their clock starts now)."""
+    on the wall clock (``fast``: without waiting) in 100 ms chunks, each when its last sample
+    has been spoken (as a microphone delivers it), drain it and close the sinks (their clock
+    starts now)."""
     from interpret.frames import AudioChunk
 
     pipeline.start()
@@ -242,7 +243,7 @@ def feed_realtime(
         sink.t0 = t0
     step = 1600
     for i in range(0, max(len(a) for a in audio.values()), step):
-        delay = t0 + i / 16000 - time.monotonic()
+        delay = t0 + (i + step) / 16000 - time.monotonic()
         if delay > 0 and not fast:
             time.sleep(delay)
         for speaker_id, a in audio.items():

@@ -95,6 +95,7 @@ class SpeakerStream:
                 self._policy.speech_started(event.start_s, onset)
             elif isinstance(event, SpeechEnded):
                 self._policy.speech_ended(event.end_s)
+        self._policy.settled_s = self._vad.settled_s
         ready = self._policy.decide()
         self._trim()
         return ready

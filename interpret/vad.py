@@ -115,6 +115,17 @@ class VadStream:
         return self._position / ASR_SAMPLE_RATE
 
     @property
+    def settled_s(self) -> float:
+        """How far the audio is known to hold no speech this stream has not reported yet: where
+        a possible onset began (a probability over the threshold, not yet ``min_speech_ms``
+        long), else as far as the model has heard. A speech start reported later has its onset
+        at or after this point, so a pause measured up to here is at least that long whatever
+        the audio still to come says."""
+        if not self.in_speech and self._candidate_start is not None:
+            return self._candidate_start / ASR_SAMPLE_RATE
+        return self.position_s
+
+    @property
     def silence_since_s(self) -> float | None:
         """While in speech: where the current pause began (None while someone is talking)."""
         if not self.in_speech or self._silence_start is None:

@@ -86,13 +86,15 @@ def feed_file(
     chunk_s: float = 0.1,
     on_start: Callable[[], None] = lambda: None,
 ) -> None:
-    """Push ``audio`` in ``chunk_s`` pieces; with ``realtime`` at 1× on the wall clock."""
+    """Push ``audio`` in ``chunk_s`` pieces; with ``realtime`` at 1× on the wall clock: a piece
+    when its last sample has been spoken, as a microphone delivers it (pushed at its first
+    sample's time, every caption looked up to ``chunk_s`` sooner than it can be)."""
     step = int(chunk_s * ASR_SAMPLE_RATE)
     t0 = time.monotonic()
     on_start()
     for i in range(0, len(audio), step):
         if realtime:
-            delay = t0 + i / ASR_SAMPLE_RATE - time.monotonic()
+            delay = t0 + min(i + step, len(audio)) / ASR_SAMPLE_RATE - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         pipeline.push(AudioChunk(speaker_id, audio[i : i + step], i / ASR_SAMPLE_RATE))

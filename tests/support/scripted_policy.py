@@ -55,12 +55,13 @@ def run(
     streams: list[SpeakerStream] | None = None,
     times: list[float] | None = None,
     pauses: tuple[tuple[float, float], ...] = (),
+    onset_lag_s: float = 0.0,
 ) -> tuple[list[CaptionUpdate], list[DecodeJob]]:
     """Feed audio in 100 ms chunks; a decode's answer comes ``busy_chunks`` chunks later (a
     busy machine) or at once. Returns the finals and the decodes made; ``times`` gets the
     stream time each final came out at. ``pauses``: silences too short for the VAD to
-    confirm."""
-    vad = ScriptedVad(speech, pauses=pauses)
+    confirm. ``onset_lag_s``: the VAD reports a start this long after it."""
+    vad = ScriptedVad(speech, pauses=pauses, onset_lag_s=onset_lag_s)
     stream = SpeakerStream("s", vad, settings, lang="en")  # type: ignore[arg-type]
     if streams is not None:
         streams.append(stream)

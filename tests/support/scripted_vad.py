@@ -10,20 +10,31 @@ from interpret.vad import SpeechEnded, SpeechStarted
 
 class ScriptedVad:
     """Stands in for :class:`interpret.vad.VadStream`: speech exactly where the script says,
-    the end confirmed ``min_silence_s`` later (the real VAD is tested in test_vad.py)."""
+    the end confirmed ``min_silence_s`` later, the start reported ``onset_lag_s`` after it
+    (Silero's ``min_speech_ms``; the real VAD is tested in test_vad.py)."""
 
     def __init__(
         self,
         speech: list[tuple[float, float]],
         min_silence_s: float = 0.4,
         pauses: tuple[tuple[float, float], ...] = (),
+        onset_lag_s: float = 0.0,
     ) -> None:
         self.speech = list(speech)
         self._ended: set[tuple[float, float]] = set()  # runs ended early by end()
         self.pauses = pauses  # short silences inside an utterance
         self.min_silence_s = min_silence_s
+        self.onset_lag_s = onset_lag_s
         self.position_s = 0.0
         self.in_speech = False
+
+    @property
+    def settled_s(self) -> float:
+        """As VadStream's: where a start not reported yet began, else the audio's end."""
+        pending = [
+            start for start, _ in self.speech if start <= self.position_s < start + self.onset_lag_s
+        ]
+        return min(pending, default=self.position_s)
 
     @property
     def silence_since_s(self) -> float | None:
@@ -41,7 +52,7 @@ class ScriptedVad:
         before, self.position_s = self.position_s, self.position_s + len(samples) / ASR_SAMPLE_RATE
         events: list[object] = []
         for start, end in self.speech:
-            if before <= start < self.position_s:
+            if before <= start + self.onset_lag_s < self.position_s:
                 self.in_speech = True
                 events.append(SpeechStarted(start))
             confirmed = end + self.min_silence_s

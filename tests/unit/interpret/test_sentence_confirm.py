@@ -120,3 +120,22 @@ def test_the_confirm_decode_of_a_long_segment_hears_only_its_end() -> None:
         "In the valley below the old town the river dam was built in 1963.",
         "Nobody knew why.",
     ]
+
+
+def test_a_pause_is_as_long_as_the_vad_knows_not_as_the_audio_goes() -> None:
+    # the VAD reports speech only once it has lasted min_speech_ms: at 4.2 s the audio runs
+    # 1.2 s past the period, but the speech that came back at 4.1 s is not reported until
+    # 4.4 s. Measured up to the audio's end, the pause looked long enough for the sentence end
+    # to stand (a final at once, the sentence split); how far the VAD is sure gives 1.1 s,
+    # and the confirm decode hears "eines der Berge" go on. A hard French stream at 1x (the
+    # pause decode done early) and on the virtual clock (done late) differed by 4 words here.
+    script = [
+        *words(0.5, 3.0, "Die Höhle liegt auf der Spitze."),
+        *words(4.1, 5.3, "eines der Berge"),
+    ]
+    speech = [(0.5, 3.0), (4.1, 5.3)]
+    whole = ["Die Höhle liegt auf der Spitze. eines der Berge"]
+    for busy in (0, 3):  # the pause decode's answer at once, or 0.3 s later
+        finals, jobs = run(speech, heard(script), 9.0, onset_lag_s=0.3, busy_chunks=busy)
+        assert texts(finals) == whole, busy
+        assert [j.key_s for j in jobs if j.kind == "confirm"] == [3.0]

@@ -73,3 +73,26 @@ def test_the_end_of_the_audio_ends_the_utterance_and_later_speech_starts_afresh(
         after += stream.push(audio[i : i + 1600])
     assert isinstance(after[0], SpeechStarted)
     assert ended[0].end_s <= after[0].start_s < first["speech_end"]
+
+
+def test_no_onset_is_reported_before_where_the_vad_said_the_audio_was_settled(english) -> None:
+    # the caption policy measures a pause up to ``settled_s``: a start reported later must not
+    # lie before it, or a pause decision taken early (1x, a fast decode) and one taken late
+    # (a busy machine) would differ
+    audio, _ = english
+    stream = SileroVad().stream(VadSettings())
+    settled: list[float] = []
+    onsets: list[tuple[float, float]] = []  # (onset, the latest settled_s before it was reported)
+    pending = 0
+    for i in range(0, len(audio), 1600):
+        for e in stream.push(audio[i : i + 1600]):
+            if isinstance(e, SpeechStarted):
+                assert e.onset_s is not None
+                onsets.append((e.onset_s, settled[-1] if settled else 0.0))
+        settled.append(stream.settled_s)
+        assert settled[-1] <= stream.position_s
+        pending += settled[-1] < stream.position_s - 0.05 and not stream.in_speech
+    assert len(onsets) >= 5
+    assert all(onset >= before - 1e-9 for onset, before in onsets)
+    assert all(b >= a for a, b in zip(settled, settled[1:], strict=False))
+    assert pending > 0  # onsets were pending (settled_s held back) at some chunk ends
