@@ -94,10 +94,10 @@ class CommitPolicy:
         #: ended or stalled, the speaker left) and has not resumed since
         self.position_s = 0.0
         #: how far the VAD is sure the audio holds no speech it has not reported yet (≤
-        #: ``position_s``; None: as far as the audio goes). A pause is as long as this says,
-        #: not as the audio's end says: the VAD reports speech only once it has lasted
-        #: ``min_speech_ms``, and a decision taken in between would depend on when it was taken
-        self.settled_s: float | None = None
+        #: ``position_s``; the stream sets both). A pause is as long as this says, not as the
+        #: audio's end says: the VAD reports speech only once it has lasted ``min_speech_ms``,
+        #: and a decision taken in between would depend on when it was taken
+        self.settled_s = 0.0
         self.stopped = False
         #: where the audio stopped (stream time), for the segment being recognized: a pause
         #: that reaches a stop is as long as a pause gets
@@ -284,8 +284,7 @@ class CommitPolicy:
         index = seg.decided
         resumed = index + 1 < len(seg.runs)
         onset = seg.runs[index + 1].onset_s if resumed else None
-        heard = self.position_s if self.settled_s is None else min(self.position_s, self.settled_s)
-        length = (onset if onset is not None else heard) - pause
+        length = (onset if onset is not None else self.settled_s) - pause
         if self._stop_between(pause, onset) is not None:
             length = float("inf")  # the audio stopped during the pause
         return length, resumed
