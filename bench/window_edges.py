@@ -14,6 +14,10 @@ streaming, no prompt, the product's recognizer settings: only the edges change.
 
 Writes JSON, a markdown table next to it (``.md``) and a plot (``.png``): per stream, the WER
 of each window and the spread (largest minus smallest, in points).
+
+It also scores choosing, per utterance, among the decodes of a few windows (tail 0.15 s, the
+live pause decode's) the one Whisper is surest of (the highest mean word log-probability): is
+a second decode of a final's audio with another lead-in worth its cost? (``SURE_OF``.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ LEADS = (0.2, 0.5, 1.0)
 TAILS = (0.15, 0.5)
 LANGS = ("de", "en", "es", "fr", "pt", "it")
 GOAL_POINTS = 1.5
+#: per utterance, the decode Whisper is surest of among these leads (tail 0.15 s)
+SURE_OF = ((0.2, 0.5), (0.2, 1.0), (0.2, 0.5, 1.0))
 
 
 def variants() -> list[tuple[str, float | None, float | None]]:
@@ -46,28 +52,44 @@ def variants() -> list[tuple[str, float | None, float | None]]:
     return [*out, ("whole clip", None, None)]
 
 
+def choices() -> list[tuple[str, tuple[float, ...]]]:
+    return [(f"surest of {'/'.join(str(x) for x in leads)}", leads) for leads in SURE_OF]
+
+
 def measure(recognizer: Any, kind: str, lang: str) -> dict[str, Any]:
     import jiwer
 
-    from interpret.frames import ASR_SAMPLE_RATE
+    from bench.interpret import offline_decodes
+    from interpret.frames import ASR_SAMPLE_RATE, avg_logprob
     from interpret.transcribe import words_text
 
     audio, meta, _ = source(kind, lang)
     refs = [normalize(seg["reference"]) for seg in meta["segments"]]
     ref_words = sum(len(r.split()) for r in refs)
     wers: dict[str, float] = {}
+    #: per variant, per utterance: (mean word log-probability, text)
+    decoded: dict[str, list[tuple[float, str]]] = {}
     for name, lead, tail in variants():
         hyps = []
         for seg in meta["segments"]:
             if lead is None or tail is None:
                 a, b = seg["start"], seg["end"]
             else:
-                a = max(seg["start"], seg["speech_start"] - lead)
-                b = min(seg["end"], seg["speech_end"] + tail)
+                a = max(seg["start"], seg.get("speech_start", seg["start"]) - lead)
+                b = min(seg["end"], seg.get("speech_end", seg["end"]) + tail)
             clip = audio[int(a * ASR_SAMPLE_RATE) : int(b * ASR_SAMPLE_RATE)]
-            hyps.append(normalize(words_text(recognizer.recognize(clip, lang=lang).words)))
-        wers[name] = round(100 * jiwer.wer(" ".join(refs), " ".join(hyps)), 2)
-    values = list(wers.values())
+            results = offline_decodes(recognizer, clip, lang)
+            words = [w for r in results for w in r.words]
+            sure = avg_logprob(words)
+            text = normalize(" ".join(words_text(r.words) for r in results))
+            hyps.append((-1e9 if sure is None else sure, text))
+        decoded[name] = hyps
+        wers[name] = round(100 * jiwer.wer(" ".join(refs), " ".join(h for _, h in hyps)), 2)
+    for name, leads in choices():
+        options = [decoded[f"lead {lead} / tail {TAILS[0]}"] for lead in leads]
+        picked = [max(each)[1] for each in zip(*options, strict=True)]
+        wers[name] = round(100 * jiwer.wer(" ".join(refs), " ".join(picked)), 2)
+    values = [wers[name] for name, _, _ in variants()]
     return {
         "stream": kind,
         "lang": lang,
@@ -79,13 +101,13 @@ def measure(recognizer: Any, kind: str, lang: str) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    names = [name for name, _, _ in variants()]
+    names = [name for name, _, _ in variants()] + [name for name, _ in choices()]
     lines = [
         f"Whisper {result['model']} ({result['compute_type']}, beam 1, {result['threads']} "
         "threads): WER of each stream's utterances decoded one by one, by window (lead = audio "
         "before the speech, tail = after it, s).",
         "",
-        "| stream | words | " + " | ".join(names) + " | spread (points) |",
+        "| stream | words | " + " | ".join(names) + " | spread of the windows (points) |",
         "|---|---|" + "---|" * len(names) + "---|",
     ]
     for row in result["rows"]:
@@ -114,10 +136,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4))
     for i, row in enumerate(rows):
-        values = list(row["wer"].values())
+        values = [row["wer"][name] for name, _, _ in variants()]
         base = row["wer"]["whole clip"]
         ax.plot([i, i], [min(values) - base, max(values) - base], color="tab:blue", lw=3)
         ax.scatter([i] * len(values), [v - base for v in values], color="tab:blue", s=10)
+        pick = row["wer"][choices()[0][0]] - base
+        ax.scatter(
+            [i], [pick], color="tab:red", marker="x", s=30, label=None if i else choices()[0][0]
+        )
     ax.axhspan(-GOAL_POINTS, GOAL_POINTS, color="tab:green", alpha=0.15, label="±1.5 points")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(rows)))
@@ -154,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(recognizer, kind, lang)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    names = [name for name, _, _ in variants()]
+    names = [name for name, _, _ in variants()] + [name for name, _ in choices()]
     totals = {
         "ref_words": sum(r["ref_words"] for r in rows),
         "errors": {n: sum(r["errors"][n] for r in rows) for n in names},
