@@ -45,9 +45,13 @@ GOAL_POINTS = 1.5
 SURE_OF = ((0.2, 0.5), (0.2, 1.0), (0.2, 0.5, 1.0))
 
 
+def window_name(lead: float, tail: float) -> str:
+    return f"lead {lead} / tail {tail}"
+
+
 def variants() -> list[tuple[str, float | None, float | None]]:
     out: list[tuple[str, float | None, float | None]] = [
-        (f"lead {lead} / tail {tail}", lead, tail) for tail in TAILS for lead in LEADS
+        (window_name(lead, tail), lead, tail) for tail in TAILS for lead in LEADS
     ]
     return [*out, ("whole clip", None, None)]
 
@@ -86,7 +90,7 @@ def measure(recognizer: Any, kind: str, lang: str) -> dict[str, Any]:
         decoded[name] = hyps
         wers[name] = round(100 * jiwer.wer(" ".join(refs), " ".join(h for _, h in hyps)), 2)
     for name, leads in choices():
-        options = [decoded[f"lead {lead} / tail {TAILS[0]}"] for lead in leads]
+        options = [decoded[window_name(lead, TAILS[0])] for lead in leads]
         picked = [max(each)[1] for each in zip(*options, strict=True)]
         wers[name] = round(100 * jiwer.wer(" ".join(refs), " ".join(picked)), 2)
     values = [wers[name] for name, _, _ in variants()]
@@ -105,7 +109,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Whisper {result['model']} ({result['compute_type']}, beam 1, {result['threads']} "
         "threads): WER of each stream's utterances decoded one by one, by window (lead = audio "
-        "before the speech, tail = after it, s).",
+        'before the speech, tail = after it, s); "surest of": per utterance, the decode of '
+        f"those leads (tail {TAILS[0]}) with the highest mean word log-probability.",
         "",
         "| stream | words | " + " | ".join(names) + " | spread of the windows (points) |",
         "|---|---|" + "---|" * len(names) + "---|",
