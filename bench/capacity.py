@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -162,6 +163,8 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         cpu_threads=args.threads,
         encoder_window=args.encoder_window,
     )
+    if args.final_beam is not None:
+        recognizer = dataclasses.replace(recognizer, final_beam_size=args.final_beam)
     config = PipelineConfig(recognizer=recognizer, batch_size=args.batch)
     t_load = time.monotonic()
     models = None if args.workers else load_models(config)
@@ -235,6 +238,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "batch_size": args.batch,
         "encoder_window": args.encoder_window,
+        "final_beam_size": recognizer.final_beam_size,
         "model_load_s": round(load_s, 1),
         "runs": runs,
         "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine()},
@@ -338,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="decodes of different speakers sent to Whisper as one batch (a GPU's: 8)",
+    )
+    ap.add_argument(
+        "--final-beam",
+        type=int,
+        default=None,
+        help="Whisper's beam for decodes a final may come from (default: RecognizerSettings')",
     )
     ap.add_argument("--p95-goal-s", type=float, default=3.0)
     ap.add_argument("--speakers", default="1,2,3,4,5", help="K to try in order; stops at a miss")

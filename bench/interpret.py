@@ -121,7 +121,8 @@ def offline_wer(recognizer: Any, lang: str, audio: Any, meta: dict[str, Any]) ->
 
 
 def offline_decodes(recognizer: Any, clip: Any, lang: str, prompt: str = "") -> list[Any]:
-    """A clip recognized offline: one decode, or, longer than Whisper's 30 s window (a slow
+    """A clip recognized offline with the finals' beam (``final_beam_size``: issue 12's "beam
+    5", whatever the clip's length): one decode, or, longer than Whisper's 30 s window (a slow
     speaker's sentence), halves cut at the quietest 0.2 s of its middle third, each decoded
     with the text before it as its prompt (Whisper's own long-form decoding)."""
     import numpy as np
@@ -130,7 +131,8 @@ def offline_decodes(recognizer: Any, clip: Any, lang: str, prompt: str = "") -> 
     from interpret.transcribe import WINDOW_S, words_text
 
     if len(clip) <= WINDOW_S * ASR_SAMPLE_RATE:
-        return [recognizer.recognize(clip, lang=lang, prompt=prompt)]
+        beam = recognizer.final_beam_size
+        return [recognizer.recognize(clip, lang=lang, prompt=prompt, beam_size=beam)]
     frame = ASR_SAMPLE_RATE // 5
     third = len(clip) // 3
     energy = [
@@ -284,7 +286,13 @@ def clip_errors(pipeline_factory: Any, recognizer: Any, langs: list[str]) -> lis
             finals.sort(key=lambda f: f.start_s)
             sep = "" if lang in CHARACTER_LANGS else " "
             live.append(sep.join(f.text for f in finals))
-            offline.append(words_text(recognizer.recognize(audio[: 30 * 16000], lang=lang).words))
+            offline.append(
+                words_text(
+                    recognizer.recognize(
+                        audio[: 30 * 16000], lang=lang, beam_size=recognizer.final_beam_size
+                    ).words
+                )
+            )
             refs.append(clip["reference"])
         if lang in CHARACTER_LANGS:
 
@@ -333,6 +341,19 @@ def main() -> None:
         "(see bench/hard_streams.py)",
     )
     ap.add_argument("--runs", type=int, default=1, help="runs of each stream (WER mean/worst)")
+    ap.add_argument(
+        "--final-beam",
+        type=int,
+        default=None,
+        help="Whisper's beam for decodes a final may come from (RecognizerSettings."
+        "final_beam_size; the offline figure uses it too)",
+    )
+    ap.add_argument(
+        "--final-beam-max-s",
+        type=float,
+        default=None,
+        help="the longest window decoded with the final beam (RecognizerSettings.final_beam_max_s)",
+    )
     ap.add_argument(
         "--feed",
         choices=("realtime", "fast", "virtual"),
@@ -383,10 +404,16 @@ def main() -> None:
         streaming = dataclasses.replace(streaming, **{name: kind(value)})
     if args.interim_interval_s is not None:
         streaming = dataclasses.replace(streaming, interim_interval_s=args.interim_interval_s)
-    config = PipelineConfig(
-        recognizer=RecognizerSettings(model=args.model, cpu_threads=args.threads),
-        streaming=streaming,
-    )
+    recognizer_settings = RecognizerSettings(model=args.model, cpu_threads=args.threads)
+    if args.final_beam is not None:
+        recognizer_settings = dataclasses.replace(
+            recognizer_settings, final_beam_size=args.final_beam
+        )
+    if args.final_beam_max_s is not None:
+        recognizer_settings = dataclasses.replace(
+            recognizer_settings, final_beam_max_s=args.final_beam_max_s
+        )
+    config = PipelineConfig(recognizer=recognizer_settings, streaming=streaming)
     models = load_models(config)  # once: every run's pipeline shares them
     recognizer, router = models.recognizer, models.router
 

@@ -87,7 +87,9 @@ def run_virtual(
         for stream in sorted(streams.values(), key=lambda s: s.urgency()):
             job = stream.next_job()
             if job is not None:
-                hypothesis = recognizer.recognize(job.audio, lang=job.lang, prompt=job.prompt)
+                hypothesis = recognizer.recognize(
+                    job.audio, lang=job.lang, prompt=job.prompt, final=job.final
+                )
                 cost = base_s + per_s * (job.end_s - job.offset_s)
                 running = (stream, job, hypothesis, now_s + cost)
                 return True

@@ -107,7 +107,8 @@ def measure(recognizer: Any, kind: str, lang: str) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     names = [name for name, _, _ in variants()] + [name for name, _ in choices()]
     lines = [
-        f"Whisper {result['model']} ({result['compute_type']}, beam 1, {result['threads']} "
+        f"Whisper {result['model']} ({result['compute_type']}, beam {result.get('beam', 1)}, "
+        f"{result['threads']} "
         "threads): WER of each stream's utterances decoded one by one, by window (lead = audio "
         'before the speech, tail = after it, s); "surest of": per utterance, the decode of '
         f"those leads (tail {TAILS[0]}) with the highest mean word log-probability.",
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": args.model,
         "compute_type": settings.compute_type,
+        "beam": settings.final_beam_size,
         "threads": args.threads,
         "wall_s": round(time.monotonic() - started, 1),
         "rows": rows,

@@ -169,6 +169,8 @@ def load_models(config: PipelineConfig) -> LoadedModels:
         cpu_threads=r.cpu_threads,
         num_workers=r.num_workers,
         beam_size=r.beam_size,
+        final_beam_size=r.final_beam_size,
+        final_beam_max_s=r.final_beam_max_s,
         temperatures=r.temperatures,
         encoder_window=r.encoder_window,
         fit_margin_s=r.fit_margin_s,

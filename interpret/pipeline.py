@@ -46,9 +46,16 @@ AUDIO_IDLE_S = 1.0
 
 class Recognizer(Protocol):
     def recognize(
-        self, audio: Samples, *, lang: str | None, prompt: str, abandon: AbandonFn | None = None
+        self,
+        audio: Samples,
+        *,
+        lang: str | None,
+        prompt: str,
+        final: bool = False,
+        abandon: AbandonFn | None = None,
     ) -> Hypothesis:
-        """``abandon``: asked between the decode's stages; True raises
+        """``final``: a final caption may come from this decode (worth a wider beam than an
+        interim's). ``abandon``: asked between the decode's stages; True raises
         :class:`~interpret.streaming.DecodeAbandoned`."""
         ...
 
@@ -62,10 +69,12 @@ class BatchRequest(Protocol):
     def lang(self) -> str | None: ...
     @property
     def prompt(self) -> str: ...
+    @property
+    def final(self) -> bool: ...
 
 
 #: builds one item of a batch (the recognizer's own type)
-BatchItemFn = Callable[[Samples, str | None, str], BatchRequest]
+BatchItemFn = Callable[[Samples, str | None, str, bool], BatchRequest]
 #: a recognizer's ``recognize_batch``: several speakers' buffers in one call (a GPU's batch)
 RecognizeBatchFn = Callable[[Sequence[BatchRequest]], Sequence[Hypothesis]]
 
@@ -454,12 +463,12 @@ class CaptionPipeline:
             abandon = self._overtaken if job.kind == "interim" else None
             return [
                 self._recognizer.recognize(
-                    job.audio, lang=job.lang, prompt=prompts[0], abandon=abandon
+                    job.audio, lang=job.lang, prompt=prompts[0], final=job.final, abandon=abandon
                 )
             ]
         assert self._batch_item is not None and self._recognize_batch is not None
         items = [
-            self._batch_item(job.audio, job.lang, prompt)
+            self._batch_item(job.audio, job.lang, prompt, job.final)
             for (_, job), prompt in zip(jobs, prompts, strict=True)
         ]
         return list(self._recognize_batch(items))

@@ -133,6 +133,8 @@ class WhisperRecognizer:
         cpu_threads: int = 2,
         num_workers: int = 1,
         beam_size: int = 1,
+        final_beam_size: int = 5,
+        final_beam_max_s: float = 12.0,
         temperatures: Sequence[float] = (0.0,),
         encoder_window: EncoderWindow = "fit",
         fit_margin_s: float = 2.0,
@@ -144,8 +146,16 @@ class WhisperRecognizer:
 
         if not temperatures or any(t < 0 for t in temperatures):
             raise ValueError("temperatures must be non-empty and ≥ 0")
+        if beam_size < 1 or final_beam_size < 1:
+            raise ValueError("beam sizes must be ≥ 1")
         self.model_dir = Path(model_dir)
+        #: the beam of interims (and of any decode not marked ``final``) ...
         self.beam_size = beam_size
+        #: ... and of a decode a final caption may come from (``recognize(final=True)``)
+        self.final_beam_size = final_beam_size
+        #: ... when its window is at most this long (a longer one is decoded with
+        #: ``beam_size``: the beam's cost grows with the window)
+        self.final_beam_max_s = final_beam_max_s
         self.temperatures = tuple(temperatures)
         self.encoder_window: EncoderWindow = encoder_window
         self.fit_margin_s = fit_margin_s
@@ -196,9 +206,13 @@ class WhisperRecognizer:
         task: Task = "transcribe",
         word_timestamps: bool = True,
         beam_size: int | None = None,
+        final: bool = False,
         abandon: AbandonFn | None = None,
     ) -> Recognition:
         """Decode ``audio`` (mono float32, 16 kHz, ≤ 30 s). ``lang=None`` detects the language.
+
+        ``final``: a final caption may come from this decode; it gets ``final_beam_size`` if
+        ``audio`` is at most ``final_beam_max_s`` long (``beam_size``, when given, decides).
 
         Word times are seconds from the start of ``audio``. Without ``word_timestamps`` each
         segment's words get times spread over the segment by character count (cheaper: no
@@ -222,7 +236,9 @@ class WhisperRecognizer:
         if abandon is not None and abandon():
             raise DecodeAbandoned("after the encoder")
         tokenizer = Tokenizer(m.hf_tokenizer, self.multilingual, task=task, language=source_lang)
-        options = self._options(tokenizer, prompt, beam_size, duration_s)
+        options = self._options(
+            tokenizer, prompt, beam_size or self._beam(final, duration_s), duration_s
+        )
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
         decoder_prompt = m.get_prompt(tokenizer, previous)
         result, avg_logprob, temperature, compression_ratio = m.generate_with_fallback(
@@ -280,7 +296,11 @@ class WhisperRecognizer:
         if len(live) == 1:
             i, item, audio = live[0]
             results[i] = self.recognize(
-                audio, lang=item.lang, prompt=item.prompt, word_timestamps=word_timestamps
+                audio,
+                lang=item.lang,
+                prompt=item.prompt,
+                word_timestamps=word_timestamps,
+                final=item.final,
             )
         elif live:
             # one encoder call per window length: padding a buffer to a longer window than its
@@ -330,22 +350,27 @@ class WhisperRecognizer:
                 m.hf_tokenizer, self.multilingual, task="transcribe", language=chosen[0]
             )
             tokenizers.append(tokenizer)
-            options.append(self._options(tokenizer, item.prompt, None, duration_s))
+            options.append(
+                self._options(
+                    tokenizer, item.prompt, self._beam(item.final, duration_s), duration_s
+                )
+            )
             previous = tokenizer.encode(" " + item.prompt.strip()) if item.prompt.strip() else []
             prompts.append(m.get_prompt(tokenizer, previous))
         first = options[0]
         # CTranslate2 decodes a batch whose prompts put <|startoftranscript|> at one position:
         # rows are decoded together when their prompts have the same length (no prompt, or
-        # the same number of previous-text tokens); the encoder pass above was one for all
-        by_length: dict[int, list[int]] = {}
+        # the same number of previous-text tokens) and they have the same beam (interims and
+        # decodes a final may come from differ); the encoder pass above was one for all
+        by_length: dict[tuple[int, int], list[int]] = {}
         for row, prompt in enumerate(prompts):
-            by_length.setdefault(len(prompt), []).append(row)
+            by_length.setdefault((len(prompt), options[row].beam_size), []).append(row)
         generated: dict[int, Any] = {}
-        for rows in by_length.values():
+        for (_, beam), rows in by_length.items():
             results = m.model.generate(
                 _rows(encoder_output, rows, len(live)),
                 [prompts[r] for r in rows],
-                beam_size=first.beam_size,
+                beam_size=beam,
                 patience=first.patience,
                 length_penalty=first.length_penalty,
                 repetition_penalty=first.repetition_penalty,
@@ -382,6 +407,7 @@ class WhisperRecognizer:
                             lang=item.lang,
                             prompt=item.prompt,
                             word_timestamps=word_timestamps,
+                            final=item.final,
                         ),
                     )
                 )
@@ -589,6 +615,11 @@ class WhisperRecognizer:
         padded[: len(audio)] = audio
         return content_frames, fe(padded)[:, :frames]
 
+    def _beam(self, final: bool, duration_s: float) -> int:
+        if final and duration_s <= self.final_beam_max_s:
+            return self.final_beam_size
+        return self.beam_size
+
     def _encoder_s(self, duration_s: float) -> float:
         if self.encoder_window == "full":
             return WINDOW_S
@@ -723,6 +754,8 @@ class BatchItem:
     audio: Samples
     lang: str | None = None
     prompt: str = ""
+    #: a decode a final caption may come from (``recognize``'s ``final``: the final beam)
+    final: bool = False
 
 
 def _needs_fallback(options: Any, result: Any, avg_logprob: float, ratio: float) -> bool:
@@ -812,7 +845,18 @@ class RecognizerSettings:
     compute_type: str = "int8"
     cpu_threads: int = 2
     num_workers: int = 1
+    #: the beam of interims: they are replaced within a second, and come often
     beam_size: int = 1
+    #: the beam of a decode a final caption may come from (a pause's, a sentence end's, a
+    #: cut's): on the evalset's 37 paused, noisy and slow streams 5 made 881 → 831 word
+    #: errors and 11 → 8 invented runs, for 1.2-1.7 times a final decode's time
+    #: (docs/benchmarks.md, issue 12, "Thirteenth session: a beam for finals")
+    final_beam_size: int = 5
+    #: ... when its window is at most this long; a longer window's is greedy. The beam's cost
+    #: grows with the window (2 cores, base int8: 0.78 s for 8 s against 0.47 s greedy, 1.67 s
+    #: for 18 s against 1.12 s), and a long sentence's pause decodes come back to back: two
+    #: of 16-18 s took a final to 2.6 s after the speech. 12 s kept most of the beam's gain
+    final_beam_max_s: float = 12.0
     temperatures: tuple[float, ...] = (0.0,)
     encoder_window: EncoderWindow = "fit"
     fit_margin_s: float = 2.0

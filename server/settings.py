@@ -196,6 +196,8 @@ class CaptionSettings(_Section):
     enabled: bool
     model: str
     cpu_threads: int = Field(ge=1, le=64)
+    #: Whisper's beam for the decodes a final caption comes from (interims: 1)
+    final_beam_size: int = Field(ge=1, le=16)
     translation_engines: list[Literal["argos", "apertium", "whisper"]]
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
@@ -238,7 +240,11 @@ class CaptionSettings(_Section):
         from interpret.transcribe import RecognizerSettings
 
         return PipelineConfig(
-            recognizer=RecognizerSettings(model=self.model, cpu_threads=self.cpu_threads),
+            recognizer=RecognizerSettings(
+                model=self.model,
+                cpu_threads=self.cpu_threads,
+                final_beam_size=self.final_beam_size,
+            ),
             translation=TranslationSettings(
                 engines=tuple(self.translation_engines),
                 pair_engines={k: tuple(v) for k, v in self.pair_engines.items()},

@@ -136,7 +136,13 @@ class ScriptedRecognizer:
         self.start_s = start_s
 
     def recognize(
-        self, samples: Any, *, lang: str | None, prompt: str, abandon: Any = None
+        self,
+        samples: Any,
+        *,
+        lang: str | None,
+        prompt: str,
+        final: bool = False,
+        abandon: Any = None,
     ) -> Hypothesis:
         # the pipeline's jobs carry the audio only: its length tells the window's end
         end_s = self.start_s + len(samples) / 16000

@@ -34,7 +34,13 @@ class HeldRecognizer(ScriptedRecognizer):
         self.lock = threading.Lock()
 
     def recognize(
-        self, samples: Any, *, lang: str | None, prompt: str, abandon: Any = None
+        self,
+        samples: Any,
+        *,
+        lang: str | None,
+        prompt: str,
+        final: bool = False,
+        abandon: Any = None,
     ) -> Hypothesis:
         with self.lock:
             first = not self.calls

@@ -24,7 +24,13 @@ class Vads:
 
 class Words:
     def recognize(
-        self, audio: Any, *, lang: str | None, prompt: str, abandon: Any = None
+        self,
+        audio: Any,
+        *,
+        lang: str | None,
+        prompt: str,
+        final: bool = False,
+        abandon: Any = None,
     ) -> Hypothesis:
         seconds = len(audio) / ASR_SAMPLE_RATE
         return Hypothesis([Word(0.0, seconds, " Hello there.")], lang or "en")

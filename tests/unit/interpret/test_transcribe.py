@@ -298,3 +298,34 @@ def test_a_batch_gives_each_speaker_what_their_buffer_gives_alone(
         assert [round(w.start_s, 2) for w in many.words] == [round(w.start_s, 2) for w in one.words]
     assert batch[2].words == [] and words_text(batch[0].words)
     assert recognizer.recognize_batch([]) == []
+
+
+@pytest.mark.models
+def test_a_decode_a_final_may_come_from_gets_the_final_beam(base_dir: Path) -> None:
+    """Issue 12: interims are greedy, a decode a final may come from (``final=True``) uses
+    ``final_beam_size`` up to ``final_beam_max_s`` of audio, alone and in a batch beside greedy
+    rows (rows are grouped by beam)."""
+    from interpret.transcribe import BatchItem
+
+    r = WhisperRecognizer(base_dir, cpu_threads=2, final_beam_size=5)
+    north, _ = clip("en_fleurs-en-002")  # "… town of Sintra": greedy hears "Cintra"
+    audio = north[: 6 * ASR_SAMPLE_RATE]
+    greedy = words_text(r.recognize(audio, lang="en", beam_size=1).words)
+    beam = words_text(r.recognize(audio, lang="en", beam_size=5).words)
+    assert greedy != beam, "the clip must tell the beams apart"
+    assert words_text(r.recognize(audio, lang="en").words) == greedy
+    assert words_text(r.recognize(audio, lang="en", final=True).words) == beam
+    assert words_text(r.recognize(audio, lang="en", final=True, beam_size=1).words) == greedy
+    batch = r.recognize_batch([BatchItem(audio, "en", ""), BatchItem(audio, "en", "", final=True)])
+    assert [words_text(b.words) for b in batch] == [greedy, beam]
+    cheap = WhisperRecognizer(base_dir, cpu_threads=2, final_beam_size=1)
+    assert words_text(cheap.recognize(audio, lang="en", final=True).words) == greedy
+    # a window longer than final_beam_max_s is greedy (the beam's cost grows with it)
+    short = WhisperRecognizer(base_dir, cpu_threads=2, final_beam_max_s=5.0)
+    assert words_text(short.recognize(audio, lang="en", final=True).words) == greedy
+    five = audio[: 5 * ASR_SAMPLE_RATE]
+    assert words_text(short.recognize(five, lang="en", final=True).words) == words_text(
+        r.recognize(five, lang="en", beam_size=5).words
+    )
+    with pytest.raises(ValueError, match="beam"):
+        WhisperRecognizer(base_dir, final_beam_size=0)
