@@ -32,6 +32,15 @@ def test_file_overrides_only_what_it_names(tmp_path: Path) -> None:
     assert s.rooms.max_participants_per_room == 4
 
 
+def test_the_final_beam_reaches_the_speech_workers(tmp_path: Path) -> None:
+    """Issue 12: finals are decoded with a beam of 5 by default; an operator with many
+    speakers on few cores sets 1 (greedy, as interims)."""
+    assert load_settings().captions.pipeline_config().recognizer.final_beam_size == 5
+    path = tmp_path / "p.toml"
+    path.write_text("[captions]\nfinal_beam_size = 1\n")
+    assert load_settings(path).captions.pipeline_config().recognizer.final_beam_size == 1
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -39,6 +48,7 @@ def test_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("[server]\nport = 70000\n", "server.port"),
         ("[media]\nisolation = 'threads'\n", "media.isolation"),
         ("[server\n", "p.toml"),
+        ("[captions]\nfinal_beam_size = 0\n", "captions.final_beam_size"),
     ],
 )
 def test_invalid_files_say_where(tmp_path: Path, text: str, fragment: str) -> None:
