@@ -630,7 +630,7 @@ class WhisperRecognizer:
         self,
         tokenizer: Any,
         prompt: str,
-        beam_size: int | None,
+        beam_size: int,
         duration_s: float,
     ) -> Any:
         """faster-whisper's options; only the decoding ones matter (one window, no seek)."""
@@ -646,7 +646,7 @@ class WhisperRecognizer:
         budget = 448 - len(tokenizer.sot_sequence) - prompt_tokens - 2
         max_new_tokens = min(budget, math.ceil(g.max_tokens_per_s * duration_s) + 16)
         return TranscriptionOptions(
-            beam_size=beam_size or self.beam_size,
+            beam_size=beam_size,
             best_of=5,
             patience=1.0,
             length_penalty=1.0,
