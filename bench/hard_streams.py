@@ -68,7 +68,10 @@ def internal_pauses(
     """Mid-points (s, relative to ``clip``) of silences between words inside the speech."""
     from interpret.vad import SileroVad, SpeechEnded, SpeechStarted, VadSettings
 
-    settings = VadSettings(min_silence_ms=min_silence_ms, min_speech_ms=100, speech_pad_ms=0)
+    # the streams stay as built: no input gain (VadSettings.level_target_dbfs came later)
+    settings = VadSettings(
+        min_silence_ms=min_silence_ms, min_speech_ms=100, speech_pad_ms=0, level_target_dbfs=None
+    )
     stream = SileroVad().stream(settings)
     events = stream.push(clip)
     points: list[float] = []
@@ -92,7 +95,9 @@ def speech_bounds(clip: np.ndarray) -> tuple[float, float]:
     from interpret.frames import ASR_SAMPLE_RATE
     from interpret.vad import SileroVad, SpeechEnded, SpeechStarted, VadSettings
 
-    settings = VadSettings(min_silence_ms=300, speech_pad_ms=0, onset_backtrack_ms=0)
+    settings = VadSettings(
+        min_silence_ms=300, speech_pad_ms=0, onset_backtrack_ms=0, level_target_dbfs=None
+    )
     events = SileroVad().stream(settings).push(np.concatenate([clip, np.zeros(8000, np.float32)]))
     starts = [
         e.start_s if e.onset_s is None else e.onset_s

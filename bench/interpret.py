@@ -211,6 +211,7 @@ def run_virtual_streams(
     kind: str,
     run: int,
     decode_s: str,
+    vad_settings: Any = None,
 ) -> tuple[dict[str, Path], Any]:
     """Every language's stream at once on a virtual clock (bench/virtual_feed.py)."""
     base_s, per_s = (float(x) for x in decode_s.split(","))
@@ -226,6 +227,7 @@ def run_virtual_streams(
         settings=streaming,
         base_s=base_s,
         per_s=per_s,
+        vad_settings=vad_settings,
     )
     return files, argparse.Namespace(suppressed=suppressed)
 
@@ -335,6 +337,13 @@ def main() -> None:
         help="a StreamingSettings override, e.g. --set sentence_pause_s=0.8",
     )
     ap.add_argument(
+        "--vad",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help='a VadSettings override, e.g. --vad max_gain_db=0 ("none" for None)',
+    )
+    ap.add_argument(
         "--streams",
         default="plain",
         help="plain,hard; held out: hard-b,heldout,heldout-hard; new conditions: noisy,slow "
@@ -394,6 +403,7 @@ def main() -> None:
     from interpret.pipeline import CaptionPipeline
     from interpret.streaming import StreamingSettings
     from interpret.transcribe import RecognizerSettings
+    from interpret.vad import VadSettings
 
     streaming = StreamingSettings()
     if args.first_interim_s is not None:
@@ -413,7 +423,15 @@ def main() -> None:
         recognizer_settings = dataclasses.replace(
             recognizer_settings, final_beam_max_s=args.final_beam_max_s
         )
-    config = PipelineConfig(recognizer=recognizer_settings, streaming=streaming)
+    vad_overrides: dict[str, Any] = {}
+    for override in args.vad:
+        name, _, value = override.partition("=")
+        kind = type(getattr(VadSettings(), name))
+        vad_overrides[name] = (
+            None if value == "none" else float(value) if kind is float else kind(value)
+        )
+    vad_settings = dataclasses.replace(VadSettings(), **vad_overrides)
+    config = PipelineConfig(recognizer=recognizer_settings, streaming=streaming, vad=vad_settings)
     models = load_models(config)  # once: every run's pipeline shares them
     recognizer, router = models.recognizer, models.router
 
@@ -422,7 +440,12 @@ def main() -> None:
         pipeline.set_targets(targets)
         return pipeline
 
-    results: dict[str, Any] = {"model": args.model, "threads": args.threads, "runs": []}
+    results: dict[str, Any] = {
+        "model": args.model,
+        "threads": args.threads,
+        "vad": dataclasses.asdict(vad_settings),
+        "runs": [],
+    }
     kinds = [k for k in args.streams.split(",") if k]
     offline: dict[tuple[str, str], tuple[float, int]] = {}
     for kind in kinds:
@@ -442,7 +465,14 @@ def main() -> None:
                     wall0 = time.monotonic()
                     if args.feed == "virtual":
                         files, pipeline = run_virtual_streams(
-                            models, streaming, group, out_dir, kind, run, args.decode_s
+                            models,
+                            streaming,
+                            group,
+                            out_dir,
+                            kind,
+                            run,
+                            args.decode_s,
+                            vad_settings,
                         )
                     else:
                         files, pipeline = run_streams(

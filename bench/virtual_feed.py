@@ -35,6 +35,7 @@ def run_virtual(
     base_s: float = 0.05,
     per_s: float = 0.08,
     idle_s: float | None = None,
+    vad_settings: Any = None,
 ) -> dict[str, int]:
     """Caption every speaker's ``audio`` (speaker id = language) on the virtual clock; write
     each speaker's events (CaptionLog's format) to ``files``. Returns the guard counters.
@@ -48,7 +49,9 @@ def run_virtual(
 
     suppressed: collections.Counter[str] = collections.Counter()
     streams = {
-        lang: SpeakerStream(lang, vad.stream(), settings, lang=lang, suppressed=suppressed)
+        lang: SpeakerStream(
+            lang, vad.stream(vad_settings), settings, lang=lang, suppressed=suppressed
+        )
         for lang in audio
     }
     outs = {lang: files[lang].open("w") for lang in audio}

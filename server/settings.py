@@ -198,6 +198,8 @@ class CaptionSettings(_Section):
     cpu_threads: int = Field(ge=1, le=64)
     #: Whisper's beam for the decodes a final caption comes from (interims: 1)
     final_beam_size: int = Field(ge=1, le=16)
+    #: the most the voice activity detector amplifies a quiet microphone by (0: not at all)
+    quiet_speech_gain_db: float = Field(ge=0, le=40)
     translation_engines: list[Literal["argos", "apertium", "whisper"]]
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
@@ -238,13 +240,16 @@ class CaptionSettings(_Section):
         """The :class:`interpret.compose.PipelineConfig` a speech worker is built from."""
         from interpret.compose import PipelineConfig, TranslationSettings
         from interpret.transcribe import RecognizerSettings
+        from interpret.vad import VadSettings
 
+        gain = self.quiet_speech_gain_db
         return PipelineConfig(
             recognizer=RecognizerSettings(
                 model=self.model,
                 cpu_threads=self.cpu_threads,
                 final_beam_size=self.final_beam_size,
             ),
+            vad=VadSettings(max_gain_db=gain) if gain else VadSettings(level_target_dbfs=None),
             translation=TranslationSettings(
                 engines=tuple(self.translation_engines),
                 pair_engines={k: tuple(v) for k, v in self.pair_engines.items()},

@@ -41,6 +41,17 @@ def test_the_final_beam_reaches_the_speech_workers(tmp_path: Path) -> None:
     assert load_settings(path).captions.pipeline_config().recognizer.final_beam_size == 1
 
 
+def test_the_quiet_speech_gain_reaches_the_voice_activity_detector(tmp_path: Path) -> None:
+    """Issue 12: the VAD hears quiet input amplified by up to 30 dB; 0 turns that off."""
+    vad = load_settings().captions.pipeline_config().vad
+    assert vad.max_gain_db == 30.0 and vad.level_target_dbfs is not None
+    path = tmp_path / "p.toml"
+    path.write_text("[captions]\nquiet_speech_gain_db = 12\n")
+    assert load_settings(path).captions.pipeline_config().vad.max_gain_db == 12.0
+    path.write_text("[captions]\nquiet_speech_gain_db = 0\n")
+    assert load_settings(path).captions.pipeline_config().vad.level_target_dbfs is None
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -49,6 +60,7 @@ def test_the_final_beam_reaches_the_speech_workers(tmp_path: Path) -> None:
         ("[media]\nisolation = 'threads'\n", "media.isolation"),
         ("[server\n", "p.toml"),
         ("[captions]\nfinal_beam_size = 0\n", "captions.final_beam_size"),
+        ("[captions]\nquiet_speech_gain_db = -6\n", "captions.quiet_speech_gain_db"),
     ],
 )
 def test_invalid_files_say_where(tmp_path: Path, text: str, fragment: str) -> None:
