@@ -164,8 +164,12 @@ class SpeakerStream:
         if pause is not None:
             return None
         heard = self.position_s - seg.onset_s
+        # the first interim comes ``first_interim_after_s`` into the speech, however far the
+        # segment's audio reaches back before its onset (pad, a quiet opening); the next ones
+        # each ``interim_interval_s`` of new audio later
+        first = seg.decoded_to_s <= seg.start_s
         if heard >= s.first_interim_after_s and (
-            self.position_s - seg.decoded_to_s >= s.interim_interval_s
+            first or self.position_s - seg.decoded_to_s >= s.interim_interval_s
         ):
             return "interim", self.position_s, None
         return None

@@ -10,7 +10,9 @@ class StreamingSettings:
     #: new speech needed since the last decode before an interim decode is worth it
     interim_interval_s: float = 1.0
     #: the first interim waits for this much speech after its onset (0.8 s gave a first interim
-    #: 1.0-1.2 s after the onset, 0.5 s gives 0.71-0.76 s, WER unchanged)
+    #: 1.0-1.2 s after the onset, 0.5 s gives 0.71-0.76 s, WER unchanged), and only for that:
+    #: not for ``interim_interval_s`` of the segment's audio, which starts before the onset
+    #: (pad, a quiet opening) and held it back to 0.75-1.0 s
     first_interim_after_s: float = 0.5
     #: an interim of a segment longer than this hears about its last this-many seconds: it
     #: starts between two words the interims agree on, with those words as text before it

@@ -19,12 +19,15 @@ class ScriptedVad:
         min_silence_s: float = 0.4,
         pauses: tuple[tuple[float, float], ...] = (),
         onset_lag_s: float = 0.0,
+        lead_s: float = 0.0,
     ) -> None:
         self.speech = list(speech)
         self._ended: set[tuple[float, float]] = set()  # runs ended early by end()
         self.pauses = pauses  # short silences inside an utterance
         self.min_silence_s = min_silence_s
         self.onset_lag_s = onset_lag_s
+        #: the audio of an utterance starts this long before its speech (the VAD's pad)
+        self.lead_s = lead_s
         self.position_s = 0.0
         self.in_speech = False
 
@@ -54,7 +57,11 @@ class ScriptedVad:
         for start, end in self.speech:
             if before <= start + self.onset_lag_s < self.position_s:
                 self.in_speech = True
-                events.append(SpeechStarted(start))
+                events.append(
+                    SpeechStarted(max(0.0, start - self.lead_s), start)
+                    if self.lead_s
+                    else SpeechStarted(start)
+                )
             confirmed = end + self.min_silence_s
             if before <= confirmed < self.position_s and (start, end) not in self._ended:
                 self.in_speech = False

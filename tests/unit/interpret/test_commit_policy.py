@@ -167,7 +167,9 @@ def test_the_mismatch_guard_reads_no_interim() -> None:
 
     results = []
     for interim_interval_s in (0.5, 100.0):
-        settings = Settings(interim_interval_s=interim_interval_s)
+        settings = Settings(
+            interim_interval_s=interim_interval_s, first_interim_after_s=interim_interval_s
+        )
         finals, jobs = run([(0.5, 3.5), (4.0, 6.0)], odd_final, 9.0, settings=settings)
         results.append((texts(finals), sum(j.kind == "interim" for j in jobs)))
     assert results[0][1] > 0 and results[1][1] == 0

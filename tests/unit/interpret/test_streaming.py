@@ -59,7 +59,8 @@ def test_silence_costs_nothing() -> None:
 
 
 def test_pause_decode_becomes_the_final_without_another_decode() -> None:
-    settings = StreamingSettings(interim_interval_s=100)  # no interims: only the pause decode
+    # no interims: only the pause decode
+    settings = StreamingSettings(interim_interval_s=100, first_interim_after_s=100)
     stream = speech_stream([(0.5, 3.5)], settings)
     feed(stream, audio(3.5))
     assert stream.next_job() is None  # still talking, interims off
@@ -78,7 +79,9 @@ def test_pause_decode_becomes_the_final_without_another_decode() -> None:
 
 
 def test_end_confirmed_while_decoding_promotes_that_decode() -> None:
-    stream = speech_stream([(0.0, 2.0)], StreamingSettings(interim_interval_s=100))
+    stream = speech_stream(
+        [(0.0, 2.0)], StreamingSettings(interim_interval_s=100, first_interim_after_s=100)
+    )
     feed(stream, audio(2.2))
     job = stream.next_job()
     assert job is not None
@@ -89,7 +92,9 @@ def test_end_confirmed_while_decoding_promotes_that_decode() -> None:
 
 def test_speech_resuming_after_a_pause_needs_a_final_decode() -> None:
     stream = speech_stream(
-        [(0.0, 4.0)], StreamingSettings(interim_interval_s=100), pauses=((2.0, 2.3),)
+        [(0.0, 4.0)],
+        StreamingSettings(interim_interval_s=100, first_interim_after_s=100),
+        pauses=((2.0, 2.3),),
     )
     feed(stream, audio(2.2))
     pause_job = stream.next_job()  # pause at 2.0
@@ -121,6 +126,27 @@ def test_interims_come_while_speaking_and_commit_with_agreement() -> None:
     assert u2.stable_chars > 0 and u2.text.startswith(u2.text[: u2.stable_chars])
 
 
+def test_the_first_interim_comes_its_delay_into_the_speech_whatever_audio_is_before_it() -> None:
+    # the VAD's utterance starts 0.3 s before its speech (pad): the first interim still comes
+    # 0.5 s into the speech, not ``interim_interval_s`` after the padded start; the next one
+    # ``interim_interval_s`` after it
+    settings = StreamingSettings(interim_interval_s=1.0, first_interim_after_s=0.5)
+    vad = ScriptedVad([(1.0, 10.0)], lead_s=0.3)
+    stream = SpeakerStream("s", vad, settings, lang="en")  # type: ignore[arg-type]
+    feed(stream, audio(1.4))
+    assert stream.next_job() is None  # 0.4 s of speech
+    feed(stream, audio(0.1))
+    first = stream.next_job()
+    assert first is not None and first.kind == "interim"
+    assert first.offset_s == 0.7 and first.end_s == 1.5
+    stream.on_result(first, hyp(2, 0.8, end=""))
+    feed(stream, audio(0.9))
+    assert stream.next_job() is None
+    feed(stream, audio(0.1))
+    second = stream.next_job()
+    assert second is not None and second.kind == "interim" and second.end_s == 2.5
+
+
 def test_the_scheduler_key_puts_finals_first() -> None:
     talking = speech_stream([(0.0, 10.0)])
     feed(talking, audio(3.0))
@@ -130,7 +156,9 @@ def test_the_scheduler_key_puts_finals_first() -> None:
 
 
 def test_long_segments_are_cut_with_a_decode_of_exactly_the_bound() -> None:
-    settings = StreamingSettings(max_segment_s=6.0, interim_interval_s=100)
+    settings = StreamingSettings(
+        max_segment_s=6.0, interim_interval_s=100, first_interim_after_s=100
+    )
     stream = speech_stream([(0.0, 30.0)], settings)
     feed(stream, audio(6.5))
     job = stream.next_job()
@@ -139,7 +167,7 @@ def test_long_segments_are_cut_with_a_decode_of_exactly_the_bound() -> None:
 
 
 def test_a_short_fragment_is_joined_with_what_follows() -> None:
-    settings = StreamingSettings(interim_interval_s=100)
+    settings = StreamingSettings(interim_interval_s=100, first_interim_after_s=100)
     stream = speech_stream([(0.0, 0.7), (1.3, 4.0)], settings)  # "However," ... the sentence
     finals = []
     for _ in range(60):
@@ -153,7 +181,9 @@ def test_a_short_fragment_is_joined_with_what_follows() -> None:
 
 
 def test_a_short_utterance_alone_is_final_after_a_long_pause() -> None:
-    stream = speech_stream([(0.0, 0.7)], StreamingSettings(interim_interval_s=100))
+    stream = speech_stream(
+        [(0.0, 0.7)], StreamingSettings(interim_interval_s=100, first_interim_after_s=100)
+    )
     feed(stream, audio(1.2))
     job = stream.next_job()
     assert job is not None and job.final and job.offset_s == 0.0
@@ -231,7 +261,9 @@ def decode_prompts(
 
 def test_the_previous_final_is_the_next_segments_context_unless_long_ago() -> None:
     # (context_gap_s=0: no context audio, which test_commit_policy.py covers)
-    settings = StreamingSettings(interim_interval_s=100, context_max_gap_s=30.0, context_gap_s=0)
+    settings = StreamingSettings(
+        interim_interval_s=100, first_interim_after_s=100, context_max_gap_s=30.0, context_gap_s=0
+    )
     stream = speech_stream([(0.0, 2.5), (4.0, 6.6), (40.0, 42.5)], settings)
     by_start = decode_prompts(
         stream,
@@ -247,7 +279,7 @@ def test_a_final_whisper_was_unsure_of_is_no_prompt() -> None:
     """As Whisper's long-form decoding drops its prompt after a low-confidence window: a
     misheard final ("mar, o mar, fara, e o ar.", 0.3 per word) would lead the next decode
     astray; a final heard clearly is the next segment's prompt."""
-    settings = StreamingSettings(interim_interval_s=100, context_gap_s=0)
+    settings = StreamingSettings(interim_interval_s=100, first_interim_after_s=100, context_gap_s=0)
     for probability, prompt in ((0.3, ""), (0.9, "w0 w1.")):
         stream = speech_stream([(0.0, 2.5), (4.0, 6.6)], settings)
 
