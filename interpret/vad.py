@@ -176,13 +176,14 @@ class VadStream:
         ``level_window_ms`` up to and including it."""
         s = self.settings
         assert s.level_target_dbfs is not None
-        history = np.asarray(self._levels, np.float32)
-        self._levels.extend(levels.tolist())
-        trail = np.concatenate([history, levels])
         span = self._levels.maxlen or 1
-        padded = np.concatenate([np.zeros(span - 1, np.float32), trail])
+        # the span - 1 windows before the first new one (silence before the stream's start)
+        before = list(self._levels)[max(0, len(self._levels) - (span - 1)) :]
+        self._levels.extend(levels.tolist())
+        padded = np.concatenate(
+            [np.zeros(span - 1 - len(before), np.float32), np.asarray(before, np.float32), levels]
+        )
         loudest = np.lib.stride_tricks.sliding_window_view(padded, span).max(axis=1)
-        loudest = loudest[len(history) :]
         target = 10.0 ** (s.level_target_dbfs / 20.0)
         most = 10.0 ** (s.max_gain_db / 20.0)
         gains: Samples = np.clip(target / np.maximum(loudest, 1e-9), 1.0, most).astype(np.float32)
