@@ -239,6 +239,12 @@ def build(
 #: fan, a room's air handling; 10 dB is a loud room), and the slow stream's tempo (pitch kept)
 NOISE_SNR_DB = 10.0
 SLOW_TEMPO = 0.8
+#: the babble stream's background talker: this many dB below each utterance's speech (someone
+#: talking across the room, the floor's audio leaking into a microphone)
+BABBLE_SNR_DB = 15.0
+#: whose long-form talks in the background of each language's stream (another language, so
+#: that its words never match the reference)
+BABBLE_FROM = {"de": "fr", "en": "de", "es": "en", "fr": "pt", "pt": "es"}
 
 
 def speech_rms(audio: np.ndarray, seg: dict[str, Any]) -> float:
@@ -338,7 +344,34 @@ def slow(lang: str, *, tempo: float = SLOW_TEMPO, cache: Path = CACHE) -> tuple[
     return derived(lang, f"tempo{tempo:g}", make, cache)
 
 
-KINDS = ("hard", "hard-b", "heldout", "heldout-hard", "noisy", "slow")
+def babble(lang: str, *, snr_db: float = BABBLE_SNR_DB, cache: Path = CACHE) -> tuple[Path, Path]:
+    """The hard stream of ``lang`` with another talker in the background: the evalset's
+    long-form of :data:`BABBLE_FROM` (another language), each of its clips brought to one
+    level, ``snr_db`` below each utterance's speech, looped over the whole stream. The
+    reference is the foreground's alone: a caption of the background talker is invented text.
+    The background talks through the foreground's pauses, where a VAD that hears it keeps
+    the segment open and Whisper may caption it."""
+    from server.file_captions import load_audio
+
+    other = BABBLE_FROM[lang]
+    background = load_audio(EVALSET / "longform" / f"{other}_fleurs_concat.flac")
+    other_meta = json.loads((EVALSET / "longform" / f"{other}_fleurs_concat.json").read_text())
+    even = np.zeros(len(background), np.float64)
+    for seg in other_meta["segments"]:
+        a, b = int(seg["start"] * RATE), int(seg["end"] * RATE)
+        level = speech_rms(background, seg)
+        if level > 0:
+            even[a:b] = background[a:b] / level
+
+    def make(audio: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        loops = np.resize(even, len(audio))
+        meta["noise"] = {"kind": "talker", "language": other, "snr_db_per_utterance": snr_db}
+        return np.asarray(np.clip(audio + noise_level(meta, audio, snr_db) * loops, -1.0, 1.0))
+
+    return derived(lang, f"babble-{other}{snr_db:g}db", make, cache)
+
+
+KINDS = ("hard", "hard-b", "heldout", "heldout-hard", "noisy", "slow", "babble")
 
 
 def stream(kind: str, lang: str, *, seed: int = 12) -> tuple[Path, Path]:
@@ -353,6 +386,8 @@ def stream(kind: str, lang: str, *, seed: int = 12) -> tuple[Path, Path]:
         return noisy(lang)
     if kind == "slow":
         return slow(lang)
+    if kind == "babble":
+        return babble(lang)
     return build(lang, seed=seed)
 
 

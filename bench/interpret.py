@@ -41,7 +41,7 @@ SCORER = EVALSET.parent / "tools" / "eval_captions.py"
 #: none covers, to show the "no translation" path)
 TARGETS = {"en": "es", "es": "en", "fr": "es", "pt": "es", "de": "en", "it": "es"}
 #: streams made from the FLEURS long-forms
-FLEURS_KINDS = ("plain", "hard", "hard-b", "noisy", "slow")
+FLEURS_KINDS = ("plain", "hard", "hard-b", "noisy", "slow", "babble")
 FLORES = {"en": "eng_Latn", "es": "spa_Latn", "fr": "fra_Latn", "de": "deu_Latn", "pt": "por_Latn"}
 
 
@@ -364,6 +364,13 @@ def main() -> None:
         help="the longest window decoded with the final beam (RecognizerSettings.final_beam_max_s)",
     )
     ap.add_argument(
+        "--recognizer",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a RecognizerSettings override, e.g. --recognizer encoder_window=full",
+    )
+    ap.add_argument(
         "--feed",
         choices=("realtime", "fast", "virtual"),
         default="realtime",
@@ -423,6 +430,10 @@ def main() -> None:
         recognizer_settings = dataclasses.replace(
             recognizer_settings, final_beam_max_s=args.final_beam_max_s
         )
+    for override in args.recognizer:
+        name, _, value = override.partition("=")
+        kind = type(getattr(recognizer_settings, name))
+        recognizer_settings = dataclasses.replace(recognizer_settings, **{name: kind(value)})
     vad_overrides: dict[str, Any] = {}
     for override in args.vad:
         name, _, value = override.partition("=")
@@ -444,6 +455,11 @@ def main() -> None:
         "model": args.model,
         "threads": args.threads,
         "vad": dataclasses.asdict(vad_settings),
+        "recognizer": {
+            k: v
+            for k, v in dataclasses.asdict(recognizer_settings).items()
+            if isinstance(v, (str, int, float, bool, tuple))
+        },
         "runs": [],
     }
     kinds = [k for k in args.streams.split(",") if k]

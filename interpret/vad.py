@@ -3,6 +3,7 @@ no download), streaming: one :class:`VadStream` per speaker, the model loaded on
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,18 @@ class VadSettings:
     level_target_dbfs: float | None = -30.0
     max_gain_db: float = 30.0
     level_window_ms: int = 1500
+    #: speech this many dB below the speaker's own (someone across the room, the floor's sound
+    #: in their microphone) is no speech of theirs: it does not keep their utterance going, nor
+    #: start one within ``background_hold_ms`` of their last (a talker 15 dB below kept
+    #: captions open for 10-20 s, and was captioned in every pause). After that any voice is
+    #: theirs again (another person at a quiet microphone: heard from its start, give or take
+    #: ``onset_backtrack_ms``). The speaker's level is the loudest of their speech smoothed over
+    #: ``background_smooth_ms`` (syllables and the gaps between them), falling
+    #: ``background_decay_db_s`` a second while they talk. ``None``: every voice is theirs.
+    background_gate_db: float | None = 15.0
+    background_hold_ms: int = 3000
+    background_smooth_ms: int = 320
+    background_decay_db_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +139,13 @@ class VadStream:
         )
         #: the gain (dB) the model's last window was heard with
         self.gain_db = 0.0
+        #: energies of the last windows (the smoothed level the background gate compares)
+        self._energies: deque[float] = deque(
+            maxlen=max(1, settings.background_smooth_ms * ASR_SAMPLE_RATE // 1000 // WINDOW_SAMPLES)
+        )
+        #: the speaker's level (dB), and the sample up to which it holds after their speech
+        self._voice_db = -math.inf
+        self._voice_until = 0
 
     @property
     def position_s(self) -> float:
@@ -159,13 +179,14 @@ class VadStream:
         contexts = np.vstack([self._context, blocks[:-1, -CONTEXT_SAMPLES:]])
         self._context = blocks[-1, -CONTEXT_SAMPLES:].copy()
         windows = np.hstack([contexts, blocks])
+        energies = np.mean(np.square(blocks, dtype=np.float64), axis=1)
         if self.settings.level_target_dbfs is not None:
-            gains = self._gains(np.sqrt(np.mean(np.square(blocks), axis=1)))
+            gains = self._gains(np.sqrt(energies).astype(np.float32))
             windows = np.clip(windows * gains[:, None], -1.0, 1.0).astype(np.float32)
         probs, self._state = self._vad.probabilities(windows, self._state)
         events: list[VadEvent] = []
-        for p in probs:
-            event = self._step(float(p))
+        for p, energy in zip(probs, energies.tolist(), strict=True):
+            event = self._step(float(p), self._gate(float(p), energy))
             self._position += WINDOW_SAMPLES
             if event is not None:
                 events.append(event)
@@ -190,11 +211,30 @@ class VadStream:
         self.gain_db = float(20.0 * np.log10(gains[-1]))
         return gains
 
+    def _gate(self, p: float, energy: float) -> float:
+        """``p``, or 0 where the window's smoothed level is ``background_gate_db`` below the
+        speaker's own (while that holds); tracks the speaker's level."""
+        s = self.settings
+        if s.background_gate_db is None:
+            return p
+        self._energies.append(energy)
+        level = 10.0 * math.log10(max(sum(self._energies) / len(self._energies), 1e-12))
+        decay = s.background_decay_db_s * WINDOW_SAMPLES / ASR_SAMPLE_RATE
+        if not self.in_speech and self._position >= self._voice_until:
+            self._voice_db = -math.inf  # they stopped a while ago: any voice may be theirs
+        if p >= s.threshold and level >= self._voice_db - s.background_gate_db:
+            self._voice_db = max(level, self._voice_db - decay)
+            return p
+        if level < self._voice_db - s.background_gate_db:
+            return 0.0
+        return p
+
     def end(self) -> list[VadEvent]:
         """The audio stops here (the stream ended or stalled): an utterance in progress ends
         where its silence began, or here. Audio pushed later is heard afresh: its speech
         starts a new utterance (a :class:`SpeechStarted`)."""
         self._candidate_start = None
+        self._voice_db = -math.inf  # what comes after a stall is heard afresh
         if not self.in_speech:
             return []
         end = self._position if self._silence_start is None else self._silence_start
@@ -205,12 +245,14 @@ class VadStream:
         self._last_end = min(end + pad, self._position)
         return [SpeechEnded(end / ASR_SAMPLE_RATE, self._speech_start / ASR_SAMPLE_RATE)]
 
-    def _step(self, p: float) -> VadEvent | None:
+    def _step(self, raw: float, p: float) -> VadEvent | None:
+        """One window: ``raw`` is the model's probability, ``p`` what the background gate
+        left of it."""
         s = self.settings
         rate = ASR_SAMPLE_RATE
         self.last_probability = p
         here = self._position
-        self._recent.append((here, p))
+        self._recent.append((here, raw))
         if not self.in_speech:
             if p >= s.threshold:
                 if self._candidate_start is None:
@@ -235,6 +277,7 @@ class VadStream:
                 end = self._silence_start
                 self._silence_start = None
                 self._last_end = end + s.speech_pad_ms * rate // 1000
+                self._voice_until = end + s.background_hold_ms * rate // 1000
                 return SpeechEnded(end / rate, self._speech_start / rate)
         elif p >= s.threshold:
             self._silence_start = None

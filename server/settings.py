@@ -5,6 +5,7 @@ the key and the reason, all problems at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import tomllib
@@ -200,6 +201,8 @@ class CaptionSettings(_Section):
     final_beam_size: int = Field(ge=1, le=16)
     #: the most the voice activity detector amplifies a quiet microphone by (0: not at all)
     quiet_speech_gain_db: float = Field(ge=0, le=40)
+    #: a voice this far below the speaker's own is someone else's (0: every voice is theirs)
+    background_voice_gate_db: float = Field(ge=0, le=60)
     translation_engines: list[Literal["argos", "apertium", "whisper"]]
     pair_engines: dict[str, list[Literal["argos", "apertium", "whisper"]]]
     translate_interims: bool
@@ -243,13 +246,16 @@ class CaptionSettings(_Section):
         from interpret.vad import VadSettings
 
         gain = self.quiet_speech_gain_db
+        vad = VadSettings(max_gain_db=gain) if gain else VadSettings(level_target_dbfs=None)
+        gate = self.background_voice_gate_db
+        vad = dataclasses.replace(vad, background_gate_db=gate or None)
         return PipelineConfig(
             recognizer=RecognizerSettings(
                 model=self.model,
                 cpu_threads=self.cpu_threads,
                 final_beam_size=self.final_beam_size,
             ),
-            vad=VadSettings(max_gain_db=gain) if gain else VadSettings(level_target_dbfs=None),
+            vad=vad,
             translation=TranslationSettings(
                 engines=tuple(self.translation_engines),
                 pair_engines={k: tuple(v) for k, v in self.pair_engines.items()},

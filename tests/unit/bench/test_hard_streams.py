@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from bench.hard_streams import (
+    BABBLE_SNR_DB,
     EVALSET,
     NOISE_SNR_DB,
     RATE,
     SLOW_TEMPO,
+    babble,
     build,
     noisy,
     pink_noise,
@@ -88,3 +90,26 @@ def test_the_slow_stream_scales_every_time_of_its_reference_with_its_audio(cache
     heard = loudness(base, times)
     assert np.corrcoef(heard, loudness(stretched, times / SLOW_TEMPO))[0, 1] > 0.9
     assert np.corrcoef(heard, loudness(stretched, times))[0, 1] < 0.5
+
+
+def test_the_babble_stream_is_the_hard_one_with_another_talker_15_db_below_it(cache: Path) -> None:
+    hard_audio, hard_meta = build("en", cache=cache)
+    audio_path, meta_path = babble("en", cache=cache)
+    base, mixed = np.load(hard_audio), np.load(audio_path)
+    meta = json.loads(meta_path.read_text())
+    assert len(mixed) == len(base)
+    assert meta["segments"] == json.loads(hard_meta.read_text())["segments"]
+    assert meta["noise"]["kind"] == "talker" and meta["noise"]["language"] != "en"
+    talker = mixed.astype(np.float64) - base
+    for seg in meta["segments"]:
+        # the other talker's own pauses make it a little quieter than the level it is set to
+        snr = 20 * np.log10(speech_rms(base, seg) / speech_rms(talker, seg))
+        assert BABBLE_SNR_DB - 0.5 < snr < BABBLE_SNR_DB + 6
+    # a talker, not a noise: loud and quiet in turns (syllables, pauses), through the gaps too
+    frames = talker[: len(talker) // 1600 * 1600].reshape(-1, 1600)
+    levels = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    voiced = levels[levels > levels.max() - 40]
+    assert np.percentile(voiced, 90) - np.percentile(voiced, 10) > 10
+    first, second = meta["segments"][:2]
+    gap = talker[int(first["end"] * RATE) : int(second["start"] * RATE)]
+    assert np.sqrt(np.mean(gap**2)) > 0.1 * speech_rms(talker, first)

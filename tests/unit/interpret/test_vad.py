@@ -39,9 +39,9 @@ def test_silence_and_noise_start_nothing() -> None:
 def test_quiet_openings_are_kept_and_utterances_do_not_overlap(english) -> None:
     audio, meta = english
     # the model's own scores (no input gain: with it the quiet opening scores higher anyway)
-    raw = VadSettings(level_target_dbfs=None)
+    raw = VadSettings(level_target_dbfs=None, background_gate_db=None)
     starts = [e.start_s for e in events(audio, raw) if isinstance(e, SpeechStarted)]
-    plain = VadSettings(onset_backtrack_ms=0, level_target_dbfs=None)
+    plain = VadSettings(onset_backtrack_ms=0, level_target_dbfs=None, background_gate_db=None)
     plain_starts = [e.start_s for e in events(audio, plain) if isinstance(e, SpeechStarted)]
     assert len(starts) == len(plain_starts)
     # "To the north and …" (3rd sentence) opens quietly, scored 0.01-0.4 by Silero: without
@@ -141,3 +141,63 @@ def test_the_input_gain_leaves_loud_speech_alone_and_does_not_make_noise_speech(
     for level_db in (-70, -50, -35):
         hiss = rng.normal(0, 10 ** (level_db / 20), 10 * ASR_SAMPLE_RATE).astype(np.float32)
         assert events(hiss, VadSettings()) == [], level_db
+
+
+def across_the_room(english, near_index: int, lang: str, far_index: int) -> tuple:
+    """A FLEURS reader of the English long-form with 4 s of silence after their sentence, and
+    a reader of another language's long-form talking all through it, 15 dB below the first
+    one's speech (someone across the room); and where the near reader's speech ends."""
+    from server.file_captions import load_audio
+
+    audio, meta = english
+    seg = meta["segments"][near_index]
+    rate = ASR_SAMPLE_RATE
+    near = audio[int(seg["start"] * rate) : int(seg["end"] * rate)]
+    near = np.concatenate([near, np.zeros(4 * rate, np.float32)])
+    speech_end = seg["speech_end"] - seg["start"]
+    speech = near[int((seg["speech_start"] - seg["start"]) * rate) : int(speech_end * rate)]
+    base = evalset_dir() / "longform" / f"{lang}_fleurs_concat"
+    other = json.loads(base.with_suffix(".json").read_text())["segments"][far_index]
+    far = load_audio(base.with_suffix(".flac"))[int(other["speech_start"] * rate) :][: len(near)]
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    mixed = near + far * (rms(speech) / rms(far) / 10 ** (15 / 20))
+    return mixed.astype(np.float32), near, speech_end
+
+
+def test_a_voice_far_below_the_speakers_own_does_not_keep_their_utterance_going(english) -> None:
+    # French across the room: Silero hears speech all along, and the English reader's
+    # utterance never ends; the gate ends it when the reader stops (give or take the louder
+    # moments of the other voice)
+    mixed, near, speech_end = across_the_room(english, 0, "fr", 2)
+    ungated = events(mixed, VadSettings(background_gate_db=None))
+    assert not [e for e in ungated if isinstance(e, SpeechEnded) and e.end_s > 3.0]
+    ends = [e.end_s for e in events(mixed, VadSettings()) if isinstance(e, SpeechEnded)]
+    assert any(speech_end - 0.2 < end < speech_end + 2.0 for end in ends)
+    # alone, the reader's utterances end where they do without the gate
+    alone = [e.end_s for e in events(near, VadSettings()) if isinstance(e, SpeechEnded)]
+    plain = [
+        e.end_s
+        for e in events(near, VadSettings(background_gate_db=None))
+        if isinstance(e, SpeechEnded)
+    ]
+    assert len(alone) == len(plain)
+    assert all(abs(a - b) < 0.1 for a, b in zip(alone, plain, strict=True)), (alone, plain)
+
+
+def test_a_voice_far_below_the_speakers_own_starts_nothing_in_their_pause(english) -> None:
+    # Portuguese across the room: without the gate it starts two utterances in the 4 s after
+    # the English reader's sentence (captions of a voice nobody in the room meant for them)
+    mixed, _, speech_end = across_the_room(english, 3, "pt", 3)
+
+    def starts_after(settings: VadSettings) -> list[float]:
+        return [
+            e.start_s
+            for e in events(mixed, settings)
+            if isinstance(e, SpeechStarted) and e.start_s > speech_end
+        ]
+
+    assert len(starts_after(VadSettings(background_gate_db=None))) >= 1
+    assert starts_after(VadSettings()) == []

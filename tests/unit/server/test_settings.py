@@ -52,6 +52,16 @@ def test_the_quiet_speech_gain_reaches_the_voice_activity_detector(tmp_path: Pat
     assert load_settings(path).captions.pipeline_config().vad.level_target_dbfs is None
 
 
+def test_the_background_voice_gate_reaches_the_voice_activity_detector(tmp_path: Path) -> None:
+    """Issue 12: a voice 15 dB below the speaker's is not theirs; 0 turns that off."""
+    assert load_settings().captions.pipeline_config().vad.background_gate_db == 15.0
+    path = tmp_path / "p.toml"
+    path.write_text("[captions]\nbackground_voice_gate_db = 20\n")
+    assert load_settings(path).captions.pipeline_config().vad.background_gate_db == 20.0
+    path.write_text("[captions]\nbackground_voice_gate_db = 0\n")
+    assert load_settings(path).captions.pipeline_config().vad.background_gate_db is None
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
@@ -61,6 +71,7 @@ def test_the_quiet_speech_gain_reaches_the_voice_activity_detector(tmp_path: Pat
         ("[server\n", "p.toml"),
         ("[captions]\nfinal_beam_size = 0\n", "captions.final_beam_size"),
         ("[captions]\nquiet_speech_gain_db = -6\n", "captions.quiet_speech_gain_db"),
+        ("[captions]\nbackground_voice_gate_db = -1\n", "captions.background_voice_gate_db"),
     ],
 )
 def test_invalid_files_say_where(tmp_path: Path, text: str, fragment: str) -> None:
