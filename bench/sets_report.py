@@ -24,8 +24,9 @@ SETS = {
     "heldout-hard": "held out",
     "noisy": "noisy",
     "slow": "slow",
+    "babble": "babble",
 }
-ORDER = ("dev", "held out", "noisy", "slow")
+ORDER = ("dev", "held out", "noisy", "slow", "babble")
 
 
 def per_set(runs: list[dict[str, Any]], *, offline: bool = False) -> dict[str, dict[str, int]]:
@@ -50,6 +51,31 @@ def per_set(runs: list[dict[str, Any]], *, offline: bool = False) -> dict[str, d
     return out
 
 
+def table(results: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """The markdown table of :func:`per_set`'s results per configuration; "all" sums the sets
+    every configuration has, so that the totals compare."""
+    sets = [s for s in ORDER if any(s in r for r in results.values())]
+    # "all": the sets every configuration has, so that the totals compare
+    common = [s for s in sets if all(s in r for r in results.values())]
+    lines = [
+        "| configuration | "
+        + " | ".join(f"{s}: errors (invented runs)" for s in sets)
+        + f" | all ({' + '.join(common)}) |",
+        "|---" * (len(sets) + 2) + "|",
+    ]
+    for label, rows in results.items():
+        cells = [
+            f"{rows[s]['errors']} ({rows[s]['invented_runs']})" if s in rows else "–" for s in sets
+        ]
+        total = sum(rows[s]["errors"] for s in common)
+        invented = sum(rows[s]["invented_runs"] for s in common)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {total} ({invented}) |")
+    words = {s: next(r[s]["words"] for r in results.values() if s in r) for s in sets}
+    lines.append("")
+    lines.append("Reference words: " + ", ".join(f"{s} {w:,}" for s, w in words.items()) + ".")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,25 +97,10 @@ def main() -> None:
         offline = label.startswith("offline:")
         results[label.removeprefix("offline:")] = per_set(runs, offline=offline)
     args.json.write_text(json.dumps(results, indent=1))
-    sets = [s for s in ORDER if any(s in r for r in results.values())]
-    lines = [
-        "| configuration | "
-        + " | ".join(f"{s}: errors (invented runs)" for s in sets)
-        + " | all |",
-        "|---" * (len(sets) + 2) + "|",
-    ]
-    for label, rows in results.items():
-        cells = [
-            f"{rows[s]['errors']} ({rows[s]['invented_runs']})" if s in rows else "–" for s in sets
-        ]
-        total = sum(rows[s]["errors"] for s in sets if s in rows)
-        invented = sum(rows[s]["invented_runs"] for s in sets if s in rows)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {total} ({invented}) |")
-    words = {s: next(r[s]["words"] for r in results.values() if s in r) for s in sets}
-    lines.append("")
-    lines.append("Reference words: " + ", ".join(f"{s} {w:,}" for s, w in words.items()) + ".")
+    lines = table(results)
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    sets = [s for s in ORDER if any(s in r for r in results.values())]
 
     import matplotlib
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.sets_report import per_set
+from bench.sets_report import per_set, table
 
 
 def _row(stream: str, wer: float, words: int, **extra: Any) -> dict[str, Any]:
@@ -42,3 +42,13 @@ def test_streams_are_summed_per_set_and_only_one_speaker_run_0_counts() -> None:
 def test_an_offline_table_of_runs_without_the_offline_figure_is_an_error() -> None:
     with pytest.raises(SystemExit, match="hard xx: no offline figure"):
         per_set([_row("hard", 10.0, 100, offline_wer=None)], offline=True)
+
+
+def test_the_total_sums_only_the_sets_every_configuration_has() -> None:
+    # a configuration run without babble streams: "all" leaves babble out of every row
+    with_babble = per_set([_row("hard", 10.0, 100), _row("babble", 50.0, 100)])
+    without = per_set([_row("hard", 20.0, 100)])
+    lines = table({"a": with_babble, "b": without})
+    assert lines[0].endswith("| all (dev) |")
+    assert lines[2] == "| a | 10 (0) | 50 (0) | 10 (0) |"
+    assert lines[3] == "| b | 20 (0) | – | 20 (0) |"
