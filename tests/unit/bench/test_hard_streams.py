@@ -6,6 +6,7 @@ caption against the wrong words, so the references are checked against the audio
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +48,20 @@ def test_pink_noise_has_unit_rms_falls_3_db_an_octave_and_repeats_for_its_seed()
     assert not np.array_equal(noise, pink_noise(10 * RATE, "y"))
 
 
-def test_the_noisy_stream_is_the_hard_one_with_noise_10_db_below_its_speech(cache: Path) -> None:
+def added_to_hard(stream: Callable[..., tuple[Path, Path]], cache: Path) -> tuple:
+    """The en hard stream, what ``stream`` (noisy, babble) added to it, its reference and its
+    mixed audio; the reference is the hard stream's, the length the same."""
     hard_audio, hard_meta = build("en", cache=cache)
-    audio_path, meta_path = noisy("en", cache=cache)
+    audio_path, meta_path = stream("en", cache=cache)
     base, mixed = np.load(hard_audio), np.load(audio_path)
     meta = json.loads(meta_path.read_text())
     assert len(mixed) == len(base)
     assert meta["segments"] == json.loads(hard_meta.read_text())["segments"]
-    noise = mixed.astype(np.float64) - base
+    return base, mixed.astype(np.float64) - base, meta, mixed
+
+
+def test_the_noisy_stream_is_the_hard_one_with_noise_10_db_below_its_speech(cache: Path) -> None:
+    base, noise, meta, mixed = added_to_hard(noisy, cache)
     for seg in meta["segments"]:  # the clips' levels differ by up to 45 dB: per utterance
         snr = 20 * np.log10(speech_rms(base, seg) / speech_rms(noise, seg))
         assert snr == pytest.approx(NOISE_SNR_DB, abs=0.5)
@@ -93,14 +100,8 @@ def test_the_slow_stream_scales_every_time_of_its_reference_with_its_audio(cache
 
 
 def test_the_babble_stream_is_the_hard_one_with_another_talker_15_db_below_it(cache: Path) -> None:
-    hard_audio, hard_meta = build("en", cache=cache)
-    audio_path, meta_path = babble("en", cache=cache)
-    base, mixed = np.load(hard_audio), np.load(audio_path)
-    meta = json.loads(meta_path.read_text())
-    assert len(mixed) == len(base)
-    assert meta["segments"] == json.loads(hard_meta.read_text())["segments"]
+    base, talker, meta, _ = added_to_hard(babble, cache)
     assert meta["noise"]["kind"] == "talker" and meta["noise"]["language"] != "en"
-    talker = mixed.astype(np.float64) - base
     for seg in meta["segments"]:
         # the other talker's own pauses make it a little quieter than the level it is set to
         snr = 20 * np.log10(speech_rms(base, seg) / speech_rms(talker, seg))
