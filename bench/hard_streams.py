@@ -351,19 +351,20 @@ def babble(lang: str, *, snr_db: float = BABBLE_SNR_DB, cache: Path = CACHE) -> 
     reference is the foreground's alone: a caption of the background talker is invented text.
     The background talks through the foreground's pauses, where a VAD that hears it keeps
     the segment open and Whisper may caption it."""
-    from server.file_captions import load_audio
-
     other = BABBLE_FROM[lang]
-    background = load_audio(EVALSET / "longform" / f"{other}_fleurs_concat.flac")
-    other_meta = json.loads((EVALSET / "longform" / f"{other}_fleurs_concat.json").read_text())
-    even = np.zeros(len(background), np.float64)
-    for seg in other_meta["segments"]:
-        a, b = int(seg["start"] * RATE), int(seg["end"] * RATE)
-        level = speech_rms(background, seg)
-        if level > 0:
-            even[a:b] = background[a:b] / level
 
     def make(audio: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        from server.file_captions import load_audio
+
+        # only when the stream is not cached yet: each of the talker's clips at one level
+        background = load_audio(EVALSET / "longform" / f"{other}_fleurs_concat.flac")
+        other_meta = json.loads((EVALSET / "longform" / f"{other}_fleurs_concat.json").read_text())
+        even = np.zeros(len(background), np.float64)
+        for seg in other_meta["segments"]:
+            a, b = int(seg["start"] * RATE), int(seg["end"] * RATE)
+            level = speech_rms(background, seg)
+            if level > 0:
+                even[a:b] = background[a:b] / level
         loops = np.resize(even, len(audio))
         meta["noise"] = {"kind": "talker", "language": other, "snr_db_per_utterance": snr_db}
         return np.asarray(np.clip(audio + noise_level(meta, audio, snr_db) * loops, -1.0, 1.0))

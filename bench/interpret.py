@@ -320,6 +320,25 @@ def clip_errors(pipeline_factory: Any, recognizer: Any, langs: list[str]) -> lis
     return rows
 
 
+def overridden(settings: Any, pairs: list[str]) -> Any:
+    """``settings`` (a dataclass) with each ``NAME=VALUE`` of ``pairs`` replacing a field, the
+    value read as the field's type ("none": None)."""
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        current = getattr(settings, name)
+        new: Any
+        if value == "none":
+            new = None
+        elif isinstance(current, bool):
+            new = value.lower() in ("1", "true", "yes")
+        elif current is None:
+            new = float(value)
+        else:
+            new = type(current)(value)
+        settings = dataclasses.replace(settings, **{name: new})
+    return settings
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -415,10 +434,7 @@ def main() -> None:
     streaming = StreamingSettings()
     if args.first_interim_s is not None:
         streaming = dataclasses.replace(streaming, first_interim_after_s=args.first_interim_s)
-    for override in args.set:
-        name, _, value = override.partition("=")
-        kind = type(getattr(streaming, name))
-        streaming = dataclasses.replace(streaming, **{name: kind(value)})
+    streaming = overridden(streaming, args.set)
     if args.interim_interval_s is not None:
         streaming = dataclasses.replace(streaming, interim_interval_s=args.interim_interval_s)
     recognizer_settings = RecognizerSettings(model=args.model, cpu_threads=args.threads)
@@ -430,18 +446,8 @@ def main() -> None:
         recognizer_settings = dataclasses.replace(
             recognizer_settings, final_beam_max_s=args.final_beam_max_s
         )
-    for override in args.recognizer:
-        name, _, value = override.partition("=")
-        kind = type(getattr(recognizer_settings, name))
-        recognizer_settings = dataclasses.replace(recognizer_settings, **{name: kind(value)})
-    vad_overrides: dict[str, Any] = {}
-    for override in args.vad:
-        name, _, value = override.partition("=")
-        kind = type(getattr(VadSettings(), name))
-        vad_overrides[name] = (
-            None if value == "none" else float(value) if kind is float else kind(value)
-        )
-    vad_settings = dataclasses.replace(VadSettings(), **vad_overrides)
+    recognizer_settings = overridden(recognizer_settings, args.recognizer)
+    vad_settings = overridden(VadSettings(), args.vad)
     config = PipelineConfig(recognizer=recognizer_settings, streaming=streaming, vad=vad_settings)
     models = load_models(config)  # once: every run's pipeline shares them
     recognizer, router = models.recognizer, models.router

@@ -51,10 +51,15 @@ def per_set(runs: list[dict[str, Any]], *, offline: bool = False) -> dict[str, d
     return out
 
 
+def present(results: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """The sets any configuration has, in :data:`ORDER`."""
+    return [s for s in ORDER if any(s in r for r in results.values())]
+
+
 def table(results: dict[str, dict[str, dict[str, int]]]) -> list[str]:
     """The markdown table of :func:`per_set`'s results per configuration; "all" sums the sets
     every configuration has, so that the totals compare."""
-    sets = [s for s in ORDER if any(s in r for r in results.values())]
+    sets = present(results)
     # "all": the sets every configuration has, so that the totals compare
     common = [s for s in sets if all(s in r for r in results.values())]
     lines = [
@@ -100,7 +105,7 @@ def main() -> None:
     lines = table(results)
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    sets = [s for s in ORDER if any(s in r for r in results.values())]
+    sets = present(results)
 
     import matplotlib
 

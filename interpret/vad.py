@@ -222,11 +222,10 @@ class VadStream:
         decay = s.background_decay_db_s * WINDOW_SAMPLES / ASR_SAMPLE_RATE
         if not self.in_speech and self._position >= self._voice_until:
             self._voice_db = -math.inf  # they stopped a while ago: any voice may be theirs
-        if p >= s.threshold and level >= self._voice_db - s.background_gate_db:
-            self._voice_db = max(level, self._voice_db - decay)
-            return p
         if level < self._voice_db - s.background_gate_db:
             return 0.0
+        if p >= s.threshold:
+            self._voice_db = max(level, self._voice_db - decay)
         return p
 
     def end(self) -> list[VadEvent]:
