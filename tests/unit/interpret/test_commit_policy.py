@@ -13,13 +13,13 @@ from interpret.streaming import DecodeJob, SpeakerStream
 from interpret.streaming import StreamingSettings as Settings
 from tests.support.scripted_policy import heard, run, texts, words
 
-# "The dam was built in 1963 | (1.5 s pause) | after the great flood." and a second sentence
+# "The dam was built in 1963 | (1.4 s pause) | after the great flood." and a second sentence
 SENTENCE = [
     *words(0.5, 3.0, "The dam was built in 1963"),
-    *words(4.5, 6.5, "after the great flood."),
+    *words(4.4, 6.5, "after the great flood."),
     *words(8.5, 11.0, "It holds back the river."),
 ]
-SPEECH = [(0.5, 3.0), (4.5, 6.5), (8.5, 11.0)]
+SPEECH = [(0.5, 3.0), (4.4, 6.5), (8.5, 11.0)]
 
 
 def test_a_pause_mid_sentence_is_not_a_final() -> None:
@@ -45,10 +45,20 @@ def test_a_sentence_end_at_a_pause_is_final_once_the_pause_is_long_enough() -> N
 
 def test_without_a_sentence_end_a_long_pause_still_ends_the_caption() -> None:
     script = words(0.5, 3.5, "so we went on and on")
-    finals, _ = run([(0.5, 3.5)], heard(script), 5.4, flush=False)
-    assert finals == []  # 1.9 s of pause: the speaker may go on
-    finals, _ = run([(0.5, 3.5)], heard(script), 5.8, flush=False)
+    finals, _ = run([(0.5, 3.5)], heard(script), 4.9, flush=False)
+    assert finals == []  # 1.4 s of pause: the speaker may go on
+    finals, _ = run([(0.5, 3.5)], heard(script), 5.2, flush=False)  # long_pause_s = 1.5
     assert texts(finals) == ["so we went on and on"]
+
+
+def test_after_a_long_pause_mid_sentence_the_rest_hears_the_first_half() -> None:
+    # a pause of long_pause_s with no punctuation ends the caption (the speaker may have
+    # stopped); when they go on, the rest is decoded with the first half's audio in front
+    script = [*words(0.5, 3.5, "so we went on and on"), *words(5.1, 6.5, "until the end.")]
+    finals, jobs = run([(0.5, 3.5), (5.1, 6.5)], heard(script), 10.0)
+    assert texts(finals) == ["so we went on and on", "until the end."]
+    rest = [j for j in jobs if j.final and j.end_s > 6.0]
+    assert rest and all(j.offset_s <= 0.5 and j.seam_s is not None for j in rest)
 
 
 def test_the_finals_do_not_depend_on_decode_timing() -> None:
