@@ -26,7 +26,7 @@ class StreamingSettings:
     #: audio after the end of speech given to the decoder (Whisper likes a little silence)
     tail_pad_s: float = 0.15
     #: a sentence end the recognizer heard at a pause ends the caption if at least this much
-    #: speech came before it; a shorter fragment waits for ``long_pause_s``
+    #: speech came before it; a shorter fragment waits for ``short_long_pause_s``
     min_final_speech_s: float = 2.0
     #: a sentence end ends the caption once its pause is this long (the speaker stopped) ...
     sentence_pause_s: float = 1.2
