@@ -76,6 +76,10 @@ def test_an_interim_gives_way_to_the_pause_decode_a_final_waits_for(speaker_stop
         with lock:
             frames.append(frame)
 
+    def interim_out() -> bool:
+        with lock:
+            return any(not f.is_final for f in frames)
+
     recognizer = HeldRecognizer()
     speech = [(0.5, 3.8)] if speaker_stops else [(0.5, 8.0)]
     pipeline = CaptionPipeline(
@@ -97,7 +101,9 @@ def test_an_interim_gives_way_to_the_pause_decode_a_final_waits_for(speaker_stop
         if speaker_stops:
             assert until(lambda: any(f.is_final for f in frames))
         else:
-            assert until(lambda: recognizer.calls.count("decoded") >= 2)
+            # an interim is out before the stop: the output thread drops an interim that
+            # waits beside its caption's final (on a loaded machine both could be queued)
+            assert until(lambda: recognizer.calls.count("decoded") >= 2 and interim_out())
     finally:
         pipeline.stop(drain=True, timeout_s=10.0)
     with lock:
